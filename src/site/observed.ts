@@ -1,0 +1,28 @@
+// What is really running, as host agents report it to Redis. The planner uses it to skip work already
+// done and to notice drift; the rebalancer and failover read it with the Ganglia metrics.
+
+import type { DomainInfo } from '../drivers/hypervisor/hypervisor.ts';
+
+export interface ObservedHost {
+  name: string;
+  /** Epoch ms of the agent's last heartbeat. */
+  heartbeatAt: number;
+  totalMemMiB: number;
+  freeMemMiB: number;
+  nrCpus: number;
+  /** Guest domains only (Domain-0 excluded). */
+  domains: DomainInfo[];
+}
+
+export interface ObservedState {
+  hosts: Record<string, ObservedHost>;
+}
+
+/** Where each VM is observed running, by name. A VM seen on two hosts (mid-migration) maps to the first. */
+export function observedPlacement(observed: ObservedState): Map<string, string> {
+  const at = new Map<string, string>();
+  for (const host of Object.values(observed.hosts)) {
+    for (const d of host.domains) if (!at.has(d.name)) at.set(d.name, host.name);
+  }
+  return at;
+}

@@ -1,0 +1,80 @@
+// Writes a Site back as a site file. Implied hosts and templates are not written, so a paper-format file
+// round-trips to a paper-format file; defaults are omitted so the output stays as small as the input.
+
+import type { HostSpec, Site, TemplateSpec, VmSpec } from './model.ts';
+
+function esc(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+}
+
+function hostXml(h: HostSpec): string {
+  const attrs = [`name="${esc(h.name)}"`, `address="${esc(h.address)}"`];
+  if (h.bootMac) attrs.push(`mac="${h.bootMac}"`);
+  attrs.push(`cpus="${h.cpus}"`, `memory="${h.memoryMiB}"`);
+  if (h.maintenance) attrs.push('maintenance="true"');
+  if (!h.power) return `    <Host ${attrs.join(' ')}/>`;
+  const p = h.power;
+  const pa = [`driver="${p.driver}"`];
+  if (p.address) pa.push(`address="${esc(p.address)}"`);
+  if (p.user) pa.push(`user="${esc(p.user)}"`);
+  if (p.passwordFile) pa.push(`passwordFile="${esc(p.passwordFile)}"`);
+  return `    <Host ${attrs.join(' ')}>\n      <Power ${pa.join(' ')}/>\n    </Host>`;
+}
+
+function templateXml(t: TemplateSpec): string {
+  const attrs = [`name="${esc(t.name)}"`, `type="${t.type}"`];
+  if (t.maxMemMiB !== undefined) attrs.push(`maxmem="${t.maxMemMiB}"`);
+  if (t.maxVcpus !== undefined) attrs.push(`maxvcpus="${t.maxVcpus}"`);
+  if (t.weight !== undefined) attrs.push(`weight="${t.weight}"`);
+  const lines = [`    <Template ${attrs.join(' ')}>`];
+  if (t.kernel) lines.push(`      <Kernel>${esc(t.kernel)}</Kernel>`);
+  if (t.ramdisk) lines.push(`      <Ramdisk>${esc(t.ramdisk)}</Ramdisk>`);
+  if (t.bootloader) lines.push(`      <Bootloader>${esc(t.bootloader)}</Bootloader>`);
+  if (t.extra) lines.push(`      <Extra>${esc(t.extra)}</Extra>`);
+  for (const d of t.disks) lines.push(`      <Disk target="${esc(d.target)}" vdev="${d.vdev}" format="${d.format}" access="${d.access}"/>`);
+  lines.push(`      <Bridge>${esc(t.bridge)}</Bridge>`, '    </Template>');
+  return lines.join('\n');
+}
+
+function vmXml(vm: VmSpec, dom0: string): string {
+  const lines = [
+    `    <VM name="${esc(vm.name)}" config="${esc(vm.config)}">`,
+    `      <DOM0>${esc(dom0)}</DOM0>`,
+    `      <VCPUS>${vm.vcpus}</VCPUS>`,
+    `      <HWADDR>${vm.hwaddr.toUpperCase()}</HWADDR>`,
+    `      <IP>${esc(vm.ip)}</IP>`,
+    `      <MEM>${vm.memMiB}</MEM>`,
+  ];
+  const p = vm.placement;
+  const pa: string[] = [];
+  if (p.pinned) pa.push('pinned="true"');
+  if (p.antiAffinity !== undefined) pa.push(`antiAffinity="${esc(p.antiAffinity)}"`);
+  if (p.noRebalance) pa.push('rebalance="false"');
+  if (p.priority) pa.push(`priority="${p.priority}"`);
+  if (pa.length) lines.push(`      <Placement ${pa.join(' ')}/>`);
+  lines.push('    </VM>');
+  return lines.join('\n');
+}
+
+export function serializeSite(site: Site): string {
+  const out = ['<?xml version="1.0" encoding="UTF-8"?>', '<XSMConfig>'];
+  const declaredHosts = site.hosts.filter((h) => !h.implied);
+  if (declaredHosts.length) out.push('  <Hosts>', ...declaredHosts.map(hostXml), '  </Hosts>');
+  const declaredTemplates = site.templates.filter((t) => !t.implied);
+  if (declaredTemplates.length) out.push('  <Templates>', ...declaredTemplates.map(templateXml), '  </Templates>');
+  const hostByName = new Map(site.hosts.map((h) => [h.name, h]));
+  const vmByName = new Map(site.vms.map((v) => [v.name, v]));
+  for (const set of site.sets) {
+    out.push(`  <Set name="${esc(set.name)}">`);
+    if (set.owner !== undefined) out.push(`    <Owner>${esc(set.owner)}</Owner>`);
+    for (const name of set.vms) {
+      const vm = vmByName.get(name);
+      if (!vm) continue;
+      // An implied host is named by its DOM0 text; a declared one by name.
+      out.push(vmXml(vm, hostByName.get(vm.host)?.name ?? vm.host));
+    }
+    out.push('  </Set>');
+  }
+  out.push('</XSMConfig>', '');
+  return out.join('\n');
+}
