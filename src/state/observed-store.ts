@@ -1,0 +1,42 @@
+// What host agents report: their domains, memory and a heartbeat, one key per host, in Redis so any
+// API instance, the planner, the rebalancer and failover read the same picture.
+
+import type { Redis } from 'ioredis';
+import type { ObservedHost, ObservedState } from '../site/observed.ts';
+
+export class ObservedStore {
+  private readonly hostsKey: string;
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+  ) {
+    this.hostsKey = `${prefix}:observed:hosts`;
+  }
+  private key(host: string) {
+    return `${this.prefix}:observed:host:${host}`;
+  }
+  async report(host: ObservedHost): Promise<void> {
+    await this.redis.multi().set(this.key(host.name), JSON.stringify(host)).sadd(this.hostsKey, host.name).exec();
+  }
+  async host(name: string): Promise<ObservedHost | undefined> {
+    const v = await this.redis.get(this.key(name));
+    return v ? (JSON.parse(v) as ObservedHost) : undefined;
+  }
+  async all(): Promise<ObservedState> {
+    const names = (await this.redis.smembers(this.hostsKey)).sort();
+    const values = names.length ? await this.redis.mget(names.map((n) => this.key(n))) : [];
+    const hosts: Record<string, ObservedHost> = Object.create(null) as Record<string, ObservedHost>;
+    values.forEach((v) => {
+      if (v) {
+        const h = JSON.parse(v) as ObservedHost;
+        hosts[h.name] = h;
+      }
+    });
+    return { hosts };
+  }
+  /** Hosts whose heartbeat is older than `maxAgeMs`. */
+  async stale(maxAgeMs: number, now = Date.now()): Promise<string[]> {
+    const all = await this.all();
+    return Object.values(all.hosts).filter((h) => now - h.heartbeatAt > maxAgeMs).map((h) => h.name);
+  }
+}

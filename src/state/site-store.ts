@@ -1,0 +1,101 @@
+// The desired state in Redis: every accepted site file is a numbered version with author, time and
+// reason; history is kept. A new version names the version it was based on, and a stale base is refused
+// (atomically, in one Lua script), so two operators can never overwrite each other's change.
+
+import type { Redis } from 'ioredis';
+import { loadSite, type LoadOptions } from '../site/parse.ts';
+import type { LoadResult, Site, SiteIssue } from '../site/model.ts';
+
+export interface VersionMeta {
+  version: number;
+  author: string;
+  reason: string;
+  /** Epoch ms. */
+  time: number;
+  /** The version this one was written against (0 for the first). */
+  base: number;
+}
+
+export interface StoredVersion extends VersionMeta {
+  xml: string;
+}
+
+export class StaleVersionError extends Error {
+  constructor(readonly base: number, readonly current: number) {
+    super(`the site file was changed meanwhile: your change is based on version ${base} but the current version is ${current}; fetch version ${current}, redo your change on it and submit again`);
+    this.name = 'StaleVersionError';
+  }
+}
+
+export class InvalidSiteError extends Error {
+  constructor(readonly issues: SiteIssue[]) {
+    super(`the site file is invalid (${issues.length} error${issues.length === 1 ? '' : 's'}); nothing was stored`);
+    this.name = 'InvalidSiteError';
+  }
+}
+
+// KEYS: current, seq, history, versionPrefix  ARGV: base, xml, author, reason, time
+const SUBMIT = `
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+if current ~= tonumber(ARGV[1]) then return {-1, current} end
+local v = redis.call('INCR', KEYS[2])
+redis.call('HSET', KEYS[4] .. v, 'xml', ARGV[2], 'author', ARGV[3], 'reason', ARGV[4], 'time', ARGV[5], 'base', ARGV[1])
+redis.call('SET', KEYS[1], v)
+redis.call('RPUSH', KEYS[3], v)
+return {v, current}
+`;
+
+export class SiteStore {
+  private readonly k: { current: string; seq: string; history: string; version: string; applied: string };
+  constructor(
+    private readonly redis: Redis,
+    prefix: string,
+  ) {
+    this.k = { current: `${prefix}:site:current`, seq: `${prefix}:site:seq`, history: `${prefix}:site:history`, version: `${prefix}:site:v:`, applied: `${prefix}:site:applied` };
+  }
+
+  /** Validates, then stores as a new version if `base` is still the current version. */
+  async submit(xml: string, meta: { base: number; author: string; reason: string; file?: string }, options: LoadOptions = {}): Promise<{ version: number; site: Site; warnings: SiteIssue[] }> {
+    const loaded = loadSite(xml, meta.file ?? 'site.xml', options);
+    if (!loaded.ok) throw new InvalidSiteError(loaded.errors);
+    const res = (await this.redis.eval(SUBMIT, 4, this.k.current, this.k.seq, this.k.history, this.k.version, String(meta.base), xml, meta.author, meta.reason, String(Date.now()))) as [number, number];
+    if (res[0] === -1) throw new StaleVersionError(meta.base, res[1]);
+    return { version: res[0], site: loaded.site, warnings: loaded.warnings };
+  }
+
+  async currentVersion(): Promise<number> {
+    return Number((await this.redis.get(this.k.current)) ?? 0);
+  }
+
+  async get(version: number): Promise<StoredVersion | undefined> {
+    const h = await this.redis.hgetall(`${this.k.version}${version}`);
+    if (!h.xml) return undefined;
+    return { version, xml: h.xml, author: h.author ?? '', reason: h.reason ?? '', time: Number(h.time), base: Number(h.base) };
+  }
+
+  async load(version: number): Promise<{ stored: StoredVersion; site: Site }> {
+    const stored = await this.get(version);
+    if (!stored) throw new Error(`site version ${version} does not exist`);
+    const r: LoadResult = loadSite(stored.xml, `site v${version}`);
+    if (!r.ok) throw new Error(`stored site version ${version} no longer validates: ${r.errors[0]?.message}`);
+    return { stored, site: r.site };
+  }
+
+  async history(limit = 50): Promise<VersionMeta[]> {
+    const ids = await this.redis.lrange(this.k.history, -limit, -1);
+    const out: VersionMeta[] = [];
+    for (const id of ids.reverse()) {
+      const h = await this.redis.hmget(`${this.k.version}${id}`, 'author', 'reason', 'time', 'base');
+      out.push({ version: Number(id), author: h[0] ?? '', reason: h[1] ?? '', time: Number(h[2]), base: Number(h[3]) });
+    }
+    return out;
+  }
+
+  /** The version whose plan was last turned into jobs (0: none). */
+  async appliedVersion(): Promise<number> {
+    return Number((await this.redis.get(this.k.applied)) ?? 0);
+  }
+  async markApplied(version: number): Promise<void> {
+    await this.redis.set(this.k.applied, String(version));
+  }
+}

@@ -1,0 +1,89 @@
+import test from 'ava';
+import { readFileSync } from 'node:fs';
+import { XlHypervisor } from '../../src/drivers/hypervisor/xl.ts';
+import { decodeState, parseXlInfo, parseXlList, parseXlListLong } from '../../src/drivers/hypervisor/xl-parse.ts';
+import { HypervisorRefusal } from '../../src/drivers/hypervisor/hypervisor.ts';
+import type { CommandResult, RunOptions, Shell } from '../../src/drivers/shell.ts';
+
+const fx = (f: string) => readFileSync(new URL(`./fixtures/${f}`, import.meta.url), 'utf8');
+
+/** Answers each command with recorded xl output and keeps the calls, as a Dom0 would see them. */
+class RecordedShell implements Shell {
+  readonly where = 'recorded';
+  calls: { program: string; args: string[]; input?: string }[] = [];
+  constructor(private readonly answers: (program: string, args: string[]) => CommandResult) {}
+  async run(program: string, args: readonly string[], options: RunOptions = {}): Promise<CommandResult> {
+    this.calls.push({ program, args: [...args], ...(options.input !== undefined ? { input: String(options.input) } : {}) });
+    return this.answers(program, [...args]);
+  }
+}
+const ok = (stdout = ''): CommandResult => ({ code: 0, stdout, stderr: '' });
+function recorded(extra: (args: string[]) => CommandResult | undefined = () => undefined) {
+  return new RecordedShell((program, args) => {
+    const e = extra(args);
+    if (e) return e;
+    if (program !== 'xl') return ok();
+    if (args.join(' ') === 'list') return ok(fx('xl-list.txt'));
+    if (args.join(' ') === 'list -l') return ok(fx('xl-list-l.json'));
+    if (args[0] === 'info') return ok(fx('xl-info.txt'));
+    return ok();
+  });
+}
+
+test('decodes the six state letters, including a crash shown as ---sc-', (t) => {
+  t.is(decodeState('r-----'), 'running');
+  t.is(decodeState('-b----'), 'blocked');
+  t.is(decodeState('--p---'), 'paused');
+  t.is(decodeState('---s--'), 'shutdown');
+  t.is(decodeState('---sc-'), 'crashed');
+  t.is(decodeState('-----d'), 'dying');
+  t.throws(() => decodeState('rb'));
+});
+
+test('parses xl list, xl list -l (KiB, omitted fields) and xl info', (t) => {
+  const rows = parseXlList(fx('xl-list.txt'));
+  t.deepEqual(rows.map((r) => [r.name, r.domid, r.memMiB, r.vcpus, r.state]), [
+    ['Domain-0', 0, 750, 4, 'running'],
+    ['linux', 2, 2048, 2, 'running'],
+    ['web01', 5, 512, 1, 'blocked'],
+    ['crashed1', 7, 256, 1, 'crashed'],
+  ]);
+  const long = parseXlListLong(fx('xl-list-l.json'));
+  t.like(long[1], { domid: 2, name: 'linux', maxMemMiB: 4096, targetMemMiB: 2048, maxVcpus: 4, availVcpus: 2, weight: 512 });
+  t.is(long[2]?.maxVcpus, undefined);
+  const info = parseXlInfo(fx('xl-info.txt'));
+  t.like(info, { host: 'xenhost01', totalMemMiB: 65413, freeMemMiB: 40127, nrCpus: 16, xenVersion: '4.17.3', scheduler: 'credit2' });
+});
+
+test('the xl driver merges list and list -l, writes configs with tee and sets memory in explicit MiB', async (t) => {
+  const shell = recorded();
+  const xl = new XlHypervisor(shell, 'xenhost01');
+  const linux = await xl.find('linux');
+  t.like(linux, { domid: 2, memMiB: 2048, maxMemMiB: 4096, vcpus: 2, maxVcpus: 4, weight: 512, cpuTimeSec: 5624.2 });
+  await xl.create({ name: 'vm1', text: 'name = "vm1"\nmemory = 256\n' });
+  const tee = shell.calls.find((c) => c.program === 'tee')!;
+  t.deepEqual(tee.args, ['/etc/xen/xsm/vm1.cfg']);
+  t.is(tee.input, 'name = "vm1"\nmemory = 256\n');
+  t.deepEqual(shell.calls.at(-1), { program: 'xl', args: ['create', '/etc/xen/xsm/vm1.cfg'] });
+  await xl.setMemory('vm1', 512);
+  t.deepEqual(shell.calls.at(-1)?.args, ['mem-set', 'vm1', '512m']);
+  await xl.setWeight('vm1', 300);
+  t.deepEqual(shell.calls.at(-1)?.args, ['sched-credit2', '-d', 'vm1', '-w', '300'], 'credit2 host: sched-credit would fail');
+  await xl.migrate('vm1', { host: 'xen02', address: '10.0.0.2' });
+  t.deepEqual(shell.calls.at(-1)?.args, ['migrate', '-s', 'ssh -o BatchMode=yes -o StrictHostKeyChecking=yes', 'vm1', '10.0.0.2']);
+});
+
+test('xl refusals become permanent HypervisorRefusal, other failures stay transient', async (t) => {
+  const shell = recorded((args) => {
+    if (args[0] === 'create') return { code: 1, stdout: '', stderr: 'Parsing config from /etc/xen/xsm/vm1.cfg\nlibxl: error: libxl_domain.c:123: Domain with name "vm1" already exists.\n' };
+    if (args[0] === 'vcpu-set') return { code: 1, stdout: '', stderr: 'xl: cannot connect to xenstored: Connection refused\n' };
+    return undefined;
+  });
+  const xl = new XlHypervisor(shell, 'xenhost01');
+  const e = await t.throwsAsync(xl.create({ name: 'vm1', text: 'name = "vm1"\n' }));
+  t.true(e instanceof HypervisorRefusal);
+  t.regex(e!.message, /^xenhost01: recorded: `xl create \/etc\/xen\/xsm\/vm1.cfg` exited 1: [\s\S]*already exists/);
+  const e2 = await t.throwsAsync(xl.setVcpus('vm1', 2));
+  t.false(e2 instanceof HypervisorRefusal);
+  t.regex(e2!.message, /cannot connect to xenstored/);
+});

@@ -1,0 +1,22 @@
+// Site files for integration tests, built as text like an operator would write them.
+export interface VmLine { name: string; host: string; mem: number; vcpus?: number }
+
+export function siteXml(hosts: { name: string; memMiB: number; cpus?: number }[], vms: VmLine[]): string {
+  const hostLines = hosts.map((h, i) => `    <Host name="${h.name}" address="10.77.0.${i + 1}" cpus="${h.cpus ?? 8}" memory="${h.memMiB}"/>`);
+  const vmLines = vms.map((v, i) => {
+    const mac = `00:16:3e:00:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`;
+    return `    <VM name="${v.name}" config="tiny"><DOM0>${v.host}</DOM0><VCPUS>${v.vcpus ?? 1}</VCPUS><HWADDR>${mac}</HWADDR><IP>DHCP</IP><MEM>${v.mem}</MEM></VM>`;
+  });
+  return `<XSMConfig>
+  <Hosts>
+${hostLines.join('\n')}
+  </Hosts>
+  <Templates>
+    <Template name="tiny" type="pvh" maxmem="2048" maxvcpus="4"><Kernel>/srv/xen/kernels/vmlinuz</Kernel><Disk target="/srv/xen/disks/{vm}.img" vdev="xvda"/><Bridge>xenbr0</Bridge></Template>
+  </Templates>
+  <Set name="test">
+${vmLines.join('\n')}
+  </Set>
+</XSMConfig>
+`;
+}

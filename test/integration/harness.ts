@@ -1,0 +1,96 @@
+// A small XSM site for integration tests: real Redis under a fresh prefix, the control worker, and one
+// host agent per simulated host, in this process. Cleans up only its own keys.
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { QueueEvents } from 'bullmq';
+import { MemorySimStore, SimulatedXenHost, provisionSimHost, type SimStore } from '../../src/drivers/hypervisor/simulated.ts';
+import { XsmRuntime } from '../../src/jobs/runtime.ts';
+import { closeWhenReady, redisConfigFromEnv } from '../../src/lib/redis.ts';
+import { silentLogger } from '../../src/lib/log.ts';
+import { startHostAgent } from '../../workers/host-agent-lib.ts';
+import { startControlWorker } from '../../workers/control-lib.ts';
+import { convergedVersion, enqueueApply } from '../../src/jobs/apply.ts';
+import type { Worker } from 'bullmq';
+
+export interface TestSite {
+  rt: XsmRuntime;
+  store: SimStore;
+  hv: Map<string, SimulatedXenHost>;
+  agents: Map<string, { close: () => Promise<void> }>;
+  control: Worker;
+  startAgent(host: string): void;
+  submitAndApply(xml: string, base?: number, reason?: string): Promise<number>;
+  waitConverged(version: number, timeoutMs?: number): Promise<void>;
+  where(): Promise<Record<string, string>>;
+  close(): Promise<void>;
+}
+
+export function freshPrefix(): string {
+  return `xsm-test-${randomBytes(4).toString('hex')}`;
+}
+
+export async function deleteKeys(prefix: string): Promise<void> {
+  const r = new Redis(redisConfigFromEnv().url);
+  let cursor = '0';
+  do {
+    const [next, keys] = await r.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+    cursor = next;
+    if (keys.length) await r.del(...keys);
+  } while (cursor !== '0');
+  await r.quit();
+}
+
+export async function startTestSite(hosts: { name: string; memMiB: number; cpus?: number }[], opts: { store?: SimStore; agents?: boolean } = {}): Promise<TestSite> {
+  const prefix = freshPrefix();
+  const rt = new XsmRuntime({ ...redisConfigFromEnv(), prefix });
+  const store = opts.store ?? new MemorySimStore();
+  const hv = new Map<string, SimulatedXenHost>();
+  for (const h of hosts) {
+    // Dom0 takes 512 MiB on top of what guests may use, as a real host keeps it aside.
+    await provisionSimHost(store, { name: h.name, totalMemMiB: h.memMiB + 512, dom0MemMiB: 512, nrCpus: h.cpus ?? 8 });
+    hv.set(h.name, new SimulatedXenHost(store, h.name, { createMs: 5, shutdownMs: 2, migrateMsPerGiB: 10 }));
+  }
+  const agents = new Map<string, { close: () => Promise<void> }>();
+  const control = startControlWorker(rt, silentLogger);
+  const site: TestSite = {
+    rt,
+    store,
+    hv,
+    agents,
+    control,
+    startAgent(host) {
+      agents.set(host, startHostAgent({ rt, hv: hv.get(host)!, log: silentLogger, heartbeatMs: 200, lockDurationMs: 4000, peer: (h) => hv.get(h) }));
+    },
+    async submitAndApply(xml, base, reason = 'test') {
+      const b = base ?? (await rt.sites.currentVersion());
+      const { version } = await rt.sites.submit(xml, { base: b, author: 'test', reason });
+      await enqueueApply(rt, version, 'test');
+      return version;
+    },
+    async waitConverged(version, timeoutMs = 20000) {
+      const until = Date.now() + timeoutMs;
+      while ((await convergedVersion(rt)) < version) {
+        if (Date.now() > until) throw new Error(`version ${version} not applied within ${timeoutMs} ms`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    },
+    async where() {
+      const out: Record<string, string> = {};
+      for (const [name, h] of hv) {
+        const s = await store.read(name);
+        for (const d of s?.domains ?? []) out[d.name] = out[d.name] ? `${out[d.name]},${name}` : name;
+      }
+      return out;
+    },
+    async close() {
+      await Promise.all([...agents.values()].map((a) => a.close()));
+      await closeWhenReady(control);
+      await rt.close();
+      await deleteKeys(prefix);
+    },
+  };
+  if (opts.agents !== false) for (const h of hosts) site.startAgent(h.name);
+  return site;
+}
+
+export { QueueEvents };

@@ -1,0 +1,107 @@
+// The host agent: runs on each Dom0, consumes that host's queue, runs the VM workflows against the local
+// hypervisor, and reports observed state with a heartbeat. It also keeps the last applied site file on
+// local disk, so a Dom0 knows its intended VMs even while Redis is unreachable.
+
+import { Worker, type Job } from 'bullmq';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { HypervisorRefusal, type Hypervisor } from '../src/drivers/hypervisor/hypervisor.ts';
+import { PermanentError } from '../src/lib/errors.ts';
+import type { Logger } from '../src/lib/log.ts';
+import { closeWhenReady, workerConnectionOptions } from '../src/lib/redis.ts';
+import { jobJournal, runSteps, type Step } from '../src/lib/steps.ts';
+import { hostQueueName, type ActionJobData } from '../src/jobs/queues.ts';
+import type { XsmRuntime } from '../src/jobs/runtime.ts';
+import { createSteps } from '../workflows/create-vm.ts';
+import { migrateSteps } from '../workflows/migrate-vm.ts';
+import { reconfigureLiveSteps, reconfigureRestartSteps } from '../workflows/reconfigure-vm.ts';
+import { removeSteps } from '../workflows/remove-vm.ts';
+import type { VmWorkflowContext } from '../workflows/steps-common.ts';
+
+export interface HostAgentOptions {
+  rt: XsmRuntime;
+  hv: Hypervisor;
+  log: Logger;
+  concurrency?: number;
+  heartbeatMs?: number;
+  /** BullMQ lock duration: how soon a job held by a dead agent is taken over. */
+  lockDurationMs?: number;
+  cacheDir?: string;
+  peer?: (host: string) => Hypervisor | undefined;
+}
+
+export function stepsFor(data: ActionJobData): { workflow: string; steps: Step<VmWorkflowContext>[] } {
+  const a = data.action;
+  switch (a.kind) {
+    case 'create':
+      return { workflow: 'create-vm', steps: createSteps };
+    case 'remove':
+      return { workflow: 'remove-vm', steps: removeSteps };
+    case 'migrate':
+      return { workflow: 'migrate-vm', steps: migrateSteps };
+    case 'reconfigure':
+      return a.mode === 'live' ? { workflow: 'reconfigure-vm-live', steps: reconfigureLiveSteps } : { workflow: 'reconfigure-vm-restart', steps: reconfigureRestartSteps };
+  }
+}
+
+export async function reportObserved(rt: XsmRuntime, hv: Hypervisor): Promise<void> {
+  const [info, domains] = await Promise.all([hv.info(), hv.list()]);
+  await rt.observed.report({ name: hv.hostName, heartbeatAt: Date.now(), totalMemMiB: info.totalMemMiB, freeMemMiB: info.freeMemMiB, nrCpus: info.nrCpus, domains: domains.filter((d) => d.domid !== 0) });
+}
+
+export function startHostAgent(opts: HostAgentOptions): { worker: Worker; close: () => Promise<void> } {
+  const { rt, hv, log } = opts;
+  const host = hv.hostName;
+  let cachedVersion = 0;
+  const processor = async (job: Job<ActionJobData>) => {
+    const { workflow, steps } = stepsFor(job.data);
+    const jobLog = log.child({ host, job: job.id, vm: job.data.action.vm });
+    try {
+      await runSteps(workflow, steps, { hv, data: job.data, peer: opts.peer }, jobJournal(job), jobLog);
+    } catch (e) {
+      // Xen said no (no memory, over maxmem): retrying will not change its mind.
+      if (e instanceof HypervisorRefusal) throw new PermanentError(e.message, 'change the site file or free resources on the host, then apply again');
+      jobLog.warn('step failed', { error: e instanceof Error ? e.message : String(e), attempt: job.attemptsMade + 1 });
+      throw e;
+    } finally {
+      await reportObserved(rt, hv).catch(() => {});
+    }
+    return `${workflow} ${job.data.action.vm} done`;
+  };
+  const worker = new Worker<ActionJobData>(hostQueueName(host), processor, {
+    connection: workerConnectionOptions(rt.config),
+    prefix: rt.config.prefix,
+    concurrency: opts.concurrency ?? 4,
+    lockDuration: opts.lockDurationMs ?? 30000,
+    stalledInterval: Math.max(1000, Math.floor((opts.lockDurationMs ?? 30000) / 2)),
+  });
+  worker.on('error', (e) => log.error('worker error', { host, error: e.message }));
+  const beat = async () => {
+    try {
+      await reportObserved(rt, hv);
+      if (opts.cacheDir) {
+        const applied = await rt.sites.appliedVersion();
+        if (applied && applied !== cachedVersion) {
+          const stored = await rt.sites.get(applied);
+          if (stored) {
+            await mkdir(opts.cacheDir, { recursive: true });
+            await writeFile(join(opts.cacheDir, 'site.xml'), stored.xml);
+            await writeFile(join(opts.cacheDir, 'site.version'), String(applied));
+            cachedVersion = applied;
+          }
+        }
+      }
+    } catch (e) {
+      log.warn('heartbeat failed', { host, error: e instanceof Error ? e.message : String(e) });
+    }
+  };
+  void beat();
+  const timer = setInterval(beat, opts.heartbeatMs ?? 5000);
+  return {
+    worker,
+    close: async () => {
+      clearInterval(timer);
+      await closeWhenReady(worker);
+    },
+  };
+}

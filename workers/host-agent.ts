@@ -1,0 +1,68 @@
+// Entry point of the host agent on a Dom0: `tsx workers/host-agent.ts`. Configuration comes from the
+// environment, read and checked once here:
+//   XSM_HOST          this host's name in the site file (required)
+//   XSM_HYPERVISOR    xl (default: drive the local Xen toolstack) | sim (the simulated Xen host)
+//   XSM_SIM_DIR       state directory of the simulated hosts (sim); XSM_SIM_MEM_MIB, XSM_SIM_CPUS size it
+//   XSM_CACHE_DIR     where the last applied site file is kept (default /var/lib/xsm)
+//   XSM_HEARTBEAT_MS, XSM_LOCK_MS, XSM_CONCURRENCY, XSM_REDIS_URL, XSM_PREFIX
+
+import { DirSimStore, SimulatedXenHost, provisionSimHost } from '../src/drivers/hypervisor/simulated.ts';
+import { XlHypervisor } from '../src/drivers/hypervisor/xl.ts';
+import { LocalShell } from '../src/drivers/shell.ts';
+import type { Hypervisor } from '../src/drivers/hypervisor/hypervisor.ts';
+import { createLogger } from '../src/lib/log.ts';
+import { redisConfigFromEnv } from '../src/lib/redis.ts';
+import { XsmRuntime } from '../src/jobs/runtime.ts';
+import { checkName } from '../src/site/validate.ts';
+import { startHostAgent } from './host-agent-lib.ts';
+
+function fail(message: string): never {
+  process.stderr.write(`xsm host agent: ${message}\n`);
+  process.exit(2);
+}
+
+function intEnv(name: string, fallback: number): number {
+  const v = process.env[name];
+  if (v === undefined) return fallback;
+  if (!/^\d+$/.test(v)) fail(`${name}=${v} is not a whole number`);
+  return Number(v);
+}
+
+const host = process.env.XSM_HOST ?? fail('set XSM_HOST to this host\'s name in the site file');
+const nameErr = checkName(host, 'XSM_HOST');
+if (nameErr) fail(nameErr);
+const kind = process.env.XSM_HYPERVISOR ?? 'xl';
+const log = createLogger({ component: 'host-agent', host });
+const rt = new XsmRuntime(redisConfigFromEnv());
+
+let hv: Hypervisor;
+let peer: ((h: string) => Hypervisor | undefined) | undefined;
+if (kind === 'sim') {
+  const dir = process.env.XSM_SIM_DIR ?? fail('XSM_HYPERVISOR=sim needs XSM_SIM_DIR (the simulated hosts\' state directory)');
+  const store = new DirSimStore(dir);
+  await provisionSimHost(store, { name: host, totalMemMiB: intEnv('XSM_SIM_MEM_MIB', 16384), nrCpus: intEnv('XSM_SIM_CPUS', 8), dom0MemMiB: 512 });
+  const timing = { createMs: intEnv('XSM_SIM_CREATE_MS', 20), createSettleMs: intEnv('XSM_SIM_CREATE_SETTLE_MS', 0) };
+  hv = new SimulatedXenHost(store, host, timing);
+  peer = (h) => new SimulatedXenHost(store, h, timing);
+} else if (kind === 'xl') {
+  hv = new XlHypervisor(new LocalShell(), host);
+} else fail(`XSM_HYPERVISOR=${kind}: use xl or sim`);
+
+const agent = startHostAgent({
+  rt,
+  hv,
+  log,
+  peer,
+  concurrency: intEnv('XSM_CONCURRENCY', 4),
+  heartbeatMs: intEnv('XSM_HEARTBEAT_MS', 5000),
+  lockDurationMs: intEnv('XSM_LOCK_MS', 30000),
+  cacheDir: process.env.XSM_CACHE_DIR ?? '/var/lib/xsm',
+});
+log.info('host agent started', { hypervisor: kind });
+const stop = async () => {
+  await agent.close();
+  await rt.close();
+  process.exit(0);
+};
+process.on('SIGTERM', stop);
+process.on('SIGINT', stop);

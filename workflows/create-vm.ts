@@ -1,0 +1,65 @@
+// Create a VM: render its xl.cfg -> check the host has room -> xl create -> wait until running -> verify.
+// Every step first looks at the real host: a domain that already exists is never created twice.
+
+import { renderDomainConfig } from '../src/drivers/hypervisor/domain-config.ts';
+import { PermanentError } from '../src/lib/errors.ts';
+import type { Step } from '../src/lib/steps.ts';
+import type { VmSpec } from '../src/site/model.ts';
+import { verifyMatches, waitRunning, type VmWorkflowContext } from './steps-common.ts';
+
+function specOf(ctx: VmWorkflowContext): VmSpec {
+  const a = ctx.data.action;
+  if (a.kind !== 'create' && a.kind !== 'reconfigure' && a.kind !== 'migrate') throw new PermanentError(`action ${a.kind} has no VM spec`);
+  return a.spec;
+}
+
+export function domainConfigFor(ctx: VmWorkflowContext) {
+  const spec = specOf(ctx);
+  if (!ctx.data.template) throw new PermanentError(`no template ${spec.config} in site version ${ctx.data.version}`, 'declare the template in <Templates>');
+  return renderDomainConfig(spec, ctx.data.template);
+}
+
+export const createSteps: Step<VmWorkflowContext>[] = [
+  {
+    name: 'render-config',
+    run: async (ctx) => {
+      domainConfigFor(ctx);
+    },
+  },
+  {
+    name: 'check-capacity',
+    run: async (ctx) => {
+      const spec = specOf(ctx);
+      if (await ctx.hv.find(spec.name)) return;
+      const info = await ctx.hv.info();
+      if (info.freeMemMiB < spec.memMiB) {
+        throw new PermanentError(`${ctx.hv.hostName} has ${info.freeMemMiB} MiB free but ${spec.name} needs ${spec.memMiB} MiB`, 'free memory on that host or give the VM another DOM0 in the site file');
+      }
+      if (spec.vcpus > info.nrCpus) throw new PermanentError(`${spec.name} needs ${spec.vcpus} vCPUs but ${ctx.hv.hostName} has ${info.nrCpus} CPUs`);
+    },
+  },
+  {
+    name: 'xl-create',
+    run: async (ctx, rt) => {
+      const cfg = domainConfigFor(ctx);
+      if (await ctx.hv.find(cfg.name)) {
+        rt.log.info('domain already exists; not creating it again', { vm: cfg.name });
+        return;
+      }
+      await ctx.hv.create(cfg);
+    },
+  },
+  {
+    name: 'wait-running',
+    run: async (ctx) => {
+      await waitRunning(ctx.hv, specOf(ctx).name, ctx.waitMs ?? 60000);
+    },
+  },
+  {
+    name: 'verify',
+    run: async (ctx) => {
+      const spec = specOf(ctx);
+      verifyMatches(ctx.hv.hostName, await ctx.hv.find(spec.name), spec.name, spec.memMiB, spec.vcpus);
+    },
+  },
+];

@@ -1,0 +1,47 @@
+// Live-migrate a VM; runs on the source host's queue: check it is here -> xl migrate -> verify it left
+// (and, where the target is reachable from here, that it runs there).
+
+import { PermanentError } from '../src/lib/errors.ts';
+import type { Step } from '../src/lib/steps.ts';
+import type { VmWorkflowContext } from './steps-common.ts';
+
+function action(ctx: VmWorkflowContext) {
+  const a = ctx.data.action;
+  if (a.kind !== 'migrate') throw new PermanentError(`expected a migrate action, got ${a.kind}`);
+  return a;
+}
+
+export const migrateSteps: Step<VmWorkflowContext>[] = [
+  {
+    name: 'check-source',
+    run: async (ctx) => {
+      const a = action(ctx);
+      if (await ctx.hv.find(a.vm)) return;
+      const there = ctx.peer?.(a.to);
+      if (there && (await there.find(a.vm))) return; // already moved by an earlier attempt
+      throw new PermanentError(`${a.vm} is neither on ${a.from} nor on ${a.to}`, 'run `xsm status` to see where it runs, then re-apply the site file');
+    },
+  },
+  {
+    name: 'xl-migrate',
+    run: async (ctx) => {
+      const a = action(ctx);
+      if (!(await ctx.hv.find(a.vm))) return;
+      if (!ctx.data.targetAddress) throw new PermanentError(`no address for target host ${a.to}`);
+      await ctx.hv.migrate(a.vm, { host: a.to, address: ctx.data.targetAddress });
+    },
+  },
+  {
+    name: 'verify',
+    run: async (ctx) => {
+      const a = action(ctx);
+      const left = await ctx.hv.find(a.vm);
+      if (left) throw new Error(`${a.from}: ${a.vm} is still here (${left.state}) after migration`);
+      const there = ctx.peer?.(a.to);
+      if (there) {
+        const d = await there.find(a.vm);
+        if (!d || (d.state !== 'running' && d.state !== 'blocked')) throw new Error(`${a.to}: ${a.vm} is ${d ? d.state : 'absent'} after migration`);
+      }
+    },
+  },
+];
