@@ -28,6 +28,8 @@ export interface HostAgentOptions {
   lockDurationMs?: number;
   cacheDir?: string;
   peer?: (host: string) => Hypervisor | undefined;
+  /** Reports of observed state after jobs are coalesced to at most one per this many ms. */
+  observeMinGapMs?: number;
 }
 
 export function stepsFor(data: ActionJobData): { workflow: string; steps: Step<VmWorkflowContext>[] } {
@@ -49,10 +51,51 @@ export async function reportObserved(rt: XsmRuntime, hv: Hypervisor): Promise<vo
   await rt.observed.report({ name: hv.hostName, heartbeatAt: Date.now(), totalMemMiB: info.totalMemMiB, freeMemMiB: info.freeMemMiB, nrCpus: info.nrCpus, domains: domains.filter((d) => d.domid !== 0) });
 }
 
+/**
+ * Runs `fn` when asked, but never twice at once and at most once per `minGapMs`: requests that arrive
+ * meanwhile collapse into one trailing run. After a burst of jobs the host reports once, not per job,
+ * and the last report still comes after the last job.
+ */
+export function coalesced(fn: () => Promise<void>, minGapMs: number): { request: () => void; flush: () => Promise<void> } {
+  let running: Promise<void> | undefined;
+  let wanted = false;
+  let last = 0;
+  let timer: NodeJS.Timeout | undefined;
+  const run = (): Promise<void> => {
+    wanted = false;
+    last = Date.now();
+    running = fn()
+      .catch(() => {})
+      .finally(() => {
+        running = undefined;
+        if (wanted) schedule();
+      });
+    return running;
+  };
+  const schedule = () => {
+    if (running || timer) return;
+    const wait = Math.max(0, last + minGapMs - Date.now());
+    if (wait === 0) void run();
+    else timer = setTimeout(() => ((timer = undefined), void run()), wait);
+  };
+  return {
+    request: () => {
+      wanted = true;
+      schedule();
+    },
+    flush: async () => {
+      if (timer) clearTimeout(timer), (timer = undefined);
+      await running;
+      if (wanted) await run();
+    },
+  };
+}
+
 export function startHostAgent(opts: HostAgentOptions): { worker: Worker; close: () => Promise<void> } {
   const { rt, hv, log } = opts;
   const host = hv.hostName;
   let cachedVersion = 0;
+  const observe = coalesced(() => reportObserved(rt, hv), opts.observeMinGapMs ?? 1000);
   const processor = async (job: Job<ActionJobData>) => {
     const { workflow, steps } = stepsFor(job.data);
     const jobLog = log.child({ host, job: job.id, vm: job.data.action.vm });
@@ -64,7 +107,7 @@ export function startHostAgent(opts: HostAgentOptions): { worker: Worker; close:
       jobLog.warn('step failed', { error: e instanceof Error ? e.message : String(e), attempt: job.attemptsMade + 1 });
       throw e;
     } finally {
-      await reportObserved(rt, hv).catch(() => {});
+      observe.request();
     }
     return `${workflow} ${job.data.action.vm} done`;
   };
@@ -102,6 +145,7 @@ export function startHostAgent(opts: HostAgentOptions): { worker: Worker; close:
     close: async () => {
       clearInterval(timer);
       await closeWhenReady(worker);
+      await observe.flush();
     },
   };
 }

@@ -50,8 +50,7 @@ export async function processApply(rt: XsmRuntime, job: Job<ApplyJobData>): Prom
   return { actions: plan.actions.length, waves: plan.waves };
 }
 
-function actionData(site: Site, version: number, action: Action): ActionJobData {
-  const idx = indexSite(site);
+function actionData(idx: ReturnType<typeof indexSite>, version: number, action: Action): ActionJobData {
   const data: ActionJobData = { version, action };
   if (action.kind === 'create' || action.kind === 'reconfigure') data.template = idx.templates.get(action.spec.config);
   if (action.kind === 'migrate') data.targetAddress = idx.hosts.get(action.to)?.address;
@@ -60,6 +59,7 @@ function actionData(site: Site, version: number, action: Action): ActionJobData 
 
 export async function enqueueWave(rt: XsmRuntime, version: number, site: Site, plan: Plan, wave: number): Promise<void> {
   const actions = plan.actions.filter((a) => a.wave === wave);
+  const idx = indexSite(site);
   await rt.flows.add({
     name: 'wave',
     queueName: CONTROL_QUEUE,
@@ -68,7 +68,7 @@ export async function enqueueWave(rt: XsmRuntime, version: number, site: Site, p
     children: actions.map((a) => ({
       name: a.kind,
       queueName: hostQueueName(actionHost(a)),
-      data: actionData(site, version, a),
+      data: actionData(idx, version, a),
       opts: { ...actionJobOptions, jobId: actionJobId(version, a) },
     })),
   });

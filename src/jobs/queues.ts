@@ -4,7 +4,6 @@
 import type { JobsOptions } from 'bullmq';
 import type { Action } from '../site/actions.ts';
 import type { TemplateSpec } from '../site/model.ts';
-import type { JournalState } from '../lib/steps.ts';
 
 export const CONTROL_QUEUE = 'control';
 
@@ -30,7 +29,6 @@ export interface ActionJobData {
   template?: TemplateSpec;
   /** Migration target's Dom0 address (what `xl migrate` connects to). */
   targetAddress?: string;
-  journal?: JournalState;
 }
 
 export interface ApplyJobData {

@@ -43,19 +43,26 @@ export interface JournalState {
 
 export interface StepJournal {
   load(): JournalState;
-  save(state: JournalState): Promise<void>;
-  progress(p: StepProgress): Promise<void>;
+  /**
+   * Persists the journal and the progress shown to users in one write. The runner records once before
+   * the first step and once after each step (which also names the next step as current), so a finished
+   * step is on record before anything else happens, at one Redis round trip per step.
+   */
+  record(state: JournalState, progress: StepProgress): Promise<void>;
 }
 
-/** A journal kept in `job.data.journal`, persisted with job.updateData before and after every step. */
-export function jobJournal<T extends { journal?: JournalState }>(job: Job<T>): StepJournal {
+/** What a BullMQ job's progress holds: the user-facing progress plus the journal. */
+export type JobProgress = StepProgress & { journal: JournalState };
+
+/** A journal kept in the job's progress (one HSET per write, no re-serialising of the job's data). */
+export function jobJournal<T>(job: Job<T>): StepJournal {
   return {
-    load: () => job.data.journal ?? { done: [] },
-    save: async (state) => {
-      await job.updateData({ ...job.data, journal: state });
+    load: () => {
+      const p = job.progress as Partial<JobProgress> | number | undefined;
+      return typeof p === 'object' && p?.journal ? structuredClone(p.journal) : { done: [] };
     },
-    progress: async (p) => {
-      await job.updateProgress(p as unknown as object);
+    record: async (state, progress) => {
+      await job.updateProgress({ ...progress, journal: state } satisfies JobProgress);
     },
   };
 }
@@ -65,11 +72,9 @@ export function memoryJournal(initial: JournalState = { done: [] }): StepJournal
   const j = {
     state: structuredClone(initial),
     reports: [] as StepProgress[],
-    load: () => j.state,
-    save: async (s: JournalState) => {
+    load: () => structuredClone(j.state),
+    record: async (s: JournalState, p: StepProgress) => {
       j.state = structuredClone(s);
-    },
-    progress: async (p: StepProgress) => {
       j.reports.push(p);
     },
   };
@@ -83,26 +88,33 @@ export async function runSteps<C>(workflow: string, steps: readonly Step<C>[], c
     names.add(s.name);
   }
   let state = journal.load();
+  // A step recorded as current when the journal is loaded was started by a worker that died.
+  const interrupted = state.current;
   const total = steps.length;
-  for (const [i, step] of steps.entries()) {
-    if (state.done.includes(step.name)) continue;
-    const resumed = state.current === step.name;
-    const attempts = { ...(state.attempts ?? {}), [step.name]: (state.attempts?.[step.name] ?? 0) + 1 };
-    state = { ...state, current: step.name, attempts };
-    await journal.save(state);
-    const base: StepProgress = { workflow, step: step.name, index: i + 1, total };
-    await journal.progress(base);
+  const pending = steps.map((step, i) => ({ step, index: i + 1 })).filter(({ step }) => !state.done.includes(step.name));
+  const begin = (name: string): JournalState => ({ done: state.done, current: name, attempts: { ...(state.attempts ?? {}), [name]: (state.attempts?.[name] ?? 0) + 1 } });
+  if (pending[0]) {
+    state = begin(pending[0].step.name);
+    await journal.record(state, { workflow, step: pending[0].step.name, index: pending[0].index, total });
+  }
+  for (const [k, { step, index }] of pending.entries()) {
+    const resumed = step.name === interrupted;
+    const base: StepProgress = { workflow, step: step.name, index, total };
     const stepLog = log.child({ workflow, step: step.name });
-    stepLog.info(resumed ? 'step resumed' : 'step started', { attempt: attempts[step.name] });
+    stepLog.info(resumed ? 'step resumed' : 'step started', { attempt: state.attempts?.[step.name] });
     const started = Date.now();
-    await step.run(ctx, {
-      log: stepLog,
-      resumed,
-      report: (detail) => journal.progress({ ...base, ...detail }),
-    });
-    state = { ...state, done: [...state.done, step.name], current: undefined };
-    await journal.save(state);
+    const running = state;
+    await step.run(ctx, { log: stepLog, resumed, report: (detail) => journal.record(running, { ...base, ...detail }) });
+    state = { done: [...state.done, step.name], attempts: state.attempts };
+    const next = pending[k + 1];
+    if (next) {
+      // The finished step and the start of the next one reach Redis in the same write.
+      state = begin(next.step.name);
+      await journal.record(state, { workflow, step: next.step.name, index: next.index, total });
+    } else {
+      await journal.record(state, { workflow, step: 'done', index: total, total });
+    }
     stepLog.info('step done', { ms: Date.now() - started });
   }
-  await journal.progress({ workflow, step: 'done', index: total, total });
+  if (!pending.length) await journal.record(state, { workflow, step: 'done', index: total, total });
 }

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { DirSimStore, provisionSimHost } from '../../src/drivers/hypervisor/simulated.ts';
 import { startTestSite } from './harness.ts';
 import { siteXml } from './fixtures.ts';
-import type { ActionJobData } from '../../src/jobs/queues.ts';
+import type { JobProgress } from '../../src/lib/steps.ts';
 
 const agentEntry = new URL('../../workers/host-agent.ts', import.meta.url).pathname;
 
@@ -50,7 +50,7 @@ test('kill -9 of a host agent mid-create, then restart: the job resumes at its s
   for (;;) {
     const job = await q.getJob(jobId);
     const st = await store.read('h1');
-    if (job && (job.data as ActionJobData).journal?.current === 'xl-create' && st?.domains.some((d) => d.name === 'vm1')) break;
+    if (job && (job.progress as JobProgress).journal?.current === 'xl-create' && st?.domains.some((d) => d.name === 'vm1')) break;
     if (Date.now() > until) return t.fail('never saw the agent inside xl-create');
     await new Promise((r) => setTimeout(r, 20));
   }
@@ -62,7 +62,7 @@ test('kill -9 of a host agent mid-create, then restart: the job resumes at its s
   await s.waitConverged(v, 30000);
   const job = (await q.getJob(jobId))!;
   t.is(await job.getState(), 'completed');
-  const journal = (job.data as ActionJobData).journal!;
+  const journal = (job.progress as JobProgress).journal;
   t.deepEqual(journal.done, ['render-config', 'check-capacity', 'xl-create', 'wait-running', 'verify']);
   t.is(journal.attempts?.['xl-create'], 2, 'xl-create was resumed, not skipped');
   t.is(journal.attempts?.['render-config'], 1, 'finished steps were not redone');
