@@ -28,8 +28,6 @@ export interface HostAgentOptions {
   lockDurationMs?: number;
   cacheDir?: string;
   peer?: (host: string) => Hypervisor | undefined;
-  /** Reports of observed state after jobs are coalesced to at most one per this many ms. */
-  observeMinGapMs?: number;
 }
 
 export function stepsFor(data: ActionJobData): { workflow: string; steps: Step<VmWorkflowContext>[] } {
@@ -52,42 +50,32 @@ export async function reportObserved(rt: XsmRuntime, hv: Hypervisor): Promise<vo
 }
 
 /**
- * Runs `fn` when asked, but never twice at once and at most once per `minGapMs`: requests that arrive
- * meanwhile collapse into one trailing run. After a burst of jobs the host reports once, not per job,
- * and the last report still comes after the last job.
+ * Returns a function that resolves once `fn` has run *after* the call: a caller never gets a result
+ * that started before it asked. Callers that arrive while a run is in flight share the next run, so a
+ * burst of finishing jobs costs one or two reports, not one each, and yet every job completes only
+ * after the host's observed state shows its effect (the planner trusts that state).
  */
-export function coalesced(fn: () => Promise<void>, minGapMs: number): { request: () => void; flush: () => Promise<void> } {
+export function freshAfterCall(fn: () => Promise<void>): () => Promise<void> {
   let running: Promise<void> | undefined;
-  let wanted = false;
-  let last = 0;
-  let timer: NodeJS.Timeout | undefined;
-  const run = (): Promise<void> => {
-    wanted = false;
-    last = Date.now();
-    running = fn()
-      .catch(() => {})
-      .finally(() => {
-        running = undefined;
-        if (wanted) schedule();
-      });
-    return running;
+  let next: Promise<void> | undefined;
+  const start = (): Promise<void> => {
+    const p = fn().finally(() => {
+      if (running === p) running = undefined;
+    });
+    running = p;
+    return p;
   };
-  const schedule = () => {
-    if (running || timer) return;
-    const wait = Math.max(0, last + minGapMs - Date.now());
-    if (wait === 0) void run();
-    else timer = setTimeout(() => ((timer = undefined), void run()), wait);
-  };
-  return {
-    request: () => {
-      wanted = true;
-      schedule();
-    },
-    flush: async () => {
-      if (timer) clearTimeout(timer), (timer = undefined);
-      await running;
-      if (wanted) await run();
-    },
+  return () => {
+    if (!running) return start();
+    if (!next) {
+      next = running
+        .catch(() => {})
+        .then(() => {
+          next = undefined;
+          return start();
+        });
+    }
+    return next;
   };
 }
 
@@ -95,19 +83,23 @@ export function startHostAgent(opts: HostAgentOptions): { worker: Worker; close:
   const { rt, hv, log } = opts;
   const host = hv.hostName;
   let cachedVersion = 0;
-  const observe = coalesced(() => reportObserved(rt, hv), opts.observeMinGapMs ?? 1000);
+  const observe = freshAfterCall(() => reportObserved(rt, hv));
   const processor = async (job: Job<ActionJobData>) => {
     const { workflow, steps } = stepsFor(job.data);
     const jobLog = log.child({ host, job: job.id, vm: job.data.action.vm });
+    const a = job.data.action;
+    // What the target host will report once it runs the migrated VM (see recordArrival).
+    const migrating = a.kind === 'migrate' ? await hv.find(a.vm) : undefined;
     try {
       await runSteps(workflow, steps, { hv, data: job.data, peer: opts.peer }, jobJournal(job), jobLog);
+      if (a.kind === 'migrate' && migrating) await rt.observed.recordArrival(a.to, { ...migrating, state: 'running' });
     } catch (e) {
       // Xen said no (no memory, over maxmem): retrying will not change its mind.
       if (e instanceof HypervisorRefusal) throw new PermanentError(e.message, 'change the site file or free resources on the host, then apply again');
       jobLog.warn('step failed', { error: e instanceof Error ? e.message : String(e), attempt: job.attemptsMade + 1 });
       throw e;
     } finally {
-      observe.request();
+      await observe().catch((e: unknown) => jobLog.warn('observed-state report failed', { error: e instanceof Error ? e.message : String(e) }));
     }
     return `${workflow} ${job.data.action.vm} done`;
   };
@@ -121,7 +113,7 @@ export function startHostAgent(opts: HostAgentOptions): { worker: Worker; close:
   worker.on('error', (e) => log.error('worker error', { host, error: e.message }));
   const beat = async () => {
     try {
-      await reportObserved(rt, hv);
+      await observe();
       if (opts.cacheDir) {
         const applied = await rt.sites.appliedVersion();
         if (applied && applied !== cachedVersion) {
@@ -145,7 +137,6 @@ export function startHostAgent(opts: HostAgentOptions): { worker: Worker; close:
     close: async () => {
       clearInterval(timer);
       await closeWhenReady(worker);
-      await observe.flush();
     },
   };
 }

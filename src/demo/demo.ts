@@ -8,10 +8,12 @@ import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { MemorySimStore, SimulatedXenHost, provisionSimHost } from '../drivers/hypervisor/simulated.ts';
 import { XsmRuntime } from '../jobs/runtime.ts';
-import { convergedVersion, enqueueApply, storedPlan } from '../jobs/apply.ts';
+import { convergedVersion, storedPlan } from '../jobs/apply.ts';
+import { startApi } from '../api/listen.ts';
+import { TokenTable } from '../api/auth.ts';
+import { apiClient, type ApiClient } from '../cli/api-client.ts';
 import { closeWhenReady, redisConfigFromEnv } from '../lib/redis.ts';
 import { createLogger } from '../lib/log.ts';
-import { formatIssue } from '../site/model.ts';
 import { formatPlan, formatTable } from '../site/plan-format.ts';
 import { startHostAgent } from '../../workers/host-agent-lib.ts';
 import { startControlWorker } from '../../workers/control-lib.ts';
@@ -49,13 +51,13 @@ async function placement(hv: Map<string, SimulatedXenHost>): Promise<void> {
   out(formatTable(['VM', 'DOM0', 'DOMID', 'STATE', 'MEM MiB', 'VCPUS', 'HOST'], rows));
 }
 
-async function applyVersion(xml: string, reason: string, hv: Map<string, SimulatedXenHost>): Promise<void> {
-  const base = await rt.sites.currentVersion();
-  const { version, warnings } = await rt.sites.submit(xml, { base, author: 'demo', reason, file: 'paper-site.xml' });
-  out(`\n== version ${version}: ${reason}`);
-  if (warnings.length) out(`   (${warnings.length} warnings, e.g. ${formatIssue(warnings[0]!)})`);
+/** Submits through the HTTP API, as `xsm apply` would, and waits until the version is applied. */
+async function applyVersion(api: ApiClient, xml: string, reason: string, hv: Map<string, SimulatedXenHost>): Promise<void> {
+  const base = (await api.call<{ version: number }>('GET', '/api/site')).version;
   const started = Date.now();
-  await enqueueApply(rt, version, 'demo');
+  const { version, warnings } = await api.call<{ version: number; warnings: { text: string }[] }>('POST', `/api/site?base=${base}&reason=${encodeURIComponent(reason)}&file=paper-site.xml`, { xml });
+  out(`\n== version ${version}: ${reason}`);
+  if (warnings.length) out(`   (${warnings.length} warnings, e.g. ${warnings[0]!.text})`);
   await waitApplied(version);
   const plan = await storedPlan(rt, version);
   if (plan) out(formatPlan(plan));
@@ -76,17 +78,26 @@ async function main(): Promise<void> {
     hv.set(name, new SimulatedXenHost(store, name));
   }
   const control = startControlWorker(rt, log);
+  const token = randomBytes(18).toString('hex');
+  const server = await startApi({ rt, tokens: new TokenTable([{ token, role: 'admin', name: 'demo' }]), log, port: Number(process.env.XSM_API_PORT ?? 0) });
+  const api = apiClient({ XSM_API: server.url, XSM_TOKEN: token });
+  out(`API at ${server.url} (token ${token}); job dashboard at ${server.url}/admin/login`);
   const agents = DOM0S.map((name) => startHostAgent({ rt, hv: hv.get(name)!, log: log.child({ host: name }), heartbeatMs: 500, peer: (h) => hv.get(h) }));
   try {
-    await applyVersion(paper, 'the paper site (Figure 3)', hv);
+    await applyVersion(api, paper, 'the paper site (Figure 3)', hv);
     const changed = paper
       .replace(/(<VM name="vm1"[\s\S]*?<DOM0>)192\.168\.5\.101(<\/DOM0>)/, '$1192.168.5.102$2')
       .replace(/(<VM name="vm4"[\s\S]*?<VCPUS>)4(<\/VCPUS>)/, '$12$2');
-    await applyVersion(changed, 'move vm1 next to vm2; give vm4 two vCPUs', hv);
+    await applyVersion(api, changed, 'move vm1 next to vm2; give vm4 two vCPUs', hv);
     const hist = await rt.sites.history();
     out('\nsite history:');
     out(formatTable(['VERSION', 'AUTHOR', 'REASON'], hist.map((h) => [String(h.version), h.author, h.reason])));
+    if (process.argv.includes('--serve')) {
+      out(`\nserving until Ctrl-C: try  XSM_API=${server.url} XSM_TOKEN=${token} npx xsm status`);
+      await new Promise((r) => process.once('SIGINT', r));
+    }
   } finally {
+    await server.close();
     await Promise.all(agents.map((a) => a.close()));
     await closeWhenReady(control);
     await cleanup();

@@ -18,6 +18,28 @@ export class ObservedStore {
   async report(host: ObservedHost): Promise<void> {
     await this.redis.multi().set(this.key(host.name), JSON.stringify(host)).sadd(this.hostsKey, host.name).exec();
   }
+  /**
+   * A migration just moved `domain` onto `host`: add it to that host's last report until the host's own
+   * next report replaces it. Without this, a plan made before the target reports again would not see
+   * the VM anywhere and act on a picture that is wrong. Atomic in Redis, so it never undoes a report.
+   */
+  async recordArrival(host: string, domain: ObservedHost['domains'][number]): Promise<void> {
+    await this.redis.eval(
+      `local v = redis.call('GET', KEYS[1])
+       if not v then return 0 end
+       local h = cjson.decode(v)
+       local d = cjson.decode(ARGV[1])
+       local out = {}
+       for _, x in ipairs(h.domains or {}) do if x.name ~= d.name then table.insert(out, x) end end
+       table.insert(out, d)
+       h.domains = out
+       redis.call('SET', KEYS[1], cjson.encode(h))
+       return 1`,
+      1,
+      this.key(host),
+      JSON.stringify(domain),
+    );
+  }
   async host(name: string): Promise<ObservedHost | undefined> {
     const v = await this.redis.get(this.key(name));
     return v ? (JSON.parse(v) as ObservedHost) : undefined;

@@ -1,4 +1,5 @@
-// Commands beyond `site`: each part of XSM adds its own file and lists its commands here.
+// Commands beyond `site validate|diff|plan`: each part of XSM adds its own file and lists its commands here.
 import type { Command } from '../command.ts';
+import { opsCommands } from './ops.ts';
 
-export const extraCommands: Command[] = [];
+export const extraCommands: Command[] = [...opsCommands];

@@ -1,0 +1,41 @@
+// Entry point of the HTTP API (and, by default, the control worker that turns applied versions into
+// jobs): `tsx workers/api.ts`. Any host may run it, several at once; all state is in Redis.
+//   XSM_API_PORT (default 8080), XSM_API_BIND (default 127.0.0.1; 0.0.0.0 to serve the site network)
+//   XSM_TOKENS="token:role,..." or XSM_TOKENS_FILE (lines "TOKEN ROLE [NAME]"); roles viewer|operator|admin
+//   XSM_CONTROL=0 to serve the API only (run the control worker elsewhere)
+//   XSM_REDIS_URL, XSM_PREFIX
+
+import { tokensFromEnv } from '../src/api/auth.ts';
+import { startApi } from '../src/api/listen.ts';
+import { XsmRuntime } from '../src/jobs/runtime.ts';
+import { createLogger } from '../src/lib/log.ts';
+import { closeWhenReady, redisConfigFromEnv } from '../src/lib/redis.ts';
+import { startControlWorker } from './control-lib.ts';
+
+function fail(message: string): never {
+  process.stderr.write(`xsm api: ${message}\n`);
+  process.exit(2);
+}
+
+const log = createLogger({ component: 'api' });
+let tokens;
+try {
+  tokens = tokensFromEnv();
+} catch (e) {
+  fail(e instanceof Error ? e.message : String(e));
+}
+if (tokens.size === 0) fail('no API tokens: set XSM_TOKENS="TOKEN:admin" (e.g. TOKEN from `openssl rand -hex 24`) or XSM_TOKENS_FILE');
+const port = Number(process.env.XSM_API_PORT ?? 8080);
+if (!Number.isInteger(port) || port < 0 || port > 65535) fail(`XSM_API_PORT=${process.env.XSM_API_PORT} is not a port number`);
+const rt = new XsmRuntime(redisConfigFromEnv());
+const control = process.env.XSM_CONTROL === '0' ? undefined : startControlWorker(rt, log);
+const api = await startApi({ rt, tokens, log, port, bind: process.env.XSM_API_BIND ?? '127.0.0.1' }).catch((e: Error) => fail(`cannot listen: ${e.message}`));
+log.info('API listening', { url: api.url, control: Boolean(control), tokens: tokens.size });
+const stop = async () => {
+  await api.close();
+  if (control) await closeWhenReady(control);
+  await rt.close();
+  process.exit(0);
+};
+process.on('SIGTERM', stop);
+process.on('SIGINT', stop);
