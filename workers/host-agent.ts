@@ -4,11 +4,13 @@
 //   XSM_HYPERVISOR    xl (default: drive the local Xen toolstack) | sim (the simulated Xen host)
 //   XSM_SIM_DIR       state directory of the simulated hosts (sim); XSM_SIM_MEM_MIB, XSM_SIM_CPUS size it
 //   XSM_CACHE_DIR     where the last applied site file is kept (default /var/lib/xsm)
+//   XSM_SSH_HOST, XSM_SSH_PORT, XSM_SSH_KEY, XSM_SSH_HOSTKEY: drive a remote Dom0's xl over SSH
 //   XSM_HEARTBEAT_MS, XSM_LOCK_MS, XSM_CONCURRENCY, XSM_REDIS_URL, XSM_PREFIX
 
 import { DirSimStore, SimulatedXenHost, provisionSimHost } from '../src/drivers/hypervisor/simulated.ts';
 import { XlHypervisor } from '../src/drivers/hypervisor/xl.ts';
 import { LocalShell } from '../src/drivers/shell.ts';
+import { SshShell } from '../src/drivers/ssh/ssh-shell.ts';
 import type { Hypervisor } from '../src/drivers/hypervisor/hypervisor.ts';
 import { createLogger } from '../src/lib/log.ts';
 import { redisConfigFromEnv } from '../src/lib/redis.ts';
@@ -45,7 +47,18 @@ if (kind === 'sim') {
   hv = new SimulatedXenHost(store, host, timing);
   peer = (h) => new SimulatedXenHost(store, h, timing);
 } else if (kind === 'xl') {
-  hv = new XlHypervisor(new LocalShell(), host);
+  // Normally the agent runs on its Dom0 and drives xl locally. XSM_SSH_HOST lets it drive a Dom0 from
+  // elsewhere over SSH instead (key XSM_SSH_KEY, pinned host key XSM_SSH_HOSTKEY="SHA256:...").
+  const sshHost = process.env.XSM_SSH_HOST;
+  const shell = sshHost
+    ? new SshShell({
+        host: sshHost,
+        port: intEnv('XSM_SSH_PORT', 22),
+        privateKey: process.env.XSM_SSH_KEY ?? fail('XSM_SSH_HOST needs XSM_SSH_KEY (path of the private key)'),
+        hostKeySha256: process.env.XSM_SSH_HOSTKEY ?? fail('XSM_SSH_HOST needs XSM_SSH_HOSTKEY, the pinned host key fingerprint (SHA256:...)'),
+      })
+    : new LocalShell();
+  hv = new XlHypervisor(shell, host);
 } else fail(`XSM_HYPERVISOR=${kind}: use xl or sim`);
 
 const agent = startHostAgent({
