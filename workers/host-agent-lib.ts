@@ -28,6 +28,8 @@ export interface HostAgentOptions {
   lockDurationMs?: number;
   cacheDir?: string;
   peer?: (host: string) => Hypervisor | undefined;
+  /** Called on each heartbeat: publishes host and VM metrics to Ganglia (gmetric). */
+  publishMetrics?: () => Promise<unknown>;
 }
 
 export function stepsFor(data: ActionJobData): { workflow: string; steps: Step<VmWorkflowContext>[] } {
@@ -112,6 +114,9 @@ export function startHostAgent(opts: HostAgentOptions): { worker: Worker; close:
   });
   worker.on('error', (e) => log.error('worker error', { host, error: e.message }));
   const beat = async () => {
+    if (opts.publishMetrics) {
+      await opts.publishMetrics().catch((e: unknown) => log.warn('publishing metrics to Ganglia failed', { host, error: e instanceof Error ? e.message : String(e) }));
+    }
     try {
       await observe();
       if (opts.cacheDir) {

@@ -5,12 +5,16 @@
 //   XSM_SIM_DIR       state directory of the simulated hosts (sim); XSM_SIM_MEM_MIB, XSM_SIM_CPUS size it
 //   XSM_CACHE_DIR     where the last applied site file is kept (default /var/lib/xsm)
 //   XSM_SSH_HOST, XSM_SSH_PORT, XSM_SSH_KEY, XSM_SSH_HOSTKEY: drive a remote Dom0's xl over SSH
+//   XSM_GMOND (host:port), XSM_HOST_ADDRESS: publish host and VM metrics to Ganglia via gmetric
 //   XSM_HEARTBEAT_MS, XSM_LOCK_MS, XSM_CONCURRENCY, XSM_REDIS_URL, XSM_PREFIX
 
 import { DirSimStore, SimulatedXenHost, provisionSimHost } from '../src/drivers/hypervisor/simulated.ts';
 import { XlHypervisor } from '../src/drivers/hypervisor/xl.ts';
 import { LocalShell } from '../src/drivers/shell.ts';
 import { SshShell } from '../src/drivers/ssh/ssh-shell.ts';
+import { parseEndpoint } from '../src/ganglia/client.ts';
+import { gmetricSender } from '../src/ganglia/gmetric.ts';
+import { vmMetricsPublisher } from '../src/ganglia/vm-metrics.ts';
 import type { Hypervisor } from '../src/drivers/hypervisor/hypervisor.ts';
 import { createLogger } from '../src/lib/log.ts';
 import { redisConfigFromEnv } from '../src/lib/redis.ts';
@@ -61,7 +65,16 @@ if (kind === 'sim') {
   hv = new XlHypervisor(shell, host);
 } else fail(`XSM_HYPERVISOR=${kind}: use xl or sim`);
 
+// XSM_GMOND=host:port: publish host and per-VM metrics to that gmond (its udp_recv_channel);
+// XSM_HOST_ADDRESS is the Dom0 address Ganglia shows for it and its VMs.
+let publishMetrics: (() => Promise<unknown>) | undefined;
+if (process.env.XSM_GMOND) {
+  const ep = parseEndpoint(process.env.XSM_GMOND);
+  publishMetrics = vmMetricsPublisher(hv, gmetricSender(ep, host), process.env.XSM_HOST_ADDRESS ?? '127.0.0.1');
+}
+
 const agent = startHostAgent({
+  publishMetrics,
   rt,
   hv,
   log,

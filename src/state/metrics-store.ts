@@ -1,0 +1,86 @@
+// The latest Ganglia values of every host and VM, and a bounded history of the ones XSM graphs and
+// balances on, in Redis: the poller writes, the rebalancer, failover, the dashboard and /metrics read.
+
+import type { Redis } from 'ioredis';
+import type { GangliaHost } from '../ganglia/xml.ts';
+
+export interface StoredMetric {
+  v: number | string;
+  units: string;
+  /** Epoch ms at which the value was current (poll time minus its TN). */
+  at: number;
+}
+
+export interface HostMetrics {
+  host: string;
+  ip: string;
+  up: boolean;
+  /** Epoch ms of the host's last report to Ganglia. */
+  reportedAt: number;
+  /** Who sent the host's metrics when they were spoofed (a VM's Dom0 agent). */
+  spoofedBy?: string;
+  metrics: Record<string, StoredMetric>;
+}
+
+/** Metrics with history: what the dashboard graphs and the rebalancer reads over time. */
+export const HISTORY_METRICS = new Set(['load_one', 'cpu_user', 'cpu_system', 'cpu_idle', 'cpu_num', 'mem_free', 'mem_total', 'bytes_in', 'bytes_out', 'vm_count', 'xen_free_mem', 'xen_total_mem', 'vm_cpu_pct', 'vm_mem_used', 'vm_mem_max', 'vm_vcpus_online']);
+
+export class MetricsStore {
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+    private readonly historyLength = 720,
+  ) {}
+  private latestKey(host: string) {
+    return `${this.prefix}:metrics:latest:${host}`;
+  }
+  private histKey(host: string, metric: string) {
+    return `${this.prefix}:metrics:hist:${host}:${metric}`;
+  }
+  private get hostsKey() {
+    return `${this.prefix}:metrics:hosts`;
+  }
+
+  /** Stores one poll: every host's latest values, and a point of history for the graphed metrics. */
+  async store(hosts: GangliaHost[], polledAt = Date.now()): Promise<void> {
+    const pipe = this.redis.pipeline();
+    for (const h of hosts) {
+      const metrics: Record<string, StoredMetric> = {};
+      let spoofedBy: string | undefined;
+      for (const m of Object.values(h.metrics)) {
+        const at = polledAt - m.tn * 1000;
+        metrics[m.name] = { v: m.value, units: m.units, at };
+        if (m.spoofHost) spoofedBy = m.spoofHost;
+        if (typeof m.value === 'number' && HISTORY_METRICS.has(m.name)) {
+          pipe.lpush(this.histKey(h.name, m.name), `${at} ${m.value}`);
+          pipe.ltrim(this.histKey(h.name, m.name), 0, this.historyLength - 1);
+        }
+      }
+      const rec: HostMetrics = { host: h.name, ip: h.ip, up: h.up, reportedAt: h.reported * 1000, metrics, ...(spoofedBy ? { spoofedBy } : {}) };
+      pipe.set(this.latestKey(h.name), JSON.stringify(rec));
+      pipe.sadd(this.hostsKey, h.name);
+    }
+    await pipe.exec();
+  }
+
+  async latest(host: string): Promise<HostMetrics | undefined> {
+    const v = await this.redis.get(this.latestKey(host));
+    return v ? (JSON.parse(v) as HostMetrics) : undefined;
+  }
+
+  async all(): Promise<HostMetrics[]> {
+    const names = (await this.redis.smembers(this.hostsKey)).sort();
+    if (!names.length) return [];
+    const vals = await this.redis.mget(names.map((n) => this.latestKey(n)));
+    return vals.filter((v): v is string => Boolean(v)).map((v) => JSON.parse(v) as HostMetrics);
+  }
+
+  /** Newest first: [epoch ms, value]. */
+  async history(host: string, metric: string, n = 120): Promise<[number, number][]> {
+    const raw = await this.redis.lrange(this.histKey(host, metric), 0, n - 1);
+    return raw.map((r) => {
+      const [t, v] = r.split(' ');
+      return [Number(t), Number(v)];
+    });
+  }
+}
