@@ -4,6 +4,7 @@ import { Worker, type Job } from 'bullmq';
 import type { Logger } from '../src/lib/log.ts';
 import { workerConnectionOptions } from '../src/lib/redis.ts';
 import { processApply, processWave } from '../src/jobs/apply.ts';
+import { processRebalance, type RebalanceRequest } from '../src/rebalance/rebalance-job.ts';
 import { CONTROL_QUEUE, type ApplyJobData, type WaveJobData } from '../src/jobs/queues.ts';
 import type { XsmRuntime } from '../src/jobs/runtime.ts';
 
@@ -13,6 +14,7 @@ export function startControlWorker(rt: XsmRuntime, log: Logger): Worker {
     async (job: Job) => {
       if (job.name === 'apply') return processApply(rt, job as Job<ApplyJobData>);
       if (job.name === 'wave') return processWave(rt, job as Job<WaveJobData>);
+      if (job.name === 'rebalance') return processRebalance(rt, job as Job<RebalanceRequest>);
       throw new Error(`unknown control job ${job.name}`);
     },
     { connection: workerConnectionOptions(rt.config), prefix: rt.config.prefix, concurrency: 4 },

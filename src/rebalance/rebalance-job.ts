@@ -1,0 +1,72 @@
+// Runs the rebalancer against the live site: snapshot (current site version + observed state + Ganglia
+// CPU use) -> balance() -> a new site-file version with reason "rebalance", which the plan engine then
+// carries out as live migrations. The file stays the truth. Runs on demand, as a dry run, or on a
+// schedule (a BullMQ job scheduler on the control queue).
+
+import type { Job } from 'bullmq';
+import { enqueueApply } from '../jobs/apply.ts';
+import { CONTROL_QUEUE } from '../jobs/queues.ts';
+import type { XsmRuntime } from '../jobs/runtime.ts';
+import { serializeSite } from '../site/serialize.ts';
+import { MetricsStore } from '../state/metrics-store.ts';
+import { balance, type BalanceOptions, type BalanceResult } from './balance.ts';
+
+export interface RebalanceRequest {
+  dryRun?: boolean;
+  mode?: 'performance' | 'density';
+  maxMoves?: number;
+  /** Seconds a moved VM is left alone afterwards, so VMs do not bounce. */
+  cooldownSec?: number;
+}
+
+export interface RebalanceOutcome extends BalanceResult {
+  baseVersion: number;
+  version?: number;
+}
+
+const cooldownKey = (rt: XsmRuntime, vm: string) => `${rt.config.prefix}:rebalance:cooldown:${vm}`;
+
+export async function runRebalance(rt: XsmRuntime, req: RebalanceRequest = {}): Promise<RebalanceOutcome> {
+  const baseVersion = await rt.sites.currentVersion();
+  if (!baseVersion) throw new Error('no site version to rebalance; submit a site file first');
+  const { site } = await rt.sites.load(baseVersion);
+  const metrics = new MetricsStore(rt.redis, rt.config.prefix);
+  const observed = await rt.observed.all();
+  // CPU load: Ganglia's vm_cpu_pct when the poller has it, else assume each vCPU half busy.
+  const loads = await Promise.all(site.vms.map(async (v) => (await metrics.latest(v.name))?.metrics.vm_cpu_pct?.v));
+  const cooling = await Promise.all(site.vms.map((v) => rt.redis.exists(cooldownKey(rt, v.name))));
+  const hosts = site.hosts.filter((h) => !h.implied || observed.hosts[h.name]).map((h) => ({ name: h.name, cpus: h.cpus || observed.hosts[h.name]?.nrCpus || 1, memMiB: h.memoryMiB || observed.hosts[h.name]?.totalMemMiB || 1, maintenance: h.maintenance }));
+  const vms = site.vms.map((v, i) => ({
+    name: v.name,
+    host: v.host,
+    memMiB: v.memMiB,
+    vcpus: v.vcpus,
+    cpuLoad: typeof loads[i] === 'number' ? Math.min(v.vcpus, (loads[i] as number) / 100) : v.vcpus / 2,
+    pinned: v.placement.pinned,
+    noRebalance: v.placement.noRebalance,
+    ...(v.placement.antiAffinity ? { antiAffinity: v.placement.antiAffinity } : {}),
+  }));
+  const opts: BalanceOptions = { mode: req.mode ?? 'performance', maxMoves: req.maxMoves ?? 8, cooldown: new Set(site.vms.filter((_, i) => cooling[i]).map((v) => v.name)) };
+  const result = balance(hosts, vms, opts);
+  if (req.dryRun || result.moves.length === 0) return { ...result, baseVersion };
+  const to = new Map(result.moves.map((m) => [m.vm, m.to]));
+  const next = { ...site, vms: site.vms.map((v) => (to.has(v.name) ? { ...v, host: to.get(v.name)! } : v)) };
+  const reason = `rebalance (${opts.mode}): ${result.moves.length} live migration${result.moves.length === 1 ? '' : 's'}, imbalance ${result.imbalanceBefore.toFixed(3)} -> ${result.imbalanceAfter.toFixed(3)}`;
+  // Based on the version read: if an operator changed the site meanwhile, this is refused (409) and
+  // the next run plans again from the new version.
+  const { version } = await rt.sites.submit(serializeSite(next), { base: baseVersion, author: 'rebalancer', reason, file: `rebalance of v${baseVersion}` });
+  const ttl = req.cooldownSec ?? 1800;
+  if (ttl > 0) for (const m of result.moves) await rt.redis.set(cooldownKey(rt, m.vm), String(version), 'EX', ttl);
+  await enqueueApply(rt, version, 'rebalancer');
+  return { ...result, baseVersion, version };
+}
+
+/** Every `everyMs`, a `rebalance` job on the control queue (one schedule per site, replaced on change). */
+export async function scheduleRebalance(rt: XsmRuntime, everyMs: number, req: RebalanceRequest = {}): Promise<void> {
+  await rt.queue(CONTROL_QUEUE).upsertJobScheduler('rebalance', { every: everyMs }, { name: 'rebalance', data: req, opts: { attempts: 1, removeOnComplete: { count: 100 } } });
+}
+
+export async function processRebalance(rt: XsmRuntime, job: Job<RebalanceRequest>): Promise<string> {
+  const r = await runRebalance(rt, job.data);
+  return r.version ? `version ${r.version}: ${r.moves.length} moves` : `no move worth making (imbalance ${r.imbalanceBefore.toFixed(3)})`;
+}
