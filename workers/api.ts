@@ -3,6 +3,8 @@
 //   XSM_API_PORT (default 8080), XSM_API_BIND (default 127.0.0.1; 0.0.0.0 to serve the site network)
 //   XSM_TOKENS="token:role,..." or XSM_TOKENS_FILE (lines "TOKEN ROLE [NAME]"); roles viewer|operator|admin
 //   XSM_CONTROL=0 to serve the API only (run the control worker elsewhere)
+//   XSM_FAILOVER_CHECK_S (default 10; 0 = off): host health check; XSM_SUSPECT_AFTER_S (30), XSM_FENCE_AFTER_S (30)
+//   XSM_REBALANCE_EVERY_MIN (unset: keep the schedule set through the API; 0 = off), XSM_REBALANCE_MODE (performance|density)
 //   XSM_REDIS_URL, XSM_PREFIX
 
 import { tokensFromEnv } from '../src/api/auth.ts';
@@ -11,10 +13,20 @@ import { XsmRuntime } from '../src/jobs/runtime.ts';
 import { createLogger } from '../src/lib/log.ts';
 import { closeWhenReady, redisConfigFromEnv } from '../src/lib/redis.ts';
 import { startControlWorker } from './control-lib.ts';
+import { scheduleFailoverCheck } from '../src/failover/health.ts';
+import { scheduleRebalance } from '../src/rebalance/rebalance-job.ts';
 
 function fail(message: string): never {
   process.stderr.write(`xsm api: ${message}\n`);
   process.exit(2);
+}
+
+function envNumber(name: string, dflt: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return dflt; // may be -1: "not given"
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n < 0) fail(`${name}=${raw} is not a non-negative number`);
+  return n;
 }
 
 const log = createLogger({ component: 'api' });
@@ -29,6 +41,17 @@ const port = Number(process.env.XSM_API_PORT ?? 8080);
 if (!Number.isInteger(port) || port < 0 || port > 65535) fail(`XSM_API_PORT=${process.env.XSM_API_PORT} is not a port number`);
 const rt = new XsmRuntime(redisConfigFromEnv());
 const control = process.env.XSM_CONTROL === '0' ? undefined : startControlWorker(rt, log);
+if (control) {
+  // Job schedulers live in Redis, one per site: every API/control process may upsert them, the jobs run once.
+  const checkS = envNumber('XSM_FAILOVER_CHECK_S', 10);
+  if (checkS > 0) await scheduleFailoverCheck(rt, checkS * 1000, { suspectAfterMs: envNumber('XSM_SUSPECT_AFTER_S', 30) * 1000, fenceAfterMs: envNumber('XSM_FENCE_AFTER_S', 30) * 1000 });
+  else await rt.control().removeJobScheduler('failover-check');
+  // Unset leaves the schedule as it is (it may have been set through the API); 0 removes it.
+  const rebalanceMin = envNumber('XSM_REBALANCE_EVERY_MIN', -1);
+  const mode = process.env.XSM_REBALANCE_MODE === 'density' ? 'density' : 'performance';
+  if (rebalanceMin > 0) await scheduleRebalance(rt, rebalanceMin * 60_000, { mode });
+  else if (rebalanceMin === 0) await rt.control().removeJobScheduler('rebalance');
+}
 const api = await startApi({ rt, tokens, log, port, bind: process.env.XSM_API_BIND ?? '127.0.0.1' }).catch((e: Error) => fail(`cannot listen: ${e.message}`));
 log.info('API listening', { url: api.url, control: Boolean(control), tokens: tokens.size });
 const stop = async () => {

@@ -2,6 +2,8 @@
 // single VM operations; retry jobs. Everything it knows is in Redis, so any host can serve it and several
 // may at once. The queue dashboard (bull-board) is mounted at /admin/queues behind the same tokens.
 
+import { HealthStore } from '../failover/health.ts';
+import { mountMonitoringRoutes } from './monitoring.ts';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
@@ -192,6 +194,7 @@ export function createApiApp(opts: ApiOptions): express.Express {
   app.get('/api/hosts', viewer, async (_req, res) => {
     const { site } = await currentSite();
     const observed = await rt.observed.all();
+    const health = await new HealthStore(rt).all();
     const names = new Set([...(site?.hosts.map((h) => h.name) ?? []), ...Object.keys(observed.hosts)]);
     const now = Date.now();
     res.json({
@@ -203,6 +206,9 @@ export function createApiApp(opts: ApiOptions): express.Express {
           inSite: Boolean(spec),
           ...(spec ? { address: spec.address, cpus: spec.cpus, memoryMiB: spec.memoryMiB, maintenance: spec.maintenance } : {}),
           ...(o ? { heartbeatAgeMs: now - o.heartbeatAt, totalMemMiB: o.totalMemMiB, freeMemMiB: o.freeMemMiB, nrCpus: o.nrCpus, domains: o.domains.length } : { heartbeatAgeMs: null }),
+          // healthy, or where failover has it: suspect, fencing, fenced, fence-failed (with what to do).
+          health: health[name]?.state ?? 'healthy',
+          ...(health[name]?.detail ? { healthDetail: health[name]!.detail } : {}),
         };
       }),
     });
@@ -285,12 +291,14 @@ export function createApiApp(opts: ApiOptions): express.Express {
   app.post('/admin/login', express.urlencoded({ extended: false, limit: '4kb' }), (req, res) => {
     const token = String(req.body?.token ?? '');
     const p = tokens.lookup(token);
-    if (!p || !roleAllows(p.role, 'admin')) throw new ApiError(403, 'forbidden', 'the dashboard needs an admin token');
+    if (!p) throw new ApiError(403, 'forbidden', 'unknown token', 'use a token from the API host\'s XSM_TOKENS');
     res.setHeader('Set-Cookie', `${COOKIE}=${encodeURIComponent(token)}; HttpOnly; SameSite=Strict; Path=/admin`);
-    res.redirect(303, '/admin/queues');
+    // Any role may watch the site; the job dashboard (which can retry and delete jobs) needs admin.
+    res.redirect(303, roleAllows(p.role, 'admin') ? '/admin/queues' : '/admin/site');
   });
   app.use('/admin/queues', guard('admin'), refreshBoard, board.getRouter());
 
+  mountMonitoringRoutes(app, rt, guard, (status, code, message, hint) => new ApiError(status, code, message, hint));
   opts.extend?.(app, guard);
 
   app.use((_req, _res, next) => next(new ApiError(404, 'not-found', 'no such endpoint', 'see docs/api.md for the endpoints')));

@@ -12,6 +12,11 @@ export interface ObservedHost {
   nrCpus: number;
   /** Guest domains only (Domain-0 excluded). */
   domains: DomainInfo[];
+  /**
+   * Set by failover once the host was fenced (powered off and confirmed off): its domains are gone and
+   * nothing may be started there until its agent reports again. The agent's next report clears it.
+   */
+  fencedAt?: number;
 }
 
 export interface ObservedState {

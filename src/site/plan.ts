@@ -117,6 +117,13 @@ export function planChanges(current: Site | undefined, desired: Site, observed?:
     }
     if (!want) continue;
     if (!now) {
+      const fencedAt = observed?.hosts[want.host]?.fencedAt;
+      if (fencedAt) {
+        // Its host was fenced by failover and found no other host with room (or the VM is pinned there):
+        // it starts when the host's agent reports again, not before.
+        notes.push(`${name} stays down: its host ${want.host} was fenced at ${new Date(fencedAt).toISOString()} and has not reported since`);
+        continue;
+      }
       const a: CreateAction = { kind: 'create', id: `create:${name}`, vm: name, host: want.host, spec: want, wave: 0, reason: current?.vms.some((v) => v.name === name) ? `${name} is not running; create it on ${want.host}` : `${name} is new in the site file` };
       pending.push({ action: a, needHost: want.host, needMiB: want.memMiB, vcpus: want.vcpus, freeMiB: 0 });
       continue;

@@ -40,6 +40,15 @@ export class ObservedStore {
       JSON.stringify(domain),
     );
   }
+  /**
+   * Failover fenced `host`: its domains died with it. Replaces the last report by an empty, fenced one
+   * (keeping the heartbeat time), so the planner recreates its VMs elsewhere and starts nothing on it.
+   */
+  async markFenced(host: string, at = Date.now()): Promise<void> {
+    const last = await this.host(host);
+    const report: ObservedHost = { name: host, heartbeatAt: last?.heartbeatAt ?? 0, totalMemMiB: last?.totalMemMiB ?? 0, freeMemMiB: 0, nrCpus: last?.nrCpus ?? 0, domains: [], fencedAt: at };
+    await this.report(report);
+  }
   async host(name: string): Promise<ObservedHost | undefined> {
     const v = await this.redis.get(this.key(name));
     return v ? (JSON.parse(v) as ObservedHost) : undefined;

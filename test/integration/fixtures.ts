@@ -1,11 +1,18 @@
 // Site files for integration tests, built as text like an operator would write them.
-export interface VmLine { name: string; host: string; mem: number; vcpus?: number }
+export interface VmLine { name: string; host: string; mem: number; vcpus?: number; priority?: number; pinned?: boolean }
 
-export function siteXml(hosts: { name: string; memMiB: number; cpus?: number }[], vms: VmLine[]): string {
-  const hostLines = hosts.map((h, i) => `    <Host name="${h.name}" address="10.77.0.${i + 1}" cpus="${h.cpus ?? 8}" memory="${h.memMiB}"/>`);
+export interface HostLine { name: string; memMiB: number; cpus?: number; power?: { driver: string; address?: string } }
+
+export function siteXml(hosts: HostLine[], vms: VmLine[]): string {
+  const hostLines = hosts.map((h, i) => {
+    const attrs = `name="${h.name}" address="10.77.0.${i + 1}" cpus="${h.cpus ?? 8}" memory="${h.memMiB}"`;
+    if (!h.power) return `    <Host ${attrs}/>`;
+    return `    <Host ${attrs}><Power driver="${h.power.driver}"${h.power.address ? ` address="${h.power.address}"` : ''}/></Host>`;
+  });
   const vmLines = vms.map((v, i) => {
     const mac = `00:16:3e:00:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`;
-    return `    <VM name="${v.name}" config="tiny"><DOM0>${v.host}</DOM0><VCPUS>${v.vcpus ?? 1}</VCPUS><HWADDR>${mac}</HWADDR><IP>DHCP</IP><MEM>${v.mem}</MEM></VM>`;
+    const placement = v.priority !== undefined || v.pinned ? `<Placement${v.priority !== undefined ? ` priority="${v.priority}"` : ''}${v.pinned ? ' pinned="true"' : ''}/>` : '';
+    return `    <VM name="${v.name}" config="tiny"><DOM0>${v.host}</DOM0><VCPUS>${v.vcpus ?? 1}</VCPUS><HWADDR>${mac}</HWADDR><IP>DHCP</IP><MEM>${v.mem}</MEM>${placement}</VM>`;
   });
   return `<XSMConfig>
   <Hosts>

@@ -11,6 +11,8 @@ import { startHostAgent } from '../../workers/host-agent-lib.ts';
 import { startControlWorker } from '../../workers/control-lib.ts';
 import { convergedVersion, enqueueApply } from '../../src/jobs/apply.ts';
 import type { Worker } from 'bullmq';
+import { SimulatedPower } from '../../src/drivers/power/simulated.ts';
+import { sitePowerResolver } from '../../src/failover/failover-job.ts';
 
 export interface TestSite {
   rt: XsmRuntime;
@@ -51,7 +53,10 @@ export async function startTestSite(hosts: { name: string; memMiB: number; cpus?
     hv.set(h.name, new SimulatedXenHost(store, h.name, { createMs: 5, shutdownMs: 2, migrateMsPerGiB: 10 }));
   }
   const agents = new Map<string, { close: () => Promise<void> }>();
-  const control = startControlWorker(rt, silentLogger);
+  // Fencing: a host the site file gives a <Power> element uses that real driver; the others are
+  // simulated hosts whose plug the simulator pulls.
+  const sitePower = sitePowerResolver(rt);
+  const control = startControlWorker(rt, silentLogger, { power: async (h) => (h.power ? sitePower(h) : new SimulatedPower(hv.get(h.name)!)) });
   const site: TestSite = {
     rt,
     store,

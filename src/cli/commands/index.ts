@@ -1,5 +1,6 @@
 // Commands beyond `site validate|diff|plan`: each part of XSM adds its own file and lists its commands here.
 import type { Command } from '../command.ts';
 import { opsCommands } from './ops.ts';
+import { monitorCommands } from './monitor.ts';
 
-export const extraCommands: Command[] = [...opsCommands];
+export const extraCommands: Command[] = [...opsCommands, ...monitorCommands];

@@ -161,7 +161,7 @@ export const status: Command = {
     const { flags } = parseArgs(args);
     return withApi(io, async (api) => {
       const site = await api.call<SiteStatus>('GET', '/api/site');
-      const { hosts } = await api.call<{ hosts: { name: string; inSite: boolean; heartbeatAgeMs: number | null; freeMemMiB?: number; totalMemMiB?: number; domains?: number; maintenance?: boolean }[] }>('GET', '/api/hosts');
+      const { hosts } = await api.call<{ hosts: { name: string; inSite: boolean; heartbeatAgeMs: number | null; freeMemMiB?: number; totalMemMiB?: number; domains?: number; maintenance?: boolean; health?: string; healthDetail?: string }[] }>('GET', '/api/hosts');
       const vms = await api.call<{ vms: { name: string; desired: { host: string; memMiB: number; vcpus: number }; observed: { host: string; state: string }[]; inSync: boolean }[]; unmanaged: { name: string; observed: { host: string }[] }[] }>('GET', '/api/vms');
       if (flags.has('json')) {
         io.out(JSON.stringify({ site, hosts, ...vms }, null, 2));
@@ -169,7 +169,8 @@ export const status: Command = {
       }
       io.out(`site version ${site.version} (applied ${site.applied}, converged ${site.converged})${site.reason ? ` — ${site.reason} by ${site.author}` : ''}`);
       io.out('');
-      io.out(formatTable(['HOST', 'HEARTBEAT', 'FREE MiB', 'TOTAL MiB', 'VMS', 'NOTE'], hosts.map((h) => [h.name, h.heartbeatAgeMs === null ? 'never' : `${(h.heartbeatAgeMs / 1000).toFixed(1)} s ago`, String(h.freeMemMiB ?? '-'), String(h.totalMemMiB ?? '-'), String(h.domains ?? '-'), [h.inSite ? '' : 'not in site file', h.maintenance ? 'maintenance' : ''].filter(Boolean).join(', ')])));
+      io.out(formatTable(['HOST', 'HEARTBEAT', 'FREE MiB', 'TOTAL MiB', 'VMS', 'NOTE'], hosts.map((h) => [h.name, h.heartbeatAgeMs === null ? 'never' : `${(h.heartbeatAgeMs / 1000).toFixed(1)} s ago`, String(h.freeMemMiB ?? '-'), String(h.totalMemMiB ?? '-'), String(h.domains ?? '-'), [h.inSite ? '' : 'not in site file', h.maintenance ? 'maintenance' : '', h.health && h.health !== 'healthy' ? h.health.toUpperCase() : ''].filter(Boolean).join(', ')])));
+      for (const h of hosts) if (h.healthDetail) io.out(`${h.name}: ${h.healthDetail}`);
       io.out('');
       io.out(formatTable(['VM', 'DESIRED', 'MEM', 'VCPUS', 'OBSERVED', 'STATE', 'IN SYNC'], vms.vms.map((v) => [v.name, v.desired.host, String(v.desired.memMiB), String(v.desired.vcpus), v.observed.map((o) => o.host).join(',') || '-', v.observed.map((o) => o.state).join(',') || '-', v.inSync ? 'yes' : 'NO'])));
       for (const u of vms.unmanaged) io.out(`unmanaged domain ${u.name} on ${u.observed.map((o) => o.host).join(',')} (not in the site file)`);

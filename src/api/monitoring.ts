@@ -1,0 +1,237 @@
+// The API's monitoring side: rebalancing on demand and its schedule, manual power confirmation (fencing
+// a host without a BMC), a Prometheus /metrics endpoint, and the site dashboard — hosts and VMs with
+// their Ganglia history graphed, as the paper's Ganglia pages showed them — at /admin/site.
+
+import express from 'express';
+import { Gauge, Registry } from 'prom-client';
+import { confirmManualPower } from '../drivers/power/manual.ts';
+import { HealthStore } from '../failover/health.ts';
+import { convergedVersion } from '../jobs/apply.ts';
+import type { XsmRuntime } from '../jobs/runtime.ts';
+import { runRebalance, scheduleRebalance, type RebalanceRequest } from '../rebalance/rebalance-job.ts';
+import { HISTORY_METRICS, MetricsStore } from '../state/metrics-store.ts';
+import { StaleVersionError } from '../state/site-store.ts';
+import type { Role } from './auth.ts';
+import { dashboardHtml } from './dashboard-page.ts';
+
+type Guard = (role: Role) => express.RequestHandler;
+type Fail = (status: number, code: string, message: string, hint?: string) => Error;
+
+const JOB_COUNT_STATES = ['active', 'waiting', 'waiting-children', 'delayed', 'prioritized', 'failed', 'completed'] as const;
+
+function rebalanceRequest(body: unknown, fail: Fail): RebalanceRequest {
+  const b = (body ?? {}) as Record<string, unknown>;
+  const req: RebalanceRequest = {};
+  if (b.dryRun !== undefined) req.dryRun = b.dryRun === true || b.dryRun === 'true';
+  if (b.mode !== undefined) {
+    if (b.mode !== 'performance' && b.mode !== 'density') throw fail(400, 'bad-parameter', `mode must be performance or density, got ${JSON.stringify(b.mode)}`);
+    req.mode = b.mode;
+  }
+  if (b.maxMoves !== undefined) {
+    const n = Number(b.maxMoves);
+    if (!Number.isInteger(n) || n < 1 || n > 1000) throw fail(400, 'bad-parameter', `maxMoves must be an integer 1..1000, got ${JSON.stringify(b.maxMoves)}`);
+    req.maxMoves = n;
+  }
+  return req;
+}
+
+/** The Prometheus registry of one API app: every value is read from Redis at scrape time. */
+export function prometheusRegistry(rt: XsmRuntime): Registry {
+  const registry = new Registry();
+  const metrics = new MetricsStore(rt.redis, rt.config.prefix);
+  new Gauge({
+    name: 'xsm_site_version',
+    help: 'Site file version: current (newest accepted), applied (planned into jobs), converged (all its jobs done)',
+    labelNames: ['kind'],
+    registers: [registry],
+    async collect() {
+      this.set({ kind: 'current' }, await rt.sites.currentVersion());
+      this.set({ kind: 'applied' }, await rt.sites.appliedVersion());
+      this.set({ kind: 'converged' }, await convergedVersion(rt));
+    },
+  });
+  const hostGauge = (name: string, help: string, value: (h: { heartbeatAt: number; freeMemMiB: number; totalMemMiB: number; nrCpus: number; domains: unknown[] }) => number) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ['host'],
+      registers: [registry],
+      async collect() {
+        this.reset();
+        for (const h of Object.values((await rt.observed.all()).hosts)) this.set({ host: h.name }, value(h));
+      },
+    });
+  hostGauge('xsm_host_heartbeat_age_seconds', 'Seconds since the host agent last reported', (h) => (Date.now() - h.heartbeatAt) / 1000);
+  hostGauge('xsm_host_memory_free_mib', 'Free memory Xen reports on the host, MiB', (h) => h.freeMemMiB);
+  hostGauge('xsm_host_memory_total_mib', 'Total memory Xen reports on the host, MiB', (h) => h.totalMemMiB);
+  hostGauge('xsm_host_cpus', 'Physical CPUs of the host', (h) => h.nrCpus);
+  hostGauge('xsm_host_domains', 'Guest domains running on the host', (h) => h.domains.length);
+  new Gauge({
+    name: 'xsm_host_health',
+    help: 'Failover state of each host: 1 for its current state (healthy, suspect, fencing, fenced, fence-failed)',
+    labelNames: ['host', 'state'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      const health = await new HealthStore(rt).all();
+      for (const name of Object.keys((await rt.observed.all()).hosts)) this.set({ host: name, state: health[name]?.state ?? 'healthy' }, 1);
+    },
+  });
+  new Gauge({
+    name: 'xsm_vm_memory_mib',
+    help: 'Memory of each running VM as its host reports it, MiB',
+    labelNames: ['vm', 'host'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const h of Object.values((await rt.observed.all()).hosts)) for (const d of h.domains) this.set({ vm: d.name, host: h.name }, d.memMiB);
+    },
+  });
+  new Gauge({
+    name: 'xsm_vm_vcpus',
+    help: 'Online vCPUs of each running VM',
+    labelNames: ['vm', 'host'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const h of Object.values((await rt.observed.all()).hosts)) for (const d of h.domains) this.set({ vm: d.name, host: h.name }, d.vcpus);
+    },
+  });
+  new Gauge({
+    name: 'xsm_ganglia',
+    help: 'Latest numeric value of the Ganglia metrics XSM keeps history of, per Ganglia host (Dom0s and, spoofed, VMs)',
+    labelNames: ['host', 'metric'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const h of await metrics.all()) {
+        for (const [name, m] of Object.entries(h.metrics)) if (typeof m.v === 'number' && HISTORY_METRICS.has(name)) this.set({ host: h.host, metric: name }, m.v);
+      }
+    },
+  });
+  new Gauge({
+    name: 'xsm_jobs',
+    help: 'Jobs per queue and state',
+    labelNames: ['queue', 'state'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const q of await rt.allQueues()) {
+        const counts = await q.getJobCounts(...JOB_COUNT_STATES);
+        for (const s of JOB_COUNT_STATES) this.set({ queue: q.name, state: s }, counts[s] ?? 0);
+      }
+    },
+  });
+  return registry;
+}
+
+/** What the dashboard page draws: hosts and VMs with their state and the history of graphed metrics. */
+export async function dashboardData(rt: XsmRuntime, points = 120) {
+  const metrics = new MetricsStore(rt.redis, rt.config.prefix);
+  const version = await rt.sites.currentVersion();
+  const site = version ? (await rt.sites.load(version)).site : undefined;
+  const observed = await rt.observed.all();
+  const health = await new HealthStore(rt).all();
+  const ganglia = new Map((await metrics.all()).map((m) => [m.host, m]));
+  const series = async (gangliaHost: string | undefined, names: string[]) => {
+    const out: Record<string, [number, number][]> = {};
+    if (!gangliaHost || !ganglia.has(gangliaHost)) return out;
+    for (const n of names) {
+      const h = await metrics.history(gangliaHost, n, points);
+      if (h.length) out[n] = h.reverse();
+    }
+    return out;
+  };
+  const now = Date.now();
+  const hostNames = [...new Set([...(site?.hosts.map((h) => h.name) ?? []), ...Object.keys(observed.hosts)])].sort();
+  const hosts = await Promise.all(
+    hostNames.map(async (name) => {
+      const spec = site?.hosts.find((h) => h.name === name);
+      const o = observed.hosts[name];
+      // gmond names a Dom0 by its hostname or, when spoofed, by address: try both.
+      const g = ganglia.has(name) ? name : spec && ganglia.has(spec.address) ? spec.address : undefined;
+      return {
+        name,
+        address: spec?.address,
+        maintenance: spec?.maintenance ?? false,
+        health: health[name]?.state ?? 'healthy',
+        healthDetail: health[name]?.detail,
+        heartbeatAgeS: o ? Math.round((now - o.heartbeatAt) / 1000) : null,
+        freeMemMiB: o?.freeMemMiB,
+        totalMemMiB: o?.totalMemMiB,
+        cpus: o?.nrCpus ?? spec?.cpus,
+        vms: o?.domains.map((d) => d.name) ?? [],
+        graphs: await series(g, ['load_one', 'cpu_idle', 'mem_free', 'xen_free_mem', 'vm_count', 'bytes_in', 'bytes_out']),
+      };
+    }),
+  );
+  const at = new Map<string, string[]>();
+  for (const h of Object.values(observed.hosts)) for (const d of h.domains) at.set(d.name, [...(at.get(d.name) ?? []), h.name]);
+  const vms = await Promise.all(
+    (site?.vms ?? []).map(async (v) => ({
+      name: v.name,
+      set: v.set,
+      desiredHost: v.host,
+      observedHosts: at.get(v.name) ?? [],
+      memMiB: v.memMiB,
+      vcpus: v.vcpus,
+      graphs: await series(ganglia.has(v.name) ? v.name : v.ip !== 'DHCP' && ganglia.has(v.ip) ? v.ip : undefined, ['vm_cpu_pct', 'vm_mem_used', 'vm_vcpus_online']),
+    })),
+  );
+  return { version, generatedAt: now, hosts, vms };
+}
+
+export function mountMonitoringRoutes(app: express.Express, rt: XsmRuntime, guard: Guard, fail: Fail): void {
+  const json = express.json({ limit: '64kb' });
+
+  // --- rebalancing -------------------------------------------------------------------------------------
+  app.post('/api/rebalance', guard('operator'), json, async (req, res) => {
+    const r = rebalanceRequest(req.body, fail);
+    try {
+      const out = await runRebalance(rt, r);
+      res.status(out.version ? 202 : 200).json(out);
+    } catch (e) {
+      if (e instanceof StaleVersionError) throw fail(409, 'stale-version', e.message, 'run the rebalancer again');
+      if (e instanceof Error && /no site version/.test(e.message)) throw fail(409, 'no-site', e.message);
+      throw e;
+    }
+  });
+  app.get('/api/rebalance/schedule', guard('viewer'), async (_req, res) => {
+    const s = await rt.control().getJobScheduler('rebalance');
+    res.json(s ? { everyMinutes: Number(s.every ?? 0) / 60_000, next: s.next ?? null, request: s.template?.data ?? {} } : { everyMinutes: 0 });
+  });
+  app.put('/api/rebalance/schedule', guard('admin'), json, async (req, res) => {
+    const every = Number(req.body?.everyMinutes);
+    if (!Number.isFinite(every) || every < 0 || every > 7 * 24 * 60) throw fail(400, 'bad-parameter', `everyMinutes must be 0 (off) .. 10080, got ${JSON.stringify(req.body?.everyMinutes)}`);
+    const r = rebalanceRequest({ ...req.body, dryRun: undefined }, fail);
+    if (every === 0) await rt.control().removeJobScheduler('rebalance');
+    else await scheduleRebalance(rt, every * 60_000, r);
+    res.json({ everyMinutes: every, request: r });
+  });
+
+  // --- host health and manual power --------------------------------------------------------------------
+  app.get('/api/hosts/health', guard('viewer'), async (_req, res) => {
+    res.json({ health: await new HealthStore(rt).all() });
+  });
+  app.post('/api/hosts/:name/power/confirm', guard('operator'), async (req, res) => {
+    const host = String(req.params.name);
+    if (!(await confirmManualPower(rt.redis, rt.config.prefix, host))) throw fail(409, 'nothing-pending', `no manual power request is pending for host ${host}`, 'confirm only what XSM asked for (see xsm jobs)');
+    res.json({ host, confirmed: true });
+  });
+
+  // --- Prometheus --------------------------------------------------------------------------------------
+  // Behind a viewer token like the rest: Prometheus sends it with `authorization: {credentials: TOKEN}`.
+  const registry = prometheusRegistry(rt);
+  app.get('/metrics', guard('viewer'), async (_req, res) => {
+    res.type(registry.contentType).send(await registry.metrics());
+  });
+
+  // --- dashboard ---------------------------------------------------------------------------------------
+  app.get('/admin/site', guard('viewer'), (_req, res) => {
+    res.type('html').send(dashboardHtml);
+  });
+  app.get('/admin/site/data.json', guard('viewer'), async (req, res) => {
+    const points = Math.min(720, Math.max(2, Number(req.query.points ?? 120) || 120));
+    res.json(await dashboardData(rt, points));
+  });
+}

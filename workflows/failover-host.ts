@@ -1,0 +1,131 @@
+// Failover of one failed host, as a durable job on the control queue:
+//   confirm-down -> fence -> mark-fenced -> restart-elsewhere -> apply
+// The order is the safety argument: a VM is restarted elsewhere only after its host was powered off and
+// its power driver confirmed "off". A VM whose host might still be running it is never started twice
+// (two writers on one disk image destroy it), so a failed fence restarts nothing and says what to do.
+
+import type { PowerControl } from '../src/drivers/power/power.ts';
+import { evacuate } from '../src/failover/placement.ts';
+import { HealthStore, lastSignOfLife, type FailoverJobData } from '../src/failover/health.ts';
+import { enqueueApply } from '../src/jobs/apply.ts';
+import type { XsmRuntime } from '../src/jobs/runtime.ts';
+import { PermanentError } from '../src/lib/errors.ts';
+import type { Step } from '../src/lib/steps.ts';
+import type { HostSpec } from '../src/site/model.ts';
+import { serializeSite } from '../src/site/serialize.ts';
+import { StaleVersionError } from '../src/state/site-store.ts';
+
+export interface FailoverContext {
+  rt: XsmRuntime;
+  data: FailoverJobData;
+  /** The power control of a host, built from its <Power> element (or the simulator's, in tests and demos). */
+  power: (host: HostSpec) => Promise<PowerControl>;
+  /** True on the job's last attempt: a fence that fails now fails for good. */
+  lastAttempt: boolean;
+}
+
+/** Thrown by confirm-down when the host came back: the job ends with nothing done. */
+export class HostRecovered extends Error {
+  constructor(host: string) {
+    super(`${host} reported again before it was fenced; nothing was done`);
+    this.name = 'HostRecovered';
+  }
+}
+
+const incidentTag = (d: FailoverJobData) => `failover of ${d.host} (incident ${d.incident})`;
+const versionKey = (ctx: FailoverContext) => `${ctx.rt.config.prefix}:failover:version:${ctx.data.host}:${ctx.data.incident}`;
+
+async function hostSpec(ctx: FailoverContext): Promise<HostSpec> {
+  const v = await ctx.rt.sites.currentVersion();
+  const host = v ? (await ctx.rt.sites.load(v)).site.hosts.find((h) => h.name === ctx.data.host) : undefined;
+  if (!host) throw new PermanentError(`host ${ctx.data.host} is no longer in the site file; nothing to fail over`);
+  return host;
+}
+
+export const failoverSteps: readonly Step<FailoverContext>[] = [
+  {
+    name: 'confirm-down',
+    run: async (ctx) => {
+      const host = await hostSpec(ctx);
+      const o = await ctx.rt.observed.host(host.name);
+      if (o?.fencedAt) return; // fenced by an earlier attempt of this job
+      if ((await lastSignOfLife(ctx.rt, host, o?.heartbeatAt ?? 0)) > ctx.data.incident) {
+        await new HealthStore(ctx.rt).clear(host.name);
+        throw new HostRecovered(host.name);
+      }
+    },
+  },
+  {
+    name: 'fence',
+    run: async (ctx, srt) => {
+      const host = await hostSpec(ctx);
+      const health = new HealthStore(ctx.rt);
+      let power: PowerControl | undefined;
+      try {
+        power = await ctx.power(host);
+        await srt.report({ message: `powering ${host.name} off through ${power.describe}` });
+        if ((await power.status()) !== 'off') await power.off();
+        const state = await power.status();
+        if (state !== 'off') throw new Error(`${power.describe} reports the host ${state} after power off`);
+      } catch (e) {
+        const why = e instanceof Error ? e.message : String(e);
+        const msg = `fencing ${host.name} failed (${power?.describe ?? 'no power driver'}: ${why}); none of its VMs was restarted elsewhere, because they may still be running`;
+        const hint = `power ${host.name} off by other means and confirm it, or fix its <Power> element, then retry this job (xsm job retry control <id>)`;
+        await health.set(host.name, { state: 'fence-failed', incident: ctx.data.incident, since: Date.now(), detail: `${msg}. ${hint}` });
+        srt.log.error('fence failed', { host: host.name, error: why, final: ctx.lastAttempt });
+        throw ctx.lastAttempt ? new PermanentError(msg, hint) : new Error(msg);
+      }
+      srt.log.warn('host fenced', { host: host.name, power: power.describe });
+    },
+  },
+  {
+    name: 'mark-fenced',
+    run: async (ctx) => {
+      const o = await ctx.rt.observed.host(ctx.data.host);
+      if (!o?.fencedAt) await ctx.rt.observed.markFenced(ctx.data.host);
+      await new HealthStore(ctx.rt).set(ctx.data.host, { state: 'fenced', incident: ctx.data.incident, since: Date.now(), detail: 'powered off and confirmed off; its VMs are restarted on hosts with room' });
+    },
+  },
+  {
+    name: 'restart-elsewhere',
+    run: async (ctx, srt) => {
+      // Written before by an attempt that died after submitting: the version is on record.
+      if (await ctx.rt.redis.get(versionKey(ctx))) return;
+      const tag = incidentTag(ctx.data);
+      const earlier = (await ctx.rt.sites.history(20)).find((m) => m.reason.startsWith(tag));
+      if (earlier) {
+        await ctx.rt.redis.set(versionKey(ctx), String(earlier.version));
+        return;
+      }
+      const base = await ctx.rt.sites.currentVersion();
+      const { site } = await ctx.rt.sites.load(base);
+      const observed = await ctx.rt.observed.all();
+      const health = await new HealthStore(ctx.rt).all();
+      // Suspected, fencing or fenced hosts take no VMs; a fenced host's report also says it is down.
+      const unavailable = new Set(Object.keys(health).filter((h) => h !== ctx.data.host));
+      for (const o of Object.values(observed.hosts)) if (o.fencedAt) unavailable.add(o.name);
+      const impliedFreeMiB = new Map(Object.values(observed.hosts).map((o) => [o.name, o.freeMemMiB]));
+      const ev = evacuate(site, ctx.data.host, { unavailable, impliedFreeMiB });
+      const parts = [`${ev.restarted.length} VM${ev.restarted.length === 1 ? '' : 's'} restarted elsewhere`];
+      if (ev.stranded.length) parts.push(`${ev.stranded.length} left down (${ev.stranded.map((s) => `${s.vm}: ${s.why}`).join('; ')})`);
+      const reason = `${tag}: fenced; ${parts.join(', ')}`;
+      try {
+        const { version } = await ctx.rt.sites.submit(serializeSite(ev.site), { base, author: 'failover', reason, file: `failover of ${ctx.data.host}` });
+        await ctx.rt.redis.set(versionKey(ctx), String(version));
+        await srt.report({ message: `version ${version}: ${parts.join(', ')}` });
+      } catch (e) {
+        // An operator or the rebalancer wrote a version meanwhile: place again on the new one.
+        if (e instanceof StaleVersionError) throw new Error(`${e.message} (failover places again on the next attempt)`);
+        throw e;
+      }
+    },
+  },
+  {
+    name: 'apply',
+    run: async (ctx) => {
+      const version = Number(await ctx.rt.redis.get(versionKey(ctx)));
+      if (!version) throw new Error(`no failover version recorded for ${ctx.data.host}`);
+      await enqueueApply(ctx.rt, version, 'failover');
+    },
+  },
+];
