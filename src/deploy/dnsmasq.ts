@@ -5,7 +5,7 @@
 // the old one.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdir, readFile, rename, writeFile, rm } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rename, writeFile, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { PermanentError } from '../lib/errors.ts';
@@ -73,8 +73,11 @@ export function renderMainConf(c: PxeServerConfig): string {
     `dhcp-boot=tag:ipxe,tftp://${c.serverAddress}/\${mac:hexhyp}.ipxe`,
     'enable-tftp',
     `tftp-root=${c.tftpRoot}`,
-    'tftp-secure',
+    // No tftp-secure: dnsmasq drops root for its own user, and tftp-secure would then refuse the boot
+    // scripts XSM writes as root. The TFTP root holds only boot files and scripts, nothing secret.
     'log-dhcp',
+    // -k keeps dnsmasq in the foreground but logs to syslog; its errors belong in XSM's log instead.
+    'log-facility=-',
     `pid-file=${join(c.stateDir, 'dnsmasq.pid')}`,
     '',
   ];
@@ -213,7 +216,11 @@ export class DnsmasqService {
     const path = join(this.config.stateDir, 'dnsmasq.conf');
     const text = renderMainConf(this.config);
     if ((await readOr(path)) === text) return false;
-    await mkdir(this.config.tftpRoot, { recursive: true });
+    // dnsmasq re-reads the hosts file and serves TFTP as its unprivileged user: both must be readable.
+    for (const d of [this.config.stateDir, this.config.tftpRoot]) {
+      await mkdir(d, { recursive: true });
+      await chmod(d, 0o755);
+    }
     if (!existsSync(join(this.config.stateDir, 'hosts'))) await atomicWrite(join(this.config.stateDir, 'hosts'), '');
     const candidate = `${path}.new`;
     await atomicWrite(candidate, text);

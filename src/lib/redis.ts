@@ -1,22 +1,63 @@
 // Where Redis is: read once from the environment. Every process (API, agents, workers, CLI) uses this.
+//   XSM_REDIS_URL            redis://[user:pass@]host:port[/db] or rediss:// (default redis://127.0.0.1:6379)
+//   XSM_REDIS_SENTINELS      "host:port,host:port,...": find the master through Redis Sentinel instead;
+//                            XSM_REDIS_URL then only supplies credentials, db and TLS (its host is unused)
+//   XSM_REDIS_SENTINEL_NAME  the master's name in the sentinels' configuration (default mymaster)
+//   XSM_PREFIX               key prefix (default xsm); on Redis Cluster wrap it in a hash tag, e.g. {xsm}
 
 import { Redis, type RedisOptions } from 'ioredis';
+
+export interface SentinelAddress {
+  host: string;
+  port: number;
+}
 
 export interface RedisConfig {
   url: string;
   /** Key prefix for XSM's own keys and BullMQ queues; tests use a fresh one each. */
   prefix: string;
+  /** When set, the master is found through these sentinels; `url` then only gives credentials, db and TLS. */
+  sentinels?: SentinelAddress[];
+  /** The master's name known to the sentinels (XSM_REDIS_SENTINEL_NAME, default mymaster). */
+  sentinelName?: string;
+}
+
+/** Parses XSM_REDIS_SENTINELS: "host:port,host:port", IPv6 as "[::1]:26379". Throws naming the variable. */
+export function parseSentinels(spec: string, variable = 'XSM_REDIS_SENTINELS'): SentinelAddress[] {
+  const bad = (why: string): never => {
+    throw new Error(`${variable}=${JSON.stringify(spec)}: ${why}; expected host:port[,host:port...], e.g. sentinel-1:26379,sentinel-2:26379`);
+  };
+  const out: SentinelAddress[] = [];
+  for (const raw of spec.split(',')) {
+    const entry = raw.trim();
+    if (!entry) bad('an entry is empty');
+    const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^\s:[\]]+)):(\d{1,5})$/.exec(entry);
+    if (!m) bad(`"${entry}" is not host:port`);
+    const port = Number(m![3]);
+    if (port < 1 || port > 65535) bad(`"${entry}": port ${port} is out of range`);
+    out.push({ host: m![1] ?? m![2]!, port });
+  }
+  return out;
 }
 
 export function redisConfigFromEnv(env: NodeJS.ProcessEnv = process.env): RedisConfig {
-  return {
+  const config: RedisConfig = {
     url: env.XSM_REDIS_URL ?? 'redis://127.0.0.1:6379',
     prefix: env.XSM_PREFIX ?? 'xsm',
   };
+  const sentinels = env.XSM_REDIS_SENTINELS?.trim();
+  if (sentinels) {
+    config.sentinels = parseSentinels(sentinels);
+    const name = env.XSM_REDIS_SENTINEL_NAME?.trim() || 'mymaster';
+    if (/[\s,]/.test(name)) throw new Error(`XSM_REDIS_SENTINEL_NAME=${JSON.stringify(name)}: a master name has no spaces or commas`);
+    config.sentinelName = name;
+  }
+  return config;
 }
 
 /** A connection suitable for BullMQ workers too (maxRetriesPerRequest: null is what BullMQ requires). */
 export function connectRedis(config: RedisConfig, extra: RedisOptions = {}): Redis {
+  if (config.sentinels) return new Redis({ ...workerConnectionOptions(config), lazyConnect: false, ...extra });
   return new Redis(config.url, { maxRetriesPerRequest: null, lazyConnect: false, ...extra });
 }
 
@@ -29,14 +70,26 @@ export function workerConnectionOptions(config: RedisConfig): RedisOptions {
   const u = new URL(config.url);
   if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') throw new Error(`XSM_REDIS_URL ${config.url}: expected redis://host:port[/db] or rediss://`);
   const db = u.pathname.replace(/^\//, '');
-  return {
-    host: u.hostname.replace(/^\[|\]$/g, '') || '127.0.0.1',
-    port: u.port ? Number(u.port) : 6379,
+  const common: RedisOptions = {
     ...(u.username ? { username: decodeURIComponent(u.username) } : {}),
     ...(u.password ? { password: decodeURIComponent(u.password) } : {}),
     ...(db ? { db: Number(db) } : {}),
-    ...(u.protocol === 'rediss:' ? { tls: {} } : {}),
     maxRetriesPerRequest: null,
+  };
+  if (config.sentinels) {
+    return {
+      sentinels: config.sentinels.map((s) => ({ ...s })),
+      name: config.sentinelName ?? 'mymaster',
+      ...common,
+      // rediss:// asks for TLS to the master and replicas the sentinels name.
+      ...(u.protocol === 'rediss:' ? { tls: {}, enableTLSForSentinelMode: true } : {}),
+    };
+  }
+  return {
+    host: u.hostname.replace(/^\[|\]$/g, '') || '127.0.0.1',
+    port: u.port ? Number(u.port) : 6379,
+    ...common,
+    ...(u.protocol === 'rediss:' ? { tls: {} } : {}),
   };
 }
 

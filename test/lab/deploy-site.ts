@@ -1,0 +1,122 @@
+// A deployment site on the netns lab: XSM's real dnsmasq on the lab bridge, the rsync daemon and image
+// sender, the deploy worker, a site file declaring the lab machines, and agents that start (simulated
+// Xen) on each machine once it is installed. Used by the deployment tests and the Figure 5 benchmark.
+
+import { execFile } from 'node:child_process';
+import { mkdir, readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import type { Worker } from 'bullmq';
+import { DnsmasqService } from '../../src/deploy/dnsmasq.ts';
+import { buildLabImage, type ImageManifest } from '../../src/deploy/image.ts';
+import { ImageServer } from '../../src/deploy/transfer.ts';
+import { shellQuote, type SshShell } from '../../src/drivers/ssh/ssh-shell.ts';
+import { runChecked } from '../../src/drivers/shell.ts';
+import { XsmRuntime } from '../../src/jobs/runtime.ts';
+import { closeWhenReady, redisConfigFromEnv } from '../../src/lib/redis.ts';
+import { silentLogger, type Logger } from '../../src/lib/log.ts';
+import type { DeployEnv } from '../../workflows/deploy-host.ts';
+import { startDeployWorker } from '../../workers/deploy-lib.ts';
+import { deleteKeys, freshPrefix } from '../integration/harness.ts';
+import { NetnsLab, type LabOptions } from './netns-lab.ts';
+
+const run = promisify(execFile);
+const REPO = resolve(import.meta.dirname, '../..');
+
+export interface DeploySite {
+  lab: NetnsLab;
+  rt: XsmRuntime;
+  env: DeployEnv;
+  image: ImageManifest;
+  imagesDir: string;
+  worker?: Worker;
+  startWorker(): Worker;
+  close(): Promise<void>;
+}
+
+export async function startDeploySite(opts: Omit<LabOptions, 'authorizedKey'> & { imageMiB?: number; payloadMiB?: number; sessionWaitS?: number; log?: Logger }): Promise<DeploySite> {
+  const lab0 = new NetnsLab({ ...opts, authorizedKey: '' });
+  // The deploy worker's SSH identity.
+  const keyDir = join('/tmp', `xsm-deploykey-${lab0.id}`);
+  await mkdir(keyDir, { recursive: true });
+  await run('sh', ['-c', `rm -f ${keyDir}/id && ssh-keygen -q -t ed25519 -N '' -f ${keyDir}/id`]);
+  const publicKey = (await readFile(`${keyDir}/id.pub`, 'utf8')).trim();
+  const lab = Object.assign(lab0, { opts: { ...lab0.opts, authorizedKey: publicKey } }) as NetnsLab;
+  await lab.up();
+  const prefix = freshPrefix();
+  const rt = new XsmRuntime({ ...redisConfigFromEnv(), prefix });
+  const redisUrl = new URL(rt.config.url);
+  const fwd = await lab.forward(0, { host: redisUrl.hostname, port: Number(redisUrl.port || 6379) });
+  const log = opts.log ?? silentLogger;
+
+  const imagesDir = join(lab.dir, 'images');
+  const image = await buildLabImage(imagesDir, 'dom0-lab', { sizeMiB: opts.imageMiB ?? 24, payloadMiB: opts.payloadMiB ?? 8 });
+  const pxe = new DnsmasqService({ stateDir: join(lab.dir, 'pxe'), tftpRoot: join(lab.dir, 'tftp'), interface: lab.bridge, serverAddress: lab.serverAddress, network: lab.network, netmask: '255.255.255.0' }, log);
+  await pxe.start();
+  const images = new ImageServer({ imagesDir, address: lab.serverAddress, interface: lab.bridge, rsyncPort: 8730 + (parseInt(lab.id, 16) % 200), stateDir: join(lab.dir, 'rsync') }, log);
+  await images.start();
+
+  // The site file declares the machines (name, Dom0 address, boot MAC, capacity).
+  const hostLines = lab.nodes.map((n) => `    <Host name="${n.name}" address="${n.address}" mac="${n.mac}" cpus="4" memory="${(opts.memMiB ?? 4096) - 1024}"/>`);
+  const xml = `<XSMConfig>\n  <Hosts>\n${hostLines.join('\n')}\n  </Hosts>\n</XSMConfig>\n`;
+  await rt.sites.submit(xml, { base: 0, author: 'lab', reason: 'lab machines' });
+
+  const env: DeployEnv = {
+    rt,
+    log,
+    pxe,
+    images,
+    power: async (host) => {
+      const n = lab.nodes.find((x) => x.name === host);
+      if (!n) throw new Error(`no lab machine ${host}`);
+      return n.power;
+    },
+    ssh: { privateKey: await readFile(`${keyDir}/id`), publicKey },
+    netmask: '255.255.255.0',
+    bootBaseUrl: `tftp://${lab.serverAddress}`,
+    xenBoot: { xen: 'xen-4.17-amd64', xenArgs: 'dom0=pvh dom0_mem=1024M', kernel: 'vmlinuz', kernelArgs: 'root=/dev/sda3 console=hvc0' },
+    layout: { swapMiB: 8 },
+    installerInterface: 'eth0',
+    relayCommand: ['node', join(REPO, 'src/deploy/chain-relay.mjs')],
+    chainPort: 7070,
+    sessionWaitS: opts.sessionWaitS ?? 20,
+    timeouts: { installerMs: 30000, bootMs: 30000, agentMs: 30000 },
+    async startAgent(shell: SshShell, data) {
+      const n = lab.nodes.find((x) => x.name === data.host)!;
+      const envs = {
+        XSM_HOST: data.host,
+        XSM_HYPERVISOR: 'sim',
+        XSM_SIM_DIR: join(n.dir, 'xen'),
+        XSM_SIM_MEM_MIB: String(opts.memMiB ?? 4096),
+        XSM_SIM_CPUS: '4',
+        XSM_REDIS_URL: `redis://${fwd}`,
+        XSM_PREFIX: prefix,
+        XSM_CACHE_DIR: join(n.dir, 'agent-cache'),
+        XSM_HEARTBEAT_MS: '500',
+      };
+      const line = `cd ${shellQuote(REPO)} && ${Object.entries(envs).map(([k, v]) => `${k}=${shellQuote(v)}`).join(' ')} setsid nohup node --import tsx workers/host-agent.ts > ${shellQuote(join(n.dir, 'agent.log'))} 2>&1 < /dev/null &`;
+      await runChecked(shell, 'sh', ['-c', line]);
+    },
+  };
+  const site: DeploySite = {
+    lab,
+    rt,
+    env,
+    image,
+    imagesDir,
+    startWorker() {
+      site.worker = startDeployWorker(env, { lockDurationMs: 10000 });
+      return site.worker;
+    },
+    async close() {
+      if (site.worker) await closeWhenReady(site.worker);
+      await pxe.stop();
+      await images.stop();
+      await lab.down();
+      await rt.close();
+      await deleteKeys(prefix);
+      await run('rm', ['-rf', keyDir]);
+    },
+  };
+  return site;
+}

@@ -1,0 +1,20 @@
+// The deploy worker: consumes the deploy queue on the machine that serves PXE and the images. Its
+// concurrency is high on purpose: a deploy job mostly waits (for a boot, for the multicast round), and
+// the machines of one session must all be in their transfer step at once.
+
+import { Worker, type Job } from 'bullmq';
+import { workerConnectionOptions } from '../src/lib/redis.ts';
+import { DEPLOY_QUEUE, processDeploy } from '../src/deploy/deploy-job.ts';
+import type { DeployEnv, DeployJobData } from '../workflows/deploy-host.ts';
+
+export function startDeployWorker(env: DeployEnv, opts: { concurrency?: number; lockDurationMs?: number } = {}): Worker {
+  const worker = new Worker(DEPLOY_QUEUE, async (job: Job<DeployJobData>) => processDeploy(env, job), {
+    connection: workerConnectionOptions(env.rt.config),
+    prefix: env.rt.config.prefix,
+    concurrency: opts.concurrency ?? 64,
+    lockDuration: opts.lockDurationMs ?? 30000,
+  });
+  worker.on('failed', (job, e) => env.log.warn('deploy job failed', { job: job?.id, attempt: job?.attemptsMade, error: e.message }));
+  worker.on('error', (e) => env.log.error('deploy worker error', { error: e.message }));
+  return worker;
+}
