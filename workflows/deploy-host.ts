@@ -143,7 +143,8 @@ function portbaseOf(session: string): number {
 
 async function writeUnicast(c: DeployContext, s: Shell, srt: StepRuntime): Promise<void> {
   const offset = await rootOffset(c);
-  const tmp = `/tmp/xsm-image-${c.data.image.sha256.slice(0, 12)}.img`;
+  // A name of its own per attempt: the rsync of an attempt whose worker died may still be running.
+  const tmp = `/tmp/xsm-image-${c.data.image.sha256.slice(0, 12)}-${Date.now().toString(36)}.img`;
   const started = Date.now();
   // Progress: the size of the partial file, polled on a second channel of the same connection.
   const timer = setInterval(() => {
@@ -167,6 +168,7 @@ async function writeMulticast(c: DeployContext, s: Shell, srt: StepRuntime): Pro
   // it waits for the others, or sessionWaitS, then sends once to everyone who joined.
   const leader = await redis.set(`${sessionKey(c)}:sender`, c.data.host, 'EX', 3600, 'NX');
   if (leader) {
+    await redis.set(`${sessionKey(c)}:sentAt`, String(Date.now()), 'EX', 3600);
     void c.env.images
       .multicastSend(c.data.image, { portbase, receivers: c.data.sessionSize, maxWaitS: c.env.sessionWaitS })
       .then(() => c.env.log.info('multicast round done', { session: c.data.session }))
@@ -194,6 +196,7 @@ async function writeChain(c: DeployContext, s: Shell, srt: StepRuntime): Promise
     while ((await redis.llen(`${key}:ready`)) < c.data.sessionSize && Date.now() < until) await new Promise((r) => setTimeout(r, 200));
     const members = (await redis.lrange(`${key}:ready`, 0, -1)).map((m) => JSON.parse(m) as ChainMember);
     await redis.set(`${key}:chain`, JSON.stringify(members), 'EX', 3600);
+    await redis.set(`${key}:sentAt`, String(Date.now()), 'EX', 3600);
     void c.env.images
       .chainSend(c.data.image, { host: members[0]!.address, port: c.env.chainPort })
       .then(() => c.env.log.info('chain fed', { session: c.data.session, members: members.length }))
@@ -268,8 +271,13 @@ export const deploySteps: readonly Step<DeployContext>[] = [
     name: 'write-image',
     run: async (c, srt) => {
       await withShell(c, async (s) => {
-        if (srt.resumed && (await imageOnDisk(c, s))) return;
+        // Resumed: the interrupted transfer may have finished, or a previous attempt did.
+        if (srt.resumed && (await imageOnDisk(c, s))) {
+          await setFields(c, { imageSha256: c.data.image.sha256, transferMethod: (await field(c, 'transferMethod')) ?? 'found on disk' });
+          return;
+        }
         const started = Date.now();
+        await setFields(c, { imageStartedAt: started });
         const method: TransferMethod = c.attemptsMade > 0 ? 'unicast' : c.data.method;
         if (method !== c.data.method) srt.log.warn('retrying the transfer by unicast', { host: c.data.host, was: c.data.method });
         if (method === 'unicast') await writeUnicast(c, s, srt);
@@ -277,7 +285,7 @@ export const deploySteps: readonly Step<DeployContext>[] = [
         else await writeChain(c, s, srt);
         if (!(await imageOnDisk(c, s))) throw new Error(`${c.data.host}: the image on ${c.data.disk} does not match its SHA-256 after the ${method} transfer`);
         const secs = (Date.now() - started) / 1000;
-        await setFields(c, { imageSha256: c.data.image.sha256, transferMethod: method, transferSeconds: secs.toFixed(3) });
+        await setFields(c, { imageSha256: c.data.image.sha256, transferMethod: method, transferSeconds: secs.toFixed(3), imageDoneAt: Date.now() });
         await srt.report({ bytes: c.data.image.bytes, totalBytes: c.data.image.bytes, percent: 100, rate: Math.round(c.data.image.bytes / Math.max(0.001, secs)), message: `${method} done, checksum verified` });
       });
     },

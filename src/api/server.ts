@@ -4,6 +4,7 @@
 
 import { HealthStore } from '../failover/health.ts';
 import { mountMonitoringRoutes } from './monitoring.ts';
+import { mountDeployRoutes } from './deploy-routes.ts';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
@@ -38,7 +39,9 @@ export interface ApiOptions {
   rt: XsmRuntime;
   tokens: TokenTable;
   log: Logger;
-  /** Extra routes (e.g. /metrics) added by other parts of XSM. */
+  /** Where the deploy worker's images (and their manifests) are: default XSM_IMAGES_DIR or /var/lib/xsm/images. */
+  imagesDir?: string;
+  /** Extra routes added by other parts of XSM. */
   extend?: (app: express.Express, guard: (role: Role) => express.RequestHandler) => void;
 }
 
@@ -298,7 +301,9 @@ export function createApiApp(opts: ApiOptions): express.Express {
   });
   app.use('/admin/queues', guard('admin'), refreshBoard, board.getRouter());
 
-  mountMonitoringRoutes(app, rt, guard, (status, code, message, hint) => new ApiError(status, code, message, hint));
+  const fail = (status: number, code: string, message: string, hint?: string) => new ApiError(status, code, message, hint);
+  mountMonitoringRoutes(app, rt, guard, fail);
+  mountDeployRoutes(app, rt, guard, fail, opts.imagesDir ?? process.env.XSM_IMAGES_DIR ?? '/var/lib/xsm/images');
   opts.extend?.(app, guard);
 
   app.use((_req, _res, next) => next(new ApiError(404, 'not-found', 'no such endpoint', 'see docs/api.md for the endpoints')));

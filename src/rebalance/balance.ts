@@ -34,7 +34,8 @@ export interface BalanceOptions {
   maxMoves?: number;
   /** VMs moved recently: not moved again until their cooldown ends. */
   cooldown?: ReadonlySet<string>;
-  /** A move must lower imbalance by at least this fraction of the starting imbalance. */
+  /** A move must lower imbalance by at least this fraction of the starting imbalance (default: 1%, or a
+   *  quarter of one host's share on sites of more than 25 hosts). */
   minGainFraction?: number;
   /** Density mode: keep each host's CPU use at or below this after packing. */
   maxCpuUse?: number;
@@ -218,7 +219,10 @@ export function balance(hostsIn: readonly BalanceHost[], vmsIn: readonly Balance
   }
 
   if ((opts.mode ?? 'performance') === 'performance') {
-    const minGain = Math.max(1e-6, (opts.minGainFraction ?? 0.01) * before);
+    // A move's effect on a standard deviation over n hosts shrinks like 1/n: on large sites the bar is a
+    // quarter of one host's share of the imbalance, so balancing does not stop after the first moves.
+    const n = hosts.filter((h) => !h.spec.maintenance).length || 1;
+    const minGain = Math.max(1e-6, opts.minGainFraction !== undefined ? opts.minGainFraction * before : Math.min(0.01 * before, (0.25 * before) / n));
     // Candidate sources are the most loaded hosts, targets the least loaded: a move between two hosts
     // near the mean changes little. K bounds the work per step on large sites.
     const K = Math.min(24, hosts.length);

@@ -3,7 +3,13 @@
 // Xen) on each machine once it is installed. Used by the deployment tests and the Figure 5 benchmark.
 
 import { execFile } from 'node:child_process';
-import { mkdir, readFile } from 'node:fs/promises';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:http';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import type { PowerControl, PowerState } from '../../src/drivers/power/power.ts';
+import type { PxeServerConfig } from '../../src/deploy/dnsmasq.ts';
+import type { ImageServerConfig } from '../../src/deploy/transfer.ts';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import type { Worker } from 'bullmq';
@@ -31,6 +37,8 @@ export interface DeploySite {
   imagesDir: string;
   worker?: Worker;
   startWorker(): Worker;
+  /** The deploy worker in a child process (to kill -9 it), its power control through the lab's BMC. */
+  spawnWorker(): Promise<ChildProcess>;
   close(): Promise<void>;
 }
 
@@ -61,43 +69,25 @@ export async function startDeploySite(opts: Omit<LabOptions, 'authorizedKey'> & 
   const xml = `<XSMConfig>\n  <Hosts>\n${hostLines.join('\n')}\n  </Hosts>\n</XSMConfig>\n`;
   await rt.sites.submit(xml, { base: 0, author: 'lab', reason: 'lab machines' });
 
-  const env: DeployEnv = {
-    rt,
-    log,
-    pxe,
-    images,
-    power: async (host) => {
-      const n = lab.nodes.find((x) => x.name === host);
-      if (!n) throw new Error(`no lab machine ${host}`);
-      return n.power;
-    },
-    ssh: { privateKey: await readFile(`${keyDir}/id`), publicKey },
-    netmask: '255.255.255.0',
-    bootBaseUrl: `tftp://${lab.serverAddress}`,
-    xenBoot: { xen: 'xen-4.17-amd64', xenArgs: 'dom0=pvh dom0_mem=1024M', kernel: 'vmlinuz', kernelArgs: 'root=/dev/sda3 console=hvc0' },
-    layout: { swapMiB: 8 },
-    installerInterface: 'eth0',
-    relayCommand: ['node', join(REPO, 'src/deploy/chain-relay.mjs')],
-    chainPort: 7070,
+  const cfg: LabDeployConfig = {
+    prefix,
+    redisUrl: rt.config.url,
+    pxe: pxe.config,
+    images: images.config,
+    keyPath: `${keyDir}/id`,
+    publicKey,
+    serverAddress: lab.serverAddress,
+    redisForward: fwd,
+    memMiB: opts.memMiB ?? 4096,
     sessionWaitS: opts.sessionWaitS ?? 20,
-    timeouts: { installerMs: 30000, bootMs: 30000, agentMs: 30000 },
-    async startAgent(shell: SshShell, data) {
-      const n = lab.nodes.find((x) => x.name === data.host)!;
-      const envs = {
-        XSM_HOST: data.host,
-        XSM_HYPERVISOR: 'sim',
-        XSM_SIM_DIR: join(n.dir, 'xen'),
-        XSM_SIM_MEM_MIB: String(opts.memMiB ?? 4096),
-        XSM_SIM_CPUS: '4',
-        XSM_REDIS_URL: `redis://${fwd}`,
-        XSM_PREFIX: prefix,
-        XSM_CACHE_DIR: join(n.dir, 'agent-cache'),
-        XSM_HEARTBEAT_MS: '500',
-      };
-      const line = `cd ${shellQuote(REPO)} && ${Object.entries(envs).map(([k, v]) => `${k}=${shellQuote(v)}`).join(' ')} setsid nohup node --import tsx workers/host-agent.ts > ${shellQuote(join(n.dir, 'agent.log'))} 2>&1 < /dev/null &`;
-      await runChecked(shell, 'sh', ['-c', line]);
-    },
+    nodes: lab.nodes.map((n) => ({ name: n.name, dir: n.dir })),
   };
+  const env = await labDeployEnv(cfg, rt, log, async (host) => {
+    const n = lab.nodes.find((x) => x.name === host);
+    if (!n) throw new Error(`no lab machine ${host}`);
+    return n.power;
+  });
+  const bmc = await startLabBmc(lab);
   const site: DeploySite = {
     lab,
     rt,
@@ -108,8 +98,14 @@ export async function startDeploySite(opts: Omit<LabOptions, 'authorizedKey'> & 
       site.worker = startDeployWorker(env, { lockDurationMs: 10000 });
       return site.worker;
     },
+    async spawnWorker() {
+      const file = join(lab.dir, `worker-${Date.now()}.json`);
+      await writeFile(file, JSON.stringify({ ...cfg, bmcUrl: bmc.url }));
+      return spawn(process.execPath, ['--import', 'tsx', join(REPO, 'test/lab/deploy-worker-proc.ts'), file], { stdio: ['ignore', 'ignore', 'inherit'] });
+    },
     async close() {
       if (site.worker) await closeWhenReady(site.worker);
+      await bmc.close();
       await pxe.stop();
       await images.stop();
       await lab.down();
@@ -119,4 +115,99 @@ export async function startDeploySite(opts: Omit<LabOptions, 'authorizedKey'> & 
     },
   };
   return site;
+}
+
+/** Everything a deploy worker of the lab needs, as JSON (a worker in a child process reads it). */
+export interface LabDeployConfig {
+  prefix: string;
+  redisUrl: string;
+  pxe: PxeServerConfig;
+  images: ImageServerConfig;
+  keyPath: string;
+  publicKey: string;
+  serverAddress: string;
+  redisForward: string;
+  memMiB: number;
+  sessionWaitS: number;
+  nodes: { name: string; dir: string }[];
+  bmcUrl?: string;
+}
+
+export async function labDeployEnv(cfg: LabDeployConfig, rt: XsmRuntime, log: Logger, power: DeployEnv['power']): Promise<DeployEnv> {
+  return {
+    rt,
+    log,
+    pxe: new DnsmasqService(cfg.pxe, log),
+    images: new ImageServer(cfg.images, log),
+    power,
+    ssh: { privateKey: await readFile(cfg.keyPath), publicKey: cfg.publicKey },
+    netmask: '255.255.255.0',
+    bootBaseUrl: `tftp://${cfg.serverAddress}`,
+    xenBoot: { xen: 'xen-4.17-amd64', xenArgs: 'dom0=pvh dom0_mem=1024M', kernel: 'vmlinuz', kernelArgs: 'root=/dev/sda3 console=hvc0' },
+    layout: { swapMiB: 8 },
+    installerInterface: 'eth0',
+    relayCommand: ['node', join(REPO, 'src/deploy/chain-relay.mjs')],
+    chainPort: 7070,
+    sessionWaitS: cfg.sessionWaitS,
+    timeouts: { installerMs: 30000, bootMs: 30000, agentMs: 30000 },
+    async startAgent(shell: SshShell, data) {
+      const n = cfg.nodes.find((x) => x.name === data.host)!;
+      const envs = {
+        XSM_HOST: data.host,
+        XSM_HYPERVISOR: 'sim',
+        XSM_SIM_DIR: join(n.dir, 'xen'),
+        XSM_SIM_MEM_MIB: String(cfg.memMiB),
+        XSM_SIM_CPUS: '4',
+        XSM_REDIS_URL: `redis://${cfg.redisForward}`,
+        XSM_PREFIX: cfg.prefix,
+        XSM_CACHE_DIR: join(n.dir, 'agent-cache'),
+        XSM_HEARTBEAT_MS: '500',
+      };
+      const line = `cd ${shellQuote(REPO)} && ${Object.entries(envs).map(([k, v]) => `${k}=${shellQuote(v)}`).join(' ')} setsid nohup node --import tsx workers/host-agent.ts > ${shellQuote(join(n.dir, 'agent.log'))} 2>&1 < /dev/null &`;
+      await runChecked(shell, 'sh', ['-c', line]);
+    },
+  };
+}
+
+/** The lab machines' power buttons on loopback HTTP, for a deploy worker running in another process. */
+async function startLabBmc(lab: NetnsLab): Promise<{ url: string; close: () => Promise<void> }> {
+  const server = createServer((req, res) => {
+    const [, node, action] = (req.url ?? '').split('/');
+    const n = lab.nodes.find((x) => x.name === node);
+    const done = (code: number, body: string) => res.writeHead(code, { 'content-type': 'text/plain' }).end(body);
+    if (!n || req.method !== 'POST') return done(404, 'no such machine or action');
+    const p = n.power;
+    const act = action === 'on' ? p.on() : action === 'off' ? p.off() : action === 'status' ? Promise.resolve() : undefined;
+    if (!act) return done(404, 'no such action');
+    act.then(async () => done(200, await p.status()), (e: Error) => done(500, e.message));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, close: () => new Promise((r) => {
+    server.close(() => r());
+    server.closeAllConnections();
+  }) };
+}
+
+/** Power control through the lab BMC (what the child-process worker uses). */
+export class LabBmcPower implements PowerControl {
+  readonly describe: string;
+  constructor(private readonly url: string, private readonly node: string) {
+    this.describe = `lab-bmc ${node}`;
+  }
+  private async call(action: string): Promise<string> {
+    const r = await fetch(`${this.url}/${this.node}/${action}`, { method: 'POST' });
+    const t = await r.text();
+    if (!r.ok) throw new Error(`${this.describe}: ${action}: ${t}`);
+    return t;
+  }
+  async status(): Promise<PowerState> {
+    return (await this.call('status')) as PowerState;
+  }
+  async on(): Promise<void> {
+    await this.call('on');
+  }
+  async off(): Promise<void> {
+    await this.call('off');
+  }
+  async bootFromNetwork(): Promise<void> {}
 }

@@ -61,6 +61,7 @@ export class NetnsLab {
   readonly nodes: LabNode[] = [];
   dir = '';
   private proxies: Server[] = [];
+  private proxied = new Set<import('node:net').Socket>();
 
   constructor(readonly opts: LabOptions) {
     this.bridge = `xl${this.id}br`;
@@ -130,10 +131,13 @@ export class NetnsLab {
   async forward(port: number, target: { host: string; port: number }): Promise<string> {
     const server = createServer((c) => {
       const up = connect(target.port, target.host);
+      this.proxied.add(c).add(up);
       c.pipe(up).pipe(c);
       const end = () => {
         c.destroy();
         up.destroy();
+        this.proxied.delete(c);
+        this.proxied.delete(up);
       };
       c.on('error', end);
       up.on('error', end);
@@ -147,6 +151,8 @@ export class NetnsLab {
 
   async down(): Promise<void> {
     for (const n of this.nodes) await n.power.off().catch(() => {});
+    // The namespaces' ends vanish with them: no FIN will ever come, so cut these here.
+    for (const sock of this.proxied) sock.destroy();
     for (const p of this.proxies) p.close();
     for (const n of this.nodes) await run('ip', ['netns', 'del', n.ns]).catch(() => {});
     await run('ip', ['link', 'del', this.bridge]).catch(() => {});

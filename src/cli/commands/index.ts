@@ -2,5 +2,6 @@
 import type { Command } from '../command.ts';
 import { opsCommands } from './ops.ts';
 import { monitorCommands } from './monitor.ts';
+import { hostDeploy } from './deploy.ts';
 
-export const extraCommands: Command[] = [...opsCommands, ...monitorCommands];
+export const extraCommands: Command[] = [...opsCommands, ...monitorCommands, hostDeploy];

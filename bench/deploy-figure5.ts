@@ -1,0 +1,99 @@
+// The paper's Figure 5, reproduced: time to deploy N hosts (1, 2, 4, 8, 16) by unicast (rsync),
+// multicast (udpcast) and a pipelined chain, in the netns lab with every link (the image server's
+// included) shaped by tc to one rate. Each time is printed as a ratio of the one-host unicast time and
+// of the physical limit (image bytes / link rate). Two times per run: the image phase (the slowest
+// image starting to flow (first unicast pull, or the multicast/chain sender starting once the session's
+// machines joined) to the last host holding a checksum-verified copy) and the whole deploy (PXE to the
+// agent reporting).
+// Goal: 16 hosts by multicast or chain within 1.3x of one host; unicast grows linearly.
+// Run (root): npx tsx bench/deploy-figure5.ts [--sizes 1,2,4,8,16] [--rate 100] [--image-mib 48]
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { DEPLOY_QUEUE, enqueueDeploy } from '../src/deploy/deploy-job.ts';
+import type { TransferMethod } from '../src/deploy/transfer.ts';
+import { labSupported } from '../test/lab/netns-lab.ts';
+import { startDeploySite } from '../test/lab/deploy-site.ts';
+
+const run = promisify(execFile);
+
+function arg(name: string, dflt: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? process.argv[i + 1]! : dflt;
+}
+
+async function main() {
+  const why = labSupported();
+  if (why) {
+    console.log(`deploy-figure5: cannot run here: ${why}`);
+    process.exit(0);
+  }
+  const sizes = arg('sizes', '1,2,4,8,16').split(',').map(Number);
+  const methods = arg('methods', 'unicast,multicast,chain').split(',') as TransferMethod[];
+  const rateMbit = Number(arg('rate', '100'));
+  const payloadMiB = Number(arg('image-mib', '48'));
+  const maxN = Math.max(...sizes);
+  const site = await startDeploySite({ nodes: maxN, rateMbit, payloadMiB, imageMiB: payloadMiB + 8, diskMiB: payloadMiB + 48, sessionWaitS: 60 });
+  const limitS = (site.image.bytes * 8) / (rateMbit * 1e6);
+  console.log(`image ${(site.image.bytes / 1048576).toFixed(1)} MiB, links ${rateMbit} Mbit/s: physical limit ${limitS.toFixed(2)} s per copy; ${maxN} lab machines`);
+  site.startWorker();
+  const results: { method: TransferMethod; n: number; image: number; total: number; failed: number }[] = [];
+  try {
+    for (const method of methods) {
+      for (const n of sizes) {
+        const nodes = site.lab.nodes.slice(0, n);
+        // Fresh machines: off, blank disks, no Xen state left from the last run.
+        for (const node of nodes) {
+          await node.power.off();
+          await rm(node.disk, { force: true, recursive: true });
+          await run('truncate', ['-s', `${payloadMiB + 48}M`, node.disk]);
+          await rm(join(node.dir, 'xen'), { recursive: true, force: true });
+        }
+        const t0 = performance.now();
+        const req = await enqueueDeploy(site.rt, site.imagesDir, { macs: nodes.map((x) => x.mac), method, image: site.image.name, disks: Object.fromEntries(nodes.map((x) => [x.mac, x.disk])) });
+        const q = site.rt.queue(DEPLOY_QUEUE);
+        let states: string[] = [];
+        for (;;) {
+          const jobs = await Promise.all(req.jobs.map((j) => q.getJob(j.jobId)));
+          states = await Promise.all(jobs.map((j) => j!.getState()));
+          if (states.every((s) => s === 'completed' || s === 'failed')) break;
+          await new Promise((r) => setTimeout(r, 200));
+        }
+        const total = (performance.now() - t0) / 1000;
+        // Image phase: from the moment the image starts flowing (the first unicast pull, or the session's
+        // sender starting once its machines are there) to the last host holding a verified copy.
+        const st = await Promise.all(nodes.map((x) => site.rt.redis.hmget(`${site.rt.config.prefix}:deploy:host:${x.name}`, 'imageStartedAt', 'imageDoneAt')));
+        const done = Math.max(...st.map((v) => Number(v[1])).filter(Number.isFinite));
+        const sentAt = Number(await site.rt.redis.get(`${site.rt.config.prefix}:deploy:session:${req.session}:sentAt`));
+        const from = method === 'unicast' || !sentAt ? Math.min(...st.map((v) => Number(v[0])).filter(Number.isFinite)) : sentAt;
+        const image = (done - from) / 1000;
+        const failed = states.filter((s) => s === 'failed').length;
+        results.push({ method, n, image, total, failed });
+        console.log(`  ${method} x${n}: image ${image.toFixed(2)} s, deploy ${total.toFixed(2)} s${failed ? `, ${failed} FAILED` : ''}`);
+        for (const x of nodes) await site.rt.redis.del(`${site.rt.config.prefix}:deploy:host:${x.name}`);
+      }
+    }
+  } finally {
+    await site.close();
+  }
+  const base = results.find((r) => r.method === 'unicast' && r.n === 1) ?? results[0]!;
+  const rows = [['method', 'hosts', 'image s', 'x 1-host unicast', 'x limit', 'deploy s', 'x 1-host unicast', 'x own 1-host']];
+  for (const r of results) {
+    const own1 = results.find((x) => x.method === r.method && x.n === 1) ?? r;
+    rows.push([r.method, String(r.n), r.image.toFixed(2), (r.image / base.image).toFixed(2), (r.image / limitS).toFixed(2), r.total.toFixed(2), (r.total / base.total).toFixed(2), (r.total / own1.total).toFixed(2) + (r.failed ? ` (${r.failed} failed)` : '')]);
+  }
+  const w = rows[0]!.map((_, i) => Math.max(...rows.map((x) => x[i]!.length)));
+  console.log('');
+  for (const r of rows) console.log(r.map((c, i) => c.padStart(w[i]!)).join('  '));
+  for (const m of ['multicast', 'chain'] as const) {
+    const one = results.find((r) => r.method === m && r.n === 1);
+    const big = results.filter((r) => r.method === m).sort((a, b) => b.n - a.n)[0];
+    if (one && big && big.n > 1) console.log(`goal (${m}, ${big.n} hosts within 1.3x of one host): image phase ${(big.image / one.image).toFixed(2)}x, whole deploy ${(big.total / one.total).toFixed(2)}x -> ${big.image / one.image <= 1.3 ? 'MET' : 'NOT MET'} on the image phase`);
+  }
+}
+
+main().then(() => process.exit(0), (e) => {
+  console.error(e);
+  process.exit(1);
+});

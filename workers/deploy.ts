@@ -1,0 +1,83 @@
+// Entry point of the deploy worker, on the machine that serves PXE and the images (`tsx workers/deploy.ts`).
+// It runs XSM's dnsmasq on the deployment network, the rsync daemon, and consumes the deploy queue.
+//   XSM_PXE_INTERFACE (e.g. br-deploy), XSM_PXE_ADDRESS (this machine's address there),
+//   XSM_PXE_NETWORK + XSM_PXE_NETMASK (e.g. 10.20.0.0 / 255.255.255.0), XSM_PXE_GATEWAY (optional)
+//   XSM_STATE_DIR (default /var/lib/xsm/deploy), XSM_TFTP_ROOT (default /srv/tftp), XSM_IMAGES_DIR (default /var/lib/xsm/images)
+//   XSM_DEPLOY_KEY (private key the worker logs in with; its .pub goes into installed hosts; default /etc/xsm/deploy_key)
+//   XSM_XEN_ARGS (default "dom0_mem=4096M,max:4096M dom0_max_vcpus=4"), XSM_SWAP_MIB (default 4096)
+//   XSM_AGENT_ENV_FILE: extra lines for /etc/xsm/host-agent.env on installed hosts (XSM_REDIS_URL etc.)
+//   XSM_CHAIN_RELAY (default "node /usr/lib/xsm/chain-relay.mjs"), XSM_SESSION_WAIT_S (default 60)
+//   XSM_REDIS_URL, XSM_PREFIX
+
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { DnsmasqService } from '../src/deploy/dnsmasq.ts';
+import { ImageServer } from '../src/deploy/transfer.ts';
+import { powerFor } from '../src/drivers/power/select.ts';
+import { LocalShell, runChecked } from '../src/drivers/shell.ts';
+import { XsmRuntime } from '../src/jobs/runtime.ts';
+import { createLogger } from '../src/lib/log.ts';
+import { closeWhenReady, redisConfigFromEnv } from '../src/lib/redis.ts';
+import { startDeployWorker } from './deploy-lib.ts';
+
+function fail(message: string): never {
+  process.stderr.write(`xsm deploy worker: ${message}\n`);
+  process.exit(2);
+}
+const need = (k: string) => process.env[k] || fail(`set ${k}`);
+
+const log = createLogger({ component: 'deploy' });
+const rt = new XsmRuntime(redisConfigFromEnv());
+const address = need('XSM_PXE_ADDRESS');
+const iface = need('XSM_PXE_INTERFACE');
+const stateDir = process.env.XSM_STATE_DIR ?? '/var/lib/xsm/deploy';
+const keyPath = process.env.XSM_DEPLOY_KEY ?? '/etc/xsm/deploy_key';
+const privateKey = await readFile(keyPath).catch((e: Error) => fail(`cannot read the deploy key ${keyPath}: ${e.message} (make one with ssh-keygen -t ed25519 -N '' -f ${keyPath})`));
+const publicKey = (await readFile(`${keyPath}.pub`, 'utf8').catch(() => fail(`cannot read ${keyPath}.pub`))).trim();
+const agentEnvExtra = process.env.XSM_AGENT_ENV_FILE ? await readFile(process.env.XSM_AGENT_ENV_FILE, 'utf8') : '';
+const shell = new LocalShell();
+
+const pxe = new DnsmasqService({ stateDir: join(stateDir, 'dnsmasq'), tftpRoot: process.env.XSM_TFTP_ROOT ?? '/srv/tftp', interface: iface, serverAddress: address, network: need('XSM_PXE_NETWORK'), netmask: need('XSM_PXE_NETMASK') }, log);
+const images = new ImageServer({ imagesDir: process.env.XSM_IMAGES_DIR ?? '/var/lib/xsm/images', address, interface: iface, stateDir: join(stateDir, 'rsync') }, log);
+await pxe.start().catch((e: Error) => fail(`dnsmasq: ${e.message}`));
+await images.start().catch((e: Error) => fail(`rsync daemon: ${e.message}`));
+
+const worker = startDeployWorker({
+  rt,
+  log,
+  pxe,
+  images,
+  async power(host) {
+    const { site } = await rt.sites.load(await rt.sites.currentVersion());
+    const spec = site.hosts.find((h) => h.name === host);
+    return powerFor(host, spec?.power, { shell, redis: rt.redis, prefix: rt.config.prefix });
+  },
+  ssh: { privateKey, publicKey },
+  netmask: need('XSM_PXE_NETMASK'),
+  ...(process.env.XSM_PXE_GATEWAY ? { gateway: process.env.XSM_PXE_GATEWAY } : {}),
+  bootBaseUrl: `tftp://${address}`,
+  xenBoot: { xen: 'xen-4.17-amd64', xenArgs: process.env.XSM_XEN_ARGS ?? 'dom0_mem=4096M,max:4096M dom0_max_vcpus=4', kernel: 'vmlinuz', kernelArgs: 'root=LABEL=root ro console=hvc0', initrd: 'initrd.img' },
+  layout: { swapMiB: Number(process.env.XSM_SWAP_MIB ?? 4096) },
+  installerInterface: process.env.XSM_INSTALLER_INTERFACE ?? 'eth0',
+  relayCommand: (process.env.XSM_CHAIN_RELAY ?? 'node /usr/lib/xsm/chain-relay.mjs').split(' '),
+  chainPort: 7070,
+  sessionWaitS: Number(process.env.XSM_SESSION_WAIT_S ?? 60),
+  timeouts: { installerMs: 10 * 60_000, bootMs: 10 * 60_000, agentMs: 5 * 60_000 },
+  async startAgent(s, data) {
+    // The image carries the agent and its systemd unit (docker/xsm-host-agent.service); this gives it
+    // its name and Redis, then starts it.
+    const env = `XSM_HOST=${data.host}\nXSM_HYPERVISOR=xl\n${agentEnvExtra}`;
+    await runChecked(s, 'install', ['-D', '-m', '0600', '/dev/stdin', '/etc/xsm/host-agent.env'], { input: env });
+    await runChecked(s, 'systemctl', ['enable', '--now', 'xsm-host-agent.service']);
+  },
+});
+log.info('deploy worker ready', { address, interface: iface });
+const stop = async () => {
+  await closeWhenReady(worker);
+  await pxe.stop();
+  await images.stop();
+  await rt.close();
+  process.exit(0);
+};
+process.on('SIGTERM', stop);
+process.on('SIGINT', stop);
