@@ -34,7 +34,9 @@ async function main() {
   const rateMbit = Number(arg('rate', '100'));
   const payloadMiB = Number(arg('image-mib', '48'));
   const maxN = Math.max(...sizes);
-  const site = await startDeploySite({ nodes: maxN, rateMbit, payloadMiB, imageMiB: payloadMiB + 8, diskMiB: payloadMiB + 48, sessionWaitS: 60 });
+  // ext4 needs room beyond the payload (journal, metadata).
+  const imageMiB = Math.ceil(payloadMiB * 1.1) + 16;
+  const site = await startDeploySite({ nodes: maxN, rateMbit, payloadMiB, imageMiB, diskMiB: imageMiB + 32, sessionWaitS: 60 });
   const limitS = (site.image.bytes * 8) / (rateMbit * 1e6);
   console.log(`image ${(site.image.bytes / 1048576).toFixed(1)} MiB, links ${rateMbit} Mbit/s: physical limit ${limitS.toFixed(2)} s per copy; ${maxN} lab machines`);
   site.startWorker();
@@ -47,7 +49,7 @@ async function main() {
         for (const node of nodes) {
           await node.power.off();
           await rm(node.disk, { force: true, recursive: true });
-          await run('truncate', ['-s', `${payloadMiB + 48}M`, node.disk]);
+          await run('truncate', ['-s', `${imageMiB + 32}M`, node.disk]);
           await rm(join(node.dir, 'xen'), { recursive: true, force: true });
         }
         const t0 = performance.now();
@@ -68,6 +70,9 @@ async function main() {
         const sentAt = Number(await site.rt.redis.get(`${site.rt.config.prefix}:deploy:session:${req.session}:sentAt`));
         const from = method === 'unicast' || !sentAt ? Math.min(...st.map((v) => Number(v[0])).filter(Number.isFinite)) : sentAt;
         const image = (done - from) / 1000;
+        if (process.env.XSM_BENCH_DETAIL) {
+          for (const [i, v] of st.entries()) console.log(`    ${nodes[i]!.name}: image from +${((Number(v[0]) - from) / 1000).toFixed(2)} s to +${((Number(v[1]) - from) / 1000).toFixed(2)} s`);
+        }
         const failed = states.filter((s) => s === 'failed').length;
         results.push({ method, n, image, total, failed });
         console.log(`  ${method} x${n}: image ${image.toFixed(2)} s, deploy ${total.toFixed(2)} s${failed ? `, ${failed} FAILED` : ''}`);

@@ -96,7 +96,9 @@ function main() {
     const budget = hbal.moves > 0 ? balance(hosts, vms, { maxMoves: hbal.moves, minGainFraction: 0 }) : undefined;
     const ownOk = xsm.imbalanceAfter <= hb.imbalance + 1e-9 && xsm.moves.length <= hbal.moves;
     const budgetOk = budget ? budget.imbalanceAfter <= hb.imbalance + 1e-9 : false;
-    const met = (ownOk || budgetOk) && (n < 500 || xsmMs < 2000);
+    // hbal that printed nothing before its time limit gave no answer to compare with.
+    const noAnswer = !hbal.finished && hbal.moves === 0;
+    const met = (ownOk || budgetOk || noAnswer) && (n < 500 || xsmMs < 2000);
     rows.push([
       String(n),
       String(vms.length),
@@ -110,7 +112,7 @@ function main() {
       String(hbal.moves),
       xsmMs.toFixed(0),
       hbal.finished ? hbal.ms.toFixed(0) : `>${(HBAL_TIMEOUT_MS / 1000).toFixed(0)}s (stopped)`,
-      met ? 'MET' : 'NOT MET',
+      (met ? 'MET' : 'NOT MET') + (noAnswer ? ' (hbal: no answer)' : ''),
     ]);
   }
   const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));

@@ -50,7 +50,12 @@ export async function startDeploySite(opts: Omit<LabOptions, 'authorizedKey'> & 
   await run('sh', ['-c', `rm -f ${keyDir}/id && ssh-keygen -q -t ed25519 -N '' -f ${keyDir}/id`]);
   const publicKey = (await readFile(`${keyDir}/id.pub`, 'utf8')).trim();
   const lab = Object.assign(lab0, { opts: { ...lab0.opts, authorizedKey: publicKey } }) as NetnsLab;
-  await lab.up();
+  try {
+    await lab.up();
+  } catch (e) {
+    await lab.down();
+    throw e;
+  }
   const prefix = freshPrefix();
   const rt = new XsmRuntime({ ...redisConfigFromEnv(), prefix });
   const redisUrl = new URL(rt.config.url);
