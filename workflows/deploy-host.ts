@@ -146,12 +146,19 @@ async function writeUnicast(c: DeployContext, s: Shell, srt: StepRuntime): Promi
   // A name of its own per attempt: the rsync of an attempt whose worker died may still be running.
   const tmp = `/tmp/xsm-image-${c.data.image.sha256.slice(0, 12)}-${Date.now().toString(36)}.img`;
   const started = Date.now();
-  // Progress: the size of the partial file, polled on a second channel of the same connection.
+  // Progress: the size of the partial file, polled on a second channel of the same connection; one
+  // poll at a time, so a slow installer is not buried under stat commands.
+  let polling = false;
   const timer = setInterval(() => {
-    void s.run('stat', ['-c', '%s', tmp]).then((r) => {
-      const bytes = Number(r.stdout.trim());
-      if (r.code === 0 && bytes > 0) void srt.report({ bytes, totalBytes: c.data.image.bytes, percent: Math.round((100 * bytes) / c.data.image.bytes), rate: Math.round(bytes / Math.max(0.001, (Date.now() - started) / 1000)), message: 'rsync' });
-    }, () => {});
+    if (polling) return;
+    polling = true;
+    void s
+      .run('stat', ['-c', '%s', tmp])
+      .then((r) => {
+        const bytes = Number(r.stdout.trim());
+        if (r.code === 0 && bytes > 0) void srt.report({ bytes, totalBytes: c.data.image.bytes, percent: Math.round((100 * bytes) / c.data.image.bytes), rate: Math.round(bytes / Math.max(0.001, (Date.now() - started) / 1000)), message: 'rsync' });
+      }, () => {})
+      .finally(() => (polling = false));
   }, 1000);
   try {
     await sh(s, unicastReceiver(c.env.images.config, c.data.image, target(offset, c), tmp), 30 * 60_000);

@@ -264,7 +264,12 @@ export class LabPower implements PowerControl {
       'LogLevel ERROR',
     ].join('\n');
     await writeFile(join(dir, 'sshd_config'), cfg + '\n');
-    const p = spawn('ip', ['netns', 'exec', this.node.ns, '/usr/sbin/sshd', '-D', '-e', '-f', join(dir, 'sshd_config')], { stdio: ['ignore', 'ignore', 'pipe'] });
+    // A real installer's root account is bare; this machine's root may have a ~/.bashrc that sshd's
+    // `bash -c` sources for every command (a pyenv init here took seconds and serialized machines on its
+    // lock, which made N unicast deploys look superlinear). `ip netns exec` gives sshd a mount namespace
+    // of its own, so hiding the file there leaves the machine's root untouched.
+    const bare = `for f in "$HOME/.bashrc" "$HOME/.bash_profile" "$HOME/.profile"; do [ -e "$f" ] && mount --bind /dev/null "$f"; done; exec /usr/sbin/sshd -D -e -f "$1"`;
+    const p = spawn('ip', ['netns', 'exec', this.node.ns, 'sh', '-c', bare, 'sshd', join(dir, 'sshd_config')], { stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
     p.stderr?.on('data', (b: Buffer) => (err += b.toString()));
     p.on('exit', (code) => code && this.console.push(`sshd exited ${code}: ${err.trim()}`));
