@@ -7,6 +7,7 @@
 //   XSM_XEN_ARGS (default "dom0_mem=4096M,max:4096M dom0_max_vcpus=4"), XSM_SWAP_MIB (default 4096)
 //   XSM_AGENT_ENV_FILE: extra lines for /etc/xsm/host-agent.env on installed hosts (XSM_REDIS_URL etc.)
 //   XSM_CHAIN_RELAY (default "node /usr/lib/xsm/chain-relay.mjs"), XSM_SESSION_WAIT_S (default 60)
+//   XSM_MULTICAST_MAX_BITRATE: udp-sender pacing, a little under the slowest link (e.g. 950m on gigabit)
 //   XSM_REDIS_URL, XSM_PREFIX
 
 import { readFile } from 'node:fs/promises';
@@ -38,7 +39,7 @@ const agentEnvExtra = process.env.XSM_AGENT_ENV_FILE ? await readFile(process.en
 const shell = new LocalShell();
 
 const pxe = new DnsmasqService({ stateDir: join(stateDir, 'dnsmasq'), tftpRoot: process.env.XSM_TFTP_ROOT ?? '/srv/tftp', interface: iface, serverAddress: address, network: need('XSM_PXE_NETWORK'), netmask: need('XSM_PXE_NETMASK') }, log);
-const images = new ImageServer({ imagesDir: process.env.XSM_IMAGES_DIR ?? '/var/lib/xsm/images', address, interface: iface, stateDir: join(stateDir, 'rsync') }, log);
+const images = new ImageServer({ imagesDir: process.env.XSM_IMAGES_DIR ?? '/var/lib/xsm/images', address, interface: iface, stateDir: join(stateDir, 'rsync'), ...(process.env.XSM_MULTICAST_MAX_BITRATE ? { multicastMaxBitrate: process.env.XSM_MULTICAST_MAX_BITRATE } : {}) }, log);
 await pxe.start().catch((e: Error) => fail(`dnsmasq: ${e.message}`));
 await images.start().catch((e: Error) => fail(`rsync daemon: ${e.message}`));
 

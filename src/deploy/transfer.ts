@@ -23,6 +23,12 @@ export interface ImageServerConfig {
   interface: string;
   rsyncPort?: number;
   stateDir: string;
+  /**
+   * udp-sender's --max-bitrate (e.g. "95m"): a little under the slowest link's rate. Unpaced, udpcast
+   * sends as fast as the server's NIC allows and the switch (or a shaped link) drops what does not fit,
+   * which costs retransmission rounds for every receiver.
+   */
+  multicastMaxBitrate?: string;
 }
 
 /** Where the image goes in the machine: the disk and the root partition's byte offset. */
@@ -125,7 +131,8 @@ export class ImageServer {
    * joined) and sends the image once to all of them. Resolves when the sender exits.
    */
   multicastSend(image: ImageManifest, opts: { portbase: number; receivers: number; maxWaitS: number; maxBitrate?: string }): Promise<void> {
-    const args = ['--file', join(this.config.imagesDir, image.file), '--interface', this.config.interface, '--portbase', String(opts.portbase), '--nokbd', '--min-receivers', String(opts.receivers), '--max-wait', String(opts.maxWaitS), '--full-duplex', ...(opts.maxBitrate ? ['--max-bitrate', opts.maxBitrate] : [])];
+    const maxBitrate = opts.maxBitrate ?? this.config.multicastMaxBitrate;
+    const args = ['--file', join(this.config.imagesDir, image.file), '--interface', this.config.interface, '--portbase', String(opts.portbase), '--nokbd', '--min-receivers', String(opts.receivers), '--max-wait', String(opts.maxWaitS), '--full-duplex', ...(maxBitrate ? ['--max-bitrate', maxBitrate] : [])];
     return new Promise((resolve, reject) => {
       const p = spawn('udp-sender', args, { stdio: ['ignore', 'ignore', 'pipe'] });
       this.senders.add(p);

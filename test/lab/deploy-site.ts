@@ -66,7 +66,7 @@ export async function startDeploySite(opts: Omit<LabOptions, 'authorizedKey'> & 
   const image = await buildLabImage(imagesDir, 'dom0-lab', { sizeMiB: opts.imageMiB ?? 24, payloadMiB: opts.payloadMiB ?? 8 });
   const pxe = new DnsmasqService({ stateDir: join(lab.dir, 'pxe'), tftpRoot: join(lab.dir, 'tftp'), interface: lab.bridge, serverAddress: lab.serverAddress, network: lab.network, netmask: '255.255.255.0' }, log);
   await pxe.start();
-  const images = new ImageServer({ imagesDir, address: lab.serverAddress, interface: lab.bridge, rsyncPort: 8730 + (parseInt(lab.id, 16) % 200), stateDir: join(lab.dir, 'rsync') }, log);
+  const images = new ImageServer({ imagesDir, address: lab.serverAddress, interface: lab.bridge, rsyncPort: 8730 + (parseInt(lab.id, 16) % 200), stateDir: join(lab.dir, 'rsync'), ...(opts.rateMbit ? { multicastMaxBitrate: `${Math.floor(opts.rateMbit * 0.95)}m` } : {}) }, log);
   await images.start();
 
   // The site file declares the machines (name, Dom0 address, boot MAC, capacity).
