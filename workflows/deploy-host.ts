@@ -175,9 +175,10 @@ async function writeMulticast(c: DeployContext, s: Shell, srt: StepRuntime): Pro
   // it waits for the others, or sessionWaitS, then sends once to everyone who joined.
   const leader = await redis.set(`${sessionKey(c)}:sender`, c.data.host, 'EX', 3600, 'NX');
   if (leader) {
-    await redis.set(`${sessionKey(c)}:sentAt`, String(Date.now()), 'EX', 3600);
+    // sentAt: when the data starts to flow, once the session's machines joined (what Figure 5 times).
+    const onStart = () => void redis.set(`${sessionKey(c)}:sentAt`, String(Date.now()), 'EX', 3600).catch(() => {});
     void c.env.images
-      .multicastSend(c.data.image, { portbase, receivers: c.data.sessionSize, maxWaitS: c.env.sessionWaitS })
+      .multicastSend(c.data.image, { portbase, receivers: c.data.sessionSize, maxWaitS: c.env.sessionWaitS, onStart })
       .then(() => c.env.log.info('multicast round done', { session: c.data.session }))
       .catch((e: Error) => c.env.log.warn('udp-sender failed', { session: c.data.session, error: e.message }));
   }

@@ -128,9 +128,10 @@ export class ImageServer {
 
   /**
    * One multicast round: udp-sender waits for `receivers` machines (or `maxWaitS` once at least one
-   * joined) and sends the image once to all of them. Resolves when the sender exits.
+   * joined) and sends the image once to all of them. Resolves when the sender exits; `onStart` is
+   * called when the data starts to flow (udp-sender's "Starting transfer", after the rendezvous).
    */
-  multicastSend(image: ImageManifest, opts: { portbase: number; receivers: number; maxWaitS: number; maxBitrate?: string }): Promise<void> {
+  multicastSend(image: ImageManifest, opts: { portbase: number; receivers: number; maxWaitS: number; maxBitrate?: string; onStart?: () => void }): Promise<void> {
     const maxBitrate = opts.maxBitrate ?? this.config.multicastMaxBitrate;
     const args = ['--file', join(this.config.imagesDir, image.file), '--interface', this.config.interface, '--portbase', String(opts.portbase), '--nokbd', '--min-receivers', String(opts.receivers), '--max-wait', String(opts.maxWaitS), '--full-duplex', ...(maxBitrate ? ['--max-bitrate', maxBitrate] : [])];
     return new Promise((resolve, reject) => {
@@ -138,7 +139,14 @@ export class ImageServer {
       this.senders.add(p);
       p.on('exit', () => this.senders.delete(p));
       let err = '';
-      p.stderr?.on('data', (b: Buffer) => (err = (err + b.toString()).slice(-4000)));
+      let started = false;
+      p.stderr?.on('data', (b: Buffer) => {
+        err = (err + b.toString()).slice(-4000);
+        if (!started && err.includes('Starting transfer')) {
+          started = true;
+          opts.onStart?.();
+        }
+      });
       p.on('error', reject);
       p.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`udp-sender exited ${code}: ${err.trim().split('\n').slice(-2).join(' ')}`))));
     });

@@ -47,6 +47,12 @@ export interface LabOptions {
   /** Rate of every link in Mbit/s (tc tbf), or undefined for unshaped veths. */
   rateMbit?: number;
   diskMiB?: number;
+  /**
+   * Where the machines' disk files go (default: each machine's lab directory). Real machines each have
+   * a disk of their own; 16 lab disks on this machine's one disk would measure that disk, not the
+   * image distribution, so the Figure 5 bench puts them in RAM (/dev/shm).
+   */
+  diskDir?: string;
   /** Simulated Xen memory of each installed host. */
   memMiB?: number;
   /** Public key (OpenSSH line) the deploy worker logs in with. */
@@ -114,7 +120,7 @@ export class NetnsLab {
       await this.shape(veth); // towards the node
       await this.nsShape(ns, 'eth0'); // from the node (chain forwarding)
     }
-    const disk = join(dir, 'disk.img');
+    const disk = this.opts.diskDir ? join(this.opts.diskDir, `xsm-lab-${this.id}-${name}.img`) : join(dir, 'disk.img');
     await run('truncate', ['-s', `${this.opts.diskMiB ?? 128}M`, disk]);
     const node: LabNode = { name, ns, mac, address: `10.213.${this.subnet}.${10 + i}`, disk, dir, power: undefined as unknown as LabPower };
     node.power = new LabPower(this, node);
@@ -156,6 +162,7 @@ export class NetnsLab {
     for (const p of this.proxies) p.close();
     for (const n of this.nodes) await run('ip', ['netns', 'del', n.ns]).catch(() => {});
     await run('ip', ['link', 'del', this.bridge]).catch(() => {});
+    if (this.opts.diskDir) for (const n of this.nodes) await rm(n.disk, { recursive: true, force: true });
     if (this.dir) await rm(this.dir, { recursive: true, force: true });
   }
 }
