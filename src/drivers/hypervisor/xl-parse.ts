@@ -44,6 +44,8 @@ export interface XlDomainDetails {
   weight?: number;
 }
 
+const UNLIMITED_MEMKB = 17179869180;
+
 /** `xl list -l`: a JSON array; every field may be missing (libxl omits defaults); memory in KiB. */
 export function parseXlListLong(text: string): XlDomainDetails[] {
   const data: unknown = JSON.parse(text.trim() || '[]');
@@ -52,7 +54,9 @@ export function parseXlListLong(text: string): XlDomainDetails[] {
     const e = (entry ?? {}) as { domid?: number; config?: { c_info?: { name?: string }; b_info?: { max_memkb?: number; target_memkb?: number; max_vcpus?: number; avail_vcpus?: number[]; sched_params?: { weight?: number } } } };
     const b = e.config?.b_info ?? {};
     const out: XlDomainDetails = { domid: Number(e.domid ?? -1), name: e.config?.c_info?.name ?? '' };
-    if (typeof b.max_memkb === 'number') out.maxMemMiB = Math.floor(b.max_memkb / 1024);
+    // A Dom0 with no ceiling shows max_memkb 17179869180 (16 TiB less a page: "unlimited", recorded on
+    // real Xen 4.17); that is no maximum to report, so the caller falls back to the current size.
+    if (typeof b.max_memkb === 'number' && b.max_memkb < UNLIMITED_MEMKB) out.maxMemMiB = Math.floor(b.max_memkb / 1024);
     if (typeof b.target_memkb === 'number') out.targetMemMiB = Math.floor(b.target_memkb / 1024);
     if (typeof b.max_vcpus === 'number') out.maxVcpus = b.max_vcpus;
     if (Array.isArray(b.avail_vcpus)) out.availVcpus = b.avail_vcpus.length;
@@ -76,7 +80,7 @@ export function parseXlInfo(text: string): HostInfo & { raw: Map<string, string>
 }
 
 /** xl error texts that mean "no, and asking again will not help". */
-const REFUSALS = [/already exists/, /is an invalid domain identifier/, /does not exist/, /failed to free memory/i, /Cannot set vcpus/i, /invalid memory size/, /cannot set .* memory/i, /overcommmitting/, /not enough memory/i, /Migration failed due to problems at target/];
+const REFUSALS = [/segment kernel too large/, /already exists/, /is an invalid domain identifier/, /does not exist/, /failed to free memory/i, /Cannot set vcpus/i, /invalid memory size/, /cannot set .* memory/i, /overcommmitting/, /not enough memory/i, /Migration failed due to problems at target/];
 
 export function isRefusal(stderr: string): boolean {
   return REFUSALS.some((re) => re.test(stderr));
