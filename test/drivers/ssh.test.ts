@@ -132,3 +132,28 @@ maybe('nothing listening: a clear connection error', async (t) => {
   const e = await t.throwsAsync(s.run('true', []));
   t.regex(e!.message, new RegExp(`root@127\\.0\\.0\\.1:${port}: cannot connect: .*ECONNREFUSED`));
 });
+
+maybe('a program that outlives its timeout does not hold the call (sshd waits for the program before closing)', async (t) => {
+  const s = new SshShell({ host: '127.0.0.1', port: sshd!.port, privateKey: sshd!.clientKey, hostKeySha256: sshd!.hostFingerprint });
+  t.teardown(() => s.close());
+  const start = Date.now();
+  const r = await s.run('sleep', ['8.25'], { timeoutMs: 500 });
+  t.true(Date.now() - start < 5000, `returned after ${Date.now() - start} ms`);
+  t.is(r.code, 128);
+  t.regex(r.stderr, /stopped after 500 ms/);
+  t.is((await runChecked(s, 'echo', ['still usable'])).stdout, 'still usable\n');
+});
+
+maybe('a host that accepts TCP but never speaks SSH fails the call, and its second error does not crash the process', async (t) => {
+  // What qemu's user-net port forward does while the guest's sshd is down: ssh2 then reports the ready
+  // timeout and, once the socket closes, "Connection lost before handshake" as a second error.
+  const silent = createServer((sock) => setTimeout(() => sock.destroy(), 1500)).listen(0, '127.0.0.1');
+  await once(silent, 'listening');
+  t.teardown(() => silent.close());
+  const port = (silent.address() as AddressInfo).port;
+  const s = new SshShell({ host: '127.0.0.1', port, privateKey: sshd!.clientKey, hostKeySha256: sshd!.hostFingerprint, readyTimeoutMs: 500 });
+  const e = await t.throwsAsync(s.run('true', []));
+  t.regex(e!.message, /no SSH answer within 500 ms/);
+  await new Promise((r) => setTimeout(r, 2000));
+  t.pass('still running after the socket closed');
+});

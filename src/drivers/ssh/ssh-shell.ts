@@ -79,7 +79,9 @@ export class SshShell implements Shell {
         },
       };
       c.once('ready', () => resolve(c));
-      c.once('error', (e: Error & { level?: string }) => {
+      // `on`, not `once`: ssh2 can emit a second error for one connection (a ready timeout, then
+      // "Connection lost before handshake" when the socket closes), and an unhandled one ends the process.
+      c.on('error', (e: Error & { level?: string }) => {
         this.conn = undefined;
         if (seenKey && seenKey !== t.hostKeySha256) {
           reject(new SshError(this.where, `host key mismatch: pinned ${t.hostKeySha256}, the host offered ${seenKey}; no command was sent. If the host was reinstalled, redeploy it through XSM (which records the new key); otherwise treat it as an impostor`));
@@ -113,22 +115,30 @@ export class SshShell implements Shell {
         const errOut: Buffer[] = [];
         let timer: NodeJS.Timeout | undefined;
         let timedOut = false;
-        if (options.timeoutMs) {
-          timer = setTimeout(() => {
-            timedOut = true;
-            stream.close();
-          }, options.timeoutMs);
-        }
-        stream.on('data', (b: Buffer) => out.push(b));
-        stream.stderr.on('data', (b: Buffer) => errOut.push(b));
-        stream.on('close', (code: number | null, signal?: string) => {
+        let done = false;
+        const finish = (code: number | null, signal?: string) => {
+          if (done) return;
+          done = true;
           if (timer) clearTimeout(timer);
           resolve({
             code: code ?? (timedOut || signal ? 128 : 1),
             stdout: Buffer.concat(out).toString('utf8'),
             stderr: Buffer.concat(errOut).toString('utf8') + (timedOut ? `\n(stopped after ${options.timeoutMs} ms)` : signal ? `\n(killed by ${signal})` : ''),
           });
-        });
+        };
+        if (options.timeoutMs) {
+          timer = setTimeout(() => {
+            timedOut = true;
+            stream.close();
+            // sshd answers a close only once the program has exited (it may never: `xl shutdown -w` of a
+            // guest that ignores the request), so return after a short grace period whatever the remote
+            // side does; the program may run on there until it ends by itself.
+            timer = setTimeout(() => finish(null), 2000);
+          }, options.timeoutMs);
+        }
+        stream.on('data', (b: Buffer) => out.push(b));
+        stream.stderr.on('data', (b: Buffer) => errOut.push(b));
+        stream.on('close', (code: number | null, signal?: string) => finish(code, signal));
         if (options.input !== undefined) stream.end(options.input);
         else stream.end();
       });
