@@ -17,10 +17,17 @@ export const removeSteps: Step<VmWorkflowContext>[] = [
   },
   {
     name: 'verify-gone',
-    run: async (ctx) => {
+    run: async (ctx, rt) => {
       const name = ctx.data.action.vm;
-      const d = await ctx.hv.find(name);
-      if (d) throw new Error(`${ctx.hv.hostName}: domain ${name} is still ${d.state} after shutdown`);
+      let d = await ctx.hv.find(name);
+      if (d) {
+        // Still there after a shutdown that returned: it crashed on the way down and on_crash restarted
+        // it (seen on real Xen), or it came back otherwise. The removal was asked for: pull the plug.
+        rt.log.warn('domain still there after shutdown; destroying it', { vm: name, state: d.state });
+        await ctx.hv.destroy(name);
+        d = await ctx.hv.find(name);
+      }
+      if (d) throw new Error(`${ctx.hv.hostName}: domain ${name} is still ${d.state} after shutdown and xl destroy`);
     },
   },
 ];

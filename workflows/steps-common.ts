@@ -26,7 +26,11 @@ export async function waitRunning(hv: Hypervisor, name: string, timeoutMs: numbe
 
 export function verifyMatches(host: string, d: DomainInfo | undefined, name: string, memMiB: number, vcpus: number): void {
   if (!d) throw new Error(`${host}: domain ${name} is not there after the action`);
-  if (d.memMiB !== memMiB || d.vcpus !== vcpus) {
-    throw new Error(`${host}: domain ${name} has ${d.memMiB} MiB / ${d.vcpus} vCPUs, expected ${memMiB} MiB / ${vcpus} vCPUs`);
+  // What Xen was told to hold, where the driver knows it: a guest balloons and onlines vCPUs at its own
+  // pace (on real Xen it settled at 82 MiB for an 80m target), which is not a failed reconfigure.
+  const mem = d.targetMemMiB ?? d.memMiB;
+  const cpus = d.targetVcpus ?? d.vcpus;
+  if (mem !== memMiB || cpus !== vcpus) {
+    throw new Error(`${host}: domain ${name} has ${mem} MiB / ${cpus} vCPUs${mem !== d.memMiB || cpus !== d.vcpus ? ` as Xen's targets (${d.memMiB} MiB / ${d.vcpus} vCPUs in the guest now)` : ''}, expected ${memMiB} MiB / ${vcpus} vCPUs`);
   }
 }

@@ -8,12 +8,20 @@ export interface DomainInfo {
   name: string;
   domid: number;
   state: DomainState;
-  /** Current memory (balloon target), MiB. */
+  /** Memory the domain holds now, MiB (`xl list`); a ballooning guest converges on its target. */
   memMiB: number;
+  /**
+   * The balloon target Xen holds (`xl list -l` target_memkb) when the driver knows it. After
+   * `xl mem-set` it is exact at once, while the guest may settle a little above it (80m -> 82 MiB
+   * recorded on real Xen 4.17).
+   */
+  targetMemMiB?: number;
   /** Ceiling for live growth (maxmem), MiB. */
   maxMemMiB: number;
   /** vCPUs online. */
   vcpus: number;
+  /** vCPUs Xen makes available (`xl list -l` avail_vcpus) when known; the guest onlines them later. */
+  targetVcpus?: number;
   /** vCPUs the domain was created with (maxvcpus). */
   maxVcpus: number;
   /** Total CPU time consumed, seconds. */

@@ -52,6 +52,8 @@ export class XlHypervisor implements Hypervisor {
         vcpus: row.vcpus,
         maxVcpus: d?.maxVcpus ?? row.vcpus,
         cpuTimeSec: row.cpuTimeSec,
+        ...(d?.targetMemMiB !== undefined ? { targetMemMiB: d.targetMemMiB } : {}),
+        ...(d?.availVcpus !== undefined ? { targetVcpus: d.availVcpus } : {}),
         ...(d?.weight !== undefined ? { weight: d.weight } : {}),
       };
     });
