@@ -42,11 +42,30 @@ export const createSteps: Step<VmWorkflowContext>[] = [
     name: 'xl-create',
     run: async (ctx, rt) => {
       const cfg = domainConfigFor(ctx);
-      if (await ctx.hv.find(cfg.name)) {
+      const spec = specOf(ctx);
+      const d = await ctx.hv.find(cfg.name);
+      if (!d) {
+        await ctx.hv.create(cfg);
+        return;
+      }
+      // Already there: this job's own create before a crash (it matches), or a domain from an earlier
+      // version that a stale observed state hid from the planner (seen on real Xen: v2 planned "create"
+      // for a VM v1 had just started). Bring it to this version's size live, or say why not.
+      const mem = d.targetMemMiB ?? d.memMiB;
+      const cpus = d.targetVcpus ?? d.vcpus;
+      if (mem === spec.memMiB && cpus === spec.vcpus) {
         rt.log.info('domain already exists; not creating it again', { vm: cfg.name });
         return;
       }
-      await ctx.hv.create(cfg);
+      if (spec.memMiB > d.maxMemMiB || spec.vcpus > d.maxVcpus) {
+        throw new PermanentError(
+          `${ctx.hv.hostName}: domain ${cfg.name} already runs with ${mem} MiB / ${cpus} vCPUs (maxmem ${d.maxMemMiB} MiB, maxvcpus ${d.maxVcpus}); this version wants ${spec.memMiB} MiB / ${spec.vcpus} vCPUs, beyond what it can take live`,
+          `remove the running ${cfg.name} (or re-apply once \`xsm status\` shows it) so XSM plans a restart`,
+        );
+      }
+      rt.log.warn('domain already exists with another size; resizing it live', { vm: cfg.name, from: `${mem}/${cpus}`, to: `${spec.memMiB}/${spec.vcpus}` });
+      if (mem !== spec.memMiB) await ctx.hv.setMemory(cfg.name, spec.memMiB);
+      if (cpus !== spec.vcpus) await ctx.hv.setVcpus(cfg.name, spec.vcpus);
     },
   },
   {

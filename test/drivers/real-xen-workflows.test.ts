@@ -11,6 +11,8 @@ import { silentLogger } from '../../src/lib/log.ts';
 import type { StepRuntime } from '../../src/lib/steps.ts';
 import { verifyMatches } from '../../workflows/steps-common.ts';
 import { removeSteps } from '../../workflows/remove-vm.ts';
+import { createSteps } from '../../workflows/create-vm.ts';
+import { PermanentError } from '../../src/lib/errors.ts';
 import type { VmWorkflowContext } from '../../workflows/steps-common.ts';
 import { template, vm } from '../site/helpers.ts';
 
@@ -62,4 +64,25 @@ test('remove destroys a domain that is still there after its shutdown, and then 
   for (const step of removeSteps) await step.run(ctx, rt);
   t.is(await sim.find('tiny'), undefined);
   t.deepEqual((await sim.list()).map((d) => d.name), ['Domain-0']);
+});
+
+test('a create that finds the VM already running at another size resizes it live, or refuses with the reason', async (t) => {
+  // Seen on real Xen: v2's plan said "create" for the VM v1 had just started (its observed state was
+  // not reported yet); the create step then took the 96 MiB domain for its own and verify failed 5 times.
+  const store = new MemorySimStore();
+  await provisionSimHost(store, { name: 'xenlab', totalMemMiB: 2047, dom0MemMiB: 1024, nrCpus: 2 });
+  const sim = new SimulatedXenHost(store, 'xenlab', { createMs: 0, shutdownMs: 0, migrateMsPerGiB: 0 });
+  await sim.create(renderDomainConfig(vm('tiny', 'xenlab', 96, 1), { ...template, maxMemMiB: 96, maxVcpus: 2 }));
+  const rt = { log: silentLogger, report: async () => {} } as unknown as StepRuntime;
+  const run = async (mem: number, vcpus: number) => {
+    const spec = vm('tiny', 'xenlab', mem, vcpus);
+    const ctx = { hv: sim, waitMs: 1000, data: { version: 2, template, action: { kind: 'create', vm: 'tiny', host: 'xenlab', spec, reason: 'test' } } } as unknown as VmWorkflowContext;
+    for (const step of createSteps) await step.run(ctx, rt);
+  };
+  await run(80, 2);
+  t.like(await sim.find('tiny'), { domid: 1, memMiB: 80, vcpus: 2 }, 'the same domain, resized: not a second one');
+  const e = await t.throwsAsync(run(128, 2));
+  t.true(e instanceof PermanentError);
+  t.regex(e!.message, /xenlab: domain tiny already runs with 80 MiB \/ 2 vCPUs \(maxmem 96 MiB, maxvcpus 2\); this version wants 128 MiB \/ 2 vCPUs/);
+  t.is((await sim.list()).length, 2, 'Domain-0 and the one tiny');
 });
