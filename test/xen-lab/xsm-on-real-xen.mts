@@ -227,9 +227,19 @@ async function phase(name: string, xml: string, timeoutMs: number, check: (row: 
   say(`=== phase ${name} ===`);
   const r = await applyVersion(name, xml, timeoutMs);
   allJobs[name] = r.jobs;
-  const row = await xlList(`after ${name}`);
-  const problem = r.ok ? check(row) : 'the version did not converge';
-  phases.push({ phase: name, ms: r.ms, result: problem ? `FAILED: ${problem}` : `ok (v${r.version}; ${r.jobs.filter((j) => j.queue !== 'control').map((j) => `${j.id} ${j.state}`).join(', ')})` });
+  // XSM's jobs verify what Xen holds; the guest balloons and onlines vCPUs at its own pace (slow under
+  // emulation), so `xl list` is polled for up to 120 s until the guest shows the new size too.
+  const since = Date.now();
+  let problem: string | undefined = 'the version did not converge';
+  if (r.ok) {
+    for (;;) {
+      problem = check(await xlList(`after ${name}`));
+      if (!problem || Date.now() - since > 120_000) break;
+      await new Promise((res) => setTimeout(res, 5000));
+    }
+  }
+  const settled = r.ok && !problem ? `; guest showed it in xl list ${((Date.now() - since) / 1000).toFixed(1)} s later` : '';
+  phases.push({ phase: name, ms: r.ms, result: problem ? `FAILED: ${problem}` : `ok (v${r.version}; ${r.jobs.filter((j) => j.queue !== 'control').map((j) => `${j.id} ${j.state}`).join(', ')}${settled})` });
   if (problem) say(`${name}: FAILED: ${problem}`);
   return !problem;
 }
