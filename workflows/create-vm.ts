@@ -5,7 +5,7 @@ import { renderDomainConfig } from '../src/drivers/hypervisor/domain-config.ts';
 import { PermanentError } from '../src/lib/errors.ts';
 import type { Step } from '../src/lib/steps.ts';
 import type { VmSpec } from '../src/site/model.ts';
-import { verifyMatches, waitRunning, type VmWorkflowContext } from './steps-common.ts';
+import { heldSize, verifyMatches, waitRunning, type VmWorkflowContext } from './steps-common.ts';
 
 function specOf(ctx: VmWorkflowContext): VmSpec {
   const a = ctx.data.action;
@@ -51,8 +51,7 @@ export const createSteps: Step<VmWorkflowContext>[] = [
       // Already there: this job's own create before a crash (it matches), or a domain from an earlier
       // version that a stale observed state hid from the planner (seen on real Xen: v2 planned "create"
       // for a VM v1 had just started). Bring it to this version's size live, or say why not.
-      const mem = d.targetMemMiB ?? d.memMiB;
-      const cpus = d.targetVcpus ?? d.vcpus;
+      const { memMiB: mem, vcpus: cpus } = heldSize(d);
       if (mem === spec.memMiB && cpus === spec.vcpus) {
         rt.log.info('domain already exists; not creating it again', { vm: cfg.name });
         return;

@@ -4,7 +4,7 @@
 import { PermanentError } from '../src/lib/errors.ts';
 import type { Step } from '../src/lib/steps.ts';
 import { domainConfigFor } from './create-vm.ts';
-import { verifyMatches, waitRunning, type VmWorkflowContext } from './steps-common.ts';
+import { heldSize, verifyMatches, waitRunning, type VmWorkflowContext } from './steps-common.ts';
 
 function action(ctx: VmWorkflowContext) {
   const a = ctx.data.action;
@@ -19,7 +19,7 @@ export const reconfigureLiveSteps: Step<VmWorkflowContext>[] = [
       const a = action(ctx);
       const d = await ctx.hv.find(a.vm);
       if (!d) throw new PermanentError(`${ctx.hv.hostName}: ${a.vm} is not running here; nothing to reconfigure`, 'run `xsm status` and re-apply the site file');
-      if ((d.targetMemMiB ?? d.memMiB) !== a.spec.memMiB) await ctx.hv.setMemory(a.vm, a.spec.memMiB);
+      if (heldSize(d).memMiB !== a.spec.memMiB) await ctx.hv.setMemory(a.vm, a.spec.memMiB);
     },
   },
   {
@@ -27,7 +27,7 @@ export const reconfigureLiveSteps: Step<VmWorkflowContext>[] = [
     run: async (ctx) => {
       const a = action(ctx);
       const d = await ctx.hv.find(a.vm);
-      if (d && (d.targetVcpus ?? d.vcpus) !== a.spec.vcpus) await ctx.hv.setVcpus(a.vm, a.spec.vcpus);
+      if (d && heldSize(d).vcpus !== a.spec.vcpus) await ctx.hv.setVcpus(a.vm, a.spec.vcpus);
     },
   },
   {

@@ -24,12 +24,17 @@ export async function waitRunning(hv: Hypervisor, name: string, timeoutMs: numbe
   }
 }
 
+/**
+ * The size Xen holds for a domain: its targets where the driver knows them (a guest balloons and onlines
+ * vCPUs at its own pace; on real Xen an 80m target settled at 82 MiB), else what it shows now.
+ */
+export function heldSize(d: DomainInfo): { memMiB: number; vcpus: number } {
+  return { memMiB: d.targetMemMiB ?? d.memMiB, vcpus: d.targetVcpus ?? d.vcpus };
+}
+
 export function verifyMatches(host: string, d: DomainInfo | undefined, name: string, memMiB: number, vcpus: number): void {
   if (!d) throw new Error(`${host}: domain ${name} is not there after the action`);
-  // What Xen was told to hold, where the driver knows it: a guest balloons and onlines vCPUs at its own
-  // pace (on real Xen it settled at 82 MiB for an 80m target), which is not a failed reconfigure.
-  const mem = d.targetMemMiB ?? d.memMiB;
-  const cpus = d.targetVcpus ?? d.vcpus;
+  const { memMiB: mem, vcpus: cpus } = heldSize(d);
   if (mem !== memMiB || cpus !== vcpus) {
     throw new Error(`${host}: domain ${name} has ${mem} MiB / ${cpus} vCPUs${mem !== d.memMiB || cpus !== d.vcpus ? ` as Xen's targets (${d.memMiB} MiB / ${d.vcpus} vCPUs in the guest now)` : ''}, expected ${memMiB} MiB / ${vcpus} vCPUs`);
   }

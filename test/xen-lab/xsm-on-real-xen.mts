@@ -18,8 +18,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Worker } from 'bullmq';
-import { Redis } from 'ioredis';
 import { XlHypervisor } from '../../src/drivers/hypervisor/xl.ts';
+import { deleteKeys } from '../integration/harness.ts';
 import { parseXlList } from '../../src/drivers/hypervisor/xl-parse.ts';
 import type { CommandResult, RunOptions, Shell } from '../../src/drivers/shell.ts';
 import { SshShell } from '../../src/drivers/ssh/ssh-shell.ts';
@@ -283,14 +283,7 @@ try {
   await rt.close();
   await ssh.close();
   // Only this run's keys.
-  const r = new Redis(redisConfigFromEnv().url);
-  let cursor = '0';
-  do {
-    const [next, keys] = await r.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length) await r.del(...keys);
-  } while (cursor !== '0');
-  await r.quit();
+  await deleteKeys(prefix);
 
   const table = [
     `# XSM on real Xen: ${new Date().toISOString()}; Redis prefix ${prefix}`,
