@@ -160,7 +160,13 @@ export function probeHostKey(host: string, port = 22, timeoutMs = 10000): Promis
   return new Promise((resolve, reject) => {
     const c = new Client();
     let key: string | undefined;
-    c.once('error', () => (key ? resolve(key) : reject(new SshError(`${host}:${port}`, 'no SSH host key offered (is sshd running?)'))));
+    // `on`, not `once`: refusing the key is an error, and a slow sshd (seen under emulation) can then
+    // drop the connection before the handshake, a second error that would otherwise crash the process.
+    c.on('error', () => {
+      c.end();
+      if (key) resolve(key);
+      else reject(new SshError(`${host}:${port}`, 'no SSH host key offered (is sshd running?)'));
+    });
     c.connect({
       host,
       port,
