@@ -85,12 +85,15 @@ export function planChanges(current: Site | undefined, desired: Site, observed?:
           continue;
         }
         if (before && before.host !== host.name) notes.push(`${d.name} was expected on ${before.host} but is observed on ${host.name}; planning from where it really is`);
+        // Ceilings the toolstack did not report are not the current size: keep those of the version
+        // that created the VM (else a live reconfigure would be planned as a restart).
+        const limitsFrom = d.limitsUnknown && before ? before : d;
         present.set(d.name, {
           host: host.name,
           memMiB: d.memMiB,
           vcpus: d.vcpus,
-          maxMemMiB: d.maxMemMiB,
-          maxVcpus: d.maxVcpus,
+          maxMemMiB: Math.max(limitsFrom.maxMemMiB, d.memMiB),
+          maxVcpus: Math.max(limitsFrom.maxVcpus, d.vcpus),
           ...(before?.config ? { config: before.config } : {}),
           ...(before?.spec ? { spec: before.spec } : {}),
         });

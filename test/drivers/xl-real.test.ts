@@ -68,3 +68,17 @@ test('a real xl create that cannot fit the kernel is a permanent refusal; the wo
   t.true(e instanceof HypervisorRefusal, 'retrying cannot make 64 MiB hold the kernel');
   t.regex(e!.message, /^xenlab: [\s\S]*segment kernel too large/);
 });
+
+test('a guest `xl list` shows but `xl list -l` does not yet (being built) has its ceilings marked unknown', async (t) => {
+  // Seen in the qemu lab (test/xen-lab/results/qemu-deploy): during `xl create`, `xl list` already had the
+  // guest while `xl list -l` still showed Dom0 alone. The two real outputs of those moments, together.
+  const hv = new XlHypervisor(new RecordedDom0({ list: 'xl-list-running.txt', long: 'xl-list-l.json' }), 'xenlab');
+  const tiny = await hv.find('tiny');
+  t.truthy(tiny);
+  t.is(tiny!.limitsUnknown, true);
+  t.is(tiny!.maxVcpus, tiny!.vcpus, 'the fallback is its current size, which the planner must not trust');
+  const dom0 = await hv.find('Domain-0');
+  t.is(dom0!.limitsUnknown, undefined);
+  const both = new XlHypervisor(new RecordedDom0({ list: 'xl-list-running.txt', long: 'xl-list-l-running.json' }), 'xenlab');
+  t.like(await both.find('tiny'), { maxVcpus: 2, limitsUnknown: undefined });
+});

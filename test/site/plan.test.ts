@@ -131,6 +131,24 @@ test('observed state: a VM already running where it belongs is not created again
   t.true(plan.notes.some((n) => /stranger runs on h1 but no site version knows it/.test(n)));
 });
 
+test('observed state: ceilings the toolstack did not report are taken from the version that created the VM', (t) => {
+  // A domain `xl list` showed but `xl list -l` did not (seen on real Xen while it was being built): the
+  // driver falls back to its current size for maxmem/maxvcpus and says so.
+  const tpl = { ...template, maxMemMiB: 96, maxVcpus: 2 };
+  const current = site(H, [vm('a', 'h1', 96, 1)], [tpl]);
+  const desired = site(H, [{ ...current.vms[0]!, memMiB: 80, vcpus: 2 }], [tpl]);
+  const dom = (extra: object) => ({ name: 'a', domid: 3, state: 'running' as const, memMiB: 96, maxMemMiB: 96, vcpus: 1, maxVcpus: 1, cpuTimeSec: 0, ...extra });
+  const observedWith = (d: ReturnType<typeof dom>) => ({ hosts: { h1: { name: 'h1', heartbeatAt: 0, totalMemMiB: 2048, freeMemMiB: 1024, nrCpus: 8, domains: [d] } } });
+  const unknown = planChanges(current, desired, observedWith(dom({ limitsUnknown: true })));
+  const a = unknown.actions[0];
+  t.true(a?.kind === 'reconfigure' && a.mode === 'live', `planned ${JSON.stringify(a)}`);
+  // Ceilings Xen did report are believed, even below the file's: that domain cannot grow live.
+  const reported = planChanges(current, desired, observedWith(dom({})));
+  const b = reported.actions[0];
+  t.true(b?.kind === 'reconfigure' && b.mode === 'restart');
+  t.regex(b!.reason, /maxvcpus 1/);
+});
+
 test('random site pairs: every plan keeps every host within capacity and reaches the desired state', (t) => {
   let seed = 42;
   const rnd = (n: number) => {

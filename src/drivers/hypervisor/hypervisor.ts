@@ -24,6 +24,11 @@ export interface DomainInfo {
   targetVcpus?: number;
   /** vCPUs the domain was created with (maxvcpus). */
   maxVcpus: number;
+  /**
+   * The toolstack gave no ceilings for this domain (`xl list` showed it, `xl list -l` did not: a domain
+   * being built or torn down, seen on real Xen), so maxMemMiB/maxVcpus are only its current size.
+   */
+  limitsUnknown?: true;
   /** Total CPU time consumed, seconds. */
   cpuTimeSec: number;
   /** Scheduler weight when known. */

@@ -55,6 +55,7 @@ export class XlHypervisor implements Hypervisor {
         ...(d?.targetMemMiB !== undefined ? { targetMemMiB: d.targetMemMiB } : {}),
         ...(d?.availVcpus !== undefined ? { targetVcpus: d.availVcpus } : {}),
         ...(d?.weight !== undefined ? { weight: d.weight } : {}),
+        ...(d ? {} : { limitsUnknown: true as const }),
       };
     });
   }
