@@ -13,7 +13,7 @@ import { probeHostKey, shellQuote, SshShell } from '../src/drivers/ssh/ssh-shell
 import { renderInstallerIpxe, renderXenIpxe, type DnsmasqService, type XenBootSpec } from '../src/deploy/dnsmasq.ts';
 import type { ImageManifest } from '../src/deploy/image.ts';
 import { partitionFromJson, sfdiskScript, type DiskLayout } from '../src/deploy/layout.ts';
-import { chainReceiver, checksumCommand, multicastReceiver, unicastReceiver, type ImageServer, type TransferMethod } from '../src/deploy/transfer.ts';
+import { chainReceiver, checksumCommand, MULTICAST_RECEIVER_LOG, multicastReceiver, unicastReceiver, type ImageServer, type TransferMethod } from '../src/deploy/transfer.ts';
 import type { XsmRuntime } from '../src/jobs/runtime.ts';
 import { PermanentError } from '../src/lib/errors.ts';
 import type { Logger } from '../src/lib/log.ts';
@@ -291,7 +291,11 @@ export const deploySteps: readonly Step<DeployContext>[] = [
         if (method === 'unicast') await writeUnicast(c, s, srt);
         else if (method === 'multicast') await writeMulticast(c, s, srt);
         else await writeChain(c, s, srt);
-        if (!(await imageOnDisk(c, s))) throw new Error(`${c.data.host}: the image on ${c.data.disk} does not match its SHA-256 after the ${method} transfer`);
+        if (!(await imageOnDisk(c, s))) {
+          // udp-receiver can end early and still exit 0 (a receive timeout): its last words say why.
+          const said = method === 'multicast' ? (await s.run('tail', ['-n', '2', MULTICAST_RECEIVER_LOG]).catch(() => undefined))?.stdout.trim().replace(/\s+/g, ' ') : undefined;
+          throw new Error(`${c.data.host}: the image on ${c.data.disk} does not match its SHA-256 after the ${method} transfer${said ? ` (udp-receiver: ${said})` : ''}`);
+        }
         const secs = (Date.now() - started) / 1000;
         await setFields(c, { imageSha256: c.data.image.sha256, transferMethod: method, transferSeconds: secs.toFixed(3), imageDoneAt: Date.now() });
         await srt.report({ bytes: c.data.image.bytes, totalBytes: c.data.image.bytes, percent: 100, rate: Math.round(c.data.image.bytes / Math.max(0.001, secs)), message: `${method} done, checksum verified` });
