@@ -144,6 +144,24 @@ maybe('a program that outlives its timeout does not hold the call (sshd waits fo
   t.is((await runChecked(s, 'echo', ['still usable'])).stdout, 'still usable\n');
 });
 
+maybe('a program past its timeout is killed on the host, so hung programs never use up sshd\'s sessions', async (t) => {
+  const s = new SshShell({ host: '127.0.0.1', port: sshd!.port, privateKey: sshd!.clientKey, hostKeySha256: sshd!.hostFingerprint });
+  t.teardown(() => s.close());
+  const pidFile = join(await mkdtemp(join(tmpdir(), 'xsm-ssh-kill-')), 'pid');
+  // More hung programs than sshd's MaxSessions (10 by default) on one connection.
+  for (let i = 0; i < 12; i++) {
+    const r = await s.run('sh', ['-c', `echo $$ > ${pidFile}; exec sleep 60.${i}`], { timeoutMs: 300 });
+    t.is(r.code, 128);
+  }
+  const pid = (await runChecked(s, 'cat', [pidFile])).stdout.trim();
+  t.regex(pid, /^\d+$/);
+  // Killed a second after XSM stopped waiting (it would sleep 60 s otherwise).
+  const until = Date.now() + 5000;
+  while ((await s.run('kill', ['-0', pid])).code === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 200));
+  t.is((await s.run('kill', ['-0', pid])).code, 1, `the last hung program (pid ${pid}) still runs`);
+  t.is((await runChecked(s, 'echo', ['still usable'])).stdout, 'still usable\n');
+});
+
 maybe('a host that accepts TCP but never speaks SSH fails the call, and its second error does not crash the process', async (t) => {
   // What qemu's user-net port forward does while the guest's sshd is down: ssh2 then reports the ready
   // timeout and, once the socket closes, "Connection lost before handshake" as a second error.

@@ -107,7 +107,12 @@ export class SshShell implements Shell {
       if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) throw new SshError(this.where, `environment variable name ${JSON.stringify(k)} is not valid`);
       return `${k}=${shellQuote(v)}`;
     }) : [];
-    const line = [...(env.length ? ['env', ...env] : []), shellQuote(program), ...args.map(shellQuote)].join(' ');
+    // A program past its timeout is killed on the host by coreutils' timeout(1), a second after XSM
+    // stops waiting: a hung program (`xl` once xenstored died, seen in the qemu lab) would otherwise hold
+    // its session, and after MaxSessions (10) of them sshd refuses every new command on the connection.
+    // (The SSH "signal" request would be the protocol's way, but sshd refuses it for root sessions.)
+    const limit = options.timeoutMs ? ['timeout', '-s', 'KILL', String(Math.ceil(options.timeoutMs / 1000) + 1)] : [];
+    const line = [...limit, ...(env.length ? ['env', ...env] : []), shellQuote(program), ...args.map(shellQuote)].join(' ');
     return new Promise<CommandResult>((resolve, reject) => {
       client.exec(line, (err, stream) => {
         if (err) return reject(new SshError(this.where, `cannot start ${program}: ${err.message}`));
@@ -121,7 +126,7 @@ export class SshShell implements Shell {
           done = true;
           if (timer) clearTimeout(timer);
           resolve({
-            code: code ?? (timedOut || signal ? 128 : 1),
+            code: timedOut ? 128 : code ?? (signal ? 128 : 1),
             stdout: Buffer.concat(out).toString('utf8'),
             stderr: Buffer.concat(errOut).toString('utf8') + (timedOut ? `\n(stopped after ${options.timeoutMs} ms)` : signal ? `\n(killed by ${signal})` : ''),
           });
