@@ -21,7 +21,6 @@ import type { Worker } from 'bullmq';
 import { XlHypervisor } from '../../src/drivers/hypervisor/xl.ts';
 import { deleteKeys } from '../integration/harness.ts';
 import { parseXlList } from '../../src/drivers/hypervisor/xl-parse.ts';
-import type { CommandResult, RunOptions, Shell } from '../../src/drivers/shell.ts';
 import { SshShell } from '../../src/drivers/ssh/ssh-shell.ts';
 import { convergedVersion, enqueueApply, storedPlan } from '../../src/jobs/apply.ts';
 import { listJobs, type JobView } from '../../src/jobs/inspect.ts';
@@ -30,6 +29,7 @@ import { createLogger } from '../../src/lib/log.ts';
 import { closeWhenReady, redisConfigFromEnv } from '../../src/lib/redis.ts';
 import { startControlWorker } from '../../workers/control-lib.ts';
 import { startHostAgent } from '../../workers/host-agent-lib.ts';
+import { RecordingShell, transcript } from './recording-shell.ts';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const lab = process.env.XSM_XEN_LAB_DIR ?? '/var/tmp/xsm-xen-lab';
@@ -51,45 +51,6 @@ const log = createLogger({}, 'info', (l) => {
   logLines.push(l);
   process.stderr.write(l + '\n');
 });
-
-// --- A Shell that records every command the driver runs on the Dom0, with its real output.
-interface Call { at: string; ms: number; program: string; args: readonly string[]; input?: string; result?: CommandResult; error?: string }
-class RecordingShell implements Shell {
-  readonly calls: Call[] = [];
-  constructor(private readonly inner: Shell) {}
-  get where(): string {
-    return this.inner.where;
-  }
-  async run(program: string, args: readonly string[], options?: RunOptions): Promise<CommandResult> {
-    const start = Date.now();
-    const call: Call = { at: new Date(start).toISOString(), ms: 0, program, args, ...(typeof options?.input === 'string' ? { input: options.input } : {}) };
-    this.calls.push(call);
-    try {
-      call.result = await this.inner.run(program, args, options);
-      return call.result;
-    } catch (e) {
-      call.error = e instanceof Error ? e.message : String(e);
-      throw e;
-    } finally {
-      call.ms = Date.now() - start;
-    }
-  }
-}
-
-function transcript(calls: Call[], filter: (c: Call) => boolean = () => true): string {
-  return calls
-    .filter(filter)
-    .map((c) => {
-      const head = `$ ${[c.program, ...c.args].join(' ')}    # ${c.at}, ${c.ms} ms, exit ${c.result ? c.result.code : 'none'}`;
-      const parts = [head];
-      if (c.input !== undefined) parts.push(`--- stdin ---\n${c.input.trimEnd()}`);
-      if (c.result?.stdout) parts.push(c.result.stdout.trimEnd());
-      if (c.result?.stderr.trim()) parts.push(`--- stderr ---\n${c.result.stderr.trimEnd()}`);
-      if (c.error) parts.push(`--- error ---\n${c.error}`);
-      return parts.join('\n');
-    })
-    .join('\n\n') + '\n';
-}
 
 // --- The site file versions.
 function site(vm: { mem: number; vcpus: number } | undefined): string {
