@@ -88,12 +88,14 @@ export function planChanges(current: Site | undefined, desired: Site, observed?:
         // Ceilings the toolstack did not report are not the current size: keep those of the version
         // that created the VM (else a live reconfigure would be planned as a restart).
         const limitsFrom = d.limitsUnknown && before ? before : d;
+        // The size Xen holds (its targets), not what the guest shows yet: a guest balloons and onlines
+        // vCPUs at its own pace, and planning from that would redo a reconfigure already done.
         present.set(d.name, {
           host: host.name,
-          memMiB: d.memMiB,
-          vcpus: d.vcpus,
-          maxMemMiB: Math.max(limitsFrom.maxMemMiB, d.memMiB),
-          maxVcpus: Math.max(limitsFrom.maxVcpus, d.vcpus),
+          memMiB: d.targetMemMiB ?? d.memMiB,
+          vcpus: d.targetVcpus ?? d.vcpus,
+          maxMemMiB: Math.max(limitsFrom.maxMemMiB, d.targetMemMiB ?? d.memMiB),
+          maxVcpus: Math.max(limitsFrom.maxVcpus, d.targetVcpus ?? d.vcpus),
           ...(before?.config ? { config: before.config } : {}),
           ...(before?.spec ? { spec: before.spec } : {}),
         });

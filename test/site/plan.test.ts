@@ -149,6 +149,18 @@ test('observed state: ceilings the toolstack did not report are taken from the v
   t.regex(b!.reason, /maxvcpus 1/);
 });
 
+test('observed state: a VM is planned from the size Xen holds for it, not what the guest shows yet', (t) => {
+  // Seen in the qemu lab: after a live 1 -> 2 vCPU change the guest had not onlined the second vCPU,
+  // and the next version (a migration) also planned the vCPU change again.
+  const tpl = { ...template, maxMemMiB: 96, maxVcpus: 2 };
+  const current = site(H, [vm('a', 'h1', 80, 2)], [tpl]);
+  const desired = site(H, [{ ...current.vms[0]!, host: 'h2' }], [tpl]);
+  const d = { name: 'a', domid: 3, state: 'blocked' as const, memMiB: 82, targetMemMiB: 80, maxMemMiB: 96, vcpus: 1, targetVcpus: 2, maxVcpus: 2, cpuTimeSec: 1 };
+  const observed = { hosts: { h1: { name: 'h1', heartbeatAt: 0, totalMemMiB: 2048, freeMemMiB: 1024, nrCpus: 8, domains: [d] } } };
+  const plan = planChanges(current, desired, observed);
+  t.deepEqual(plan.actions.map((a) => a.kind), ['migrate']);
+});
+
 test('random site pairs: every plan keeps every host within capacity and reaches the desired state', (t) => {
   let seed = 42;
   const rnd = (n: number) => {
