@@ -9,12 +9,11 @@
 // timing so what is measured is XSM's own overhead: Redis, BullMQ, journals, planning.
 import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
 import { MemorySimStore, SimulatedXenHost, provisionSimHost } from '../src/drivers/hypervisor/simulated.ts';
 import { XsmRuntime } from '../src/jobs/runtime.ts';
 import { convergedVersion, enqueueApply } from '../src/jobs/apply.ts';
 import { hostQueueName } from '../src/jobs/queues.ts';
-import { closeWhenReady, redisConfigFromEnv } from '../src/lib/redis.ts';
+import { closeWhenReady, deleteKeysByPrefix, redisConfigFromEnv } from '../src/lib/redis.ts';
 import { silentLogger } from '../src/lib/log.ts';
 import { serializeSite } from '../src/site/serialize.ts';
 import { startControlWorker } from '../workers/control-lib.ts';
@@ -107,14 +106,7 @@ async function run(label: string, hostCount: number, vmCount: number, procs: num
     await Promise.all(children.map((c) => new Promise((r) => (c.exitCode !== null ? r(null) : c.once('exit', r)))));
     for (const h of names) await rt.hostQueue(h).obliterate({ force: true }).catch(() => {});
     await rt.close();
-    const r = new Redis(redisConfigFromEnv().url);
-    let cursor = '0';
-    do {
-      const [next, keys] = await r.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 5000);
-      cursor = next;
-      if (keys.length) await r.unlink(...keys);
-    } while (cursor !== '0');
-    await r.quit();
+    await deleteKeysByPrefix(redisConfigFromEnv(), prefix);
   }
 }
 

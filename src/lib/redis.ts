@@ -101,3 +101,23 @@ export async function closeWhenReady(handle: { waitUntilReady(): Promise<unknown
   await handle.waitUntilReady().catch(() => {});
   await handle.close();
 }
+
+/**
+ * Removes every key under `prefix:` (a test's or a benchmark's own keyspace), by SCAN and UNLINK so a
+ * large keyspace never blocks Redis. Returns how many keys went.
+ */
+export async function deleteKeysByPrefix(config: RedisConfig, prefix: string): Promise<number> {
+  const r = connectRedis(config);
+  let cursor = '0';
+  let n = 0;
+  try {
+    do {
+      const [next, keys] = await r.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 5000);
+      cursor = next;
+      if (keys.length) n += await r.unlink(...keys);
+    } while (cursor !== '0');
+  } finally {
+    await r.quit();
+  }
+  return n;
+}

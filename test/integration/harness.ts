@@ -1,11 +1,10 @@
 // A small XSM site for integration tests: real Redis under a fresh prefix, the control worker, and one
 // host agent per simulated host, in this process. Cleans up only its own keys.
 import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
 import { QueueEvents } from 'bullmq';
 import { MemorySimStore, SimulatedXenHost, provisionSimHost, type SimStore } from '../../src/drivers/hypervisor/simulated.ts';
 import { XsmRuntime } from '../../src/jobs/runtime.ts';
-import { closeWhenReady, redisConfigFromEnv } from '../../src/lib/redis.ts';
+import { closeWhenReady, deleteKeysByPrefix, redisConfigFromEnv } from '../../src/lib/redis.ts';
 import { silentLogger } from '../../src/lib/log.ts';
 import { startHostAgent } from '../../workers/host-agent-lib.ts';
 import { startControlWorker } from '../../workers/control-lib.ts';
@@ -32,14 +31,7 @@ export function freshPrefix(): string {
 }
 
 export async function deleteKeys(prefix: string): Promise<void> {
-  const r = new Redis(redisConfigFromEnv().url);
-  let cursor = '0';
-  do {
-    const [next, keys] = await r.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length) await r.del(...keys);
-  } while (cursor !== '0');
-  await r.quit();
+  await deleteKeysByPrefix(redisConfigFromEnv(), prefix);
 }
 
 export async function startTestSite(hosts: { name: string; memMiB: number; cpus?: number }[], opts: { store?: SimStore; agents?: boolean } = {}): Promise<TestSite> {
