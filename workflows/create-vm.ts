@@ -5,7 +5,8 @@ import { renderDomainConfig } from '../src/drivers/hypervisor/domain-config.ts';
 import { PermanentError } from '../src/lib/errors.ts';
 import type { Step } from '../src/lib/steps.ts';
 import type { VmSpec } from '../src/site/model.ts';
-import { heldSize, verifyMatches, waitRunning, type VmWorkflowContext } from './steps-common.ts';
+import { heldSize } from '../src/drivers/hypervisor/hypervisor.ts';
+import { verifyMatches, waitRunning, type VmWorkflowContext } from './steps-common.ts';
 
 function specOf(ctx: VmWorkflowContext): VmSpec {
   const a = ctx.data.action;

@@ -4,7 +4,8 @@
 import { PermanentError } from '../src/lib/errors.ts';
 import type { Step } from '../src/lib/steps.ts';
 import { domainConfigFor } from './create-vm.ts';
-import { heldSize, verifyMatches, waitRunning, type VmWorkflowContext } from './steps-common.ts';
+import { heldSize } from '../src/drivers/hypervisor/hypervisor.ts';
+import { verifyMatches, waitRunning, type VmWorkflowContext } from './steps-common.ts';
 
 function action(ctx: VmWorkflowContext) {
   const a = ctx.data.action;

@@ -1,6 +1,6 @@
 // Pieces the VM workflows share: their context and the checks that look at the real domain first.
 
-import type { Hypervisor, DomainInfo } from '../src/drivers/hypervisor/hypervisor.ts';
+import { heldSize, type Hypervisor, type DomainInfo } from '../src/drivers/hypervisor/hypervisor.ts';
 import type { ActionJobData } from '../src/jobs/queues.ts';
 import { PermanentError } from '../src/lib/errors.ts';
 
@@ -24,13 +24,6 @@ export async function waitRunning(hv: Hypervisor, name: string, timeoutMs: numbe
   }
 }
 
-/**
- * The size Xen holds for a domain: its targets where the driver knows them (a guest balloons and onlines
- * vCPUs at its own pace; on real Xen an 80m target settled at 82 MiB), else what it shows now.
- */
-export function heldSize(d: DomainInfo): { memMiB: number; vcpus: number } {
-  return { memMiB: d.targetMemMiB ?? d.memMiB, vcpus: d.targetVcpus ?? d.vcpus };
-}
 
 export function verifyMatches(host: string, d: DomainInfo | undefined, name: string, memMiB: number, vcpus: number): void {
   if (!d) throw new Error(`${host}: domain ${name} is not there after the action`);

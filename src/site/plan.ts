@@ -6,6 +6,7 @@ import type { Action, CreateAction, MigrateAction, Plan, ReconfigureAction, Remo
 import { whyNotFits } from './capacity.ts';
 import type { HostSpec, Site, TemplateSpec, VmSpec } from './model.ts';
 import type { ObservedState } from './observed.ts';
+import { heldSize } from '../drivers/hypervisor/hypervisor.ts';
 
 export class PlanError extends Error {
   constructor(message: string) {
@@ -90,12 +91,13 @@ export function planChanges(current: Site | undefined, desired: Site, observed?:
         const limitsFrom = d.limitsUnknown && before ? before : d;
         // The size Xen holds (its targets), not what the guest shows yet: a guest balloons and onlines
         // vCPUs at its own pace, and planning from that would redo a reconfigure already done.
+        const held = heldSize(d);
         present.set(d.name, {
           host: host.name,
-          memMiB: d.targetMemMiB ?? d.memMiB,
-          vcpus: d.targetVcpus ?? d.vcpus,
-          maxMemMiB: Math.max(limitsFrom.maxMemMiB, d.targetMemMiB ?? d.memMiB),
-          maxVcpus: Math.max(limitsFrom.maxVcpus, d.targetVcpus ?? d.vcpus),
+          memMiB: held.memMiB,
+          vcpus: held.vcpus,
+          maxMemMiB: Math.max(limitsFrom.maxMemMiB, held.memMiB),
+          maxVcpus: Math.max(limitsFrom.maxVcpus, held.vcpus),
           ...(before?.config ? { config: before.config } : {}),
           ...(before?.spec ? { spec: before.spec } : {}),
         });

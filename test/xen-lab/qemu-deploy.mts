@@ -31,7 +31,7 @@ import { DnsmasqService } from '../../src/deploy/dnsmasq.ts';
 import { enqueueDeploy, DEPLOY_QUEUE } from '../../src/deploy/deploy-job.ts';
 import { readManifest } from '../../src/deploy/image.ts';
 import { ImageServer, type TransferMethod } from '../../src/deploy/transfer.ts';
-import type { Hypervisor } from '../../src/drivers/hypervisor/hypervisor.ts';
+import { heldSize, type Hypervisor } from '../../src/drivers/hypervisor/hypervisor.ts';
 import { parseXlList } from '../../src/drivers/hypervisor/xl-parse.ts';
 import { XlHypervisor } from '../../src/drivers/hypervisor/xl.ts';
 import { powerFor } from '../../src/drivers/power/select.ts';
@@ -50,7 +50,6 @@ import type { DeployEnv } from '../../workflows/deploy-host.ts';
 import { startControlWorker } from '../../workers/control-lib.ts';
 import { startDeployWorker } from '../../workers/deploy-lib.ts';
 import { startHostAgent } from '../../workers/host-agent-lib.ts';
-import { heldSize } from '../../workflows/steps-common.ts';
 import { deleteKeys } from '../integration/harness.ts';
 import { RecordingShell, transcript } from './recording-shell.ts';
 

@@ -35,6 +35,14 @@ export interface DomainInfo {
   weight?: number;
 }
 
+/**
+ * The size Xen holds for a domain: its targets where the driver knows them (a guest balloons and onlines
+ * vCPUs at its own pace; on real Xen an 80m target settled at 82 MiB), else what it shows now.
+ */
+export function heldSize(d: DomainInfo): { memMiB: number; vcpus: number } {
+  return { memMiB: d.targetMemMiB ?? d.memMiB, vcpus: d.targetVcpus ?? d.vcpus };
+}
+
 export interface HostInfo {
   host: string;
   totalMemMiB: number;
