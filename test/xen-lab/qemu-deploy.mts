@@ -44,7 +44,6 @@ import { parseGangliaXml } from '../../src/ganglia/xml.ts';
 import { convergedVersion, enqueueApply, storedPlan } from '../../src/jobs/apply.ts';
 import { listJobs, type JobView } from '../../src/jobs/inspect.ts';
 import { XsmRuntime } from '../../src/jobs/runtime.ts';
-import { createLogger } from '../../src/lib/log.ts';
 import { closeWhenReady, redisConfigFromEnv } from '../../src/lib/redis.ts';
 import type { DeployEnv } from '../../workflows/deploy-host.ts';
 import { startControlWorker } from '../../workers/control-lib.ts';
@@ -52,6 +51,7 @@ import { startDeployWorker } from '../../workers/deploy-lib.ts';
 import { startHostAgent } from '../../workers/host-agent-lib.ts';
 import { deleteKeys } from '../integration/harness.ts';
 import { RecordingShell, transcript } from './recording-shell.ts';
+import { runLog, secs, tinyGuestSite, TINY_GUEST } from './lab-common.ts';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const argv = process.argv.slice(2);
@@ -66,25 +66,14 @@ const out = resolve(opt('--out') ?? join(repo, 'test/xen-lab/results/qemu-deploy
 const lab = process.env.XSM_XEN_LAB_DIR ?? '/var/tmp/xsm-xen-lab';
 const art = join(lab, 'deploy');
 const timeoutS = Number(process.env.XSM_QLAB_TIMEOUT_S ?? (short ? 600 : 1500));
-const VM = 'tiny';
+const VM = TINY_GUEST;
 // Two vCPUs per machine, as scripts/xen-lab-boot. With --smp 1 both Dom0s died at once in the initramfs
 // (busybox: "trap invalid opcode ... in libc.so.6"); with two, the Dom0's userspace is corrupted now and
 // then (xl aborting on a pthread assertion, xenstored gone, a read error on stdin): fixtures/real/README.md.
 const smp = Number(opt('--smp') ?? 2);
 
 // --- The run log: XSM's structured lines and this script's own, in order, on stderr and in run.log.
-const logLines: string[] = [];
-const t0 = Date.now();
-const secs = (ms: number) => (ms / 1000).toFixed(1);
-function say(msg: string): void {
-  const line = `[qemu-lab +${secs(Date.now() - t0)}s] ${msg}`;
-  logLines.push(line);
-  process.stderr.write(line + '\n');
-}
-const log = createLogger({}, 'info', (l) => {
-  logLines.push(l);
-  process.stderr.write(l + '\n');
-});
+const { lines: logLines, t0, say, log } = runLog('qemu-lab');
 function setupFailed(code: number, why: string): never {
   process.stdout.write(`${why}\n`);
   process.exit(code);
@@ -182,32 +171,7 @@ cleanups.push(() => images.stop());
 
 function siteXml(vm?: { host: string; mem: number; vcpus: number }): string {
   const hosts = machines.map((m) => `    <Host name="${m.name}" address="${m.address}" mac="${m.mac}" cpus="2" memory="1023">\n      <Power driver="qmp" address="${m.qmp}"/>\n    </Host>`).join('\n');
-  // The guest: Debian's kernel + a busybox initramfs, both in the Dom0 image (/lab/guest); PVH, since PV
-  // guests fault under TCG (fixtures/real/README.md); 96 MiB is the least that kernel boots in.
-  const vmXml = vm
-    ? `
-  <Set name="lab">
-    <Owner>xsm qemu lab</Owner>
-    <VM name="${VM}" config="tinyguest">
-      <DOM0>${vm.host}</DOM0><VCPUS>${vm.vcpus}</VCPUS><HWADDR>00:16:3e:5a:00:02</HWADDR><IP>DHCP</IP><MEM>${vm.mem}</MEM>
-    </VM>
-  </Set>`
-    : '';
-  return `<?xml version="1.0" encoding="UTF-8"?>
-<XSMConfig>
-  <Hosts>
-${hosts}
-  </Hosts>
-  <Templates>
-    <Template name="tinyguest" type="pvh" maxmem="96" maxvcpus="2">
-      <Kernel>/lab/guest/vmlinuz</Kernel>
-      <Ramdisk>/lab/guest/initrd.cpio.gz</Ramdisk>
-      <Extra>console=hvc0 loglevel=4</Extra>
-      <Bridge>xenbr0</Bridge>
-    </Template>
-  </Templates>${vmXml}
-</XSMConfig>
-`;
+  return tinyGuestSite(hosts, vm && { ...vm, hwaddr: '00:16:3e:5a:00:02', owner: 'xsm qemu lab' });
 }
 
 // The machines: bare, powered off (-S), booting from the network; QMP is their BMC.

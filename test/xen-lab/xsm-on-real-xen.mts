@@ -25,62 +25,26 @@ import { SshShell } from '../../src/drivers/ssh/ssh-shell.ts';
 import { convergedVersion, enqueueApply, storedPlan } from '../../src/jobs/apply.ts';
 import { listJobs, type JobView } from '../../src/jobs/inspect.ts';
 import { XsmRuntime } from '../../src/jobs/runtime.ts';
-import { createLogger } from '../../src/lib/log.ts';
 import { closeWhenReady, redisConfigFromEnv } from '../../src/lib/redis.ts';
 import { startControlWorker } from '../../workers/control-lib.ts';
 import { startHostAgent } from '../../workers/host-agent-lib.ts';
 import { RecordingShell, transcript } from './recording-shell.ts';
+import { runLog, secs, tinyGuestSite, TINY_GUEST } from './lab-common.ts';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const lab = process.env.XSM_XEN_LAB_DIR ?? '/var/tmp/xsm-xen-lab';
 const out = process.env.XSM_E2E_OUT ?? join(repo, 'test/drivers/fixtures/real/xsm-e2e');
 const HOST = 'xenlab';
-const VM = 'tiny';
+const VM = TINY_GUEST;
 mkdirSync(out, { recursive: true });
 
 // --- The run log: XSM's structured log lines and this script's own lines, in order, on stderr and in a file.
-const logLines: string[] = [];
-const t0 = Date.now();
-const secs = (ms: number) => (ms / 1000).toFixed(1);
-function say(msg: string): void {
-  const line = `[e2e +${secs(Date.now() - t0)}s] ${msg}`;
-  logLines.push(line);
-  process.stderr.write(line + '\n');
-}
-const log = createLogger({}, 'info', (l) => {
-  logLines.push(l);
-  process.stderr.write(l + '\n');
-});
+const { lines: logLines, say, log } = runLog('e2e');
 
-// --- The site file versions.
+// --- The site file versions. The lab Dom0's `xl info`: total_memory 2047, Dom0 has 1024 of it, nr_cpus 2.
 function site(vm: { mem: number; vcpus: number } | undefined): string {
-  const vmXml = vm
-    ? `
-  <Set name="lab">
-    <Owner>xsm e2e on real Xen</Owner>
-    <VM name="${VM}" config="tinyguest">
-      <DOM0>${HOST}</DOM0><VCPUS>${vm.vcpus}</VCPUS><HWADDR>00:16:3e:5a:00:01</HWADDR><IP>DHCP</IP><MEM>${vm.mem}</MEM>
-    </VM>
-  </Set>`
-    : '';
-  // The lab Dom0's `xl info`: total_memory 2047, Dom0 has 1024 of it, nr_cpus 2.
-  // The guest is the probe's tiny guest (fixtures/real/tiny.cfg): Debian's kernel + a busybox initramfs
-  // put into the Dom0 by scripts/xen-lab-artifacts; 64 MiB is too small for that kernel, 96 boots.
-  return `<?xml version="1.0" encoding="UTF-8"?>
-<XSMConfig>
-  <Hosts>
-    <Host name="${HOST}" address="127.0.0.1" cpus="2" memory="1023"/>
-  </Hosts>
-  <Templates>
-    <Template name="tinyguest" type="pvh" maxmem="96" maxvcpus="2">
-      <Kernel>/lab/guest/vmlinuz</Kernel>
-      <Ramdisk>/lab/guest/initrd.cpio.gz</Ramdisk>
-      <Extra>console=hvc0 loglevel=4</Extra>
-      <Bridge>xenbr0</Bridge>
-    </Template>
-  </Templates>${vmXml}
-</XSMConfig>
-`;
+  const host = `    <Host name="${HOST}" address="127.0.0.1" cpus="2" memory="1023"/>`;
+  return tinyGuestSite(host, vm && { host: HOST, ...vm, hwaddr: '00:16:3e:5a:00:01', owner: 'xsm e2e on real Xen' });
 }
 
 // --- Boot (or reuse) the served Dom0.

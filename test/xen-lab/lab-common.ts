@@ -1,0 +1,51 @@
+// What the real-Xen lab scripts share: their run log, and the site file of the tiny lab guest.
+
+import { createLogger, type Logger } from '../../src/lib/log.ts';
+
+export const secs = (ms: number) => (ms / 1000).toFixed(1);
+
+/** The run log: XSM's structured lines and the script's own (`say`), in order, on stderr and in `lines`. */
+export function runLog(tag: string): { lines: string[]; t0: number; say(msg: string): void; log: Logger } {
+  const lines: string[] = [];
+  const t0 = Date.now();
+  const emit = (line: string) => {
+    lines.push(line);
+    process.stderr.write(line + '\n');
+  };
+  return { lines, t0, say: (msg) => emit(`[${tag} +${secs(Date.now() - t0)}s] ${msg}`), log: createLogger({}, 'info', emit) };
+}
+
+export const TINY_GUEST = 'tiny';
+
+/**
+ * A site file with the given <Host> lines and, when `vm` is given, the tiny guest on one of them. The
+ * guest is the probe's (fixtures/real/tiny.cfg): Debian's kernel + a busybox initramfs, put into the Dom0
+ * by the lab's artifacts (/lab/guest); PVH, since PV guests fault under TCG; 96 MiB is the least that
+ * kernel boots in.
+ */
+export function tinyGuestSite(hostsXml: string, vm?: { host: string; mem: number; vcpus: number; hwaddr: string; owner: string }): string {
+  const vmXml = vm
+    ? `
+  <Set name="lab">
+    <Owner>${vm.owner}</Owner>
+    <VM name="${TINY_GUEST}" config="tinyguest">
+      <DOM0>${vm.host}</DOM0><VCPUS>${vm.vcpus}</VCPUS><HWADDR>${vm.hwaddr}</HWADDR><IP>DHCP</IP><MEM>${vm.mem}</MEM>
+    </VM>
+  </Set>`
+    : '';
+  return `<?xml version="1.0" encoding="UTF-8"?>
+<XSMConfig>
+  <Hosts>
+${hostsXml}
+  </Hosts>
+  <Templates>
+    <Template name="tinyguest" type="pvh" maxmem="96" maxvcpus="2">
+      <Kernel>/lab/guest/vmlinuz</Kernel>
+      <Ramdisk>/lab/guest/initrd.cpio.gz</Ramdisk>
+      <Extra>console=hvc0 loglevel=4</Extra>
+      <Bridge>xenbr0</Bridge>
+    </Template>
+  </Templates>${vmXml}
+</XSMConfig>
+`;
+}
