@@ -13,7 +13,7 @@ import { probeHostKey, shellQuote, SshShell } from '../src/drivers/ssh/ssh-shell
 import { renderInstallerIpxe, renderXenIpxe, type DnsmasqService, type XenBootSpec } from '../src/deploy/dnsmasq.ts';
 import type { ImageManifest } from '../src/deploy/image.ts';
 import { partitionFromJson, sfdiskScript, type DiskLayout } from '../src/deploy/layout.ts';
-import { chainReceiver, checksumCommand, MULTICAST_RECEIVER_LOG, multicastReceiver, unicastReceiver, type ImageServer, type TransferMethod } from '../src/deploy/transfer.ts';
+import { chainReceiver, checksumCommand, multicastReceiver, multicastReceiverLog, unicastReceiver, type ImageServer, type TransferMethod } from '../src/deploy/transfer.ts';
 import type { XsmRuntime } from '../src/jobs/runtime.ts';
 import { PermanentError } from '../src/lib/errors.ts';
 import type { Logger } from '../src/lib/log.ts';
@@ -183,7 +183,7 @@ async function writeMulticast(c: DeployContext, s: Shell, srt: StepRuntime): Pro
       .catch((e: Error) => c.env.log.warn('udp-sender failed', { session: c.data.session, error: e.message }));
   }
   await srt.report({ message: `udp-receiver on portbase ${portbase}${leader ? ' (this machine started the sender)' : ''}` });
-  await sh(s, multicastReceiver(c.env.installerInterface, portbase, target(offset, c)), 30 * 60_000);
+  await sh(s, multicastReceiver(c.env.installerInterface, portbase, target(offset, c), multicastReceiverLog(c.data.host)), 30 * 60_000);
 }
 
 interface ChainMember {
@@ -293,7 +293,7 @@ export const deploySteps: readonly Step<DeployContext>[] = [
         else await writeChain(c, s, srt);
         if (!(await imageOnDisk(c, s))) {
           // udp-receiver can end early and still exit 0 (a receive timeout): its last words say why.
-          const said = method === 'multicast' ? (await s.run('tail', ['-n', '2', MULTICAST_RECEIVER_LOG]).catch(() => undefined))?.stdout.trim().replace(/\s+/g, ' ') : undefined;
+          const said = method === 'multicast' ? (await s.run('tail', ['-n', '2', multicastReceiverLog(c.data.host)]).catch(() => undefined))?.stdout.trim().replace(/\s+/g, ' ') : undefined;
           throw new Error(`${c.data.host}: the image on ${c.data.disk} does not match its SHA-256 after the ${method} transfer${said ? ` (udp-receiver: ${said})` : ''}`);
         }
         const secs = (Date.now() - started) / 1000;

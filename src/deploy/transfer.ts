@@ -51,11 +51,16 @@ export function unicastReceiver(server: ImageServerConfig, image: ImageManifest,
   return `set -e; rsync --partial --inplace --timeout=60 ${q(url)} ${q(tmp)}; ${ddInto(t, tmp)}; rm -f ${q(tmp)}`;
 }
 
-/** Where the installer keeps udp-receiver's messages: a failed round's error quotes their end. */
-export const MULTICAST_RECEIVER_LOG = '/tmp/xsm-udp-receiver.log';
+/**
+ * Where the installer keeps udp-receiver's messages (a failed round's error quotes their end); one file
+ * per host, since installers may share a /tmp (the netns lab's do).
+ */
+export function multicastReceiverLog(host: string): string {
+  return `/tmp/xsm-udp-receiver-${host}.log`;
+}
 
-export function multicastReceiver(iface: string, portbase: number, t: DiskTarget): string {
-  return `set -e; udp-receiver --interface ${q(iface)} --portbase ${portbase} --nokbd --start-timeout 90 --receive-timeout 30 --exit-wait 200 2>${MULTICAST_RECEIVER_LOG} | ${ddInto(t)}`;
+export function multicastReceiver(iface: string, portbase: number, t: DiskTarget, log: string): string {
+  return `set -e; udp-receiver --interface ${q(iface)} --portbase ${portbase} --nokbd --start-timeout 90 --receive-timeout 30 --exit-wait 200 2>${q(log)} | ${ddInto(t)}`;
 }
 
 export function chainReceiver(relay: readonly string[], port: number, next: string | undefined, t: DiskTarget, image: ImageManifest): string {
