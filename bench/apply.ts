@@ -72,7 +72,14 @@ async function run(label: string, hostCount: number, vmCount: number, procs: num
   const children: ChildProcess[] = [];
   for (let p = 0; p < procs; p++) {
     const share = names.filter((_, i) => i % procs === p);
-    const c = fork(self, ['--child'], { execArgv: ['--import', 'tsx', ...(process.env.XSM_BENCH_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.XSM_BENCH_PROF}`] : [])], stdio: 'inherit' });
+    const c = fork(self, ['--child'], {
+      execArgv: [
+        '--import',
+        'tsx',
+        ...(process.env.XSM_BENCH_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.XSM_BENCH_PROF}`] : []),
+      ],
+      stdio: 'inherit',
+    });
     children.push(c);
     await new Promise<void>((resolve, reject) => {
       c.once('message', () => resolve());
@@ -97,14 +104,27 @@ async function run(label: string, hostCount: number, vmCount: number, procs: num
       const jobs = await rt.hostQueue(h).getJobs(['completed'], 0, -1);
       for (const j of jobs) if (j.finishedOn) latencies.push(j.finishedOn - j.timestamp);
     }
-    if (latencies.length !== vmCount) throw new Error(`expected ${vmCount} completed actions, found ${latencies.length}`);
+    if (latencies.length !== vmCount)
+      throw new Error(`expected ${vmCount} completed actions, found ${latencies.length}`);
     latencies.sort((a, b) => a - b);
-    return { label, hosts: hostCount, vms: vmCount, seconds, actionsPerSec: vmCount / seconds, p50: pct(latencies, 50), p99: pct(latencies, 99) };
+    return {
+      label,
+      hosts: hostCount,
+      vms: vmCount,
+      seconds,
+      actionsPerSec: vmCount / seconds,
+      p50: pct(latencies, 50),
+      p99: pct(latencies, 99),
+    };
   } finally {
     await closeWhenReady(control);
     for (const c of children) c.send({ stop: true });
     await Promise.all(children.map((c) => new Promise((r) => (c.exitCode !== null ? r(null) : c.once('exit', r)))));
-    for (const h of names) await rt.hostQueue(h).obliterate({ force: true }).catch(() => {});
+    for (const h of names)
+      await rt
+        .hostQueue(h)
+        .obliterate({ force: true })
+        .catch(() => {});
     await rt.close();
     await deleteKeysByPrefix(redisConfigFromEnv(), prefix);
   }
@@ -121,8 +141,12 @@ async function main(): Promise<void> {
   console.log('run        hosts     VMs  seconds  actions/s  p50(ms)  p99(ms)');
   console.log(row(base));
   console.log(row(big));
-  console.log(`\nratio measured/baseline: size x${(big.vms / base.vms).toFixed(0)}, time x${(big.seconds / base.seconds).toFixed(2)}, throughput x${(big.actionsPerSec / base.actionsPerSec).toFixed(2)}`);
-  console.log(`goal >= 1000 actions/s at ${big.hosts} hosts / ${big.vms} VMs: ${big.actionsPerSec >= 1000 ? 'MET' : 'NOT MET'}`);
+  console.log(
+    `\nratio measured/baseline: size x${(big.vms / base.vms).toFixed(0)}, time x${(big.seconds / base.seconds).toFixed(2)}, throughput x${(big.actionsPerSec / base.actionsPerSec).toFixed(2)}`,
+  );
+  console.log(
+    `goal >= 1000 actions/s at ${big.hosts} hosts / ${big.vms} VMs: ${big.actionsPerSec >= 1000 ? 'MET' : 'NOT MET'}`,
+  );
 }
 
 if (process.argv.includes('--child')) {

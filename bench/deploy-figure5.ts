@@ -41,9 +41,19 @@ async function main() {
   const diskDir = arg('disk-dir', '/dev/shm');
   // ext4 needs room beyond the payload (journal, metadata).
   const imageMiB = Math.ceil(payloadMiB * 1.1) + 16;
-  const site = await startDeploySite({ nodes: maxN, rateMbit, payloadMiB, imageMiB, diskMiB: imageMiB + 32, sessionWaitS: 60, ...(diskDir ? { diskDir } : {}) });
+  const site = await startDeploySite({
+    nodes: maxN,
+    rateMbit,
+    payloadMiB,
+    imageMiB,
+    diskMiB: imageMiB + 32,
+    sessionWaitS: 60,
+    ...(diskDir ? { diskDir } : {}),
+  });
   const limitS = (site.image.bytes * 8) / (rateMbit * 1e6);
-  console.log(`image ${(site.image.bytes / 1048576).toFixed(1)} MiB, links ${rateMbit} Mbit/s: physical limit ${limitS.toFixed(2)} s per copy; ${maxN} lab machines`);
+  console.log(
+    `image ${(site.image.bytes / 1048576).toFixed(1)} MiB, links ${rateMbit} Mbit/s: physical limit ${limitS.toFixed(2)} s per copy; ${maxN} lab machines`,
+  );
   site.startWorker();
   const results: { method: TransferMethod; n: number; image: number; total: number; failed: number }[] = [];
   try {
@@ -58,7 +68,12 @@ async function main() {
           await rm(join(node.dir, 'xen'), { recursive: true, force: true });
         }
         const t0 = performance.now();
-        const req = await enqueueDeploy(site.rt, site.imagesDir, { macs: nodes.map((x) => x.mac), method, image: site.image.name, disks: Object.fromEntries(nodes.map((x) => [x.mac, x.disk])) });
+        const req = await enqueueDeploy(site.rt, site.imagesDir, {
+          macs: nodes.map((x) => x.mac),
+          method,
+          image: site.image.name,
+          disks: Object.fromEntries(nodes.map((x) => [x.mac, x.disk])),
+        });
         const q = site.rt.queue(DEPLOY_QUEUE);
         let states: string[] = [];
         for (;;) {
@@ -70,17 +85,27 @@ async function main() {
         const total = (performance.now() - t0) / 1000;
         // Image phase: from the moment the image starts flowing (the first unicast pull, or the session's
         // sender starting once its machines are there) to the last host holding a verified copy.
-        const st = await Promise.all(nodes.map((x) => site.rt.redis.hmget(`${site.rt.config.prefix}:deploy:host:${x.name}`, 'imageStartedAt', 'imageDoneAt')));
+        const st = await Promise.all(
+          nodes.map((x) =>
+            site.rt.redis.hmget(`${site.rt.config.prefix}:deploy:host:${x.name}`, 'imageStartedAt', 'imageDoneAt'),
+          ),
+        );
         const done = Math.max(...st.map((v) => Number(v[1])).filter(Number.isFinite));
         const sentAt = Number(await site.rt.redis.get(`${site.rt.config.prefix}:deploy:session:${req.session}:sentAt`));
-        const from = method === 'unicast' || !sentAt ? Math.min(...st.map((v) => Number(v[0])).filter(Number.isFinite)) : sentAt;
+        const from =
+          method === 'unicast' || !sentAt ? Math.min(...st.map((v) => Number(v[0])).filter(Number.isFinite)) : sentAt;
         const image = (done - from) / 1000;
         if (process.env.XSM_BENCH_DETAIL) {
-          for (const [i, v] of st.entries()) console.log(`    ${nodes[i]!.name}: image from +${((Number(v[0]) - from) / 1000).toFixed(2)} s to +${((Number(v[1]) - from) / 1000).toFixed(2)} s`);
+          for (const [i, v] of st.entries())
+            console.log(
+              `    ${nodes[i]!.name}: image from +${((Number(v[0]) - from) / 1000).toFixed(2)} s to +${((Number(v[1]) - from) / 1000).toFixed(2)} s`,
+            );
         }
         const failed = states.filter((s) => s === 'failed').length;
         results.push({ method, n, image, total, failed });
-        console.log(`  ${method} x${n}: image ${image.toFixed(2)} s, deploy ${total.toFixed(2)} s${failed ? `, ${failed} FAILED` : ''}`);
+        console.log(
+          `  ${method} x${n}: image ${image.toFixed(2)} s, deploy ${total.toFixed(2)} s${failed ? `, ${failed} FAILED` : ''}`,
+        );
         for (const x of nodes) await site.rt.redis.del(`${site.rt.config.prefix}:deploy:host:${x.name}`);
       }
     }
@@ -88,10 +113,21 @@ async function main() {
     await site.close();
   }
   const base = results.find((r) => r.method === 'unicast' && r.n === 1) ?? results[0]!;
-  const rows = [['method', 'hosts', 'image s', 'x 1-host unicast', 'x limit', 'deploy s', 'x 1-host unicast', 'x own 1-host']];
+  const rows = [
+    ['method', 'hosts', 'image s', 'x 1-host unicast', 'x limit', 'deploy s', 'x 1-host unicast', 'x own 1-host'],
+  ];
   for (const r of results) {
     const own1 = results.find((x) => x.method === r.method && x.n === 1) ?? r;
-    rows.push([r.method, String(r.n), r.image.toFixed(2), (r.image / base.image).toFixed(2), (r.image / limitS).toFixed(2), r.total.toFixed(2), (r.total / base.total).toFixed(2), (r.total / own1.total).toFixed(2) + (r.failed ? ` (${r.failed} failed)` : '')]);
+    rows.push([
+      r.method,
+      String(r.n),
+      r.image.toFixed(2),
+      (r.image / base.image).toFixed(2),
+      (r.image / limitS).toFixed(2),
+      r.total.toFixed(2),
+      (r.total / base.total).toFixed(2),
+      (r.total / own1.total).toFixed(2) + (r.failed ? ` (${r.failed} failed)` : ''),
+    ]);
   }
   const w = rows[0]!.map((_, i) => Math.max(...rows.map((x) => x[i]!.length)));
   console.log('');
@@ -99,11 +135,17 @@ async function main() {
   for (const m of ['multicast', 'chain'] as const) {
     const one = results.find((r) => r.method === m && r.n === 1);
     const big = results.filter((r) => r.method === m).sort((a, b) => b.n - a.n)[0];
-    if (one && big && big.n > 1) console.log(`goal (${m}, ${big.n} hosts within 1.3x of one host): image phase ${(big.image / one.image).toFixed(2)}x, whole deploy ${(big.total / one.total).toFixed(2)}x -> ${big.image / one.image <= 1.3 ? 'MET' : 'NOT MET'} on the image phase`);
+    if (one && big && big.n > 1)
+      console.log(
+        `goal (${m}, ${big.n} hosts within 1.3x of one host): image phase ${(big.image / one.image).toFixed(2)}x, whole deploy ${(big.total / one.total).toFixed(2)}x -> ${big.image / one.image <= 1.3 ? 'MET' : 'NOT MET'} on the image phase`,
+      );
   }
 }
 
-main().then(() => process.exit(0), (e) => {
-  console.error(e);
-  process.exit(1);
-});
+main().then(
+  () => process.exit(0),
+  (e) => {
+    console.error(e);
+    process.exit(1);
+  },
+);

@@ -22,6 +22,11 @@ function measure(hosts: number): { hosts: number; bytes: number; ms: number; met
 const base = measure(100);
 const big = measure(1000);
 console.log('hosts  metrics   MiB    parse ms  ms/1k metrics');
-for (const r of [base, big]) console.log(`${String(r.hosts).padStart(5)} ${String(r.metrics).padStart(8)} ${(r.bytes / 1048576).toFixed(1).padStart(5)} ${r.ms.toFixed(1).padStart(10)} ${((r.ms / r.metrics) * 1000).toFixed(2).padStart(13)}`);
+for (const r of [base, big])
+  console.log(
+    `${String(r.hosts).padStart(5)} ${String(r.metrics).padStart(8)} ${(r.bytes / 1048576).toFixed(1).padStart(5)} ${r.ms.toFixed(1).padStart(10)} ${((r.ms / r.metrics) * 1000).toFixed(2).padStart(13)}`,
+  );
 console.log(`ratio 1000/100 hosts: time x${(big.ms / base.ms).toFixed(2)} for x10 the data`);
-console.log(`goal < 200 ms for 1,000 hosts x 40 metrics: ${big.ms < 200 ? 'MET' : 'NOT MET'} (${big.ms.toFixed(0)} ms)`);
+console.log(
+  `goal < 200 ms for 1,000 hosts x 40 metrics: ${big.ms < 200 ? 'MET' : 'NOT MET'} (${big.ms.toFixed(0)} ms)`,
+);

@@ -9,7 +9,16 @@ export function rng(seed: number): (n: number) => number {
   };
 }
 
-const tpl: TemplateSpec = { name: 'web', type: 'pvh', kernel: '/srv/xen/kernels/vmlinuz', disks: [{ target: '/srv/xen/disks/{vm}.img', vdev: 'xvda', format: 'raw', access: 'rw' }], bridge: 'xenbr0', maxMemMiB: 4096, maxVcpus: 8, implied: false };
+const tpl: TemplateSpec = {
+  name: 'web',
+  type: 'pvh',
+  kernel: '/srv/xen/kernels/vmlinuz',
+  disks: [{ target: '/srv/xen/disks/{vm}.img', vdev: 'xvda', format: 'raw', access: 'rw' }],
+  bridge: 'xenbr0',
+  maxMemMiB: 4096,
+  maxVcpus: 8,
+  implied: false,
+};
 
 function mac(i: number): string {
   const h = i.toString(16).padStart(6, '0');
@@ -38,7 +47,10 @@ export function generateSite(hostCount: number, vmCount: number, seed = 1): Site
     ip: 'DHCP',
     placement: { pinned: false, noRebalance: false, priority: 0 },
   }));
-  const sets = Array.from({ length: 10 }, (_, s) => ({ name: `set${s}`, vms: vms.filter((v) => v.set === `set${s}`).map((v) => v.name) }));
+  const sets = Array.from({ length: 10 }, (_, s) => ({
+    name: `set${s}`,
+    vms: vms.filter((v) => v.set === `set${s}`).map((v) => v.name),
+  }));
   return { hosts, templates: [tpl], sets, vms };
 }
 
@@ -79,7 +91,14 @@ export function changeSite(site: Site, fraction: number, seed = 2): Site {
         const name = `new${String(k).padStart(5, '0')}`;
         const host = pickHost(mem);
         load.set(host, (load.get(host) ?? 0) + mem);
-        vms.push({ ...v, name, host, memMiB: mem, hwaddr: `00:16:3f:${(k >> 16).toString(16).padStart(2, '0')}:${((k >> 8) & 255).toString(16).padStart(2, '0')}:${(k & 255).toString(16).padStart(2, '0')}`, set: 'set0' });
+        vms.push({
+          ...v,
+          name,
+          host,
+          memMiB: mem,
+          hwaddr: `00:16:3f:${(k >> 16).toString(16).padStart(2, '0')}:${((k >> 8) & 255).toString(16).padStart(2, '0')}:${(k & 255).toString(16).padStart(2, '0')}`,
+          set: 'set0',
+        });
         break;
       }
     }

@@ -23,7 +23,13 @@ interface Run {
 
 function mustLoad(xml: string, file: string): Site {
   const r = loadSite(xml, file);
-  if (!r.ok) throw new Error(`${file}: ${r.errors.slice(0, 3).map((e) => e.message).join('; ')}`);
+  if (!r.ok)
+    throw new Error(
+      `${file}: ${r.errors
+        .slice(0, 3)
+        .map((e) => e.message)
+        .join('; ')}`,
+    );
   return r.site;
 }
 
@@ -48,7 +54,17 @@ function run(label: string, hosts: number, vms: number): Run {
   const plan = planChanges(a, b);
   const t2 = performance.now();
   sample();
-  return { label, bytes: oldXml.length + newXml.length, parseMs: t1 - t0, planMs: t2 - t1, totalMs: t2 - t0, actions: plan.actions.length, waves: plan.waves, rssMiB: peakRss / 2 ** 20, heapMiB: peakHeap / 2 ** 20 };
+  return {
+    label,
+    bytes: oldXml.length + newXml.length,
+    parseMs: t1 - t0,
+    planMs: t2 - t1,
+    totalMs: t2 - t0,
+    actions: plan.actions.length,
+    waves: plan.waves,
+    rssMiB: peakRss / 2 ** 20,
+    heapMiB: peakHeap / 2 ** 20,
+  };
 }
 
 run('warm-up', 100, 1000);
@@ -57,9 +73,33 @@ const target = run('1,000 hosts / 10,000 VMs', 1000, 10000);
 const f = (n: number) => n.toFixed(1);
 process.stdout.write(
   formatTable(
-    ['run', 'XML MiB', 'parse+validate ms', 'plan ms', 'total ms', 'x baseline', 'actions', 'waves', 'peak RSS MiB', 'peak heap MiB'],
-    [baseline, target].map((r) => [r.label, f(r.bytes / 2 ** 20), f(r.parseMs), f(r.planMs), f(r.totalMs), f(r.totalMs / baseline.totalMs), String(r.actions), String(r.waves), f(r.rssMiB), f(r.heapMiB)]),
+    [
+      'run',
+      'XML MiB',
+      'parse+validate ms',
+      'plan ms',
+      'total ms',
+      'x baseline',
+      'actions',
+      'waves',
+      'peak RSS MiB',
+      'peak heap MiB',
+    ],
+    [baseline, target].map((r) => [
+      r.label,
+      f(r.bytes / 2 ** 20),
+      f(r.parseMs),
+      f(r.planMs),
+      f(r.totalMs),
+      f(r.totalMs / baseline.totalMs),
+      String(r.actions),
+      String(r.waves),
+      f(r.rssMiB),
+      f(r.heapMiB),
+    ]),
   ) + '\n',
 );
 const ok = target.totalMs < 1000 && target.rssMiB < 300;
-process.stdout.write(`goal: total < 1000 ms and RSS < 300 MiB for 1,000 hosts / 10,000 VMs: ${ok ? 'MET' : 'NOT MET'}\n`);
+process.stdout.write(
+  `goal: total < 1000 ms and RSS < 300 MiB for 1,000 hosts / 10,000 VMs: ${ok ? 'MET' : 'NOT MET'}\n`,
+);

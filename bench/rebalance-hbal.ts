@@ -17,7 +17,11 @@ const HOST_CPUS = 32;
 
 export function generateCluster(hostCount: number, seed: number): { hosts: BalanceHost[]; vms: BalanceVm[] } {
   const r = rng(seed);
-  const hosts: BalanceHost[] = Array.from({ length: hostCount }, (_, i) => ({ name: `node${String(i).padStart(3, '0')}`, cpus: HOST_CPUS, memMiB: HOST_MEM - DOM0_MEM }));
+  const hosts: BalanceHost[] = Array.from({ length: hostCount }, (_, i) => ({
+    name: `node${String(i).padStart(3, '0')}`,
+    cpus: HOST_CPUS,
+    memMiB: HOST_MEM - DOM0_MEM,
+  }));
   const used = new Map(hosts.map((h) => [h.name, 0]));
   const vms: BalanceVm[] = [];
   // About 8 VMs a host on average, three times as likely on the first quarter of the hosts: the
@@ -29,7 +33,13 @@ export function generateCluster(hostCount: number, seed: number): { hosts: Balan
     if (used.get(h.name)! + memMiB > h.memMiB) continue;
     used.set(h.name, used.get(h.name)! + memMiB);
     const vcpus = [1, 2, 4][r(3)]!;
-    vms.push({ name: `vm${String(vms.length).padStart(5, '0')}`, host: h.name, memMiB, vcpus, cpuLoad: Math.round(vcpus * (5 + r(86))) / 100 });
+    vms.push({
+      name: `vm${String(vms.length).padStart(5, '0')}`,
+      host: h.name,
+      memMiB,
+      vcpus,
+      cpuLoad: Math.round(vcpus * (5 + r(86))) / 100,
+    });
   }
   return { hosts, vms };
 }
@@ -39,10 +49,15 @@ function hbalText(hosts: BalanceHost[], vms: BalanceVm[]): string {
   for (const v of vms) used.set(v.host, (used.get(v.host) ?? 0) + v.memMiB);
   const groups = 'default|00000000-0000-0000-0000-000000000001|preferred|';
   // node: name|t_mem|n_mem|f_mem|t_disk|f_disk|t_cpu|offline|group|spindles
-  const nodes = hosts.map((h) => `${h.name}|${HOST_MEM}|${DOM0_MEM}|${HOST_MEM - DOM0_MEM - (used.get(h.name) ?? 0)}|4000000|4000000|${h.cpus}|N|00000000-0000-0000-0000-000000000001|1`);
+  const nodes = hosts.map(
+    (h) =>
+      `${h.name}|${HOST_MEM}|${DOM0_MEM}|${HOST_MEM - DOM0_MEM - (used.get(h.name) ?? 0)}|4000000|4000000|${h.cpus}|N|00000000-0000-0000-0000-000000000001|1`,
+  );
   // instance: name|mem|disk|vcpus|status|auto_balance|pnode|snode|disk_template|tags|spindle_use
   // Shared storage ("ext"): any node can take any instance by live migration, as with XSM's Xen hosts.
-  const insts = vms.map((v) => `${v.name}|${v.memMiB}|10240|${v.vcpus}|running|${v.pinned ? 'N' : 'Y'}|${v.host}||ext||1`);
+  const insts = vms.map(
+    (v) => `${v.name}|${v.memMiB}|10240|${v.vcpus}|running|${v.pinned ? 'N' : 'Y'}|${v.host}||ext||1`,
+  );
   return `${groups}\n\n${nodes.join('\n')}\n\n${insts.join('\n')}\n\n`;
 }
 
@@ -53,7 +68,10 @@ function movesFrom(stdout: string): [string, string][] {
 
 const HBAL_TIMEOUT_MS = Number(process.env.XSM_HBAL_TIMEOUT_S ?? 120) * 1000;
 
-function runHbal(hosts: BalanceHost[], vms: BalanceVm[]): { vms: BalanceVm[]; moves: number; ms: number; finished: boolean } {
+function runHbal(
+  hosts: BalanceHost[],
+  vms: BalanceVm[],
+): { vms: BalanceVm[]; moves: number; ms: number; finished: boolean } {
   const dir = mkdtempSync(join(tmpdir(), 'xsm-hbal-'));
   try {
     writeFileSync(join(dir, 'cluster.txt'), hbalText(hosts, vms));
@@ -63,7 +81,16 @@ function runHbal(hosts: BalanceHost[], vms: BalanceVm[]): { vms: BalanceVm[]; mo
     let out: string;
     let finished = true;
     try {
-      out = execFileSync('hbal', ['-t', join(dir, 'cluster.txt'), '-U', join(dir, 'util.txt'), '-S', join(dir, 'out')], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, timeout: HBAL_TIMEOUT_MS, stdio: ['ignore', 'pipe', 'ignore'] });
+      out = execFileSync(
+        'hbal',
+        ['-t', join(dir, 'cluster.txt'), '-U', join(dir, 'util.txt'), '-S', join(dir, 'out')],
+        {
+          encoding: 'utf8',
+          maxBuffer: 64 * 1024 * 1024,
+          timeout: HBAL_TIMEOUT_MS,
+          stdio: ['ignore', 'pipe', 'ignore'],
+        },
+      );
     } catch (e) {
       // hbal searches exhaustively and can take very long on large clusters: score the moves it had
       // printed when the time limit struck, and say so in the table.
@@ -82,7 +109,23 @@ function runHbal(hosts: BalanceHost[], vms: BalanceVm[]): { vms: BalanceVm[]; mo
 
 function main() {
   const sizes = process.argv.slice(2).map(Number).filter(Boolean);
-  const rows: string[][] = [['hosts', 'VMs', 'before', 'XSM after', 'hbal after', 'XSM@hbal moves', 'XSM cpu/mem std', 'hbal cpu/mem std', 'XSM moves', 'hbal moves', 'XSM ms', 'hbal ms', 'goal']];
+  const rows: string[][] = [
+    [
+      'hosts',
+      'VMs',
+      'before',
+      'XSM after',
+      'hbal after',
+      'XSM@hbal moves',
+      'XSM cpu/mem std',
+      'hbal cpu/mem std',
+      'XSM moves',
+      'hbal moves',
+      'XSM ms',
+      'hbal ms',
+      'goal',
+    ],
+  ];
   for (const n of sizes.length ? sizes : [20, 100, 500]) {
     const { hosts, vms } = generateCluster(n, 42 + n);
     const start = imbalanceOf(hosts, vms);
@@ -117,8 +160,12 @@ function main() {
   }
   const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   for (const r of rows) console.log(r.map((c, i) => c.padStart(w[i]!)).join('  '));
-  console.log('\nXSM@hbal moves: XSM limited to as many moves as hbal made. goal: XSM (own stopping rule, or on hbal\'s move budget) at or below hbal\'s imbalance with no more moves; 500 hosts in under 2 s');
-  console.log('imbalance = std dev across hosts of CPU use (busy vCPUs / CPUs) + std dev of memory use (VM memory / host memory)');
+  console.log(
+    "\nXSM@hbal moves: XSM limited to as many moves as hbal made. goal: XSM (own stopping rule, or on hbal's move budget) at or below hbal's imbalance with no more moves; 500 hosts in under 2 s",
+  );
+  console.log(
+    'imbalance = std dev across hosts of CPU use (busy vCPUs / CPUs) + std dev of memory use (VM memory / host memory)',
+  );
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) main();

@@ -36,15 +36,21 @@ try {
 } catch (e) {
   fail(e instanceof Error ? e.message : String(e));
 }
-if (tokens.size === 0) fail('no API tokens: set XSM_TOKENS="TOKEN:admin" (e.g. TOKEN from `openssl rand -hex 24`) or XSM_TOKENS_FILE');
+if (tokens.size === 0)
+  fail('no API tokens: set XSM_TOKENS="TOKEN:admin" (e.g. TOKEN from `openssl rand -hex 24`) or XSM_TOKENS_FILE');
 const port = Number(process.env.XSM_API_PORT ?? 8080);
-if (!Number.isInteger(port) || port < 0 || port > 65535) fail(`XSM_API_PORT=${process.env.XSM_API_PORT} is not a port number`);
+if (!Number.isInteger(port) || port < 0 || port > 65535)
+  fail(`XSM_API_PORT=${process.env.XSM_API_PORT} is not a port number`);
 const rt = new XsmRuntime(redisConfigFromEnv());
 const control = process.env.XSM_CONTROL === '0' ? undefined : startControlWorker(rt, log);
 if (control) {
   // Job schedulers live in Redis, one per site: every API/control process may upsert them, the jobs run once.
   const checkS = envNumber('XSM_FAILOVER_CHECK_S', 10);
-  if (checkS > 0) await scheduleFailoverCheck(rt, checkS * 1000, { suspectAfterMs: envNumber('XSM_SUSPECT_AFTER_S', 30) * 1000, fenceAfterMs: envNumber('XSM_FENCE_AFTER_S', 30) * 1000 });
+  if (checkS > 0)
+    await scheduleFailoverCheck(rt, checkS * 1000, {
+      suspectAfterMs: envNumber('XSM_SUSPECT_AFTER_S', 30) * 1000,
+      fenceAfterMs: envNumber('XSM_FENCE_AFTER_S', 30) * 1000,
+    });
   else await rt.control().removeJobScheduler('failover-check');
   // Unset leaves the schedule as it is (it may have been set through the API); 0 removes it.
   const rebalanceMin = envNumber('XSM_REBALANCE_EVERY_MIN', -1);
@@ -52,7 +58,9 @@ if (control) {
   if (rebalanceMin > 0) await scheduleRebalance(rt, rebalanceMin * 60_000, { mode });
   else if (rebalanceMin === 0) await rt.control().removeJobScheduler('rebalance');
 }
-const api = await startApi({ rt, tokens, log, port, bind: process.env.XSM_API_BIND ?? '127.0.0.1' }).catch((e: Error) => fail(`cannot listen: ${e.message}`));
+const api = await startApi({ rt, tokens, log, port, bind: process.env.XSM_API_BIND ?? '127.0.0.1' }).catch((e: Error) =>
+  fail(`cannot listen: ${e.message}`),
+);
 log.info('API listening', { url: api.url, control: Boolean(control), tokens: tokens.size });
 const stop = async () => {
   await api.close();

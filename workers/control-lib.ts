@@ -8,7 +8,12 @@ import { processApply, processWave } from '../src/jobs/apply.ts';
 import { processRebalance, type RebalanceRequest } from '../src/rebalance/rebalance-job.ts';
 import { CONTROL_QUEUE, type ApplyJobData, type WaveJobData } from '../src/jobs/queues.ts';
 import type { XsmRuntime } from '../src/jobs/runtime.ts';
-import { processFailover, processFailoverCheck, sitePowerResolver, type PowerResolver } from '../src/failover/failover-job.ts';
+import {
+  processFailover,
+  processFailoverCheck,
+  sitePowerResolver,
+  type PowerResolver,
+} from '../src/failover/failover-job.ts';
 import type { FailoverJobData, FailoverPolicy } from '../src/failover/health.ts';
 
 export interface ControlWorkerOptions {

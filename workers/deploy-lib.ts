@@ -7,7 +7,10 @@ import { workerConnectionOptions } from '../src/lib/redis.ts';
 import { DEPLOY_QUEUE, processDeploy } from '../src/deploy/deploy-job.ts';
 import type { DeployEnv, DeployJobData } from '../workflows/deploy-host.ts';
 
-export function startDeployWorker(env: DeployEnv, opts: { concurrency?: number; lockDurationMs?: number; stalledIntervalMs?: number } = {}): Worker {
+export function startDeployWorker(
+  env: DeployEnv,
+  opts: { concurrency?: number; lockDurationMs?: number; stalledIntervalMs?: number } = {},
+): Worker {
   const worker = new Worker(DEPLOY_QUEUE, async (job: Job<DeployJobData>) => processDeploy(env, job), {
     connection: workerConnectionOptions(env.rt.config),
     prefix: env.rt.config.prefix,
@@ -18,7 +21,9 @@ export function startDeployWorker(env: DeployEnv, opts: { concurrency?: number; 
     // failed as "stalled" after the first time.
     maxStalledCount: 10,
   });
-  worker.on('failed', (job, e) => env.log.warn('deploy job failed', { job: job?.id, attempt: job?.attemptsMade, error: e.message }));
+  worker.on('failed', (job, e) =>
+    env.log.warn('deploy job failed', { job: job?.id, attempt: job?.attemptsMade, error: e.message }),
+  );
   worker.on('error', (e) => env.log.error('deploy worker error', { error: e.message }));
   return worker;
 }

@@ -33,13 +33,34 @@ const address = need('XSM_PXE_ADDRESS');
 const iface = need('XSM_PXE_INTERFACE');
 const stateDir = process.env.XSM_STATE_DIR ?? '/var/lib/xsm/deploy';
 const keyPath = process.env.XSM_DEPLOY_KEY ?? '/etc/xsm/deploy_key';
-const privateKey = await readFile(keyPath).catch((e: Error) => fail(`cannot read the deploy key ${keyPath}: ${e.message} (make one with ssh-keygen -t ed25519 -N '' -f ${keyPath})`));
+const privateKey = await readFile(keyPath).catch((e: Error) =>
+  fail(`cannot read the deploy key ${keyPath}: ${e.message} (make one with ssh-keygen -t ed25519 -N '' -f ${keyPath})`),
+);
 const publicKey = (await readFile(`${keyPath}.pub`, 'utf8').catch(() => fail(`cannot read ${keyPath}.pub`))).trim();
 const agentEnvExtra = process.env.XSM_AGENT_ENV_FILE ? await readFile(process.env.XSM_AGENT_ENV_FILE, 'utf8') : '';
 const shell = new LocalShell();
 
-const pxe = new DnsmasqService({ stateDir: join(stateDir, 'dnsmasq'), tftpRoot: process.env.XSM_TFTP_ROOT ?? '/srv/tftp', interface: iface, serverAddress: address, network: need('XSM_PXE_NETWORK'), netmask: need('XSM_PXE_NETMASK') }, log);
-const images = new ImageServer({ imagesDir: process.env.XSM_IMAGES_DIR ?? '/var/lib/xsm/images', address, interface: iface, stateDir: join(stateDir, 'rsync'), ...(process.env.XSM_MULTICAST_MAX_BITRATE ? { multicastMaxBitrate: process.env.XSM_MULTICAST_MAX_BITRATE } : {}) }, log);
+const pxe = new DnsmasqService(
+  {
+    stateDir: join(stateDir, 'dnsmasq'),
+    tftpRoot: process.env.XSM_TFTP_ROOT ?? '/srv/tftp',
+    interface: iface,
+    serverAddress: address,
+    network: need('XSM_PXE_NETWORK'),
+    netmask: need('XSM_PXE_NETMASK'),
+  },
+  log,
+);
+const images = new ImageServer(
+  {
+    imagesDir: process.env.XSM_IMAGES_DIR ?? '/var/lib/xsm/images',
+    address,
+    interface: iface,
+    stateDir: join(stateDir, 'rsync'),
+    ...(process.env.XSM_MULTICAST_MAX_BITRATE ? { multicastMaxBitrate: process.env.XSM_MULTICAST_MAX_BITRATE } : {}),
+  },
+  log,
+);
 await pxe.start().catch((e: Error) => fail(`dnsmasq: ${e.message}`));
 await images.start().catch((e: Error) => fail(`rsync daemon: ${e.message}`));
 
@@ -57,7 +78,13 @@ const worker = startDeployWorker({
   netmask: need('XSM_PXE_NETMASK'),
   ...(process.env.XSM_PXE_GATEWAY ? { gateway: process.env.XSM_PXE_GATEWAY } : {}),
   bootBaseUrl: `tftp://${address}`,
-  xenBoot: { xen: 'xen-4.17-amd64', xenArgs: process.env.XSM_XEN_ARGS ?? 'dom0_mem=4096M,max:4096M dom0_max_vcpus=4', kernel: 'vmlinuz', kernelArgs: 'root=LABEL=root ro console=hvc0', initrd: 'initrd.img' },
+  xenBoot: {
+    xen: 'xen-4.17-amd64',
+    xenArgs: process.env.XSM_XEN_ARGS ?? 'dom0_mem=4096M,max:4096M dom0_max_vcpus=4',
+    kernel: 'vmlinuz',
+    kernelArgs: 'root=LABEL=root ro console=hvc0',
+    initrd: 'initrd.img',
+  },
   layout: { swapMiB: Number(process.env.XSM_SWAP_MIB ?? 4096) },
   installerInterface: process.env.XSM_INSTALLER_INTERFACE ?? 'eth0',
   relayCommand: (process.env.XSM_CHAIN_RELAY ?? 'node /usr/lib/xsm/chain-relay.mjs').split(' '),

@@ -33,7 +33,12 @@ export async function pollOnce(endpoints: GangliaEndpoint[], store: MetricsStore
   );
 }
 
-export function startGangliaPoller(endpoints: GangliaEndpoint[], store: MetricsStore, log: Logger, intervalMs = 15000): { close: () => Promise<void>; pollNow: () => Promise<PollResult[]> } {
+export function startGangliaPoller(
+  endpoints: GangliaEndpoint[],
+  store: MetricsStore,
+  log: Logger,
+  intervalMs = 15000,
+): { close: () => Promise<void>; pollNow: () => Promise<PollResult[]> } {
   let running: Promise<PollResult[]> | undefined;
   const pollNow = () => (running ??= pollOnce(endpoints, store, log).finally(() => (running = undefined)));
   void pollNow();

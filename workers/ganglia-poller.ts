@@ -21,7 +21,8 @@ try {
   fail(e instanceof Error ? e.message : String(e));
 }
 const interval = Number(process.env.XSM_GANGLIA_INTERVAL_MS ?? 15000);
-if (!Number.isInteger(interval) || interval < 1000) fail('XSM_GANGLIA_INTERVAL_MS must be a whole number of ms, at least 1000');
+if (!Number.isInteger(interval) || interval < 1000)
+  fail('XSM_GANGLIA_INTERVAL_MS must be a whole number of ms, at least 1000');
 const config = redisConfigFromEnv();
 const redis = connectRedis(config);
 const log = createLogger({ component: 'ganglia-poller' });

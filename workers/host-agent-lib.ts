@@ -42,13 +42,22 @@ export function stepsFor(data: ActionJobData): { workflow: string; steps: Step<V
     case 'migrate':
       return { workflow: 'migrate-vm', steps: migrateSteps };
     case 'reconfigure':
-      return a.mode === 'live' ? { workflow: 'reconfigure-vm-live', steps: reconfigureLiveSteps } : { workflow: 'reconfigure-vm-restart', steps: reconfigureRestartSteps };
+      return a.mode === 'live'
+        ? { workflow: 'reconfigure-vm-live', steps: reconfigureLiveSteps }
+        : { workflow: 'reconfigure-vm-restart', steps: reconfigureRestartSteps };
   }
 }
 
 export async function reportObserved(rt: XsmRuntime, hv: Hypervisor): Promise<void> {
   const [info, domains] = await Promise.all([hv.info(), hv.list()]);
-  await rt.observed.report({ name: hv.hostName, heartbeatAt: Date.now(), totalMemMiB: info.totalMemMiB, freeMemMiB: info.freeMemMiB, nrCpus: info.nrCpus, domains: domains.filter((d) => d.domid !== 0) });
+  await rt.observed.report({
+    name: hv.hostName,
+    heartbeatAt: Date.now(),
+    totalMemMiB: info.totalMemMiB,
+    freeMemMiB: info.freeMemMiB,
+    nrCpus: info.nrCpus,
+    domains: domains.filter((d) => d.domid !== 0),
+  });
 }
 
 /**
@@ -97,11 +106,14 @@ export function startHostAgent(opts: HostAgentOptions): { worker: Worker; close:
       if (a.kind === 'migrate' && migrating) await rt.observed.recordArrival(a.to, { ...migrating, state: 'running' });
     } catch (e) {
       // Xen said no (no memory, over maxmem): retrying will not change its mind.
-      if (e instanceof HypervisorRefusal) throw new PermanentError(e.message, 'change the site file or free resources on the host, then apply again');
+      if (e instanceof HypervisorRefusal)
+        throw new PermanentError(e.message, 'change the site file or free resources on the host, then apply again');
       jobLog.warn('step failed', { error: e instanceof Error ? e.message : String(e), attempt: job.attemptsMade + 1 });
       throw e;
     } finally {
-      await observe().catch((e: unknown) => jobLog.warn('observed-state report failed', { error: e instanceof Error ? e.message : String(e) }));
+      await observe().catch((e: unknown) =>
+        jobLog.warn('observed-state report failed', { error: e instanceof Error ? e.message : String(e) }),
+      );
     }
     return `${workflow} ${job.data.action.vm} done`;
   };
@@ -115,7 +127,11 @@ export function startHostAgent(opts: HostAgentOptions): { worker: Worker; close:
   worker.on('error', (e) => log.error('worker error', { host, error: e.message }));
   const beat = async () => {
     if (opts.publishMetrics) {
-      await opts.publishMetrics().catch((e: unknown) => log.warn('publishing metrics to Ganglia failed', { host, error: e instanceof Error ? e.message : String(e) }));
+      await opts
+        .publishMetrics()
+        .catch((e: unknown) =>
+          log.warn('publishing metrics to Ganglia failed', { host, error: e instanceof Error ? e.message : String(e) }),
+        );
     }
     try {
       await observe();

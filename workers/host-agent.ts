@@ -34,7 +34,7 @@ function intEnv(name: string, fallback: number): number {
   return Number(v);
 }
 
-const host = process.env.XSM_HOST ?? fail('set XSM_HOST to this host\'s name in the site file');
+const host = process.env.XSM_HOST ?? fail("set XSM_HOST to this host's name in the site file");
 const nameErr = checkName(host, 'XSM_HOST');
 if (nameErr) fail(nameErr);
 const kind = process.env.XSM_HYPERVISOR ?? 'xl';
@@ -44,9 +44,15 @@ const rt = new XsmRuntime(redisConfigFromEnv());
 let hv: Hypervisor;
 let peer: ((h: string) => Hypervisor | undefined) | undefined;
 if (kind === 'sim') {
-  const dir = process.env.XSM_SIM_DIR ?? fail('XSM_HYPERVISOR=sim needs XSM_SIM_DIR (the simulated hosts\' state directory)');
+  const dir =
+    process.env.XSM_SIM_DIR ?? fail("XSM_HYPERVISOR=sim needs XSM_SIM_DIR (the simulated hosts' state directory)");
   const store = new DirSimStore(dir);
-  await provisionSimHost(store, { name: host, totalMemMiB: intEnv('XSM_SIM_MEM_MIB', 16384), nrCpus: intEnv('XSM_SIM_CPUS', 8), dom0MemMiB: 512 });
+  await provisionSimHost(store, {
+    name: host,
+    totalMemMiB: intEnv('XSM_SIM_MEM_MIB', 16384),
+    nrCpus: intEnv('XSM_SIM_CPUS', 8),
+    dom0MemMiB: 512,
+  });
   const timing = { createMs: intEnv('XSM_SIM_CREATE_MS', 20), createSettleMs: intEnv('XSM_SIM_CREATE_SETTLE_MS', 0) };
   hv = new SimulatedXenHost(store, host, timing);
   peer = (h) => new SimulatedXenHost(store, h, timing);
@@ -59,7 +65,9 @@ if (kind === 'sim') {
         host: sshHost,
         port: intEnv('XSM_SSH_PORT', 22),
         privateKey: process.env.XSM_SSH_KEY ?? fail('XSM_SSH_HOST needs XSM_SSH_KEY (path of the private key)'),
-        hostKeySha256: process.env.XSM_SSH_HOSTKEY ?? fail('XSM_SSH_HOST needs XSM_SSH_HOSTKEY, the pinned host key fingerprint (SHA256:...)'),
+        hostKeySha256:
+          process.env.XSM_SSH_HOSTKEY ??
+          fail('XSM_SSH_HOST needs XSM_SSH_HOSTKEY, the pinned host key fingerprint (SHA256:...)'),
       })
     : new LocalShell();
   hv = new XlHypervisor(shell, host);

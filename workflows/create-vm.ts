@@ -10,13 +10,18 @@ import { verifyMatches, waitRunning, type VmWorkflowContext } from './steps-comm
 
 function specOf(ctx: VmWorkflowContext): VmSpec {
   const a = ctx.data.action;
-  if (a.kind !== 'create' && a.kind !== 'reconfigure' && a.kind !== 'migrate') throw new PermanentError(`action ${a.kind} has no VM spec`);
+  if (a.kind !== 'create' && a.kind !== 'reconfigure' && a.kind !== 'migrate')
+    throw new PermanentError(`action ${a.kind} has no VM spec`);
   return a.spec;
 }
 
 export function domainConfigFor(ctx: VmWorkflowContext) {
   const spec = specOf(ctx);
-  if (!ctx.data.template) throw new PermanentError(`no template ${spec.config} in site version ${ctx.data.version}`, 'declare the template in <Templates>');
+  if (!ctx.data.template)
+    throw new PermanentError(
+      `no template ${spec.config} in site version ${ctx.data.version}`,
+      'declare the template in <Templates>',
+    );
   return renderDomainConfig(spec, ctx.data.template);
 }
 
@@ -34,9 +39,15 @@ export const createSteps: Step<VmWorkflowContext>[] = [
       if (await ctx.hv.find(spec.name)) return;
       const info = await ctx.hv.info();
       if (info.freeMemMiB < spec.memMiB) {
-        throw new PermanentError(`${ctx.hv.hostName} has ${info.freeMemMiB} MiB free but ${spec.name} needs ${spec.memMiB} MiB`, 'free memory on that host or give the VM another DOM0 in the site file');
+        throw new PermanentError(
+          `${ctx.hv.hostName} has ${info.freeMemMiB} MiB free but ${spec.name} needs ${spec.memMiB} MiB`,
+          'free memory on that host or give the VM another DOM0 in the site file',
+        );
       }
-      if (spec.vcpus > info.nrCpus) throw new PermanentError(`${spec.name} needs ${spec.vcpus} vCPUs but ${ctx.hv.hostName} has ${info.nrCpus} CPUs`);
+      if (spec.vcpus > info.nrCpus)
+        throw new PermanentError(
+          `${spec.name} needs ${spec.vcpus} vCPUs but ${ctx.hv.hostName} has ${info.nrCpus} CPUs`,
+        );
     },
   },
   {
@@ -63,7 +74,11 @@ export const createSteps: Step<VmWorkflowContext>[] = [
           `remove the running ${cfg.name} (or re-apply once \`xsm status\` shows it) so XSM plans a restart`,
         );
       }
-      rt.log.warn('domain already exists with another size; resizing it live', { vm: cfg.name, from: `${mem}/${cpus}`, to: `${spec.memMiB}/${spec.vcpus}` });
+      rt.log.warn('domain already exists with another size; resizing it live', {
+        vm: cfg.name,
+        from: `${mem}/${cpus}`,
+        to: `${spec.memMiB}/${spec.vcpus}`,
+      });
       if (mem !== spec.memMiB) await ctx.hv.setMemory(cfg.name, spec.memMiB);
       if (cpus !== spec.vcpus) await ctx.hv.setVcpus(cfg.name, spec.vcpus);
     },

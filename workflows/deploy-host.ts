@@ -13,7 +13,15 @@ import { probeHostKey, shellQuote, SshShell } from '../src/drivers/ssh/ssh-shell
 import { renderInstallerIpxe, renderXenIpxe, type DnsmasqService, type XenBootSpec } from '../src/deploy/dnsmasq.ts';
 import type { ImageManifest } from '../src/deploy/image.ts';
 import { partitionFromJson, sfdiskScript, type DiskLayout } from '../src/deploy/layout.ts';
-import { chainReceiver, checksumCommand, multicastReceiver, multicastReceiverLog, unicastReceiver, type ImageServer, type TransferMethod } from '../src/deploy/transfer.ts';
+import {
+  chainReceiver,
+  checksumCommand,
+  multicastReceiver,
+  multicastReceiverLog,
+  unicastReceiver,
+  type ImageServer,
+  type TransferMethod,
+} from '../src/deploy/transfer.ts';
 import type { XsmRuntime } from '../src/jobs/runtime.ts';
 import { PermanentError } from '../src/lib/errors.ts';
 import type { Logger } from '../src/lib/log.ts';
@@ -88,7 +96,12 @@ export function publicKeyFingerprint(line: string): string {
 async function installerShell(c: DeployContext): Promise<SshShell> {
   const key = await field(c, 'installerKey');
   if (!key) throw new Error(`${c.data.host}: no installer host key on record (wait-installer did not finish)`);
-  return new SshShell({ host: c.data.address, privateKey: c.env.ssh.privateKey, hostKeySha256: key, ...(c.env.ssh.user ? { username: c.env.ssh.user } : {}) });
+  return new SshShell({
+    host: c.data.address,
+    privateKey: c.env.ssh.privateKey,
+    hostKeySha256: key,
+    ...(c.env.ssh.user ? { username: c.env.ssh.user } : {}),
+  });
 }
 
 async function withShell<T>(c: DeployContext, fn: (s: SshShell) => Promise<T>): Promise<T> {
@@ -114,7 +127,8 @@ async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<
     } catch (e) {
       last = e instanceof Error ? e.message : String(e);
     }
-    if (Date.now() > until) throw new Error(`${what} within ${Math.round(timeoutMs / 1000)} s${last ? ` (last: ${last})` : ''}`);
+    if (Date.now() > until)
+      throw new Error(`${what} within ${Math.round(timeoutMs / 1000)} s${last ? ` (last: ${last})` : ''}`);
     await new Promise((r) => setTimeout(r, 250));
   }
 }
@@ -125,7 +139,8 @@ function target(offset: number, c: DeployContext) {
 
 async function rootOffset(c: DeployContext): Promise<number> {
   const v = await field(c, 'rootOffset');
-  if (v === undefined) throw new Error(`${c.data.host}: root partition offset not on record (partition did not finish)`);
+  if (v === undefined)
+    throw new Error(`${c.data.host}: root partition offset not on record (partition did not finish)`);
   return Number(v);
 }
 
@@ -154,10 +169,20 @@ async function writeUnicast(c: DeployContext, s: Shell, srt: StepRuntime): Promi
     polling = true;
     void s
       .run('stat', ['-c', '%s', tmp])
-      .then((r) => {
-        const bytes = Number(r.stdout.trim());
-        if (r.code === 0 && bytes > 0) void srt.report({ bytes, totalBytes: c.data.image.bytes, percent: Math.round((100 * bytes) / c.data.image.bytes), rate: Math.round(bytes / Math.max(0.001, (Date.now() - started) / 1000)), message: 'rsync' });
-      }, () => {})
+      .then(
+        (r) => {
+          const bytes = Number(r.stdout.trim());
+          if (r.code === 0 && bytes > 0)
+            void srt.report({
+              bytes,
+              totalBytes: c.data.image.bytes,
+              percent: Math.round((100 * bytes) / c.data.image.bytes),
+              rate: Math.round(bytes / Math.max(0.001, (Date.now() - started) / 1000)),
+              message: 'rsync',
+            });
+        },
+        () => {},
+      )
       .finally(() => (polling = false));
   }, 1000);
   try {
@@ -182,8 +207,14 @@ async function writeMulticast(c: DeployContext, s: Shell, srt: StepRuntime): Pro
       .then(() => c.env.log.info('multicast round done', { session: c.data.session }))
       .catch((e: Error) => c.env.log.warn('udp-sender failed', { session: c.data.session, error: e.message }));
   }
-  await srt.report({ message: `udp-receiver on portbase ${portbase}${leader ? ' (this machine started the sender)' : ''}` });
-  await sh(s, multicastReceiver(c.env.installerInterface, portbase, target(offset, c), multicastReceiverLog(c.data.host)), 30 * 60_000);
+  await srt.report({
+    message: `udp-receiver on portbase ${portbase}${leader ? ' (this machine started the sender)' : ''}`,
+  });
+  await sh(
+    s,
+    multicastReceiver(c.env.installerInterface, portbase, target(offset, c), multicastReceiverLog(c.data.host)),
+    30 * 60_000,
+  );
 }
 
 interface ChainMember {
@@ -195,13 +226,17 @@ async function writeChain(c: DeployContext, s: Shell, srt: StepRuntime): Promise
   const offset = await rootOffset(c);
   const redis = c.env.rt.redis;
   const key = sessionKey(c);
-  await redis.rpush(`${key}:ready`, JSON.stringify({ host: c.data.host, address: c.data.address } satisfies ChainMember));
+  await redis.rpush(
+    `${key}:ready`,
+    JSON.stringify({ host: c.data.host, address: c.data.address } satisfies ChainMember),
+  );
   await redis.expire(`${key}:ready`, 3600);
   const leader = await redis.set(`${key}:head`, c.data.host, 'EX', 3600, 'NX');
   if (leader) {
     // Form the chain from the machines ready by now: all of the session, or those that made the wait.
     const until = Date.now() + c.env.sessionWaitS * 1000;
-    while ((await redis.llen(`${key}:ready`)) < c.data.sessionSize && Date.now() < until) await new Promise((r) => setTimeout(r, 200));
+    while ((await redis.llen(`${key}:ready`)) < c.data.sessionSize && Date.now() < until)
+      await new Promise((r) => setTimeout(r, 200));
     const members = (await redis.lrange(`${key}:ready`, 0, -1)).map((m) => JSON.parse(m) as ChainMember);
     await redis.set(`${key}:chain`, JSON.stringify(members), 'EX', 3600);
     await redis.set(`${key}:sentAt`, String(Date.now()), 'EX', 3600);
@@ -215,10 +250,23 @@ async function writeChain(c: DeployContext, s: Shell, srt: StepRuntime): Promise
     return v ? (JSON.parse(v) as ChainMember[]) : undefined;
   });
   const at = chain.findIndex((m) => m.host === c.data.host);
-  if (at < 0) throw new Error(`${c.data.host} reached the transfer after its session's chain was formed; it retries by unicast`);
+  if (at < 0)
+    throw new Error(`${c.data.host} reached the transfer after its session's chain was formed; it retries by unicast`);
   const next = chain[at + 1];
-  await srt.report({ message: `chain position ${at + 1} of ${chain.length}${next ? `, forwarding to ${next.host}` : ' (tail)'}` });
-  await sh(s, chainReceiver(c.env.relayCommand, c.env.chainPort, next ? `${next.address}:${c.env.chainPort}` : undefined, target(offset, c), c.data.image), 30 * 60_000);
+  await srt.report({
+    message: `chain position ${at + 1} of ${chain.length}${next ? `, forwarding to ${next.host}` : ' (tail)'}`,
+  });
+  await sh(
+    s,
+    chainReceiver(
+      c.env.relayCommand,
+      c.env.chainPort,
+      next ? `${next.address}:${c.env.chainPort}` : undefined,
+      target(offset, c),
+      c.data.image,
+    ),
+    30 * 60_000,
+  );
 }
 
 export const deploySteps: readonly Step<DeployContext>[] = [
@@ -226,7 +274,13 @@ export const deploySteps: readonly Step<DeployContext>[] = [
     name: 'pxe-install',
     run: async (c) => {
       const { env, data } = c;
-      const script = renderInstallerIpxe(env.bootBaseUrl, { hostname: data.host, address: data.address, netmask: env.netmask, ...(env.gateway ? { gateway: env.gateway } : {}), image: `${data.method}://${env.images.config.address}/${data.image.name}` });
+      const script = renderInstallerIpxe(env.bootBaseUrl, {
+        hostname: data.host,
+        address: data.address,
+        netmask: env.netmask,
+        ...(env.gateway ? { gateway: env.gateway } : {}),
+        image: `${data.method}://${env.images.config.address}/${data.image.name}`,
+      });
       await env.pxe.setHost({ mac: data.mac, address: data.address, hostname: data.host }, script);
     },
   },
@@ -235,7 +289,14 @@ export const deploySteps: readonly Step<DeployContext>[] = [
     run: async (c, srt) => {
       const power = await c.env.power(c.data.host);
       // Resumed after the machine was switched on: if its installer answers, do not reboot it.
-      if (srt.resumed && (await probeHostKey(c.data.address, 22, 2000).then(() => true, () => false))) return;
+      if (
+        srt.resumed &&
+        (await probeHostKey(c.data.address, 22, 2000).then(
+          () => true,
+          () => false,
+        ))
+      )
+        return;
       await power.bootFromNetwork();
       if ((await power.status()) === 'on') await power.off();
       await power.on();
@@ -248,7 +309,11 @@ export const deploySteps: readonly Step<DeployContext>[] = [
     run: async (c) => {
       // The installer's key is new at every boot: it is learnt here, on the deployment network XSM
       // controls, and pinned for the rest of the install.
-      const key = await waitFor(`${c.data.host} (${c.data.mac}) did not answer in its installer at ${c.data.address}:22; check that it boots from the network (dnsmasq's log) and its cabling`, c.env.timeouts.installerMs, () => probeHostKey(c.data.address, 22, 3000));
+      const key = await waitFor(
+        `${c.data.host} (${c.data.mac}) did not answer in its installer at ${c.data.address}:22; check that it boots from the network (dnsmasq's log) and its cabling`,
+        c.env.timeouts.installerMs,
+        () => probeHostKey(c.data.address, 22, 3000),
+      );
       await setFields(c, { installerKey: key });
     },
   },
@@ -267,10 +332,18 @@ export const deploySteps: readonly Step<DeployContext>[] = [
         }
         const r = await s.run('sfdisk', ['--wipe', 'always', '-q', c.data.disk], { input: script });
         // A disk that refuses a partition table is broken or absent: retrying will not fix it.
-        if (r.code !== 0) throw new PermanentError(`${c.data.host}: partitioning ${c.data.disk} failed: ${(r.stderr || r.stdout).trim().split('\n').pop()}`, 'check the disk (or the disk path given to xsm host deploy), then deploy the host again');
+        if (r.code !== 0)
+          throw new PermanentError(
+            `${c.data.host}: partitioning ${c.data.disk} failed: ${(r.stderr || r.stdout).trim().split('\n').pop()}`,
+            'check the disk (or the disk path given to xsm host deploy), then deploy the host again',
+          );
         const json = await runChecked(s, 'sfdisk', ['--json', c.data.disk]);
         const p = partitionFromJson(json.stdout, 'root', c.data.disk);
-        if (p.bytes < c.data.image.bytes) throw new PermanentError(`${c.data.host}: root partition has ${p.bytes} bytes, the image needs ${c.data.image.bytes}`, 'use a larger disk or a smaller swap in the layout');
+        if (p.bytes < c.data.image.bytes)
+          throw new PermanentError(
+            `${c.data.host}: root partition has ${p.bytes} bytes, the image needs ${c.data.image.bytes}`,
+            'use a larger disk or a smaller swap in the layout',
+          );
         await setFields(c, { rootOffset: p.offset, rootBytes: p.bytes });
       });
     },
@@ -281,24 +354,46 @@ export const deploySteps: readonly Step<DeployContext>[] = [
       await withShell(c, async (s) => {
         // Resumed: the interrupted transfer may have finished, or a previous attempt did.
         if (srt.resumed && (await imageOnDisk(c, s))) {
-          await setFields(c, { imageSha256: c.data.image.sha256, transferMethod: (await field(c, 'transferMethod')) ?? 'found on disk' });
+          await setFields(c, {
+            imageSha256: c.data.image.sha256,
+            transferMethod: (await field(c, 'transferMethod')) ?? 'found on disk',
+          });
           return;
         }
         const started = Date.now();
         await setFields(c, { imageStartedAt: started });
         const method: TransferMethod = c.attemptsMade > 0 ? 'unicast' : c.data.method;
-        if (method !== c.data.method) srt.log.warn('retrying the transfer by unicast', { host: c.data.host, was: c.data.method });
+        if (method !== c.data.method)
+          srt.log.warn('retrying the transfer by unicast', { host: c.data.host, was: c.data.method });
         if (method === 'unicast') await writeUnicast(c, s, srt);
         else if (method === 'multicast') await writeMulticast(c, s, srt);
         else await writeChain(c, s, srt);
         if (!(await imageOnDisk(c, s))) {
           // udp-receiver can end early and still exit 0 (a receive timeout): its last words say why.
-          const said = method === 'multicast' ? (await s.run('tail', ['-n', '2', multicastReceiverLog(c.data.host)]).catch(() => undefined))?.stdout.trim().replace(/\s+/g, ' ') : undefined;
-          throw new Error(`${c.data.host}: the image on ${c.data.disk} does not match its SHA-256 after the ${method} transfer${said ? ` (udp-receiver: ${said})` : ''}`);
+          const said =
+            method === 'multicast'
+              ? (await s.run('tail', ['-n', '2', multicastReceiverLog(c.data.host)]).catch(() => undefined))?.stdout
+                  .trim()
+                  .replace(/\s+/g, ' ')
+              : undefined;
+          throw new Error(
+            `${c.data.host}: the image on ${c.data.disk} does not match its SHA-256 after the ${method} transfer${said ? ` (udp-receiver: ${said})` : ''}`,
+          );
         }
         const secs = (Date.now() - started) / 1000;
-        await setFields(c, { imageSha256: c.data.image.sha256, transferMethod: method, transferSeconds: secs.toFixed(3), imageDoneAt: Date.now() });
-        await srt.report({ bytes: c.data.image.bytes, totalBytes: c.data.image.bytes, percent: 100, rate: Math.round(c.data.image.bytes / Math.max(0.001, secs)), message: `${method} done, checksum verified` });
+        await setFields(c, {
+          imageSha256: c.data.image.sha256,
+          transferMethod: method,
+          transferSeconds: secs.toFixed(3),
+          imageDoneAt: Date.now(),
+        });
+        await srt.report({
+          bytes: c.data.image.bytes,
+          totalBytes: c.data.image.bytes,
+          percent: 100,
+          rate: Math.round(c.data.image.bytes / Math.max(0.001, secs)),
+          message: `${method} done, checksum verified`,
+        });
       });
     },
   },
@@ -311,13 +406,20 @@ export const deploySteps: readonly Step<DeployContext>[] = [
         const dir = `/tmp/xsm-configure-${c.data.host}`;
         const key = `${dir}/ssh_host_ed25519_key`;
         // A host key made here, for the installed system: recorded now, pinned for every later SSH.
-        await sh(s, `set -e; rm -rf ${shellQuote(dir)}; mkdir -p ${shellQuote(dir)}; ssh-keygen -q -t ed25519 -N '' -C ${shellQuote(`root@${c.data.host}`)} -f ${shellQuote(key)}`);
+        await sh(
+          s,
+          `set -e; rm -rf ${shellQuote(dir)}; mkdir -p ${shellQuote(dir)}; ssh-keygen -q -t ed25519 -N '' -C ${shellQuote(`root@${c.data.host}`)} -f ${shellQuote(key)}`,
+        );
         const files: [string, string][] = [
           ['hostname', `${c.data.host}\n`],
-          ['interfaces', `auto xenbr0\niface xenbr0 inet static\n    address ${c.data.address}\n    netmask ${c.env.netmask}\n${c.env.gateway ? `    gateway ${c.env.gateway}\n` : ''}    bridge_ports eth0\n`],
+          [
+            'interfaces',
+            `auto xenbr0\niface xenbr0 inet static\n    address ${c.data.address}\n    netmask ${c.env.netmask}\n${c.env.gateway ? `    gateway ${c.env.gateway}\n` : ''}    bridge_ports eth0\n`,
+          ],
           ['authorized_keys', c.env.ssh.publicKey.trim() + '\n'],
         ];
-        for (const [name, text] of files) await runChecked(s, 'sh', ['-c', `cat > ${shellQuote(`${dir}/${name}`)}`], { input: text });
+        for (const [name, text] of files)
+          await runChecked(s, 'sh', ['-c', `cat > ${shellQuote(`${dir}/${name}`)}`], { input: text });
         const cmds = [
           ['/etc/hostname', 'hostname'],
           ['/etc/network/interfaces.d/xsm', 'interfaces'],
@@ -325,10 +427,15 @@ export const deploySteps: readonly Step<DeployContext>[] = [
           ['/etc/ssh/ssh_host_ed25519_key', 'ssh_host_ed25519_key'],
           ['/etc/ssh/ssh_host_ed25519_key.pub', 'ssh_host_ed25519_key.pub'],
         ].flatMap(([into, from]) => [`rm ${into}`, `write ${dir}/${from} ${into}`]);
-        await runChecked(s, 'sh', ['-c', `cat > ${shellQuote(`${dir}/debugfs.cmd`)}`], { input: cmds.join('\n') + '\n' });
+        await runChecked(s, 'sh', ['-c', `cat > ${shellQuote(`${dir}/debugfs.cmd`)}`], {
+          input: cmds.join('\n') + '\n',
+        });
         await runChecked(s, 'debugfs', ['-w', '-f', `${dir}/debugfs.cmd`, fs]);
         const check = await runChecked(s, 'debugfs', ['-R', 'cat /etc/hostname', fs]);
-        if (check.stdout.trim() !== c.data.host) throw new Error(`${c.data.host}: /etc/hostname on the new system reads "${check.stdout.trim()}" after configuring`);
+        if (check.stdout.trim() !== c.data.host)
+          throw new Error(
+            `${c.data.host}: /etc/hostname on the new system reads "${check.stdout.trim()}" after configuring`,
+          );
         const pub = await runChecked(s, 'cat', [`${key}.pub`]);
         await setFields(c, { hostKey: publicKeyFingerprint(pub.stdout) });
         await s.run('rm', ['-rf', dir]);
@@ -338,7 +445,10 @@ export const deploySteps: readonly Step<DeployContext>[] = [
   {
     name: 'boot-xen',
     run: async (c, srt) => {
-      await c.env.pxe.setBootScript(c.data.mac, renderXenIpxe(c.data.host, { ...c.env.xenBoot, baseUrl: c.env.bootBaseUrl }));
+      await c.env.pxe.setBootScript(
+        c.data.mac,
+        renderXenIpxe(c.data.host, { ...c.env.xenBoot, baseUrl: c.env.bootBaseUrl }),
+      );
       const power = await c.env.power(c.data.host);
       await power.off();
       await power.on();
@@ -350,16 +460,28 @@ export const deploySteps: readonly Step<DeployContext>[] = [
     run: async (c, srt) => {
       const hostKey = await field(c, 'hostKey');
       if (!hostKey) throw new Error(`${c.data.host}: no host key on record from configure`);
-      const info = await waitFor(`${c.data.host} did not come back with its installed system (host key ${hostKey}) and \`xl info\``, c.env.timeouts.bootMs, async () => {
-        const s = new SshShell({ host: c.data.address, privateKey: c.env.ssh.privateKey, hostKeySha256: hostKey, readyTimeoutMs: 3000 });
-        try {
-          return parseXlInfo((await runChecked(s, 'xl', ['info'])).stdout);
-        } finally {
-          await s.close();
-        }
-      });
+      const info = await waitFor(
+        `${c.data.host} did not come back with its installed system (host key ${hostKey}) and \`xl info\``,
+        c.env.timeouts.bootMs,
+        async () => {
+          const s = new SshShell({
+            host: c.data.address,
+            privateKey: c.env.ssh.privateKey,
+            hostKeySha256: hostKey,
+            readyTimeoutMs: 3000,
+          });
+          try {
+            return parseXlInfo((await runChecked(s, 'xl', ['info'])).stdout);
+          } finally {
+            await s.close();
+          }
+        },
+      );
       if (c.data.expectMemMiB && info.totalMemMiB < c.data.expectMemMiB)
-        throw new PermanentError(`${c.data.host}: Xen reports ${info.totalMemMiB} MiB but the site file gives its guests ${c.data.expectMemMiB} MiB`, 'check the machine\'s memory, or lower the host\'s memory in the site file');
+        throw new PermanentError(
+          `${c.data.host}: Xen reports ${info.totalMemMiB} MiB but the site file gives its guests ${c.data.expectMemMiB} MiB`,
+          "check the machine's memory, or lower the host's memory in the site file",
+        );
       await setFields(c, { xenVersion: info.xenVersion, totalMemMiB: info.totalMemMiB, nrCpus: info.nrCpus });
       await srt.report({ message: `Xen ${info.xenVersion}: ${info.totalMemMiB} MiB, ${info.nrCpus} CPUs` });
     },
@@ -381,12 +503,25 @@ export const deploySteps: readonly Step<DeployContext>[] = [
     run: async (c, srt) => {
       const since = Number((await field(c, 'agentWaitFrom')) ?? 0) || Date.now() - 1000;
       await setFields(c, { agentWaitFrom: since });
-      const seen = await waitFor(`the host agent on ${c.data.host} did not report to Redis`, c.env.timeouts.agentMs, async () => {
-        const o = await c.env.rt.observed.host(c.data.host);
-        return o && o.heartbeatAt >= since ? o : undefined;
-      });
+      const seen = await waitFor(
+        `the host agent on ${c.data.host} did not report to Redis`,
+        c.env.timeouts.agentMs,
+        async () => {
+          const o = await c.env.rt.observed.host(c.data.host);
+          return o && o.heartbeatAt >= since ? o : undefined;
+        },
+      );
       await setFields(c, { deployedAt: Date.now() });
-      await c.env.rt.redis.hset(`${c.env.rt.config.prefix}:deploy:deployed`, c.data.host, JSON.stringify({ at: Date.now(), image: c.data.image.name, sha256: c.data.image.sha256, hostKey: await field(c, 'hostKey') }));
+      await c.env.rt.redis.hset(
+        `${c.env.rt.config.prefix}:deploy:deployed`,
+        c.data.host,
+        JSON.stringify({
+          at: Date.now(),
+          image: c.data.image.name,
+          sha256: c.data.image.sha256,
+          hostKey: await field(c, 'hostKey'),
+        }),
+      );
       await srt.report({ message: `joined: agent reports ${seen.freeMemMiB} MiB free of ${seen.totalMemMiB}` });
     },
   },

@@ -33,7 +33,8 @@ export class HostRecovered extends Error {
 }
 
 const incidentTag = (d: FailoverJobData) => `failover of ${d.host} (incident ${d.incident})`;
-const versionKey = (ctx: FailoverContext) => `${ctx.rt.config.prefix}:failover:version:${ctx.data.host}:${ctx.data.incident}`;
+const versionKey = (ctx: FailoverContext) =>
+  `${ctx.rt.config.prefix}:failover:version:${ctx.data.host}:${ctx.data.incident}`;
 
 async function hostSpec(ctx: FailoverContext): Promise<HostSpec> {
   const v = await ctx.rt.sites.currentVersion();
@@ -71,7 +72,12 @@ export const failoverSteps: readonly Step<FailoverContext>[] = [
         const why = e instanceof Error ? e.message : String(e);
         const msg = `fencing ${host.name} failed (${power?.describe ?? 'no power driver'}: ${why}); none of its VMs was restarted elsewhere, because they may still be running`;
         const hint = `power ${host.name} off by other means and confirm it, or fix its <Power> element, then retry this job (xsm job retry control <id>)`;
-        await health.set(host.name, { state: 'fence-failed', incident: ctx.data.incident, since: Date.now(), detail: `${msg}. ${hint}` });
+        await health.set(host.name, {
+          state: 'fence-failed',
+          incident: ctx.data.incident,
+          since: Date.now(),
+          detail: `${msg}. ${hint}`,
+        });
         srt.log.error('fence failed', { host: host.name, error: why, final: ctx.lastAttempt });
         throw ctx.lastAttempt ? new PermanentError(msg, hint) : new Error(msg);
       }
@@ -83,7 +89,12 @@ export const failoverSteps: readonly Step<FailoverContext>[] = [
     run: async (ctx) => {
       const o = await ctx.rt.observed.host(ctx.data.host);
       if (!o?.fencedAt) await ctx.rt.observed.markFenced(ctx.data.host);
-      await new HealthStore(ctx.rt).set(ctx.data.host, { state: 'fenced', incident: ctx.data.incident, since: Date.now(), detail: 'powered off and confirmed off; its VMs are restarted on hosts with room' });
+      await new HealthStore(ctx.rt).set(ctx.data.host, {
+        state: 'fenced',
+        incident: ctx.data.incident,
+        since: Date.now(),
+        detail: 'powered off and confirmed off; its VMs are restarted on hosts with room',
+      });
     },
   },
   {
@@ -107,10 +118,16 @@ export const failoverSteps: readonly Step<FailoverContext>[] = [
       const impliedFreeMiB = new Map(Object.values(observed.hosts).map((o) => [o.name, o.freeMemMiB]));
       const ev = evacuate(site, ctx.data.host, { unavailable, impliedFreeMiB });
       const parts = [`${ev.restarted.length} VM${ev.restarted.length === 1 ? '' : 's'} restarted elsewhere`];
-      if (ev.stranded.length) parts.push(`${ev.stranded.length} left down (${ev.stranded.map((s) => `${s.vm}: ${s.why}`).join('; ')})`);
+      if (ev.stranded.length)
+        parts.push(`${ev.stranded.length} left down (${ev.stranded.map((s) => `${s.vm}: ${s.why}`).join('; ')})`);
       const reason = `${tag}: fenced; ${parts.join(', ')}`;
       try {
-        const { version } = await ctx.rt.sites.submit(serializeSite(ev.site), { base, author: 'failover', reason, file: `failover of ${ctx.data.host}` });
+        const { version } = await ctx.rt.sites.submit(serializeSite(ev.site), {
+          base,
+          author: 'failover',
+          reason,
+          file: `failover of ${ctx.data.host}`,
+        });
         await ctx.rt.redis.set(versionKey(ctx), String(version));
         await srt.report({ message: `version ${version}: ${parts.join(', ')}` });
       } catch (e) {

@@ -19,7 +19,10 @@ export const migrateSteps: Step<VmWorkflowContext>[] = [
       if (await ctx.hv.find(a.vm)) return;
       const there = ctx.peer?.(a.to);
       if (there && (await there.find(a.vm))) return; // already moved by an earlier attempt
-      throw new PermanentError(`${a.vm} is neither on ${a.from} nor on ${a.to}`, 'run `xsm status` to see where it runs, then re-apply the site file');
+      throw new PermanentError(
+        `${a.vm} is neither on ${a.from} nor on ${a.to}`,
+        'run `xsm status` to see where it runs, then re-apply the site file',
+      );
     },
   },
   {
@@ -40,7 +43,8 @@ export const migrateSteps: Step<VmWorkflowContext>[] = [
       const there = ctx.peer?.(a.to);
       if (there) {
         const d = await there.find(a.vm);
-        if (!d || (d.state !== 'running' && d.state !== 'blocked')) throw new Error(`${a.to}: ${a.vm} is ${d ? d.state : 'absent'} after migration`);
+        if (!d || (d.state !== 'running' && d.state !== 'blocked'))
+          throw new Error(`${a.to}: ${a.vm} is ${d ? d.state : 'absent'} after migration`);
       }
     },
   },

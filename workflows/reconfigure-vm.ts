@@ -19,7 +19,11 @@ export const reconfigureLiveSteps: Step<VmWorkflowContext>[] = [
     run: async (ctx) => {
       const a = action(ctx);
       const d = await ctx.hv.find(a.vm);
-      if (!d) throw new PermanentError(`${ctx.hv.hostName}: ${a.vm} is not running here; nothing to reconfigure`, 'run `xsm status` and re-apply the site file');
+      if (!d)
+        throw new PermanentError(
+          `${ctx.hv.hostName}: ${a.vm} is not running here; nothing to reconfigure`,
+          'run `xsm status` and re-apply the site file',
+        );
       if (heldSize(d).memMiB !== a.spec.memMiB) await ctx.hv.setMemory(a.vm, a.spec.memMiB);
     },
   },

@@ -18,17 +18,31 @@ export async function waitRunning(hv: Hypervisor, name: string, timeoutMs: numbe
   for (;;) {
     const d = await hv.find(name);
     if (d && (d.state === 'running' || d.state === 'blocked')) return d;
-    if (d && d.state === 'crashed') throw new PermanentError(`${hv.hostName}: domain ${name} crashed while starting`, 'check its console with `xl console` and its config');
-    if (Date.now() > until) throw new Error(`${hv.hostName}: domain ${name} is ${d ? d.state : 'absent'} after ${timeoutMs} ms; expected running`);
+    if (d && d.state === 'crashed')
+      throw new PermanentError(
+        `${hv.hostName}: domain ${name} crashed while starting`,
+        'check its console with `xl console` and its config',
+      );
+    if (Date.now() > until)
+      throw new Error(
+        `${hv.hostName}: domain ${name} is ${d ? d.state : 'absent'} after ${timeoutMs} ms; expected running`,
+      );
     await new Promise((r) => setTimeout(r, 25));
   }
 }
 
-
-export function verifyMatches(host: string, d: DomainInfo | undefined, name: string, memMiB: number, vcpus: number): void {
+export function verifyMatches(
+  host: string,
+  d: DomainInfo | undefined,
+  name: string,
+  memMiB: number,
+  vcpus: number,
+): void {
   if (!d) throw new Error(`${host}: domain ${name} is not there after the action`);
   const { memMiB: mem, vcpus: cpus } = heldSize(d);
   if (mem !== memMiB || cpus !== vcpus) {
-    throw new Error(`${host}: domain ${name} has ${mem} MiB / ${cpus} vCPUs${mem !== d.memMiB || cpus !== d.vcpus ? ` as Xen's targets (${d.memMiB} MiB / ${d.vcpus} vCPUs in the guest now)` : ''}, expected ${memMiB} MiB / ${vcpus} vCPUs`);
+    throw new Error(
+      `${host}: domain ${name} has ${mem} MiB / ${cpus} vCPUs${mem !== d.memMiB || cpus !== d.vcpus ? ` as Xen's targets (${d.memMiB} MiB / ${d.vcpus} vCPUs in the guest now)` : ''}, expected ${memMiB} MiB / ${vcpus} vCPUs`,
+    );
   }
 }

@@ -27,7 +27,10 @@ export class TokenTable {
   private readonly entries: TokenEntry[];
   constructor(tokens: { token: string; role: Role; name?: string }[]) {
     this.entries = tokens.map((t, i) => {
-      if (t.token.length < 16) throw new Error(`API token #${i + 1} (${t.name ?? t.role}) is shorter than 16 characters; use e.g. \`openssl rand -hex 24\``);
+      if (t.token.length < 16)
+        throw new Error(
+          `API token #${i + 1} (${t.name ?? t.role}) is shorter than 16 characters; use e.g. \`openssl rand -hex 24\``,
+        );
       return { digest: digest(t.token), principal: { name: t.name ?? `${t.role}-${i + 1}`, role: t.role } };
     });
   }

@@ -10,13 +10,28 @@ import type { Role } from './auth.ts';
 
 type Fail = (status: number, code: string, message: string, hint?: string) => Error;
 
-export function mountDeployRoutes(app: express.Express, rt: XsmRuntime, guard: (role: Role) => express.RequestHandler, fail: Fail, imagesDir: string): void {
+export function mountDeployRoutes(
+  app: express.Express,
+  rt: XsmRuntime,
+  guard: (role: Role) => express.RequestHandler,
+  fail: Fail,
+  imagesDir: string,
+): void {
   const json = express.json({ limit: '256kb' });
   app.post('/api/hosts/deploy', guard('operator'), json, async (req, res) => {
-    const b = (req.body ?? {}) as { macs?: unknown; method?: unknown; image?: unknown; disk?: unknown; disks?: unknown };
-    if (!Array.isArray(b.macs) || !b.macs.every((m) => typeof m === 'string')) throw fail(400, 'bad-parameter', 'macs must be a list of boot MAC addresses');
-    if (b.image !== undefined && typeof b.image !== 'string') throw fail(400, 'bad-parameter', 'image must be an image name');
-    if (b.disk !== undefined && (typeof b.disk !== 'string' || !b.disk.startsWith('/'))) throw fail(400, 'bad-parameter', 'disk must be an absolute device path such as /dev/sda');
+    const b = (req.body ?? {}) as {
+      macs?: unknown;
+      method?: unknown;
+      image?: unknown;
+      disk?: unknown;
+      disks?: unknown;
+    };
+    if (!Array.isArray(b.macs) || !b.macs.every((m) => typeof m === 'string'))
+      throw fail(400, 'bad-parameter', 'macs must be a list of boot MAC addresses');
+    if (b.image !== undefined && typeof b.image !== 'string')
+      throw fail(400, 'bad-parameter', 'image must be an image name');
+    if (b.disk !== undefined && (typeof b.disk !== 'string' || !b.disk.startsWith('/')))
+      throw fail(400, 'bad-parameter', 'disk must be an absolute device path such as /dev/sda');
     try {
       const r = await enqueueDeploy(rt, imagesDir, {
         macs: b.macs as string[],

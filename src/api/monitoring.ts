@@ -17,19 +17,29 @@ import { dashboardHtml } from './dashboard-page.ts';
 type Guard = (role: Role) => express.RequestHandler;
 type Fail = (status: number, code: string, message: string, hint?: string) => Error;
 
-const JOB_COUNT_STATES = ['active', 'waiting', 'waiting-children', 'delayed', 'prioritized', 'failed', 'completed'] as const;
+const JOB_COUNT_STATES = [
+  'active',
+  'waiting',
+  'waiting-children',
+  'delayed',
+  'prioritized',
+  'failed',
+  'completed',
+] as const;
 
 function rebalanceRequest(body: unknown, fail: Fail): RebalanceRequest {
   const b = (body ?? {}) as Record<string, unknown>;
   const req: RebalanceRequest = {};
   if (b.dryRun !== undefined) req.dryRun = b.dryRun === true || b.dryRun === 'true';
   if (b.mode !== undefined) {
-    if (b.mode !== 'performance' && b.mode !== 'density') throw fail(400, 'bad-parameter', `mode must be performance or density, got ${JSON.stringify(b.mode)}`);
+    if (b.mode !== 'performance' && b.mode !== 'density')
+      throw fail(400, 'bad-parameter', `mode must be performance or density, got ${JSON.stringify(b.mode)}`);
     req.mode = b.mode;
   }
   if (b.maxMoves !== undefined) {
     const n = Number(b.maxMoves);
-    if (!Number.isInteger(n) || n < 1 || n > 1000) throw fail(400, 'bad-parameter', `maxMoves must be an integer 1..1000, got ${JSON.stringify(b.maxMoves)}`);
+    if (!Number.isInteger(n) || n < 1 || n > 1000)
+      throw fail(400, 'bad-parameter', `maxMoves must be an integer 1..1000, got ${JSON.stringify(b.maxMoves)}`);
     req.maxMoves = n;
   }
   return req;
@@ -50,7 +60,17 @@ export function prometheusRegistry(rt: XsmRuntime): Registry {
       this.set({ kind: 'converged' }, await convergedVersion(rt));
     },
   });
-  const hostGauge = (name: string, help: string, value: (h: { heartbeatAt: number; freeMemMiB: number; totalMemMiB: number; nrCpus: number; domains: unknown[] }) => number) =>
+  const hostGauge = (
+    name: string,
+    help: string,
+    value: (h: {
+      heartbeatAt: number;
+      freeMemMiB: number;
+      totalMemMiB: number;
+      nrCpus: number;
+      domains: unknown[];
+    }) => number,
+  ) =>
     new Gauge({
       name,
       help,
@@ -61,7 +81,11 @@ export function prometheusRegistry(rt: XsmRuntime): Registry {
         for (const h of Object.values((await rt.observed.all()).hosts)) this.set({ host: h.name }, value(h));
       },
     });
-  hostGauge('xsm_host_heartbeat_age_seconds', 'Seconds since the host agent last reported', (h) => (Date.now() - h.heartbeatAt) / 1000);
+  hostGauge(
+    'xsm_host_heartbeat_age_seconds',
+    'Seconds since the host agent last reported',
+    (h) => (Date.now() - h.heartbeatAt) / 1000,
+  );
   hostGauge('xsm_host_memory_free_mib', 'Free memory Xen reports on the host, MiB', (h) => h.freeMemMiB);
   hostGauge('xsm_host_memory_total_mib', 'Total memory Xen reports on the host, MiB', (h) => h.totalMemMiB);
   hostGauge('xsm_host_cpus', 'Physical CPUs of the host', (h) => h.nrCpus);
@@ -74,7 +98,8 @@ export function prometheusRegistry(rt: XsmRuntime): Registry {
     async collect() {
       this.reset();
       const health = await new HealthStore(rt).all();
-      for (const name of Object.keys((await rt.observed.all()).hosts)) this.set({ host: name, state: health[name]?.state ?? 'healthy' }, 1);
+      for (const name of Object.keys((await rt.observed.all()).hosts))
+        this.set({ host: name, state: health[name]?.state ?? 'healthy' }, 1);
     },
   });
   new Gauge({
@@ -84,7 +109,8 @@ export function prometheusRegistry(rt: XsmRuntime): Registry {
     registers: [registry],
     async collect() {
       this.reset();
-      for (const h of Object.values((await rt.observed.all()).hosts)) for (const d of h.domains) this.set({ vm: d.name, host: h.name }, d.memMiB);
+      for (const h of Object.values((await rt.observed.all()).hosts))
+        for (const d of h.domains) this.set({ vm: d.name, host: h.name }, d.memMiB);
     },
   });
   new Gauge({
@@ -94,7 +120,8 @@ export function prometheusRegistry(rt: XsmRuntime): Registry {
     registers: [registry],
     async collect() {
       this.reset();
-      for (const h of Object.values((await rt.observed.all()).hosts)) for (const d of h.domains) this.set({ vm: d.name, host: h.name }, d.vcpus);
+      for (const h of Object.values((await rt.observed.all()).hosts))
+        for (const d of h.domains) this.set({ vm: d.name, host: h.name }, d.vcpus);
     },
   });
   new Gauge({
@@ -105,7 +132,8 @@ export function prometheusRegistry(rt: XsmRuntime): Registry {
     async collect() {
       this.reset();
       for (const h of await metrics.all()) {
-        for (const [name, m] of Object.entries(h.metrics)) if (typeof m.v === 'number' && HISTORY_METRICS.has(name)) this.set({ host: h.host, metric: name }, m.v);
+        for (const [name, m] of Object.entries(h.metrics))
+          if (typeof m.v === 'number' && HISTORY_METRICS.has(name)) this.set({ host: h.host, metric: name }, m.v);
       }
     },
   });
@@ -161,12 +189,21 @@ export async function dashboardData(rt: XsmRuntime, points = 120) {
         totalMemMiB: o?.totalMemMiB,
         cpus: o?.nrCpus ?? spec?.cpus,
         vms: o?.domains.map((d) => d.name) ?? [],
-        graphs: await series(g, ['load_one', 'cpu_idle', 'mem_free', 'xen_free_mem', 'vm_count', 'bytes_in', 'bytes_out']),
+        graphs: await series(g, [
+          'load_one',
+          'cpu_idle',
+          'mem_free',
+          'xen_free_mem',
+          'vm_count',
+          'bytes_in',
+          'bytes_out',
+        ]),
       };
     }),
   );
   const at = new Map<string, string[]>();
-  for (const h of Object.values(observed.hosts)) for (const d of h.domains) at.set(d.name, [...(at.get(d.name) ?? []), h.name]);
+  for (const h of Object.values(observed.hosts))
+    for (const d of h.domains) at.set(d.name, [...(at.get(d.name) ?? []), h.name]);
   const vms = await Promise.all(
     (site?.vms ?? []).map(async (v) => ({
       name: v.name,
@@ -175,7 +212,11 @@ export async function dashboardData(rt: XsmRuntime, points = 120) {
       observedHosts: at.get(v.name) ?? [],
       memMiB: v.memMiB,
       vcpus: v.vcpus,
-      graphs: await series(ganglia.has(v.name) ? v.name : v.ip !== 'DHCP' && ganglia.has(v.ip) ? v.ip : undefined, ['vm_cpu_pct', 'vm_mem_used', 'vm_vcpus_online']),
+      graphs: await series(ganglia.has(v.name) ? v.name : v.ip !== 'DHCP' && ganglia.has(v.ip) ? v.ip : undefined, [
+        'vm_cpu_pct',
+        'vm_mem_used',
+        'vm_vcpus_online',
+      ]),
     })),
   );
   return { version, generatedAt: now, hosts, vms };
@@ -198,11 +239,20 @@ export function mountMonitoringRoutes(app: express.Express, rt: XsmRuntime, guar
   });
   app.get('/api/rebalance/schedule', guard('viewer'), async (_req, res) => {
     const s = await rt.control().getJobScheduler('rebalance');
-    res.json(s ? { everyMinutes: Number(s.every ?? 0) / 60_000, next: s.next ?? null, request: s.template?.data ?? {} } : { everyMinutes: 0 });
+    res.json(
+      s
+        ? { everyMinutes: Number(s.every ?? 0) / 60_000, next: s.next ?? null, request: s.template?.data ?? {} }
+        : { everyMinutes: 0 },
+    );
   });
   app.put('/api/rebalance/schedule', guard('admin'), json, async (req, res) => {
     const every = Number(req.body?.everyMinutes);
-    if (!Number.isFinite(every) || every < 0 || every > 7 * 24 * 60) throw fail(400, 'bad-parameter', `everyMinutes must be 0 (off) .. 10080, got ${JSON.stringify(req.body?.everyMinutes)}`);
+    if (!Number.isFinite(every) || every < 0 || every > 7 * 24 * 60)
+      throw fail(
+        400,
+        'bad-parameter',
+        `everyMinutes must be 0 (off) .. 10080, got ${JSON.stringify(req.body?.everyMinutes)}`,
+      );
     const r = rebalanceRequest({ ...req.body, dryRun: undefined }, fail);
     if (every === 0) await rt.control().removeJobScheduler('rebalance');
     else await scheduleRebalance(rt, every * 60_000, r);
@@ -215,7 +265,13 @@ export function mountMonitoringRoutes(app: express.Express, rt: XsmRuntime, guar
   });
   app.post('/api/hosts/:name/power/confirm', guard('operator'), async (req, res) => {
     const host = String(req.params.name);
-    if (!(await confirmManualPower(rt.redis, rt.config.prefix, host))) throw fail(409, 'nothing-pending', `no manual power request is pending for host ${host}`, 'confirm only what XSM asked for (see xsm jobs)');
+    if (!(await confirmManualPower(rt.redis, rt.config.prefix, host)))
+      throw fail(
+        409,
+        'nothing-pending',
+        `no manual power request is pending for host ${host}`,
+        'confirm only what XSM asked for (see xsm jobs)',
+      );
     res.json({ host, confirmed: true });
   });
 

@@ -67,13 +67,18 @@ function tokenOf(req: Request): string | undefined {
 function intParam(v: unknown, name: string): number | undefined {
   if (v === undefined || v === '') return undefined;
   const n = Number(v);
-  if (!Number.isSafeInteger(n) || n < 0) throw new ApiError(400, 'bad-parameter', `${name} must be a non-negative integer, got ${JSON.stringify(v)}`);
+  if (!Number.isSafeInteger(n) || n < 0)
+    throw new ApiError(400, 'bad-parameter', `${name} must be a non-negative integer, got ${JSON.stringify(v)}`);
   return n;
 }
 
 function xmlBody(req: Request): string {
   if (typeof req.body !== 'string' || req.body.length === 0) {
-    throw new ApiError(400, 'no-site-file', 'send the site file as the request body with Content-Type: application/xml');
+    throw new ApiError(
+      400,
+      'no-site-file',
+      'send the site file as the request body with Content-Type: application/xml',
+    );
   }
   return req.body;
 }
@@ -103,10 +108,24 @@ export function createApiApp(opts: ApiOptions): express.Express {
     (role: Role): express.RequestHandler =>
     (req, _res, next) => {
       const token = tokenOf(req);
-      if (!token) return next(new ApiError(401, 'unauthenticated', 'no bearer token', 'send Authorization: Bearer TOKEN (tokens are configured with XSM_TOKENS or XSM_TOKENS_FILE on the API host)'));
+      if (!token)
+        return next(
+          new ApiError(
+            401,
+            'unauthenticated',
+            'no bearer token',
+            'send Authorization: Bearer TOKEN (tokens are configured with XSM_TOKENS or XSM_TOKENS_FILE on the API host)',
+          ),
+        );
       const p = tokens.lookup(token);
-      if (!p) return next(new ApiError(401, 'unauthenticated', 'unknown token', 'check XSM_TOKEN against the API host\'s XSM_TOKENS'));
-      if (!roleAllows(p.role, role)) return next(new ApiError(403, 'forbidden', `this needs the ${role} role; your token (${p.name}) has ${p.role}`));
+      if (!p)
+        return next(
+          new ApiError(401, 'unauthenticated', 'unknown token', "check XSM_TOKEN against the API host's XSM_TOKENS"),
+        );
+      if (!roleAllows(p.role, role))
+        return next(
+          new ApiError(403, 'forbidden', `this needs the ${role} role; your token (${p.name}) has ${p.role}`),
+        );
       req.principal = p;
       next();
     };
@@ -150,14 +169,23 @@ export function createApiApp(opts: ApiOptions): express.Express {
   app.get('/api/site/versions/:version', viewer, async (req, res) => {
     const v = intParam(req.params.version, 'version')!;
     const stored = await rt.sites.get(v);
-    if (!stored) throw new ApiError(404, 'no-such-version', `site version ${v} does not exist`, 'list versions with GET /api/site/versions');
-    if (req.accepts(['application/json', 'application/xml']) === 'application/xml') res.type('application/xml').send(stored.xml);
+    if (!stored)
+      throw new ApiError(
+        404,
+        'no-such-version',
+        `site version ${v} does not exist`,
+        'list versions with GET /api/site/versions',
+      );
+    if (req.accepts(['application/json', 'application/xml']) === 'application/xml')
+      res.type('application/xml').send(stored.xml);
     else res.json({ ...stored, plan: (await storedPlan(rt, v)) ? planJson((await storedPlan(rt, v))!) : undefined });
   });
 
   app.post('/api/site/validate', viewer, xml, async (req, res) => {
     const r = loadSite(xmlBody(req), String(req.query.file ?? 'upload.xml'));
-    res.status(r.ok ? 200 : 422).json({ ok: r.ok, errors: issuesJson(r.ok ? [] : r.errors), warnings: issuesJson(r.warnings) });
+    res
+      .status(r.ok ? 200 : 422)
+      .json({ ok: r.ok, errors: issuesJson(r.ok ? [] : r.errors), warnings: issuesJson(r.warnings) });
   });
 
   app.post('/api/site/plan', viewer, xml, async (req, res) => {
@@ -170,25 +198,50 @@ export function createApiApp(opts: ApiOptions): express.Express {
   /** Submit a new version: ?base=N (required: the version the change was made on), reason, apply=0|1. */
   app.post('/api/site', operator, xml, async (req, res) => {
     const base = intParam(req.query.base, 'base');
-    if (base === undefined) throw new ApiError(400, 'no-base', 'give ?base=VERSION: the version your file was edited from (0 for the first)', 'GET /api/site shows the current version');
+    if (base === undefined)
+      throw new ApiError(
+        400,
+        'no-base',
+        'give ?base=VERSION: the version your file was edited from (0 for the first)',
+        'GET /api/site shows the current version',
+      );
     const text = xmlBody(req);
     const file = String(req.query.file ?? 'upload.xml');
     // The plan is computed before storing, so an impossible change is refused with nothing stored.
     const loaded = loadSite(text, file);
     if (!loaded.ok) throw new InvalidSiteError(loaded.errors);
     const plan = await planFor(loaded.site);
-    const { version, warnings } = await rt.sites.submit(text, { base, author: req.principal!.name, reason: String(req.query.reason ?? 'upload'), file });
+    const { version, warnings } = await rt.sites.submit(text, {
+      base,
+      author: req.principal!.name,
+      reason: String(req.query.reason ?? 'upload'),
+      file,
+    });
     const apply = req.query.apply !== '0' && req.query.apply !== 'false';
     const job = apply ? await enqueueApply(rt, version, req.principal!.name) : undefined;
-    log.info('site version stored', { version, base, author: req.principal!.name, apply, actions: plan.actions.length });
-    res.status(201).json({ version, warnings: issuesJson(warnings), plan: planJson(plan), ...(job ? { applyJob: job.jobId } : {}) });
+    log.info('site version stored', {
+      version,
+      base,
+      author: req.principal!.name,
+      apply,
+      actions: plan.actions.length,
+    });
+    res
+      .status(201)
+      .json({ version, warnings: issuesJson(warnings), plan: planJson(plan), ...(job ? { applyJob: job.jobId } : {}) });
   });
 
   app.post('/api/site/versions/:version/apply', operator, async (req, res) => {
     const v = intParam(req.params.version, 'version')!;
     if (!(await rt.sites.get(v))) throw new ApiError(404, 'no-such-version', `site version ${v} does not exist`);
     const current = await rt.sites.currentVersion();
-    if (v !== current) throw new ApiError(409, 'not-current', `version ${v} is not the current version (${current})`, `to go back to it, submit its content as a new version: GET /api/site/versions/${v} then POST /api/site?base=${current}`);
+    if (v !== current)
+      throw new ApiError(
+        409,
+        'not-current',
+        `version ${v} is not the current version (${current})`,
+        `to go back to it, submit its content as a new version: GET /api/site/versions/${v} then POST /api/site?base=${current}`,
+      );
     const job = await enqueueApply(rt, v, req.principal!.name);
     res.status(job.duplicate ? 200 : 202).json({ version: v, applyJob: job.jobId, duplicate: job.duplicate });
   });
@@ -207,8 +260,18 @@ export function createApiApp(opts: ApiOptions): express.Express {
         return {
           name,
           inSite: Boolean(spec),
-          ...(spec ? { address: spec.address, cpus: spec.cpus, memoryMiB: spec.memoryMiB, maintenance: spec.maintenance } : {}),
-          ...(o ? { heartbeatAgeMs: now - o.heartbeatAt, totalMemMiB: o.totalMemMiB, freeMemMiB: o.freeMemMiB, nrCpus: o.nrCpus, domains: o.domains.length } : { heartbeatAgeMs: null }),
+          ...(spec
+            ? { address: spec.address, cpus: spec.cpus, memoryMiB: spec.memoryMiB, maintenance: spec.maintenance }
+            : {}),
+          ...(o
+            ? {
+                heartbeatAgeMs: now - o.heartbeatAt,
+                totalMemMiB: o.totalMemMiB,
+                freeMemMiB: o.freeMemMiB,
+                nrCpus: o.nrCpus,
+                domains: o.domains.length,
+              }
+            : { heartbeatAgeMs: null }),
           // healthy, or where failover has it: suspect, fencing, fenced, fence-failed (with what to do).
           health: health[name]?.state ?? 'healthy',
           ...(health[name]?.detail ? { healthDetail: health[name]!.detail } : {}),
@@ -222,7 +285,11 @@ export function createApiApp(opts: ApiOptions): express.Express {
     const observed = await rt.observed.all();
     const seen = new Map<string, { host: string; state: string; memMiB: number; vcpus: number }[]>();
     for (const h of Object.values(observed.hosts)) {
-      for (const d of h.domains) seen.set(d.name, [...(seen.get(d.name) ?? []), { host: h.name, state: d.state, memMiB: d.memMiB, vcpus: d.vcpus }]);
+      for (const d of h.domains)
+        seen.set(d.name, [
+          ...(seen.get(d.name) ?? []),
+          { host: h.name, state: d.state, memMiB: d.memMiB, vcpus: d.vcpus },
+        ]);
     }
     const vms = (site?.vms ?? []).map((v) => {
       const at = seen.get(v.name) ?? [];
@@ -239,32 +306,59 @@ export function createApiApp(opts: ApiOptions): express.Express {
     res.json({ vms, unmanaged: [...seen].map(([name, at]) => ({ name, observed: at })) });
   });
 
-  const edit = (build: (req: Request) => SiteEdit) =>
-    async (req: Request, res: Response) => {
-      const { version, site } = await currentSite();
-      if (!site) throw new ApiError(409, 'no-site', 'no site file has been submitted yet', 'POST /api/site?base=0 first');
-      const e = build(req);
-      const { site: next, reason } = applyEdit(site, e);
-      const plan = await planFor(next);
-      const { version: nv } = await rt.sites.submit(serializeSite(next), { base: version, author: req.principal!.name, reason: String(req.body?.reason ?? reason), file: `edit of v${version}` });
-      const job = await enqueueApply(rt, nv, req.principal!.name);
-      res.status(202).json({ version: nv, base: version, reason, plan: planJson(plan), applyJob: job.jobId });
-    };
-  app.post('/api/vms/:name/migrate', operator, json, edit((req) => ({ kind: 'migrate', vm: String(req.params.name), to: String(req.body?.to ?? '') })));
+  const edit = (build: (req: Request) => SiteEdit) => async (req: Request, res: Response) => {
+    const { version, site } = await currentSite();
+    if (!site) throw new ApiError(409, 'no-site', 'no site file has been submitted yet', 'POST /api/site?base=0 first');
+    const e = build(req);
+    const { site: next, reason } = applyEdit(site, e);
+    const plan = await planFor(next);
+    const { version: nv } = await rt.sites.submit(serializeSite(next), {
+      base: version,
+      author: req.principal!.name,
+      reason: String(req.body?.reason ?? reason),
+      file: `edit of v${version}`,
+    });
+    const job = await enqueueApply(rt, nv, req.principal!.name);
+    res.status(202).json({ version: nv, base: version, reason, plan: planJson(plan), applyJob: job.jobId });
+  };
+  app.post(
+    '/api/vms/:name/migrate',
+    operator,
+    json,
+    edit((req) => ({ kind: 'migrate', vm: String(req.params.name), to: String(req.body?.to ?? '') })),
+  );
   app.post(
     '/api/vms/:name/reconfigure',
     operator,
     json,
-    edit((req) => ({ kind: 'reconfigure', vm: String(req.params.name), ...(req.body?.memMiB !== undefined ? { memMiB: Number(req.body.memMiB) } : {}), ...(req.body?.vcpus !== undefined ? { vcpus: Number(req.body.vcpus) } : {}) })),
+    edit((req) => ({
+      kind: 'reconfigure',
+      vm: String(req.params.name),
+      ...(req.body?.memMiB !== undefined ? { memMiB: Number(req.body.memMiB) } : {}),
+      ...(req.body?.vcpus !== undefined ? { vcpus: Number(req.body.vcpus) } : {}),
+    })),
   );
-  app.delete('/api/vms/:name', operator, json, edit((req) => ({ kind: 'remove', vm: String(req.params.name) })));
+  app.delete(
+    '/api/vms/:name',
+    operator,
+    json,
+    edit((req) => ({ kind: 'remove', vm: String(req.params.name) })),
+  );
 
   // --- jobs --------------------------------------------------------------------------------------------
   app.get('/api/jobs', viewer, async (req, res) => {
     const states = req.query.state ? String(req.query.state).split(',') : undefined;
-    for (const s of states ?? []) if (!(JOB_STATES as readonly string[]).includes(s)) throw new ApiError(400, 'bad-parameter', `unknown job state "${s}"; use ${JOB_STATES.join(', ')}`);
+    for (const s of states ?? [])
+      if (!(JOB_STATES as readonly string[]).includes(s))
+        throw new ApiError(400, 'bad-parameter', `unknown job state "${s}"; use ${JOB_STATES.join(', ')}`);
     const queue = req.query.queue ? String(req.query.queue) : undefined;
-    res.json({ jobs: await listJobs(rt, { ...(states ? { states: states as JobState[] } : {}), limit: intParam(req.query.limit, 'limit') ?? 200, ...(queue ? { queue } : {}) }) });
+    res.json({
+      jobs: await listJobs(rt, {
+        ...(states ? { states: states as JobState[] } : {}),
+        limit: intParam(req.query.limit, 'limit') ?? 200,
+        ...(queue ? { queue } : {}),
+      }),
+    });
   });
   app.get('/api/jobs/:queue/:id', viewer, async (req, res) => {
     const j = await getJob(rt, String(req.params.queue), String(req.params.id));
@@ -278,7 +372,11 @@ export function createApiApp(opts: ApiOptions): express.Express {
   // --- dashboard ---------------------------------------------------------------------------------------
   const board = new ExpressAdapter();
   board.setBasePath('/admin/queues');
-  const { replaceQueues } = createBullBoard({ queues: [], serverAdapter: board, options: { uiConfig: { boardTitle: 'XSM jobs' } } });
+  const { replaceQueues } = createBullBoard({
+    queues: [],
+    serverAdapter: board,
+    options: { uiConfig: { boardTitle: 'XSM jobs' } },
+  });
   let boardRefreshed = 0;
   const refreshBoard: express.RequestHandler = async (_req, _res, next) => {
     // Hosts join and leave: refresh the dashboard's queue list at most every few seconds.
@@ -289,44 +387,89 @@ export function createApiApp(opts: ApiOptions): express.Express {
     next();
   };
   app.get('/admin/login', (_req, res) => {
-    res.type('html').send(`<!doctype html><title>XSM login</title><form method="post" action="/admin/login"><label>API token <input name="token" type="password" autofocus></label> <button>Open the dashboard</button></form>`);
+    res
+      .type('html')
+      .send(
+        `<!doctype html><title>XSM login</title><form method="post" action="/admin/login"><label>API token <input name="token" type="password" autofocus></label> <button>Open the dashboard</button></form>`,
+      );
   });
   app.post('/admin/login', express.urlencoded({ extended: false, limit: '4kb' }), (req, res) => {
     const token = String(req.body?.token ?? '');
     const p = tokens.lookup(token);
-    if (!p) throw new ApiError(403, 'forbidden', 'unknown token', 'use a token from the API host\'s XSM_TOKENS');
+    if (!p) throw new ApiError(403, 'forbidden', 'unknown token', "use a token from the API host's XSM_TOKENS");
     res.setHeader('Set-Cookie', `${COOKIE}=${encodeURIComponent(token)}; HttpOnly; SameSite=Strict; Path=/admin`);
     // Any role may watch the site; the job dashboard (which can retry and delete jobs) needs admin.
     res.redirect(303, roleAllows(p.role, 'admin') ? '/admin/queues' : '/admin/site');
   });
   app.use('/admin/queues', guard('admin'), refreshBoard, board.getRouter());
 
-  const fail = (status: number, code: string, message: string, hint?: string) => new ApiError(status, code, message, hint);
+  const fail = (status: number, code: string, message: string, hint?: string) =>
+    new ApiError(status, code, message, hint);
   mountMonitoringRoutes(app, rt, guard, fail);
   mountDeployRoutes(app, rt, guard, fail, opts.imagesDir ?? process.env.XSM_IMAGES_DIR ?? '/var/lib/xsm/images');
   opts.extend?.(app, guard);
 
-  app.use((_req, _res, next) => next(new ApiError(404, 'not-found', 'no such endpoint', 'see docs/api.md for the endpoints')));
+  app.use((_req, _res, next) =>
+    next(new ApiError(404, 'not-found', 'no such endpoint', 'see docs/api.md for the endpoints')),
+  );
   // eslint-disable-next-line @typescript-eslint/no-unused-vars
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
     const e = toApiError(err);
-    if (e.status >= 500) log.error('API error', { method: req.method, path: req.path, error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
-    res.status(e.status).json({ error: { code: e.code, message: e.message, ...(e.hint ? { hint: e.hint } : {}), ...(e.details !== undefined ? { details: e.details } : {}) } });
+    if (e.status >= 500)
+      log.error('API error', {
+        method: req.method,
+        path: req.path,
+        error: err instanceof Error ? (err.stack ?? err.message) : String(err),
+      });
+    res.status(e.status).json({
+      error: {
+        code: e.code,
+        message: e.message,
+        ...(e.hint ? { hint: e.hint } : {}),
+        ...(e.details !== undefined ? { details: e.details } : {}),
+      },
+    });
   });
   return app;
 }
 
 function toApiError(err: unknown): ApiError {
   if (err instanceof ApiError) return err;
-  if (err instanceof InvalidSiteError) return new ApiError(422, 'invalid-site', err.message, 'fix the errors listed in details (file:line:col) and submit again', issuesJson(err.issues));
-  if (err instanceof StaleVersionError) return new ApiError(409, 'stale-version', err.message, undefined, { base: err.base, current: err.current });
-  if (err instanceof PlanError) return new ApiError(422, 'impossible-plan', err.message, 'nothing was stored; change the placement or capacity in the site file');
-  if (err instanceof EditError) return new ApiError(err.status, err.status === 404 ? 'not-found' : 'bad-edit', err.message);
-  if (err instanceof RetryError) return new ApiError(err.status, err.status === 404 ? 'no-such-job' : 'not-failed', err.message);
-  const status = (err as { status?: number; statusCode?: number })?.status ?? (err as { statusCode?: number })?.statusCode;
+  if (err instanceof InvalidSiteError)
+    return new ApiError(
+      422,
+      'invalid-site',
+      err.message,
+      'fix the errors listed in details (file:line:col) and submit again',
+      issuesJson(err.issues),
+    );
+  if (err instanceof StaleVersionError)
+    return new ApiError(409, 'stale-version', err.message, undefined, { base: err.base, current: err.current });
+  if (err instanceof PlanError)
+    return new ApiError(
+      422,
+      'impossible-plan',
+      err.message,
+      'nothing was stored; change the placement or capacity in the site file',
+    );
+  if (err instanceof EditError)
+    return new ApiError(err.status, err.status === 404 ? 'not-found' : 'bad-edit', err.message);
+  if (err instanceof RetryError)
+    return new ApiError(err.status, err.status === 404 ? 'no-such-job' : 'not-failed', err.message);
+  const status =
+    (err as { status?: number; statusCode?: number })?.status ?? (err as { statusCode?: number })?.statusCode;
   if (typeof status === 'number' && status >= 400 && status < 500) {
     // Body parser errors: malformed JSON, a body over the limit.
-    return new ApiError(status, (err as { type?: string }).type ?? 'bad-request', err instanceof Error ? err.message : String(err));
+    return new ApiError(
+      status,
+      (err as { type?: string }).type ?? 'bad-request',
+      err instanceof Error ? err.message : String(err),
+    );
   }
-  return new ApiError(500, 'internal', err instanceof Error ? err.message : String(err), 'see the API log on the host that answered');
+  return new ApiError(
+    500,
+    'internal',
+    err instanceof Error ? err.message : String(err),
+    'see the API log on the host that answered',
+  );
 }

@@ -39,7 +39,12 @@ export function apiClient(env: NodeJS.ProcessEnv = process.env): ApiClient {
         res = await fetch(base + path, { method, headers, ...(payload !== undefined ? { body: payload } : {}) });
       } catch (e) {
         const cause = (e as { cause?: { code?: string; message?: string } }).cause;
-        throw new ApiCallError(0, 'unreachable', `cannot reach the XSM API at ${base}: ${cause?.code ?? cause?.message ?? String(e)}`, 'start it with `tsx workers/api.ts` or set XSM_API to a host that runs it');
+        throw new ApiCallError(
+          0,
+          'unreachable',
+          `cannot reach the XSM API at ${base}: ${cause?.code ?? cause?.message ?? String(e)}`,
+          'start it with `tsx workers/api.ts` or set XSM_API to a host that runs it',
+        );
       }
       const text = await res.text();
       let parsed: unknown;
@@ -49,8 +54,15 @@ export function apiClient(env: NodeJS.ProcessEnv = process.env): ApiClient {
         parsed = text;
       }
       if (!res.ok) {
-        const err = (parsed as { error?: { code?: string; message?: string; hint?: string; details?: unknown } })?.error;
-        throw new ApiCallError(res.status, err?.code ?? 'http', `${method} ${path}: ${res.status} ${err?.message ?? text.slice(0, 200)}`, err?.hint, err?.details);
+        const err = (parsed as { error?: { code?: string; message?: string; hint?: string; details?: unknown } })
+          ?.error;
+        throw new ApiCallError(
+          res.status,
+          err?.code ?? 'http',
+          `${method} ${path}: ${res.status} ${err?.message ?? text.slice(0, 200)}`,
+          err?.hint,
+          err?.details,
+        );
       }
       return parsed as T;
     },

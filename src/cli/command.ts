@@ -17,7 +17,10 @@ export interface Command {
 export class UsageError extends Error {}
 
 /** Splits `--flag`, `--key=value` / `--key value` (for keys in `valued`) from positionals. */
-export function parseArgs(args: string[], valued: readonly string[] = []): { positional: string[]; flags: Map<string, string | true> } {
+export function parseArgs(
+  args: string[],
+  valued: readonly string[] = [],
+): { positional: string[]; flags: Map<string, string | true> } {
   const positional: string[] = [];
   const flags = new Map<string, string | true>();
   for (let i = 0; i < args.length; i++) {

@@ -10,7 +10,9 @@ function help(io: CliIo): void {
   io.out('xsm — Xen Site Manager\n\nUsage:');
   const w = Math.max(...commands.map((c) => c.usage.length));
   for (const c of commands) io.out(`  ${c.usage.padEnd(w)}  ${c.summary}`);
-  io.out('\nEnvironment: XSM_API (default http://127.0.0.1:8080), XSM_TOKEN (bearer token), XSM_REDIS_URL, XSM_PREFIX.');
+  io.out(
+    '\nEnvironment: XSM_API (default http://127.0.0.1:8080), XSM_TOKEN (bearer token), XSM_REDIS_URL, XSM_PREFIX.',
+  );
 }
 
 export async function main(argv: string[], io: CliIo): Promise<number> {
@@ -48,7 +50,7 @@ if (process.argv[1] && /cli[/\\]main\.ts$|bin[/\\]xsm(\.js)?$/.test(process.argv
       process.exitCode = code;
     },
     (e: unknown) => {
-      io.err(`xsm: ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
+      io.err(`xsm: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
       process.exitCode = 1;
     },
   );

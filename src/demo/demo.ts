@@ -36,7 +36,8 @@ async function cleanup(): Promise<void> {
 async function waitApplied(version: number): Promise<void> {
   const until = Date.now() + 60000;
   while ((await convergedVersion(rt)) < version) {
-    if (Date.now() > until) throw new Error(`version ${version} was not applied within 60 s; see the failed jobs above`);
+    if (Date.now() > until)
+      throw new Error(`version ${version} was not applied within 60 s; see the failed jobs above`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }
@@ -45,17 +46,36 @@ async function placement(hv: Map<string, SimulatedXenHost>): Promise<void> {
   const rows: string[][] = [];
   for (const [host, h] of hv) {
     const info = await h.info();
-    for (const d of await h.list()) if (d.domid !== 0) rows.push([d.name, host, String(d.domid), d.state, String(d.memMiB), String(d.vcpus), `${info.freeMemMiB} MiB free`]);
+    for (const d of await h.list())
+      if (d.domid !== 0)
+        rows.push([
+          d.name,
+          host,
+          String(d.domid),
+          d.state,
+          String(d.memMiB),
+          String(d.vcpus),
+          `${info.freeMemMiB} MiB free`,
+        ]);
   }
   rows.sort((a, b) => a[0]!.localeCompare(b[0]!));
   out(formatTable(['VM', 'DOM0', 'DOMID', 'STATE', 'MEM MiB', 'VCPUS', 'HOST'], rows));
 }
 
 /** Submits through the HTTP API, as `xsm apply` would, and waits until the version is applied. */
-async function applyVersion(api: ApiClient, xml: string, reason: string, hv: Map<string, SimulatedXenHost>): Promise<void> {
+async function applyVersion(
+  api: ApiClient,
+  xml: string,
+  reason: string,
+  hv: Map<string, SimulatedXenHost>,
+): Promise<void> {
   const base = (await api.call<{ version: number }>('GET', '/api/site')).version;
   const started = Date.now();
-  const { version, warnings } = await api.call<{ version: number; warnings: { text: string }[] }>('POST', `/api/site?base=${base}&reason=${encodeURIComponent(reason)}&file=paper-site.xml`, { xml });
+  const { version, warnings } = await api.call<{ version: number; warnings: { text: string }[] }>(
+    'POST',
+    `/api/site?base=${base}&reason=${encodeURIComponent(reason)}&file=paper-site.xml`,
+    { xml },
+  );
   out(`\n== version ${version}: ${reason}`);
   if (warnings.length) out(`   (${warnings.length} warnings, e.g. ${warnings[0]!.text})`);
   await waitApplied(version);
@@ -70,7 +90,7 @@ async function main(): Promise<void> {
   await rt.redis.ping().catch((e: Error) => {
     throw new Error(`cannot reach Redis at ${rt.config.url}: ${e.message} (start one, or set XSM_REDIS_URL)`);
   });
-  out('XSM demo: four simulated Xen hosts (2 GiB, 4 CPUs each) as the paper\'s Dom0s; Redis prefix ' + prefix);
+  out("XSM demo: four simulated Xen hosts (2 GiB, 4 CPUs each) as the paper's Dom0s; Redis prefix " + prefix);
   const store = new MemorySimStore();
   const hv = new Map<string, SimulatedXenHost>();
   for (const name of DOM0S) {
@@ -79,10 +99,17 @@ async function main(): Promise<void> {
   }
   const control = startControlWorker(rt, log);
   const token = randomBytes(18).toString('hex');
-  const server = await startApi({ rt, tokens: new TokenTable([{ token, role: 'admin', name: 'demo' }]), log, port: Number(process.env.XSM_API_PORT ?? 0) });
+  const server = await startApi({
+    rt,
+    tokens: new TokenTable([{ token, role: 'admin', name: 'demo' }]),
+    log,
+    port: Number(process.env.XSM_API_PORT ?? 0),
+  });
   const api = apiClient({ XSM_API: server.url, XSM_TOKEN: token });
   out(`API at ${server.url} (token ${token}); job dashboard at ${server.url}/admin/login`);
-  const agents = DOM0S.map((name) => startHostAgent({ rt, hv: hv.get(name)!, log: log.child({ host: name }), heartbeatMs: 500, peer: (h) => hv.get(h) }));
+  const agents = DOM0S.map((name) =>
+    startHostAgent({ rt, hv: hv.get(name)!, log: log.child({ host: name }), heartbeatMs: 500, peer: (h) => hv.get(h) }),
+  );
   try {
     await applyVersion(api, paper, 'the paper site (Figure 3)', hv);
     const changed = paper
@@ -91,7 +118,12 @@ async function main(): Promise<void> {
     await applyVersion(api, changed, 'move vm1 next to vm2; give vm4 two vCPUs', hv);
     const hist = await rt.sites.history();
     out('\nsite history:');
-    out(formatTable(['VERSION', 'AUTHOR', 'REASON'], hist.map((h) => [String(h.version), h.author, h.reason])));
+    out(
+      formatTable(
+        ['VERSION', 'AUTHOR', 'REASON'],
+        hist.map((h) => [String(h.version), h.author, h.reason]),
+      ),
+    );
     if (process.argv.includes('--serve')) {
       out(`\nserving until Ctrl-C: try  XSM_API=${server.url} XSM_TOKEN=${token} npx xsm status`);
       await new Promise((r) => process.once('SIGINT', r));

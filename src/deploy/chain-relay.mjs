@@ -34,7 +34,9 @@ function connectNext() {
     const attempt = () => {
       const s = connect(p, host);
       s.once('connect', () => resolve(s));
-      s.once('error', (e) => (Date.now() > until ? reject(new Error(`next ${next}: ${e.message}`)) : setTimeout(attempt, 100)));
+      s.once('error', (e) =>
+        Date.now() > until ? reject(new Error(`next ${next}: ${e.message}`)) : setTimeout(attempt, 100),
+      );
     };
     attempt();
   });

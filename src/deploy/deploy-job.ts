@@ -29,12 +29,18 @@ export interface DeployRequest {
   defaultDisk?: string;
 }
 
-export async function enqueueDeploy(rt: XsmRuntime, imagesDir: string, req: DeployRequest): Promise<{ session: string; jobs: { host: string; mac: string; jobId: string }[] }> {
+export async function enqueueDeploy(
+  rt: XsmRuntime,
+  imagesDir: string,
+  req: DeployRequest,
+): Promise<{ session: string; jobs: { host: string; mac: string; jobId: string }[] }> {
   const method = req.method ?? 'unicast';
-  if (!TRANSFER_METHODS.includes(method)) throw new DeployRequestError(`method "${method}" is not one of ${TRANSFER_METHODS.join(', ')}`);
+  if (!TRANSFER_METHODS.includes(method))
+    throw new DeployRequestError(`method "${method}" is not one of ${TRANSFER_METHODS.join(', ')}`);
   if (!req.macs.length) throw new DeployRequestError('give at least one boot MAC');
   const version = await rt.sites.currentVersion();
-  if (!version) throw new DeployRequestError('no site file yet: declare the hosts (<Host name address mac>) and submit it first');
+  if (!version)
+    throw new DeployRequestError('no site file yet: declare the hosts (<Host name address mac>) and submit it first');
   const { site } = await rt.sites.load(version);
   const macs = req.macs.map((m) => {
     try {
@@ -45,7 +51,10 @@ export async function enqueueDeploy(rt: XsmRuntime, imagesDir: string, req: Depl
   });
   const hosts = macs.map((mac) => {
     const h = site.hosts.find((x) => x.bootMac === mac);
-    if (!h) throw new DeployRequestError(`no host with boot MAC ${mac} in site version ${version}; add <Host name=".." address=".." mac="${mac}"> to the site file first`);
+    if (!h)
+      throw new DeployRequestError(
+        `no host with boot MAC ${mac} in site version ${version}; add <Host name=".." address=".." mac="${mac}"> to the site file first`,
+      );
     return h;
   });
   const dup = macs.find((m, i) => macs.indexOf(m) !== i);
@@ -66,13 +75,28 @@ export async function enqueueDeploy(rt: XsmRuntime, imagesDir: string, req: Depl
       sessionSize: hosts.length,
       ...(h.memoryMiB ? { expectMemMiB: h.memoryMiB } : {}),
     };
-    return { name: 'deploy-host', data, opts: { jobId: `deploy-${h.name}-${session}`, attempts: 3, backoff: { type: 'exponential', delay: 2000 }, removeOnComplete: { count: 500 } } };
+    return {
+      name: 'deploy-host',
+      data,
+      opts: {
+        jobId: `deploy-${h.name}-${session}`,
+        attempts: 3,
+        backoff: { type: 'exponential', delay: 2000 },
+        removeOnComplete: { count: 500 },
+      },
+    };
   });
   await rt.queue(DEPLOY_QUEUE).addBulk(jobs);
   return { session, jobs: jobs.map((j) => ({ host: j.data.host, mac: j.data.mac, jobId: j.opts.jobId })) };
 }
 
 export async function processDeploy(env: DeployEnv, job: Job<DeployJobData>): Promise<string> {
-  await runSteps('deploy-host', deploySteps, { env, data: job.data, attemptsMade: job.attemptsMade }, jobJournal(job), env.log.child({ host: job.data.host, job: job.id }));
+  await runSteps(
+    'deploy-host',
+    deploySteps,
+    { env, data: job.data, attemptsMade: job.attemptsMade },
+    jobJournal(job),
+    env.log.child({ host: job.data.host, job: job.id }),
+  );
   return `${job.data.host} deployed (${job.data.image.name})`;
 }

@@ -92,7 +92,8 @@ export function renderHostsFile(hosts: readonly PxeHostEntry[]): string {
     const prev = seen.get(mac);
     if (prev) throw new PermanentError(`host ${h.hostname}: MAC ${mac} is already used by host ${prev}`);
     seen.set(mac, h.hostname);
-    if (!/^[A-Za-z0-9][A-Za-z0-9-]{0,62}$/.test(h.hostname)) throw new PermanentError(`host ${h.hostname}: not a valid DHCP host name`);
+    if (!/^[A-Za-z0-9][A-Za-z0-9-]{0,62}$/.test(h.hostname))
+      throw new PermanentError(`host ${h.hostname}: not a valid DHCP host name`);
     out.push(`${mac},${h.address},${h.hostname},infinite`);
   }
   return out.join('\n') + (out.length ? '\n' : '');
@@ -115,12 +116,26 @@ export interface XenBootSpec {
 /** iPXE script that multiboots Xen with the dom0 kernel and initrd as modules 1 and 2. */
 export function renderXenIpxe(host: string, b: XenBootSpec): string {
   const img = (f: string) => `${b.baseUrl.replace(/\/$/, '')}/${f}`;
-  const cmdlines = [`${img(b.xen)} ${b.xenArgs}`, `${img(b.kernel)} ${b.kernelArgs}`, ...(b.initrd ? [img(b.initrd)] : [])];
+  const cmdlines = [
+    `${img(b.xen)} ${b.xenArgs}`,
+    `${img(b.kernel)} ${b.kernelArgs}`,
+    ...(b.initrd ? [img(b.initrd)] : []),
+  ];
   // Each command line is NUL-terminated in the shared buffer.
   const used = cmdlines.reduce((n, l) => n + Buffer.byteLength(l) + 1, 0);
   if (used > IPXE_MULTIBOOT_CMDLINE_MAX)
-    throw new PermanentError(`host ${host}: the Xen boot command lines take ${used} bytes, over iPXE's ${IPXE_MULTIBOOT_CMDLINE_MAX}-byte multiboot limit`, 'shorten the URLs (serve from /) or the Xen/dom0 arguments');
-  return ['#!ipxe', `kernel ${cmdlines[0]}`, `module ${cmdlines[1]}`, ...(b.initrd ? [`module ${cmdlines[2]}`] : []), 'boot', ''].join('\n');
+    throw new PermanentError(
+      `host ${host}: the Xen boot command lines take ${used} bytes, over iPXE's ${IPXE_MULTIBOOT_CMDLINE_MAX}-byte multiboot limit`,
+      'shorten the URLs (serve from /) or the Xen/dom0 arguments',
+    );
+  return [
+    '#!ipxe',
+    `kernel ${cmdlines[0]}`,
+    `module ${cmdlines[1]}`,
+    ...(b.initrd ? [`module ${cmdlines[2]}`] : []),
+    'boot',
+    '',
+  ].join('\n');
 }
 
 /** The installer's parameters travel on its kernel command line as xsm.key=value words. */
@@ -137,12 +152,19 @@ export function renderInstallerIpxe(baseUrl: string, p: InstallParams): string {
   const args = Object.entries(p)
     .filter(([, v]) => v !== undefined)
     .map(([k, v]) => {
-      if (/\s/.test(String(v))) throw new PermanentError(`host ${p.hostname}: install parameter ${k} contains white space: "${v}"`);
+      if (/\s/.test(String(v)))
+        throw new PermanentError(`host ${p.hostname}: install parameter ${k} contains white space: "${v}"`);
       return `xsm.${k}=${v}`;
     })
     .join(' ');
   const base = baseUrl.replace(/\/$/, '');
-  return ['#!ipxe', `kernel ${base}/installer/vmlinuz console=ttyS0 ${args}`, `initrd ${base}/installer/initrd.img`, 'boot', ''].join('\n');
+  return [
+    '#!ipxe',
+    `kernel ${base}/installer/vmlinuz console=ttyS0 ${args}`,
+    `initrd ${base}/installer/initrd.img`,
+    'boot',
+    '',
+  ].join('\n');
 }
 
 /** After installation the host boots its own disk: iPXE hands back to the BIOS boot order. */
@@ -153,7 +175,8 @@ export function renderLocalBootIpxe(): string {
 /** Reads the xsm.* parameters back from an installer iPXE script (what the installer does with /proc/cmdline). */
 export function parseInstallerIpxe(text: string, where: string): InstallParams {
   const kernel = text.split('\n').find((l) => l.startsWith('kernel '));
-  if (!kernel) throw new PermanentError(`${where}: boot script has no kernel line (is this host still set to install?)`);
+  if (!kernel)
+    throw new PermanentError(`${where}: boot script has no kernel line (is this host still set to install?)`);
   const kv = new Map<string, string>();
   for (const w of kernel.split(/\s+/)) {
     const m = /^xsm\.([a-z]+)=(.*)$/.exec(w);
@@ -164,7 +187,13 @@ export function parseInstallerIpxe(text: string, where: string): InstallParams {
     if (!v) throw new PermanentError(`${where}: boot script lacks xsm.${k}=`);
     return v;
   };
-  return { hostname: need('hostname'), address: need('address'), netmask: need('netmask'), gateway: kv.get('gateway'), image: need('image') };
+  return {
+    hostname: need('hostname'),
+    address: need('address'),
+    netmask: need('netmask'),
+    gateway: kv.get('gateway'),
+    image: need('image'),
+  };
 }
 
 /** PXELINUX config with mboot.c32 (xen --- dom0 kernel --- initrd). */
@@ -192,7 +221,11 @@ export class DnsmasqService {
   private child?: ChildProcess;
   private lock: Promise<unknown> = Promise.resolve();
 
-  constructor(readonly config: PxeServerConfig, private readonly log: Logger, private readonly shell: Shell = new LocalShell()) {}
+  constructor(
+    readonly config: PxeServerConfig,
+    private readonly log: Logger,
+    private readonly shell: Shell = new LocalShell(),
+  ) {}
 
   private get bin(): string {
     return this.config.dnsmasq ?? 'dnsmasq';

@@ -27,17 +27,33 @@ export async function sha256File(path: string): Promise<string> {
   return h.digest('hex');
 }
 
-export async function writeManifest(imagesDir: string, name: string, file: string, description: string): Promise<ImageManifest> {
+export async function writeManifest(
+  imagesDir: string,
+  name: string,
+  file: string,
+  description: string,
+): Promise<ImageManifest> {
   const path = join(imagesDir, file);
-  const m: ImageManifest = { name, file, bytes: (await stat(path)).size, sha256: await sha256File(path), builtAt: new Date().toISOString(), description };
+  const m: ImageManifest = {
+    name,
+    file,
+    bytes: (await stat(path)).size,
+    sha256: await sha256File(path),
+    builtAt: new Date().toISOString(),
+    description,
+  };
   await writeFile(join(imagesDir, `${name}.json`), JSON.stringify(m, null, 1) + '\n');
   return m;
 }
 
 export async function readManifest(imagesDir: string, name: string): Promise<ImageManifest> {
-  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name)) throw new PermanentError(`image name "${name}" is not a plain file name`);
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name))
+    throw new PermanentError(`image name "${name}" is not a plain file name`);
   const raw = await readFile(join(imagesDir, `${name}.json`), 'utf8').catch(() => {
-    throw new PermanentError(`no image "${name}" in ${imagesDir}`, 'build it with scripts/build-image or list the images directory');
+    throw new PermanentError(
+      `no image "${name}" in ${imagesDir}`,
+      'build it with scripts/build-image or list the images directory',
+    );
   });
   return JSON.parse(raw) as ImageManifest;
 }
@@ -46,7 +62,11 @@ export async function readManifest(imagesDir: string, name: string): Promise<Ima
  * A small bootable-shaped root file system for the lab: Debian-like /etc, and `payloadMiB` of random
  * data so that its size (and the transfer time) is what a benchmark asks for.
  */
-export async function buildLabImage(imagesDir: string, name: string, opts: { sizeMiB: number; payloadMiB: number }): Promise<ImageManifest> {
+export async function buildLabImage(
+  imagesDir: string,
+  name: string,
+  opts: { sizeMiB: number; payloadMiB: number },
+): Promise<ImageManifest> {
   const tree = await mkdtemp(join(tmpdir(), 'xsm-image-'));
   try {
     await mkdir(join(tree, 'etc/ssh'), { recursive: true });
@@ -55,7 +75,10 @@ export async function buildLabImage(imagesDir: string, name: string, opts: { siz
     await mkdir(join(tree, 'usr/share/xsm'), { recursive: true });
     await mkdir(join(tree, 'root/.ssh'), { recursive: true });
     await writeFile(join(tree, 'etc/hostname'), 'unconfigured\n');
-    await writeFile(join(tree, 'etc/os-release'), 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm) — XSM lab Dom0"\nID=debian\nVERSION_ID="12"\n');
+    await writeFile(
+      join(tree, 'etc/os-release'),
+      'PRETTY_NAME="Debian GNU/Linux 12 (bookworm) — XSM lab Dom0"\nID=debian\nVERSION_ID="12"\n',
+    );
     const chunk = 1 << 20;
     const parts: Buffer[] = [];
     for (let i = 0; i < opts.payloadMiB; i++) parts.push(randomBytes(chunk));
@@ -63,7 +86,16 @@ export async function buildLabImage(imagesDir: string, name: string, opts: { siz
     await mkdir(imagesDir, { recursive: true });
     const file = `${name}.img`;
     await rm(join(imagesDir, file), { force: true });
-    await runChecked(new LocalShell(), 'mkfs.ext4', ['-q', '-F', '-L', 'root', '-d', tree, join(imagesDir, file), `${opts.sizeMiB}M`]);
+    await runChecked(new LocalShell(), 'mkfs.ext4', [
+      '-q',
+      '-F',
+      '-L',
+      'root',
+      '-d',
+      tree,
+      join(imagesDir, file),
+      `${opts.sizeMiB}M`,
+    ]);
     return await writeManifest(imagesDir, name, file, `lab Dom0 root file system, ${opts.payloadMiB} MiB payload`);
   } finally {
     await rm(tree, { recursive: true, force: true });

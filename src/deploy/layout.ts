@@ -12,8 +12,14 @@ export interface DiskLayout {
 export const DEFAULT_LAYOUT: DiskLayout = { swapMiB: 4096 };
 
 export function sfdiskScript(layout: DiskLayout): string {
-  if (!Number.isInteger(layout.swapMiB) || layout.swapMiB < 0) throw new PermanentError(`disk layout: swap ${layout.swapMiB} MiB is not a whole, non-negative number`);
-  const lines = ['label: gpt', 'unit: sectors', '', 'size=1MiB, type=21686148-6449-6E6F-744E-656564454649, name="bios"'];
+  if (!Number.isInteger(layout.swapMiB) || layout.swapMiB < 0)
+    throw new PermanentError(`disk layout: swap ${layout.swapMiB} MiB is not a whole, non-negative number`);
+  const lines = [
+    'label: gpt',
+    'unit: sectors',
+    '',
+    'size=1MiB, type=21686148-6449-6E6F-744E-656564454649, name="bios"',
+  ];
   if (layout.swapMiB > 0) lines.push(`size=${layout.swapMiB}MiB, type=S, name="swap"`);
   lines.push(layout.rootMiB ? `size=${layout.rootMiB}MiB, type=L, name="root"` : 'type=L, name="root"');
   return lines.join('\n') + '\n';
@@ -28,7 +34,12 @@ export interface PartitionPlace {
 
 /** Finds the partition named `name` in `sfdisk --json DISK` output. */
 export function partitionFromJson(json: string, name: string, disk: string): PartitionPlace {
-  let table: { partitiontable?: { sectorsize?: number; partitions?: { node: string; start: number; size: number; name?: string }[] } };
+  let table: {
+    partitiontable?: {
+      sectorsize?: number;
+      partitions?: { node: string; start: number; size: number; name?: string }[];
+    };
+  };
   try {
     table = JSON.parse(json);
   } catch {

@@ -63,8 +63,27 @@ export function multicastReceiver(iface: string, portbase: number, t: DiskTarget
   return `set -e; udp-receiver --interface ${q(iface)} --portbase ${portbase} --nokbd --start-timeout 90 --receive-timeout 30 --exit-wait 200 2>${q(log)} | ${ddInto(t)}`;
 }
 
-export function chainReceiver(relay: readonly string[], port: number, next: string | undefined, t: DiskTarget, image: ImageManifest): string {
-  const args = [...relay, '--listen', String(port), ...(next ? ['--next', next] : []), '--out', t.disk, '--seek', String(t.offset), '--bytes', String(image.bytes), '--timeout', '600'];
+export function chainReceiver(
+  relay: readonly string[],
+  port: number,
+  next: string | undefined,
+  t: DiskTarget,
+  image: ImageManifest,
+): string {
+  const args = [
+    ...relay,
+    '--listen',
+    String(port),
+    ...(next ? ['--next', next] : []),
+    '--out',
+    t.disk,
+    '--seek',
+    String(t.offset),
+    '--bytes',
+    String(image.bytes),
+    '--timeout',
+    '600',
+  ];
   return args.map(q).join(' ');
 }
 
@@ -103,7 +122,17 @@ export class ImageServer {
         '',
       ].join('\n'),
     );
-    const p = spawn('rsync', ['--daemon', '--no-detach', `--config=${conf}`, `--address=${this.config.address}`, `--port=${this.config.rsyncPort ?? 873}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const p = spawn(
+      'rsync',
+      [
+        '--daemon',
+        '--no-detach',
+        `--config=${conf}`,
+        `--address=${this.config.address}`,
+        `--port=${this.config.rsyncPort ?? 873}`,
+      ],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
     let err = '';
     p.stderr?.on('data', (b: Buffer) => (err += b.toString()));
     this.rsync = p;
@@ -117,7 +146,10 @@ export class ImageServer {
         s.once('error', () => r(false));
       });
       if (ok) break;
-      if (Date.now() > until) throw new Error(`rsync daemon not answering on ${this.config.address}:${this.config.rsyncPort ?? 873}: ${err.trim()}`);
+      if (Date.now() > until)
+        throw new Error(
+          `rsync daemon not answering on ${this.config.address}:${this.config.rsyncPort ?? 873}: ${err.trim()}`,
+        );
       await new Promise((r) => setTimeout(r, 50));
     }
     this.log.info('rsync daemon started', { address: this.config.address, port: this.config.rsyncPort ?? 873 });
@@ -139,9 +171,26 @@ export class ImageServer {
    * joined) and sends the image once to all of them. Resolves when the sender exits; `onStart` is
    * called when the data starts to flow (udp-sender's "Starting transfer", after the rendezvous).
    */
-  multicastSend(image: ImageManifest, opts: { portbase: number; receivers: number; maxWaitS: number; maxBitrate?: string; onStart?: () => void }): Promise<void> {
+  multicastSend(
+    image: ImageManifest,
+    opts: { portbase: number; receivers: number; maxWaitS: number; maxBitrate?: string; onStart?: () => void },
+  ): Promise<void> {
     const maxBitrate = opts.maxBitrate ?? this.config.multicastMaxBitrate;
-    const args = ['--file', join(this.config.imagesDir, image.file), '--interface', this.config.interface, '--portbase', String(opts.portbase), '--nokbd', '--min-receivers', String(opts.receivers), '--max-wait', String(opts.maxWaitS), '--full-duplex', ...(maxBitrate ? ['--max-bitrate', maxBitrate] : [])];
+    const args = [
+      '--file',
+      join(this.config.imagesDir, image.file),
+      '--interface',
+      this.config.interface,
+      '--portbase',
+      String(opts.portbase),
+      '--nokbd',
+      '--min-receivers',
+      String(opts.receivers),
+      '--max-wait',
+      String(opts.maxWaitS),
+      '--full-duplex',
+      ...(maxBitrate ? ['--max-bitrate', maxBitrate] : []),
+    ];
     return new Promise((resolve, reject) => {
       const p = spawn('udp-sender', args, { stdio: ['ignore', 'ignore', 'pipe'] });
       this.senders.add(p);
@@ -156,7 +205,11 @@ export class ImageServer {
         }
       });
       p.on('error', reject);
-      p.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`udp-sender exited ${code}: ${err.trim().split('\n').slice(-2).join(' ')}`))));
+      p.on('exit', (code) =>
+        code === 0
+          ? resolve()
+          : reject(new Error(`udp-sender exited ${code}: ${err.trim().split('\n').slice(-2).join(' ')}`)),
+      );
     });
   }
 
@@ -174,7 +227,11 @@ export class ImageServer {
           file.pipe(s);
           s.on('close', () => resolve());
         });
-        s.once('error', (e) => (Date.now() > until ? reject(new Error(`chain head ${first.host}:${first.port} not listening: ${e.message}`)) : setTimeout(attempt, 100)));
+        s.once('error', (e) =>
+          Date.now() > until
+            ? reject(new Error(`chain head ${first.host}:${first.port} not listening: ${e.message}`))
+            : setTimeout(attempt, 100),
+        );
       };
       attempt();
     });

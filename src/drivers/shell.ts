@@ -38,7 +38,12 @@ export class CommandError extends Error {
 }
 
 /** Runs and throws CommandError on a non-zero exit. */
-export async function runChecked(shell: Shell, program: string, args: readonly string[], options?: RunOptions): Promise<CommandResult> {
+export async function runChecked(
+  shell: Shell,
+  program: string,
+  args: readonly string[],
+  options?: RunOptions,
+): Promise<CommandResult> {
   const result = await shell.run(program, args, options);
   if (result.code !== 0) throw new CommandError(shell.where, program, args, result);
   return result;

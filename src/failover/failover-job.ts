@@ -19,15 +19,32 @@ export function sitePowerResolver(rt: XsmRuntime): PowerResolver {
   return (host) => powerFor(host.name, host.power, { shell, redis: rt.redis, prefix: rt.config.prefix });
 }
 
-export async function processFailoverCheck(rt: XsmRuntime, job: Job<Partial<FailoverPolicy>>, log: Logger): Promise<string> {
+export async function processFailoverCheck(
+  rt: XsmRuntime,
+  job: Job<Partial<FailoverPolicy>>,
+  log: Logger,
+): Promise<string> {
   const changes = await checkHosts(rt, { ...DEFAULT_FAILOVER_POLICY, ...job.data }, log);
-  return changes.length ? changes.map((c) => `${c.host}: ${c.from ?? 'healthy'} -> ${c.to}`).join('; ') : 'all hosts as before';
+  return changes.length
+    ? changes.map((c) => `${c.host}: ${c.from ?? 'healthy'} -> ${c.to}`).join('; ')
+    : 'all hosts as before';
 }
 
-export async function processFailover(rt: XsmRuntime, job: Job<FailoverJobData>, power: PowerResolver, log: Logger): Promise<string> {
+export async function processFailover(
+  rt: XsmRuntime,
+  job: Job<FailoverJobData>,
+  power: PowerResolver,
+  log: Logger,
+): Promise<string> {
   const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
   try {
-    await runSteps('failover', failoverSteps, { rt, data: job.data, power, lastAttempt }, jobJournal(job), log.child({ host: job.data.host, job: job.id }));
+    await runSteps(
+      'failover',
+      failoverSteps,
+      { rt, data: job.data, power, lastAttempt },
+      jobJournal(job),
+      log.child({ host: job.data.host, job: job.id }),
+    );
   } catch (e) {
     if (e instanceof HostRecovered) return e.message;
     throw e;

@@ -36,7 +36,11 @@ export interface FailoverPolicy {
   maxDeadFraction: number;
 }
 
-export const DEFAULT_FAILOVER_POLICY: FailoverPolicy = { suspectAfterMs: 30_000, fenceAfterMs: 30_000, maxDeadFraction: 0.5 };
+export const DEFAULT_FAILOVER_POLICY: FailoverPolicy = {
+  suspectAfterMs: 30_000,
+  fenceAfterMs: 30_000,
+  maxDeadFraction: 0.5,
+};
 
 export interface FailoverJobData {
   host: string;
@@ -76,9 +80,16 @@ export interface HealthTransition {
 }
 
 /** The host's last sign of life: its agent's heartbeat or its last report to Ganglia, by name or address. */
-export async function lastSignOfLife(rt: XsmRuntime, host: { name: string; address: string }, heartbeatAt: number): Promise<number> {
+export async function lastSignOfLife(
+  rt: XsmRuntime,
+  host: { name: string; address: string },
+  heartbeatAt: number,
+): Promise<number> {
   const metrics = new MetricsStore(rt.redis, rt.config.prefix);
-  const seen = await Promise.all([metrics.latest(host.name), host.address !== host.name ? metrics.latest(host.address) : undefined]);
+  const seen = await Promise.all([
+    metrics.latest(host.name),
+    host.address !== host.name ? metrics.latest(host.address) : undefined,
+  ]);
   // A host's own gmond reports it; a record spoofed by a Dom0 for one of its VMs says nothing of the host.
   const ganglia = seen.filter((m) => m && !m.spoofedBy && m.up).map((m) => m!.reportedAt);
   return Math.max(heartbeatAt, ...ganglia);
@@ -88,7 +99,12 @@ export async function lastSignOfLife(rt: XsmRuntime, host: { name: string; addre
  * One pass of failure detection over the current site. Moves hosts between healthy, suspect and fencing
  * and enqueues the failover job of each host whose confirmation window ran out. Returns what changed.
  */
-export async function checkHosts(rt: XsmRuntime, policy: FailoverPolicy = DEFAULT_FAILOVER_POLICY, log?: Logger, now = Date.now()): Promise<HealthTransition[]> {
+export async function checkHosts(
+  rt: XsmRuntime,
+  policy: FailoverPolicy = DEFAULT_FAILOVER_POLICY,
+  log?: Logger,
+  now = Date.now(),
+): Promise<HealthTransition[]> {
   const version = await rt.sites.currentVersion();
   if (!version) return [];
   const { site } = await rt.sites.load(version);
@@ -107,7 +123,12 @@ export async function checkHosts(rt: XsmRuntime, policy: FailoverPolicy = DEFAUL
     if (now - lastSign < policy.suspectAfterMs) {
       if (prev) {
         await health.clear(host.name);
-        out.push({ host: host.name, from: prev.state, to: 'healthy', detail: `reported again ${now - lastSign} ms ago` });
+        out.push({
+          host: host.name,
+          from: prev.state,
+          to: 'healthy',
+          detail: `reported again ${now - lastSign} ms ago`,
+        });
       }
       continue;
     }
@@ -138,7 +159,12 @@ export async function checkHosts(rt: XsmRuntime, policy: FailoverPolicy = DEFAUL
     }
     if (prev.state === 'suspect' && now - prev.since >= policy.fenceAfterMs) {
       const data: FailoverJobData = { host: d.name, incident: prev.incident };
-      await rt.control().add('failover', data, { jobId: failoverJobId(d.name, prev.incident), attempts: 3, backoff: { type: 'exponential', delay: 2000 }, removeOnComplete: { count: 200 } });
+      await rt.control().add('failover', data, {
+        jobId: failoverJobId(d.name, prev.incident),
+        attempts: 3,
+        backoff: { type: 'exponential', delay: 2000 },
+        removeOnComplete: { count: 200 },
+      });
       await health.set(d.name, { ...prev, state: 'fencing', since: now, detail: `${silentFor}; fencing` });
       out.push({ host: d.name, from: 'suspect', to: 'fencing', detail: silentFor });
       log?.error('host failed: fencing', { host: d.name, detail: silentFor });
@@ -149,6 +175,18 @@ export async function checkHosts(rt: XsmRuntime, policy: FailoverPolicy = DEFAUL
 }
 
 /** Every `everyMs`, a `failover-check` job on the control queue runs checkHosts. */
-export async function scheduleFailoverCheck(rt: XsmRuntime, everyMs: number, policy: Partial<FailoverPolicy> = {}): Promise<void> {
-  await rt.queue(CONTROL_QUEUE).upsertJobScheduler('failover-check', { every: everyMs }, { name: 'failover-check', data: policy, opts: { attempts: 1, removeOnComplete: { count: 20 }, removeOnFail: { count: 100 } } });
+export async function scheduleFailoverCheck(
+  rt: XsmRuntime,
+  everyMs: number,
+  policy: Partial<FailoverPolicy> = {},
+): Promise<void> {
+  await rt.queue(CONTROL_QUEUE).upsertJobScheduler(
+    'failover-check',
+    { every: everyMs },
+    {
+      name: 'failover-check',
+      data: policy,
+      opts: { attempts: 1, removeOnComplete: { count: 20 }, removeOnFail: { count: 100 } },
+    },
+  );
 }

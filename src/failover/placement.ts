@@ -24,16 +24,22 @@ export function evacuate(site: Site, failedHost: string, opts: EvacuationOptions
   const failed = site.hosts.find((h) => h.name === failedHost);
   if (!failed) throw new Error(`host ${failedHost} is not in the site file`);
   const loads = loadByHost(site.vms);
-  const candidates = site.hosts.filter((h) => h.name !== failedHost && !h.maintenance && !opts.unavailable?.has(h.name));
+  const candidates = site.hosts.filter(
+    (h) => h.name !== failedHost && !h.maintenance && !opts.unavailable?.has(h.name),
+  );
   // Anti-affinity groups present on each candidate, so a restarted VM avoids its group's other members.
   const groupsOn = new Map<string, Set<string>>(candidates.map((h) => [h.name, new Set()]));
-  for (const v of site.vms) if (v.placement.antiAffinity && v.host !== failedHost) groupsOn.get(v.host)?.add(v.placement.antiAffinity);
+  for (const v of site.vms)
+    if (v.placement.antiAffinity && v.host !== failedHost) groupsOn.get(v.host)?.add(v.placement.antiAffinity);
 
-  const evacuees = site.vms.filter((v) => v.host === failedHost).sort((a, b) => b.placement.priority - a.placement.priority || a.name.localeCompare(b.name));
+  const evacuees = site.vms
+    .filter((v) => v.host === failedHost)
+    .sort((a, b) => b.placement.priority - a.placement.priority || a.name.localeCompare(b.name));
   const moved = new Map<string, string>();
   const restarted: Evacuation['restarted'] = [];
   const stranded: Evacuation['stranded'] = [];
-  const freeOf = (h: HostSpec, load: HostLoad) => (h.implied ? (opts.impliedFreeMiB?.get(h.name) ?? 0) - load.memMiB : h.memoryMiB - load.memMiB);
+  const freeOf = (h: HostSpec, load: HostLoad) =>
+    h.implied ? (opts.impliedFreeMiB?.get(h.name) ?? 0) - load.memMiB : h.memoryMiB - load.memMiB;
   for (const vm of evacuees) {
     if (vm.placement.pinned) {
       stranded.push({ vm: vm.name, why: `pinned to ${failedHost}` });
@@ -51,7 +57,9 @@ export function evacuate(site: Site, failedHost: string, opts: EvacuationOptions
     const apart = group ? fits.filter((h) => !groupsOn.get(h.name)!.has(group)) : fits;
     // Spread: the host with the most free memory, so the survivors share the extra load.
     const pool = apart.length ? apart : fits;
-    const best = pool.reduce((a, b) => (freeOf(b, loads.get(b.name) ?? emptyLoad()) > freeOf(a, loads.get(a.name) ?? emptyLoad()) ? b : a));
+    const best = pool.reduce((a, b) =>
+      freeOf(b, loads.get(b.name) ?? emptyLoad()) > freeOf(a, loads.get(a.name) ?? emptyLoad()) ? b : a,
+    );
     let load = loads.get(best.name);
     if (!load) loads.set(best.name, (load = emptyLoad()));
     addVm(load, vm);

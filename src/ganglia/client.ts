@@ -18,7 +18,10 @@ export function parseEndpoint(s: string): GangliaEndpoint {
   return { host: m[1]!.replace(/^\[|\]$/g, ''), port, ...(m[3] ? { request: m[3] } : {}) };
 }
 
-export function fetchGangliaXml(ep: GangliaEndpoint, opts: { timeoutMs?: number; maxBytes?: number } = {}): Promise<string> {
+export function fetchGangliaXml(
+  ep: GangliaEndpoint,
+  opts: { timeoutMs?: number; maxBytes?: number } = {},
+): Promise<string> {
   const timeoutMs = opts.timeoutMs ?? 10000;
   const maxBytes = opts.maxBytes ?? 256 * 1024 * 1024;
   const where = `${ep.host}:${ep.port}`;
@@ -39,7 +42,9 @@ export function fetchGangliaXml(ep: GangliaEndpoint, opts: { timeoutMs?: number;
       if (size > maxBytes) return fail(`answer larger than ${maxBytes} bytes; refusing it`);
       chunks.push(b);
     });
-    sock.on('error', (e: NodeJS.ErrnoException) => fail(`${e.code ?? e.message}; is gmond/gmetad running there and is this host in its acl/trusted_hosts?`));
+    sock.on('error', (e: NodeJS.ErrnoException) =>
+      fail(`${e.code ?? e.message}; is gmond/gmetad running there and is this host in its acl/trusted_hosts?`),
+    );
     sock.on('end', () => {
       // Ganglia declares ISO-8859-1: latin1 decodes every byte as that character.
       resolve(Buffer.concat(chunks).toString('latin1'));

@@ -65,7 +65,8 @@ class Xdr {
     return this;
   }
   private room(n: number) {
-    if (this.at + n > MAX_PACKET) throw new Error(`gmetric packet over ${MAX_PACKET} bytes; shorten the metric's name, title or description`);
+    if (this.at + n > MAX_PACKET)
+      throw new Error(`gmetric packet over ${MAX_PACKET} bytes; shorten the metric's name, title or description`);
   }
   done(): Buffer {
     return Buffer.from(this.buf.subarray(0, this.at));
@@ -75,13 +76,24 @@ class Xdr {
 /** Checks a metric as the gmetric command does, with the same kinds of messages. */
 export function checkMetric(m: GmetricSpec): void {
   if (!m.name) throw new Error('gmetric: a metric needs a name');
-  for (const [what, v] of [['name', m.name], ['units', m.units], ['group', m.group], ['title', m.title], ['desc', m.desc], ['spoof', m.spoof], ['value', typeof m.value === 'string' ? m.value : '']] as const) {
-    if (v && BAD_CHARS.test(v)) throw new Error(`gmetric: metric ${m.name}: the ${what} has an invalid character (one of " \\ < > &)`);
+  for (const [what, v] of [
+    ['name', m.name],
+    ['units', m.units],
+    ['group', m.group],
+    ['title', m.title],
+    ['desc', m.desc],
+    ['spoof', m.spoof],
+    ['value', typeof m.value === 'string' ? m.value : ''],
+  ] as const) {
+    if (v && BAD_CHARS.test(v))
+      throw new Error(`gmetric: metric ${m.name}: the ${what} has an invalid character (one of " \\ < > &)`);
   }
-  if (m.type !== 'string' && (typeof m.value !== 'number' || !Number.isFinite(m.value))) throw new Error(`gmetric: metric ${m.name}: the value ${String(m.value)} does not represent a number`);
+  if (m.type !== 'string' && (typeof m.value !== 'number' || !Number.isFinite(m.value)))
+    throw new Error(`gmetric: metric ${m.name}: the value ${String(m.value)} does not represent a number`);
   if (m.spoof !== undefined) {
     const i = m.spoof.indexOf(':');
-    if (i <= 0 || i === m.spoof.length - 1) throw new Error(`gmetric: metric ${m.name}: spoof "${m.spoof}" must be "ip:hostname"`);
+    if (i <= 0 || i === m.spoof.length - 1)
+      throw new Error(`gmetric: metric ${m.name}: spoof "${m.spoof}" must be "ip:hostname"`);
   }
 }
 
@@ -96,7 +108,18 @@ export function encodeMetric(m: GmetricSpec, senderHost: string): { meta: Buffer
   if (m.group) for (const g of m.group.split(', ')) extras.push(['GROUP', g]);
   if (m.desc) extras.push(['DESC', m.desc]);
   if (m.title) extras.push(['TITLE', m.title]);
-  const meta = new Xdr().u32(128).str(host).str(m.name).u32(spoof).str(m.type).str(m.name).str(m.units ?? '').u32(SLOPES[m.slope ?? 'both']).u32(m.tmax ?? 60).u32(m.dmax ?? 0).u32(extras.length);
+  const meta = new Xdr()
+    .u32(128)
+    .str(host)
+    .str(m.name)
+    .u32(spoof)
+    .str(m.type)
+    .str(m.name)
+    .str(m.units ?? '')
+    .u32(SLOPES[m.slope ?? 'both'])
+    .u32(m.tmax ?? 60)
+    .u32(m.dmax ?? 0)
+    .u32(extras.length);
   for (const [k, v] of extras) meta.str(k).str(v);
   const value = new Xdr();
   // Typed packets let gmond format the value itself (printf of fmt), as its own modules do.
@@ -105,18 +128,42 @@ export function encodeMetric(m: GmetricSpec, senderHost: string): { meta: Buffer
       value.u32(133).str(host).str(m.name).u32(spoof).str('%s').str(String(m.value));
       break;
     case 'float':
-      value.u32(134).str(host).str(m.name).u32(spoof).str('%.2f').f32(m.value as number);
+      value
+        .u32(134)
+        .str(host)
+        .str(m.name)
+        .u32(spoof)
+        .str('%.2f')
+        .f32(m.value as number);
       break;
     case 'double':
-      value.u32(135).str(host).str(m.name).u32(spoof).str('%.2f').f64(m.value as number);
+      value
+        .u32(135)
+        .str(host)
+        .str(m.name)
+        .u32(spoof)
+        .str('%.2f')
+        .f64(m.value as number);
       break;
     case 'uint32':
     case 'uint16':
     case 'uint8':
-      value.u32(132).str(host).str(m.name).u32(spoof).str('%u').u32(Math.max(0, Math.round(m.value as number)));
+      value
+        .u32(132)
+        .str(host)
+        .str(m.name)
+        .u32(spoof)
+        .str('%u')
+        .u32(Math.max(0, Math.round(m.value as number)));
       break;
     default:
-      value.u32(131).str(host).str(m.name).u32(spoof).str('%d').i32(Math.round(m.value as number));
+      value
+        .u32(131)
+        .str(host)
+        .str(m.name)
+        .u32(spoof)
+        .str('%d')
+        .i32(Math.round(m.value as number));
   }
   return { meta: meta.done(), value: value.done() };
 }
@@ -130,14 +177,22 @@ export interface GmetricSender {
  * Sends to one gmond (unicast udp_recv_channel). Metadata goes before the first value of each metric and
  * again every `metadataEveryMs`: gmond drops values whose metadata it lacks, e.g. after a restart.
  */
-export function gmetricSender(target: { host: string; port: number }, senderHost: string, opts: { metadataEveryMs?: number } = {}): GmetricSender {
+export function gmetricSender(
+  target: { host: string; port: number },
+  senderHost: string,
+  opts: { metadataEveryMs?: number } = {},
+): GmetricSender {
   const family = isIP(target.host) === 6 ? 'udp6' : 'udp4';
   const socket: Socket = createSocket(family);
   socket.unref();
   const metaSentAt = new Map<string, number>();
   const every = opts.metadataEveryMs ?? 60000;
   const sendOne = (b: Buffer) =>
-    new Promise<void>((resolve, reject) => socket.send(b, target.port, target.host, (e) => (e ? reject(new Error(`gmetric to ${target.host}:${target.port}: ${e.message}`)) : resolve())));
+    new Promise<void>((resolve, reject) =>
+      socket.send(b, target.port, target.host, (e) =>
+        e ? reject(new Error(`gmetric to ${target.host}:${target.port}: ${e.message}`)) : resolve(),
+      ),
+    );
   return {
     async send(metrics) {
       const now = Date.now();

@@ -14,7 +14,12 @@ export interface VmCpuSample {
  * gmond keys spoofed hosts by their address, so every VM needs its own: its static IP when the site file
  * gives one (`addressOf`), else its name, which Ganglia then shows as the VM's "IP".
  */
-export function vmMetricsPublisher(hv: Hypervisor, sender: GmetricSender, dom0Address: string, addressOf: (vm: string) => string | undefined = () => undefined) {
+export function vmMetricsPublisher(
+  hv: Hypervisor,
+  sender: GmetricSender,
+  dom0Address: string,
+  addressOf: (vm: string) => string | undefined = () => undefined,
+) {
   const last = new Map<string, VmCpuSample>();
   const tmax = 60;
   return async function publish(now = Date.now()): Promise<GmetricSpec[]> {
@@ -22,29 +27,82 @@ export function vmMetricsPublisher(hv: Hypervisor, sender: GmetricSender, dom0Ad
     const guests = domains.filter((d) => d.domid !== 0);
     const hostSpoof = `${dom0Address}:${hv.hostName}`;
     const out: GmetricSpec[] = [
-      { name: 'vm_count', value: guests.length, type: 'uint32', units: 'VMs', group: 'xen', title: 'VM count', desc: 'Running domUs', spoof: hostSpoof, tmax },
-      { name: 'xen_free_mem', value: info.freeMemMiB, type: 'float', units: 'MiB', group: 'xen', desc: 'Memory Xen can still give to domains', spoof: hostSpoof, tmax },
-      { name: 'xen_total_mem', value: info.totalMemMiB, type: 'float', units: 'MiB', group: 'xen', spoof: hostSpoof, tmax },
+      {
+        name: 'vm_count',
+        value: guests.length,
+        type: 'uint32',
+        units: 'VMs',
+        group: 'xen',
+        title: 'VM count',
+        desc: 'Running domUs',
+        spoof: hostSpoof,
+        tmax,
+      },
+      {
+        name: 'xen_free_mem',
+        value: info.freeMemMiB,
+        type: 'float',
+        units: 'MiB',
+        group: 'xen',
+        desc: 'Memory Xen can still give to domains',
+        spoof: hostSpoof,
+        tmax,
+      },
+      {
+        name: 'xen_total_mem',
+        value: info.totalMemMiB,
+        type: 'float',
+        units: 'MiB',
+        group: 'xen',
+        spoof: hostSpoof,
+        tmax,
+      },
     ];
     const seen = new Set<string>();
     for (const d of guests) {
       seen.add(d.name);
       const spoof = `${addressOf(d.name) ?? d.name}:${d.name}`;
       const prev = last.get(d.name);
-      const cpuPct = prev && now > prev.at ? Math.max(0, ((d.cpuTimeSec - prev.cpuTimeSec) / ((now - prev.at) / 1000)) * 100) : undefined;
+      const cpuPct =
+        prev && now > prev.at
+          ? Math.max(0, ((d.cpuTimeSec - prev.cpuTimeSec) / ((now - prev.at) / 1000)) * 100)
+          : undefined;
       last.set(d.name, { cpuTimeSec: d.cpuTimeSec, at: now });
       const g = { group: 'xen_vm', spoof, tmax };
       out.push(
-        { name: 'vm_cpu_time', value: d.cpuTimeSec, type: 'double', units: 's', slope: 'positive', desc: 'CPU time used since the domain started', ...g },
+        {
+          name: 'vm_cpu_time',
+          value: d.cpuTimeSec,
+          type: 'double',
+          units: 's',
+          slope: 'positive',
+          desc: 'CPU time used since the domain started',
+          ...g,
+        },
         { name: 'vm_weight', value: d.weight ?? 256, type: 'uint32', units: '', desc: 'Credit scheduler weight', ...g },
-        { name: 'vm_mem_used', value: d.memMiB, type: 'uint32', units: 'MiB', desc: 'Current memory (balloon target)', ...g },
+        {
+          name: 'vm_mem_used',
+          value: d.memMiB,
+          type: 'uint32',
+          units: 'MiB',
+          desc: 'Current memory (balloon target)',
+          ...g,
+        },
         { name: 'vm_mem_max', value: d.maxMemMiB, type: 'uint32', units: 'MiB', desc: 'Maximum memory', ...g },
         { name: 'vm_vcpus_online', value: d.vcpus, type: 'uint32', units: 'vCPUs', ...g },
         { name: 'vm_vcpus_avail', value: d.maxVcpus, type: 'uint32', units: 'vCPUs', ...g },
         { name: 'vm_state', value: d.state, type: 'string', units: '', ...g },
         { name: 'vm_dom0', value: hv.hostName, type: 'string', units: '', desc: 'The Dom0 running this VM', ...g },
       );
-      if (cpuPct !== undefined) out.push({ name: 'vm_cpu_pct', value: Math.round(cpuPct * 10) / 10, type: 'float', units: '%', desc: 'CPU use, 100 per busy vCPU', ...g });
+      if (cpuPct !== undefined)
+        out.push({
+          name: 'vm_cpu_pct',
+          value: Math.round(cpuPct * 10) / 10,
+          type: 'float',
+          units: '%',
+          desc: 'CPU use, 100 per busy vCPU',
+          ...g,
+        });
     }
     for (const name of [...last.keys()]) if (!seen.has(name)) last.delete(name);
     await sender.send(out);

@@ -76,19 +76,26 @@ type XmlNode = Attrs & { CLUSTER?: XmlNode[]; HOST?: XmlHost[]; GRID?: XmlNode[]
 
 /** Ganglia escapes only these five in attribute values. */
 function unescape(s: string): string {
-  return s.indexOf('&') === -1 ? s : s.replace(/&(lt|gt|amp|quot|apos|#\d+|#x[0-9a-f]+);/gi, (m, e: string) => {
-    switch (e.toLowerCase()) {
-      case 'lt': return '<';
-      case 'gt': return '>';
-      case 'amp': return '&';
-      case 'quot': return '"';
-      case 'apos': return "'";
-      default: {
-        const code = e[1] === 'x' || e[1] === 'X' ? parseInt(e.slice(2), 16) : parseInt(e.slice(1), 10);
-        return Number.isFinite(code) && code > 0 && code < 0x110000 ? String.fromCodePoint(code) : m;
-      }
-    }
-  });
+  return s.indexOf('&') === -1
+    ? s
+    : s.replace(/&(lt|gt|amp|quot|apos|#\d+|#x[0-9a-f]+);/gi, (m, e: string) => {
+        switch (e.toLowerCase()) {
+          case 'lt':
+            return '<';
+          case 'gt':
+            return '>';
+          case 'amp':
+            return '&';
+          case 'quot':
+            return '"';
+          case 'apos':
+            return "'";
+          default: {
+            const code = e[1] === 'x' || e[1] === 'X' ? parseInt(e.slice(2), 16) : parseInt(e.slice(1), 10);
+            return Number.isFinite(code) && code > 0 && code < 0x110000 ? String.fromCodePoint(code) : m;
+          }
+        }
+      });
 }
 
 /**
@@ -106,7 +113,10 @@ function stripDoctype(xml: string, where: string): string {
   const doctype = xml.slice(start, end);
   const head = internal ? xml.slice(start, open) : doctype;
   if (/<!ENTITY/i.test(doctype) || /\b(SYSTEM|PUBLIC)\b/.test(head)) {
-    throw new GangliaXmlError(where, 'refusing a DOCTYPE with entity declarations or an external DTD (Ganglia never sends one); nothing was parsed');
+    throw new GangliaXmlError(
+      where,
+      'refusing a DOCTYPE with entity declarations or an external DTD (Ganglia never sends one); nothing was parsed',
+    );
   }
   return xml.slice(0, start) + xml.slice(end);
 }
@@ -137,7 +147,8 @@ function splitHosts(xml: string, where: string): { skeleton: string; bodies: str
 }
 
 const METRIC_ATTR = /([A-Z_]+)="([^"]*)"/g;
-const BODY = /<METRIC\s([^>]*?)(\/?)>|<EXTRA_ELEMENT\s+NAME="(GROUP|SPOOF_HOST)"\s+VAL="([^"]*)"|<\/METRIC>|<(HOST|CLUSTER|GRID|GANGLIA_XML)\b/g;
+const BODY =
+  /<METRIC\s([^>]*?)(\/?)>|<EXTRA_ELEMENT\s+NAME="(GROUP|SPOOF_HOST)"\s+VAL="([^"]*)"|<\/METRIC>|<(HOST|CLUSTER|GRID|GANGLIA_XML)\b/g;
 
 interface RawMetric {
   a: Attrs;
@@ -185,18 +196,37 @@ function host(h: XmlHost, bodies: string[], where: string): GangliaHost {
     const type = a.TYPE ?? 'string';
     const raw = unescape(a.VAL ?? '');
     const value = NUMERIC.has(type) && raw !== '' && Number.isFinite(Number(raw)) ? Number(raw) : raw;
-    const metric: GangliaMetric = { name, value, type, units: (a.UNITS ?? '').trim(), tn: num(a.TN), tmax: num(a.TMAX) };
+    const metric: GangliaMetric = {
+      name,
+      value,
+      type,
+      units: (a.UNITS ?? '').trim(),
+      tn: num(a.TN),
+      tmax: num(a.TMAX),
+    };
     if (group !== undefined) metric.group = unescape(group);
     if (spoof !== undefined) metric.spoofHost = unescape(spoof);
     metrics[name] = metric;
   }
   const tn = num(h.TN);
   const tmax = num(h.TMAX);
-  return { name: unescape(h.NAME ?? ''), ip: h.IP ?? '', reported: num(h.REPORTED), tn, tmax, up: tmax === 0 || tn <= 4 * tmax, metrics };
+  return {
+    name: unescape(h.NAME ?? ''),
+    ip: h.IP ?? '',
+    reported: num(h.REPORTED),
+    tn,
+    tmax,
+    up: tmax === 0 || tn <= 4 * tmax,
+    metrics,
+  };
 }
 
 function cluster(c: XmlNode, bodies: string[], where: string): GangliaCluster {
-  return { name: unescape(c.NAME ?? 'unspecified'), localtime: num(c.LOCALTIME), hosts: (c.HOST ?? []).map((h) => host(h, bodies, where)) };
+  return {
+    name: unescape(c.NAME ?? 'unspecified'),
+    localtime: num(c.LOCALTIME),
+    hosts: (c.HOST ?? []).map((h) => host(h, bodies, where)),
+  };
 }
 
 /** Parses a gmond or gmetad dump; `where` ("gmond 10.0.0.1:8649") names the source in errors. */
@@ -209,7 +239,8 @@ export function parseGangliaXml(xml: string, where = 'ganglia'): GangliaDump {
     throw new GangliaXmlError(where, `not well-formed XML: ${e instanceof Error ? e.message : String(e)}`);
   }
   const root = doc.GANGLIA_XML;
-  if (!root || typeof root !== 'object') throw new GangliaXmlError(where, 'no <GANGLIA_XML> root: is this a gmond (8649) or gmetad (8651) port?');
+  if (!root || typeof root !== 'object')
+    throw new GangliaXmlError(where, 'no <GANGLIA_XML> root: is this a gmond (8649) or gmetad (8651) port?');
   const clusters: GangliaCluster[] = [];
   const walkGrid = (g: XmlNode) => {
     for (const c of g.CLUSTER ?? []) clusters.push(cluster(c, bodies, where));
@@ -217,6 +248,7 @@ export function parseGangliaXml(xml: string, where = 'ganglia'): GangliaDump {
   };
   walkGrid(root);
   // gmond without a cluster{} section sends HOSTs straight under the root.
-  if (root.HOST?.length) clusters.push({ name: 'unspecified', localtime: 0, hosts: root.HOST.map((h) => host(h, bodies, where)) });
+  if (root.HOST?.length)
+    clusters.push({ name: 'unspecified', localtime: 0, hosts: root.HOST.map((h) => host(h, bodies, where)) });
   return { source: root.SOURCE === 'gmetad' ? 'gmetad' : 'gmond', version: root.VERSION ?? '', clusters };
 }

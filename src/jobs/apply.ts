@@ -9,14 +9,32 @@ import { actionHost } from '../site/actions.ts';
 import { indexSite, type Site } from '../site/model.ts';
 import { planChanges } from '../site/plan.ts';
 import { PermanentError } from '../lib/errors.ts';
-import { actionJobId, actionJobOptions, applyJobId, CONTROL_QUEUE, hostQueueName, waveJobId, type ActionJobData, type ApplyJobData, type WaveJobData } from './queues.ts';
+import {
+  actionJobId,
+  actionJobOptions,
+  applyJobId,
+  CONTROL_QUEUE,
+  hostQueueName,
+  waveJobId,
+  type ActionJobData,
+  type ApplyJobData,
+  type WaveJobData,
+} from './queues.ts';
 import type { XsmRuntime } from './runtime.ts';
 
-export async function enqueueApply(rt: XsmRuntime, version: number, author: string): Promise<{ jobId: string; duplicate: boolean }> {
+export async function enqueueApply(
+  rt: XsmRuntime,
+  version: number,
+  author: string,
+): Promise<{ jobId: string; duplicate: boolean }> {
   const id = applyJobId(version);
   const existing = await rt.control().getJob(id);
   if (existing) return { jobId: id, duplicate: true };
-  await rt.control().add('apply', { version, author } satisfies ApplyJobData, { jobId: id, attempts: 3, backoff: { type: 'exponential', delay: 1000 } });
+  await rt.control().add('apply', { version, author } satisfies ApplyJobData, {
+    jobId: id,
+    attempts: 3,
+    backoff: { type: 'exponential', delay: 1000 },
+  });
   return { jobId: id, duplicate: false };
 }
 
@@ -30,23 +48,39 @@ export async function storedPlan(rt: XsmRuntime, version: number): Promise<Plan 
 }
 
 /** Plans `version` against the last applied version and what agents observe, stores the plan, enqueues wave 0. */
-export async function processApply(rt: XsmRuntime, job: Job<ApplyJobData>): Promise<{ actions: number; waves: number }> {
+export async function processApply(
+  rt: XsmRuntime,
+  job: Job<ApplyJobData>,
+): Promise<{ actions: number; waves: number }> {
   const { version } = job.data;
   // A retried apply job re-uses the plan it stored, so its job ids stay the same.
   let plan = await storedPlan(rt, version);
   const { site } = await rt.sites.load(version);
   if (!plan) {
     const appliedVersion = await rt.sites.appliedVersion();
-    if (appliedVersion > version) throw new PermanentError(`version ${version} is older than the applied version ${appliedVersion}`, 'submit the content again as a new version to roll back');
+    if (appliedVersion > version)
+      throw new PermanentError(
+        `version ${version} is older than the applied version ${appliedVersion}`,
+        'submit the content again as a new version to roll back',
+      );
     const current = appliedVersion ? (await rt.sites.load(appliedVersion)).site : undefined;
     const observed = await rt.observed.all();
     plan = planChanges(current, site, Object.keys(observed.hosts).length ? observed : undefined);
-    await rt.redis.set(planKey(rt, version), JSON.stringify(plan, (k, v) => (k === 'pos' ? undefined : v)));
+    await rt.redis.set(
+      planKey(rt, version),
+      JSON.stringify(plan, (k, v) => (k === 'pos' ? undefined : v)),
+    );
     await rt.sites.markApplied(version);
   }
   if (plan.waves > 0) await enqueueWave(rt, version, site, plan, 0);
   else await rt.redis.set(`${rt.config.prefix}:site:converged`, String(version));
-  await job.updateProgress({ workflow: 'apply', step: 'enqueued', index: 1, total: 1, message: `${plan.actions.length} actions in ${plan.waves} waves` });
+  await job.updateProgress({
+    workflow: 'apply',
+    step: 'enqueued',
+    index: 1,
+    total: 1,
+    message: `${plan.actions.length} actions in ${plan.waves} waves`,
+  });
   return { actions: plan.actions.length, waves: plan.waves };
 }
 
@@ -57,7 +91,13 @@ function actionData(idx: ReturnType<typeof indexSite>, version: number, action: 
   return data;
 }
 
-export async function enqueueWave(rt: XsmRuntime, version: number, site: Site, plan: Plan, wave: number): Promise<void> {
+export async function enqueueWave(
+  rt: XsmRuntime,
+  version: number,
+  site: Site,
+  plan: Plan,
+  wave: number,
+): Promise<void> {
   const actions = plan.actions.filter((a) => a.wave === wave);
   const idx = indexSite(site);
   await rt.flows.add({

@@ -5,7 +5,15 @@ import type { Job, JobType } from 'bullmq';
 import type { StepProgress } from '../lib/steps.ts';
 import type { XsmRuntime } from './runtime.ts';
 
-export const JOB_STATES = ['active', 'waiting', 'waiting-children', 'delayed', 'prioritized', 'failed', 'completed'] as const;
+export const JOB_STATES = [
+  'active',
+  'waiting',
+  'waiting-children',
+  'delayed',
+  'prioritized',
+  'failed',
+  'completed',
+] as const;
 export type JobState = (typeof JOB_STATES)[number];
 
 export interface JobView {
@@ -25,7 +33,10 @@ export interface JobView {
 
 function view(queue: string, job: Job, state: string): JobView {
   const data = job.data as { version?: number; action?: { vm?: string } };
-  const p = typeof job.progress === 'object' && job.progress ? (job.progress as Partial<StepProgress> & { journal?: unknown }) : undefined;
+  const p =
+    typeof job.progress === 'object' && job.progress
+      ? (job.progress as Partial<StepProgress> & { journal?: unknown })
+      : undefined;
   const { journal: _j, ...progress } = p ?? {};
   return {
     queue,
@@ -43,7 +54,10 @@ function view(queue: string, job: Job, state: string): JobView {
   };
 }
 
-export async function listJobs(rt: XsmRuntime, opts: { states?: readonly JobState[]; limit?: number; queue?: string } = {}): Promise<JobView[]> {
+export async function listJobs(
+  rt: XsmRuntime,
+  opts: { states?: readonly JobState[]; limit?: number; queue?: string } = {},
+): Promise<JobView[]> {
   const states = opts.states ?? JOB_STATES;
   const limit = opts.limit ?? 200;
   const queues = opts.queue ? [rt.queue(opts.queue)] : await rt.allQueues();
@@ -77,7 +91,8 @@ export async function retryJob(rt: XsmRuntime, queue: string, id: string): Promi
   const job = await rt.queue(queue).getJob(id);
   if (!job) throw new RetryError(`no job ${id} in queue ${queue}`, 404);
   const state = await job.getState();
-  if (state !== 'failed') throw new RetryError(`job ${id} is ${state}, not failed; only failed jobs can be retried`, 409);
+  if (state !== 'failed')
+    throw new RetryError(`job ${id} is ${state}, not failed; only failed jobs can be retried`, 409);
   await job.retry('failed');
   return view(queue, job, 'waiting');
 }

@@ -5,7 +5,10 @@ import { UnrecoverableError } from 'bullmq';
 
 /** Retrying cannot help: bad config, no capacity, unknown host. `hint` tells the operator what to do next. */
 export class PermanentError extends UnrecoverableError {
-  constructor(message: string, readonly hint?: string) {
+  constructor(
+    message: string,
+    readonly hint?: string,
+  ) {
     super(hint ? `${message} (${hint})` : message);
     this.name = 'PermanentError';
   }

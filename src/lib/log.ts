@@ -18,7 +18,11 @@ function envLevel(): LogLevel {
   return v === 'debug' || v === 'info' || v === 'warn' || v === 'error' ? v : 'info';
 }
 
-export function createLogger(base: LogFields = {}, level: LogLevel = envLevel(), sink: (line: string) => void = (l) => process.stderr.write(l + '\n')): Logger {
+export function createLogger(
+  base: LogFields = {},
+  level: LogLevel = envLevel(),
+  sink: (line: string) => void = (l) => process.stderr.write(l + '\n'),
+): Logger {
   const emit = (lvl: LogLevel, msg: string, fields?: LogFields) => {
     if (order[lvl] < order[level]) return;
     sink(JSON.stringify({ t: new Date().toISOString(), level: lvl, msg, ...base, ...fields }));

@@ -25,7 +25,9 @@ export interface RedisConfig {
 /** Parses XSM_REDIS_SENTINELS: "host:port,host:port", IPv6 as "[::1]:26379". Throws naming the variable. */
 export function parseSentinels(spec: string, variable = 'XSM_REDIS_SENTINELS'): SentinelAddress[] {
   const bad = (why: string): never => {
-    throw new Error(`${variable}=${JSON.stringify(spec)}: ${why}; expected host:port[,host:port...], e.g. sentinel-1:26379,sentinel-2:26379`);
+    throw new Error(
+      `${variable}=${JSON.stringify(spec)}: ${why}; expected host:port[,host:port...], e.g. sentinel-1:26379,sentinel-2:26379`,
+    );
   };
   const out: SentinelAddress[] = [];
   for (const raw of spec.split(',')) {
@@ -49,7 +51,8 @@ export function redisConfigFromEnv(env: NodeJS.ProcessEnv = process.env): RedisC
   if (sentinels) {
     config.sentinels = parseSentinels(sentinels);
     const name = env.XSM_REDIS_SENTINEL_NAME?.trim() || 'mymaster';
-    if (/[\s,]/.test(name)) throw new Error(`XSM_REDIS_SENTINEL_NAME=${JSON.stringify(name)}: a master name has no spaces or commas`);
+    if (/[\s,]/.test(name))
+      throw new Error(`XSM_REDIS_SENTINEL_NAME=${JSON.stringify(name)}: a master name has no spaces or commas`);
     config.sentinelName = name;
   }
   return config;
@@ -68,7 +71,8 @@ export function connectRedis(config: RedisConfig, extra: RedisOptions = {}): Red
  */
 export function workerConnectionOptions(config: RedisConfig): RedisOptions {
   const u = new URL(config.url);
-  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') throw new Error(`XSM_REDIS_URL ${config.url}: expected redis://host:port[/db] or rediss://`);
+  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:')
+    throw new Error(`XSM_REDIS_URL ${config.url}: expected redis://host:port[/db] or rediss://`);
   const db = u.pathname.replace(/^\//, '');
   const common: RedisOptions = {
     ...(u.username ? { username: decodeURIComponent(u.username) } : {}),
@@ -97,7 +101,10 @@ export function workerConnectionOptions(config: RedisConfig): RedisOptions {
  * Closes a BullMQ worker, queue or flow producer only once it has finished connecting: BullMQ sends
  * INFO as each connection opens, and closing under it leaves a rejected promise that nobody awaits.
  */
-export async function closeWhenReady(handle: { waitUntilReady(): Promise<unknown>; close(): Promise<void> }): Promise<void> {
+export async function closeWhenReady(handle: {
+  waitUntilReady(): Promise<unknown>;
+  close(): Promise<void>;
+}): Promise<void> {
   await handle.waitUntilReady().catch(() => {});
   await handle.close();
 }

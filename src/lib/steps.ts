@@ -68,7 +68,9 @@ export function jobJournal<T>(job: Job<T>): StepJournal {
 }
 
 /** A journal in memory, for tests and for running a workflow without a queue. */
-export function memoryJournal(initial: JournalState = { done: [] }): StepJournal & { state: JournalState; reports: StepProgress[] } {
+export function memoryJournal(
+  initial: JournalState = { done: [] },
+): StepJournal & { state: JournalState; reports: StepProgress[] } {
   const j = {
     state: structuredClone(initial),
     reports: [] as StepProgress[],
@@ -81,7 +83,13 @@ export function memoryJournal(initial: JournalState = { done: [] }): StepJournal
   return j;
 }
 
-export async function runSteps<C>(workflow: string, steps: readonly Step<C>[], ctx: C, journal: StepJournal, log: Logger): Promise<void> {
+export async function runSteps<C>(
+  workflow: string,
+  steps: readonly Step<C>[],
+  ctx: C,
+  journal: StepJournal,
+  log: Logger,
+): Promise<void> {
   const names = new Set<string>();
   for (const s of steps) {
     if (names.has(s.name)) throw new Error(`workflow ${workflow}: step name ${s.name} is used twice`);
@@ -91,8 +99,14 @@ export async function runSteps<C>(workflow: string, steps: readonly Step<C>[], c
   // A step recorded as current when the journal is loaded was started by a worker that died.
   const interrupted = state.current;
   const total = steps.length;
-  const pending = steps.map((step, i) => ({ step, index: i + 1 })).filter(({ step }) => !state.done.includes(step.name));
-  const begin = (name: string): JournalState => ({ done: state.done, current: name, attempts: { ...(state.attempts ?? {}), [name]: (state.attempts?.[name] ?? 0) + 1 } });
+  const pending = steps
+    .map((step, i) => ({ step, index: i + 1 }))
+    .filter(({ step }) => !state.done.includes(step.name));
+  const begin = (name: string): JournalState => ({
+    done: state.done,
+    current: name,
+    attempts: { ...(state.attempts ?? {}), [name]: (state.attempts?.[name] ?? 0) + 1 },
+  });
   if (pending[0]) {
     state = begin(pending[0].step.name);
     await journal.record(state, { workflow, step: pending[0].step.name, index: pending[0].index, total });

@@ -182,7 +182,11 @@ class Cluster {
 
 const movable = (v: BalanceVm, cooldown: ReadonlySet<string>) => !v.pinned && !v.noRebalance && !cooldown.has(v.name);
 
-export function balance(hostsIn: readonly BalanceHost[], vmsIn: readonly BalanceVm[], opts: BalanceOptions = {}): BalanceResult {
+export function balance(
+  hostsIn: readonly BalanceHost[],
+  vmsIn: readonly BalanceVm[],
+  opts: BalanceOptions = {},
+): BalanceResult {
   const wc = opts.cpuWeight ?? 1;
   const wm = opts.memWeight ?? 1;
   const maxMoves = opts.maxMoves ?? Infinity;
@@ -198,7 +202,14 @@ export function balance(hostsIn: readonly BalanceHost[], vmsIn: readonly Balance
   const hosts = [...c.hosts.values()];
   const record = (v: BalanceVm, from: HostState, to: HostState, reason: string) => {
     c.move(v, from, to);
-    moves.push({ vm: v.name, from: from.spec.name, to: to.spec.name, memMiB: v.memMiB, reason, imbalanceAfter: c.score() });
+    moves.push({
+      vm: v.name,
+      from: from.spec.name,
+      to: to.spec.name,
+      memMiB: v.memMiB,
+      reason,
+      imbalanceAfter: c.score(),
+    });
   };
 
   // 1. Drain hosts in maintenance, biggest VMs first, each to where it hurts balance least. Pinned VMs
@@ -211,7 +222,7 @@ export function balance(hostsIn: readonly BalanceHost[], vmsIn: readonly Balance
       for (const to of hosts) {
         if (to === h || !c.fits(v, to)) continue;
         const s = c.scoreIfMoved(v, h, to);
-        if (s < bestScore - 1e-12) (best = to), (bestScore = s);
+        if (s < bestScore - 1e-12) ((best = to), (bestScore = s));
       }
       if (best) record(v, h, best, `${h.spec.name} is in maintenance`);
       else stuck.push(v.name);
@@ -222,12 +233,17 @@ export function balance(hostsIn: readonly BalanceHost[], vmsIn: readonly Balance
     // A move's effect on a standard deviation over n hosts shrinks like 1/n: on large sites the bar is a
     // quarter of one host's share of the imbalance, so balancing does not stop after the first moves.
     const n = hosts.filter((h) => !h.spec.maintenance).length || 1;
-    const minGain = Math.max(1e-6, opts.minGainFraction !== undefined ? opts.minGainFraction * before : Math.min(0.01 * before, (0.25 * before) / n));
+    const minGain = Math.max(
+      1e-6,
+      opts.minGainFraction !== undefined ? opts.minGainFraction * before : Math.min(0.01 * before, (0.25 * before) / n),
+    );
     // Candidate sources are the most loaded hosts, targets the least loaded: a move between two hosts
     // near the mean changes little. K bounds the work per step on large sites.
     const K = Math.min(24, hosts.length);
     while (moves.length < maxMoves) {
-      const ranked = hosts.filter((h) => !h.spec.maintenance).sort((a, b) => c.load(b) - c.load(a) || a.spec.name.localeCompare(b.spec.name));
+      const ranked = hosts
+        .filter((h) => !h.spec.maintenance)
+        .sort((a, b) => c.load(b) - c.load(a) || a.spec.name.localeCompare(b.spec.name));
       const sources = ranked.slice(0, K);
       const targets = ranked.slice(-K).reverse();
       const now = c.score();
@@ -240,7 +256,12 @@ export function balance(hostsIn: readonly BalanceHost[], vmsIn: readonly Balance
             const gain = now - c.scoreIfMoved(v, from, to);
             if (gain < minGain) continue;
             // Among nearly equal gains, move less memory (a shorter migration).
-            if (!best || gain > best.gain * 1.05 || (gain > best.gain * 0.95 && v.memMiB < best.v.memMiB) || (gain > best.gain * 0.95 && v.memMiB === best.v.memMiB && v.name < best.v.name)) {
+            if (
+              !best ||
+              gain > best.gain * 1.05 ||
+              (gain > best.gain * 0.95 && v.memMiB < best.v.memMiB) ||
+              (gain > best.gain * 0.95 && v.memMiB === best.v.memMiB && v.name < best.v.name)
+            ) {
               best = { v, from, to, gain };
             }
           }
@@ -253,7 +274,9 @@ export function balance(hostsIn: readonly BalanceHost[], vmsIn: readonly Balance
     // Density: try to empty hosts, least loaded first; a host is emptied only if all its VMs fit
     // elsewhere (best fit: the fullest host with room), so no half-emptied host is left behind.
     const maxCpu = opts.maxCpuUse ?? 0.8;
-    const order = hosts.filter((h) => !h.spec.maintenance && h.vms.size > 0).sort((a, b) => c.load(a) - c.load(b) || a.spec.name.localeCompare(b.spec.name));
+    const order = hosts
+      .filter((h) => !h.spec.maintenance && h.vms.size > 0)
+      .sort((a, b) => c.load(a) - c.load(b) || a.spec.name.localeCompare(b.spec.name));
     const emptied = new Set<HostState>();
     for (const h of order) {
       const vmsHere = [...h.vms];
@@ -266,20 +289,29 @@ export function balance(hostsIn: readonly BalanceHost[], vmsIn: readonly Balance
         if (to === h || emptied.has(to) || to.spec.maintenance || to.vms.size === 0) return false;
         if (to.mem + e.mem + v.memMiB > to.spec.memMiB) return false;
         if ((to.cpu + e.cpu + v.cpuLoad) / to.spec.cpus > maxCpu) return false;
-        if (v.antiAffinity && ((to.groups.get(v.antiAffinity) ?? 0) > 0 || e.groups.includes(v.antiAffinity))) return false;
+        if (v.antiAffinity && ((to.groups.get(v.antiAffinity) ?? 0) > 0 || e.groups.includes(v.antiAffinity)))
+          return false;
         return true;
       };
       let ok = true;
       for (const v of vmsHere.sort((a, b) => b.memMiB - a.memMiB || a.name.localeCompare(b.name))) {
         const to = hosts
           .filter((x) => room(x, v))
-          .sort((a, b) => b.mem + (extra.get(b)?.mem ?? 0) - (a.mem + (extra.get(a)?.mem ?? 0)) || a.spec.name.localeCompare(b.spec.name))[0];
+          .sort(
+            (a, b) =>
+              b.mem + (extra.get(b)?.mem ?? 0) - (a.mem + (extra.get(a)?.mem ?? 0)) ||
+              a.spec.name.localeCompare(b.spec.name),
+          )[0];
         if (!to) {
           ok = false;
           break;
         }
         const e = extra.get(to) ?? { mem: 0, cpu: 0, groups: [] };
-        extra.set(to, { mem: e.mem + v.memMiB, cpu: e.cpu + v.cpuLoad, groups: v.antiAffinity ? [...e.groups, v.antiAffinity] : e.groups });
+        extra.set(to, {
+          mem: e.mem + v.memMiB,
+          cpu: e.cpu + v.cpuLoad,
+          groups: v.antiAffinity ? [...e.groups, v.antiAffinity] : e.groups,
+        });
         plan.push([v, to]);
       }
       if (!ok) continue;
@@ -296,13 +328,25 @@ export function balance(hostsIn: readonly BalanceHost[], vmsIn: readonly Balance
     cpuStdAfter: c.cpuStd(),
     memStdBefore,
     memStdAfter: c.memStd(),
-    emptyHosts: hosts.filter((h) => h.vms.size === 0).map((h) => h.spec.name).sort(),
+    emptyHosts: hosts
+      .filter((h) => h.vms.size === 0)
+      .map((h) => h.spec.name)
+      .sort(),
     stuck,
   };
 }
 
 /** The same imbalance measure, for any placement (used to score hbal's answer in the benchmark). */
-export function imbalanceOf(hosts: readonly BalanceHost[], vms: readonly BalanceVm[], weights: { cpuWeight?: number; memWeight?: number } = {}): { imbalance: number; cpuStd: number; memStd: number } {
-  const c = new Cluster(hosts, vms.map((v) => ({ ...v })), weights.cpuWeight ?? 1, weights.memWeight ?? 1);
+export function imbalanceOf(
+  hosts: readonly BalanceHost[],
+  vms: readonly BalanceVm[],
+  weights: { cpuWeight?: number; memWeight?: number } = {},
+): { imbalance: number; cpuStd: number; memStd: number } {
+  const c = new Cluster(
+    hosts,
+    vms.map((v) => ({ ...v })),
+    weights.cpuWeight ?? 1,
+    weights.memWeight ?? 1,
+  );
   return { imbalance: c.score(), cpuStd: c.cpuStd(), memStd: c.memStd() };
 }

@@ -35,7 +35,14 @@ export async function runRebalance(rt: XsmRuntime, req: RebalanceRequest = {}): 
   // CPU load: Ganglia's vm_cpu_pct when the poller has it, else assume each vCPU half busy.
   const loads = await Promise.all(site.vms.map(async (v) => (await metrics.latest(v.name))?.metrics.vm_cpu_pct?.v));
   const cooling = await Promise.all(site.vms.map((v) => rt.redis.exists(cooldownKey(rt, v.name))));
-  const hosts = site.hosts.filter((h) => !h.implied || observed.hosts[h.name]).map((h) => ({ name: h.name, cpus: h.cpus || observed.hosts[h.name]?.nrCpus || 1, memMiB: h.memoryMiB || observed.hosts[h.name]?.totalMemMiB || 1, maintenance: h.maintenance }));
+  const hosts = site.hosts
+    .filter((h) => !h.implied || observed.hosts[h.name])
+    .map((h) => ({
+      name: h.name,
+      cpus: h.cpus || observed.hosts[h.name]?.nrCpus || 1,
+      memMiB: h.memoryMiB || observed.hosts[h.name]?.totalMemMiB || 1,
+      maintenance: h.maintenance,
+    }));
   const vms = site.vms.map((v, i) => ({
     name: v.name,
     host: v.host,
@@ -46,7 +53,11 @@ export async function runRebalance(rt: XsmRuntime, req: RebalanceRequest = {}): 
     noRebalance: v.placement.noRebalance,
     ...(v.placement.antiAffinity ? { antiAffinity: v.placement.antiAffinity } : {}),
   }));
-  const opts: BalanceOptions = { mode: req.mode ?? 'performance', maxMoves: req.maxMoves ?? 8, cooldown: new Set(site.vms.filter((_, i) => cooling[i]).map((v) => v.name)) };
+  const opts: BalanceOptions = {
+    mode: req.mode ?? 'performance',
+    maxMoves: req.maxMoves ?? 8,
+    cooldown: new Set(site.vms.filter((_, i) => cooling[i]).map((v) => v.name)),
+  };
   const result = balance(hosts, vms, opts);
   if (req.dryRun || result.moves.length === 0) return { ...result, baseVersion };
   const to = new Map(result.moves.map((m) => [m.vm, m.to]));
@@ -54,7 +65,12 @@ export async function runRebalance(rt: XsmRuntime, req: RebalanceRequest = {}): 
   const reason = `rebalance (${opts.mode}): ${result.moves.length} live migration${result.moves.length === 1 ? '' : 's'}, imbalance ${result.imbalanceBefore.toFixed(3)} -> ${result.imbalanceAfter.toFixed(3)}`;
   // Based on the version read: if an operator changed the site meanwhile, this is refused (409) and
   // the next run plans again from the new version.
-  const { version } = await rt.sites.submit(serializeSite(next), { base: baseVersion, author: 'rebalancer', reason, file: `rebalance of v${baseVersion}` });
+  const { version } = await rt.sites.submit(serializeSite(next), {
+    base: baseVersion,
+    author: 'rebalancer',
+    reason,
+    file: `rebalance of v${baseVersion}`,
+  });
   const ttl = req.cooldownSec ?? 1800;
   if (ttl > 0) for (const m of result.moves) await rt.redis.set(cooldownKey(rt, m.vm), String(version), 'EX', ttl);
   await enqueueApply(rt, version, 'rebalancer');
@@ -63,10 +79,18 @@ export async function runRebalance(rt: XsmRuntime, req: RebalanceRequest = {}): 
 
 /** Every `everyMs`, a `rebalance` job on the control queue (one schedule per site, replaced on change). */
 export async function scheduleRebalance(rt: XsmRuntime, everyMs: number, req: RebalanceRequest = {}): Promise<void> {
-  await rt.queue(CONTROL_QUEUE).upsertJobScheduler('rebalance', { every: everyMs }, { name: 'rebalance', data: req, opts: { attempts: 1, removeOnComplete: { count: 100 } } });
+  await rt
+    .queue(CONTROL_QUEUE)
+    .upsertJobScheduler(
+      'rebalance',
+      { every: everyMs },
+      { name: 'rebalance', data: req, opts: { attempts: 1, removeOnComplete: { count: 100 } } },
+    );
 }
 
 export async function processRebalance(rt: XsmRuntime, job: Job<RebalanceRequest>): Promise<string> {
   const r = await runRebalance(rt, job.data);
-  return r.version ? `version ${r.version}: ${r.moves.length} moves` : `no move worth making (imbalance ${r.imbalanceBefore.toFixed(3)})`;
+  return r.version
+    ? `version ${r.version}: ${r.moves.length} moves`
+    : `no move worth making (imbalance ${r.imbalanceBefore.toFixed(3)})`;
 }

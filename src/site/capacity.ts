@@ -32,10 +32,15 @@ export function loadByHost(vms: readonly VmSpec[]): Map<string, HostLoad> {
 }
 
 /** Why `vm` cannot be added to `host` carrying `load`, or undefined when it fits. Implied hosts always fit. */
-export function whyNotFits(host: HostSpec, load: HostLoad, vm: Pick<VmSpec, 'memMiB' | 'vcpus' | 'name'>): string | undefined {
+export function whyNotFits(
+  host: HostSpec,
+  load: HostLoad,
+  vm: Pick<VmSpec, 'memMiB' | 'vcpus' | 'name'>,
+): string | undefined {
   if (host.implied) return undefined;
   if (vm.vcpus > host.cpus) return `${vm.name} needs ${vm.vcpus} vCPUs but host ${host.name} has ${host.cpus} CPUs`;
   const free = host.memoryMiB - load.memMiB;
-  if (vm.memMiB > free) return `${vm.name} needs ${vm.memMiB} MiB but host ${host.name} has ${free} MiB free of ${host.memoryMiB}`;
+  if (vm.memMiB > free)
+    return `${vm.name} needs ${vm.memMiB} MiB but host ${host.name} has ${free} MiB free of ${host.memoryMiB}`;
   return undefined;
 }

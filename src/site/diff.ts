@@ -26,7 +26,8 @@ function fields(x: object): Map<string, string> {
   const out = new Map<string, string>();
   const walk = (prefix: string, v: unknown) => {
     if (v && typeof v === 'object' && !Array.isArray(v)) {
-      for (const [k, inner] of Object.entries(v)) if (k !== 'pos' && k !== 'implied') walk(prefix ? `${prefix}.${k}` : k, inner);
+      for (const [k, inner] of Object.entries(v))
+        if (k !== 'pos' && k !== 'implied') walk(prefix ? `${prefix}.${k}` : k, inner);
     } else if (v !== undefined) out.set(prefix, JSON.stringify(v));
   };
   walk('', x);
@@ -63,10 +64,15 @@ export function diffSites(before: Site | undefined, after: Site): SiteDiff {
 
 export function formatDiff(d: SiteDiff): string {
   const lines: string[] = [];
-  for (const [title, s] of [['host', d.hosts], ['template', d.templates], ['VM', d.vms]] as const) {
+  for (const [title, s] of [
+    ['host', d.hosts],
+    ['template', d.templates],
+    ['VM', d.vms],
+  ] as const) {
     for (const n of s.added) lines.push(`+ ${title} ${n}`);
     for (const n of s.removed) lines.push(`- ${title} ${n}`);
-    for (const c of s.changed) for (const f of c.changes) lines.push(`~ ${title} ${c.name}: ${f.field} ${f.from} -> ${f.to}`);
+    for (const c of s.changed)
+      for (const f of c.changes) lines.push(`~ ${title} ${c.name}: ${f.field} ${f.from} -> ${f.to}`);
   }
   return lines.length ? lines.join('\n') : 'no changes';
 }

@@ -30,18 +30,33 @@ export function applyEdit(site: Site, edit: SiteEdit): { site: Site; reason: str
   });
   switch (edit.kind) {
     case 'migrate': {
-      if (!site.hosts.some((h) => h.name === edit.to)) throw new EditError(`no host named "${edit.to}" in the current site version; known hosts: ${site.hosts.map((h) => h.name).join(', ')}`, 404);
+      if (!site.hosts.some((h) => h.name === edit.to))
+        throw new EditError(
+          `no host named "${edit.to}" in the current site version; known hosts: ${site.hosts.map((h) => h.name).join(', ')}`,
+          404,
+        );
       if (vm.host === edit.to) throw new EditError(`VM ${vm.name} is already placed on ${edit.to}`, 422);
-      if (vm.placement.pinned) throw new EditError(`VM ${vm.name} is pinned to ${vm.host}; unpin it in the site file first`, 422);
+      if (vm.placement.pinned)
+        throw new EditError(`VM ${vm.name} is pinned to ${vm.host}; unpin it in the site file first`, 422);
       return { site: replace({ ...vm, host: edit.to }), reason: `migrate ${vm.name} from ${vm.host} to ${edit.to}` };
     }
     case 'reconfigure': {
-      if (edit.memMiB === undefined && edit.vcpus === undefined) throw new EditError('give memMiB and/or vcpus to change', 422);
-      for (const [k, v] of [['memMiB', edit.memMiB], ['vcpus', edit.vcpus]] as const) {
-        if (v !== undefined && (!Number.isSafeInteger(v) || v <= 0)) throw new EditError(`${k} must be a positive integer, got ${String(v)}`, 422);
+      if (edit.memMiB === undefined && edit.vcpus === undefined)
+        throw new EditError('give memMiB and/or vcpus to change', 422);
+      for (const [k, v] of [
+        ['memMiB', edit.memMiB],
+        ['vcpus', edit.vcpus],
+      ] as const) {
+        if (v !== undefined && (!Number.isSafeInteger(v) || v <= 0))
+          throw new EditError(`${k} must be a positive integer, got ${String(v)}`, 422);
       }
       const next = { ...vm, memMiB: edit.memMiB ?? vm.memMiB, vcpus: edit.vcpus ?? vm.vcpus };
-      const what = [edit.memMiB !== undefined ? `MEM ${vm.memMiB}->${next.memMiB} MiB` : '', edit.vcpus !== undefined ? `VCPUS ${vm.vcpus}->${next.vcpus}` : ''].filter(Boolean).join(', ');
+      const what = [
+        edit.memMiB !== undefined ? `MEM ${vm.memMiB}->${next.memMiB} MiB` : '',
+        edit.vcpus !== undefined ? `VCPUS ${vm.vcpus}->${next.vcpus}` : '',
+      ]
+        .filter(Boolean)
+        .join(', ');
       return { site: replace(next), reason: `reconfigure ${vm.name}: ${what}` };
     }
     case 'remove':

@@ -130,7 +130,8 @@ export function formatIssue(issue: SiteIssue): string {
   return `${issue.file}:${issue.line}:${issue.col}: ${issue.element}: ${issue.message}`;
 }
 
-export type LoadResult = { ok: true; site: Site; warnings: SiteIssue[] } | { ok: false; errors: SiteIssue[]; warnings: SiteIssue[] };
+export type LoadResult =
+  { ok: true; site: Site; warnings: SiteIssue[] } | { ok: false; errors: SiteIssue[]; warnings: SiteIssue[] };
 
 /** Indexes a site by name for the lookups the planner and workers do in hot loops. */
 export interface SiteIndex {

@@ -3,11 +3,31 @@
 
 import { readFile, stat } from 'node:fs/promises';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
-import type { DiskSpec, HostSpec, LoadResult, PowerSpec, SetSpec, Site, SiteIssue, SourcePos, TemplateSpec, VmSpec } from './model.ts';
+import type {
+  DiskSpec,
+  HostSpec,
+  LoadResult,
+  PowerSpec,
+  SetSpec,
+  Site,
+  SiteIssue,
+  SourcePos,
+  TemplateSpec,
+  VmSpec,
+} from './model.ts';
 import { addVm, emptyLoad, whyNotFits, type HostLoad } from './capacity.ts';
 import { impliedTemplate } from './templates.ts';
 import { childPos, scanElements, type ElementPos } from './xml-scan.ts';
-import { checkAddress, checkConfigText, checkName, checkPath, checkVmIp, normaliseMac, parseBool, parseInteger } from './validate.ts';
+import {
+  checkAddress,
+  checkConfigText,
+  checkName,
+  checkPath,
+  checkVmIp,
+  normaliseMac,
+  parseBool,
+  parseInteger,
+} from './validate.ts';
 
 export const MAX_SITE_BYTES = 64 * 1024 * 1024;
 export const MAX_DEPTH = 16;
@@ -22,7 +42,19 @@ export interface LoadOptions {
 type XmlNode = Record<string, unknown>;
 const REPEATED = new Set(['Set', 'VM', 'Host', 'Template', 'Disk']);
 /** Elements that hold only text: attributes on them are ignored (and warned about). */
-const LEAVES = new Set(['Owner', 'DOM0', 'VCPUS', 'HWADDR', 'IP', 'MEM', 'Kernel', 'Ramdisk', 'Bootloader', 'Extra', 'Bridge']);
+const LEAVES = new Set([
+  'Owner',
+  'DOM0',
+  'VCPUS',
+  'HWADDR',
+  'IP',
+  'MEM',
+  'Kernel',
+  'Ramdisk',
+  'Bootloader',
+  'Extra',
+  'Bridge',
+]);
 
 const parser = new XMLParser({
   ignoreAttributes: false,
@@ -39,7 +71,13 @@ const parser = new XMLParser({
   isArray: (name) => REPEATED.has(name),
 });
 
-const BUILTIN_ENTITIES = new Map([['lt', '<'], ['gt', '>'], ['amp', '&'], ['quot', '"'], ['apos', "'"]]);
+const BUILTIN_ENTITIES = new Map([
+  ['lt', '<'],
+  ['gt', '>'],
+  ['amp', '&'],
+  ['quot', '"'],
+  ['apos', "'"],
+]);
 const ENTITY_REF = /&(?:#(\d{1,7})|#x([0-9a-fA-F]{1,6})|([A-Za-z]+));/g;
 
 /** Decodes the five XML built-in entities and character references; anything else is left as written. */
@@ -48,7 +86,10 @@ export function decodeEntities(s: string): string {
   return s.replace(ENTITY_REF, (whole, dec: string | undefined, hex: string | undefined, named: string | undefined) => {
     if (named !== undefined) return BUILTIN_ENTITIES.get(named) ?? whole;
     const cp = dec !== undefined ? Number(dec) : parseInt(hex!, 16);
-    const ok = (cp === 0x9 || cp === 0xa || cp === 0xd || (cp >= 0x20 && cp <= 0xd7ff) || (cp >= 0xe000 && cp <= 0x10ffff)) && cp !== 0xfffe && cp !== 0xffff;
+    const ok =
+      (cp === 0x9 || cp === 0xa || cp === 0xd || (cp >= 0x20 && cp <= 0xd7ff) || (cp >= 0xe000 && cp <= 0x10ffff)) &&
+      cp !== 0xfffe &&
+      cp !== 0xffff;
     return ok ? String.fromCodePoint(cp) : whole;
   });
 }
@@ -58,7 +99,8 @@ function text(node: unknown): string | undefined {
   if (typeof node === 'string') return decodeEntities(node);
   if (typeof node === 'number' || typeof node === 'boolean') return String(node);
   if (Array.isArray(node)) return text(node[0]); // repeated element: the first counts, Collector.unknown refuses the rest
-  if (typeof node === 'object' && '#text' in (node as XmlNode)) return decodeEntities(String((node as XmlNode)['#text']));
+  if (typeof node === 'object' && '#text' in (node as XmlNode))
+    return decodeEntities(String((node as XmlNode)['#text']));
   if (typeof node === 'object') return '';
   return undefined;
 }
@@ -89,7 +131,13 @@ class Collector {
     this.warnings.push({ file: this.file, line: p?.line ?? 1, col: p?.col ?? 1, element, message });
   }
   /** Warn about attributes and child elements XSM does not know (a typo would otherwise be silently ignored). */
-  unknown(node: XmlNode, p: ElementPos | undefined, element: string, attrs: readonly string[], children: readonly string[]): void {
+  unknown(
+    node: XmlNode,
+    p: ElementPos | undefined,
+    element: string,
+    attrs: readonly string[],
+    children: readonly string[],
+  ): void {
     for (const key of Object.keys(node)) {
       if (key === '#text') continue;
       if (key.startsWith('@_')) {
@@ -99,12 +147,21 @@ class Collector {
       } else if (LEAVES.has(key) && node[key] && typeof node[key] === 'object' && !Array.isArray(node[key])) {
         // e.g. <MEM unit="GiB">: the value is read as MiB all the same, so say that the attribute does nothing.
         for (const a of Object.keys(node[key] as XmlNode)) {
-          if (a.startsWith('@_')) this.warn(childPos(p, key) ?? p, `${element}/${key}`, `attribute ${a.slice(2)} on <${key}> is ignored${key === 'MEM' ? ' (MEM is always MiB)' : ''}`);
+          if (a.startsWith('@_'))
+            this.warn(
+              childPos(p, key) ?? p,
+              `${element}/${key}`,
+              `attribute ${a.slice(2)} on <${key}> is ignored${key === 'MEM' ? ' (MEM is always MiB)' : ''}`,
+            );
         }
       } else if (!REPEATED.has(key) && Array.isArray(node[key])) {
         const second = childPos(p, key, 1);
         const first = childPos(p, key, 0);
-        this.error(second ?? p, `${element}/${key}`, `<${key}> is given more than once (first at ${this.file}:${first?.line ?? '?'}:${first?.col ?? '?'}); keep exactly one`);
+        this.error(
+          second ?? p,
+          `${element}/${key}`,
+          `<${key}> is given more than once (first at ${this.file}:${first?.line ?? '?'}:${first?.col ?? '?'}); keep exactly one`,
+        );
       }
     }
   }
@@ -116,7 +173,16 @@ export const MAX_ISSUES = 500;
 function capped(issues: SiteIssue[], file: string): SiteIssue[] {
   if (issues.length <= MAX_ISSUES) return issues;
   const last = issues[MAX_ISSUES - 1]!;
-  return [...issues.slice(0, MAX_ISSUES), { file, line: last.line, col: last.col, element: 'XSMConfig', message: `${issues.length - MAX_ISSUES} more issues are not shown; fix the ones above and load again` }];
+  return [
+    ...issues.slice(0, MAX_ISSUES),
+    {
+      file,
+      line: last.line,
+      col: last.col,
+      element: 'XSMConfig',
+      message: `${issues.length - MAX_ISSUES} more issues are not shown; fix the ones above and load again`,
+    },
+  ];
 }
 
 export async function loadSiteFile(path: string, options: LoadOptions = {}): Promise<LoadResult> {
@@ -124,7 +190,19 @@ export async function loadSiteFile(path: string, options: LoadOptions = {}): Pro
     throw new Error(`${path}: cannot read site file: ${e.code === 'ENOENT' ? 'no such file' : e.message}`);
   });
   if (info.size > MAX_SITE_BYTES) {
-    return { ok: false, warnings: [], errors: [{ file: path, line: 1, col: 1, element: 'XSMConfig', message: `file is ${info.size} bytes; the limit is ${MAX_SITE_BYTES}` }] };
+    return {
+      ok: false,
+      warnings: [],
+      errors: [
+        {
+          file: path,
+          line: 1,
+          col: 1,
+          element: 'XSMConfig',
+          message: `file is ${info.size} bytes; the limit is ${MAX_SITE_BYTES}`,
+        },
+      ],
+    };
   }
   return loadSite(await readFile(path, 'utf8'), path, options);
 }
@@ -133,7 +211,11 @@ export function loadSite(xml: string, file: string, options: LoadOptions = {}): 
   const c = new Collector(file);
   // Reported in file order, so an operator can fix them top to bottom.
   const byPlace = (a: SiteIssue, b: SiteIssue) => a.line - b.line || a.col - b.col;
-  const fail = (): LoadResult => ({ ok: false, errors: capped(c.errors.sort(byPlace), file), warnings: capped(c.warnings.sort(byPlace), file) });
+  const fail = (): LoadResult => ({
+    ok: false,
+    errors: capped(c.errors.sort(byPlace), file),
+    warnings: capped(c.warnings.sort(byPlace), file),
+  });
 
   if (xml.length > MAX_SITE_BYTES) {
     c.error(undefined, 'XSMConfig', `file is ${xml.length} bytes; the limit is ${MAX_SITE_BYTES}`);
@@ -150,22 +232,38 @@ export function loadSite(xml: string, file: string, options: LoadOptions = {}): 
   }
   // Depth is checked before the validator and parser walk the text: a hostile file nests deeply on purpose.
   if (scan.maxDepth > MAX_DEPTH) {
-    c.error(undefined, 'XSMConfig', `elements are nested ${scan.maxDepth} deep; a site file needs at most ${MAX_DEPTH}: this is not a site file`);
+    c.error(
+      undefined,
+      'XSMConfig',
+      `elements are nested ${scan.maxDepth} deep; a site file needs at most ${MAX_DEPTH}: this is not a site file`,
+    );
     return fail();
   }
   const valid = XMLValidator.validate(xml);
   if (valid !== true) {
-    c.error({ name: '', line: valid.err.line, col: valid.err.col, children: [] }, 'XML', `malformed XML: ${valid.err.msg.length > 160 ? `${valid.err.msg.slice(0, 160)}...` : valid.err.msg}; fix the file at this place`);
+    c.error(
+      { name: '', line: valid.err.line, col: valid.err.col, children: [] },
+      'XML',
+      `malformed XML: ${valid.err.msg.length > 160 ? `${valid.err.msg.slice(0, 160)}...` : valid.err.msg}; fix the file at this place`,
+    );
     return fail();
   }
   if (scan.reservedName) {
     const r = scan.reservedName;
-    c.error({ name: '', line: r.line, col: r.col, children: [] }, `<${r.name}>`, `element name <${r.name}> is not allowed in a site file; remove it`);
+    c.error(
+      { name: '', line: r.line, col: r.col, children: [] },
+      `<${r.name}>`,
+      `element name <${r.name}> is not allowed in a site file; remove it`,
+    );
     return fail();
   }
   const rootPos = scan.root.children[0];
   if (!rootPos || rootPos.name !== 'XSMConfig' || scan.root.children.length !== 1) {
-    c.error(rootPos, rootPos?.name ?? 'XML', `the root element must be <XSMConfig>${rootPos ? `, not <${rootPos.name}>` : ''}`);
+    c.error(
+      rootPos,
+      rootPos?.name ?? 'XML',
+      `the root element must be <XSMConfig>${rootPos ? `, not <${rootPos.name}>` : ''}`,
+    );
     return fail();
   }
   const doc = parser.parse(xml) as XmlNode;
@@ -204,7 +302,8 @@ export function loadSite(xml: string, file: string, options: LoadOptions = {}): 
     c.unknown(setNode, setPos, setLabel, ['name'], ['Owner', 'VM']);
     const nameErr = checkName(setName, 'set name');
     if (nameErr) c.error(setPos, setLabel, nameErr);
-    else if (setSeen.has(setName!)) c.error(setPos, setLabel, `set name ${setName} is used twice; give each Set its own name`);
+    else if (setSeen.has(setName!))
+      c.error(setPos, setLabel, `set name ${setName} is used twice; give each Set its own name`);
     setSeen.add(setName ?? '');
     const owner = text(setNode.Owner);
     const set: SetSpec = { name: setName ?? '', vms: [], pos: c.pos(setPos), ...(owner ? { owner } : {}) };
@@ -226,7 +325,11 @@ export function loadSite(xml: string, file: string, options: LoadOptions = {}): 
       if (nErr) bad(vmPos, label, nErr);
       else if (vmSeen.has(name!)) {
         const first = vmSeen.get(name!);
-        bad(vmPos, label, `VM name ${name} is already used at ${file}:${first?.line ?? '?'}:${first?.col ?? '?'}; VM names must be unique across all Sets`);
+        bad(
+          vmPos,
+          label,
+          `VM name ${name} is already used at ${file}:${first?.line ?? '?'}:${first?.col ?? '?'}; VM names must be unique across all Sets`,
+        );
       } else vmSeen.set(name!, vmPos);
 
       const config = attr(vmNode, 'config');
@@ -242,7 +345,11 @@ export function loadSite(xml: string, file: string, options: LoadOptions = {}): 
       if (mac.error) bad(at('HWADDR'), `${label}/HWADDR`, mac.error);
       else if (macSeen.has(mac.value!)) {
         const first = macSeen.get(mac.value!);
-        bad(at('HWADDR'), `${label}/HWADDR`, `MAC ${mac.value} is already used at ${file}:${first?.line ?? '?'}:${first?.col ?? '?'}; every VM needs its own MAC`);
+        bad(
+          at('HWADDR'),
+          `${label}/HWADDR`,
+          `MAC ${mac.value} is already used at ${file}:${first?.line ?? '?'}:${first?.col ?? '?'}; every VM needs its own MAC`,
+        );
       } else if (hostMacs.has(mac.value!)) {
         bad(at('HWADDR'), `${label}/HWADDR`, `MAC ${mac.value} is the boot MAC of ${hostMacs.get(mac.value!)}`);
       } else macSeen.set(mac.value!, at('HWADDR'));
@@ -264,19 +371,35 @@ export function loadSite(xml: string, file: string, options: LoadOptions = {}): 
         host = hostByName.get(dom0) ?? hostByAddress.get(dom0);
         if (!host && refused.has(`host:${dom0}`)) ok = false;
         else if (!host && (hostsDeclared || options.inventory?.length)) {
-          bad(at('DOM0'), `${label}/DOM0`, `DOM0 ${JSON.stringify(dom0.slice(0, 60))} is no known host; declare it in <Hosts> or use one of: ${[...hostByName.keys()].slice(0, 8).join(', ')}`);
+          bad(
+            at('DOM0'),
+            `${label}/DOM0`,
+            `DOM0 ${JSON.stringify(dom0.slice(0, 60))} is no known host; declare it in <Hosts> or use one of: ${[...hostByName.keys()].slice(0, 8).join(', ')}`,
+          );
         } else if (!host) {
           const addrErr = checkAddress(dom0, 'DOM0');
           const safe = checkName(dom0, 'DOM0');
           if (addrErr || safe) bad(at('DOM0'), `${label}/DOM0`, addrErr ?? safe!);
           else {
-            host = { name: dom0, address: dom0, cpus: 0, memoryMiB: 0, maintenance: false, implied: true, pos: c.pos(at('DOM0')) };
+            host = {
+              name: dom0,
+              address: dom0,
+              cpus: 0,
+              memoryMiB: 0,
+              maintenance: false,
+              implied: true,
+              pos: c.pos(at('DOM0')),
+            };
             hosts.push(host);
             hostByName.set(dom0, host);
             hostByAddress.set(dom0, host);
             if (!impliedWarned.has(dom0)) {
               impliedWarned.add(dom0);
-              c.warn(at('DOM0'), `${label}/DOM0`, `host ${dom0} is not declared in <Hosts>: its capacity is unknown and not checked`);
+              c.warn(
+                at('DOM0'),
+                `${label}/DOM0`,
+                `host ${dom0} is not declared in <Hosts>: its capacity is unknown and not checked`,
+              );
             }
           }
         }
@@ -290,14 +413,26 @@ export function loadSite(xml: string, file: string, options: LoadOptions = {}): 
           template = impliedTemplate(config);
           templates.push(template);
           templateByName.set(config, template);
-          c.warn(vmPos, `${label}@config`, `template ${config} is not declared: using the built-in default (PVH, /srv/xen/kernels/vmlinuz, disk /srv/xen/disks/{vm}.img on xenbr0)`);
+          c.warn(
+            vmPos,
+            `${label}@config`,
+            `template ${config} is not declared: using the built-in default (PVH, /srv/xen/kernels/vmlinuz, disk /srv/xen/disks/{vm}.img on xenbr0)`,
+          );
         }
       }
       if (template && vcpus.value !== undefined && template.maxVcpus !== undefined && vcpus.value > template.maxVcpus) {
-        bad(at('VCPUS'), `${label}/VCPUS`, `VCPUS ${vcpus.value} exceeds template ${template.name}'s maxvcpus ${template.maxVcpus}`);
+        bad(
+          at('VCPUS'),
+          `${label}/VCPUS`,
+          `VCPUS ${vcpus.value} exceeds template ${template.name}'s maxvcpus ${template.maxVcpus}`,
+        );
       }
       if (template && mem.value !== undefined && template.maxMemMiB !== undefined && mem.value > template.maxMemMiB) {
-        bad(at('MEM'), `${label}/MEM`, `MEM ${mem.value} exceeds template ${template.name}'s maxmem ${template.maxMemMiB}`);
+        bad(
+          at('MEM'),
+          `${label}/MEM`,
+          `MEM ${mem.value} exceeds template ${template.name}'s maxmem ${template.maxMemMiB}`,
+        );
       }
 
       const pl = vmNode.Placement as XmlNode | undefined;
@@ -334,13 +469,23 @@ export function loadSite(xml: string, file: string, options: LoadOptions = {}): 
         },
         pos: c.pos(vmPos),
       };
-      if (host.maintenance) c.warn(at('DOM0'), `${label}/DOM0`, `host ${host.name} is in maintenance; the rebalancer will move ${name} off it`);
+      if (host.maintenance)
+        c.warn(
+          at('DOM0'),
+          `${label}/DOM0`,
+          `host ${host.name} is in maintenance; the rebalancer will move ${name} off it`,
+        );
       let load = loads.get(host.name);
       if (!load) loads.set(host.name, (load = emptyLoad()));
       const why = whyNotFits(host, load, vm);
       if (why) {
-        const short = vm.vcpus > host.cpus ? `${vm.vcpus - host.cpus} vCPUs` : `${vm.memMiB - (host.memoryMiB - load.memMiB)} MiB`;
-        c.error(vmPos, label, `does not fit: ${why} (${short} missing); move it to another DOM0 or lower its MEM/VCPUS`);
+        const short =
+          vm.vcpus > host.cpus ? `${vm.vcpus - host.cpus} vCPUs` : `${vm.memMiB - (host.memoryMiB - load.memMiB)} MiB`;
+        c.error(
+          vmPos,
+          label,
+          `does not fit: ${why} (${short} missing); move it to another DOM0 or lower its MEM/VCPUS`,
+        );
         return;
       }
       addVm(load, vm);
@@ -379,13 +524,21 @@ function readHosts(c: Collector, root: XmlNode, rootPos: ElementPos, refused: Se
     const address = attr(node, 'address')?.trim();
     const aErr = checkAddress(address, 'address');
     if (aErr) bad(`${label}@address`, aErr);
-    else if (addresses.has(address!)) bad(`${label}@address`, `address ${address} is also host ${addresses.get(address!)}'s; each Host needs its own address`);
+    else if (addresses.has(address!))
+      bad(
+        `${label}@address`,
+        `address ${address} is also host ${addresses.get(address!)}'s; each Host needs its own address`,
+      );
     let bootMac: string | undefined;
     const macText = attr(node, 'mac');
     if (macText !== undefined) {
       const m = normaliseMac(macText);
       if (m.error) bad(`${label}@mac`, m.error);
-      else if (macs.has(m.value!)) bad(`${label}@mac`, `boot MAC ${m.value} is also host ${macs.get(m.value!)}'s; each Host needs its own boot MAC`);
+      else if (macs.has(m.value!))
+        bad(
+          `${label}@mac`,
+          `boot MAC ${m.value} is also host ${macs.get(m.value!)}'s; each Host needs its own boot MAC`,
+        );
       else bootMac = m.value;
     }
     const cpus = parseInteger(attr(node, 'cpus'), 'cpus', 1, 4096);
@@ -401,7 +554,11 @@ function readHosts(c: Collector, root: XmlNode, rootPos: ElementPos, refused: Se
       c.unknown(pw, pp, `${label}/Power`, ['driver', 'address', 'user', 'passwordFile'], []);
       const driver = attr(pw, 'driver');
       if (driver !== 'ipmi' && driver !== 'redfish' && driver !== 'qmp' && driver !== 'manual') {
-        bad(`${label}/Power@driver`, `power driver ${JSON.stringify(driver ?? '')} is not one of ipmi, redfish, qmp, manual`, pp);
+        bad(
+          `${label}/Power@driver`,
+          `power driver ${JSON.stringify(driver ?? '')} is not one of ipmi, redfish, qmp, manual`,
+          pp,
+        );
       } else {
         const paddr = attr(pw, 'address');
         if (driver !== 'manual' && !paddr) bad(`${label}/Power@address`, `power driver ${driver} needs an address`, pp);
@@ -411,7 +568,12 @@ function readHosts(c: Collector, root: XmlNode, rootPos: ElementPos, refused: Se
           if (e) bad(`${label}/Power@passwordFile`, e, pp);
         }
         const user = attr(pw, 'user');
-        power = { driver, ...(paddr ? { address: paddr } : {}), ...(user ? { user } : {}), ...(pwFile ? { passwordFile: pwFile } : {}) };
+        power = {
+          driver,
+          ...(paddr ? { address: paddr } : {}),
+          ...(user ? { user } : {}),
+          ...(pwFile ? { passwordFile: pwFile } : {}),
+        };
       }
     }
     if (name) names.add(name);
@@ -448,7 +610,13 @@ function readTemplates(c: Collector, root: XmlNode, rootPos: ElementPos, refused
     const p = childPos(tPos, 'Template', i);
     const name = attr(node, 'name');
     const label = `Template[name=${name ?? '?'}]`;
-    c.unknown(node, p, label, ['name', 'type', 'maxmem', 'maxvcpus', 'weight'], ['Kernel', 'Ramdisk', 'Bootloader', 'Extra', 'Disk', 'Bridge']);
+    c.unknown(
+      node,
+      p,
+      label,
+      ['name', 'type', 'maxmem', 'maxvcpus', 'weight'],
+      ['Kernel', 'Ramdisk', 'Bootloader', 'Extra', 'Disk', 'Bridge'],
+    );
     let ok = true;
     const bad = (el: string, msg: string, at = p) => {
       c.error(at, el, msg);
@@ -459,7 +627,8 @@ function readTemplates(c: Collector, root: XmlNode, rootPos: ElementPos, refused
     else if (names.has(name!)) bad(label, `template ${name} is declared twice; give each Template its own name`);
     if (name) names.add(name);
     const type = attr(node, 'type') ?? 'pvh';
-    if (type !== 'pv' && type !== 'pvh' && type !== 'hvm') bad(`${label}@type`, `type ${JSON.stringify(type)} is not one of pv, pvh, hvm`);
+    if (type !== 'pv' && type !== 'pvh' && type !== 'hvm')
+      bad(`${label}@type`, `type ${JSON.stringify(type)} is not one of pv, pvh, hvm`);
     const opt = (key: string, what: string, min: number, max: number) => {
       const v = attr(node, key);
       if (v === undefined) return undefined;
@@ -499,14 +668,17 @@ function readTemplates(c: Collector, root: XmlNode, rootPos: ElementPos, refused
       const tErr = checkPath(target, 'disk target');
       if (tErr) bad(el, tErr, dp);
       const vdev = attr(d, 'vdev') ?? 'xvda';
-      if (!/^(xvd|hd|sd)[a-z]{1,2}$/.test(vdev)) bad(el, `vdev ${JSON.stringify(vdev)} must look like xvda, hda or sda`, dp);
+      if (!/^(xvd|hd|sd)[a-z]{1,2}$/.test(vdev))
+        bad(el, `vdev ${JSON.stringify(vdev)} must look like xvda, hda or sda`, dp);
       else if (vdevs.has(vdev)) bad(el, `vdev ${vdev} is used by two disks`, dp);
       vdevs.add(vdev);
       const format = attr(d, 'format') ?? 'raw';
-      if (format !== 'raw' && format !== 'qcow2' && format !== 'vhd') bad(el, `format ${JSON.stringify(format)} is not raw, qcow2 or vhd`, dp);
+      if (format !== 'raw' && format !== 'qcow2' && format !== 'vhd')
+        bad(el, `format ${JSON.stringify(format)} is not raw, qcow2 or vhd`, dp);
       const access = attr(d, 'access') ?? 'rw';
       if (access !== 'rw' && access !== 'ro') bad(el, `access ${JSON.stringify(access)} is not rw or ro`, dp);
-      if (target) disks.push({ target, vdev, format: format as DiskSpec['format'], access: access as DiskSpec['access'] });
+      if (target)
+        disks.push({ target, vdev, format: format as DiskSpec['format'], access: access as DiskSpec['access'] });
     });
     if (!ok) {
       if (name) refused.add(`template:${name}`);

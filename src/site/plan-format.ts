@@ -21,12 +21,24 @@ function change(a: Action): string {
 }
 
 export function planRows(plan: Plan): string[][] {
-  return plan.actions.map((a) => [String(a.wave), a.kind, a.vm, a.kind === 'migrate' ? a.from : a.host, a.kind === 'migrate' ? a.to : '', change(a), a.reason]);
+  return plan.actions.map((a) => [
+    String(a.wave),
+    a.kind,
+    a.vm,
+    a.kind === 'migrate' ? a.from : a.host,
+    a.kind === 'migrate' ? a.to : '',
+    change(a),
+    a.reason,
+  ]);
 }
 
 export function formatTable(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (r: string[]) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd();
+  const line = (r: string[]) =>
+    r
+      .map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd();
   return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
 }
 
@@ -37,7 +49,10 @@ export function formatPlan(plan: Plan): string {
     out.push(formatTable(['WAVE', 'ACTION', 'VM', 'HOST/FROM', 'TO', 'CHANGE', 'REASON'], planRows(plan)));
     const counts = new Map<string, number>();
     for (const a of plan.actions) counts.set(a.kind, (counts.get(a.kind) ?? 0) + 1);
-    out.push('', `${plan.actions.length} action${plan.actions.length === 1 ? "" : "s"} in ${plan.waves} wave${plan.waves === 1 ? "" : "s"}: ${[...counts].map(([k, n]) => `${n} ${k}`).join(', ')}`);
+    out.push(
+      '',
+      `${plan.actions.length} action${plan.actions.length === 1 ? '' : 's'} in ${plan.waves} wave${plan.waves === 1 ? '' : 's'}: ${[...counts].map(([k, n]) => `${n} ${k}`).join(', ')}`,
+    );
   }
   for (const n of plan.notes) out.push(`note: ${n}`);
   return out.join('\n');

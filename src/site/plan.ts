@@ -82,10 +82,15 @@ export function planChanges(current: Site | undefined, desired: Site, observed?:
         seen.add(d.name);
         const before = present.get(d.name);
         if (!before && !desiredVms.has(d.name)) {
-          notes.push(`domain ${d.name} runs on ${host.name} but no site version knows it; XSM leaves it alone (remove it by hand or add it to the file)`);
+          notes.push(
+            `domain ${d.name} runs on ${host.name} but no site version knows it; XSM leaves it alone (remove it by hand or add it to the file)`,
+          );
           continue;
         }
-        if (before && before.host !== host.name) notes.push(`${d.name} was expected on ${before.host} but is observed on ${host.name}; planning from where it really is`);
+        if (before && before.host !== host.name)
+          notes.push(
+            `${d.name} was expected on ${before.host} but is observed on ${host.name}; planning from where it really is`,
+          );
         // Ceilings the toolstack did not report are not the current size: keep those of the version
         // that created the VM (else a live reconfigure would be planned as a restart).
         const limitsFrom = d.limitsUnknown && before ? before : d;
@@ -118,7 +123,14 @@ export function planChanges(current: Site | undefined, desired: Site, observed?:
     const now = present.get(name);
     const want = desiredVms.get(name);
     if (now && !want) {
-      const a: RemoveAction = { kind: 'remove', id: `remove:${name}`, vm: name, host: now.host, wave: 0, reason: `${name} is no longer in the site file` };
+      const a: RemoveAction = {
+        kind: 'remove',
+        id: `remove:${name}`,
+        vm: name,
+        host: now.host,
+        wave: 0,
+        reason: `${name} is no longer in the site file`,
+      };
       pending.push({ action: a, needMiB: 0, vcpus: 0, freeHost: now.host, freeMiB: now.memMiB });
       continue;
     }
@@ -128,22 +140,56 @@ export function planChanges(current: Site | undefined, desired: Site, observed?:
       if (fencedAt) {
         // Its host was fenced by failover and found no other host with room (or the VM is pinned there):
         // it starts when the host's agent reports again, not before.
-        notes.push(`${name} stays down: its host ${want.host} was fenced at ${new Date(fencedAt).toISOString()} and has not reported since`);
+        notes.push(
+          `${name} stays down: its host ${want.host} was fenced at ${new Date(fencedAt).toISOString()} and has not reported since`,
+        );
         continue;
       }
-      const a: CreateAction = { kind: 'create', id: `create:${name}`, vm: name, host: want.host, spec: want, wave: 0, reason: current?.vms.some((v) => v.name === name) ? `${name} is not running; create it on ${want.host}` : `${name} is new in the site file` };
+      const a: CreateAction = {
+        kind: 'create',
+        id: `create:${name}`,
+        vm: name,
+        host: want.host,
+        spec: want,
+        wave: 0,
+        reason: current?.vms.some((v) => v.name === name)
+          ? `${name} is not running; create it on ${want.host}`
+          : `${name} is new in the site file`,
+      };
       pending.push({ action: a, needHost: want.host, needMiB: want.memMiB, vcpus: want.vcpus, freeMiB: 0 });
       continue;
     }
     let at = now.host;
     let size = now.memMiB;
     if (want.host !== now.host) {
-      const a: MigrateAction = { kind: 'migrate', id: `migrate:${name}`, vm: name, from: now.host, to: want.host, spec: want, mode: 'live', wave: 0, reason: `DOM0 of ${name} changed from ${now.host} to ${want.host}` };
-      pending.push({ action: a, needHost: want.host, needMiB: now.memMiB, vcpus: now.vcpus, freeHost: now.host, freeMiB: now.memMiB, movable: { vm: want, from: now.host, to: want.host, memMiB: now.memMiB } });
+      const a: MigrateAction = {
+        kind: 'migrate',
+        id: `migrate:${name}`,
+        vm: name,
+        from: now.host,
+        to: want.host,
+        spec: want,
+        mode: 'live',
+        wave: 0,
+        reason: `DOM0 of ${name} changed from ${now.host} to ${want.host}`,
+      };
+      pending.push({
+        action: a,
+        needHost: want.host,
+        needMiB: now.memMiB,
+        vcpus: now.vcpus,
+        freeHost: now.host,
+        freeMiB: now.memMiB,
+        movable: { vm: want, from: now.host, to: want.host, memMiB: now.memMiB },
+      });
       at = want.host;
     }
     const templateChanged = now.config !== undefined && now.config !== want.config;
-    const templateEdited = !templateChanged && now.spec && JSON.stringify(stripPos(currentTemplates.get(want.config))) !== JSON.stringify(stripPos(desiredTemplates.get(want.config)));
+    const templateEdited =
+      !templateChanged &&
+      now.spec &&
+      JSON.stringify(stripPos(currentTemplates.get(want.config))) !==
+        JSON.stringify(stripPos(desiredTemplates.get(want.config)));
     const memChanged = want.memMiB !== size;
     const cpuChanged = want.vcpus !== now.vcpus;
     if (memChanged || cpuChanged || templateChanged || templateEdited) {
@@ -171,7 +217,11 @@ export function planChanges(current: Site | undefined, desired: Site, observed?:
         ...(cpuChanged ? { vcpus: { from: now.vcpus, to: want.vcpus } } : {}),
       };
       const delta = want.memMiB - size;
-      pending.push(delta > 0 ? { action: a, needHost: at, needMiB: delta, vcpus: want.vcpus, freeMiB: 0 } : { action: a, needMiB: 0, vcpus: 0, freeHost: at, freeMiB: -delta });
+      pending.push(
+        delta > 0
+          ? { action: a, needHost: at, needMiB: delta, vcpus: want.vcpus, freeMiB: 0 }
+          : { action: a, needMiB: 0, vcpus: 0, freeHost: at, freeMiB: -delta },
+      );
       size = want.memMiB;
     }
   }
@@ -191,18 +241,30 @@ function stripPos(t: TemplateSpec | undefined): unknown {
  * since a live migration holds memory on both ends while it runs). Frees always fit. A reconfigure that
  * follows a migration of the same VM waits for it.
  */
-function scheduleWaves(pending: Pending[], hosts: Map<string, HostSpec>, present: Map<string, Present>): { actions: Action[]; waves: number } {
+function scheduleWaves(
+  pending: Pending[],
+  hosts: Map<string, HostSpec>,
+  present: Map<string, Present>,
+): { actions: Action[]; waves: number } {
   const used = new Map<string, number>();
   for (const p of present.values()) used.set(p.host, (used.get(p.host) ?? 0) + p.memMiB);
   const done: Action[] = [];
   const migratingVm = new Set(pending.filter((p) => p.action.kind === 'migrate').map((p) => p.action.vm));
-  let queue = [...pending].sort((a, b) => KIND_ORDER[a.action.kind] - KIND_ORDER[b.action.kind] || a.action.vm.localeCompare(b.action.vm));
+  let queue = [...pending].sort(
+    (a, b) => KIND_ORDER[a.action.kind] - KIND_ORDER[b.action.kind] || a.action.vm.localeCompare(b.action.vm),
+  );
   let wave = 0;
   const fits = (p: Pending): boolean => {
     if (!p.needHost || p.needMiB <= 0) return true;
     const host = hosts.get(p.needHost);
     if (!host) return true;
-    return whyNotFits(host, { memMiB: used.get(p.needHost) ?? 0, vcpus: 0, vms: 0 }, { name: p.action.vm, memMiB: p.needMiB, vcpus: p.vcpus }) === undefined;
+    return (
+      whyNotFits(
+        host,
+        { memMiB: used.get(p.needHost) ?? 0, vcpus: 0, vms: 0 },
+        { name: p.action.vm, memMiB: p.needMiB, vcpus: p.vcpus },
+      ) === undefined
+    );
   };
 
   while (queue.length) {
@@ -227,7 +289,8 @@ function scheduleWaves(pending: Pending[], hosts: Map<string, HostSpec>, present
     }
     for (const p of releases) {
       if (p.freeHost && p.freeMiB > 0) used.set(p.freeHost, (used.get(p.freeHost) ?? 0) - p.freeMiB);
-      if (p.action.kind === 'migrate' && !later.some((q) => q.action.kind === 'migrate' && q.action.vm === p.action.vm)) migratingVm.delete(p.action.vm);
+      if (p.action.kind === 'migrate' && !later.some((q) => q.action.kind === 'migrate' && q.action.vm === p.action.vm))
+        migratingVm.delete(p.action.vm);
     }
     if (releases.length === 0) {
       // Nothing fits: a cycle of migrations between full hosts. Break it with the first blocked move.
@@ -235,39 +298,110 @@ function scheduleWaves(pending: Pending[], hosts: Map<string, HostSpec>, present
       if (!blocked || !blocked.movable) {
         const p = later[0]!;
         const host = p.needHost ? hosts.get(p.needHost) : undefined;
-        const why = host ? whyNotFits(host, { memMiB: used.get(host.name) ?? 0, vcpus: 0, vms: 0 }, { name: p.action.vm, memMiB: p.needMiB, vcpus: p.vcpus }) : undefined;
-        throw new PlanError(`cannot order the plan: ${why ?? `${p.action.id} never fits`}; free memory on ${p.needHost ?? 'that host'} or move fewer VMs at once`);
+        const why = host
+          ? whyNotFits(
+              host,
+              { memMiB: used.get(host.name) ?? 0, vcpus: 0, vms: 0 },
+              { name: p.action.vm, memMiB: p.needMiB, vcpus: p.vcpus },
+            )
+          : undefined;
+        throw new PlanError(
+          `cannot order the plan: ${why ?? `${p.action.id} never fits`}; free memory on ${p.needHost ?? 'that host'} or move fewer VMs at once`,
+        );
       }
       const m = blocked.movable;
       later.splice(later.indexOf(blocked), 1);
       const park = [...hosts.values()]
         .filter((h) => h.name !== m.from && h.name !== m.to && !h.maintenance)
         .sort((a, b) => a.name.localeCompare(b.name))
-        .find((h) => whyNotFits(h, { memMiB: used.get(h.name) ?? 0, vcpus: 0, vms: 0 }, { name: m.vm.name, memMiB: m.memMiB, vcpus: m.vm.vcpus }) === undefined);
+        .find(
+          (h) =>
+            whyNotFits(
+              h,
+              { memMiB: used.get(h.name) ?? 0, vcpus: 0, vms: 0 },
+              { name: m.vm.name, memMiB: m.memMiB, vcpus: m.vm.vcpus },
+            ) === undefined,
+        );
       if (park) {
-        const first: MigrateAction = { kind: 'migrate', id: `migrate:${m.vm.name}:park`, vm: m.vm.name, from: m.from, to: park.name, spec: { ...m.vm, host: park.name }, mode: 'live', wave: 0, reason: `break a cycle of moves between full hosts: park ${m.vm.name} on ${park.name} (room free there) on its way from ${m.from} to ${m.to}` };
-        const second: MigrateAction = { kind: 'migrate', id: `migrate:${m.vm.name}`, vm: m.vm.name, from: park.name, to: m.to, spec: m.vm, mode: 'live', wave: 0, reason: `finish the parked move of ${m.vm.name}: ${park.name} -> ${m.to} (DOM0 changed from ${m.from})` };
+        const first: MigrateAction = {
+          kind: 'migrate',
+          id: `migrate:${m.vm.name}:park`,
+          vm: m.vm.name,
+          from: m.from,
+          to: park.name,
+          spec: { ...m.vm, host: park.name },
+          mode: 'live',
+          wave: 0,
+          reason: `break a cycle of moves between full hosts: park ${m.vm.name} on ${park.name} (room free there) on its way from ${m.from} to ${m.to}`,
+        };
+        const second: MigrateAction = {
+          kind: 'migrate',
+          id: `migrate:${m.vm.name}`,
+          vm: m.vm.name,
+          from: park.name,
+          to: m.to,
+          spec: m.vm,
+          mode: 'live',
+          wave: 0,
+          reason: `finish the parked move of ${m.vm.name}: ${park.name} -> ${m.to} (DOM0 changed from ${m.from})`,
+        };
         later.unshift(
-          { action: first, needHost: park.name, needMiB: m.memMiB, vcpus: m.vm.vcpus, freeHost: m.from, freeMiB: m.memMiB },
-          { action: second, needHost: m.to, needMiB: m.memMiB, vcpus: m.vm.vcpus, freeHost: park.name, freeMiB: m.memMiB },
+          {
+            action: first,
+            needHost: park.name,
+            needMiB: m.memMiB,
+            vcpus: m.vm.vcpus,
+            freeHost: m.from,
+            freeMiB: m.memMiB,
+          },
+          {
+            action: second,
+            needHost: m.to,
+            needMiB: m.memMiB,
+            vcpus: m.vm.vcpus,
+            freeHost: park.name,
+            freeMiB: m.memMiB,
+          },
         );
         for (const p of later) if (p.action.kind === 'reconfigure' && p.action.vm === m.vm.name) p.action.host = m.to;
       } else {
-        const stop: RemoveAction = { kind: 'remove', id: `remove:${m.vm.name}:cold`, vm: m.vm.name, host: m.from, wave: 0, reason: `cold move (DOWNTIME): no host has room to break a cycle of moves between full hosts; stop ${m.vm.name} on ${m.from}, then start it on ${m.to}` };
-        const start: CreateAction = { kind: 'create', id: `create:${m.vm.name}:cold`, vm: m.vm.name, host: m.to, spec: m.vm, wave: 0, reason: `cold move (DOWNTIME), second half: start ${m.vm.name} on ${m.to} once its room is free` };
+        const stop: RemoveAction = {
+          kind: 'remove',
+          id: `remove:${m.vm.name}:cold`,
+          vm: m.vm.name,
+          host: m.from,
+          wave: 0,
+          reason: `cold move (DOWNTIME): no host has room to break a cycle of moves between full hosts; stop ${m.vm.name} on ${m.from}, then start it on ${m.to}`,
+        };
+        const start: CreateAction = {
+          kind: 'create',
+          id: `create:${m.vm.name}:cold`,
+          vm: m.vm.name,
+          host: m.to,
+          spec: m.vm,
+          wave: 0,
+          reason: `cold move (DOWNTIME), second half: start ${m.vm.name} on ${m.to} once its room is free`,
+        };
         later.unshift(
           { action: stop, needMiB: 0, vcpus: 0, freeHost: m.from, freeMiB: m.memMiB },
           { action: start, needHost: m.to, needMiB: m.memMiB, vcpus: m.vm.vcpus, freeMiB: 0 },
         );
       }
       migratingVm.delete(m.vm.name);
-      if (later.some((p) => p.action.id.startsWith('migrate:') && p.action.vm === m.vm.name)) migratingVm.add(m.vm.name);
+      if (later.some((p) => p.action.id.startsWith('migrate:') && p.action.vm === m.vm.name))
+        migratingVm.add(m.vm.name);
       queue = later;
       continue;
     }
     queue = later;
     wave++;
   }
-  const actions = done.sort((a, b) => a.wave - b.wave || KIND_ORDER[a.kind] - KIND_ORDER[b.kind] || a.vm.localeCompare(b.vm) || a.id.localeCompare(b.id));
+  const actions = done.sort(
+    (a, b) =>
+      a.wave - b.wave ||
+      KIND_ORDER[a.kind] - KIND_ORDER[b.kind] ||
+      a.vm.localeCompare(b.vm) ||
+      a.id.localeCompare(b.id),
+  );
   return { actions, waves: actions.length ? actions[actions.length - 1]!.wave + 1 : 0 };
 }

@@ -31,7 +31,8 @@ function templateXml(t: TemplateSpec): string {
   if (t.ramdisk) lines.push(`      <Ramdisk>${esc(t.ramdisk)}</Ramdisk>`);
   if (t.bootloader) lines.push(`      <Bootloader>${esc(t.bootloader)}</Bootloader>`);
   if (t.extra) lines.push(`      <Extra>${esc(t.extra)}</Extra>`);
-  for (const d of t.disks) lines.push(`      <Disk target="${esc(d.target)}" vdev="${d.vdev}" format="${d.format}" access="${d.access}"/>`);
+  for (const d of t.disks)
+    lines.push(`      <Disk target="${esc(d.target)}" vdev="${d.vdev}" format="${d.format}" access="${d.access}"/>`);
   lines.push(`      <Bridge>${esc(t.bridge)}</Bridge>`, '    </Template>');
   return lines.join('\n');
 }

@@ -14,15 +14,23 @@ export function checkName(value: string | undefined, what: string): string | und
   if (!SAFE_NAME.test(value) || RESERVED.has(value)) {
     return `${what} ${JSON.stringify(value.slice(0, 80))} is not a safe name: use 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit`;
   }
-  if (value === '.' || value === '..' || value.includes('..')) return `${what} ${JSON.stringify(value)} must not contain '..'`;
+  if (value === '.' || value === '..' || value.includes('..'))
+    return `${what} ${JSON.stringify(value)} must not contain '..'`;
   return undefined;
 }
 
 /** Decimal integer only: no sign, no exponent, no hex, no fraction. */
-export function parseInteger(value: string | undefined, what: string, min: number, max: number): { value?: number; error?: string } {
-  if (value === undefined || value.trim() === '') return { error: `${what} is missing; give a whole number ${min}..${max}` };
+export function parseInteger(
+  value: string | undefined,
+  what: string,
+  min: number,
+  max: number,
+): { value?: number; error?: string } {
+  if (value === undefined || value.trim() === '')
+    return { error: `${what} is missing; give a whole number ${min}..${max}` };
   const v = value.trim();
-  if (!/^\d{1,12}$/.test(v)) return { error: `${what} ${JSON.stringify(v.slice(0, 40))} is not a whole decimal number` };
+  if (!/^\d{1,12}$/.test(v))
+    return { error: `${what} ${JSON.stringify(v.slice(0, 40))} is not a whole decimal number` };
   const n = Number(v);
   if (n < min || n > max) return { error: `${what} ${n} is out of range (${min}..${max})` };
   return { value: n };
@@ -33,8 +41,12 @@ const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
 export function normaliseMac(value: string | undefined): { value?: string; error?: string } {
   if (value === undefined || value.trim() === '') return { error: 'MAC address is missing' };
   const v = value.trim().toLowerCase().replace(/-/g, ':');
-  if (!MAC.test(v)) return { error: `${JSON.stringify(value.slice(0, 40))} is not a MAC address (six hex octets, e.g. 00:16:3e:00:00:01)` };
-  if (parseInt(v.slice(0, 2), 16) & 1) return { error: `${v} is a multicast MAC; a VM or host needs a unicast address (even first octet)` };
+  if (!MAC.test(v))
+    return {
+      error: `${JSON.stringify(value.slice(0, 40))} is not a MAC address (six hex octets, e.g. 00:16:3e:00:00:01)`,
+    };
+  if (parseInt(v.slice(0, 2), 16) & 1)
+    return { error: `${v} is a multicast MAC; a VM or host needs a unicast address (even first octet)` };
   return { value: v };
 }
 
@@ -60,11 +72,18 @@ export function checkAddress(value: string | undefined, what: string): string | 
   if (value === undefined || value.trim() === '') return `${what} is missing`;
   const v = value.trim();
   if (isIPv4(v) || isIPv6(v)) return undefined;
-  if (/^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/.test(v)) return undefined;
+  if (
+    /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/.test(v)
+  )
+    return undefined;
   return `${what} ${JSON.stringify(v.slice(0, 60))} is neither an IP address nor a host name`;
 }
 
-export function parseBool(value: string | undefined, what: string, fallback: boolean): { value: boolean; error?: string } {
+export function parseBool(
+  value: string | undefined,
+  what: string,
+  fallback: boolean,
+): { value: boolean; error?: string } {
   if (value === undefined) return { value: fallback };
   const v = value.trim().toLowerCase();
   if (v === 'true' || v === 'yes' || v === '1') return { value: true };
@@ -76,14 +95,16 @@ export function parseBool(value: string | undefined, what: string, fallback: boo
 export function checkPath(value: string | undefined, what: string): string | undefined {
   if (value === undefined || value.trim() === '') return `${what} is missing`;
   if (!value.startsWith('/')) return `${what} ${JSON.stringify(value.slice(0, 80))} must be an absolute path`;
-  if (/["'\\,=\x00-\x1f\x7f]/.test(value)) return `${what} must not contain quotes, commas, '=', backslashes or control characters`;
+  if (/["'\\,=\x00-\x1f\x7f]/.test(value))
+    return `${what} must not contain quotes, commas, '=', backslashes or control characters`;
   if (value.split('/').includes('..')) return `${what} must not contain '..'`;
   return undefined;
 }
 
 /** Free text that is written into a quoted xl.cfg string (kernel extra arguments). */
 export function checkConfigText(value: string, what: string): string | undefined {
-  if (/["\\\x00-\x1f\x7f]/.test(value)) return `${what} must not contain double quotes, backslashes or control characters`;
+  if (/["\\\x00-\x1f\x7f]/.test(value))
+    return `${what} must not contain double quotes, backslashes or control characters`;
   if (value.length > 1024) return `${what} is longer than 1024 characters`;
   return undefined;
 }

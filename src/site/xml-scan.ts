@@ -46,7 +46,15 @@ const NAME_START = /[A-Za-z_]/;
 
 function isNameChar(c: number): boolean {
   // [A-Za-z0-9_.:-]: what XSM's element names use; anything else ends the name.
-  return (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39) || c === 0x5f || c === 0x2e || c === 0x3a || c === 0x2d;
+  return (
+    (c >= 0x61 && c <= 0x7a) ||
+    (c >= 0x41 && c <= 0x5a) ||
+    (c >= 0x30 && c <= 0x39) ||
+    c === 0x5f ||
+    c === 0x2e ||
+    c === 0x3a ||
+    c === 0x2d
+  );
 }
 
 /**

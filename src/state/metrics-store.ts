@@ -23,7 +23,24 @@ export interface HostMetrics {
 }
 
 /** Metrics with history: what the dashboard graphs and the rebalancer reads over time. */
-export const HISTORY_METRICS = new Set(['load_one', 'cpu_user', 'cpu_system', 'cpu_idle', 'cpu_num', 'mem_free', 'mem_total', 'bytes_in', 'bytes_out', 'vm_count', 'xen_free_mem', 'xen_total_mem', 'vm_cpu_pct', 'vm_mem_used', 'vm_mem_max', 'vm_vcpus_online']);
+export const HISTORY_METRICS = new Set([
+  'load_one',
+  'cpu_user',
+  'cpu_system',
+  'cpu_idle',
+  'cpu_num',
+  'mem_free',
+  'mem_total',
+  'bytes_in',
+  'bytes_out',
+  'vm_count',
+  'xen_free_mem',
+  'xen_total_mem',
+  'vm_cpu_pct',
+  'vm_mem_used',
+  'vm_mem_max',
+  'vm_vcpus_online',
+]);
 
 export class MetricsStore {
   constructor(
@@ -56,7 +73,14 @@ export class MetricsStore {
           pipe.ltrim(this.histKey(h.name, m.name), 0, this.historyLength - 1);
         }
       }
-      const rec: HostMetrics = { host: h.name, ip: h.ip, up: h.up, reportedAt: h.reported * 1000, metrics, ...(spoofedBy ? { spoofedBy } : {}) };
+      const rec: HostMetrics = {
+        host: h.name,
+        ip: h.ip,
+        up: h.up,
+        reportedAt: h.reported * 1000,
+        metrics,
+        ...(spoofedBy ? { spoofedBy } : {}),
+      };
       pipe.set(this.latestKey(h.name), JSON.stringify(rec));
       pipe.sadd(this.hostsKey, h.name);
     }

@@ -46,7 +46,15 @@ export class ObservedStore {
    */
   async markFenced(host: string, at = Date.now()): Promise<void> {
     const last = await this.host(host);
-    const report: ObservedHost = { name: host, heartbeatAt: last?.heartbeatAt ?? 0, totalMemMiB: last?.totalMemMiB ?? 0, freeMemMiB: 0, nrCpus: last?.nrCpus ?? 0, domains: [], fencedAt: at };
+    const report: ObservedHost = {
+      name: host,
+      heartbeatAt: last?.heartbeatAt ?? 0,
+      totalMemMiB: last?.totalMemMiB ?? 0,
+      freeMemMiB: 0,
+      nrCpus: last?.nrCpus ?? 0,
+      domains: [],
+      fencedAt: at,
+    };
     await this.report(report);
   }
   async host(name: string): Promise<ObservedHost | undefined> {
@@ -68,6 +76,8 @@ export class ObservedStore {
   /** Hosts whose heartbeat is older than `maxAgeMs`. */
   async stale(maxAgeMs: number, now = Date.now()): Promise<string[]> {
     const all = await this.all();
-    return Object.values(all.hosts).filter((h) => now - h.heartbeatAt > maxAgeMs).map((h) => h.name);
+    return Object.values(all.hosts)
+      .filter((h) => now - h.heartbeatAt > maxAgeMs)
+      .map((h) => h.name);
   }
 }

@@ -21,8 +21,13 @@ export interface StoredVersion extends VersionMeta {
 }
 
 export class StaleVersionError extends Error {
-  constructor(readonly base: number, readonly current: number) {
-    super(`the site file was changed meanwhile: your change is based on version ${base} but the current version is ${current}; fetch version ${current}, redo your change on it and submit again`);
+  constructor(
+    readonly base: number,
+    readonly current: number,
+  ) {
+    super(
+      `the site file was changed meanwhile: your change is based on version ${base} but the current version is ${current}; fetch version ${current}, redo your change on it and submit again`,
+    );
     this.name = 'StaleVersionError';
   }
 }
@@ -51,14 +56,36 @@ export class SiteStore {
     private readonly redis: Redis,
     prefix: string,
   ) {
-    this.k = { current: `${prefix}:site:current`, seq: `${prefix}:site:seq`, history: `${prefix}:site:history`, version: `${prefix}:site:v:`, applied: `${prefix}:site:applied` };
+    this.k = {
+      current: `${prefix}:site:current`,
+      seq: `${prefix}:site:seq`,
+      history: `${prefix}:site:history`,
+      version: `${prefix}:site:v:`,
+      applied: `${prefix}:site:applied`,
+    };
   }
 
   /** Validates, then stores as a new version if `base` is still the current version. */
-  async submit(xml: string, meta: { base: number; author: string; reason: string; file?: string }, options: LoadOptions = {}): Promise<{ version: number; site: Site; warnings: SiteIssue[] }> {
+  async submit(
+    xml: string,
+    meta: { base: number; author: string; reason: string; file?: string },
+    options: LoadOptions = {},
+  ): Promise<{ version: number; site: Site; warnings: SiteIssue[] }> {
     const loaded = loadSite(xml, meta.file ?? 'site.xml', options);
     if (!loaded.ok) throw new InvalidSiteError(loaded.errors);
-    const res = (await this.redis.eval(SUBMIT, 4, this.k.current, this.k.seq, this.k.history, this.k.version, String(meta.base), xml, meta.author, meta.reason, String(Date.now()))) as [number, number];
+    const res = (await this.redis.eval(
+      SUBMIT,
+      4,
+      this.k.current,
+      this.k.seq,
+      this.k.history,
+      this.k.version,
+      String(meta.base),
+      xml,
+      meta.author,
+      meta.reason,
+      String(Date.now()),
+    )) as [number, number];
     if (res[0] === -1) throw new StaleVersionError(meta.base, res[1]);
     return { version: res[0], site: loaded.site, warnings: loaded.warnings };
   }
@@ -70,7 +97,14 @@ export class SiteStore {
   async get(version: number): Promise<StoredVersion | undefined> {
     const h = await this.redis.hgetall(`${this.k.version}${version}`);
     if (!h.xml) return undefined;
-    return { version, xml: h.xml, author: h.author ?? '', reason: h.reason ?? '', time: Number(h.time), base: Number(h.base) };
+    return {
+      version,
+      xml: h.xml,
+      author: h.author ?? '',
+      reason: h.reason ?? '',
+      time: Number(h.time),
+      base: Number(h.base),
+    };
   }
 
   async load(version: number): Promise<{ stored: StoredVersion; site: Site }> {

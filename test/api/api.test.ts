@@ -9,9 +9,22 @@ const HOSTS = [
   { name: 'h1', memMiB: 1024 },
   { name: 'h2', memMiB: 1024 },
 ];
-const TOKENS = { viewer: 'viewer-token-0123456789', operator: 'operator-token-0123456789', admin: 'admin-token-0123456789' };
+const TOKENS = {
+  viewer: 'viewer-token-0123456789',
+  operator: 'operator-token-0123456789',
+  admin: 'admin-token-0123456789',
+};
 
-async function withApi(t: import('ava').ExecutionContext): Promise<{ s: TestSite; api: RunningApi; call: (method: string, path: string, role?: keyof typeof TOKENS | null, body?: { xml: string } | { json: unknown }) => Promise<{ status: number; body: any }> }> {
+async function withApi(t: import('ava').ExecutionContext): Promise<{
+  s: TestSite;
+  api: RunningApi;
+  call: (
+    method: string,
+    path: string,
+    role?: keyof typeof TOKENS | null,
+    body?: { xml: string } | { json: unknown },
+  ) => Promise<{ status: number; body: any }>;
+}> {
   const s = await startTestSite(HOSTS);
   const tokens = new TokenTable([
     { token: TOKENS.viewer, role: 'viewer', name: 'vera' },
@@ -23,12 +36,21 @@ async function withApi(t: import('ava').ExecutionContext): Promise<{ s: TestSite
     await api.close();
     await s.close();
   });
-  const call = async (method: string, path: string, role: keyof typeof TOKENS | null = 'operator', body?: { xml: string } | { json: unknown }) => {
+  const call = async (
+    method: string,
+    path: string,
+    role: keyof typeof TOKENS | null = 'operator',
+    body?: { xml: string } | { json: unknown },
+  ) => {
     const headers: Record<string, string> = {};
     if (role) headers.authorization = `Bearer ${TOKENS[role]}`;
     if (body && 'xml' in body) headers['content-type'] = 'application/xml';
     if (body && 'json' in body) headers['content-type'] = 'application/json';
-    const res = await fetch(api.url + path, { method, headers, ...(body ? { body: 'xml' in body ? body.xml : JSON.stringify(body.json) } : {}) });
+    const res = await fetch(api.url + path, {
+      method,
+      headers,
+      ...(body ? { body: 'xml' in body ? body.xml : JSON.stringify(body.json) } : {}),
+    });
     const text = await res.text();
     let parsed: unknown = text;
     try {
@@ -69,10 +91,16 @@ test('an unknown token is refused with a hint', async (t) => {
 
 test('upload, plan and apply a site; hosts and VMs show desired and observed state', async (t) => {
   const { s, call } = await withApi(t);
-  const xml = siteXml(HOSTS, [{ name: 'a', host: 'h1', mem: 256 }, { name: 'b', host: 'h2', mem: 256 }]);
+  const xml = siteXml(HOSTS, [
+    { name: 'a', host: 'h1', mem: 256 },
+    { name: 'b', host: 'h2', mem: 256 },
+  ]);
   const dry = await call('POST', '/api/site/plan', 'viewer', { xml });
   t.is(dry.status, 200);
-  t.deepEqual(dry.body.plan.actions.map((a: { kind: string; vm: string }) => `${a.kind} ${a.vm}`), ['create a', 'create b']);
+  t.deepEqual(
+    dry.body.plan.actions.map((a: { kind: string; vm: string }) => `${a.kind} ${a.vm}`),
+    ['create a', 'create b'],
+  );
   t.is(await s.rt.sites.currentVersion(), 0, 'a dry run stores nothing');
   const up = await call('POST', '/api/site?base=0&reason=first', 'operator', { xml });
   t.is(up.status, 201);
@@ -81,9 +109,25 @@ test('upload, plan and apply a site; hosts and VMs show desired and observed sta
   const site = await call('GET', '/api/site', 'viewer');
   t.like(site.body, { version: 1, applied: 1, converged: 1, author: 'otto', reason: 'first' });
   const vms = await call('GET', '/api/vms', 'viewer');
-  t.deepEqual(vms.body.vms.map((v: { name: string; observed: { host: string }[]; inSync: boolean }) => [v.name, v.observed.map((o) => o.host).join(), v.inSync]), [['a', 'h1', true], ['b', 'h2', true]]);
+  t.deepEqual(
+    vms.body.vms.map((v: { name: string; observed: { host: string }[]; inSync: boolean }) => [
+      v.name,
+      v.observed.map((o) => o.host).join(),
+      v.inSync,
+    ]),
+    [
+      ['a', 'h1', true],
+      ['b', 'h2', true],
+    ],
+  );
   const hosts = await call('GET', '/api/hosts', 'viewer');
-  t.deepEqual(hosts.body.hosts.map((h: { name: string; domains: number }) => [h.name, h.domains]), [['h1', 1], ['h2', 1]]);
+  t.deepEqual(
+    hosts.body.hosts.map((h: { name: string; domains: number }) => [h.name, h.domains]),
+    [
+      ['h1', 1],
+      ['h2', 1],
+    ],
+  );
   const stored = await call('GET', '/api/site/versions/1', 'viewer');
   t.is(stored.body.xml, xml);
   t.is(stored.body.plan.actions.length, 2);
@@ -103,12 +147,20 @@ test('bad input is refused with file:line:col, a stale base with 409, and nothin
   t.notRegex(JSON.stringify(h.body), /root:/);
   const noBody = await call('POST', '/api/site?base=0', 'operator');
   t.is(noBody.status, 400);
-  const tooBig = await call('POST', '/api/site?base=0', 'operator', { xml: siteXml(HOSTS, [{ name: 'a', host: 'h1', mem: 1536 }]) });
+  const tooBig = await call('POST', '/api/site?base=0', 'operator', {
+    xml: siteXml(HOSTS, [{ name: 'a', host: 'h1', mem: 1536 }]),
+  });
   t.is(tooBig.status, 422);
   t.regex(tooBig.body.error.details[0].text, /a needs 1536 MiB but host h1 has 1024 MiB free of 1024/);
   t.is(await s.rt.sites.currentVersion(), 0);
-  t.is((await call('POST', '/api/site?base=0', 'operator', { xml: siteXml(HOSTS, [{ name: 'a', host: 'h1', mem: 256 }]) })).status, 201);
-  const stale = await call('POST', '/api/site?base=0', 'operator', { xml: siteXml(HOSTS, [{ name: 'z', host: 'h1', mem: 256 }]) });
+  t.is(
+    (await call('POST', '/api/site?base=0', 'operator', { xml: siteXml(HOSTS, [{ name: 'a', host: 'h1', mem: 256 }]) }))
+      .status,
+    201,
+  );
+  const stale = await call('POST', '/api/site?base=0', 'operator', {
+    xml: siteXml(HOSTS, [{ name: 'z', host: 'h1', mem: 256 }]),
+  });
   t.is(stale.status, 409);
   t.is(stale.body.error.code, 'stale-version');
   t.deepEqual(stale.body.error.details, { base: 0, current: 1 });
@@ -117,12 +169,20 @@ test('bad input is refused with file:line:col, a stale base with 409, and nothin
 
 test('single VM operations write new versions and run: migrate, reconfigure, remove', async (t) => {
   const { s, call } = await withApi(t);
-  await call('POST', '/api/site?base=0', 'operator', { xml: siteXml(HOSTS, [{ name: 'a', host: 'h1', mem: 256 }, { name: 'b', host: 'h1', mem: 256 }]) });
+  await call('POST', '/api/site?base=0', 'operator', {
+    xml: siteXml(HOSTS, [
+      { name: 'a', host: 'h1', mem: 256 },
+      { name: 'b', host: 'h1', mem: 256 },
+    ]),
+  });
   await s.waitConverged(1);
   const m = await call('POST', '/api/vms/a/migrate', 'operator', { json: { to: 'h2' } });
   t.is(m.status, 202);
   t.is(m.body.reason, 'migrate a from h1 to h2');
-  t.deepEqual(m.body.plan.actions.map((a: { kind: string }) => a.kind), ['migrate']);
+  t.deepEqual(
+    m.body.plan.actions.map((a: { kind: string }) => a.kind),
+    ['migrate'],
+  );
   await s.waitConverged(m.body.version);
   t.deepEqual(await s.where(), { a: 'h2', b: 'h1' });
   const r = await call('POST', '/api/vms/b/reconfigure', 'operator', { json: { memMiB: 512, vcpus: 2 } });
@@ -134,7 +194,10 @@ test('single VM operations write new versions and run: migrate, reconfigure, rem
   await s.waitConverged(d.body.version);
   t.deepEqual(await s.where(), { b: 'h1' });
   const hist = await call('GET', '/api/site/versions', 'viewer');
-  t.deepEqual(hist.body.versions.map((v: { reason: string }) => v.reason), ['remove a from h2', 'reconfigure b: MEM 256->512 MiB, VCPUS 1->2', 'migrate a from h1 to h2', 'upload']);
+  t.deepEqual(
+    hist.body.versions.map((v: { reason: string }) => v.reason),
+    ['remove a from h2', 'reconfigure b: MEM 256->512 MiB, VCPUS 1->2', 'migrate a from h1 to h2', 'upload'],
+  );
   // Unknown names: 404 naming them, and no version written.
   const before = await s.rt.sites.currentVersion();
   const nohost = await call('POST', '/api/vms/b/migrate', 'operator', { json: { to: 'h7' } });
@@ -154,7 +217,9 @@ test('jobs are listed with their step, and a failed job can be retried once its 
   let failed: { queue: string; id: string; failedReason: string }[] = [];
   const until = Date.now() + 10000;
   while (!failed.length && Date.now() < until) {
-    failed = (await call('GET', '/api/jobs?state=failed', 'viewer')).body.jobs.filter((j: { name: string }) => j.name === 'create');
+    failed = (await call('GET', '/api/jobs?state=failed', 'viewer')).body.jobs.filter(
+      (j: { name: string }) => j.name === 'create',
+    );
     await new Promise((r) => setTimeout(r, 50));
   }
   t.is(failed.length, 1);
@@ -168,7 +233,11 @@ test('jobs are listed with their step, and a failed job can be retried once its 
   t.is((await call('POST', '/api/jobs/host-h1/v1-create-a/retry', 'operator')).status, 202);
   const until2 = Date.now() + 10000;
   // Done when the job is (the domain shows up a step before the job completes).
-  while ((await call('GET', '/api/jobs/host-h1/v1-create-a', 'viewer')).body.state !== 'completed' && Date.now() < until2) await new Promise((r) => setTimeout(r, 50));
+  while (
+    (await call('GET', '/api/jobs/host-h1/v1-create-a', 'viewer')).body.state !== 'completed' &&
+    Date.now() < until2
+  )
+    await new Promise((r) => setTimeout(r, 50));
   t.deepEqual(await s.where(), { a: 'h1' });
   const again = await call('POST', '/api/jobs/host-h1/v1-create-a/retry', 'operator');
   t.is(again.status, 409);
@@ -181,7 +250,11 @@ test('unknown endpoints and malformed JSON get JSON errors', async (t) => {
   const nf = await call('GET', '/api/nothing', 'viewer');
   t.is(nf.status, 404);
   t.is(nf.body.error.code, 'not-found');
-  const res = await fetch(`${api.url}/api/vms/a/migrate`, { method: 'POST', headers: { authorization: `Bearer ${TOKENS.operator}`, 'content-type': 'application/json' }, body: '{"to":' });
+  const res = await fetch(`${api.url}/api/vms/a/migrate`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${TOKENS.operator}`, 'content-type': 'application/json' },
+    body: '{"to":',
+  });
   t.is(res.status, 400);
   t.truthy(((await res.json()) as { error: { message: string } }).error.message);
 });

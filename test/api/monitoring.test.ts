@@ -12,7 +12,11 @@ const HOSTS = [
   { name: 'h1', memMiB: 2048, cpus: 4 },
   { name: 'h2', memMiB: 2048, cpus: 4 },
 ];
-const TOKENS = { viewer: 'mon-viewer-token-0123456789', operator: 'mon-operator-token-0123456789', admin: 'mon-admin-token-0123456789' };
+const TOKENS = {
+  viewer: 'mon-viewer-token-0123456789',
+  operator: 'mon-operator-token-0123456789',
+  admin: 'mon-admin-token-0123456789',
+};
 
 async function site(t: import('ava').ExecutionContext) {
   const s = await startTestSite(HOSTS);
@@ -33,7 +37,11 @@ async function site(t: import('ava').ExecutionContext) {
     const headers: Record<string, string> = {};
     if (role) headers.authorization = `Bearer ${TOKENS[role]}`;
     if (json !== undefined) headers['content-type'] = 'application/json';
-    const res = await fetch(api.url + path, { method, headers, ...(json !== undefined ? { body: JSON.stringify(json) } : {}) });
+    const res = await fetch(api.url + path, {
+      method,
+      headers,
+      ...(json !== undefined ? { body: JSON.stringify(json) } : {}),
+    });
     const text = await res.text();
     let body: any = text;
     try {
@@ -52,8 +60,24 @@ async function site(t: import('ava').ExecutionContext) {
   for (let i = 0; i < 5; i++) {
     await metrics.store(
       [
-        ...vms.map((v) => ({ name: v.name, ip: v.name, reported: Math.floor(now / 1000), tn: 0, tmax: 60, up: true, metrics: { vm_cpu_pct: { name: 'vm_cpu_pct', value: 80 + i, type: 'float', units: '%', tn: 0, tmax: 60 } } })),
-        { name: 'h1', ip: '10.77.0.1', reported: Math.floor(now / 1000), tn: 0, tmax: 20, up: true, metrics: { load_one: { name: 'load_one', value: 3 + i / 10, type: 'float', units: '', tn: 0, tmax: 70 } } },
+        ...vms.map((v) => ({
+          name: v.name,
+          ip: v.name,
+          reported: Math.floor(now / 1000),
+          tn: 0,
+          tmax: 60,
+          up: true,
+          metrics: { vm_cpu_pct: { name: 'vm_cpu_pct', value: 80 + i, type: 'float', units: '%', tn: 0, tmax: 60 } },
+        })),
+        {
+          name: 'h1',
+          ip: '10.77.0.1',
+          reported: Math.floor(now / 1000),
+          tn: 0,
+          tmax: 20,
+          up: true,
+          metrics: { load_one: { name: 'load_one', value: 3 + i / 10, type: 'float', units: '', tn: 0, tmax: 70 } },
+        },
       ],
       now - (5 - i) * 15000,
     );
@@ -86,7 +110,10 @@ test('POST /api/rebalance: operators plan (dry run) and apply; bad input is refu
   t.regex(bad.body.error.message, /mode must be performance or density/);
   const dry = await call('POST', '/api/rebalance', 'operator', { dryRun: true });
   t.is(dry.status, 200);
-  t.true(dry.body.moves.length >= 1 && dry.body.moves.every((m: { from: string; to: string }) => m.from === 'h1' && m.to === 'h2'));
+  t.true(
+    dry.body.moves.length >= 1 &&
+      dry.body.moves.every((m: { from: string; to: string }) => m.from === 'h1' && m.to === 'h2'),
+  );
   t.is(await s.rt.sites.currentVersion(), v1);
   const real = await call('POST', '/api/rebalance', 'operator', { maxMoves: 1 });
   t.is(real.status, 202);
@@ -121,10 +148,16 @@ test('the site dashboard serves hosts and VMs with their Ganglia history', async
   t.is(h1.health, 'healthy');
   t.deepEqual(h1.vms.sort(), ['a', 'b', 'c', 'd']);
   // Oldest first, the newest `points` values.
-  t.deepEqual(h1.graphs.load_one.map((p: [number, number]) => p[1]), [3.2, 3.3, 3.4]);
+  t.deepEqual(
+    h1.graphs.load_one.map((p: [number, number]) => p[1]),
+    [3.2, 3.3, 3.4],
+  );
   const a = data.vms.find((v: { name: string }) => v.name === 'a');
   t.deepEqual(a.observedHosts, ['h1']);
-  t.deepEqual(a.graphs.vm_cpu_pct.map((p: [number, number]) => p[1]), [82, 83, 84]);
+  t.deepEqual(
+    a.graphs.vm_cpu_pct.map((p: [number, number]) => p[1]),
+    [82, 83, 84],
+  );
 });
 
 test('manual power: an operator confirms what XSM asked, and nothing else', async (t) => {

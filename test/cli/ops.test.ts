@@ -27,7 +27,11 @@ async function xsm(args: string[]): Promise<{ code: number; out: string; err: st
 // One site and API for the whole file: the CLI reads XSM_API and XSM_TOKEN from the environment.
 test.serial('xsm apply, status, jobs, site get, vm migrate against a running API', async (t) => {
   const s = await startTestSite(HOSTS);
-  const api = await startApi({ rt: s.rt, tokens: new TokenTable([{ token: TOKEN, role: 'operator', name: 'cli' }]), log: silentLogger });
+  const api = await startApi({
+    rt: s.rt,
+    tokens: new TokenTable([{ token: TOKEN, role: 'operator', name: 'cli' }]),
+    log: silentLogger,
+  });
   t.teardown(async () => {
     await api.close();
     await s.close();
@@ -36,7 +40,13 @@ test.serial('xsm apply, status, jobs, site get, vm migrate against a running API
   process.env.XSM_TOKEN = TOKEN;
   const dir = await mkdtemp(join(tmpdir(), 'xsm-cli-'));
   const file = join(dir, 'site.xml');
-  await writeFile(file, siteXml(HOSTS, [{ name: 'a', host: 'h1', mem: 256 }, { name: 'b', host: 'h2', mem: 256 }]));
+  await writeFile(
+    file,
+    siteXml(HOSTS, [
+      { name: 'a', host: 'h1', mem: 256 },
+      { name: 'b', host: 'h2', mem: 256 },
+    ]),
+  );
 
   const dry = await xsm(['apply', file, '--dry-run']);
   t.is(dry.code, 0, dry.err);
@@ -71,7 +81,10 @@ test.serial('xsm apply, status, jobs, site get, vm migrate against a running API
   t.deepEqual(await s.where(), { a: 'h2', b: 'h2' });
   const stale = await xsm(['apply', edited]);
   t.is(stale.code, 1);
-  t.regex(stale.err, /409 the site file was changed meanwhile: your change is based on version 1 but the current version is 2/);
+  t.regex(
+    stale.err,
+    /409 the site file was changed meanwhile: your change is based on version 1 but the current version is 2/,
+  );
   t.is(await s.rt.sites.currentVersion(), 2);
 
   const bad = await xsm(['vm', 'migrate', 'a', 'h9']);

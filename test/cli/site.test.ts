@@ -9,7 +9,9 @@ const paper = new URL('../../src/demo/paper-site.xml', import.meta.url).pathname
 
 function xsm(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile('node', [bin, ...args], (err, stdout, stderr) => resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }));
+    execFile('node', [bin, ...args], (err, stdout, stderr) =>
+      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }),
+    );
   });
 }
 
@@ -19,7 +21,10 @@ test('xsm site validate exits 0 on the paper site and 1 with file:line:col error
   t.regex(ok.stdout, /valid: 4 hosts, 2 templates, 1 sets, 4 VMs/);
   const dir = await mkdtemp(join(tmpdir(), 'xsm-cli-'));
   const bad = join(dir, 'bad.xml');
-  await writeFile(bad, '<XSMConfig>\n<Set name="s">\n<VM name="a b" config="c"><DOM0>h</DOM0><VCPUS>x</VCPUS><HWADDR>00:16:3e:00:00:01</HWADDR><IP>DHCP</IP><MEM>64</MEM></VM>\n</Set></XSMConfig>');
+  await writeFile(
+    bad,
+    '<XSMConfig>\n<Set name="s">\n<VM name="a b" config="c"><DOM0>h</DOM0><VCPUS>x</VCPUS><HWADDR>00:16:3e:00:00:01</HWADDR><IP>DHCP</IP><MEM>64</MEM></VM>\n</Set></XSMConfig>',
+  );
   const r = await xsm('site', 'validate', bad);
   t.is(r.code, 1);
   t.regex(r.stderr, new RegExp(`${bad}:3:1: VM\\[name=a b\\]: VM name "a b" is not a safe name`));
@@ -30,7 +35,9 @@ test('xsm site validate exits 0 on the paper site and 1 with file:line:col error
 test('xsm site plan prints a table and --json; usage errors exit 2', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'xsm-cli-'));
   const { readFile } = await import('node:fs/promises');
-  const changed = (await readFile(paper, 'utf8')).replace('<DOM0>192.168.5.101</DOM0>', '<DOM0>192.168.5.102</DOM0>').replace(/(name="vm4"[\s\S]*?)<MEM>96<\/MEM>/, '$1<MEM>128</MEM>');
+  const changed = (await readFile(paper, 'utf8'))
+    .replace('<DOM0>192.168.5.101</DOM0>', '<DOM0>192.168.5.102</DOM0>')
+    .replace(/(name="vm4"[\s\S]*?)<MEM>96<\/MEM>/, '$1<MEM>128</MEM>');
   const next = join(dir, 'next.xml');
   await writeFile(next, changed);
   const table = await xsm('site', 'plan', paper, next);

@@ -5,8 +5,12 @@ const root = new URL('../../', import.meta.url).pathname;
 
 test('the quick-start demo applies the paper site, then migrates vm1 and reconfigures vm4, and exits 0', async (t) => {
   const r = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-    execFile(process.execPath, ['--import', 'tsx', 'src/demo/demo.ts'], { cwd: root, timeout: 90000 }, (err, stdout, stderr) =>
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }),
+    execFile(
+      process.execPath,
+      ['--import', 'tsx', 'src/demo/demo.ts'],
+      { cwd: root, timeout: 90000 },
+      (err, stdout, stderr) =>
+        resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }),
     );
   });
   t.is(r.code, 0, r.stderr);

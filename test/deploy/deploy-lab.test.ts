@@ -24,7 +24,10 @@ async function finish(s: DeploySite, jobIds: string[], timeoutMs = 150000): Prom
     const jobs = (await Promise.all(jobIds.map((id) => q.getJob(id)))) as Job<DeployJobData>[];
     const states = await Promise.all(jobs.map((j) => j.getState()));
     if (states.every((x) => x === 'completed' || x === 'failed')) return jobs;
-    if (Date.now() > until) throw new Error(`deploys not finished: ${states.join(',')}; consoles: ${s.lab.nodes.map((n) => `${n.name}: ${n.power.console.join(' | ')}`).join('; ')}`);
+    if (Date.now() > until)
+      throw new Error(
+        `deploys not finished: ${states.join(',')}; consoles: ${s.lab.nodes.map((n) => `${n.name}: ${n.power.console.join(' | ')}`).join('; ')}`,
+      );
     await new Promise((r) => setTimeout(r, 300));
   }
 }
@@ -35,14 +38,25 @@ labTest('4 machines deployed in parallel by multicast; the one with a broken dis
   const broken = s.lab.nodes[2]!;
   await s.lab.breakDisk(broken);
   s.startWorker();
-  const req = await enqueueDeploy(s.rt, s.imagesDir, { macs: s.lab.nodes.map((n) => n.mac), method: 'multicast', image: 'dom0-lab', disks: Object.fromEntries(s.lab.nodes.map((n) => [n.mac, n.disk])) });
-  const jobs = await finish(s, req.jobs.map((j) => j.jobId));
+  const req = await enqueueDeploy(s.rt, s.imagesDir, {
+    macs: s.lab.nodes.map((n) => n.mac),
+    method: 'multicast',
+    image: 'dom0-lab',
+    disks: Object.fromEntries(s.lab.nodes.map((n) => [n.mac, n.disk])),
+  });
+  const jobs = await finish(
+    s,
+    req.jobs.map((j) => j.jobId),
+  );
   for (const [i, job] of jobs.entries()) {
     const node = s.lab.nodes[i]!;
     if (node === broken) {
       t.is(await job.getState(), 'failed');
       t.is(job.attemptsMade, 1, 'a broken disk is a permanent error: not retried');
-      t.regex(job.failedReason, new RegExp(`^${node.name}: partitioning ${node.disk.replace(/[/.]/g, '\\$&')} failed: .*\\(check the disk`));
+      t.regex(
+        job.failedReason,
+        new RegExp(`^${node.name}: partitioning ${node.disk.replace(/[/.]/g, '\\$&')} failed: .*\\(check the disk`),
+      );
       continue;
     }
     t.is(await job.getState(), 'completed', `${node.name}: ${job.failedReason ?? ''}`);
@@ -65,8 +79,16 @@ labTest('the chain delivers one image to 3 machines, each writing and forwarding
   const s = await startDeploySite({ nodes: 3, sessionWaitS: 15 });
   t.teardown(() => s.close());
   s.startWorker();
-  const req = await enqueueDeploy(s.rt, s.imagesDir, { macs: s.lab.nodes.map((n) => n.mac), method: 'chain', image: 'dom0-lab', disks: Object.fromEntries(s.lab.nodes.map((n) => [n.mac, n.disk])) });
-  const jobs = await finish(s, req.jobs.map((j) => j.jobId));
+  const req = await enqueueDeploy(s.rt, s.imagesDir, {
+    macs: s.lab.nodes.map((n) => n.mac),
+    method: 'chain',
+    image: 'dom0-lab',
+    disks: Object.fromEntries(s.lab.nodes.map((n) => [n.mac, n.disk])),
+  });
+  const jobs = await finish(
+    s,
+    req.jobs.map((j) => j.jobId),
+  );
   for (const job of jobs) t.is(await job.getState(), 'completed', job.failedReason);
   for (const n of s.lab.nodes) {
     const st = await s.rt.redis.hgetall(`${s.rt.config.prefix}:deploy:host:${n.name}`);
@@ -75,55 +97,79 @@ labTest('the chain delivers one image to 3 machines, each writing and forwarding
   }
 });
 
-labTest('a deploy worker killed (-9) mid-image resumes at the image step, without powering the machine on again', async (t) => {
-  // A bigger image on slow links, so the transfer is still running when the worker dies.
-  const s = await startDeploySite({ nodes: 1, rateMbit: 40, payloadMiB: 40, imageMiB: 56, diskMiB: 96 });
-  t.teardown(() => s.close());
-  const node = s.lab.nodes[0]!;
-  let worker = await s.spawnWorker();
-  t.teardown(async () => {
-    if (worker.exitCode === null) {
-      worker.kill('SIGKILL');
-      await new Promise((r) => worker.once('exit', r));
+labTest(
+  'a deploy worker killed (-9) mid-image resumes at the image step, without powering the machine on again',
+  async (t) => {
+    // A bigger image on slow links, so the transfer is still running when the worker dies.
+    const s = await startDeploySite({ nodes: 1, rateMbit: 40, payloadMiB: 40, imageMiB: 56, diskMiB: 96 });
+    t.teardown(() => s.close());
+    const node = s.lab.nodes[0]!;
+    let worker = await s.spawnWorker();
+    t.teardown(async () => {
+      if (worker.exitCode === null) {
+        worker.kill('SIGKILL');
+        await new Promise((r) => worker.once('exit', r));
+      }
+    });
+    const req = await enqueueDeploy(s.rt, s.imagesDir, {
+      macs: [node.mac],
+      method: 'unicast',
+      image: 'dom0-lab',
+      disks: { [node.mac]: node.disk },
+    });
+    const q = s.rt.queue(DEPLOY_QUEUE);
+    const id = req.jobs[0]!.jobId;
+    const until = Date.now() + 60000;
+    for (;;) {
+      const p = (await q.getJob(id))?.progress as { step?: string; bytes?: number } | undefined;
+      if (p?.step === 'write-image' && (p.bytes ?? 0) > 0) break;
+      if (Date.now() > until) throw new Error(`never saw the image transfer in progress: ${JSON.stringify(p)}`);
+      await new Promise((r) => setTimeout(r, 100));
     }
-  });
-  const req = await enqueueDeploy(s.rt, s.imagesDir, { macs: [node.mac], method: 'unicast', image: 'dom0-lab', disks: { [node.mac]: node.disk } });
-  const q = s.rt.queue(DEPLOY_QUEUE);
-  const id = req.jobs[0]!.jobId;
-  const until = Date.now() + 60000;
-  for (;;) {
-    const p = (await q.getJob(id))?.progress as { step?: string; bytes?: number } | undefined;
-    if (p?.step === 'write-image' && (p.bytes ?? 0) > 0) break;
-    if (Date.now() > until) throw new Error(`never saw the image transfer in progress: ${JSON.stringify(p)}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  worker.kill('SIGKILL');
-  await new Promise((r) => worker.once('exit', r));
-  t.is(node.power.powerOns, 1);
-  worker = await s.spawnWorker();
-  const [job] = await finish(s, [id]);
-  t.is(await job!.getState(), 'completed', job!.failedReason);
-  t.is(node.power.powerOns, 2, 'one power-on for the installer, one reboot into Xen: none repeated');
-  const st = await s.rt.redis.hgetall(`${s.rt.config.prefix}:deploy:host:${node.name}`);
-  t.is(st.powerOns, '1', 'the power-on step ran once');
-  t.is(st.imageSha256, s.image.sha256);
-  const journal = (job!.progress as { journal: { attempts: Record<string, number> } }).journal;
-  t.is(journal.attempts['power-on'], 1);
-  t.true(journal.attempts['write-image']! >= 2, 'the image step was started again after the kill');
-});
+    worker.kill('SIGKILL');
+    await new Promise((r) => worker.once('exit', r));
+    t.is(node.power.powerOns, 1);
+    worker = await s.spawnWorker();
+    const [job] = await finish(s, [id]);
+    t.is(await job!.getState(), 'completed', job!.failedReason);
+    t.is(node.power.powerOns, 2, 'one power-on for the installer, one reboot into Xen: none repeated');
+    const st = await s.rt.redis.hgetall(`${s.rt.config.prefix}:deploy:host:${node.name}`);
+    t.is(st.powerOns, '1', 'the power-on step ran once');
+    t.is(st.imageSha256, s.image.sha256);
+    const journal = (job!.progress as { journal: { attempts: Record<string, number> } }).journal;
+    t.is(journal.attempts['power-on'], 1);
+    t.true(journal.attempts['write-image']! >= 2, 'the image step was started again after the kill');
+  },
+);
 
 test('a deploy request naming an unknown MAC or method is refused whole, nothing enqueued', async (t) => {
   const { startTestSite } = await import('../integration/harness.ts');
   const s = await startTestSite([{ name: 'h1', memMiB: 1024 }], { agents: false });
   t.teardown(() => s.close());
-  await s.rt.sites.submit(`<XSMConfig><Hosts><Host name="h1" address="10.9.0.11" mac="52:54:00:00:00:01" cpus="2" memory="1024"/></Hosts></XSMConfig>`, { base: 0, author: 't', reason: 't' });
-  const e1 = await t.throwsAsync(enqueueDeploy(s.rt, '/nonexistent', { macs: ['52:54:00:00:00:01', '52:54:00:00:00:99'], image: 'x' }), { instanceOf: DeployRequestError });
-  t.regex(e1!.message, /no host with boot MAC 52:54:00:00:00:99 in site version 1; add <Host .* mac="52:54:00:00:00:99">/);
-  const e2 = await t.throwsAsync(enqueueDeploy(s.rt, '/nonexistent', { macs: ['52:54:00:00:00:01'], image: 'x', method: 'carrier-pigeon' as never }), { instanceOf: DeployRequestError });
+  await s.rt.sites.submit(
+    `<XSMConfig><Hosts><Host name="h1" address="10.9.0.11" mac="52:54:00:00:00:01" cpus="2" memory="1024"/></Hosts></XSMConfig>`,
+    { base: 0, author: 't', reason: 't' },
+  );
+  const e1 = await t.throwsAsync(
+    enqueueDeploy(s.rt, '/nonexistent', { macs: ['52:54:00:00:00:01', '52:54:00:00:00:99'], image: 'x' }),
+    { instanceOf: DeployRequestError },
+  );
+  t.regex(
+    e1!.message,
+    /no host with boot MAC 52:54:00:00:00:99 in site version 1; add <Host .* mac="52:54:00:00:00:99">/,
+  );
+  const e2 = await t.throwsAsync(
+    enqueueDeploy(s.rt, '/nonexistent', { macs: ['52:54:00:00:00:01'], image: 'x', method: 'carrier-pigeon' as never }),
+    { instanceOf: DeployRequestError },
+  );
   t.regex(e2!.message, /method "carrier-pigeon" is not one of unicast, multicast, chain/);
-  const e3 = await t.throwsAsync(enqueueDeploy(s.rt, '/nonexistent', { macs: ['52:54:00:00:00:01'], image: 'x' }), { instanceOf: DeployRequestError });
+  const e3 = await t.throwsAsync(enqueueDeploy(s.rt, '/nonexistent', { macs: ['52:54:00:00:00:01'], image: 'x' }), {
+    instanceOf: DeployRequestError,
+  });
   t.regex(e3!.message, /no image "x" in \/nonexistent/);
-  const e4 = await t.throwsAsync(enqueueDeploy(s.rt, '/nonexistent', { macs: ['not-a-mac'], image: 'x' }), { instanceOf: DeployRequestError });
+  const e4 = await t.throwsAsync(enqueueDeploy(s.rt, '/nonexistent', { macs: ['not-a-mac'], image: 'x' }), {
+    instanceOf: DeployRequestError,
+  });
   t.regex(e4!.message, /"not-a-mac" is not a MAC address/);
   t.is(await s.rt.queue(DEPLOY_QUEUE).count(), 0);
 });

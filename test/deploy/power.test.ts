@@ -19,7 +19,11 @@ const fixtures = fileURLToPath(new URL('./fixtures/', import.meta.url));
 /** A Shell whose PATH finds the fake ipmitool first. */
 function fakePathShell(dir: string): Shell {
   const local = new LocalShell();
-  return { where: 'local', run: (p, a, o) => local.run(p, a, { ...o, env: { ...o?.env, PATH: `${fixtures}:${process.env.PATH}`, FAKE_IPMI_DIR: dir } }) };
+  return {
+    where: 'local',
+    run: (p, a, o) =>
+      local.run(p, a, { ...o, env: { ...o?.env, PATH: `${fixtures}:${process.env.PATH}`, FAKE_IPMI_DIR: dir } }),
+  };
 }
 
 test('ipmitool: powers on with the password in a file, never with -P, and reads the real status strings', async (t) => {
@@ -27,7 +31,12 @@ test('ipmitool: powers on with the password in a file, never with -P, and reads 
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   await writeFile(join(dir, 'password'), 's3cret');
   await writeFile(join(dir, 'pw'), 's3cret\n');
-  const p = new IpmiPower(fakePathShell(dir), { host: '10.0.0.201', user: 'admin', passwordFile: join(dir, 'pw'), pollMs: 10 });
+  const p = new IpmiPower(fakePathShell(dir), {
+    host: '10.0.0.201',
+    user: 'admin',
+    passwordFile: join(dir, 'pw'),
+    pollMs: 10,
+  });
   t.is(await p.status(), 'off');
   await p.bootFromNetwork();
   await p.on();
@@ -37,8 +46,16 @@ test('ipmitool: powers on with the password in a file, never with -P, and reads 
   t.is(await p.status(), 'off');
   t.is((await readFile(join(dir, 'bootdev'), 'utf8')).trim(), 'pxe');
   t.deepEqual((await readFile(join(dir, 'calls'), 'utf8')).trim().split('\n'), [
-    'chassis power status', 'chassis bootdev pxe', 'chassis power status', 'chassis power on', 'chassis power status',
-    'chassis power status', 'chassis power status', 'chassis power off', 'chassis power status', 'chassis power status',
+    'chassis power status',
+    'chassis bootdev pxe',
+    'chassis power status',
+    'chassis power on',
+    'chassis power status',
+    'chassis power status',
+    'chassis power status',
+    'chassis power off',
+    'chassis power status',
+    'chassis power status',
   ]);
 });
 
@@ -50,7 +67,9 @@ test('ipmitool: the -E environment password works and a wrong one fails naming t
   await good.on();
   t.is(await good.status(), 'on');
   const bad = new IpmiPower(fakePathShell(dir), { host: 'bmc1', user: 'admin', password: 'wrong' });
-  await t.throwsAsync(bad.status(), { message: /ipmi bmc1: ipmitool chassis power status exited 1: Error: Unable to establish IPMI v2/ });
+  await t.throwsAsync(bad.status(), {
+    message: /ipmi bmc1: ipmitool chassis power status exited 1: Error: Unable to establish IPMI v2/,
+  });
 });
 
 test('redfish: discovers the system, uses the advertised Reset target and PATCHes the boot override with If-Match', async (t) => {
@@ -68,14 +87,34 @@ test('redfish: discovers the system, uses the advertised Reset target and PATCHe
   t.true(sim.state.requests.includes('PATCH /redfish/v1/Systems/System.Embedded.1 If-Match:W/"1"'));
   t.true(sim.state.requests.includes('POST /redfish/v1/Systems/System.Embedded.1/Actions/Custom/ComputerSystem.Reset'));
   const wrong = new RedfishPower({ baseUrl: sim.url, user: 'root', password: 'nope' });
-  await t.throwsAsync(wrong.status(), { message: /redfish http:\/\/127\.0\.0\.1:\d+: GET \/redfish\/v1\/ answered 401/ });
+  await t.throwsAsync(wrong.status(), {
+    message: /redfish http:\/\/127\.0\.0\.1:\d+: GET \/redfish\/v1\/ answered 401/,
+  });
 });
 
 const qemu = spawnSync('qemu-system-x86_64', ['--version']).status === 0;
 (qemu ? test : test.skip)('qmp: a real QEMU (-S, no kernel) is powered on, off and set to network boot', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'xsm-qmp-'));
   const sock = join(dir, 'qmp.sock');
-  const vm = spawn('qemu-system-x86_64', ['-machine', 'pc', '-accel', 'tcg', '-m', '16', '-nodefaults', '-display', 'none', '-S', '-no-shutdown', '-qmp', `unix:${sock},server=on,wait=off`], { stdio: 'ignore' });
+  const vm = spawn(
+    'qemu-system-x86_64',
+    [
+      '-machine',
+      'pc',
+      '-accel',
+      'tcg',
+      '-m',
+      '16',
+      '-nodefaults',
+      '-display',
+      'none',
+      '-S',
+      '-no-shutdown',
+      '-qmp',
+      `unix:${sock},server=on,wait=off`,
+    ],
+    { stdio: 'ignore' },
+  );
   t.teardown(async () => {
     vm.kill('SIGKILL');
     await rm(dir, { recursive: true, force: true });
@@ -108,7 +147,8 @@ test('manual: on() waits for the operator confirmation stored in Redis', async (
   const p = new ManualPower(redis, prefix, 'xen01', { pollMs: 20, timeoutMs: 5000 });
   const pending = p.on();
   // Wait for the request to be written (not a fixed delay: the suite runs under load).
-  for (let i = 0; i < 200 && !(await redis.exists(manualPowerKey(prefix, 'xen01'))); i++) await new Promise((r) => setTimeout(r, 10));
+  for (let i = 0; i < 200 && !(await redis.exists(manualPowerKey(prefix, 'xen01'))); i++)
+    await new Promise((r) => setTimeout(r, 10));
   t.is(await p.status(), 'unknown');
   t.true(await confirmManualPower(redis, prefix, 'xen01'));
   await pending;

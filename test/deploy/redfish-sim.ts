@@ -11,14 +11,21 @@ export interface RedfishSim {
 }
 
 export async function startRedfishSim(user: string, password: string): Promise<RedfishSim> {
-  const state: RedfishSim['state'] = { power: 'Off', boot: { BootSourceOverrideTarget: 'None', BootSourceOverrideEnabled: 'Disabled' }, etag: 1, requests: [] };
+  const state: RedfishSim['state'] = {
+    power: 'Off',
+    boot: { BootSourceOverrideTarget: 'None', BootSourceOverrideEnabled: 'Disabled' },
+    etag: 1,
+    requests: [],
+  };
   const sys = '/redfish/v1/Systems/System.Embedded.1';
   const resetTarget = '/redfish/v1/Systems/System.Embedded.1/Actions/Custom/ComputerSystem.Reset';
   const server: Server = createServer((req, res) => {
     let body = '';
     req.on('data', (d: Buffer) => (body += d.toString()));
     req.on('end', () => {
-      state.requests.push(`${req.method} ${req.url}${req.headers['if-match'] ? ` If-Match:${req.headers['if-match']}` : ''}`);
+      state.requests.push(
+        `${req.method} ${req.url}${req.headers['if-match'] ? ` If-Match:${req.headers['if-match']}` : ''}`,
+      );
       const send = (code: number, obj?: unknown, headers: Record<string, string> = {}) => {
         res.writeHead(code, { 'Content-Type': 'application/json', ...headers });
         res.end(obj === undefined ? '' : JSON.stringify(obj));
@@ -26,14 +33,24 @@ export async function startRedfishSim(user: string, password: string): Promise<R
       const expected = 'Basic ' + Buffer.from(`${user}:${password}`).toString('base64');
       if (req.headers.authorization !== expected) return send(401, { error: { message: 'bad credentials' } });
       const url = (req.url ?? '').replace(/\/$/, '');
-      if (req.method === 'GET' && url === '/redfish/v1') return send(200, { Systems: { '@odata.id': '/redfish/v1/Systems' } });
+      if (req.method === 'GET' && url === '/redfish/v1')
+        return send(200, { Systems: { '@odata.id': '/redfish/v1/Systems' } });
       if (req.method === 'GET' && url === '/redfish/v1/Systems') return send(200, { Members: [{ '@odata.id': sys }] });
       if (req.method === 'GET' && url === sys)
-        return send(200, {
-          PowerState: state.power,
-          Boot: { ...state.boot, 'BootSourceOverrideTarget@Redfish.AllowableValues': ['None', 'Pxe', 'Hdd'] },
-          Actions: { '#ComputerSystem.Reset': { target: resetTarget, 'ResetType@Redfish.AllowableValues': ['On', 'ForceOff', 'ForceRestart'] } },
-        }, { ETag: `W/"${state.etag}"` });
+        return send(
+          200,
+          {
+            PowerState: state.power,
+            Boot: { ...state.boot, 'BootSourceOverrideTarget@Redfish.AllowableValues': ['None', 'Pxe', 'Hdd'] },
+            Actions: {
+              '#ComputerSystem.Reset': {
+                target: resetTarget,
+                'ResetType@Redfish.AllowableValues': ['On', 'ForceOff', 'ForceRestart'],
+              },
+            },
+          },
+          { ETag: `W/"${state.etag}"` },
+        );
       if (req.method === 'PATCH' && url === sys) {
         if (req.headers['if-match'] !== `W/"${state.etag}"`) return send(412, { error: { message: 'ETag mismatch' } });
         const patch = JSON.parse(body) as { Boot?: Record<string, string> };

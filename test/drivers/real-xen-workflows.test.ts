@@ -20,37 +20,71 @@ const real = (f: string) => readFileSync(new URL(`./fixtures/real/${f}`, import.
 
 class Dom0AtOneMoment implements Shell {
   readonly where = 'recorded-xen-4.17';
-  constructor(private readonly list: string, private readonly long: string) {}
+  constructor(
+    private readonly list: string,
+    private readonly long: string,
+  ) {}
   async run(program: string, args: readonly string[]): Promise<CommandResult> {
     const key = args.join(' ');
-    const stdout = program === 'xl' && key === 'list' ? real(this.list) : program === 'xl' && key === 'list -l' ? real(this.long) : '';
+    const stdout =
+      program === 'xl' && key === 'list'
+        ? real(this.list)
+        : program === 'xl' && key === 'list -l'
+          ? real(this.long)
+          : '';
     return { code: 0, stdout, stderr: '' };
   }
 }
 
 test('a live reconfigure verifies what Xen holds: 80m / 2 vCPUs set while the guest still shows 82 MiB / 1', async (t) => {
   // Recorded 1.5 s after `xl mem-set tiny 80m` and `xl vcpu-set tiny 2` on real Xen 4.17.7.
-  const d = await new XlHypervisor(new Dom0AtOneMoment('xl-list-balloon-settling.txt', 'xl-list-l-balloon-settling.json'), 'xenlab').find('tiny');
+  const d = await new XlHypervisor(
+    new Dom0AtOneMoment('xl-list-balloon-settling.txt', 'xl-list-l-balloon-settling.json'),
+    'xenlab',
+  ).find('tiny');
   t.like(d, { memMiB: 82, vcpus: 1, targetMemMiB: 80, targetVcpus: 2 });
   t.notThrows(() => verifyMatches('xenlab', d, 'tiny', 80, 2));
   // A target Xen does not hold is still a failure, and the message says which number is whose.
-  t.throws(() => verifyMatches('xenlab', d, 'tiny', 64, 2), { message: /has 80 MiB \/ 2 vCPUs as Xen's targets \(82 MiB \/ 1 vCPUs in the guest now\), expected 64 MiB \/ 2 vCPUs/ });
+  t.throws(() => verifyMatches('xenlab', d, 'tiny', 64, 2), {
+    message:
+      /has 80 MiB \/ 2 vCPUs as Xen's targets \(82 MiB \/ 1 vCPUs in the guest now\), expected 64 MiB \/ 2 vCPUs/,
+  });
 });
 
 /** A host whose guest crashes on the way down and is restarted by on_crash (what real Xen did). */
 class ComesBackAfterShutdown implements Hypervisor {
   constructor(private readonly inner: SimulatedXenHost) {}
-  get hostName() { return this.inner.hostName; }
-  info() { return this.inner.info(); }
-  list() { return this.inner.list(); }
-  find(name: string) { return this.inner.find(name); }
-  create(c: Parameters<SimulatedXenHost['create']>[0]) { return this.inner.create(c); }
+  get hostName() {
+    return this.inner.hostName;
+  }
+  info() {
+    return this.inner.info();
+  }
+  list() {
+    return this.inner.list();
+  }
+  find(name: string) {
+    return this.inner.find(name);
+  }
+  create(c: Parameters<SimulatedXenHost['create']>[0]) {
+    return this.inner.create(c);
+  }
   async shutdown(): Promise<void> {} // returned, but the domain is there again
-  destroy(name: string) { return this.inner.destroy(name); }
-  setMemory(name: string, m: number) { return this.inner.setMemory(name, m); }
-  setVcpus(name: string, v: number) { return this.inner.setVcpus(name, v); }
-  migrate(name: string, target: Parameters<SimulatedXenHost['migrate']>[1]) { return this.inner.migrate(name, target); }
-  setWeight(name: string, w: number) { return this.inner.setWeight(name, w); }
+  destroy(name: string) {
+    return this.inner.destroy(name);
+  }
+  setMemory(name: string, m: number) {
+    return this.inner.setMemory(name, m);
+  }
+  setVcpus(name: string, v: number) {
+    return this.inner.setVcpus(name, v);
+  }
+  migrate(name: string, target: Parameters<SimulatedXenHost['migrate']>[1]) {
+    return this.inner.migrate(name, target);
+  }
+  setWeight(name: string, w: number) {
+    return this.inner.setWeight(name, w);
+  }
 }
 
 test('remove destroys a domain that is still there after its shutdown, and then it is gone', async (t) => {
@@ -59,11 +93,17 @@ test('remove destroys a domain that is still there after its shutdown, and then 
   const sim = new SimulatedXenHost(store, 'xenlab', { createMs: 0, shutdownMs: 0, migrateMsPerGiB: 0 });
   await sim.create(renderDomainConfig(vm('tiny', 'xenlab', 96, 1), template));
   const hv = new ComesBackAfterShutdown(sim);
-  const ctx = { hv, data: { version: 3, action: { kind: 'remove', vm: 'tiny', host: 'xenlab', reason: 'test' } } } as unknown as VmWorkflowContext;
+  const ctx = {
+    hv,
+    data: { version: 3, action: { kind: 'remove', vm: 'tiny', host: 'xenlab', reason: 'test' } },
+  } as unknown as VmWorkflowContext;
   const rt = { log: silentLogger, report: async () => {} } as unknown as StepRuntime;
   for (const step of removeSteps) await step.run(ctx, rt);
   t.is(await sim.find('tiny'), undefined);
-  t.deepEqual((await sim.list()).map((d) => d.name), ['Domain-0']);
+  t.deepEqual(
+    (await sim.list()).map((d) => d.name),
+    ['Domain-0'],
+  );
 });
 
 test('a create that finds the VM already running at another size resizes it live, or refuses with the reason', async (t) => {
@@ -76,13 +116,20 @@ test('a create that finds the VM already running at another size resizes it live
   const rt = { log: silentLogger, report: async () => {} } as unknown as StepRuntime;
   const run = async (mem: number, vcpus: number) => {
     const spec = vm('tiny', 'xenlab', mem, vcpus);
-    const ctx = { hv: sim, waitMs: 1000, data: { version: 2, template, action: { kind: 'create', vm: 'tiny', host: 'xenlab', spec, reason: 'test' } } } as unknown as VmWorkflowContext;
+    const ctx = {
+      hv: sim,
+      waitMs: 1000,
+      data: { version: 2, template, action: { kind: 'create', vm: 'tiny', host: 'xenlab', spec, reason: 'test' } },
+    } as unknown as VmWorkflowContext;
     for (const step of createSteps) await step.run(ctx, rt);
   };
   await run(80, 2);
   t.like(await sim.find('tiny'), { domid: 1, memMiB: 80, vcpus: 2 }, 'the same domain, resized: not a second one');
   const e = await t.throwsAsync(run(128, 2));
   t.true(e instanceof PermanentError);
-  t.regex(e!.message, /xenlab: domain tiny already runs with 80 MiB \/ 2 vCPUs \(maxmem 96 MiB, maxvcpus 2\); this version wants 128 MiB \/ 2 vCPUs/);
+  t.regex(
+    e!.message,
+    /xenlab: domain tiny already runs with 80 MiB \/ 2 vCPUs \(maxmem 96 MiB, maxvcpus 2\); this version wants 128 MiB \/ 2 vCPUs/,
+  );
   t.is((await sim.list()).length, 2, 'Domain-0 and the one tiny');
 });

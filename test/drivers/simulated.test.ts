@@ -2,7 +2,12 @@ import test from 'ava';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DirSimStore, MemorySimStore, SimulatedXenHost, provisionSimHost } from '../../src/drivers/hypervisor/simulated.ts';
+import {
+  DirSimStore,
+  MemorySimStore,
+  SimulatedXenHost,
+  provisionSimHost,
+} from '../../src/drivers/hypervisor/simulated.ts';
 import { renderDomainConfig, readDomainConfig } from '../../src/drivers/hypervisor/domain-config.ts';
 import { HypervisorRefusal } from '../../src/drivers/hypervisor/hypervisor.ts';
 import { SimulatedPower } from '../../src/drivers/power/simulated.ts';
@@ -15,16 +20,22 @@ async function twoHosts() {
   const t = { createMs: 0, shutdownMs: 0, migrateMsPerGiB: 0 };
   return { store, a: new SimulatedXenHost(store, 'a', t), b: new SimulatedXenHost(store, 'b', t) };
 }
-const cfg = (name: string, mem: number, vcpus = 1, maxmem = mem, maxvcpus = vcpus) => renderDomainConfig({ ...vm(name, 'a', mem, vcpus) }, { ...template, maxMemMiB: maxmem, maxVcpus: maxvcpus });
+const cfg = (name: string, mem: number, vcpus = 1, maxmem = mem, maxvcpus = vcpus) =>
+  renderDomainConfig({ ...vm(name, 'a', mem, vcpus) }, { ...template, maxMemMiB: maxmem, maxVcpus: maxvcpus });
 
 test('renders an xl.cfg the simulator and xl both read, with the VM name in the disk path', (t) => {
-  const c = renderDomainConfig(vm('web1', 'h', 512, 2), { ...template, disks: [{ target: '/srv/xen/disks/{vm}.img', vdev: 'xvda', format: 'raw', access: 'rw' }] });
+  const c = renderDomainConfig(vm('web1', 'h', 512, 2), {
+    ...template,
+    disks: [{ target: '/srv/xen/disks/{vm}.img', vdev: 'xvda', format: 'raw', access: 'rw' }],
+  });
   t.regex(c.text, /^name = "web1"$/m);
   t.regex(c.text, /^maxmem = 2048$/m);
   t.regex(c.text, /target=\/srv\/xen\/disks\/web1\.img/);
   t.regex(c.text, /^vif = \[ 'mac=00:16:3e:[0-9a-f:]+,bridge=xenbr0' \]$/m);
   t.deepEqual(readDomainConfig(c.text), { name: 'web1', memMiB: 512, maxMemMiB: 2048, vcpus: 2, maxVcpus: 8 });
-  t.throws(() => renderDomainConfig(vm('x', 'h', 64), { ...template, kernel: '/k"\nextra="evil' }), { message: /refusing to write/ });
+  t.throws(() => renderDomainConfig(vm('x', 'h', 64), { ...template, kernel: '/k"\nextra="evil' }), {
+    message: /refusing to write/,
+  });
 });
 
 test('the simulator keeps memory accounts and refuses what xl refuses', async (t) => {
@@ -68,6 +79,9 @@ test('state in a directory outlives the object driving it; power off empties the
   t.is(await power.status(), 'off');
   await t.throwsAsync(again.list(), { message: /powered off/ });
   await power.on();
-  t.deepEqual((await again.list()).map((d) => d.name), ['Domain-0']);
+  t.deepEqual(
+    (await again.list()).map((d) => d.name),
+    ['Domain-0'],
+  );
   void hostSpec;
 });

@@ -14,7 +14,10 @@ const real = (f: string) => readFileSync(new URL(`./fixtures/real/${f}`, import.
 class RecordedDom0 implements Shell {
   readonly where = 'recorded-xen-4.17';
   calls: string[][] = [];
-  constructor(private readonly moment: { list: string; long: string }, private readonly failures: Record<string, CommandResult> = {}) {}
+  constructor(
+    private readonly moment: { list: string; long: string },
+    private readonly failures: Record<string, CommandResult> = {},
+  ) {}
   async run(program: string, args: readonly string[], _options: RunOptions = {}): Promise<CommandResult> {
     this.calls.push([program, ...args]);
     if (program !== 'xl') return { code: 0, stdout: '', stderr: '' };
@@ -34,37 +37,67 @@ test('real xl info: Xen 4.17.7, credit2, memory in MiB', (t) => {
   t.is(i.raw.get('xen_commandline')?.includes('dom0=pvh'), true);
 });
 
-test('real xl list and list -l agree on every domain\'s memory', (t) => {
-  for (const [table, long] of [['xl-list-running.txt', 'xl-list-l-running.json'], ['xl-list-after-reconfigure.txt', 'xl-list-l-after-reconfigure.json']] as const) {
+test("real xl list and list -l agree on every domain's memory", (t) => {
+  for (const [table, long] of [
+    ['xl-list-running.txt', 'xl-list-l-running.json'],
+    ['xl-list-after-reconfigure.txt', 'xl-list-l-after-reconfigure.json'],
+  ] as const) {
     const rows = parseXlList(real(table));
     const details = new Map(parseXlListLong(real(long)).map((d) => [d.domid, d]));
-    t.deepEqual(rows.map((r) => r.name), ['Domain-0', 'tiny'], table);
+    t.deepEqual(
+      rows.map((r) => r.name),
+      ['Domain-0', 'tiny'],
+      table,
+    );
     for (const r of rows) t.is(details.get(r.domid)?.targetMemMiB, r.memMiB, `${table}: ${r.name}`);
   }
 });
 
 test('the driver reads a real running guest, and the live reconfigure shows in both outputs', async (t) => {
-  const before = await new XlHypervisor(new RecordedDom0({ list: 'xl-list-running.txt', long: 'xl-list-l-running.json' }), 'xenlab').list();
-  t.like(before.find((d) => d.name === 'tiny'), { domid: 2, state: 'blocked', memMiB: 96, maxMemMiB: 96, vcpus: 1, maxVcpus: 2, weight: 256 });
+  const before = await new XlHypervisor(
+    new RecordedDom0({ list: 'xl-list-running.txt', long: 'xl-list-l-running.json' }),
+    'xenlab',
+  ).list();
+  t.like(
+    before.find((d) => d.name === 'tiny'),
+    { domid: 2, state: 'blocked', memMiB: 96, maxMemMiB: 96, vcpus: 1, maxVcpus: 2, weight: 256 },
+  );
   // Dom0 reports max_memkb 17179869180 ("no ceiling"): not a 16 TiB maximum.
-  t.like(before.find((d) => d.domid === 0), { name: 'Domain-0', state: 'running', memMiB: 1023, maxMemMiB: 1023, vcpus: 2 });
-  const after = await new XlHypervisor(new RecordedDom0({ list: 'xl-list-after-reconfigure.txt', long: 'xl-list-l-after-reconfigure.json' }), 'xenlab').find('tiny');
+  t.like(
+    before.find((d) => d.domid === 0),
+    { name: 'Domain-0', state: 'running', memMiB: 1023, maxMemMiB: 1023, vcpus: 2 },
+  );
+  const after = await new XlHypervisor(
+    new RecordedDom0({ list: 'xl-list-after-reconfigure.txt', long: 'xl-list-l-after-reconfigure.json' }),
+    'xenlab',
+  ).find('tiny');
   t.like(after, { memMiB: 80, vcpus: 2, maxVcpus: 2 }, 'after `xl mem-set tiny 80m` and `xl vcpu-set tiny 2`');
   t.is(parseXlListLong(real('xl-list-l-after-reconfigure.json')).find((d) => d.name === 'tiny')?.availVcpus, 2);
 });
 
 test('a real crashed guest reads as crashed (---sc-), not running', async (t) => {
-  const tiny = await new XlHypervisor(new RecordedDom0({ list: 'xl-list-crashed.txt', long: 'xl-list-l-crashed.json' }), 'xenlab').find('tiny');
+  const tiny = await new XlHypervisor(
+    new RecordedDom0({ list: 'xl-list-crashed.txt', long: 'xl-list-l-crashed.json' }),
+    'xenlab',
+  ).find('tiny');
   t.is(tiny?.state, 'crashed');
-  t.deepEqual(parseXlList(real('xl-list-after-destroy.txt')).map((r) => r.name), ['Domain-0']);
+  t.deepEqual(
+    parseXlList(real('xl-list-after-destroy.txt')).map((r) => r.name),
+    ['Domain-0'],
+  );
 });
 
 test('a real xl create that cannot fit the kernel is a permanent refusal; the working create is not', async (t) => {
   const tooSmall = real('xl-create-pvh-64.txt');
   t.true(isRefusal(tooSmall));
   t.false(isRefusal(real('xl-create.txt')));
-  const shell = new RecordedDom0({ list: 'xl-list.txt', long: 'xl-list-l.json' }, { create: { code: 3, stdout: '', stderr: tooSmall } });
-  const e = await t.throwsAsync(new XlHypervisor(shell, 'xenlab').create({ name: 'tiny', text: 'name = "tiny"\nmemory = 64\n' }));
+  const shell = new RecordedDom0(
+    { list: 'xl-list.txt', long: 'xl-list-l.json' },
+    { create: { code: 3, stdout: '', stderr: tooSmall } },
+  );
+  const e = await t.throwsAsync(
+    new XlHypervisor(shell, 'xenlab').create({ name: 'tiny', text: 'name = "tiny"\nmemory = 64\n' }),
+  );
   t.true(e instanceof HypervisorRefusal, 'retrying cannot make 64 MiB hold the kernel');
   t.regex(e!.message, /^xenlab: [\s\S]*segment kernel too large/);
 });
@@ -79,6 +112,9 @@ test('a guest `xl list` shows but `xl list -l` does not yet (being built) has it
   t.is(tiny!.maxVcpus, tiny!.vcpus, 'the fallback is its current size, which the planner must not trust');
   const dom0 = await hv.find('Domain-0');
   t.is(dom0!.limitsUnknown, undefined);
-  const both = new XlHypervisor(new RecordedDom0({ list: 'xl-list-running.txt', long: 'xl-list-l-running.json' }), 'xenlab');
+  const both = new XlHypervisor(
+    new RecordedDom0({ list: 'xl-list-running.txt', long: 'xl-list-l-running.json' }),
+    'xenlab',
+  );
   t.like(await both.find('tiny'), { maxVcpus: 2, limitsUnknown: undefined });
 });

@@ -13,7 +13,11 @@ class RecordedShell implements Shell {
   calls: { program: string; args: string[]; input?: string }[] = [];
   constructor(private readonly answers: (program: string, args: string[]) => CommandResult) {}
   async run(program: string, args: readonly string[], options: RunOptions = {}): Promise<CommandResult> {
-    this.calls.push({ program, args: [...args], ...(options.input !== undefined ? { input: String(options.input) } : {}) });
+    this.calls.push({
+      program,
+      args: [...args],
+      ...(options.input !== undefined ? { input: String(options.input) } : {}),
+    });
     return this.answers(program, [...args]);
   }
 }
@@ -42,17 +46,35 @@ test('decodes the six state letters, including a crash shown as ---sc-', (t) => 
 
 test('parses xl list, xl list -l (KiB, omitted fields) and xl info', (t) => {
   const rows = parseXlList(fx('xl-list.txt'));
-  t.deepEqual(rows.map((r) => [r.name, r.domid, r.memMiB, r.vcpus, r.state]), [
-    ['Domain-0', 0, 750, 4, 'running'],
-    ['linux', 2, 2048, 2, 'running'],
-    ['web01', 5, 512, 1, 'blocked'],
-    ['crashed1', 7, 256, 1, 'crashed'],
-  ]);
+  t.deepEqual(
+    rows.map((r) => [r.name, r.domid, r.memMiB, r.vcpus, r.state]),
+    [
+      ['Domain-0', 0, 750, 4, 'running'],
+      ['linux', 2, 2048, 2, 'running'],
+      ['web01', 5, 512, 1, 'blocked'],
+      ['crashed1', 7, 256, 1, 'crashed'],
+    ],
+  );
   const long = parseXlListLong(fx('xl-list-l.json'));
-  t.like(long[1], { domid: 2, name: 'linux', maxMemMiB: 4096, targetMemMiB: 2048, maxVcpus: 4, availVcpus: 2, weight: 512 });
+  t.like(long[1], {
+    domid: 2,
+    name: 'linux',
+    maxMemMiB: 4096,
+    targetMemMiB: 2048,
+    maxVcpus: 4,
+    availVcpus: 2,
+    weight: 512,
+  });
   t.is(long[2]?.maxVcpus, undefined);
   const info = parseXlInfo(fx('xl-info.txt'));
-  t.like(info, { host: 'xenhost01', totalMemMiB: 65413, freeMemMiB: 40127, nrCpus: 16, xenVersion: '4.17.3', scheduler: 'credit2' });
+  t.like(info, {
+    host: 'xenhost01',
+    totalMemMiB: 65413,
+    freeMemMiB: 40127,
+    nrCpus: 16,
+    xenVersion: '4.17.3',
+    scheduler: 'credit2',
+  });
 });
 
 test('the xl driver merges list and list -l, writes configs with tee and sets memory in explicit MiB', async (t) => {
@@ -68,15 +90,32 @@ test('the xl driver merges list and list -l, writes configs with tee and sets me
   await xl.setMemory('vm1', 512);
   t.deepEqual(shell.calls.at(-1)?.args, ['mem-set', 'vm1', '512m']);
   await xl.setWeight('vm1', 300);
-  t.deepEqual(shell.calls.at(-1)?.args, ['sched-credit2', '-d', 'vm1', '-w', '300'], 'credit2 host: sched-credit would fail');
+  t.deepEqual(
+    shell.calls.at(-1)?.args,
+    ['sched-credit2', '-d', 'vm1', '-w', '300'],
+    'credit2 host: sched-credit would fail',
+  );
   await xl.migrate('vm1', { host: 'xen02', address: '10.0.0.2' });
-  t.deepEqual(shell.calls.at(-1)?.args, ['migrate', '-s', 'ssh -o BatchMode=yes -o StrictHostKeyChecking=yes', 'vm1', '10.0.0.2']);
+  t.deepEqual(shell.calls.at(-1)?.args, [
+    'migrate',
+    '-s',
+    'ssh -o BatchMode=yes -o StrictHostKeyChecking=yes',
+    'vm1',
+    '10.0.0.2',
+  ]);
 });
 
 test('xl refusals become permanent HypervisorRefusal, other failures stay transient', async (t) => {
   const shell = recorded((args) => {
-    if (args[0] === 'create') return { code: 1, stdout: '', stderr: 'Parsing config from /etc/xen/xsm/vm1.cfg\nlibxl: error: libxl_domain.c:123: Domain with name "vm1" already exists.\n' };
-    if (args[0] === 'vcpu-set') return { code: 1, stdout: '', stderr: 'xl: cannot connect to xenstored: Connection refused\n' };
+    if (args[0] === 'create')
+      return {
+        code: 1,
+        stdout: '',
+        stderr:
+          'Parsing config from /etc/xen/xsm/vm1.cfg\nlibxl: error: libxl_domain.c:123: Domain with name "vm1" already exists.\n',
+      };
+    if (args[0] === 'vcpu-set')
+      return { code: 1, stdout: '', stderr: 'xl: cannot connect to xenstored: Connection refused\n' };
     return undefined;
   });
   const xl = new XlHypervisor(shell, 'xenhost01');

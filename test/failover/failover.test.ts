@@ -36,7 +36,11 @@ async function failHost(s: TestSite, host: string): Promise<{ state: string; job
 
 test('evacuate places VMs by priority on hosts with room, keeps pinned ones, strands what does not fit', (t) => {
   const site = load(
-    [{ name: 'h1', memMiB: 4096 }, { name: 'h2', memMiB: 2048 }, { name: 'h3', memMiB: 1024 }],
+    [
+      { name: 'h1', memMiB: 4096 },
+      { name: 'h2', memMiB: 2048 },
+      { name: 'h3', memMiB: 1024 },
+    ],
     [
       { name: 'low', host: 'h1', mem: 1024, priority: 0 },
       { name: 'high', host: 'h1', mem: 1024, priority: 100 },
@@ -46,22 +50,43 @@ test('evacuate places VMs by priority on hosts with room, keeps pinned ones, str
     ],
   );
   const ev = evacuate(site, 'h1');
-  t.deepEqual(ev.restarted.map((r) => r.vm), ['high', 'mid']);
+  t.deepEqual(
+    ev.restarted.map((r) => r.vm),
+    ['high', 'mid'],
+  );
   // high goes to h2 (1536 free, the most), mid to h3 (1024 free; h2 now has 512).
-  t.deepEqual(ev.restarted.map((r) => r.to), ['h2', 'h3']);
-  t.deepEqual(ev.stranded.map((s) => s.vm), ['low', 'stuck']);
+  t.deepEqual(
+    ev.restarted.map((r) => r.to),
+    ['h2', 'h3'],
+  );
+  t.deepEqual(
+    ev.stranded.map((s) => s.vm),
+    ['low', 'stuck'],
+  );
   t.regex(ev.stranded[0]!.why, /no surviving host has 1024 MiB/);
   t.regex(ev.stranded[1]!.why, /pinned to h1/);
   t.true(ev.site.hosts.find((h) => h.name === 'h1')!.maintenance, 'the failed host is put in maintenance');
   t.is(ev.site.vms.find((v) => v.name === 'low')!.host, 'h1');
   // Hosts marked unavailable (another suspect) take nothing.
-  t.deepEqual(evacuate(site, 'h1', { unavailable: new Set(['h2']) }).restarted.map((r) => `${r.vm}@${r.to}`), ['high@h3']);
+  t.deepEqual(
+    evacuate(site, 'h1', { unavailable: new Set(['h2']) }).restarted.map((r) => `${r.vm}@${r.to}`),
+    ['high@h3'],
+  );
 });
 
 test('the plan recreates a fenced host VMs elsewhere and starts nothing on the fenced host', (t) => {
-  const hosts = [{ name: 'h1', memMiB: 2048 }, { name: 'h2', memMiB: 2048 }];
-  const before = load(hosts, [{ name: 'a', host: 'h1', mem: 512 }, { name: 'b', host: 'h1', mem: 512 }]);
-  const after = load(hosts, [{ name: 'a', host: 'h2', mem: 512 }, { name: 'b', host: 'h1', mem: 512 }]);
+  const hosts = [
+    { name: 'h1', memMiB: 2048 },
+    { name: 'h2', memMiB: 2048 },
+  ];
+  const before = load(hosts, [
+    { name: 'a', host: 'h1', mem: 512 },
+    { name: 'b', host: 'h1', mem: 512 },
+  ]);
+  const after = load(hosts, [
+    { name: 'a', host: 'h2', mem: 512 },
+    { name: 'b', host: 'h1', mem: 512 },
+  ]);
   const observed = {
     hosts: {
       h1: { name: 'h1', heartbeatAt: 1, totalMemMiB: 2560, freeMemMiB: 0, nrCpus: 8, domains: [], fencedAt: 2 },
@@ -69,12 +94,19 @@ test('the plan recreates a fenced host VMs elsewhere and starts nothing on the f
     },
   };
   const plan = planChanges(before, after, observed);
-  t.deepEqual(plan.actions.map((a) => `${a.kind} ${a.vm} ${'host' in a ? a.host : ''}`), ['create a h2']);
+  t.deepEqual(
+    plan.actions.map((a) => `${a.kind} ${a.vm} ${'host' in a ? a.host : ''}`),
+    ['create a h2'],
+  );
   t.true(plan.notes.some((n) => /b stays down: its host h1 was fenced/.test(n)));
 });
 
 test('a failed host is fenced and every one of its VMs runs once, on the survivors', async (t) => {
-  const hosts = [{ name: 'h1', memMiB: 2048 }, { name: 'h2', memMiB: 2048 }, { name: 'h3', memMiB: 2048 }];
+  const hosts = [
+    { name: 'h1', memMiB: 2048 },
+    { name: 'h2', memMiB: 2048 },
+    { name: 'h3', memMiB: 2048 },
+  ];
   const s = await startTestSite(hosts);
   t.teardown(() => s.close());
   const vms = [
@@ -98,7 +130,8 @@ test('a failed host is fenced and every one of its VMs runs once, on the survivo
   await s.waitConverged(v2);
   const where = await s.where();
   t.deepEqual(Object.keys(where).sort(), ['a', 'b', 'c', 'd', 'e']);
-  for (const [vm, at] of Object.entries(where)) t.true(at === 'h2' || at === 'h3', `${vm} runs once, on a survivor (${at})`);
+  for (const [vm, at] of Object.entries(where))
+    t.true(at === 'h2' || at === 'h3', `${vm} runs once, on a survivor (${at})`);
   t.is((await new HealthStore(s.rt).get('h1'))!.state, 'fenced');
   const { site } = await s.rt.sites.load(v2);
   t.true(site.hosts.find((h) => h.name === 'h1')!.maintenance);
@@ -109,7 +142,11 @@ test('a failed host is fenced and every one of its VMs runs once, on the survivo
 });
 
 test('when the host does not fit all its VMs elsewhere, higher priority ones are restarted first', async (t) => {
-  const hosts = [{ name: 'h1', memMiB: 3072 }, { name: 'h2', memMiB: 2048 }, { name: 'h3', memMiB: 2048 }];
+  const hosts = [
+    { name: 'h1', memMiB: 3072 },
+    { name: 'h2', memMiB: 2048 },
+    { name: 'h3', memMiB: 2048 },
+  ];
   const s = await startTestSite(hosts);
   t.teardown(() => s.close());
   const vms = [
@@ -123,7 +160,10 @@ test('when the host does not fit all its VMs elsewhere, higher priority ones are
   await s.waitConverged(v1);
   t.is((await failHost(s, 'h1')).state, 'completed');
   const v2 = await s.rt.sites.currentVersion();
-  t.regex((await s.rt.sites.get(v2))!.reason, /2 VMs restarted elsewhere, 1 left down \(lo: no surviving host has 1024 MiB/);
+  t.regex(
+    (await s.rt.sites.get(v2))!.reason,
+    /2 VMs restarted elsewhere, 1 left down \(lo: no surviving host has 1024 MiB/,
+  );
   await s.waitConverged(v2);
   const where = await s.where();
   t.deepEqual(where, { hi: where.hi!, mid: where.mid!, x: 'h2', y: 'h3' });
@@ -132,10 +172,18 @@ test('when the host does not fit all its VMs elsewhere, higher priority ones are
 
 test('when fencing fails, no VM is restarted anywhere and the operator is told what to do', async (t) => {
   // h1's power driver is QMP on a socket that does not exist: the BMC is unreachable.
-  const hosts: HostLine[] = [{ name: 'h1', memMiB: 2048, power: { driver: 'qmp', address: '/nonexistent/xsm-test/h1.qmp' } }, { name: 'h2', memMiB: 2048 }, { name: 'h3', memMiB: 2048 }];
+  const hosts: HostLine[] = [
+    { name: 'h1', memMiB: 2048, power: { driver: 'qmp', address: '/nonexistent/xsm-test/h1.qmp' } },
+    { name: 'h2', memMiB: 2048 },
+    { name: 'h3', memMiB: 2048 },
+  ];
   const s = await startTestSite(hosts);
   t.teardown(() => s.close());
-  const vms = [{ name: 'a', host: 'h1', mem: 512 }, { name: 'b', host: 'h1', mem: 512 }, { name: 'c', host: 'h2', mem: 512 }];
+  const vms = [
+    { name: 'a', host: 'h1', mem: 512 },
+    { name: 'b', host: 'h1', mem: 512 },
+    { name: 'c', host: 'h2', mem: 512 },
+  ];
   const v1 = await s.submitAndApply(siteXml(hosts, vms));
   await s.waitConverged(v1);
 
@@ -143,7 +191,10 @@ test('when fencing fails, no VM is restarted anywhere and the operator is told w
   t.is(state, 'failed');
   const job = (await s.rt.control().getJob(jobId))!;
   t.is(job.attemptsMade, 3, 'fencing was retried before giving up');
-  t.regex(job.failedReason, /fencing h1 failed \(qmp \/nonexistent\/xsm-test\/h1\.qmp: .*\); none of its VMs was restarted elsewhere/);
+  t.regex(
+    job.failedReason,
+    /fencing h1 failed \(qmp \/nonexistent\/xsm-test\/h1\.qmp: .*\); none of its VMs was restarted elsewhere/,
+  );
   t.regex(job.failedReason, /power h1 off by other means/);
   // Nothing written, nothing started: h1 (still powered, maybe still running them) keeps its VMs.
   t.is(await s.rt.sites.currentVersion(), v1);
@@ -156,7 +207,11 @@ test('when fencing fails, no VM is restarted anywhere and the operator is told w
 });
 
 test('a host that reports again while suspected is not fenced', async (t) => {
-  const hosts = [{ name: 'h1', memMiB: 2048 }, { name: 'h2', memMiB: 2048 }, { name: 'h3', memMiB: 2048 }];
+  const hosts = [
+    { name: 'h1', memMiB: 2048 },
+    { name: 'h2', memMiB: 2048 },
+    { name: 'h3', memMiB: 2048 },
+  ];
   const s = await startTestSite(hosts);
   t.teardown(() => s.close());
   const v1 = await s.submitAndApply(siteXml(hosts, [{ name: 'a', host: 'h1', mem: 512 }]));
@@ -166,19 +221,30 @@ test('a host that reports again while suspected is not fenced', async (t) => {
   const h1 = (await s.rt.observed.host('h1'))!;
   await new Promise((r) => setTimeout(r, POLICY.suspectAfterMs + 100));
   const changes = await checkHosts(s.rt, POLICY);
-  t.deepEqual(changes.map((c) => `${c.host} ${c.to}`), ['h1 suspect']);
+  t.deepEqual(
+    changes.map((c) => `${c.host} ${c.to}`),
+    ['h1 suspect'],
+  );
   s.startAgent('h1'); // the agent comes back within the confirmation window
   const until = Date.now() + 5000;
-  while ((await s.rt.observed.host('h1'))!.heartbeatAt === h1.heartbeatAt && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+  while ((await s.rt.observed.host('h1'))!.heartbeatAt === h1.heartbeatAt && Date.now() < until)
+    await new Promise((r) => setTimeout(r, 50));
   const back = await checkHosts(s.rt, POLICY);
-  t.deepEqual(back.map((c) => `${c.host} ${c.from} -> ${c.to}`), ['h1 suspect -> healthy']);
+  t.deepEqual(
+    back.map((c) => `${c.host} ${c.from} -> ${c.to}`),
+    ['h1 suspect -> healthy'],
+  );
   t.is(await new HealthStore(s.rt).get('h1'), undefined);
   t.true(await s.hv.get('h1')!.isPowered());
   t.is(await s.rt.sites.currentVersion(), v1);
 });
 
 test('when most hosts look dead at once, nobody is fenced (the checker more likely lost its view)', async (t) => {
-  const hosts = [{ name: 'h1', memMiB: 2048 }, { name: 'h2', memMiB: 2048 }, { name: 'h3', memMiB: 2048 }];
+  const hosts = [
+    { name: 'h1', memMiB: 2048 },
+    { name: 'h2', memMiB: 2048 },
+    { name: 'h3', memMiB: 2048 },
+  ];
   const s = await startTestSite(hosts);
   t.teardown(() => s.close());
   const v1 = await s.submitAndApply(siteXml(hosts, [{ name: 'a', host: 'h1', mem: 512 }]));
@@ -193,8 +259,16 @@ test('when most hosts look dead at once, nobody is fenced (the checker more like
   const health = await new HealthStore(s.rt).all();
   t.is(health.h1?.state, 'suspect');
   t.is(health.h2?.state, 'suspect');
-  t.true(Object.values(health).every((h) => h.state === 'suspect'), 'nobody got past suspect');
+  t.true(
+    Object.values(health).every((h) => h.state === 'suspect'),
+    'nobody got past suspect',
+  );
   t.regex(health.h1!.detail!, /look dead at once/);
-  t.is((await s.rt.control().getJobs(['waiting', 'active', 'delayed', 'completed', 'failed'])).filter((j) => j.name === 'failover').length, 0);
+  t.is(
+    (await s.rt.control().getJobs(['waiting', 'active', 'delayed', 'completed', 'failed'])).filter(
+      (j) => j.name === 'failover',
+    ).length,
+    0,
+  );
   t.true(await s.hv.get('h1')!.isPowered());
 });

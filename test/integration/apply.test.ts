@@ -14,17 +14,34 @@ const HOSTS = [
 test('applies a site, then a change with a migration and a live reconfigure', async (t) => {
   const s = await startTestSite(HOSTS);
   t.teardown(() => s.close());
-  const v1 = await s.submitAndApply(siteXml(HOSTS, [{ name: 'a', host: 'h1', mem: 256 }, { name: 'b', host: 'h2', mem: 256 }, { name: 'c', host: 'h3', mem: 512 }]));
+  const v1 = await s.submitAndApply(
+    siteXml(HOSTS, [
+      { name: 'a', host: 'h1', mem: 256 },
+      { name: 'b', host: 'h2', mem: 256 },
+      { name: 'c', host: 'h3', mem: 512 },
+    ]),
+  );
   await s.waitConverged(v1);
   t.deepEqual(await s.where(), { a: 'h1', b: 'h2', c: 'h3' });
-  const v2 = await s.submitAndApply(siteXml(HOSTS, [{ name: 'a', host: 'h2', mem: 256 }, { name: 'b', host: 'h2', mem: 512, vcpus: 2 }]));
+  const v2 = await s.submitAndApply(
+    siteXml(HOSTS, [
+      { name: 'a', host: 'h2', mem: 256 },
+      { name: 'b', host: 'h2', mem: 512, vcpus: 2 },
+    ]),
+  );
   await s.waitConverged(v2);
   t.deepEqual(await s.where(), { a: 'h2', b: 'h2' });
   const b = await s.hv.get('h2')!.find('b');
   t.is(b?.memMiB, 512);
   t.is(b?.vcpus, 2);
   const hist = await s.rt.sites.history();
-  t.deepEqual(hist.map((h) => [h.version, h.base, h.author]), [[2, 1, 'test'], [1, 0, 'test']]);
+  t.deepEqual(
+    hist.map((h) => [h.version, h.base, h.author]),
+    [
+      [2, 1, 'test'],
+      [1, 0, 'test'],
+    ],
+  );
 });
 
 test('re-applying a version enqueues nothing twice', async (t) => {
@@ -44,8 +61,19 @@ test('a change based on a stale version is refused and nothing is overwritten', 
   t.teardown(() => s.close());
   const xml1 = siteXml(HOSTS, [{ name: 'a', host: 'h1', mem: 256 }]);
   await s.rt.sites.submit(xml1, { base: 0, author: 'alice', reason: 'first' });
-  await s.rt.sites.submit(siteXml(HOSTS, [{ name: 'b', host: 'h1', mem: 256 }]), { base: 1, author: 'alice', reason: 'second' });
-  const err = await t.throwsAsync(s.rt.sites.submit(siteXml(HOSTS, [{ name: 'c', host: 'h1', mem: 256 }]), { base: 1, author: 'bob', reason: 'late' }), { instanceOf: StaleVersionError });
+  await s.rt.sites.submit(siteXml(HOSTS, [{ name: 'b', host: 'h1', mem: 256 }]), {
+    base: 1,
+    author: 'alice',
+    reason: 'second',
+  });
+  const err = await t.throwsAsync(
+    s.rt.sites.submit(siteXml(HOSTS, [{ name: 'c', host: 'h1', mem: 256 }]), {
+      base: 1,
+      author: 'bob',
+      reason: 'late',
+    }),
+    { instanceOf: StaleVersionError },
+  );
   t.regex(err!.message, /based on version 1 but the current version is 2/);
   t.is(await s.rt.sites.currentVersion(), 2);
   t.is((await s.rt.sites.get(2))?.author, 'alice');
@@ -55,7 +83,9 @@ test('an invalid site file is refused with its errors and nothing is stored', as
   const s = await startTestSite(HOSTS, { agents: false });
   t.teardown(() => s.close());
   const bad = siteXml(HOSTS, [{ name: 'a', host: 'h9', mem: 256 }]);
-  const err = await t.throwsAsync(s.rt.sites.submit(bad, { base: 0, author: 'x', reason: 'y', file: 'up.xml' }), { instanceOf: InvalidSiteError });
+  const err = await t.throwsAsync(s.rt.sites.submit(bad, { base: 0, author: 'x', reason: 'y', file: 'up.xml' }), {
+    instanceOf: InvalidSiteError,
+  });
   t.regex((err as InvalidSiteError).issues[0]!.message, /DOM0 "h9" is no known host/);
   t.is((err as InvalidSiteError).issues[0]!.line, 11);
   t.is(await s.rt.sites.currentVersion(), 0);
@@ -65,7 +95,13 @@ test('one host failing does not stop the others', async (t) => {
   const s = await startTestSite(HOSTS);
   t.teardown(() => s.close());
   await s.hv.get('h2')!.setFailing('xl: cannot connect to xenstored');
-  const v = await s.submitAndApply(siteXml(HOSTS, [{ name: 'a', host: 'h1', mem: 256 }, { name: 'b', host: 'h2', mem: 256 }, { name: 'c', host: 'h3', mem: 256 }]));
+  const v = await s.submitAndApply(
+    siteXml(HOSTS, [
+      { name: 'a', host: 'h1', mem: 256 },
+      { name: 'b', host: 'h2', mem: 256 },
+      { name: 'c', host: 'h3', mem: 256 },
+    ]),
+  );
   // h1 and h3 finish while h2's job keeps retrying with backoff.
   const until = Date.now() + 15000;
   while (Object.keys(await s.where()).length < 2 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
@@ -100,10 +136,18 @@ test('a VM that does not fit fails at once with a clear reason (no retries)', as
 });
 
 test('a migration that needs capacity freed first waits for the removal', async (t) => {
-  const hosts = [{ name: 'h1', memMiB: 1024 }, { name: 'h2', memMiB: 1024 }];
+  const hosts = [
+    { name: 'h1', memMiB: 1024 },
+    { name: 'h2', memMiB: 1024 },
+  ];
   const s = await startTestSite(hosts);
   t.teardown(() => s.close());
-  const v1 = await s.submitAndApply(siteXml(hosts, [{ name: 'big', host: 'h2', mem: 768 }, { name: 'mover', host: 'h1', mem: 512 }]));
+  const v1 = await s.submitAndApply(
+    siteXml(hosts, [
+      { name: 'big', host: 'h2', mem: 768 },
+      { name: 'mover', host: 'h1', mem: 512 },
+    ]),
+  );
   await s.waitConverged(v1);
   const v2 = await s.submitAndApply(siteXml(hosts, [{ name: 'mover', host: 'h2', mem: 512 }]));
   await s.waitConverged(v2);

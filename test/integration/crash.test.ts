@@ -50,13 +50,22 @@ test('kill -9 of a host agent mid-create, then restart: the job resumes at its s
   for (;;) {
     const job = await q.getJob(jobId);
     const st = await store.read('h1');
-    if (job && (job.progress as JobProgress).journal?.current === 'xl-create' && st?.domains.some((d) => d.name === 'vm1')) break;
+    if (
+      job &&
+      (job.progress as JobProgress).journal?.current === 'xl-create' &&
+      st?.domains.some((d) => d.name === 'vm1')
+    )
+      break;
     if (Date.now() > until) return t.fail('never saw the agent inside xl-create');
     await new Promise((r) => setTimeout(r, 20));
   }
   agent.kill('SIGKILL');
   await new Promise((r) => agent.once('exit', r));
-  t.is(await (await q.getJob(jobId))!.getState(), 'active', 'the dead agent still holds the job until its lock expires');
+  t.is(
+    await (await q.getJob(jobId))!.getState(),
+    'active',
+    'the dead agent still holds the job until its lock expires',
+  );
 
   agent = startAgentProcess(env);
   await s.waitConverged(v, 30000);

@@ -1,7 +1,19 @@
 // Site files for integration tests, built as text like an operator would write them.
-export interface VmLine { name: string; host: string; mem: number; vcpus?: number; priority?: number; pinned?: boolean }
+export interface VmLine {
+  name: string;
+  host: string;
+  mem: number;
+  vcpus?: number;
+  priority?: number;
+  pinned?: boolean;
+}
 
-export interface HostLine { name: string; memMiB: number; cpus?: number; power?: { driver: string; address?: string } }
+export interface HostLine {
+  name: string;
+  memMiB: number;
+  cpus?: number;
+  power?: { driver: string; address?: string };
+}
 
 export function siteXml(hosts: HostLine[], vms: VmLine[]): string {
   const hostLines = hosts.map((h, i) => {
@@ -11,7 +23,10 @@ export function siteXml(hosts: HostLine[], vms: VmLine[]): string {
   });
   const vmLines = vms.map((v, i) => {
     const mac = `00:16:3e:00:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`;
-    const placement = v.priority !== undefined || v.pinned ? `<Placement${v.priority !== undefined ? ` priority="${v.priority}"` : ''}${v.pinned ? ' pinned="true"' : ''}/>` : '';
+    const placement =
+      v.priority !== undefined || v.pinned
+        ? `<Placement${v.priority !== undefined ? ` priority="${v.priority}"` : ''}${v.pinned ? ' pinned="true"' : ''}/>`
+        : '';
     return `    <VM name="${v.name}" config="tiny"><DOM0>${v.host}</DOM0><VCPUS>${v.vcpus ?? 1}</VCPUS><HWADDR>${mac}</HWADDR><IP>DHCP</IP><MEM>${v.mem}</MEM>${placement}</VM>`;
   });
   return `<XSMConfig>

@@ -2,7 +2,12 @@
 // host agent per simulated host, in this process. Cleans up only its own keys.
 import { randomBytes } from 'node:crypto';
 import { QueueEvents } from 'bullmq';
-import { MemorySimStore, SimulatedXenHost, provisionSimHost, type SimStore } from '../../src/drivers/hypervisor/simulated.ts';
+import {
+  MemorySimStore,
+  SimulatedXenHost,
+  provisionSimHost,
+  type SimStore,
+} from '../../src/drivers/hypervisor/simulated.ts';
 import { XsmRuntime } from '../../src/jobs/runtime.ts';
 import { closeWhenReady, deleteKeysByPrefix, redisConfigFromEnv } from '../../src/lib/redis.ts';
 import { silentLogger } from '../../src/lib/log.ts';
@@ -34,7 +39,10 @@ export async function deleteKeys(prefix: string): Promise<void> {
   await deleteKeysByPrefix(redisConfigFromEnv(), prefix);
 }
 
-export async function startTestSite(hosts: { name: string; memMiB: number; cpus?: number }[], opts: { store?: SimStore; agents?: boolean } = {}): Promise<TestSite> {
+export async function startTestSite(
+  hosts: { name: string; memMiB: number; cpus?: number }[],
+  opts: { store?: SimStore; agents?: boolean } = {},
+): Promise<TestSite> {
   const prefix = freshPrefix();
   const rt = new XsmRuntime({ ...redisConfigFromEnv(), prefix });
   const store = opts.store ?? new MemorySimStore();
@@ -48,7 +56,9 @@ export async function startTestSite(hosts: { name: string; memMiB: number; cpus?
   // Fencing: a host the site file gives a <Power> element uses that real driver; the others are
   // simulated hosts whose plug the simulator pulls.
   const sitePower = sitePowerResolver(rt);
-  const control = startControlWorker(rt, silentLogger, { power: async (h) => (h.power ? sitePower(h) : new SimulatedPower(hv.get(h.name)!)) });
+  const control = startControlWorker(rt, silentLogger, {
+    power: async (h) => (h.power ? sitePower(h) : new SimulatedPower(hv.get(h.name)!)),
+  });
   const site: TestSite = {
     rt,
     store,
@@ -56,7 +66,17 @@ export async function startTestSite(hosts: { name: string; memMiB: number; cpus?
     agents,
     control,
     startAgent(host) {
-      agents.set(host, startHostAgent({ rt, hv: hv.get(host)!, log: silentLogger, heartbeatMs: 200, lockDurationMs: 4000, peer: (h) => hv.get(h) }));
+      agents.set(
+        host,
+        startHostAgent({
+          rt,
+          hv: hv.get(host)!,
+          log: silentLogger,
+          heartbeatMs: 200,
+          lockDurationMs: 4000,
+          peer: (h) => hv.get(h),
+        }),
+      );
     },
     async submitAndApply(xml, base, reason = 'test') {
       const b = base ?? (await rt.sites.currentVersion());

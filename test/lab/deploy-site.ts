@@ -42,7 +42,14 @@ export interface DeploySite {
   close(): Promise<void>;
 }
 
-export async function startDeploySite(opts: Omit<LabOptions, 'authorizedKey'> & { imageMiB?: number; payloadMiB?: number; sessionWaitS?: number; log?: Logger }): Promise<DeploySite> {
+export async function startDeploySite(
+  opts: Omit<LabOptions, 'authorizedKey'> & {
+    imageMiB?: number;
+    payloadMiB?: number;
+    sessionWaitS?: number;
+    log?: Logger;
+  },
+): Promise<DeploySite> {
   const lab0 = new NetnsLab({ ...opts, authorizedKey: '' });
   // The deploy worker's SSH identity.
   const keyDir = join('/tmp', `xsm-deploykey-${lab0.id}`);
@@ -63,14 +70,40 @@ export async function startDeploySite(opts: Omit<LabOptions, 'authorizedKey'> & 
   const log = opts.log ?? silentLogger;
 
   const imagesDir = join(lab.dir, 'images');
-  const image = await buildLabImage(imagesDir, 'dom0-lab', { sizeMiB: opts.imageMiB ?? 24, payloadMiB: opts.payloadMiB ?? 8 });
-  const pxe = new DnsmasqService({ stateDir: join(lab.dir, 'pxe'), tftpRoot: join(lab.dir, 'tftp'), interface: lab.bridge, serverAddress: lab.serverAddress, network: lab.network, netmask: '255.255.255.0' }, log);
+  const image = await buildLabImage(imagesDir, 'dom0-lab', {
+    sizeMiB: opts.imageMiB ?? 24,
+    payloadMiB: opts.payloadMiB ?? 8,
+  });
+  const pxe = new DnsmasqService(
+    {
+      stateDir: join(lab.dir, 'pxe'),
+      tftpRoot: join(lab.dir, 'tftp'),
+      interface: lab.bridge,
+      serverAddress: lab.serverAddress,
+      network: lab.network,
+      netmask: '255.255.255.0',
+    },
+    log,
+  );
   await pxe.start();
-  const images = new ImageServer({ imagesDir, address: lab.serverAddress, interface: lab.bridge, rsyncPort: 8730 + (parseInt(lab.id, 16) % 200), stateDir: join(lab.dir, 'rsync'), ...(opts.rateMbit ? { multicastMaxBitrate: `${Math.floor(opts.rateMbit * 0.95)}m` } : {}) }, log);
+  const images = new ImageServer(
+    {
+      imagesDir,
+      address: lab.serverAddress,
+      interface: lab.bridge,
+      rsyncPort: 8730 + (parseInt(lab.id, 16) % 200),
+      stateDir: join(lab.dir, 'rsync'),
+      ...(opts.rateMbit ? { multicastMaxBitrate: `${Math.floor(opts.rateMbit * 0.95)}m` } : {}),
+    },
+    log,
+  );
   await images.start();
 
   // The site file declares the machines (name, Dom0 address, boot MAC, capacity).
-  const hostLines = lab.nodes.map((n) => `    <Host name="${n.name}" address="${n.address}" mac="${n.mac}" cpus="4" memory="${(opts.memMiB ?? 4096) - 1024}"/>`);
+  const hostLines = lab.nodes.map(
+    (n) =>
+      `    <Host name="${n.name}" address="${n.address}" mac="${n.mac}" cpus="4" memory="${(opts.memMiB ?? 4096) - 1024}"/>`,
+  );
   const xml = `<XSMConfig>\n  <Hosts>\n${hostLines.join('\n')}\n  </Hosts>\n</XSMConfig>\n`;
   await rt.sites.submit(xml, { base: 0, author: 'lab', reason: 'lab machines' });
 
@@ -106,7 +139,9 @@ export async function startDeploySite(opts: Omit<LabOptions, 'authorizedKey'> & 
     async spawnWorker() {
       const file = join(lab.dir, `worker-${Date.now()}.json`);
       await writeFile(file, JSON.stringify({ ...cfg, bmcUrl: bmc.url }));
-      return spawn(process.execPath, ['--import', 'tsx', join(REPO, 'test/lab/deploy-worker-proc.ts'), file], { stdio: ['ignore', 'ignore', 'inherit'] });
+      return spawn(process.execPath, ['--import', 'tsx', join(REPO, 'test/lab/deploy-worker-proc.ts'), file], {
+        stdio: ['ignore', 'ignore', 'inherit'],
+      });
     },
     async close() {
       if (site.worker) await closeWhenReady(site.worker);
@@ -138,7 +173,12 @@ export interface LabDeployConfig {
   bmcUrl?: string;
 }
 
-export async function labDeployEnv(cfg: LabDeployConfig, rt: XsmRuntime, log: Logger, power: DeployEnv['power']): Promise<DeployEnv> {
+export async function labDeployEnv(
+  cfg: LabDeployConfig,
+  rt: XsmRuntime,
+  log: Logger,
+  power: DeployEnv['power'],
+): Promise<DeployEnv> {
   return {
     rt,
     log,
@@ -148,7 +188,12 @@ export async function labDeployEnv(cfg: LabDeployConfig, rt: XsmRuntime, log: Lo
     ssh: { privateKey: await readFile(cfg.keyPath), publicKey: cfg.publicKey },
     netmask: '255.255.255.0',
     bootBaseUrl: `tftp://${cfg.serverAddress}`,
-    xenBoot: { xen: 'xen-4.17-amd64', xenArgs: 'dom0=pvh dom0_mem=1024M', kernel: 'vmlinuz', kernelArgs: 'root=/dev/sda3 console=hvc0' },
+    xenBoot: {
+      xen: 'xen-4.17-amd64',
+      xenArgs: 'dom0=pvh dom0_mem=1024M',
+      kernel: 'vmlinuz',
+      kernelArgs: 'root=/dev/sda3 console=hvc0',
+    },
     layout: { swapMiB: 8 },
     installerInterface: 'eth0',
     relayCommand: ['node', join(REPO, 'src/deploy/chain-relay.mjs')],
@@ -168,7 +213,11 @@ export async function labDeployEnv(cfg: LabDeployConfig, rt: XsmRuntime, log: Lo
         XSM_CACHE_DIR: join(n.dir, 'agent-cache'),
         XSM_HEARTBEAT_MS: '500',
       };
-      const line = `cd ${shellQuote(REPO)} && ${Object.entries(envs).map(([k, v]) => `${k}=${shellQuote(v)}`).join(' ')} setsid nohup node --import tsx workers/host-agent.ts > ${shellQuote(join(n.dir, 'agent.log'))} 2>&1 < /dev/null &`;
+      const line = `cd ${shellQuote(REPO)} && ${Object.entries(envs)
+        .map(([k, v]) => `${k}=${shellQuote(v)}`)
+        .join(
+          ' ',
+        )} setsid nohup node --import tsx workers/host-agent.ts > ${shellQuote(join(n.dir, 'agent.log'))} 2>&1 < /dev/null &`;
       await runChecked(shell, 'sh', ['-c', line]);
     },
   };
@@ -182,21 +231,32 @@ async function startLabBmc(lab: NetnsLab): Promise<{ url: string; close: () => P
     const done = (code: number, body: string) => res.writeHead(code, { 'content-type': 'text/plain' }).end(body);
     if (!n || req.method !== 'POST') return done(404, 'no such machine or action');
     const p = n.power;
-    const act = action === 'on' ? p.on() : action === 'off' ? p.off() : action === 'status' ? Promise.resolve() : undefined;
+    const act =
+      action === 'on' ? p.on() : action === 'off' ? p.off() : action === 'status' ? Promise.resolve() : undefined;
     if (!act) return done(404, 'no such action');
-    act.then(async () => done(200, await p.status()), (e: Error) => done(500, e.message));
+    act.then(
+      async () => done(200, await p.status()),
+      (e: Error) => done(500, e.message),
+    );
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, close: () => new Promise((r) => {
-    server.close(() => r());
-    server.closeAllConnections();
-  }) };
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: () =>
+      new Promise((r) => {
+        server.close(() => r());
+        server.closeAllConnections();
+      }),
+  };
 }
 
 /** Power control through the lab BMC (what the child-process worker uses). */
 export class LabBmcPower implements PowerControl {
   readonly describe: string;
-  constructor(private readonly url: string, private readonly node: string) {
+  constructor(
+    private readonly url: string,
+    private readonly node: string,
+  ) {
     this.describe = `lab-bmc ${node}`;
   }
   private async call(action: string): Promise<string> {

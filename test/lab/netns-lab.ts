@@ -24,7 +24,15 @@ const REPO = resolve(import.meta.dirname, '../..');
 
 export function labSupported(): string | undefined {
   if (process.getuid?.() !== 0) return 'the lab needs root (network namespaces, a bridge)';
-  for (const bin of ['/usr/sbin/ip', '/usr/sbin/dnsmasq', '/usr/sbin/sshd', '/usr/bin/busybox', '/usr/sbin/sfdisk', '/usr/sbin/debugfs', '/usr/bin/rsync']) {
+  for (const bin of [
+    '/usr/sbin/ip',
+    '/usr/sbin/dnsmasq',
+    '/usr/sbin/sshd',
+    '/usr/bin/busybox',
+    '/usr/sbin/sfdisk',
+    '/usr/sbin/debugfs',
+    '/usr/bin/rsync',
+  ]) {
     if (!existsSync(bin)) return `${bin} is missing (bash scripts/setup installs the lab's packages)`;
   }
   return undefined;
@@ -99,7 +107,24 @@ export class NetnsLab {
   }
 
   private async nsShape(ns: string, dev: string): Promise<void> {
-    await run('ip', ['netns', 'exec', ns, 'tc', 'qdisc', 'replace', 'dev', dev, 'root', 'tbf', 'rate', `${this.opts.rateMbit}mbit`, 'burst', '64kb', 'latency', '50ms']);
+    await run('ip', [
+      'netns',
+      'exec',
+      ns,
+      'tc',
+      'qdisc',
+      'replace',
+      'dev',
+      dev,
+      'root',
+      'tbf',
+      'rate',
+      `${this.opts.rateMbit}mbit`,
+      'burst',
+      '64kb',
+      'latency',
+      '50ms',
+    ]);
   }
 
   private async addNode(i: number): Promise<void> {
@@ -122,7 +147,15 @@ export class NetnsLab {
     }
     const disk = this.opts.diskDir ? join(this.opts.diskDir, `xsm-lab-${this.id}-${name}.img`) : join(dir, 'disk.img');
     await run('truncate', ['-s', `${this.opts.diskMiB ?? 128}M`, disk]);
-    const node: LabNode = { name, ns, mac, address: `10.213.${this.subnet}.${10 + i}`, disk, dir, power: undefined as unknown as LabPower };
+    const node: LabNode = {
+      name,
+      ns,
+      mac,
+      address: `10.213.${this.subnet}.${10 + i}`,
+      disk,
+      dir,
+      power: undefined as unknown as LabPower,
+    };
     node.power = new LabPower(this, node);
     this.nodes.push(node);
   }
@@ -186,7 +219,10 @@ export class LabPower implements PowerControl {
   readonly console: string[] = [];
   powerOns = 0;
 
-  constructor(private readonly lab: NetnsLab, private readonly node: LabNode) {
+  constructor(
+    private readonly lab: NetnsLab,
+    private readonly node: LabNode,
+  ) {
     this.describe = `lab ${node.name}`;
   }
 
@@ -209,15 +245,17 @@ export class LabPower implements PowerControl {
     this.procs = [];
     await run('ip', ['netns', 'exec', this.node.ns, 'ip', 'addr', 'flush', 'dev', 'eth0']).catch(() => {});
     // Processes a deploy started over SSH in this machine (receivers, relays, agents) die with it.
-    await run('ip', ['netns', 'pids', this.node.ns]).then(({ stdout }) => {
-      for (const pid of stdout.split('\n').filter(Boolean)) {
-        try {
-          process.kill(Number(pid), 'SIGKILL');
-        } catch {
-          /* gone */
+    await run('ip', ['netns', 'pids', this.node.ns])
+      .then(({ stdout }) => {
+        for (const pid of stdout.split('\n').filter(Boolean)) {
+          try {
+            process.kill(Number(pid), 'SIGKILL');
+          } catch {
+            /* gone */
+          }
         }
-      }
-    }).catch(() => {});
+      })
+      .catch(() => {});
   }
 
   private inNs(args: string[]) {
@@ -227,13 +265,42 @@ export class LabPower implements PowerControl {
   private async dhcp(): Promise<DhcpAnswer> {
     const out = join(this.node.dir, 'dhcp.env');
     const script = join(this.node.dir, 'udhcpc.sh');
-    await writeFile(script, `#!/bin/sh\ncase "$1" in bound|renew)\n  ip addr flush dev "$interface"\n  ip addr add "$ip/\${mask:-24}" brd + dev "$interface"\n  ip route replace 224.0.0.0/4 dev "$interface"\n  { echo "ip=$ip"; echo "mask=$mask"; echo "siaddr=$siaddr"; echo "boot_file=$boot_file"; } > ${out}\n;; esac\n`);
+    await writeFile(
+      script,
+      `#!/bin/sh\ncase "$1" in bound|renew)\n  ip addr flush dev "$interface"\n  ip addr add "$ip/\${mask:-24}" brd + dev "$interface"\n  ip route replace 224.0.0.0/4 dev "$interface"\n  { echo "ip=$ip"; echo "mask=$mask"; echo "siaddr=$siaddr"; echo "boot_file=$boot_file"; } > ${out}\n;; esac\n`,
+    );
     await chmod(script, 0o755);
     await rm(out, { force: true });
     // Option 175 present: dnsmasq tags the client "ipxe" and hands it the per-MAC script URL.
-    await this.inNs(['busybox', 'udhcpc', '-i', 'eth0', '-n', '-q', '-f', '-t', '10', '-T', '1', '-x', '0xaf:0101', '-s', script]);
-    const env = new Map((await readFile(out, 'utf8')).split('\n').filter(Boolean).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)] as [string, string]));
-    return { ip: env.get('ip') ?? '', mask: env.get('mask') ?? '', siaddr: env.get('siaddr') ?? '', bootFile: env.get('boot_file') ?? '' };
+    await this.inNs([
+      'busybox',
+      'udhcpc',
+      '-i',
+      'eth0',
+      '-n',
+      '-q',
+      '-f',
+      '-t',
+      '10',
+      '-T',
+      '1',
+      '-x',
+      '0xaf:0101',
+      '-s',
+      script,
+    ]);
+    const env = new Map(
+      (await readFile(out, 'utf8'))
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)] as [string, string]),
+    );
+    return {
+      ip: env.get('ip') ?? '',
+      mask: env.get('mask') ?? '',
+      siaddr: env.get('siaddr') ?? '',
+      bootFile: env.get('boot_file') ?? '',
+    };
   }
 
   private async boot(): Promise<void> {
@@ -256,7 +323,9 @@ export class LabPower implements PowerControl {
   private async sshd(hostKey: string, path: string, env: Record<string, string> = {}): Promise<void> {
     const dir = this.node.dir;
     await writeFile(join(dir, 'authorized_keys'), this.lab.opts.authorizedKey + '\n', { mode: 0o600 });
-    const setEnv = Object.entries({ PATH: path, ...env }).map(([k, v]) => `${k}=${v}`).join(' ');
+    const setEnv = Object.entries({ PATH: path, ...env })
+      .map(([k, v]) => `${k}=${v}`)
+      .join(' ');
     const cfg = [
       `ListenAddress ${this.node.address}:22`,
       `HostKey ${hostKey}`,
@@ -276,7 +345,9 @@ export class LabPower implements PowerControl {
     // lock, which made N unicast deploys look superlinear). `ip netns exec` gives sshd a mount namespace
     // of its own, so hiding the file there leaves the machine's root untouched.
     const bare = `for f in "$HOME/.bashrc" "$HOME/.bash_profile" "$HOME/.profile"; do [ -e "$f" ] && mount --bind /dev/null "$f"; done; exec /usr/sbin/sshd -D -e -f "$1"`;
-    const p = spawn('ip', ['netns', 'exec', this.node.ns, 'sh', '-c', bare, 'sshd', join(dir, 'sshd_config')], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const p = spawn('ip', ['netns', 'exec', this.node.ns, 'sh', '-c', bare, 'sshd', join(dir, 'sshd_config')], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     let err = '';
     p.stderr?.on('data', (b: Buffer) => (err += b.toString()));
     p.on('exit', (code) => code && this.console.push(`sshd exited ${code}: ${err.trim()}`));
@@ -295,7 +366,13 @@ export class LabPower implements PowerControl {
   /** The installed system: its root partition must hold the host key the installer wrote, else no boot. */
   private async bootDisk(): Promise<void> {
     const { stdout } = await this.inNs(['sfdisk', '--json', this.node.disk]).catch(() => ({ stdout: '' }));
-    const parts = stdout ? (JSON.parse(stdout) as { partitiontable: { sectorsize?: number; partitions: { start: number; name?: string }[] } }).partitiontable : undefined;
+    const parts = stdout
+      ? (
+          JSON.parse(stdout) as {
+            partitiontable: { sectorsize?: number; partitions: { start: number; name?: string }[] };
+          }
+        ).partitiontable
+      : undefined;
     const root = parts?.partitions.find((p) => p.name === 'root');
     if (!root) throw new Error('no bootable system on the disk (no root partition)');
     const dev = `${this.node.disk}?offset=${root.start * (parts?.sectorsize ?? 512)}`;
@@ -303,16 +380,19 @@ export class LabPower implements PowerControl {
     await rm(key, { force: true });
     await this.inNs(['debugfs', '-R', `dump /etc/ssh/ssh_host_ed25519_key ${key}`, dev]);
     const text = await readFile(key, 'utf8').catch(() => '');
-    if (!text.includes('PRIVATE KEY')) throw new Error('no bootable system on the disk (no SSH host key in its root file system)');
+    if (!text.includes('PRIVATE KEY'))
+      throw new Error('no bootable system on the disk (no SSH host key in its root file system)');
     await chmod(key, 0o600);
     // Xen's toolstack on this "Dom0" is the simulated host's xl.
     const bin = join(this.node.dir, 'bin');
     await mkdir(bin, { recursive: true });
     const tsx = join(REPO, 'node_modules/tsx/dist/loader.mjs');
-    await writeFile(join(bin, 'xl'), `#!/bin/sh\nexport XSM_SIM_DIR=${join(this.node.dir, 'xen')} XSM_SIM_HOST=${this.node.name} XSM_SIM_MEM_MIB=${this.lab.opts.memMiB ?? 4096}\nexec node --import ${tsx} ${join(REPO, 'src/drivers/hypervisor/sim-xl.ts')} "$@"\n`);
+    await writeFile(
+      join(bin, 'xl'),
+      `#!/bin/sh\nexport XSM_SIM_DIR=${join(this.node.dir, 'xen')} XSM_SIM_HOST=${this.node.name} XSM_SIM_MEM_MIB=${this.lab.opts.memMiB ?? 4096}\nexec node --import ${tsx} ${join(REPO, 'src/drivers/hypervisor/sim-xl.ts')} "$@"\n`,
+    );
     await chmod(join(bin, 'xl'), 0o755);
     this.console.push('disk: booted the installed system');
     await this.sshd(key, `${bin}:/usr/sbin:/usr/bin:/sbin:/bin`);
   }
 }
-

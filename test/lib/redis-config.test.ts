@@ -76,7 +76,9 @@ test('XSM_REDIS_SENTINEL_NAME, and credentials/db from XSM_REDIS_URL, with senti
 });
 
 test('rediss:// with sentinels asks for TLS to the master', (t) => {
-  const o = workerConnectionOptions(redisConfigFromEnv({ XSM_REDIS_SENTINELS: 's1:26379', XSM_REDIS_URL: 'rediss://r:6379' }));
+  const o = workerConnectionOptions(
+    redisConfigFromEnv({ XSM_REDIS_SENTINELS: 's1:26379', XSM_REDIS_URL: 'rediss://r:6379' }),
+  );
   t.deepEqual(o.tls, {});
   t.true(o.enableTLSForSentinelMode);
 });
@@ -85,7 +87,17 @@ test('an empty XSM_REDIS_SENTINELS is the same as unset', (t) => {
   t.is(redisConfigFromEnv({ XSM_REDIS_SENTINELS: '  ' }).sentinels, undefined);
 });
 
-for (const bad of ['sentinel-1', 'sentinel-1:', 'sentinel-1:26379,', 's1:26379,,s2:26379', 's1:0', 's1:70000', 's1:port', 'redis://s1:26379', 'a b:26379']) {
+for (const bad of [
+  'sentinel-1',
+  'sentinel-1:',
+  'sentinel-1:26379,',
+  's1:26379,,s2:26379',
+  's1:0',
+  's1:70000',
+  's1:port',
+  'redis://s1:26379',
+  'a b:26379',
+]) {
   test(`a malformed XSM_REDIS_SENTINELS (${JSON.stringify(bad)}) is refused, naming the variable`, (t) => {
     const e = t.throws(() => redisConfigFromEnv({ XSM_REDIS_SENTINELS: bad }));
     t.regex(e!.message, /^XSM_REDIS_SENTINELS=/);

@@ -2,7 +2,10 @@ import test from 'ava';
 import { runSteps, memoryJournal, type Step } from '../../src/lib/steps.ts';
 import { silentLogger } from '../../src/lib/log.ts';
 
-interface Ctx { calls: string[]; failAt?: string }
+interface Ctx {
+  calls: string[];
+  failAt?: string;
+}
 const step = (name: string): Step<Ctx> => ({
   name,
   run: async (ctx) => {
@@ -27,7 +30,12 @@ test('a finished step is not run again when the workflow resumes after a crash',
 
 test('the interrupted step is told it is resumed so it checks real state first', async (t) => {
   const seen: boolean[] = [];
-  const probe: Step<Ctx> = { name: 'create', run: async (_c, rt) => { seen.push(rt.resumed); } };
+  const probe: Step<Ctx> = {
+    name: 'create',
+    run: async (_c, rt) => {
+      seen.push(rt.resumed);
+    },
+  };
   const journal = memoryJournal({ done: ['render'], current: 'create' });
   await runSteps('create-vm', [step('render'), probe], { calls: [] }, journal, silentLogger);
   t.deepEqual(seen, [true]);
@@ -35,5 +43,7 @@ test('the interrupted step is told it is resumed so it checks real state first',
 });
 
 test('duplicate step names are refused', async (t) => {
-  await t.throwsAsync(runSteps('x', [step('a'), step('a')], { calls: [] }, memoryJournal(), silentLogger), { message: /used twice/ });
+  await t.throwsAsync(runSteps('x', [step('a'), step('a')], { calls: [] }, memoryJournal(), silentLogger), {
+    message: /used twice/,
+  });
 });

@@ -2,8 +2,16 @@ import test from 'ava';
 import { balance, imbalanceOf, type BalanceHost, type BalanceVm } from '../../src/rebalance/balance.ts';
 import { generateCluster } from '../../bench/rebalance-hbal.ts';
 
-const hosts = (n: number, extra: Partial<BalanceHost>[] = []): BalanceHost[] => Array.from({ length: n }, (_, i) => ({ name: `h${i}`, cpus: 8, memMiB: 16384, ...extra[i] }));
-const vm = (name: string, host: string, memMiB = 2048, cpuLoad = 1, more: Partial<BalanceVm> = {}): BalanceVm => ({ name, host, memMiB, vcpus: 2, cpuLoad, ...more });
+const hosts = (n: number, extra: Partial<BalanceHost>[] = []): BalanceHost[] =>
+  Array.from({ length: n }, (_, i) => ({ name: `h${i}`, cpus: 8, memMiB: 16384, ...extra[i] }));
+const vm = (name: string, host: string, memMiB = 2048, cpuLoad = 1, more: Partial<BalanceVm> = {}): BalanceVm => ({
+  name,
+  host,
+  memMiB,
+  vcpus: 2,
+  cpuLoad,
+  ...more,
+});
 
 test('spreads an overloaded host and lowers imbalance, within capacity', (t) => {
   const vms = Array.from({ length: 6 }, (_, i) => vm(`v${i}`, 'h0'));
@@ -16,19 +24,36 @@ test('spreads an overloaded host and lowers imbalance, within capacity', (t) => 
   for (const m of r.moves) after.set(m.vm, m.to);
   for (const h of after.values()) per.set(h, (per.get(h) ?? 0) + 2048);
   for (const used of per.values()) t.true(used <= 16384);
-  t.deepEqual(vms.map((v) => v.host), Array(6).fill('h0'), 'the input snapshot is not modified');
+  t.deepEqual(
+    vms.map((v) => v.host),
+    Array(6).fill('h0'),
+    'the input snapshot is not modified',
+  );
 });
 
 test('never moves pinned, no-rebalance or cooling-down VMs, and honours anti-affinity', (t) => {
-  const vms = [vm('pin', 'h0', 4096, 4, { pinned: true }), vm('keep', 'h0', 4096, 4, { noRebalance: true }), vm('cool', 'h0', 4096, 4), vm('a1', 'h0', 1024, 2, { antiAffinity: 'db' }), vm('a2', 'h1', 1024, 0.1, { antiAffinity: 'db' })];
+  const vms = [
+    vm('pin', 'h0', 4096, 4, { pinned: true }),
+    vm('keep', 'h0', 4096, 4, { noRebalance: true }),
+    vm('cool', 'h0', 4096, 4),
+    vm('a1', 'h0', 1024, 2, { antiAffinity: 'db' }),
+    vm('a2', 'h1', 1024, 0.1, { antiAffinity: 'db' }),
+  ];
   const r = balance(hosts(2), vms, { cooldown: new Set(['cool']) });
-  t.deepEqual(r.moves.map((m) => m.vm), [], 'a1 may not join a2 on h1; the others may not move');
+  t.deepEqual(
+    r.moves.map((m) => m.vm),
+    [],
+    'a1 may not join a2 on h1; the others may not move',
+  );
 });
 
 test('drains hosts in maintenance even when balance would not, and reports what is stuck', (t) => {
   const hs = hosts(3, [{ maintenance: true }]);
   const r = balance(hs, [vm('x', 'h0', 4096), vm('y', 'h0', 2048), vm('huge', 'h0', 16000)], { mode: 'performance' });
-  const drained = r.moves.filter((m) => m.from === 'h0').map((m) => m.vm).sort();
+  const drained = r.moves
+    .filter((m) => m.from === 'h0')
+    .map((m) => m.vm)
+    .sort();
   t.deepEqual(drained, ['huge', 'x', 'y']);
   t.true(r.moves.every((m) => m.to !== 'h0'));
   const r2 = balance(hosts(2, [{ maintenance: true }, { memMiB: 4096 }]), [vm('big', 'h0', 8192)]);

@@ -18,7 +18,17 @@ test('an imbalanced simulated site is rebalanced by a new version with reason re
   await s.waitConverged(v1);
   // Ganglia says every VM is busy: h1 carries all the load.
   const metrics = new MetricsStore(s.rt.redis, s.rt.config.prefix);
-  await metrics.store(vms.map((v) => ({ name: v.name, ip: v.name, reported: 0, tn: 0, tmax: 60, up: true, metrics: { vm_cpu_pct: { name: 'vm_cpu_pct', value: 90, type: 'float', units: '%', tn: 0, tmax: 60 } } })));
+  await metrics.store(
+    vms.map((v) => ({
+      name: v.name,
+      ip: v.name,
+      reported: 0,
+      tn: 0,
+      tmax: 60,
+      up: true,
+      metrics: { vm_cpu_pct: { name: 'vm_cpu_pct', value: 90, type: 'float', units: '%', tn: 0, tmax: 60 } },
+    })),
+  );
 
   const dry = await runRebalance(s.rt, { dryRun: true });
   t.true(dry.moves.length >= 2);
@@ -46,7 +56,12 @@ test('an imbalanced simulated site is rebalanced by a new version with reason re
 test('the schedule runs the rebalancer from the control queue', async (t) => {
   const s = await startTestSite(HOSTS);
   t.teardown(() => s.close());
-  const v1 = await s.submitAndApply(siteXml(HOSTS, ['a', 'b', 'c', 'd'].map((name) => ({ name, host: 'h2', mem: 512, vcpus: 2 }))));
+  const v1 = await s.submitAndApply(
+    siteXml(
+      HOSTS,
+      ['a', 'b', 'c', 'd'].map((name) => ({ name, host: 'h2', mem: 512, vcpus: 2 })),
+    ),
+  );
   await s.waitConverged(v1);
   await scheduleRebalance(s.rt, 300);
   const until = Date.now() + 15000;

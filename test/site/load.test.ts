@@ -13,23 +13,36 @@ const meaning = (s: Site): unknown => JSON.parse(JSON.stringify(s, (k, v) => (k 
 test('loads the paper site unchanged, with implied hosts and templates and warnings', (t) => {
   const r = loadSite(paper, 'paper-site.xml');
   if (!r.ok) return t.fail(r.errors.map(formatIssue).join('\n'));
-  t.deepEqual(r.site.vms.map((v) => [v.name, v.set, v.config, v.host, v.vcpus, v.memMiB, v.hwaddr, v.ip]), [
-    ['vm1', 'My_site', 'apache_svr', '192.168.5.101', 4, 96, 'aa:00:00:00:00:01', 'DHCP'],
-    ['vm2', 'My_site', 'apache_svr', '192.168.5.102', 4, 96, 'aa:00:00:00:00:02', 'DHCP'],
-    ['vm3', 'My_site', 'apache_svr', '192.168.5.103', 4, 96, 'aa:00:00:00:00:03', 'DHCP'],
-    ['vm4', 'My_site', 'mysql_svr', '192.168.5.104', 4, 96, 'aa:00:00:00:00:04', 'DHCP'],
+  t.deepEqual(
+    r.site.vms.map((v) => [v.name, v.set, v.config, v.host, v.vcpus, v.memMiB, v.hwaddr, v.ip]),
+    [
+      ['vm1', 'My_site', 'apache_svr', '192.168.5.101', 4, 96, 'aa:00:00:00:00:01', 'DHCP'],
+      ['vm2', 'My_site', 'apache_svr', '192.168.5.102', 4, 96, 'aa:00:00:00:00:02', 'DHCP'],
+      ['vm3', 'My_site', 'apache_svr', '192.168.5.103', 4, 96, 'aa:00:00:00:00:03', 'DHCP'],
+      ['vm4', 'My_site', 'mysql_svr', '192.168.5.104', 4, 96, 'aa:00:00:00:00:04', 'DHCP'],
+    ],
+  );
+  t.deepEqual(r.site.sets, [
+    {
+      name: 'My_site',
+      owner: 'root@domain.com',
+      vms: ['vm1', 'vm2', 'vm3', 'vm4'],
+      pos: { file: 'paper-site.xml', line: 6, col: 3 },
+    },
   ]);
-  t.deepEqual(r.site.sets, [{ name: 'My_site', owner: 'root@domain.com', vms: ['vm1', 'vm2', 'vm3', 'vm4'], pos: { file: 'paper-site.xml', line: 6, col: 3 } }]);
   t.deepEqual(r.site.vms[2]?.pos, { file: 'paper-site.xml', line: 22, col: 5 });
   t.deepEqual(r.site.vms[0]?.placement, { pinned: false, noRebalance: false, priority: 0 });
   t.deepEqual(
     r.site.hosts.map((h) => [h.name, h.address, h.implied, h.cpus, h.memoryMiB]),
     ['101', '102', '103', '104'].map((n) => [`192.168.5.${n}`, `192.168.5.${n}`, true, 0, 0]),
   );
-  t.deepEqual(r.site.templates.map((x) => [x.name, x.type, x.kernel, x.disks[0]?.target, x.bridge, x.implied]), [
-    ['apache_svr', 'pvh', '/srv/xen/kernels/vmlinuz', '/srv/xen/disks/{vm}.img', 'xenbr0', true],
-    ['mysql_svr', 'pvh', '/srv/xen/kernels/vmlinuz', '/srv/xen/disks/{vm}.img', 'xenbr0', true],
-  ]);
+  t.deepEqual(
+    r.site.templates.map((x) => [x.name, x.type, x.kernel, x.disks[0]?.target, x.bridge, x.implied]),
+    [
+      ['apache_svr', 'pvh', '/srv/xen/kernels/vmlinuz', '/srv/xen/disks/{vm}.img', 'xenbr0', true],
+      ['mysql_svr', 'pvh', '/srv/xen/kernels/vmlinuz', '/srv/xen/disks/{vm}.img', 'xenbr0', true],
+    ],
+  );
   t.deepEqual(
     r.warnings.map((w) => `${w.line}:${w.col} ${w.element}: ${w.message.split(':')[0]}`),
     [
@@ -48,10 +61,47 @@ test('loads the extended example of SITE-FORMAT.md', (t) => {
   if (!r.ok) return t.fail(r.errors.map(formatIssue).join('\n'));
   t.deepEqual(r.warnings, []);
   t.deepEqual(meaning(r.site), {
-    hosts: [{ name: 'xen01', address: '192.168.5.101', bootMac: '52:54:00:00:00:01', cpus: 8, memoryMiB: 16384, maintenance: false, implied: false, power: { driver: 'ipmi', address: '10.0.0.201', user: 'admin', passwordFile: '/etc/xsm/bmc/xen01.pass' } }],
-    templates: [{ name: 'apache_svr', type: 'pvh', kernel: '/srv/xen/kernels/vmlinuz', ramdisk: '/srv/xen/kernels/initrd.img', extra: 'console=hvc0 root=/dev/xvda1 ro', disks: [{ target: '/srv/xen/disks/{vm}.img', vdev: 'xvda', format: 'raw', access: 'rw' }], bridge: 'xenbr0', maxMemMiB: 1024, maxVcpus: 8, weight: 256, implied: false }],
+    hosts: [
+      {
+        name: 'xen01',
+        address: '192.168.5.101',
+        bootMac: '52:54:00:00:00:01',
+        cpus: 8,
+        memoryMiB: 16384,
+        maintenance: false,
+        implied: false,
+        power: { driver: 'ipmi', address: '10.0.0.201', user: 'admin', passwordFile: '/etc/xsm/bmc/xen01.pass' },
+      },
+    ],
+    templates: [
+      {
+        name: 'apache_svr',
+        type: 'pvh',
+        kernel: '/srv/xen/kernels/vmlinuz',
+        ramdisk: '/srv/xen/kernels/initrd.img',
+        extra: 'console=hvc0 root=/dev/xvda1 ro',
+        disks: [{ target: '/srv/xen/disks/{vm}.img', vdev: 'xvda', format: 'raw', access: 'rw' }],
+        bridge: 'xenbr0',
+        maxMemMiB: 1024,
+        maxVcpus: 8,
+        weight: 256,
+        implied: false,
+      },
+    ],
     sets: [{ name: 'My_site', owner: 'root@domain.com', vms: ['vm1'] }],
-    vms: [{ name: 'vm1', set: 'My_site', config: 'apache_svr', host: 'xen01', vcpus: 4, memMiB: 96, hwaddr: 'aa:00:00:00:00:01', ip: 'DHCP', placement: { pinned: false, antiAffinity: 'web', noRebalance: false, priority: 10 } }],
+    vms: [
+      {
+        name: 'vm1',
+        set: 'My_site',
+        config: 'apache_svr',
+        host: 'xen01',
+        vcpus: 4,
+        memMiB: 96,
+        hwaddr: 'aa:00:00:00:00:01',
+        ip: 'DHCP',
+        placement: { pinned: false, antiAffinity: 'web', noRebalance: false, priority: 10 },
+      },
+    ],
   });
 });
 
@@ -113,12 +163,26 @@ test('round trip of the extended format keeps hosts, templates, power, placement
 });
 
 test('an external inventory supplies hosts and capacity to a paper file', (t) => {
-  const inventory = ['101', '102', '103', '104'].map((n) => ({ name: `xen${n}`, address: `192.168.5.${n}`, cpus: 8, memoryMiB: 4096, maintenance: false, implied: false }));
+  const inventory = ['101', '102', '103', '104'].map((n) => ({
+    name: `xen${n}`,
+    address: `192.168.5.${n}`,
+    cpus: 8,
+    memoryMiB: 4096,
+    maintenance: false,
+    implied: false,
+  }));
   const r = loadSite(paper, 'paper.xml', { inventory });
   if (!r.ok) return t.fail(r.errors.map(formatIssue).join('\n'));
-  t.deepEqual(r.site.vms.map((v) => v.host), ['xen101', 'xen102', 'xen103', 'xen104']);
+  t.deepEqual(
+    r.site.vms.map((v) => v.host),
+    ['xen101', 'xen102', 'xen103', 'xen104'],
+  );
   t.false(r.warnings.some((w) => /not declared in <Hosts>/.test(w.message)));
   const tight = loadSite(paper, 'paper.xml', { inventory: inventory.map((h) => ({ ...h, memoryMiB: 64 })) });
   t.false(tight.ok);
-  if (!tight.ok) t.regex(formatIssue(tight.errors[0]!), /^paper\.xml:8:5: VM\[name=vm1\]: does not fit: vm1 needs 96 MiB but host xen101 has 64 MiB free of 64 \(32 MiB missing\)/);
+  if (!tight.ok)
+    t.regex(
+      formatIssue(tight.errors[0]!),
+      /^paper\.xml:8:5: VM\[name=vm1\]: does not fit: vm1 needs 96 MiB but host xen101 has 64 MiB free of 64 \(32 MiB missing\)/,
+    );
 });

@@ -17,7 +17,8 @@ function replay(current: Site, desired: Site, plan: Plan): Map<string, { host: s
   const check = (extra: Map<string, number>, when: string) => {
     const u = used();
     for (const [h, m] of extra) u.set(h, (u.get(h) ?? 0) + m);
-    for (const [h, m] of u) if (m > (cap.get(h) ?? Infinity)) throw new Error(`${when}: host ${h} uses ${m} MiB > ${cap.get(h)}`);
+    for (const [h, m] of u)
+      if (m > (cap.get(h) ?? Infinity)) throw new Error(`${when}: host ${h} uses ${m} MiB > ${cap.get(h)}`);
   };
   for (let w = 0; w < plan.waves; w++) {
     const wave = plan.actions.filter((a) => a.wave === w);
@@ -60,14 +61,28 @@ const H = [host('h1', 1024), host('h2', 1024), host('h3', 1024)];
 test('creates every VM of a first version, with a reason', (t) => {
   const desired = site(H, [vm('a', 'h1', 512), vm('b', 'h2', 256)]);
   const plan = planChanges(undefined, desired);
-  t.deepEqual(plan.actions.map((a) => [a.kind, a.vm, a.wave]), [['create', 'a', 0], ['create', 'b', 0]]);
+  t.deepEqual(
+    plan.actions.map((a) => [a.kind, a.vm, a.wave]),
+    [
+      ['create', 'a', 0],
+      ['create', 'b', 0],
+    ],
+  );
   t.regex(plan.actions[0]!.reason, /new in the site file/);
 });
 
 test('removes, reconfigures live or by restart, and migrates', (t) => {
   const tpl = { ...template, maxVcpus: 4 };
   const current = site(H, [vm('a', 'h1', 256), vm('b', 'h1', 256, 2), vm('c', 'h2', 256), vm('d', 'h2', 256)], [tpl]);
-  const desired = site(H, [{ ...current.vms[1]!, memMiB: 512 }, { ...current.vms[2]!, host: 'h3' }, { ...current.vms[3]!, memMiB: 768, vcpus: 8 }], [tpl]);
+  const desired = site(
+    H,
+    [
+      { ...current.vms[1]!, memMiB: 512 },
+      { ...current.vms[2]!, host: 'h3' },
+      { ...current.vms[3]!, memMiB: 768, vcpus: 8 },
+    ],
+    [tpl],
+  );
   const plan = planChanges(current, desired);
   const byVm = new Map(plan.actions.map((a) => [a.vm, a]));
   t.is(byVm.get('a')?.kind, 'remove');
@@ -92,21 +107,33 @@ test('a migration that needs room waits for the removal that frees it', (t) => {
 
 test('a swap of two VMs between two full hosts parks one on a third host', (t) => {
   const current = site(H, [vm('x', 'h1', 1024), vm('y', 'h2', 1024)]);
-  const desired = site(H, [{ ...current.vms[0]!, host: 'h2' }, { ...current.vms[1]!, host: 'h1' }]);
+  const desired = site(H, [
+    { ...current.vms[0]!, host: 'h2' },
+    { ...current.vms[1]!, host: 'h1' },
+  ]);
   const plan = planChanges(current, desired);
   t.is(plan.actions.length, 3);
   t.true(plan.actions.some((a) => a.kind === 'migrate' && a.to === 'h3' && /park/.test(a.reason)));
-  t.false(plan.actions.some((a) => a.kind === 'remove'), 'no downtime when a parking host exists');
+  t.false(
+    plan.actions.some((a) => a.kind === 'remove'),
+    'no downtime when a parking host exists',
+  );
   assertReaches(t, current, desired, plan);
 });
 
 test('a swap of two VMs between the only two full hosts falls back to a cold move, flagged as downtime', (t) => {
   const two = [host('h1', 1024), host('h2', 1024)];
   const current = site(two, [vm('x', 'h1', 1024), vm('y', 'h2', 1024)]);
-  const desired = site(two, [{ ...current.vms[0]!, host: 'h2' }, { ...current.vms[1]!, host: 'h1' }]);
+  const desired = site(two, [
+    { ...current.vms[0]!, host: 'h2' },
+    { ...current.vms[1]!, host: 'h1' },
+  ]);
   const plan = planChanges(current, desired);
   const cold = plan.actions.filter((a) => /DOWNTIME/.test(a.reason));
-  t.deepEqual(cold.map((a) => a.kind), ['remove', 'create']);
+  t.deepEqual(
+    cold.map((a) => a.kind),
+    ['remove', 'create'],
+  );
   t.true(cold[1]!.wave > cold[0]!.wave);
   assertReaches(t, current, desired, plan);
 });
@@ -124,8 +151,28 @@ test('plans are deterministic and printable', (t) => {
 
 test('observed state: a VM already running where it belongs is not created again; a stranger is only noted', (t) => {
   const desired = site(H, [vm('a', 'h1', 256)]);
-  const dom = (name: string) => ({ name, domid: 3, state: 'running' as const, memMiB: 256, maxMemMiB: 256, vcpus: 1, maxVcpus: 1, cpuTimeSec: 0 });
-  const observed = { hosts: { h1: { name: 'h1', heartbeatAt: 0, totalMemMiB: 2048, freeMemMiB: 1024, nrCpus: 8, domains: [dom('a'), dom('stranger')] } } };
+  const dom = (name: string) => ({
+    name,
+    domid: 3,
+    state: 'running' as const,
+    memMiB: 256,
+    maxMemMiB: 256,
+    vcpus: 1,
+    maxVcpus: 1,
+    cpuTimeSec: 0,
+  });
+  const observed = {
+    hosts: {
+      h1: {
+        name: 'h1',
+        heartbeatAt: 0,
+        totalMemMiB: 2048,
+        freeMemMiB: 1024,
+        nrCpus: 8,
+        domains: [dom('a'), dom('stranger')],
+      },
+    },
+  };
   const plan = planChanges(undefined, desired, observed);
   t.is(plan.actions.length, 0);
   t.true(plan.notes.some((n) => /stranger runs on h1 but no site version knows it/.test(n)));
@@ -137,8 +184,20 @@ test('observed state: ceilings the toolstack did not report are taken from the v
   const tpl = { ...template, maxMemMiB: 96, maxVcpus: 2 };
   const current = site(H, [vm('a', 'h1', 96, 1)], [tpl]);
   const desired = site(H, [{ ...current.vms[0]!, memMiB: 80, vcpus: 2 }], [tpl]);
-  const dom = (extra: object) => ({ name: 'a', domid: 3, state: 'running' as const, memMiB: 96, maxMemMiB: 96, vcpus: 1, maxVcpus: 1, cpuTimeSec: 0, ...extra });
-  const observedWith = (d: ReturnType<typeof dom>) => ({ hosts: { h1: { name: 'h1', heartbeatAt: 0, totalMemMiB: 2048, freeMemMiB: 1024, nrCpus: 8, domains: [d] } } });
+  const dom = (extra: object) => ({
+    name: 'a',
+    domid: 3,
+    state: 'running' as const,
+    memMiB: 96,
+    maxMemMiB: 96,
+    vcpus: 1,
+    maxVcpus: 1,
+    cpuTimeSec: 0,
+    ...extra,
+  });
+  const observedWith = (d: ReturnType<typeof dom>) => ({
+    hosts: { h1: { name: 'h1', heartbeatAt: 0, totalMemMiB: 2048, freeMemMiB: 1024, nrCpus: 8, domains: [d] } },
+  });
   const unknown = planChanges(current, desired, observedWith(dom({ limitsUnknown: true })));
   const a = unknown.actions[0];
   t.true(a?.kind === 'reconfigure' && a.mode === 'live', `planned ${JSON.stringify(a)}`);
@@ -155,10 +214,26 @@ test('observed state: a VM is planned from the size Xen holds for it, not what t
   const tpl = { ...template, maxMemMiB: 96, maxVcpus: 2 };
   const current = site(H, [vm('a', 'h1', 80, 2)], [tpl]);
   const desired = site(H, [{ ...current.vms[0]!, host: 'h2' }], [tpl]);
-  const d = { name: 'a', domid: 3, state: 'blocked' as const, memMiB: 82, targetMemMiB: 80, maxMemMiB: 96, vcpus: 1, targetVcpus: 2, maxVcpus: 2, cpuTimeSec: 1 };
-  const observed = { hosts: { h1: { name: 'h1', heartbeatAt: 0, totalMemMiB: 2048, freeMemMiB: 1024, nrCpus: 8, domains: [d] } } };
+  const d = {
+    name: 'a',
+    domid: 3,
+    state: 'blocked' as const,
+    memMiB: 82,
+    targetMemMiB: 80,
+    maxMemMiB: 96,
+    vcpus: 1,
+    targetVcpus: 2,
+    maxVcpus: 2,
+    cpuTimeSec: 1,
+  };
+  const observed = {
+    hosts: { h1: { name: 'h1', heartbeatAt: 0, totalMemMiB: 2048, freeMemMiB: 1024, nrCpus: 8, domains: [d] } },
+  };
   const plan = planChanges(current, desired, observed);
-  t.deepEqual(plan.actions.map((a) => a.kind), ['migrate']);
+  t.deepEqual(
+    plan.actions.map((a) => a.kind),
+    ['migrate'],
+  );
 });
 
 test('random site pairs: every plan keeps every host within capacity and reaches the desired state', (t) => {
@@ -186,7 +261,12 @@ test('random site pairs: every plan keeps every host within capacity and reaches
       const r = rnd(10);
       if (r === 0) continue;
       const mem = r === 1 ? 128 * (1 + rnd(4)) : v.memMiB;
-      const h = r >= 2 && r <= 4 ? place(next, v.name, mem) : next.reduce((s, x) => s + (x.host === v.host ? x.memMiB : 0), 0) + mem <= 1024 ? v.host : place(next, v.name, mem);
+      const h =
+        r >= 2 && r <= 4
+          ? place(next, v.name, mem)
+          : next.reduce((s, x) => s + (x.host === v.host ? x.memMiB : 0), 0) + mem <= 1024
+            ? v.host
+            : place(next, v.name, mem);
       if (h) next.push({ ...v, host: h, memMiB: mem });
     }
     for (let i = 0; i < rnd(3); i++) {

@@ -9,5 +9,9 @@ test('the site file example in the README is valid', async (t) => {
   t.truthy(xml, 'the README has an xml example');
   const r = loadSite(xml!, 'README.md');
   t.true(r.ok, r.ok ? '' : r.errors.map((e) => e.message).join('\n'));
-  if (r.ok) t.deepEqual(r.site.vms.map((v) => [v.name, v.host, v.memMiB, v.placement.antiAffinity]), [['vm1', 'xen01', 512, 'web']]);
+  if (r.ok)
+    t.deepEqual(
+      r.site.vms.map((v) => [v.name, v.host, v.memMiB, v.placement.antiAffinity]),
+      [['vm1', 'xen01', 512, 'web']],
+    );
 });

@@ -13,7 +13,16 @@ const HOSTS = `  <Hosts>
     <Host name="xen02" address="10.0.0.2" cpus="4" memory="1024"/>
   </Hosts>`;
 
-interface VmOpts { name?: string; config?: string; dom0?: string; vcpus?: string; mac?: string; ip?: string; mem?: string; extra?: string }
+interface VmOpts {
+  name?: string;
+  config?: string;
+  dom0?: string;
+  vcpus?: string;
+  mac?: string;
+  ip?: string;
+  mem?: string;
+  extra?: string;
+}
 /** A VM block of 7 lines: <VM> at col 5, DOM0 +1, VCPUS +2, HWADDR +3, IP +4, MEM +5 (children at col 7). */
 function vm(o: VmOpts = {}): string {
   return `    <VM name="${o.name ?? 'a'}" config="${o.config ?? 'web'}">
@@ -42,14 +51,18 @@ test('refuses malformed XML and names the line and column', (t) => {
 });
 
 test('refuses a root element other than XSMConfig', (t) => {
-  t.deepEqual(errors(loadSite('<?xml version="1.0"?>\n<Config/>', 'root.xml')), ['root.xml:2:1: Config: the root element must be <XSMConfig>, not <Config>']);
+  t.deepEqual(errors(loadSite('<?xml version="1.0"?>\n<Config/>', 'root.xml')), [
+    'root.xml:2:1: Config: the root element must be <XSMConfig>, not <Config>',
+  ]);
 });
 
 test('refuses a billion-laughs DOCTYPE before parsing, without expanding anything', (t) => {
   const start = performance.now();
   const r = loadSite(fixture('billion-laughs.xml'), 'lol.xml');
   t.true(performance.now() - start < 500, 'refused at once, not after expanding entities');
-  t.deepEqual(errors(r), ['lol.xml:2:1: <!DOCTYPE>: DOCTYPE and ENTITY declarations are not allowed in a site file (no entity expansion, no external reads); remove it']);
+  t.deepEqual(errors(r), [
+    'lol.xml:2:1: <!DOCTYPE>: DOCTYPE and ENTITY declarations are not allowed in a site file (no entity expansion, no external reads); remove it',
+  ]);
   t.false(JSON.stringify(r).includes('lollol'));
 });
 
@@ -60,7 +73,10 @@ test('refuses an external entity without reading the file it names', (t) => {
   writeFileSync(secret, 'TOP-SECRET-4711');
   const xxe = `<?xml version="1.0"?>\n<XSMConfig>\n<!DOCTYPE x [ <!ENTITY e SYSTEM "file://${secret}"> ]>\n<Set name="a"><Owner>&e;</Owner></Set></XSMConfig>`;
   const r = loadSite(xxe, 'xxe.xml');
-  t.deepEqual(errors(r).map((m) => m.split(': ')[0]), ['xxe.xml:3:1']);
+  t.deepEqual(
+    errors(r).map((m) => m.split(': ')[0]),
+    ['xxe.xml:3:1'],
+  );
   t.false(JSON.stringify(r).includes('TOP-SECRET'));
   // An undeclared entity reference is not resolved either: it stays literal text.
   const lit = loadSite('<XSMConfig><Set name="a"><Owner>&e; &amp; &#65;</Owner></Set></XSMConfig>', 'ent.xml');
@@ -71,18 +87,34 @@ test('refuses an external entity without reading the file it names', (t) => {
 test('refuses the external-entity fixture file without reading /etc/passwd or the network', async (t) => {
   const file = new URL('./fixtures/external-entity.xml', import.meta.url).pathname;
   const r = await loadSiteFile(file);
-  t.deepEqual(errors(r), [`${file}:2:1: <!DOCTYPE>: DOCTYPE and ENTITY declarations are not allowed in a site file (no entity expansion, no external reads); remove it`]);
+  t.deepEqual(errors(r), [
+    `${file}:2:1: <!DOCTYPE>: DOCTYPE and ENTITY declarations are not allowed in a site file (no entity expansion, no external reads); remove it`,
+  ]);
   t.false(JSON.stringify(r).includes('root:'));
 });
 
 test('refuses a duplicate VM name across Sets and names both lines', (t) => {
-  const xml = ['<XSMConfig>', HOSTS, '  <Set name="s1">', vm({ name: 'a' }), '  </Set>', '  <Set name="s2">', vm({ name: 'a', mac: '00:16:3e:00:00:02' }), '  </Set>', '</XSMConfig>'].join('\n');
-  t.deepEqual(errors(loadSite(xml, 'dup.xml')), ['dup.xml:16:5: VM[name=a]: VM name a is already used at dup.xml:7:5; VM names must be unique across all Sets']);
+  const xml = [
+    '<XSMConfig>',
+    HOSTS,
+    '  <Set name="s1">',
+    vm({ name: 'a' }),
+    '  </Set>',
+    '  <Set name="s2">',
+    vm({ name: 'a', mac: '00:16:3e:00:00:02' }),
+    '  </Set>',
+    '</XSMConfig>',
+  ].join('\n');
+  t.deepEqual(errors(loadSite(xml, 'dup.xml')), [
+    'dup.xml:16:5: VM[name=a]: VM name a is already used at dup.xml:7:5; VM names must be unique across all Sets',
+  ]);
 });
 
 test('refuses a duplicate MAC and names both lines', (t) => {
   const e = errors(loadSite(site(vm({ name: 'a' }), vm({ name: 'b', mac: '00:16:3E:00:00:01' })), 'mac.xml'));
-  t.deepEqual(e, ['mac.xml:17:7: VM[name=b]/HWADDR: MAC 00:16:3e:00:00:01 is already used at mac.xml:10:7; every VM needs its own MAC']);
+  t.deepEqual(e, [
+    'mac.xml:17:7: VM[name=b]/HWADDR: MAC 00:16:3e:00:00:01 is already used at mac.xml:10:7; every VM needs its own MAC',
+  ]);
 });
 
 test('refuses a VM MAC that is a host boot MAC', (t) => {
@@ -100,19 +132,31 @@ test('refuses an invalid MAC', (t) => {
 
 test('refuses an invalid IP but accepts DHCP, IPv4 and IPv6', (t) => {
   for (const ip of ['10.0.0.300', '10.0.0', '010.0.0.1', '2001:db8:::1', 'dhcp', 'example.com']) {
-    t.deepEqual(errors(loadSite(site(vm({ ip })), 'ip.xml')), [`ip.xml:11:7: VM[name=a]/IP: ${JSON.stringify(ip)} is neither DHCP nor an IPv4/IPv6 address`], ip);
+    t.deepEqual(
+      errors(loadSite(site(vm({ ip })), 'ip.xml')),
+      [`ip.xml:11:7: VM[name=a]/IP: ${JSON.stringify(ip)} is neither DHCP nor an IPv4/IPv6 address`],
+      ip,
+    );
   }
-  for (const ip of ['DHCP', '10.1.2.3', '2001:db8::5', '::ffff:10.0.0.1']) t.true(loadSite(site(vm({ ip })), 'ip.xml').ok, ip);
+  for (const ip of ['DHCP', '10.1.2.3', '2001:db8::5', '::ffff:10.0.0.1'])
+    t.true(loadSite(site(vm({ ip })), 'ip.xml').ok, ip);
 });
 
 test('refuses a duplicate static IP', (t) => {
-  const e = errors(loadSite(site(vm({ name: 'a', ip: '10.1.0.1' }), vm({ name: 'b', mac: '00:16:3e:00:00:02', ip: '10.1.0.1' })), 'ip.xml'));
+  const e = errors(
+    loadSite(
+      site(vm({ name: 'a', ip: '10.1.0.1' }), vm({ name: 'b', mac: '00:16:3e:00:00:02', ip: '10.1.0.1' })),
+      'ip.xml',
+    ),
+  );
   t.deepEqual(e, ['ip.xml:18:7: VM[name=b]/IP: static IP 10.1.0.1 is already given to VM a']);
 });
 
 test('refuses a missing MEM and names the VM', (t) => {
   const xml = site(vm().replace('      <MEM>256</MEM>\n', ''));
-  t.deepEqual(errors(loadSite(xml, 'm.xml')), ['m.xml:7:5: VM[name=a]/MEM: MEM (MiB) is missing; give a whole number 16..16777216']);
+  t.deepEqual(errors(loadSite(xml, 'm.xml')), [
+    'm.xml:7:5: VM[name=a]/MEM: MEM (MiB) is missing; give a whole number 16..16777216',
+  ]);
 });
 
 test('refuses a non-numeric or absurd MEM, including 1e999 and 0x10', (t) => {
@@ -126,7 +170,8 @@ test('refuses a non-numeric or absurd MEM, including 1e999 and 0x10', (t) => {
     ['16777217', 'MEM (MiB) 16777217 is out of range (16..16777216)'],
     ['99999999999999999999', 'MEM (MiB) "99999999999999999999" is not a whole decimal number'],
   ];
-  for (const [mem, msg] of cases) t.deepEqual(errors(loadSite(site(vm({ mem })), 'mem.xml')), [`mem.xml:12:7: VM[name=a]/MEM: ${msg}`], mem);
+  for (const [mem, msg] of cases)
+    t.deepEqual(errors(loadSite(site(vm({ mem })), 'mem.xml')), [`mem.xml:12:7: VM[name=a]/MEM: ${msg}`], mem);
 });
 
 test('refuses a missing, non-numeric or absurd VCPUS', (t) => {
@@ -136,26 +181,48 @@ test('refuses a missing, non-numeric or absurd VCPUS', (t) => {
     ['0', 'VCPUS 0 is out of range (1..512)'],
     ['513', 'VCPUS 513 is out of range (1..512)'],
   ];
-  for (const [vcpus, msg] of cases) t.deepEqual(errors(loadSite(site(vm({ vcpus })), 'cpu.xml')), [`cpu.xml:9:7: VM[name=a]/VCPUS: ${msg}`], vcpus);
+  for (const [vcpus, msg] of cases)
+    t.deepEqual(errors(loadSite(site(vm({ vcpus })), 'cpu.xml')), [`cpu.xml:9:7: VM[name=a]/VCPUS: ${msg}`], vcpus);
 });
 
 test('refuses an element given twice and names both places', (t) => {
   const e = errors(loadSite(site(vm({ extra: '\n      <MEM>512</MEM>' })), 'twice.xml'));
-  t.deepEqual(e, ['twice.xml:13:7: VM[name=a]/MEM: <MEM> is given more than once (first at twice.xml:12:7); keep exactly one']);
+  t.deepEqual(e, [
+    'twice.xml:13:7: VM[name=a]/MEM: <MEM> is given more than once (first at twice.xml:12:7); keep exactly one',
+  ]);
 });
 
 test('refuses a DOM0 that is no host of the file inventory', (t) => {
-  t.deepEqual(errors(loadSite(site(vm({ dom0: 'xen09' })), 'h.xml')), ['h.xml:8:7: VM[name=a]/DOM0: DOM0 "xen09" is no known host; declare it in <Hosts> or use one of: xen01, xen02']);
+  t.deepEqual(errors(loadSite(site(vm({ dom0: 'xen09' })), 'h.xml')), [
+    'h.xml:8:7: VM[name=a]/DOM0: DOM0 "xen09" is no known host; declare it in <Hosts> or use one of: xen01, xen02',
+  ]);
 });
 
 test('refuses a DOM0 that is no host of an external inventory, and resolves an address to the host name', (t) => {
-  const inventory: HostSpec[] = [{ name: 'xen07', address: '192.168.5.107', cpus: 8, memoryMiB: 4096, maintenance: false, implied: false }];
+  const inventory: HostSpec[] = [
+    { name: 'xen07', address: '192.168.5.107', cpus: 8, memoryMiB: 4096, maintenance: false, implied: false },
+  ];
   const paper = fixture('paper-site.xml');
   const e = errors(loadSite(paper, 'paper.xml', { inventory }));
-  t.deepEqual(e.map((m) => m.split(': ').slice(0, 2).join(': ')), ['paper.xml:9:7: VM[name=vm1]/DOM0', 'paper.xml:16:7: VM[name=vm2]/DOM0', 'paper.xml:23:7: VM[name=vm3]/DOM0', 'paper.xml:30:7: VM[name=vm4]/DOM0']);
-  const ok = loadSite(paper.replace('192.168.5.101', '192.168.5.107').replace(/192\.168\.5\.10[234]/g, 'xen07'), 'paper.xml', { inventory });
+  t.deepEqual(
+    e.map((m) => m.split(': ').slice(0, 2).join(': ')),
+    [
+      'paper.xml:9:7: VM[name=vm1]/DOM0',
+      'paper.xml:16:7: VM[name=vm2]/DOM0',
+      'paper.xml:23:7: VM[name=vm3]/DOM0',
+      'paper.xml:30:7: VM[name=vm4]/DOM0',
+    ],
+  );
+  const ok = loadSite(
+    paper.replace('192.168.5.101', '192.168.5.107').replace(/192\.168\.5\.10[234]/g, 'xen07'),
+    'paper.xml',
+    { inventory },
+  );
   if (!ok.ok) return t.fail(ok.errors.map(formatIssue).join('\n'));
-  t.deepEqual(ok.site.vms.map((v) => v.host), ['xen07', 'xen07', 'xen07', 'xen07']);
+  t.deepEqual(
+    ok.site.vms.map((v) => v.host),
+    ['xen07', 'xen07', 'xen07', 'xen07'],
+  );
 });
 
 test('refuses unsafe names: ../etc, spaces, $(x), __proto__', (t) => {
@@ -165,24 +232,40 @@ test('refuses unsafe names: ../etc, spaces, $(x), __proto__', (t) => {
     t.true(e[0]!.startsWith(`n.xml:7:5: VM[name=${bad}]: VM name ${JSON.stringify(bad)} is not a safe name`), e[0]);
   }
   const set = errors(loadSite(site(vm()).replace('Set name="s1"', 'Set name="../etc"'), 's.xml'));
-  t.deepEqual(set.map((m) => m.split(': ').slice(0, 2).join(': ')), ['s.xml:6:3: Set[name=../etc]']);
+  t.deepEqual(
+    set.map((m) => m.split(': ').slice(0, 2).join(': ')),
+    ['s.xml:6:3: Set[name=../etc]'],
+  );
   const host = errors(loadSite(site(vm({ dom0: 'xen02' })).replace('name="xen01"', 'name="$(x)"'), 'h.xml'));
-  t.deepEqual(host.map((m) => m.split(': ').slice(0, 2).join(': ')), ['h.xml:3:5: Host[name=$(x)]']);
+  t.deepEqual(
+    host.map((m) => m.split(': ').slice(0, 2).join(': ')),
+    ['h.xml:3:5: Host[name=$(x)]'],
+  );
   const group = errors(loadSite(site(vm({ extra: '\n      <Placement antiAffinity="a b"/>' })), 'g.xml'));
-  t.deepEqual(group, ['g.xml:13:7: VM[name=a]/Placement@antiAffinity: antiAffinity group "a b" is not a safe name: use 1-63 letters, digits, \'.\', \'_\' or \'-\', starting with a letter or digit']);
+  t.deepEqual(group, [
+    "g.xml:13:7: VM[name=a]/Placement@antiAffinity: antiAffinity group \"a b\" is not a safe name: use 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit",
+  ]);
   t.is(({} as Record<string, unknown>).polluted, undefined);
 });
 
 test('refuses a VM that does not fit its host and names the host and how much is missing', (t) => {
-  const e = errors(loadSite(site(vm({ name: 'a', mem: '800' }), vm({ name: 'b', mac: '00:16:3e:00:00:02', mem: '300' })), 'cap.xml'));
-  t.deepEqual(e, ['cap.xml:14:5: VM[name=b]: does not fit: b needs 300 MiB but host xen01 has 224 MiB free of 1024 (76 MiB missing); move it to another DOM0 or lower its MEM/VCPUS']);
+  const e = errors(
+    loadSite(site(vm({ name: 'a', mem: '800' }), vm({ name: 'b', mac: '00:16:3e:00:00:02', mem: '300' })), 'cap.xml'),
+  );
+  t.deepEqual(e, [
+    'cap.xml:14:5: VM[name=b]: does not fit: b needs 300 MiB but host xen01 has 224 MiB free of 1024 (76 MiB missing); move it to another DOM0 or lower its MEM/VCPUS',
+  ]);
   const cpu = errors(loadSite(site(vm({ name: 'c', dom0: 'xen02', vcpus: '8' })), 'cpu.xml'));
-  t.deepEqual(cpu, ['cpu.xml:7:5: VM[name=c]: does not fit: c needs 8 vCPUs but host xen02 has 4 CPUs (4 vCPUs missing); move it to another DOM0 or lower its MEM/VCPUS']);
+  t.deepEqual(cpu, [
+    'cpu.xml:7:5: VM[name=c]: does not fit: c needs 8 vCPUs but host xen02 has 4 CPUs (4 vCPUs missing); move it to another DOM0 or lower its MEM/VCPUS',
+  ]);
 });
 
 test('refuses an unknown template when templates are declared', (t) => {
   const xml = `<XSMConfig>\n<Templates><Template name="db" type="pv"><Kernel>/k</Kernel></Template></Templates>\n<Set name="s">\n${vm({ dom0: 'h1' })}\n</Set></XSMConfig>`;
-  t.deepEqual(errors(loadSite(xml, 't.xml')), ['t.xml:4:5: VM[name=a]@config: template web is not declared in <Templates>']);
+  t.deepEqual(errors(loadSite(xml, 't.xml')), [
+    't.xml:4:5: VM[name=a]@config: template web is not declared in <Templates>',
+  ]);
 });
 
 test('a refused host or template causes no second error on the VMs that name it', (t) => {
@@ -191,7 +274,12 @@ test('a refused host or template causes no second error on the VMs that name it'
 });
 
 test('warns about unknown elements and attributes at their place', (t) => {
-  const r = loadSite(site(vm({ extra: '\n      <Memory>1</Memory>' })).replace('<VM name="a"', '<VM colour="red" name="a"').replace('<MEM>', '<MEM unit="GiB">'), 'w.xml');
+  const r = loadSite(
+    site(vm({ extra: '\n      <Memory>1</Memory>' }))
+      .replace('<VM name="a"', '<VM colour="red" name="a"')
+      .replace('<MEM>', '<MEM unit="GiB">'),
+    'w.xml',
+  );
   if (!r.ok) return t.fail(r.errors.map(formatIssue).join('\n'));
   t.deepEqual(r.warnings.map(formatIssue), [
     'w.xml:7:5: VM[name=a]: unknown attribute colour is ignored',
@@ -208,7 +296,9 @@ test('refuses a file over the size cap', async (t) => {
   writeFileSync(big, '');
   truncateSync(big, MAX_SITE_BYTES + 1); // sparse: nothing is read
   const r = await loadSiteFile(big);
-  t.deepEqual(errors(r), [`${big}:1:1: XSMConfig: file is ${MAX_SITE_BYTES + 1} bytes; the limit is ${MAX_SITE_BYTES}`]);
+  t.deepEqual(errors(r), [
+    `${big}:1:1: XSMConfig: file is ${MAX_SITE_BYTES + 1} bytes; the limit is ${MAX_SITE_BYTES}`,
+  ]);
   t.false(loadSite(' '.repeat(MAX_SITE_BYTES + 1), 'big.xml').ok);
 });
 
@@ -222,7 +312,9 @@ test('refuses deep nesting before parsing it', (t) => {
 
 test('refuses a __proto__ element and pollutes no prototype', (t) => {
   const xml = `<XSMConfig>\n  <__proto__><polluted>yes</polluted></__proto__>\n  <Set name="s"/>\n</XSMConfig>`;
-  t.deepEqual(errors(loadSite(xml, 'p.xml')), ['p.xml:2:3: <__proto__>: element name <__proto__> is not allowed in a site file; remove it']);
+  t.deepEqual(errors(loadSite(xml, 'p.xml')), [
+    'p.xml:2:3: <__proto__>: element name <__proto__> is not allowed in a site file; remove it',
+  ]);
   t.is(({} as Record<string, unknown>).polluted, undefined);
   const ctor = errors(loadSite('<XSMConfig><Set name="s"><constructor/></Set></XSMConfig>', 'c.xml'));
   t.deepEqual(ctor, ['c.xml:1:26: <constructor>: element name <constructor> is not allowed in a site file; remove it']);
@@ -247,14 +339,16 @@ test('refuses duplicate host names, addresses and boot MACs in the inventory', (
 </Hosts></XSMConfig>`;
   t.deepEqual(errors(loadSite(xml, 'inv.xml')), [
     'inv.xml:3:1: Host[name=h]: host name h is declared twice; give each Host its own name',
-    'inv.xml:3:1: Host[name=h]@address: address 10.0.0.1 is also host h\'s; each Host needs its own address',
-    'inv.xml:3:1: Host[name=h]@mac: boot MAC 52:54:00:00:00:01 is also host h\'s; each Host needs its own boot MAC',
+    "inv.xml:3:1: Host[name=h]@address: address 10.0.0.1 is also host h's; each Host needs its own address",
+    "inv.xml:3:1: Host[name=h]@mac: boot MAC 52:54:00:00:00:01 is also host h's; each Host needs its own boot MAC",
   ]);
 });
 
 test('refuses a template path that could break out of the xl config', (t) => {
   const xml = `<XSMConfig><Templates><Template name="web" type="pv"><Kernel>/k", extra="evil</Kernel></Template></Templates></XSMConfig>`;
-  t.deepEqual(errors(loadSite(xml, 'k.xml')), ['k.xml:1:54: Template[name=web]/Kernel: Kernel must not contain quotes, commas, \'=\', backslashes or control characters']);
+  t.deepEqual(errors(loadSite(xml, 'k.xml')), [
+    "k.xml:1:54: Template[name=web]/Kernel: Kernel must not contain quotes, commas, '=', backslashes or control characters",
+  ]);
 });
 
 test('a file with thousands of errors reports the first 500 in order and says how many more there are', (t) => {

@@ -12,7 +12,12 @@ export function runLog(tag: string): { lines: string[]; t0: number; say(msg: str
     lines.push(line);
     process.stderr.write(line + '\n');
   };
-  return { lines, t0, say: (msg) => emit(`[${tag} +${secs(Date.now() - t0)}s] ${msg}`), log: createLogger({}, 'info', emit) };
+  return {
+    lines,
+    t0,
+    say: (msg) => emit(`[${tag} +${secs(Date.now() - t0)}s] ${msg}`),
+    log: createLogger({}, 'info', emit),
+  };
 }
 
 export const TINY_GUEST = 'tiny';
@@ -23,7 +28,10 @@ export const TINY_GUEST = 'tiny';
  * by the lab's artifacts (/lab/guest); PVH, since PV guests fault under TCG; 96 MiB is the least that
  * kernel boots in.
  */
-export function tinyGuestSite(hostsXml: string, vm?: { host: string; mem: number; vcpus: number; hwaddr: string; owner: string }): string {
+export function tinyGuestSite(
+  hostsXml: string,
+  vm?: { host: string; mem: number; vcpus: number; hwaddr: string; owner: string },
+): string {
   const vmXml = vm
     ? `
   <Set name="lab">

@@ -83,12 +83,47 @@ function setupFailed(code: number, why: string): never {
 if (process.getuid?.() !== 0) setupFailed(2, 'qemu-deploy: run as root (it creates a bridge and tap devices)');
 const qemu = spawnSync('sh', ['-c', 'command -v qemu-system-x86_64'], { encoding: 'utf8' }).stdout.trim();
 if (!qemu) setupFailed(77, 'qemu cannot run here: qemu-system-x86_64 not found (Debian package qemu-system-x86)');
-for (const f of ['tftp/xen-4.17-amd64', 'tftp/vmlinuz', 'tftp/initrd.img', 'tftp/installer/vmlinuz', 'tftp/installer/initrd-base.img', 'images/dom0-qemu.json'])
-  if (!existsSync(join(art, f))) setupFailed(2, `qemu-deploy: ${join(art, f)} is missing: run scripts/xen-lab-artifacts && scripts/xen-lab-deploy-artifacts`);
+for (const f of [
+  'tftp/xen-4.17-amd64',
+  'tftp/vmlinuz',
+  'tftp/initrd.img',
+  'tftp/installer/vmlinuz',
+  'tftp/installer/initrd-base.img',
+  'images/dom0-qemu.json',
+])
+  if (!existsSync(join(art, f)))
+    setupFailed(
+      2,
+      `qemu-deploy: ${join(art, f)} is missing: run scripts/xen-lab-artifacts && scripts/xen-lab-deploy-artifacts`,
+    );
 for (const tool of ['dnsmasq', 'rsync', 'udp-sender', 'ip', 'cpio'])
-  if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) setupFailed(2, `qemu-deploy: ${tool} is missing (scripts/setup installs it)`);
-const probe = spawnSync(qemu, ['-accel', 'tcg', '-machine', 'q35', '-display', 'none', '-S', '-monitor', 'none', '-serial', 'none', '-no-reboot', '-qmp', 'stdio'], { input: '{"execute":"qmp_capabilities"}\n{"execute":"quit"}\n', encoding: 'utf8', timeout: 30000 });
-if (probe.status !== 0) setupFailed(77, `qemu cannot run here: ${qemu} -accel tcg -machine q35 exited ${probe.status ?? probe.signal}: ${(probe.stderr || probe.error?.message || '').trim().slice(0, 300)}`);
+  if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0)
+    setupFailed(2, `qemu-deploy: ${tool} is missing (scripts/setup installs it)`);
+const probe = spawnSync(
+  qemu,
+  [
+    '-accel',
+    'tcg',
+    '-machine',
+    'q35',
+    '-display',
+    'none',
+    '-S',
+    '-monitor',
+    'none',
+    '-serial',
+    'none',
+    '-no-reboot',
+    '-qmp',
+    'stdio',
+  ],
+  { input: '{"execute":"qmp_capabilities"}\n{"execute":"quit"}\n', encoding: 'utf8', timeout: 30000 },
+);
+if (probe.status !== 0)
+  setupFailed(
+    77,
+    `qemu cannot run here: ${qemu} -accel tcg -machine q35 exited ${probe.status ?? probe.signal}: ${(probe.stderr || probe.error?.message || '').trim().slice(0, 300)}`,
+  );
 
 // --- The lab network: a bridge with XSM's server address, one tap per machine.
 const id = randomBytes(2).toString('hex');
@@ -102,7 +137,16 @@ mkdirSync(join(work, 'tftp/installer'), { recursive: true });
 mkdirSync(disks, { recursive: true });
 const sh = (line: string) => execFileSync('sh', ['-c', line], { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
 
-interface Machine { name: string; mac: string; address: string; tap: string; qmp: string; serial: string; disk: string; proc?: ChildProcess }
+interface Machine {
+  name: string;
+  mac: string;
+  address: string;
+  tap: string;
+  qmp: string;
+  serial: string;
+  disk: string;
+  proc?: ChildProcess;
+}
 const machines: Machine[] = Array.from({ length: nHosts }, (_, i) => ({
   name: `qhost${i + 1}`,
   mac: `52:54:00:5a:${id.slice(0, 2)}:${(0x10 + i).toString(16)}`,
@@ -134,21 +178,26 @@ process.on('uncaughtException', (e) => {
   });
 });
 
-sh(`ip link add ${bridge} type bridge stp_state 0 forward_delay 0 mcast_snooping 0 && ip addr add ${server}/24 brd + dev ${bridge} && ip link set ${bridge} up`);
+sh(
+  `ip link add ${bridge} type bridge stp_state 0 forward_delay 0 mcast_snooping 0 && ip addr add ${server}/24 brd + dev ${bridge} && ip link set ${bridge} up`,
+);
 cleanups.push(() => void spawnSync('ip', ['link', 'del', bridge]));
 for (const m of machines) {
   sh(`ip tuntap add dev ${m.tap} mode tap && ip link set ${m.tap} master ${bridge} && ip link set ${m.tap} up`);
   cleanups.push(() => void spawnSync('ip', ['link', 'del', m.tap]));
 }
 cleanups.push(() => rmSync(disks, { recursive: true, force: true }));
-say(`lab: bridge ${bridge} ${server}/24, machines ${machines.map((m) => `${m.name} ${m.mac} -> ${m.address}`).join(', ')}`);
+say(
+  `lab: bridge ${bridge} ${server}/24, machines ${machines.map((m) => `${m.name} ${m.mac} -> ${m.address}`).join(', ')}`,
+);
 
 // --- What XSM serves: the boot files, and the installer with the deploy worker's key appended as a cpio
 // (how a site bakes its deploy key into its installer).
 const keyPath = join(work, 'deploy_key');
 sh(`ssh-keygen -q -t ed25519 -N '' -C xsm-qemu-lab-deploy -f ${keyPath}`);
 const publicKey = readFileSync(`${keyPath}.pub`, 'utf8').trim();
-for (const f of ['xen-4.17-amd64', 'vmlinuz', 'initrd.img', 'installer/vmlinuz']) copyFileSync(join(art, 'tftp', f), join(work, 'tftp', f));
+for (const f of ['xen-4.17-amd64', 'vmlinuz', 'initrd.img', 'installer/vmlinuz'])
+  copyFileSync(join(art, 'tftp', f), join(work, 'tftp', f));
 sh(`set -e; d=${work}/ak; mkdir -p $d/root/.ssh; cp ${keyPath}.pub $d/root/.ssh/authorized_keys; chmod 700 $d/root $d/root/.ssh; chmod 600 $d/root/.ssh/authorized_keys
   (cd $d && find . | cpio -o -H newc --quiet | gzip -1) > ${work}/ak.cpio.gz
   cat ${art}/tftp/installer/initrd-base.img ${work}/ak.cpio.gz > ${work}/tftp/installer/initrd.img; chmod -R a+rX ${work}/tftp`);
@@ -162,30 +211,86 @@ cleanups.push(async () => {
   await rt.close();
   await deleteKeys(prefix);
 });
-const pxe = new DnsmasqService({ stateDir: join(work, 'pxe'), tftpRoot: join(work, 'tftp'), interface: bridge, serverAddress: server, network: `10.214.${net}.0`, netmask: '255.255.255.0' }, log.child({ component: 'dnsmasq' }));
+const pxe = new DnsmasqService(
+  {
+    stateDir: join(work, 'pxe'),
+    tftpRoot: join(work, 'tftp'),
+    interface: bridge,
+    serverAddress: server,
+    network: `10.214.${net}.0`,
+    netmask: '255.255.255.0',
+  },
+  log.child({ component: 'dnsmasq' }),
+);
 await pxe.start();
 cleanups.push(() => pxe.stop());
-const images = new ImageServer({ imagesDir, address: server, interface: bridge, rsyncPort: 8873, stateDir: join(work, 'rsync'), multicastMaxBitrate: process.env.XSM_MULTICAST_MAX_BITRATE ?? '50m' }, log.child({ component: 'images' }));
+const images = new ImageServer(
+  {
+    imagesDir,
+    address: server,
+    interface: bridge,
+    rsyncPort: 8873,
+    stateDir: join(work, 'rsync'),
+    multicastMaxBitrate: process.env.XSM_MULTICAST_MAX_BITRATE ?? '50m',
+  },
+  log.child({ component: 'images' }),
+);
 await images.start();
 cleanups.push(() => images.stop());
 
 function siteXml(vm?: { host: string; mem: number; vcpus: number }): string {
-  const hosts = machines.map((m) => `    <Host name="${m.name}" address="${m.address}" mac="${m.mac}" cpus="2" memory="1023">\n      <Power driver="qmp" address="${m.qmp}"/>\n    </Host>`).join('\n');
+  const hosts = machines
+    .map(
+      (m) =>
+        `    <Host name="${m.name}" address="${m.address}" mac="${m.mac}" cpus="2" memory="1023">\n      <Power driver="qmp" address="${m.qmp}"/>\n    </Host>`,
+    )
+    .join('\n');
   return tinyGuestSite(hosts, vm && { ...vm, hwaddr: '00:16:3e:5a:00:02', owner: 'xsm qemu lab' });
 }
 
 // The machines: bare, powered off (-S), booting from the network; QMP is their BMC.
 for (const m of machines) {
   sh(`truncate -s 2G ${m.disk}`);
-  const args = ['-accel', 'tcg', '-machine', 'q35', '-device', 'intel-iommu,intremap=off,aw-bits=48', '-cpu', 'max,-rdtscp', '-m', '2048', '-smp', String(smp),
-    '-display', 'none', '-monitor', 'none', '-S', '-boot', 'n', '-serial', `file:${m.serial}`, '-qmp', `unix:${m.qmp},server=on,wait=off`,
-    '-netdev', `tap,id=n0,ifname=${m.tap},script=no,downscript=no`, '-device', `e1000,netdev=n0,mac=${m.mac}`,
-    '-drive', `if=none,id=d0,file=${m.disk},format=raw`, '-device', 'ide-hd,drive=d0,bus=ide.0'];
+  const args = [
+    '-accel',
+    'tcg',
+    '-machine',
+    'q35',
+    '-device',
+    'intel-iommu,intremap=off,aw-bits=48',
+    '-cpu',
+    'max,-rdtscp',
+    '-m',
+    '2048',
+    '-smp',
+    String(smp),
+    '-display',
+    'none',
+    '-monitor',
+    'none',
+    '-S',
+    '-boot',
+    'n',
+    '-serial',
+    `file:${m.serial}`,
+    '-qmp',
+    `unix:${m.qmp},server=on,wait=off`,
+    '-netdev',
+    `tap,id=n0,ifname=${m.tap},script=no,downscript=no`,
+    '-device',
+    `e1000,netdev=n0,mac=${m.mac}`,
+    '-drive',
+    `if=none,id=d0,file=${m.disk},format=raw`,
+    '-device',
+    'ide-hd,drive=d0,bus=ide.0',
+  ];
   writeFileSync(join(out, `${m.name}-qemu-command.txt`), [qemu, ...args].map((a) => shellQuote(a)).join(' ') + '\n');
   m.proc = spawn('nice', ['-n', '10', qemu, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   m.proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  m.proc.on('exit', (code, sig) => say(`${m.name}: qemu exited ${code ?? sig}${err.trim() ? `: ${err.trim().slice(0, 300)}` : ''}`));
+  m.proc.on('exit', (code, sig) =>
+    say(`${m.name}: qemu exited ${code ?? sig}${err.trim() ? `: ${err.trim().slice(0, 300)}` : ''}`),
+  );
   cleanups.push(() => {
     m.proc?.kill('SIGKILL');
     try {
@@ -198,12 +303,16 @@ for (const m of machines) {
 }
 for (const m of machines) {
   for (let i = 0; !existsSync(m.qmp); i++) {
-    if (i > 100 || m.proc?.exitCode !== null) setupFailed(77, `qemu cannot run here: ${m.name}'s qemu did not open its QMP socket`);
+    if (i > 100 || m.proc?.exitCode !== null)
+      setupFailed(77, `qemu cannot run here: ${m.name}'s qemu did not open its QMP socket`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
 
-const agents = new Map<string, { hv: XlHypervisor; shell: RecordingShell; ssh: SshShell; agent: { close(): Promise<void> } }>();
+const agents = new Map<
+  string,
+  { hv: XlHypervisor; shell: RecordingShell; ssh: SshShell; agent: { close(): Promise<void> } }
+>();
 const agentCache = join(work, 'agent-cache');
 const peer = (host: string): Hypervisor | undefined => agents.get(host)?.hv;
 const env: DeployEnv = {
@@ -214,13 +323,24 @@ const env: DeployEnv = {
   async power(host) {
     // As the deploy worker does: the site file's <Power> names the driver (QMP here).
     const { site } = await rt.sites.load(await rt.sites.currentVersion());
-    return powerFor(host, site.hosts.find((h) => h.name === host)?.power, { shell: new LocalShell(), redis: rt.redis, prefix });
+    return powerFor(host, site.hosts.find((h) => h.name === host)?.power, {
+      shell: new LocalShell(),
+      redis: rt.redis,
+      prefix,
+    });
   },
   ssh: { privateKey: readFileSync(keyPath), publicKey },
   netmask: '255.255.255.0',
   bootBaseUrl: `tftp://${server}`,
   // The lab's proven Xen line (scripts/xen-lab-boot): a PVH Dom0 on shadow paging, an IOMMU.
-  xenBoot: { xen: 'xen-4.17-amd64', xenArgs: 'console=com1 com1=115200,8n1 dom0=pvh,shadow dom0_mem=1024M,max:1024M iommu=1 loglvl=all guest_loglvl=all noreboot', kernel: 'vmlinuz', kernelArgs: 'root=LABEL=root console=hvc0 earlyprintk=xen', initrd: 'initrd.img' },
+  xenBoot: {
+    xen: 'xen-4.17-amd64',
+    xenArgs:
+      'console=com1 com1=115200,8n1 dom0=pvh,shadow dom0_mem=1024M,max:1024M iommu=1 loglvl=all guest_loglvl=all noreboot',
+    kernel: 'vmlinuz',
+    kernelArgs: 'root=LABEL=root console=hvc0 earlyprintk=xen',
+    initrd: 'initrd.img',
+  },
   layout: { swapMiB: 8 },
   installerInterface: 'eth0',
   relayCommand: ['false'],
@@ -235,11 +355,30 @@ const env: DeployEnv = {
     await runChecked(installed, 'xl', ['list']);
     if (agents.has(data.host)) return;
     const hostKey = (await rt.redis.hget(`${prefix}:deploy:host:${data.host}`, 'hostKey'))!;
-    const ssh = new SshShell({ host: data.address, privateKey: readFileSync(keyPath), hostKeySha256: hostKey, readyTimeoutMs: 30000 });
+    const ssh = new SshShell({
+      host: data.address,
+      privateKey: readFileSync(keyPath),
+      hostKeySha256: hostKey,
+      readyTimeoutMs: 30000,
+    });
     const shell = new RecordingShell(ssh);
     const hv = new XlHypervisor(shell, data.host);
-    const publishMetrics = vmMetricsPublisher(hv, gmetricSender({ host: data.address, port: 8649 }, data.host), data.address);
-    const agent = startHostAgent({ rt, hv, log: log.child({ component: 'host-agent', host: data.host }), peer, publishMetrics, heartbeatMs: 45000, lockDurationMs: 60000, concurrency: 2, cacheDir: join(agentCache, data.host) });
+    const publishMetrics = vmMetricsPublisher(
+      hv,
+      gmetricSender({ host: data.address, port: 8649 }, data.host),
+      data.address,
+    );
+    const agent = startHostAgent({
+      rt,
+      hv,
+      log: log.child({ component: 'host-agent', host: data.host }),
+      peer,
+      publishMetrics,
+      heartbeatMs: 45000,
+      lockDurationMs: 60000,
+      concurrency: 2,
+      cacheDir: join(agentCache, data.host),
+    });
     agents.set(data.host, { hv, shell, ssh, agent });
   },
 };
@@ -271,7 +410,11 @@ function writeResults(): void {
 }
 process.removeAllListeners('SIGINT');
 process.on('SIGINT', () => {
-  phases.push({ phase: 'interrupted', ms: Date.now() - t0, result: 'stopped by SIGINT; the phases above are what had finished' });
+  phases.push({
+    phase: 'interrupted',
+    ms: Date.now() - t0,
+    result: 'stopped by SIGINT; the phases above are what had finished',
+  });
   writeResults();
   void cleanup().then(() => process.exit(130));
 });
@@ -280,7 +423,12 @@ const deadline = t0 + timeoutS * 1000;
 const timeLeft = () => Math.max(0, deadline - Date.now());
 
 /** Follows jobs until `done` says so, a job fails for good, or the time is up; logs every change. */
-async function follow(label: string, jobs: () => Promise<JobView[]>, done: () => Promise<boolean>, limitMs: number): Promise<{ ok: boolean; why?: string; steps: Map<string, number> }> {
+async function follow(
+  label: string,
+  jobs: () => Promise<JobView[]>,
+  done: () => Promise<boolean>,
+  limitMs: number,
+): Promise<{ ok: boolean; why?: string; steps: Map<string, number> }> {
   const start = Date.now();
   const seen = new Map<string, string>();
   const steps = new Map<string, number>();
@@ -299,7 +447,8 @@ async function follow(label: string, jobs: () => Promise<JobView[]>, done: () =>
       if (j.state === 'failed') return { ok: false, why: `${key} failed: ${j.failedReason}`, steps };
     }
     if (await done()) return { ok: true, steps };
-    if (Date.now() - start > Math.min(limitMs, timeLeft())) return { ok: false, why: `not done within ${secs(Math.min(limitMs, timeLeft()))} s`, steps };
+    if (Date.now() - start > Math.min(limitMs, timeLeft()))
+      return { ok: false, why: `not done within ${secs(Math.min(limitMs, timeLeft()))} s`, steps };
     await new Promise((r) => setTimeout(r, 1000));
   }
 }
@@ -308,12 +457,19 @@ async function xlListOn(host: string, label: string) {
   const a = agents.get(host);
   if (!a) return undefined;
   const r = await a.shell.run('xl', ['list'], { timeoutMs: 60000 });
-  say(`xl list on ${host} (${label}), exit ${r.code}:\n${r.stdout.trimEnd()}${r.stderr.trim() ? `\nstderr: ${r.stderr.trim()}` : ''}`);
-  return r.code === 0 ? parseXlList(r.stdout).find((d) => d.name === VM) ?? null : undefined;
+  say(
+    `xl list on ${host} (${label}), exit ${r.code}:\n${r.stdout.trimEnd()}${r.stderr.trim() ? `\nstderr: ${r.stderr.trim()}` : ''}`,
+  );
+  return r.code === 0 ? (parseXlList(r.stdout).find((d) => d.name === VM) ?? null) : undefined;
 }
 
 /** A site version through XSM's apply path, then `xl list` on the hosts until the guest shows it. */
-async function applyPhase(name: string, xml: string, limitMs: number, check: () => Promise<string | undefined>): Promise<boolean> {
+async function applyPhase(
+  name: string,
+  xml: string,
+  limitMs: number,
+  check: () => Promise<string | undefined>,
+): Promise<boolean> {
   say(`=== phase ${name} ===`);
   const start = Date.now();
   const base = await rt.sites.currentVersion();
@@ -321,20 +477,27 @@ async function applyPhase(name: string, xml: string, limitMs: number, check: () 
   writeFileSync(join(out, `site-v${version}-${name}.xml`), xml);
   await enqueueApply(rt, version, 'qemu-lab');
   let planned = false;
-  const r = await follow(name, async () => {
-    if (!planned) {
-      const plan = await storedPlan(rt, version);
-      if (plan) {
-        planned = true;
-        say(`${name}: plan v${version}: ${JSON.stringify(plan.actions.map((a) => ({ kind: a.kind, vm: a.vm, reason: a.reason, ...('mode' in a ? { mode: a.mode } : {}) })))}`);
+  const r = await follow(
+    name,
+    async () => {
+      if (!planned) {
+        const plan = await storedPlan(rt, version);
+        if (plan) {
+          planned = true;
+          say(
+            `${name}: plan v${version}: ${JSON.stringify(plan.actions.map((a) => ({ kind: a.kind, vm: a.vm, reason: a.reason, ...('mode' in a ? { mode: a.mode } : {}) })))}`,
+          );
+        }
       }
-    }
-    return (await listJobs(rt, { limit: 100 })).filter((j) => j.version === version);
-  }, async () => (await convergedVersion(rt)) >= version, limitMs);
+      return (await listJobs(rt, { limit: 100 })).filter((j) => j.version === version);
+    },
+    async () => (await convergedVersion(rt)) >= version,
+    limitMs,
+  );
   const ms = Date.now() - start;
   let problem = r.ok ? await check() : r.why;
   // Xen's view may lag the job's last step by a heartbeat under emulation: look again for up to 60 s.
-  for (const until = Date.now() + 60_000; r.ok && problem && Date.now() < until; ) {
+  for (const until = Date.now() + 60_000; r.ok && problem && Date.now() < until;) {
     await new Promise((res) => setTimeout(res, 5000));
     problem = await check();
   }
@@ -345,7 +508,7 @@ async function applyPhase(name: string, xml: string, limitMs: number, check: () 
 
 /** The guest as the Dom0's gmond reports it (the agent's gmetric packets, spoofed as host "tiny"). */
 async function gmondShows(host: Machine, label: string): Promise<string | undefined> {
-  for (const until = Date.now() + 120_000; ; ) {
+  for (const until = Date.now() + 120_000; ;) {
     try {
       const xml = await fetchGangliaXml({ host: host.address, port: 8649 }, { timeoutMs: 20000 });
       writeFileSync(join(out, `gmond-${host.name}-${label}.xml`), xml);
@@ -353,10 +516,16 @@ async function gmondShows(host: Machine, label: string): Promise<string | undefi
       const guest = dump.clusters.flatMap((c) => c.hosts).find((h) => h.name === VM);
       const dom0 = dump.clusters.flatMap((c) => c.hosts).find((h) => h.metrics.vm_count);
       if (guest?.metrics.vm_cpu_time) {
-        say(`gmond on ${host.name} (${label}): cluster ${dump.clusters[0]?.name}, ${dump.clusters.flatMap((c) => c.hosts).length} hosts; ${VM}: ${Object.keys(guest.metrics).length} metrics, vm_cpu_time ${guest.metrics.vm_cpu_time.value} s, reported ${Math.round(Date.now() / 1000 - guest.reported)} s ago; Dom0 vm_count ${dom0?.metrics.vm_count?.value}, load_one ${dump.clusters.flatMap((c) => c.hosts).find((h) => h.metrics.load_one)?.metrics.load_one?.value}`);
+        say(
+          `gmond on ${host.name} (${label}): cluster ${dump.clusters[0]?.name}, ${dump.clusters.flatMap((c) => c.hosts).length} hosts; ${VM}: ${Object.keys(guest.metrics).length} metrics, vm_cpu_time ${guest.metrics.vm_cpu_time.value} s, reported ${Math.round(Date.now() / 1000 - guest.reported)} s ago; Dom0 vm_count ${dom0?.metrics.vm_count?.value}, load_one ${dump.clusters.flatMap((c) => c.hosts).find((h) => h.metrics.load_one)?.metrics.load_one?.value}`,
+        );
         return undefined;
       }
-      if (Date.now() > until) return `gmond on ${host.name} has no metrics for ${VM} (hosts: ${dump.clusters.flatMap((c) => c.hosts).map((h) => h.name).join(', ')})`;
+      if (Date.now() > until)
+        return `gmond on ${host.name} has no metrics for ${VM} (hosts: ${dump.clusters
+          .flatMap((c) => c.hosts)
+          .map((h) => h.name)
+          .join(', ')})`;
     } catch (e) {
       if (Date.now() > until) return `gmond on ${host.name}: ${e instanceof Error ? e.message : String(e)}`;
     }
@@ -367,24 +536,40 @@ async function gmondShows(host: Machine, label: string): Promise<string | undefi
 try {
   // --- Phase: deploy every machine at once, one session.
   await rt.sites.submit(siteXml(), { base: 0, author: 'qemu-lab', reason: 'lab machines' });
-  say(`=== phase deploy (${nHosts} machine${nHosts > 1 ? 's' : ''}, ${method}, image ${image.name}: ${(image.bytes / 2 ** 20).toFixed(0)} MiB, sha256 ${image.sha256.slice(0, 12)}) ===`);
+  say(
+    `=== phase deploy (${nHosts} machine${nHosts > 1 ? 's' : ''}, ${method}, image ${image.name}: ${(image.bytes / 2 ** 20).toFixed(0)} MiB, sha256 ${image.sha256.slice(0, 12)}) ===`,
+  );
   const deployStart = Date.now();
   const req = await enqueueDeploy(rt, imagesDir, { macs: machines.map((m) => m.mac), method, image: 'dom0-qemu' });
   const ids = new Set(req.jobs.map((j) => j.jobId));
-  const d = await follow('deploy', async () => (await listJobs(rt, { limit: 100, queue: DEPLOY_QUEUE })).filter((j) => ids.has(j.id)), async () => {
-    const js = (await listJobs(rt, { limit: 100, queue: DEPLOY_QUEUE })).filter((j) => ids.has(j.id));
-    return js.length === ids.size && js.every((j) => j.state === 'completed');
-  }, 20 * 60_000);
+  const d = await follow(
+    'deploy',
+    async () => (await listJobs(rt, { limit: 100, queue: DEPLOY_QUEUE })).filter((j) => ids.has(j.id)),
+    async () => {
+      const js = (await listJobs(rt, { limit: 100, queue: DEPLOY_QUEUE })).filter((j) => ids.has(j.id));
+      return js.length === ids.size && js.every((j) => j.state === 'completed');
+    },
+    20 * 60_000,
+  );
   for (const m of machines) {
     const st = await rt.redis.hgetall(`${prefix}:deploy:host:${m.name}`);
     // When each step was first seen running (polled every second, from the deploy request).
-    const at = (...steps: string[]) => steps.map((step) => [...d.steps].find(([k]) => k.startsWith(`deploy-${m.name}-`) && k.endsWith(` ${step}`))?.[1]).find((v) => v !== undefined);
+    const at = (...steps: string[]) =>
+      steps
+        .map((step) => [...d.steps].find(([k]) => k.startsWith(`deploy-${m.name}-`) && k.endsWith(` ${step}`))?.[1])
+        .find((v) => v !== undefined);
     const installer = at('partition');
     const boot = at('boot-xen', 'verify-xen');
     const agentAt = at('start-agent', 'join');
     const summary = `PXE to installer SSH ${installer !== undefined ? `${secs(installer)} s` : '?'}, image by ${st.transferMethod ?? '?'} ${st.transferSeconds ? Number(st.transferSeconds).toFixed(1) : '?'} s, Xen boot to \`xl info\` ${boot !== undefined && agentAt !== undefined ? `${secs(agentAt - boot)} s` : '?'}`;
-    say(`${m.name}: ${summary}; Xen ${st.xenVersion ?? '?'}, ${st.totalMemMiB ?? '?'} MiB, ${st.nrCpus ?? '?'} CPUs; host key ${st.hostKey ?? '?'}, power-ons ${st.powerOns ?? '?'}`);
-    phases.push({ phase: `deploy ${m.name}`, ms: Date.now() - deployStart, result: d.ok ? `ok: ${summary}, Xen ${st.xenVersion}` : `FAILED: ${d.why}` });
+    say(
+      `${m.name}: ${summary}; Xen ${st.xenVersion ?? '?'}, ${st.totalMemMiB ?? '?'} MiB, ${st.nrCpus ?? '?'} CPUs; host key ${st.hostKey ?? '?'}, power-ons ${st.powerOns ?? '?'}`,
+    );
+    phases.push({
+      phase: `deploy ${m.name}`,
+      ms: Date.now() - deployStart,
+      result: d.ok ? `ok: ${summary}, Xen ${st.xenVersion}` : `FAILED: ${d.why}`,
+    });
   }
   if (!d.ok) throw new Error(`deploy: ${d.why}`);
 
@@ -394,7 +579,10 @@ try {
     const mkey = readFileSync(join(work, 'migrate_key'), 'utf8');
     const mpub = readFileSync(join(work, 'migrate_key.pub'), 'utf8').trim();
     const known: string[] = [];
-    for (const m of machines) known.push(`${m.address} ${(await runChecked(agents.get(m.name)!.ssh, 'cat', ['/etc/ssh/ssh_host_ed25519_key.pub'])).stdout.trim().split(/\s+/).slice(0, 2).join(' ')}`);
+    for (const m of machines)
+      known.push(
+        `${m.address} ${(await runChecked(agents.get(m.name)!.ssh, 'cat', ['/etc/ssh/ssh_host_ed25519_key.pub'])).stdout.trim().split(/\s+/).slice(0, 2).join(' ')}`,
+      );
     for (const m of machines) {
       const s = agents.get(m.name)!.ssh;
       await runChecked(s, 'sh', ['-c', 'umask 077; cat > /root/.ssh/id_ed25519'], { input: mkey });
@@ -414,8 +602,12 @@ try {
       const d = await agents.get(host)!.hv.find(VM);
       if (!d) return `xl list -l on ${host} shows no ${VM}`;
       const held = heldSize(d);
-      say(`${host}: Xen holds ${held.memMiB} MiB / ${held.vcpus} vCPUs for ${VM} (targets); the guest has ${row.memMiB} MiB / ${row.vcpus} vCPUs online, state ${row.state}`);
-      return held.memMiB !== mem || held.vcpus !== vcpus ? `Xen holds ${held.memMiB} MiB / ${held.vcpus} vCPUs for ${VM} on ${host}, expected ${mem} / ${vcpus}` : undefined;
+      say(
+        `${host}: Xen holds ${held.memMiB} MiB / ${held.vcpus} vCPUs for ${VM} (targets); the guest has ${row.memMiB} MiB / ${row.vcpus} vCPUs online, state ${row.state}`,
+      );
+      return held.memMiB !== mem || held.vcpus !== vcpus
+        ? `Xen holds ${held.memMiB} MiB / ${held.vcpus} vCPUs for ${VM} on ${host}, expected ${mem} / ${vcpus}`
+        : undefined;
     };
     // A guest can be live-migrated only once its kernel answers the suspend request (xenbus): under
     // nested emulation it boots for minutes, and a migration started before that fails on the sender
@@ -424,42 +616,81 @@ try {
     const guestUp = async (host: Machine, limitMs: number): Promise<boolean> => {
       const start = Date.now();
       for (;;) {
-        const r = await agents.get(host.name)!.ssh.run('grep', ['-c', 'XSM-TINY-GUEST: up', '/var/log/xen/console/guest-tiny.log'], { timeoutMs: 30000 }).catch(() => undefined);
+        const r = await agents
+          .get(host.name)!
+          .ssh.run('grep', ['-c', 'XSM-TINY-GUEST: up', '/var/log/xen/console/guest-tiny.log'], { timeoutMs: 30000 })
+          .catch(() => undefined);
         if (r?.code === 0) {
           say(`${VM} reached userspace on ${host.name} ${secs(Date.now() - start)} s after its create converged`);
-          phases.push({ phase: 'guest userspace', ms: Date.now() - start, result: `ok: its init wrote to the console on ${host.name}` });
+          phases.push({
+            phase: 'guest userspace',
+            ms: Date.now() - start,
+            result: `ok: its init wrote to the console on ${host.name}`,
+          });
           return true;
         }
         if (Date.now() - start > limitMs) {
-          phases.push({ phase: 'guest userspace', ms: Date.now() - start, result: `not seen on ${host.name}'s console (the migration will likely fail: a guest that never booted cannot suspend)` });
+          phases.push({
+            phase: 'guest userspace',
+            ms: Date.now() - start,
+            result: `not seen on ${host.name}'s console (the migration will likely fail: a guest that never booted cannot suspend)`,
+          });
           return false;
         }
         await new Promise((res) => setTimeout(res, 5000));
       }
     };
-    const ok1 = await applyPhase('create', siteXml({ host: h1.name, mem: 96, vcpus: 1 }), 15 * 60_000, expect(h1.name, 96, 1));
+    const ok1 = await applyPhase(
+      'create',
+      siteXml({ host: h1.name, mem: 96, vcpus: 1 }),
+      15 * 60_000,
+      expect(h1.name, 96, 1),
+    );
     if (ok1) await guestUp(h1, 6 * 60_000);
     if (ok1) {
       const g = await gmondShows(h1, 'after-create');
-      phases.push({ phase: 'gmond (create)', ms: 0, result: g ? `FAILED: ${g}` : `ok: ${h1.name}'s gmond reports ${VM}` });
+      phases.push({
+        phase: 'gmond (create)',
+        ms: 0,
+        result: g ? `FAILED: ${g}` : `ok: ${h1.name}'s gmond reports ${VM}`,
+      });
       if (g) failed = true;
     }
-    const ok2 = ok1 && (await applyPhase('reconfigure', siteXml({ host: h1.name, mem: 80, vcpus: 2 }), 10 * 60_000, expect(h1.name, 80, 2)));
-    const ok3 = ok2 && (await applyPhase('migrate', siteXml({ host: h2.name, mem: 80, vcpus: 2 }), 15 * 60_000, async () => {
-      const gone = await xlListOn(h1.name, 'source after migrate');
-      if (gone) return `${VM} is still on ${h1.name} (${gone.state})`;
-      return expect(h2.name, 80, 2)();
-    }));
+    const ok2 =
+      ok1 &&
+      (await applyPhase(
+        'reconfigure',
+        siteXml({ host: h1.name, mem: 80, vcpus: 2 }),
+        10 * 60_000,
+        expect(h1.name, 80, 2),
+      ));
+    const ok3 =
+      ok2 &&
+      (await applyPhase('migrate', siteXml({ host: h2.name, mem: 80, vcpus: 2 }), 15 * 60_000, async () => {
+        const gone = await xlListOn(h1.name, 'source after migrate');
+        if (gone) return `${VM} is still on ${h1.name} (${gone.state})`;
+        return expect(h2.name, 80, 2)();
+      }));
     if (ok3) {
       const g = await gmondShows(h2, 'after-migrate');
-      phases.push({ phase: 'gmond (migrate)', ms: 0, result: g ? `FAILED: ${g}` : `ok: ${h2.name}'s gmond reports ${VM}` });
+      phases.push({
+        phase: 'gmond (migrate)',
+        ms: 0,
+        result: g ? `FAILED: ${g}` : `ok: ${h2.name}'s gmond reports ${VM}`,
+      });
       if (g) failed = true;
     }
     const where = ok3 ? h2.name : h1.name;
-    const ok4 = ok1 && (await applyPhase('remove', siteXml(), 10 * 60_000, async () => {
-      const row = await xlListOn(where, 'after remove');
-      return row === undefined ? `xl list failed on ${where}` : row ? `xl list on ${where} still shows ${VM} (${row.state})` : undefined;
-    }));
+    const ok4 =
+      ok1 &&
+      (await applyPhase('remove', siteXml(), 10 * 60_000, async () => {
+        const row = await xlListOn(where, 'after remove');
+        return row === undefined
+          ? `xl list failed on ${where}`
+          : row
+            ? `xl list on ${where} still shows ${VM} (${row.state})`
+            : undefined;
+      }));
     if (!(ok1 && ok2 && ok3 && ok4)) failed = true;
   }
 } catch (e) {

@@ -51,16 +51,29 @@ function site(vm: { mem: number; vcpus: number } | undefined): string {
 const phases: { phase: string; ms: number; result: string }[] = [];
 let failed = false;
 const bootStart = Date.now();
-const served = spawnSync('bash', ['-c', 'p=$(cat "$1/run/qemu.pid" 2>/dev/null) && kill -0 "$p" 2>/dev/null', '_', lab]).status === 0;
-say(served ? 'a served Dom0 is running; reusing it if SSH answers' : 'booting the lab Dom0 in serve mode (scripts/xen-lab-boot --serve)');
-const boot = spawnSync('bash', [join(repo, 'scripts/xen-lab-boot'), '--serve'], { stdio: ['ignore', 'inherit', 'pipe'], encoding: 'utf8' });
+const served =
+  spawnSync('bash', ['-c', 'p=$(cat "$1/run/qemu.pid" 2>/dev/null) && kill -0 "$p" 2>/dev/null', '_', lab]).status ===
+  0;
+say(
+  served
+    ? 'a served Dom0 is running; reusing it if SSH answers'
+    : 'booting the lab Dom0 in serve mode (scripts/xen-lab-boot --serve)',
+);
+const boot = spawnSync('bash', [join(repo, 'scripts/xen-lab-boot'), '--serve'], {
+  stdio: ['ignore', 'inherit', 'pipe'],
+  encoding: 'utf8',
+});
 for (const l of boot.stderr.trimEnd().split('\n')) say(`boot: ${l}`);
 if (boot.status !== 0) {
   say(`xen-lab-boot --serve failed with status ${boot.status}`);
   writeFileSync(join(out, 'run.log'), logLines.join('\n') + '\n');
   process.exit(1);
 }
-phases.push({ phase: 'boot', ms: Date.now() - bootStart, result: /already serving/.test(boot.stderr) ? 'reused a running Dom0' : 'booted, SSH answers' });
+phases.push({
+  phase: 'boot',
+  ms: Date.now() - bootStart,
+  result: /already serving/.test(boot.stderr) ? 'reused a running Dom0' : 'booted, SSH answers',
+});
 
 const env = Object.fromEntries(
   readFileSync(join(lab, 'run/ssh.env'), 'utf8')
@@ -73,7 +86,13 @@ say(`Dom0 SSH: root@${env.XSM_SSH_HOST}:${env.XSM_SSH_PORT}, pinned host key ${e
 // --- XSM: a fresh Redis prefix, the control worker and one host agent driving xl over SSH.
 const prefix = `xsm-xenlab-${randomBytes(4).toString('hex')}`;
 const rt = new XsmRuntime({ ...redisConfigFromEnv(), prefix });
-const ssh = new SshShell({ host: env.XSM_SSH_HOST!, port: Number(env.XSM_SSH_PORT), privateKey: env.XSM_SSH_KEY!, hostKeySha256: env.XSM_SSH_HOSTKEY!, readyTimeoutMs: 30000 });
+const ssh = new SshShell({
+  host: env.XSM_SSH_HOST!,
+  port: Number(env.XSM_SSH_PORT),
+  privateKey: env.XSM_SSH_KEY!,
+  hostKeySha256: env.XSM_SSH_HOSTKEY!,
+  readyTimeoutMs: 30000,
+});
 const shell = new RecordingShell(ssh);
 const hv = new XlHypervisor(shell, HOST);
 say(`Redis ${rt.config.url} prefix ${prefix}`);
@@ -82,20 +101,39 @@ const info = await hv.info();
 say(`xl info via the driver: ${JSON.stringify(info)}`);
 const leftover = await hv.find(VM);
 if (leftover) {
-  say(`a domain ${VM} is left from an earlier run (${leftover.state}); this run needs a clean Dom0: stop it with \`scripts/xen-lab-boot --stop\` and run again`);
+  say(
+    `a domain ${VM} is left from an earlier run (${leftover.state}); this run needs a clean Dom0: stop it with \`scripts/xen-lab-boot --stop\` and run again`,
+  );
   process.exit(1);
 }
 
 // A slow heartbeat: every `xl` run is a process in a Dom0 whose userspace this emulation corrupts at
 // times around domain creation (fixtures/real/README.md); jobs still report state after each job.
 const control: Worker = startControlWorker(rt, log.child({ component: 'control' }));
-const agent = startHostAgent({ rt, hv, log: log.child({ component: 'host-agent', host: HOST }), heartbeatMs: 60000, lockDurationMs: 60000, concurrency: 2, cacheDir: mkdtempSync(join(tmpdir(), 'xsm-xenlab-cache-')) });
+const agent = startHostAgent({
+  rt,
+  hv,
+  log: log.child({ component: 'host-agent', host: HOST }),
+  heartbeatMs: 60000,
+  lockDurationMs: 60000,
+  concurrency: 2,
+  cacheDir: mkdtempSync(join(tmpdir(), 'xsm-xenlab-cache-')),
+});
 
 /** Submits a version the way the API does (store on the current version, enqueue its apply job) and follows its jobs. */
-async function applyVersion(phase: string, xml: string, timeoutMs: number): Promise<{ version: number; jobs: JobView[]; ok: boolean; ms: number }> {
+async function applyVersion(
+  phase: string,
+  xml: string,
+  timeoutMs: number,
+): Promise<{ version: number; jobs: JobView[]; ok: boolean; ms: number }> {
   const start = Date.now();
   const base = await rt.sites.currentVersion();
-  const { version, warnings } = await rt.sites.submit(xml, { base, author: 'xsm-e2e', reason: phase, file: `site-${phase}.xml` });
+  const { version, warnings } = await rt.sites.submit(xml, {
+    base,
+    author: 'xsm-e2e',
+    reason: phase,
+    file: `site-${phase}.xml`,
+  });
   for (const w of warnings) say(`warning: ${JSON.stringify(w)}`);
   writeFileSync(join(out, `site-v${version}-${phase}.xml`), xml);
   const { jobId } = await enqueueApply(rt, version, 'xsm-e2e');
@@ -108,7 +146,9 @@ async function applyVersion(phase: string, xml: string, timeoutMs: number): Prom
       const plan = await storedPlan(rt, version);
       if (plan) {
         planShown = true;
-        say(`${phase}: plan v${version}: ${JSON.stringify(plan.actions.map((a) => ({ kind: a.kind, vm: a.vm, wave: a.wave, reason: a.reason, ...('mode' in a ? { mode: a.mode } : {}) })))}`);
+        say(
+          `${phase}: plan v${version}: ${JSON.stringify(plan.actions.map((a) => ({ kind: a.kind, vm: a.vm, wave: a.wave, reason: a.reason, ...('mode' in a ? { mode: a.mode } : {}) })))}`,
+        );
       }
     }
     jobs = (await listJobs(rt, { limit: 100 })).filter((j) => j.version === version);
@@ -141,14 +181,21 @@ async function applyVersion(phase: string, xml: string, timeoutMs: number): Prom
 async function xlList(label: string): Promise<ReturnType<typeof parseXlList>[number] | undefined> {
   for (let attempt = 1; ; attempt++) {
     const r = await shell.run('xl', ['list'], { timeoutMs: 60000 });
-    say(`xl list (${label}, attempt ${attempt}), exit ${r.code}:\n${r.stdout.trimEnd()}${r.stderr.trim() ? `\nstderr: ${r.stderr.trim()}` : ''}`);
+    say(
+      `xl list (${label}, attempt ${attempt}), exit ${r.code}:\n${r.stdout.trimEnd()}${r.stderr.trim() ? `\nstderr: ${r.stderr.trim()}` : ''}`,
+    );
     if (r.code === 0 || attempt === 3) return parseXlList(r.stdout).find((d) => d.name === VM);
     await new Promise((res) => setTimeout(res, 5000));
   }
 }
 
 const allJobs: Record<string, JobView[]> = {};
-async function phase(name: string, xml: string, timeoutMs: number, check: (row: ReturnType<typeof parseXlList>[number] | undefined) => string | undefined): Promise<boolean> {
+async function phase(
+  name: string,
+  xml: string,
+  timeoutMs: number,
+  check: (row: ReturnType<typeof parseXlList>[number] | undefined) => string | undefined,
+): Promise<boolean> {
   say(`=== phase ${name} ===`);
   const r = await applyVersion(name, xml, timeoutMs);
   allJobs[name] = r.jobs;
@@ -163,31 +210,51 @@ async function phase(name: string, xml: string, timeoutMs: number, check: (row: 
       await new Promise((res) => setTimeout(res, 5000));
     }
   }
-  const settled = r.ok && !problem ? `; guest showed it in xl list ${((Date.now() - since) / 1000).toFixed(1)} s later` : '';
-  phases.push({ phase: name, ms: r.ms, result: problem ? `FAILED: ${problem}` : `ok (v${r.version}; ${r.jobs.filter((j) => j.queue !== 'control').map((j) => `${j.id} ${j.state}`).join(', ')}${settled})` });
+  const settled =
+    r.ok && !problem ? `; guest showed it in xl list ${((Date.now() - since) / 1000).toFixed(1)} s later` : '';
+  phases.push({
+    phase: name,
+    ms: r.ms,
+    result: problem
+      ? `FAILED: ${problem}`
+      : `ok (v${r.version}; ${r.jobs
+          .filter((j) => j.queue !== 'control')
+          .map((j) => `${j.id} ${j.state}`)
+          .join(', ')}${settled})`,
+  });
   if (problem) say(`${name}: FAILED: ${problem}`);
   return !problem;
 }
 
 try {
   const createOk = await phase('create', site({ mem: 96, vcpus: 1 }), 15 * 60 * 1000, (row) =>
-    !row ? `xl list shows no ${VM}` : row.memMiB !== 96 || row.vcpus !== 1 ? `xl list shows ${VM} with ${row.memMiB} MiB / ${row.vcpus} vCPUs, expected 96 / 1` : undefined,
+    !row
+      ? `xl list shows no ${VM}`
+      : row.memMiB !== 96 || row.vcpus !== 1
+        ? `xl list shows ${VM} with ${row.memMiB} MiB / ${row.vcpus} vCPUs, expected 96 / 1`
+        : undefined,
   );
   if (!createOk) failed = true;
   if (createOk) {
     const reOk = await phase('reconfigure', site({ mem: 80, vcpus: 2 }), 10 * 60 * 1000, (row) =>
-      !row ? `xl list shows no ${VM}` : row.memMiB !== 80 || row.vcpus !== 2 ? `xl list shows ${VM} with ${row.memMiB} MiB / ${row.vcpus} vCPUs, expected 80 / 2` : undefined,
+      !row
+        ? `xl list shows no ${VM}`
+        : row.memMiB !== 80 || row.vcpus !== 2
+          ? `xl list shows ${VM} with ${row.memMiB} MiB / ${row.vcpus} vCPUs, expected 80 / 2`
+          : undefined,
     );
     if (!reOk) failed = true;
   }
   // Remove even after a failed reconfigure, so the Dom0 is left clean (if the VM exists).
   if (createOk) {
-    const rmOk = await phase('remove', site(undefined), 10 * 60 * 1000, (row) => (row ? `xl list still shows ${VM} (${row.state})` : undefined));
+    const rmOk = await phase('remove', site(undefined), 10 * 60 * 1000, (row) =>
+      row ? `xl list still shows ${VM} (${row.state})` : undefined,
+    );
     if (!rmOk) failed = true;
   }
 } catch (e) {
   failed = true;
-  say(`error: ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
+  say(`error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
 } finally {
   await agent.close();
   // Evidence from inside the Dom0 (not XSM's doing): its kernel log (segfaults of Dom0 processes under
@@ -222,7 +289,10 @@ try {
   // What XSM saw: every xl command (and the config it wrote) with its real output.
   writeFileSync(join(out, 'xl-transcript.txt'), transcript(shell.calls));
   // The mutating commands alone, easier to read.
-  writeFileSync(join(out, 'xl-actions.txt'), transcript(shell.calls, (c) => c.program !== 'xl' || !['list', 'info'].includes(c.args[0] ?? '')));
+  writeFileSync(
+    join(out, 'xl-actions.txt'),
+    transcript(shell.calls, (c) => c.program !== 'xl' || !['list', 'info'].includes(c.args[0] ?? '')),
+  );
   writeFileSync(join(out, 'run.log'), logLines.join('\n') + '\n');
   try {
     writeFileSync(join(out, 'qemu-command.txt'), readFileSync(join(lab, 'run/qemu-command.txt')));

@@ -43,7 +43,10 @@ const ACTIVE_STATES = 'active,waiting,waiting-children,delayed,prioritized,faile
 function jobLine(j: JobView): string {
   const p = j.progress;
   const step = p?.step ? `${p.workflow ?? ''} ${p.index ?? '?'}/${p.total ?? '?'} ${p.step}` : '';
-  const bytes = p?.bytes !== undefined ? ` ${(p.bytes / 1048576).toFixed(1)} MiB${p.rate ? ` @ ${(p.rate / 1048576).toFixed(1)} MiB/s` : ''}` : '';
+  const bytes =
+    p?.bytes !== undefined
+      ? ` ${(p.bytes / 1048576).toFixed(1)} MiB${p.rate ? ` @ ${(p.rate / 1048576).toFixed(1)} MiB/s` : ''}`
+      : '';
   const fail = j.failedReason ? ` — ${j.failedReason}` : '';
   return `${j.state.padEnd(8)} ${j.queue.padEnd(14)} ${j.id.padEnd(24)} ${step}${bytes}${fail}`;
 }
@@ -65,18 +68,30 @@ async function watchJobs(
   },
 ): Promise<JobView[]> {
   const tty = opts.tty ?? Boolean(process.stdout.isTTY);
-  const bars = tty ? new cliProgress.MultiBar({ format: ' {bar} {percentage}% | {label}', hideCursor: true, clearOnComplete: false, stopOnComplete: false }, cliProgress.Presets.shades_classic) : undefined;
+  const bars = tty
+    ? new cliProgress.MultiBar(
+        { format: ' {bar} {percentage}% | {label}', hideCursor: true, clearOnComplete: false, stopOnComplete: false },
+        cliProgress.Presets.shades_classic,
+      )
+    : undefined;
   const shown = new Map<string, { bar?: cliProgress.SingleBar; last: string }>();
   let jobs: JobView[] = [];
   try {
     for (;;) {
       const settled = (await opts.settled?.()) ?? false;
-      jobs = (await api.call<{ jobs: JobView[] }>('GET', `/api/jobs?state=${ACTIVE_STATES},completed&limit=1000`)).jobs.filter(opts.filter ?? (() => true));
+      jobs = (
+        await api.call<{ jobs: JobView[] }>('GET', `/api/jobs?state=${ACTIVE_STATES},completed&limit=1000`)
+      ).jobs.filter(opts.filter ?? (() => true));
       for (const j of jobs) {
         const key = `${j.queue}/${j.id}`;
         const line = jobLine(j);
         const p = j.progress;
-        const pct = j.state === 'completed' ? 100 : p?.index && p.total ? Math.min(100, Math.round(((p.index - 1 + (p.percent ?? 0) / 100) / p.total) * 100)) : 0;
+        const pct =
+          j.state === 'completed'
+            ? 100
+            : p?.index && p.total
+              ? Math.min(100, Math.round(((p.index - 1 + (p.percent ?? 0) / 100) / p.total) * 100))
+              : 0;
         const seen = shown.get(key);
         if (bars) {
           if (!seen) shown.set(key, { bar: bars.create(100, pct, { label: line }), last: line });
@@ -123,11 +138,17 @@ export const apply: Command = {
       let base = flags.has('base') ? Number(flags.get('base')) : mark ? Number(mark[1]) : undefined;
       if (base === undefined) {
         base = (await api.call<SiteStatus>('GET', '/api/site')).version;
-        io.err(`based on the current version ${base} (give --base, or edit the output of \`xsm site get\`, to have a concurrent change refused)`);
+        io.err(
+          `based on the current version ${base} (give --base, or edit the output of \`xsm site get\`, to have a concurrent change refused)`,
+        );
       }
       if (!Number.isSafeInteger(base) || base < 0) throw new UsageError(`--base must be a version number`);
       const reason = typeof flags.get('reason') === 'string' ? String(flags.get('reason')) : `apply ${file}`;
-      const r = await api.call<{ version: number; plan: Plan; warnings: { text: string }[]; applyJob?: string }>('POST', `/api/site?base=${base}&reason=${encodeURIComponent(reason)}&${q}`, { xml });
+      const r = await api.call<{ version: number; plan: Plan; warnings: { text: string }[]; applyJob?: string }>(
+        'POST',
+        `/api/site?base=${base}&reason=${encodeURIComponent(reason)}&${q}`,
+        { xml },
+      );
       for (const w of r.warnings) io.err(`warning: ${w.text}`);
       io.out(`version ${r.version} stored (based on ${base}); plan:`);
       io.out(formatPlan(r.plan));
@@ -144,7 +165,8 @@ export const apply: Command = {
       });
       if (failed.length) {
         io.err(`version ${version} is not fully applied: ${failed.length} job${failed.length === 1 ? '' : 's'} failed`);
-        for (const j of failed) io.err(`  ${j.queue} ${j.id}: ${j.failedReason ?? 'failed'}  (retry: xsm job retry ${j.queue} ${j.id})`);
+        for (const j of failed)
+          io.err(`  ${j.queue} ${j.id}: ${j.failedReason ?? 'failed'}  (retry: xsm job retry ${j.queue} ${j.id})`);
         return 1;
       }
       io.out(`version ${version} applied`);
@@ -161,19 +183,73 @@ export const status: Command = {
     const { flags } = parseArgs(args);
     return withApi(io, async (api) => {
       const site = await api.call<SiteStatus>('GET', '/api/site');
-      const { hosts } = await api.call<{ hosts: { name: string; inSite: boolean; heartbeatAgeMs: number | null; freeMemMiB?: number; totalMemMiB?: number; domains?: number; maintenance?: boolean; health?: string; healthDetail?: string }[] }>('GET', '/api/hosts');
-      const vms = await api.call<{ vms: { name: string; desired: { host: string; memMiB: number; vcpus: number }; observed: { host: string; state: string }[]; inSync: boolean }[]; unmanaged: { name: string; observed: { host: string }[] }[] }>('GET', '/api/vms');
+      const { hosts } = await api.call<{
+        hosts: {
+          name: string;
+          inSite: boolean;
+          heartbeatAgeMs: number | null;
+          freeMemMiB?: number;
+          totalMemMiB?: number;
+          domains?: number;
+          maintenance?: boolean;
+          health?: string;
+          healthDetail?: string;
+        }[];
+      }>('GET', '/api/hosts');
+      const vms = await api.call<{
+        vms: {
+          name: string;
+          desired: { host: string; memMiB: number; vcpus: number };
+          observed: { host: string; state: string }[];
+          inSync: boolean;
+        }[];
+        unmanaged: { name: string; observed: { host: string }[] }[];
+      }>('GET', '/api/vms');
       if (flags.has('json')) {
         io.out(JSON.stringify({ site, hosts, ...vms }, null, 2));
         return 0;
       }
-      io.out(`site version ${site.version} (applied ${site.applied}, converged ${site.converged})${site.reason ? ` — ${site.reason} by ${site.author}` : ''}`);
+      io.out(
+        `site version ${site.version} (applied ${site.applied}, converged ${site.converged})${site.reason ? ` — ${site.reason} by ${site.author}` : ''}`,
+      );
       io.out('');
-      io.out(formatTable(['HOST', 'HEARTBEAT', 'FREE MiB', 'TOTAL MiB', 'VMS', 'NOTE'], hosts.map((h) => [h.name, h.heartbeatAgeMs === null ? 'never' : `${(h.heartbeatAgeMs / 1000).toFixed(1)} s ago`, String(h.freeMemMiB ?? '-'), String(h.totalMemMiB ?? '-'), String(h.domains ?? '-'), [h.inSite ? '' : 'not in site file', h.maintenance ? 'maintenance' : '', h.health && h.health !== 'healthy' ? h.health.toUpperCase() : ''].filter(Boolean).join(', ')])));
+      io.out(
+        formatTable(
+          ['HOST', 'HEARTBEAT', 'FREE MiB', 'TOTAL MiB', 'VMS', 'NOTE'],
+          hosts.map((h) => [
+            h.name,
+            h.heartbeatAgeMs === null ? 'never' : `${(h.heartbeatAgeMs / 1000).toFixed(1)} s ago`,
+            String(h.freeMemMiB ?? '-'),
+            String(h.totalMemMiB ?? '-'),
+            String(h.domains ?? '-'),
+            [
+              h.inSite ? '' : 'not in site file',
+              h.maintenance ? 'maintenance' : '',
+              h.health && h.health !== 'healthy' ? h.health.toUpperCase() : '',
+            ]
+              .filter(Boolean)
+              .join(', '),
+          ]),
+        ),
+      );
       for (const h of hosts) if (h.healthDetail) io.out(`${h.name}: ${h.healthDetail}`);
       io.out('');
-      io.out(formatTable(['VM', 'DESIRED', 'MEM', 'VCPUS', 'OBSERVED', 'STATE', 'IN SYNC'], vms.vms.map((v) => [v.name, v.desired.host, String(v.desired.memMiB), String(v.desired.vcpus), v.observed.map((o) => o.host).join(',') || '-', v.observed.map((o) => o.state).join(',') || '-', v.inSync ? 'yes' : 'NO'])));
-      for (const u of vms.unmanaged) io.out(`unmanaged domain ${u.name} on ${u.observed.map((o) => o.host).join(',')} (not in the site file)`);
+      io.out(
+        formatTable(
+          ['VM', 'DESIRED', 'MEM', 'VCPUS', 'OBSERVED', 'STATE', 'IN SYNC'],
+          vms.vms.map((v) => [
+            v.name,
+            v.desired.host,
+            String(v.desired.memMiB),
+            String(v.desired.vcpus),
+            v.observed.map((o) => o.host).join(',') || '-',
+            v.observed.map((o) => o.state).join(',') || '-',
+            v.inSync ? 'yes' : 'NO',
+          ]),
+        ),
+      );
+      for (const u of vms.unmanaged)
+        io.out(`unmanaged domain ${u.name} on ${u.observed.map((o) => o.host).join(',')} (not in the site file)`);
       return 0;
     });
   },
@@ -191,11 +267,15 @@ export const jobs: Command = {
       if (flags.has('watch')) {
         await watchJobs(api, io, {
           filter: (j) => (!queue || j.queue === queue) && (!state || state.split(',').includes(j.state)),
-          done: async (js) => !js.some((j) => ['active', 'waiting', 'waiting-children', 'delayed', 'prioritized'].includes(j.state)),
+          done: async (js) =>
+            !js.some((j) => ['active', 'waiting', 'waiting-children', 'delayed', 'prioritized'].includes(j.state)),
         });
         return 0;
       }
-      const r = await api.call<{ jobs: JobView[] }>('GET', `/api/jobs?limit=200${state ? `&state=${encodeURIComponent(state)}` : ''}${queue ? `&queue=${encodeURIComponent(queue)}` : ''}`);
+      const r = await api.call<{ jobs: JobView[] }>(
+        'GET',
+        `/api/jobs?limit=200${state ? `&state=${encodeURIComponent(state)}` : ''}${queue ? `&queue=${encodeURIComponent(queue)}` : ''}`,
+      );
       for (const j of r.jobs) io.out(jobLine(j));
       return 0;
     });
@@ -208,16 +288,28 @@ export const jobRetry: Command = {
   summary: 'retry a failed job from the step it failed at',
   async run(args, io) {
     const { positional } = parseArgs(args);
-    if (positional.length !== 2) throw new UsageError('give the queue and the job id (as `xsm jobs --state failed` prints them)');
+    if (positional.length !== 2)
+      throw new UsageError('give the queue and the job id (as `xsm jobs --state failed` prints them)');
     return withApi(io, async (api) => {
-      const j = await api.call<JobView>('POST', `/api/jobs/${encodeURIComponent(positional[0]!)}/${encodeURIComponent(positional[1]!)}/retry`);
+      const j = await api.call<JobView>(
+        'POST',
+        `/api/jobs/${encodeURIComponent(positional[0]!)}/${encodeURIComponent(positional[1]!)}/retry`,
+      );
       io.out(`job ${j.id} on ${j.queue} queued again`);
       return 0;
     });
   },
 };
 
-function vmCommand(name: string, usage: string, summary: string, request: (positional: string[], flags: Map<string, string | true>) => { method: string; path: string; json?: unknown }): Command {
+function vmCommand(
+  name: string,
+  usage: string,
+  summary: string,
+  request: (
+    positional: string[],
+    flags: Map<string, string | true>,
+  ) => { method: string; path: string; json?: unknown },
+): Command {
   return {
     name,
     usage,
@@ -226,7 +318,12 @@ function vmCommand(name: string, usage: string, summary: string, request: (posit
       const { positional, flags } = parseArgs(args, ['mem', 'vcpus', 'reason']);
       const req = request(positional, flags);
       return withApi(io, async (api) => {
-        const r = await api.call<{ version: number; reason: string; plan: Plan }>(req.method, req.path, { json: { ...(req.json as object), ...(typeof flags.get('reason') === 'string' ? { reason: flags.get('reason') } : {}) } });
+        const r = await api.call<{ version: number; reason: string; plan: Plan }>(req.method, req.path, {
+          json: {
+            ...(req.json as object),
+            ...(typeof flags.get('reason') === 'string' ? { reason: flags.get('reason') } : {}),
+          },
+        });
         io.out(`version ${r.version}: ${r.reason}`);
         io.out(formatPlan(r.plan));
         return 0;
@@ -235,24 +332,39 @@ function vmCommand(name: string, usage: string, summary: string, request: (posit
   };
 }
 
-export const vmMigrate = vmCommand('vm migrate', 'xsm vm migrate VM HOST', 'live-migrate a VM (writes a new site version with its new DOM0)', (p) => {
-  if (p.length !== 2) throw new UsageError('give the VM and the target host');
-  return { method: 'POST', path: `/api/vms/${encodeURIComponent(p[0]!)}/migrate`, json: { to: p[1] } };
-});
+export const vmMigrate = vmCommand(
+  'vm migrate',
+  'xsm vm migrate VM HOST',
+  'live-migrate a VM (writes a new site version with its new DOM0)',
+  (p) => {
+    if (p.length !== 2) throw new UsageError('give the VM and the target host');
+    return { method: 'POST', path: `/api/vms/${encodeURIComponent(p[0]!)}/migrate`, json: { to: p[1] } };
+  },
+);
 
-export const vmSet = vmCommand('vm set', 'xsm vm set VM [--mem MiB] [--vcpus N]', 'change a VM\'s memory and/or vCPUs (live where Xen allows)', (p, f) => {
-  if (p.length !== 1) throw new UsageError('give the VM');
-  const json: { memMiB?: number; vcpus?: number } = {};
-  if (typeof f.get('mem') === 'string') json.memMiB = Number(f.get('mem'));
-  if (typeof f.get('vcpus') === 'string') json.vcpus = Number(f.get('vcpus'));
-  if (json.memMiB === undefined && json.vcpus === undefined) throw new UsageError('give --mem and/or --vcpus');
-  return { method: 'POST', path: `/api/vms/${encodeURIComponent(p[0]!)}/reconfigure`, json };
-});
+export const vmSet = vmCommand(
+  'vm set',
+  'xsm vm set VM [--mem MiB] [--vcpus N]',
+  "change a VM's memory and/or vCPUs (live where Xen allows)",
+  (p, f) => {
+    if (p.length !== 1) throw new UsageError('give the VM');
+    const json: { memMiB?: number; vcpus?: number } = {};
+    if (typeof f.get('mem') === 'string') json.memMiB = Number(f.get('mem'));
+    if (typeof f.get('vcpus') === 'string') json.vcpus = Number(f.get('vcpus'));
+    if (json.memMiB === undefined && json.vcpus === undefined) throw new UsageError('give --mem and/or --vcpus');
+    return { method: 'POST', path: `/api/vms/${encodeURIComponent(p[0]!)}/reconfigure`, json };
+  },
+);
 
-export const vmRemove = vmCommand('vm remove', 'xsm vm remove VM', 'destroy a VM and remove it from the site file', (p) => {
-  if (p.length !== 1) throw new UsageError('give the VM');
-  return { method: 'DELETE', path: `/api/vms/${encodeURIComponent(p[0]!)}` };
-});
+export const vmRemove = vmCommand(
+  'vm remove',
+  'xsm vm remove VM',
+  'destroy a VM and remove it from the site file',
+  (p) => {
+    if (p.length !== 1) throw new UsageError('give the VM');
+    return { method: 'DELETE', path: `/api/vms/${encodeURIComponent(p[0]!)}` };
+  },
+);
 
 export const siteGet: Command = {
   name: 'site get',
@@ -262,11 +374,18 @@ export const siteGet: Command = {
     const { positional } = parseArgs(args);
     return withApi(io, async (api) => {
       const v = positional[0] ?? String((await api.call<SiteStatus>('GET', '/api/site')).version);
-      const stored = await api.call<{ version: number; xml: string }>('GET', `/api/site/versions/${encodeURIComponent(v)}`);
+      const stored = await api.call<{ version: number; xml: string }>(
+        'GET',
+        `/api/site/versions/${encodeURIComponent(v)}`,
+      );
       const body = stored.xml.replace(BASE_MARK, '').replace(/^\s*\n/, '');
       // The mark goes after the XML declaration, which must stay first.
       const decl = /^<\?xml[^>]*\?>\s*/.exec(body);
-      io.out(decl ? `${decl[0].trimEnd()}\n<!-- xsm:base-version ${stored.version} -->\n${body.slice(decl[0].length)}` : `<!-- xsm:base-version ${stored.version} -->\n${body}`);
+      io.out(
+        decl
+          ? `${decl[0].trimEnd()}\n<!-- xsm:base-version ${stored.version} -->\n${body.slice(decl[0].length)}`
+          : `<!-- xsm:base-version ${stored.version} -->\n${body}`,
+      );
       return 0;
     });
   },

@@ -27,7 +27,9 @@ export const siteValidate: Command = {
     if (positional.length !== 1) throw new UsageError('give exactly one site file');
     const site = await load(positional[0]!, io);
     if (!site) return 1;
-    io.out(`${positional[0]}: valid: ${site.hosts.length} hosts, ${site.templates.length} templates, ${site.sets.length} sets, ${site.vms.length} VMs`);
+    io.out(
+      `${positional[0]}: valid: ${site.hosts.length} hosts, ${site.templates.length} templates, ${site.sets.length} sets, ${site.vms.length} VMs`,
+    );
     return 0;
   },
 };

@@ -5,7 +5,10 @@ import type { TemplateSpec, VmSpec } from '../../site/model.ts';
 import type { DomainConfig } from './hypervisor.ts';
 
 function q(value: string): string {
-  if (/["\\\n\r]/.test(value)) throw new Error(`refusing to write ${JSON.stringify(value)} into an xl config: quotes, backslashes and newlines are not allowed`);
+  if (/["\\\n\r]/.test(value))
+    throw new Error(
+      `refusing to write ${JSON.stringify(value)} into an xl config: quotes, backslashes and newlines are not allowed`,
+    );
   return `"${value}"`;
 }
 
@@ -28,7 +31,9 @@ export function renderDomainConfig(vm: VmSpec, template: TemplateSpec): DomainCo
     const extra = [template.extra, vm.ip !== 'DHCP' ? `ip=${vm.ip}` : undefined].filter(Boolean).join(' ');
     if (extra) lines.push(`extra = ${q(extra)}`);
   }
-  const disks = template.disks.map((d) => `'format=${d.format}, vdev=${d.vdev}, access=${d.access}, target=${d.target.replaceAll('{vm}', vm.name)}'`);
+  const disks = template.disks.map(
+    (d) => `'format=${d.format}, vdev=${d.vdev}, access=${d.access}, target=${d.target.replaceAll('{vm}', vm.name)}'`,
+  );
   lines.push(`disk = [ ${disks.join(', ')} ]`);
   lines.push(`vif = [ 'mac=${vm.hwaddr},bridge=${template.bridge}' ]`);
   lines.push('on_poweroff = "destroy"', 'on_reboot = "restart"', 'on_crash = "restart"');
@@ -36,7 +41,13 @@ export function renderDomainConfig(vm: VmSpec, template: TemplateSpec): DomainCo
 }
 
 /** Reads back the fields XSM sets, from an xl.cfg text (the simulator admits domains from this). */
-export function readDomainConfig(text: string): { name: string; memMiB: number; maxMemMiB: number; vcpus: number; maxVcpus: number } {
+export function readDomainConfig(text: string): {
+  name: string;
+  memMiB: number;
+  maxMemMiB: number;
+  vcpus: number;
+  maxVcpus: number;
+} {
   const get = (key: string): string | undefined => {
     const m = new RegExp(`^\\s*${key}\\s*=\\s*(.+?)\\s*$`, 'm').exec(text);
     return m?.[1]?.replace(/^["']|["']$/g, '');

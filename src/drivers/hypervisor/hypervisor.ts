@@ -92,7 +92,10 @@ export interface Hypervisor {
  * Workflows turn it into a permanent job failure; anything else is treated as transient.
  */
 export class HypervisorRefusal extends Error {
-  constructor(readonly host: string, message: string) {
+  constructor(
+    readonly host: string,
+    message: string,
+  ) {
     super(`${host}: ${message}`);
     this.name = 'HypervisorRefusal';
   }

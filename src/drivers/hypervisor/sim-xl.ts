@@ -16,7 +16,12 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   const store = new DirSimStore(dir);
-  if (!(await store.read(host))) await provisionSimHost(store, { name: host, totalMemMiB: Number(process.env.XSM_SIM_MEM_MIB ?? 4096), nrCpus: Number(process.env.XSM_SIM_CPUS ?? 4) });
+  if (!(await store.read(host)))
+    await provisionSimHost(store, {
+      name: host,
+      totalMemMiB: Number(process.env.XSM_SIM_MEM_MIB ?? 4096),
+      nrCpus: Number(process.env.XSM_SIM_CPUS ?? 4),
+    });
   const hv = new SimulatedXenHost(store, host);
   const cmd = argv[0];
   if (cmd === 'info') {
@@ -42,14 +47,22 @@ async function main(argv: string[]): Promise<number> {
   if (cmd === 'list') {
     const rows = await hv.list();
     process.stdout.write('Name                                        ID   Mem VCPUs\tState\tTime(s)\n');
-    for (const d of rows) process.stdout.write(`${d.name.padEnd(40)}${String(d.domid).padStart(6)}${String(d.memMiB).padStart(6)}${String(d.vcpus).padStart(6)}     r-----${d.cpuTimeSec.toFixed(1).padStart(11)}\n`);
+    for (const d of rows)
+      process.stdout.write(
+        `${d.name.padEnd(40)}${String(d.domid).padStart(6)}${String(d.memMiB).padStart(6)}${String(d.vcpus).padStart(6)}     r-----${d.cpuTimeSec.toFixed(1).padStart(11)}\n`,
+      );
     return 0;
   }
-  process.stderr.write(`xl (simulated): command "${cmd ?? ''}" is not simulated here; use the host agent with XSM_HYPERVISOR=sim\n`);
+  process.stderr.write(
+    `xl (simulated): command "${cmd ?? ''}" is not simulated here; use the host agent with XSM_HYPERVISOR=sim\n`,
+  );
   return 1;
 }
 
-main(process.argv.slice(2)).then((c) => process.exit(c), (e: unknown) => {
-  process.stderr.write(`xl: ${e instanceof Error ? e.message : String(e)}\n`);
-  process.exit(1);
-});
+main(process.argv.slice(2)).then(
+  (c) => process.exit(c),
+  (e: unknown) => {
+    process.stderr.write(`xl: ${e instanceof Error ? e.message : String(e)}\n`);
+    process.exit(1);
+  },
+);

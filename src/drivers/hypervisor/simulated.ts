@@ -6,7 +6,15 @@
 import { mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readDomainConfig } from './domain-config.ts';
-import { HypervisorRefusal, type DomainConfig, type DomainInfo, type DomainState, type HostInfo, type Hypervisor, type MigrationTarget } from './hypervisor.ts';
+import {
+  HypervisorRefusal,
+  type DomainConfig,
+  type DomainInfo,
+  type DomainState,
+  type HostInfo,
+  type Hypervisor,
+  type MigrationTarget,
+} from './hypervisor.ts';
 
 export interface SimDomain {
   name: string;
@@ -107,7 +115,10 @@ export class DirSimStore implements SimStore {
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
         // A lock older than 5 s belongs to a process that died holding it (kill -9): take it over.
-        const age = await stat(lock).then((s) => Date.now() - s.mtimeMs, () => 0);
+        const age = await stat(lock).then(
+          (s) => Date.now() - s.mtimeMs,
+          () => 0,
+        );
         if (age > 5000) await rm(lock, { force: true });
         else await new Promise((r) => setTimeout(r, Math.min(2 + attempt, 20)));
       }
@@ -142,7 +153,15 @@ const sleep = (ms: number) => (ms > 0 ? new Promise((r) => setTimeout(r, ms)) : 
 export async function provisionSimHost(store: SimStore, spec: SimHostSpec): Promise<void> {
   const existing = await store.read(spec.name);
   if (existing) return;
-  await store.put({ name: spec.name, totalMemMiB: spec.totalMemMiB, dom0MemMiB: spec.dom0MemMiB ?? 1024, nrCpus: spec.nrCpus, powered: true, nextDomid: 1, domains: [] });
+  await store.put({
+    name: spec.name,
+    totalMemMiB: spec.totalMemMiB,
+    dom0MemMiB: spec.dom0MemMiB ?? 1024,
+    nrCpus: spec.nrCpus,
+    powered: true,
+    nextDomid: 1,
+    domains: [],
+  });
 }
 
 function freeMem(s: SimHostState): number {
@@ -155,7 +174,17 @@ function cpuNow(d: SimDomain, now: number): number {
 }
 
 function toInfo(d: SimDomain, now: number): DomainInfo {
-  return { name: d.name, domid: d.domid, state: d.state, memMiB: d.memMiB, maxMemMiB: d.maxMemMiB, vcpus: d.vcpus, maxVcpus: d.maxVcpus, cpuTimeSec: cpuNow(d, now), weight: d.weight };
+  return {
+    name: d.name,
+    domid: d.domid,
+    state: d.state,
+    memMiB: d.memMiB,
+    maxMemMiB: d.maxMemMiB,
+    vcpus: d.vcpus,
+    maxVcpus: d.maxVcpus,
+    cpuTimeSec: cpuNow(d, now),
+    weight: d.weight,
+  };
 }
 
 export class SimulatedXenHost implements Hypervisor {
@@ -192,13 +221,30 @@ export class SimulatedXenHost implements Hypervisor {
 
   async info(): Promise<HostInfo> {
     const s = await this.state();
-    return { host: s.name, totalMemMiB: s.totalMemMiB, freeMemMiB: freeMem(s), nrCpus: s.nrCpus, xenVersion: '4.17.7-sim', scheduler: 'credit2' };
+    return {
+      host: s.name,
+      totalMemMiB: s.totalMemMiB,
+      freeMemMiB: freeMem(s),
+      nrCpus: s.nrCpus,
+      xenVersion: '4.17.7-sim',
+      scheduler: 'credit2',
+    };
   }
 
   async list(): Promise<DomainInfo[]> {
     const s = await this.state();
     const now = Date.now();
-    const dom0: DomainInfo = { name: 'Domain-0', domid: 0, state: 'running', memMiB: s.dom0MemMiB, maxMemMiB: s.dom0MemMiB, vcpus: s.nrCpus, maxVcpus: s.nrCpus, cpuTimeSec: 0, weight: 256 };
+    const dom0: DomainInfo = {
+      name: 'Domain-0',
+      domid: 0,
+      state: 'running',
+      memMiB: s.dom0MemMiB,
+      maxMemMiB: s.dom0MemMiB,
+      vcpus: s.nrCpus,
+      maxVcpus: s.nrCpus,
+      cpuTimeSec: 0,
+      weight: 256,
+    };
     return [dom0, ...s.domains.map((d) => toInfo(d, now))];
   }
 
@@ -208,14 +254,30 @@ export class SimulatedXenHost implements Hypervisor {
 
   async create(config: DomainConfig): Promise<void> {
     const cfg = readDomainConfig(config.text);
-    if (cfg.name !== config.name) throw new HypervisorRefusal(this.hostName, `config names ${cfg.name}, not ${config.name}`);
+    if (cfg.name !== config.name)
+      throw new HypervisorRefusal(this.hostName, `config names ${cfg.name}, not ${config.name}`);
     await sleep(this.timing.createMs);
     await this.update((s) => {
-      if (s.domains.some((d) => d.name === cfg.name)) throw new HypervisorRefusal(this.hostName, `libxl: error: Domain with name "${cfg.name}" already exists.`);
-      if (cfg.vcpus > s.nrCpus) throw new HypervisorRefusal(this.hostName, `vcpus ${cfg.vcpus} exceed the host's ${s.nrCpus} pCPUs`);
+      if (s.domains.some((d) => d.name === cfg.name))
+        throw new HypervisorRefusal(this.hostName, `libxl: error: Domain with name "${cfg.name}" already exists.`);
+      if (cfg.vcpus > s.nrCpus)
+        throw new HypervisorRefusal(this.hostName, `vcpus ${cfg.vcpus} exceed the host's ${s.nrCpus} pCPUs`);
       const free = freeMem(s);
-      if (cfg.memMiB > free) throw new HypervisorRefusal(this.hostName, `libxl: error: failed to free memory for the domain: need ${cfg.memMiB} MiB, ${free} MiB free`);
-      s.domains.push({ ...cfg, domid: s.nextDomid++, state: 'running', cpuTimeSec: 0, tickAt: Date.now(), utilisation: 0.1, weight: 256, config: config.text });
+      if (cfg.memMiB > free)
+        throw new HypervisorRefusal(
+          this.hostName,
+          `libxl: error: failed to free memory for the domain: need ${cfg.memMiB} MiB, ${free} MiB free`,
+        );
+      s.domains.push({
+        ...cfg,
+        domid: s.nextDomid++,
+        state: 'running',
+        cpuTimeSec: 0,
+        tickAt: Date.now(),
+        utilisation: 0.1,
+        weight: 256,
+        config: config.text,
+      });
     });
     await sleep(this.timing.createSettleMs);
   }
@@ -241,8 +303,16 @@ export class SimulatedXenHost implements Hypervisor {
   async setMemory(name: string, memMiB: number): Promise<void> {
     await this.update((s) => {
       const d = SimulatedXenHost.domain(s, name, this.hostName);
-      if (memMiB > d.maxMemMiB) throw new HypervisorRefusal(this.hostName, `cannot set domid ${d.domid} memory to ${memMiB}m: above maxmem ${d.maxMemMiB}m`);
-      if (memMiB - d.memMiB > freeMem(s)) throw new HypervisorRefusal(this.hostName, `cannot balloon ${name} up by ${memMiB - d.memMiB} MiB: only ${freeMem(s)} MiB free`);
+      if (memMiB > d.maxMemMiB)
+        throw new HypervisorRefusal(
+          this.hostName,
+          `cannot set domid ${d.domid} memory to ${memMiB}m: above maxmem ${d.maxMemMiB}m`,
+        );
+      if (memMiB - d.memMiB > freeMem(s))
+        throw new HypervisorRefusal(
+          this.hostName,
+          `cannot balloon ${name} up by ${memMiB - d.memMiB} MiB: only ${freeMem(s)} MiB free`,
+        );
       d.memMiB = memMiB;
     });
   }
@@ -250,8 +320,16 @@ export class SimulatedXenHost implements Hypervisor {
   async setVcpus(name: string, vcpus: number): Promise<void> {
     await this.update((s) => {
       const d = SimulatedXenHost.domain(s, name, this.hostName);
-      if (vcpus > d.maxVcpus) throw new HypervisorRefusal(this.hostName, `Cannot set vcpus greater than max vcpus on running domain (${d.maxVcpus})`);
-      if (vcpus > s.nrCpus) throw new HypervisorRefusal(this.hostName, `You are overcommmitting! You have ${s.nrCpus} physical CPUs and want ${vcpus} vCPUs`);
+      if (vcpus > d.maxVcpus)
+        throw new HypervisorRefusal(
+          this.hostName,
+          `Cannot set vcpus greater than max vcpus on running domain (${d.maxVcpus})`,
+        );
+      if (vcpus > s.nrCpus)
+        throw new HypervisorRefusal(
+          this.hostName,
+          `You are overcommmitting! You have ${s.nrCpus} physical CPUs and want ${vcpus} vCPUs`,
+        );
       const now = Date.now();
       d.cpuTimeSec = cpuNow(d, now);
       d.tickAt = now;
@@ -260,7 +338,8 @@ export class SimulatedXenHost implements Hypervisor {
   }
 
   async setWeight(name: string, weight: number): Promise<void> {
-    if (!Number.isInteger(weight) || weight < 1 || weight > 65535) throw new HypervisorRefusal(this.hostName, `weight ${weight} is out of range 1..65535`);
+    if (!Number.isInteger(weight) || weight < 1 || weight > 65535)
+      throw new HypervisorRefusal(this.hostName, `weight ${weight} is out of range 1..65535`);
     await this.update((s) => {
       SimulatedXenHost.domain(s, name, this.hostName).weight = weight;
     });
@@ -278,21 +357,31 @@ export class SimulatedXenHost implements Hypervisor {
   }
 
   async migrate(name: string, target: MigrationTarget): Promise<void> {
-    if (target.host === this.hostName) throw new HypervisorRefusal(this.hostName, 'cannot migrate a domain to its own host');
+    if (target.host === this.hostName)
+      throw new HypervisorRefusal(this.hostName, 'cannot migrate a domain to its own host');
     const src = await this.state();
     const d = SimulatedXenHost.domain(src, name, this.hostName);
     const incoming = `${name}--incoming`;
     // The receiver claims the memory first (as xl migrate-receive does), then the stream runs.
-    await this.store.update(target.host, (t) => {
-      this.reachable(t);
-      if (t.domains.some((x) => x.name === name)) throw new HypervisorRefusal(target.host, `libxl: error: Domain with name "${name}" already exists.`);
-      if (d.memMiB > freeMem(t)) throw new HypervisorRefusal(target.host, `Migration failed due to problems at target: need ${d.memMiB} MiB, ${freeMem(t)} MiB free`);
-      t.domains = t.domains.filter((x) => x.name !== incoming);
-      t.domains.push({ ...d, name: incoming, domid: t.nextDomid++, state: 'paused' });
-    }).catch((e: unknown) => {
-      if (e instanceof HypervisorRefusal) throw e;
-      throw new Error(`${this.hostName}: migration of ${name} to ${target.host} failed, resuming at sender: ${(e as Error).message}`);
-    });
+    await this.store
+      .update(target.host, (t) => {
+        this.reachable(t);
+        if (t.domains.some((x) => x.name === name))
+          throw new HypervisorRefusal(target.host, `libxl: error: Domain with name "${name}" already exists.`);
+        if (d.memMiB > freeMem(t))
+          throw new HypervisorRefusal(
+            target.host,
+            `Migration failed due to problems at target: need ${d.memMiB} MiB, ${freeMem(t)} MiB free`,
+          );
+        t.domains = t.domains.filter((x) => x.name !== incoming);
+        t.domains.push({ ...d, name: incoming, domid: t.nextDomid++, state: 'paused' });
+      })
+      .catch((e: unknown) => {
+        if (e instanceof HypervisorRefusal) throw e;
+        throw new Error(
+          `${this.hostName}: migration of ${name} to ${target.host} failed, resuming at sender: ${(e as Error).message}`,
+        );
+      });
     await sleep((this.timing.migrateMsPerGiB * d.memMiB) / 1024);
     const now = Date.now();
     await this.store.update(target.host, (t) => {

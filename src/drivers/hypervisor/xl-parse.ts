@@ -29,7 +29,14 @@ export function parseXlList(text: string): XlListRow[] {
     const f = line.trim().split(/\s+/);
     if (f.length < 6) throw new Error(`xl list: cannot read line ${JSON.stringify(line)}`);
     const [name, id, mem, vcpus, state, time] = f as [string, string, string, string, string, string];
-    rows.push({ name, domid: Number(id), memMiB: Number(mem), vcpus: Number(vcpus), state: decodeState(state), cpuTimeSec: Number(time) });
+    rows.push({
+      name,
+      domid: Number(id),
+      memMiB: Number(mem),
+      vcpus: Number(vcpus),
+      state: decodeState(state),
+      cpuTimeSec: Number(time),
+    });
   }
   return rows;
 }
@@ -51,12 +58,25 @@ export function parseXlListLong(text: string): XlDomainDetails[] {
   const data: unknown = JSON.parse(text.trim() || '[]');
   if (!Array.isArray(data)) throw new Error('xl list -l: expected a JSON array');
   return data.map((entry: unknown) => {
-    const e = (entry ?? {}) as { domid?: number; config?: { c_info?: { name?: string }; b_info?: { max_memkb?: number; target_memkb?: number; max_vcpus?: number; avail_vcpus?: number[]; sched_params?: { weight?: number } } } };
+    const e = (entry ?? {}) as {
+      domid?: number;
+      config?: {
+        c_info?: { name?: string };
+        b_info?: {
+          max_memkb?: number;
+          target_memkb?: number;
+          max_vcpus?: number;
+          avail_vcpus?: number[];
+          sched_params?: { weight?: number };
+        };
+      };
+    };
     const b = e.config?.b_info ?? {};
     const out: XlDomainDetails = { domid: Number(e.domid ?? -1), name: e.config?.c_info?.name ?? '' };
     // A Dom0 with no ceiling shows max_memkb 17179869180 (16 TiB less a page: "unlimited", recorded on
     // real Xen 4.17); that is no maximum to report, so the caller falls back to the current size.
-    if (typeof b.max_memkb === 'number' && b.max_memkb < UNLIMITED_MEMKB) out.maxMemMiB = Math.floor(b.max_memkb / 1024);
+    if (typeof b.max_memkb === 'number' && b.max_memkb < UNLIMITED_MEMKB)
+      out.maxMemMiB = Math.floor(b.max_memkb / 1024);
     if (typeof b.target_memkb === 'number') out.targetMemMiB = Math.floor(b.target_memkb / 1024);
     if (typeof b.max_vcpus === 'number') out.maxVcpus = b.max_vcpus;
     if (Array.isArray(b.avail_vcpus)) out.availVcpus = b.avail_vcpus.length;
@@ -76,11 +96,31 @@ export function parseXlInfo(text: string): HostInfo & { raw: Map<string, string>
     if (!Number.isFinite(v)) throw new Error(`xl info: no numeric ${k}`);
     return v;
   };
-  return { host: raw.get('host') ?? '', totalMemMiB: num('total_memory'), freeMemMiB: num('free_memory'), nrCpus: num('nr_cpus'), xenVersion: raw.get('xen_version') ?? '', scheduler: raw.get('xen_scheduler') ?? '', raw };
+  return {
+    host: raw.get('host') ?? '',
+    totalMemMiB: num('total_memory'),
+    freeMemMiB: num('free_memory'),
+    nrCpus: num('nr_cpus'),
+    xenVersion: raw.get('xen_version') ?? '',
+    scheduler: raw.get('xen_scheduler') ?? '',
+    raw,
+  };
 }
 
 /** xl error texts that mean "no, and asking again will not help". */
-const REFUSALS = [/segment kernel too large/, /already exists/, /is an invalid domain identifier/, /does not exist/, /failed to free memory/i, /Cannot set vcpus/i, /invalid memory size/, /cannot set .* memory/i, /overcommmitting/, /not enough memory/i, /Migration failed due to problems at target/];
+const REFUSALS = [
+  /segment kernel too large/,
+  /already exists/,
+  /is an invalid domain identifier/,
+  /does not exist/,
+  /failed to free memory/i,
+  /Cannot set vcpus/i,
+  /invalid memory size/,
+  /cannot set .* memory/i,
+  /overcommmitting/,
+  /not enough memory/i,
+  /Migration failed due to problems at target/,
+];
 
 export function isRefusal(stderr: string): boolean {
   return REFUSALS.some((re) => re.test(stderr));

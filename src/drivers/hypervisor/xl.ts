@@ -3,7 +3,14 @@
 // "default kiB" is wrong for 4.17, whose bare numbers are MiB.
 
 import { CommandError, type Shell } from '../shell.ts';
-import { HypervisorRefusal, type DomainConfig, type DomainInfo, type HostInfo, type Hypervisor, type MigrationTarget } from './hypervisor.ts';
+import {
+  HypervisorRefusal,
+  type DomainConfig,
+  type DomainInfo,
+  type HostInfo,
+  type Hypervisor,
+  type MigrationTarget,
+} from './hypervisor.ts';
 import { isRefusal, parseXlInfo, parseXlList, parseXlListLong } from './xl-parse.ts';
 
 export interface XlOptions {
@@ -26,7 +33,7 @@ export class XlHypervisor implements Hypervisor {
   private async xl(args: string[], timeoutMs = 120000, input?: string): Promise<string> {
     const r = await this.shell.run('xl', args, { timeoutMs, ...(input !== undefined ? { input } : {}) });
     if (r.code !== 0) {
-      const err = new CommandError(this.shell.where, "xl", args, r);
+      const err = new CommandError(this.shell.where, 'xl', args, r);
       if (isRefusal(r.stderr)) throw new HypervisorRefusal(this.hostName, err.message);
       throw err;
     }
@@ -35,7 +42,14 @@ export class XlHypervisor implements Hypervisor {
 
   async info(): Promise<HostInfo> {
     const i = parseXlInfo(await this.xl(['info']));
-    return { host: i.host, totalMemMiB: i.totalMemMiB, freeMemMiB: i.freeMemMiB, nrCpus: i.nrCpus, xenVersion: i.xenVersion, scheduler: i.scheduler };
+    return {
+      host: i.host,
+      totalMemMiB: i.totalMemMiB,
+      freeMemMiB: i.freeMemMiB,
+      nrCpus: i.nrCpus,
+      xenVersion: i.xenVersion,
+      scheduler: i.scheduler,
+    };
   }
 
   async list(): Promise<DomainInfo[]> {

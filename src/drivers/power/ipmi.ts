@@ -22,8 +22,12 @@ export interface IpmiOptions {
 export class IpmiPower implements PowerControl {
   readonly describe: string;
 
-  constructor(private readonly shell: Shell, private readonly opts: IpmiOptions) {
-    if (!opts.passwordFile && opts.password === undefined) throw new Error(`ipmi ${opts.host}: no password file or password given`);
+  constructor(
+    private readonly shell: Shell,
+    private readonly opts: IpmiOptions,
+  ) {
+    if (!opts.passwordFile && opts.password === undefined)
+      throw new Error(`ipmi ${opts.host}: no password file or password given`);
     this.describe = `ipmi ${opts.host}`;
   }
 
@@ -55,13 +59,15 @@ export class IpmiPower implements PowerControl {
   async on(): Promise<void> {
     if ((await this.status()) === 'on') return;
     const out = await this.ipmitool(['chassis', 'power', 'on']);
-    if (!/Chassis Power Control: Up\/On/.test(out)) throw new Error(`${this.describe}: unexpected answer to power on: ${out.trim()}`);
+    if (!/Chassis Power Control: Up\/On/.test(out))
+      throw new Error(`${this.describe}: unexpected answer to power on: ${out.trim()}`);
   }
 
   async off(): Promise<void> {
     if ((await this.status()) === 'off') return;
     const out = await this.ipmitool(['chassis', 'power', 'off']);
-    if (!/Chassis Power Control: Down\/Off/.test(out)) throw new Error(`${this.describe}: unexpected answer to power off: ${out.trim()}`);
+    if (!/Chassis Power Control: Down\/Off/.test(out))
+      throw new Error(`${this.describe}: unexpected answer to power off: ${out.trim()}`);
     // Fencing contract: return only once the BMC says off.
     const deadline = Date.now() + (this.opts.offTimeoutMs ?? 30_000);
     for (;;) {
@@ -73,6 +79,7 @@ export class IpmiPower implements PowerControl {
 
   async bootFromNetwork(): Promise<void> {
     const out = await this.ipmitool(['chassis', 'bootdev', 'pxe']);
-    if (!/Set Boot Device to pxe/.test(out)) throw new Error(`${this.describe}: unexpected answer to bootdev pxe: ${out.trim()}`);
+    if (!/Set Boot Device to pxe/.test(out))
+      throw new Error(`${this.describe}: unexpected answer to bootdev pxe: ${out.trim()}`);
   }
 }

@@ -54,7 +54,10 @@ export class ManualPower implements PowerControl {
     const prev = existing ? (JSON.parse(existing) as ManualRequest) : undefined;
     // A resumed job keeps a request that is already pending or confirmed instead of asking twice.
     if (prev?.want !== want) {
-      await this.redis.set(this.key, JSON.stringify({ want, requestedAt: new Date().toISOString() } satisfies ManualRequest));
+      await this.redis.set(
+        this.key,
+        JSON.stringify({ want, requestedAt: new Date().toISOString() } satisfies ManualRequest),
+      );
     }
     const deadline = Date.now() + (this.opts.timeoutMs ?? 3_600_000);
     for (;;) {
@@ -65,7 +68,10 @@ export class ManualPower implements PowerControl {
         if (want !== 'pxe') await this.redis.set(`${this.key}:state`, want);
         return;
       }
-      if (Date.now() > deadline) throw new Error(`${this.describe}: nobody confirmed "${want}" (confirm with POST /power/manual/${this.host}/confirm)`);
+      if (Date.now() > deadline)
+        throw new Error(
+          `${this.describe}: nobody confirmed "${want}" (confirm with POST /power/manual/${this.host}/confirm)`,
+        );
       await new Promise((r) => setTimeout(r, this.opts.pollMs ?? 1000));
     }
   }

@@ -5,10 +5,19 @@
 import { connect, type Socket } from 'node:net';
 import type { PowerControl, PowerState } from './power.ts';
 
-type QmpMessage = { QMP?: unknown; return?: unknown; error?: { class: string; desc: string }; event?: string; id?: unknown };
+type QmpMessage = {
+  QMP?: unknown;
+  return?: unknown;
+  error?: { class: string; desc: string };
+  event?: string;
+  id?: unknown;
+};
 
 export class QmpError extends Error {
-  constructor(readonly qmpClass: string, message: string) {
+  constructor(
+    readonly qmpClass: string,
+    message: string,
+  ) {
     super(message);
     this.name = 'QmpError';
   }
@@ -22,7 +31,10 @@ export class QmpClient {
   private greeting?: (m: QmpMessage) => void;
   readonly events: QmpMessage[] = [];
 
-  private constructor(private readonly sock: Socket, private readonly path: string) {
+  private constructor(
+    private readonly sock: Socket,
+    private readonly path: string,
+  ) {
     sock.setEncoding('utf8');
     sock.on('data', (d: string) => {
       this.buf += d;
@@ -146,7 +158,8 @@ export class QmpPower implements PowerControl {
     // QMP has no boot-order command; the HMP `boot_set` sets the order used at the next reset.
     await this.session(async (c) => {
       const out = await c.execute<string>('human-monitor-command', { 'command-line': 'boot_set n' });
-      if (typeof out !== 'string' || !/boot device list now set to n/.test(out)) throw new Error(`${this.describe}: boot_set n answered: ${String(out).trim()}`);
+      if (typeof out !== 'string' || !/boot device list now set to n/.test(out))
+        throw new Error(`${this.describe}: boot_set n answered: ${String(out).trim()}`);
     });
   }
 }

@@ -28,18 +28,30 @@ export class RedfishPower implements PowerControl {
     this.describe = `redfish ${opts.baseUrl}`;
   }
 
-  private async request(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Response> {
+  private async request(
+    method: string,
+    path: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ): Promise<Response> {
     const url = new URL(path, this.opts.baseUrl).toString();
     const auth = Buffer.from(`${this.opts.user}:${this.opts.password}`).toString('base64');
     const res = await fetch(url, {
       method,
-      headers: { Authorization: `Basic ${auth}`, Accept: 'application/json', ...(body ? { 'Content-Type': 'application/json' } : {}), ...headers },
+      headers: {
+        Authorization: `Basic ${auth}`,
+        Accept: 'application/json',
+        ...(body ? { 'Content-Type': 'application/json' } : {}),
+        ...headers,
+      },
       body: body === undefined ? undefined : JSON.stringify(body),
       signal: AbortSignal.timeout(30_000),
     });
     if (!res.ok) {
       const text = await res.text().catch(() => '');
-      throw new Error(`${this.describe}: ${method} ${path} answered ${res.status} ${res.statusText}${text ? `: ${text.slice(0, 300)}` : ''}`);
+      throw new Error(
+        `${this.describe}: ${method} ${path} answered ${res.status} ${res.statusText}${text ? `: ${text.slice(0, 300)}` : ''}`,
+      );
     }
     return res;
   }
@@ -58,7 +70,10 @@ export class RedfishPower implements PowerControl {
     const members = await this.getJson<{ Members?: { '@odata.id'?: string }[] }>(coll);
     const first = members.body.Members?.[0]?.['@odata.id'];
     if (!first) throw new Error(`${this.describe}: ${coll} lists no systems`);
-    if ((members.body.Members?.length ?? 0) > 1) throw new Error(`${this.describe}: ${coll} lists ${members.body.Members?.length} systems; one BMC per host is expected`);
+    if ((members.body.Members?.length ?? 0) > 1)
+      throw new Error(
+        `${this.describe}: ${coll} lists ${members.body.Members?.length} systems; one BMC per host is expected`,
+      );
     this.systemPath = first;
     return first;
   }
@@ -77,7 +92,10 @@ export class RedfishPower implements PowerControl {
     if (!action?.target) throw new Error(`${this.describe}: ${sys} offers no #ComputerSystem.Reset action`);
     const allowed = action['ResetType@Redfish.AllowableValues'];
     const type = allowed ? wanted.find((w) => allowed.includes(w)) : wanted[0];
-    if (!type) throw new Error(`${this.describe}: none of ResetType ${wanted.join('/')} is allowed (BMC allows ${allowed?.join(', ')})`);
+    if (!type)
+      throw new Error(
+        `${this.describe}: none of ResetType ${wanted.join('/')} is allowed (BMC allows ${allowed?.join(', ')})`,
+      );
     await this.request('POST', action.target, { ResetType: type });
   }
 
@@ -101,7 +119,8 @@ export class RedfishPower implements PowerControl {
     const sys = await this.system();
     const { body, etag } = await this.getJson<SystemResource>(sys);
     const allowed = body.Boot?.['BootSourceOverrideTarget@Redfish.AllowableValues'];
-    if (Array.isArray(allowed) && !allowed.includes('Pxe')) throw new Error(`${this.describe}: BMC does not allow BootSourceOverrideTarget Pxe`);
+    if (Array.isArray(allowed) && !allowed.includes('Pxe'))
+      throw new Error(`${this.describe}: BMC does not allow BootSourceOverrideTarget Pxe`);
     const boot: Record<string, string> = { BootSourceOverrideTarget: 'Pxe', BootSourceOverrideEnabled: 'Once' };
     if (this.opts.bootMode) boot.BootSourceOverrideMode = this.opts.bootMode;
     await this.request('PATCH', sys, { Boot: boot }, etag ? { 'If-Match': etag } : {});

@@ -20,20 +20,34 @@ export interface PowerDeps {
 
 export async function powerFor(host: string, spec: PowerSpec | undefined, deps: PowerDeps): Promise<PowerControl> {
   const need = (v: string | undefined, what: string): string => {
-    if (!v) throw new PermanentError(`host ${host}: <Power driver="${spec?.driver}"> has no ${what}`, 'add it to the host in the site file');
+    if (!v)
+      throw new PermanentError(
+        `host ${host}: <Power driver="${spec?.driver}"> has no ${what}`,
+        'add it to the host in the site file',
+      );
     return v;
   };
   if (!spec || spec.driver === 'manual') return new ManualPower(deps.redis, deps.prefix, host);
   switch (spec.driver) {
     case 'ipmi':
-      return new IpmiPower(deps.shell, { host: need(spec.address, 'address'), user: need(spec.user, 'user'), passwordFile: need(spec.passwordFile, 'passwordFile') });
+      return new IpmiPower(deps.shell, {
+        host: need(spec.address, 'address'),
+        user: need(spec.user, 'user'),
+        passwordFile: need(spec.passwordFile, 'passwordFile'),
+      });
     case 'redfish': {
       const file = need(spec.passwordFile, 'passwordFile');
-      const password = (await readFile(file, 'utf8').catch((e: Error) => {
-        throw new PermanentError(`host ${host}: cannot read BMC password file ${file}: ${e.message}`);
-      })).trim();
+      const password = (
+        await readFile(file, 'utf8').catch((e: Error) => {
+          throw new PermanentError(`host ${host}: cannot read BMC password file ${file}: ${e.message}`);
+        })
+      ).trim();
       const addr = need(spec.address, 'address');
-      return new RedfishPower({ baseUrl: /^https?:\/\//.test(addr) ? addr : `https://${addr}`, user: need(spec.user, 'user'), password });
+      return new RedfishPower({
+        baseUrl: /^https?:\/\//.test(addr) ? addr : `https://${addr}`,
+        user: need(spec.user, 'user'),
+        password,
+      });
     }
     case 'qmp':
       return new QmpPower(need(spec.address, 'address (the QMP socket path)'));

@@ -57,7 +57,10 @@ export class SshShell implements Shell {
   constructor(private readonly target: SshTarget) {
     this.where = `${target.username ?? 'root'}@${target.host}:${target.port ?? 22}`;
     if (!/^SHA256:[A-Za-z0-9+/]{43}$/.test(target.hostKeySha256)) {
-      throw new SshError(this.where, `pinned host key "${target.hostKeySha256}" is not a SHA256 fingerprint (expected SHA256: and 43 base64 characters, as \`ssh-keygen -lf KEY.pub\` prints)`);
+      throw new SshError(
+        this.where,
+        `pinned host key "${target.hostKeySha256}" is not a SHA256 fingerprint (expected SHA256: and 43 base64 characters, as \`ssh-keygen -lf KEY.pub\` prints)`,
+      );
     }
   }
 
@@ -84,11 +87,23 @@ export class SshShell implements Shell {
       c.on('error', (e: Error & { level?: string }) => {
         this.conn = undefined;
         if (seenKey && seenKey !== t.hostKeySha256) {
-          reject(new SshError(this.where, `host key mismatch: pinned ${t.hostKeySha256}, the host offered ${seenKey}; no command was sent. If the host was reinstalled, redeploy it through XSM (which records the new key); otherwise treat it as an impostor`));
+          reject(
+            new SshError(
+              this.where,
+              `host key mismatch: pinned ${t.hostKeySha256}, the host offered ${seenKey}; no command was sent. If the host was reinstalled, redeploy it through XSM (which records the new key); otherwise treat it as an impostor`,
+            ),
+          );
         } else if (e.level === 'client-authentication') {
-          reject(new SshError(this.where, `authentication failed for ${cfg.username}: the host does not accept XSM's key; check /root/.ssh/authorized_keys on the host`));
+          reject(
+            new SshError(
+              this.where,
+              `authentication failed for ${cfg.username}: the host does not accept XSM's key; check /root/.ssh/authorized_keys on the host`,
+            ),
+          );
         } else if (e.level === 'client-timeout') {
-          reject(new SshError(this.where, `no SSH answer within ${cfg.readyTimeout} ms; is the host up and sshd running?`));
+          reject(
+            new SshError(this.where, `no SSH answer within ${cfg.readyTimeout} ms; is the host up and sshd running?`),
+          );
         } else {
           reject(new SshError(this.where, `cannot connect: ${e.message}`));
         }
@@ -103,16 +118,21 @@ export class SshShell implements Shell {
 
   async run(program: string, args: readonly string[], options: RunOptions = {}): Promise<CommandResult> {
     const client = await this.connect();
-    const env = options.env ? Object.entries(options.env).map(([k, v]) => {
-      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) throw new SshError(this.where, `environment variable name ${JSON.stringify(k)} is not valid`);
-      return `${k}=${shellQuote(v)}`;
-    }) : [];
+    const env = options.env
+      ? Object.entries(options.env).map(([k, v]) => {
+          if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k))
+            throw new SshError(this.where, `environment variable name ${JSON.stringify(k)} is not valid`);
+          return `${k}=${shellQuote(v)}`;
+        })
+      : [];
     // A program past its timeout is killed on the host by coreutils' timeout(1), a second after XSM
     // stops waiting: a hung program (`xl` once xenstored died, seen in the qemu lab) would otherwise hold
     // its session, and after MaxSessions (10) of them sshd refuses every new command on the connection.
     // (The SSH "signal" request would be the protocol's way, but sshd refuses it for root sessions.)
     const limit = options.timeoutMs ? ['timeout', '-s', 'KILL', String(Math.ceil(options.timeoutMs / 1000) + 1)] : [];
-    const line = [...limit, ...(env.length ? ['env', ...env] : []), shellQuote(program), ...args.map(shellQuote)].join(' ');
+    const line = [...limit, ...(env.length ? ['env', ...env] : []), shellQuote(program), ...args.map(shellQuote)].join(
+      ' ',
+    );
     return new Promise<CommandResult>((resolve, reject) => {
       client.exec(line, (err, stream) => {
         if (err) return reject(new SshError(this.where, `cannot start ${program}: ${err.message}`));
@@ -126,9 +146,11 @@ export class SshShell implements Shell {
           done = true;
           if (timer) clearTimeout(timer);
           resolve({
-            code: timedOut ? 128 : code ?? (signal ? 128 : 1),
+            code: timedOut ? 128 : (code ?? (signal ? 128 : 1)),
             stdout: Buffer.concat(out).toString('utf8'),
-            stderr: Buffer.concat(errOut).toString('utf8') + (timedOut ? `\n(stopped after ${options.timeoutMs} ms)` : signal ? `\n(killed by ${signal})` : ''),
+            stderr:
+              Buffer.concat(errOut).toString('utf8') +
+              (timedOut ? `\n(stopped after ${options.timeoutMs} ms)` : signal ? `\n(killed by ${signal})` : ''),
           });
         };
         if (options.timeoutMs) {
