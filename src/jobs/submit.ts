@@ -100,7 +100,9 @@ async function currentState(rt: XsmRuntime): Promise<{ version: number; site: Si
 async function makePlan(rt: XsmRuntime, base: { version: number; site: Site | undefined }, desired: Site, xml: string) {
   const observedAt = Date.now();
   const observed: ObservedState = await rt.observed.all();
-  const plan = planChanges(base.site, desired, Object.keys(observed.hosts).length ? observed : undefined);
+  const planned = planChanges(base.site, desired, Object.keys(observed.hosts).length ? observed : undefined);
+  // Exactly what is stored (source positions are not part of a plan), so what is shown is what runs.
+  const plan = JSON.parse(JSON.stringify(planned, (k, v) => (k === 'pos' ? undefined : v))) as Plan;
   const record: PlanRecord = {
     ...plan,
     base: base.version,
