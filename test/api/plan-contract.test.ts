@@ -62,7 +62,9 @@ test('a saved plan runs only if planning again gives the same plan; otherwise 40
   t.regex(saved.body.xmlHash, /^[0-9a-f]{64}$/);
   // The world moves: a is moved by hand, so the same file now plans nothing.
   await s.hv.get('h1')!.migrate('a', { host: 'h2', address: '10.77.0.2' });
-  await eventually(async () => (await s.rt.observed.host('h2'))?.domains.some((d) => d.name === 'a'));
+  // Both agents' reports must show it (the planner goes by them): h2 has a, h1 no longer has it.
+  const on = async (h: string) => (await s.rt.observed.host(h))?.domains.some((d) => d.name === 'a');
+  await eventually(async () => (await on('h2')) && !(await on('h1')));
   const drifted = await call('POST', `/api/site?base=1&planHash=${saved.body.planHash}`, 'operator', { xml: next });
   t.is(drifted.status, 409);
   t.is(drifted.body.error.code, 'stale-plan');

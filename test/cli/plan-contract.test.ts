@@ -157,6 +157,9 @@ test.serial('an apply that partly failed exits 1 and names what failed and what 
   t.is((await xsm(['apply', file])).code, 0);
   // A guest XSM does not know takes most of h2: x cannot move there, so y cannot take x's room on h1.
   await s.hv.get('h2')!.create({ name: 'intruder', text: 'name = "intruder"\nmemory = 600\nvcpus = 1\n' });
+  // Checked on h1 against what h2's agent reports: wait for its report (else Xen's refusal says it instead).
+  for (const until = Date.now() + 10000; Date.now() < until; await new Promise((r) => setTimeout(r, 50)))
+    if ((await s.rt.observed.host('h2'))?.domains.some((d) => d.name === 'intruder')) break;
   await writeFile(
     file,
     siteXml(THREE, [
