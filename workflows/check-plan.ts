@@ -23,13 +23,10 @@ async function domainOn(ctx: VmWorkflowContext, host: string, vm: string): Promi
   return (await ctx.observed.host(host))?.domains.find((d) => d.name === vm);
 }
 
+/** Other hosts whose agents report `vm` (this host is asked directly instead). */
 async function whereElse(ctx: VmWorkflowContext, vm: string, except: string): Promise<string[]> {
   if (!ctx.observed) return [];
-  const { hosts } = await ctx.observed.all();
-  return Object.values(hosts)
-    .filter((h) => h.name !== except && h.name !== ctx.hv.hostName && h.domains.some((d) => d.name === vm))
-    .map((h) => h.name)
-    .sort();
+  return (await ctx.observed.whereIs(vm)).filter((h) => h !== except && h !== ctx.hv.hostName);
 }
 
 async function room(ctx: VmWorkflowContext, host: string): Promise<{ freeMemMiB: number; nrCpus: number } | null> {

@@ -7,7 +7,8 @@ import type { ObservedHost } from '../src/site/observed.ts';
 /** What another host's agent last reported (the observed store): for checks about hosts this one cannot see. */
 export interface ObservedReader {
   host(name: string): Promise<ObservedHost | undefined>;
-  all(): Promise<{ hosts: Record<string, ObservedHost> }>;
+  /** Hosts whose last report shows the domain. */
+  whereIs(domain: string): Promise<string[]>;
 }
 
 /** How a job on one host has another host do its part (a cold move's start, its live moves): a job there. */

@@ -7,7 +7,7 @@
 
 import type { Action, Plan, StoredPlan } from '../site/actions.ts';
 import { disruptiveActions } from '../site/actions.ts';
-import type { Site, SiteIssue } from '../site/model.ts';
+import type { LoadResult, Site, SiteIssue } from '../site/model.ts';
 import type { ObservedState } from '../site/observed.ts';
 import { loadSite, type LoadOptions } from '../site/parse.ts';
 import { planHash, sameContent, sha256 } from '../site/plan-hash.ts';
@@ -38,6 +38,8 @@ export interface SubmitRequest {
   /** Identical content whose observed state drifted: store it again so its plan repairs the drift. */
   repair?: boolean;
   loadOptions?: LoadOptions;
+  /** `xml` already loaded by the caller (e.g. parsed off the event loop): it is not parsed again. */
+  parsed?: Extract<LoadResult, { ok: true }>;
 }
 
 export interface Unchanged {
@@ -119,8 +121,9 @@ export async function previewPlan(
   xml: string,
   file: string,
   options?: LoadOptions,
+  parsed?: Extract<LoadResult, { ok: true }>,
 ): Promise<PlanPreview> {
-  const loaded = loadOrThrow(xml, file, options);
+  const loaded = parsed ?? loadOrThrow(xml, file, options);
   const base = await currentState(rt);
   return { plan: await makePlan(rt, base, loaded.site, xml), warnings: loaded.warnings };
 }
@@ -186,7 +189,7 @@ function withConsentNote(reason: string, plan: Plan, consent: Consent): string {
 }
 
 export async function submitSite(rt: XsmRuntime, req: SubmitRequest): Promise<SubmitResult> {
-  const loaded = loadOrThrow(req.xml, req.file, req.loadOptions);
+  const loaded = req.parsed ?? loadOrThrow(req.xml, req.file, req.loadOptions);
   const current = await currentState(rt);
   const identical = current.site !== undefined && sameContent(current.site, loaded.site);
   if (identical && !req.repair) return unchangedResult(rt, current, req.xml);
@@ -206,6 +209,7 @@ export async function submitSite(rt: XsmRuntime, req: SubmitRequest): Promise<Su
       { base: req.base, author: req.author, reason: withConsentNote(req.reason, plan, req.consent), file: req.file },
       req.loadOptions,
       plan,
+      loaded,
     ));
   } catch (e) {
     // Someone stored a version meanwhile. If it is this very content (a concurrent identical submit),

@@ -89,8 +89,10 @@ export class SiteStore {
     meta: { base: number; author: string; reason: string; file?: string },
     options: LoadOptions = {},
     plan?: PlanRecord,
+    /** `xml` already loaded by the caller (the submit path): not parsed a second time. */
+    parsed?: Extract<LoadResult, { ok: true }>,
   ): Promise<{ version: number; site: Site; warnings: SiteIssue[] }> {
-    const loaded = loadSite(xml, meta.file ?? 'site.xml', options);
+    const loaded = parsed ?? loadSite(xml, meta.file ?? 'site.xml', options);
     if (!loaded.ok) throw new InvalidSiteError(loaded.errors);
     const res = (await this.redis.eval(
       SUBMIT,
