@@ -116,7 +116,7 @@ function yes(v: unknown): boolean {
 }
 
 /** A submit's answer: 201 with the stored plan, or 200 "no changes" (nothing stored). */
-function submitAnswer(res: Response, r: SubmitResult, extra: object = {}): void {
+function submitAnswer(res: Response, r: SubmitResult): void {
   if (r.unchanged) {
     res.status(200).json({
       unchanged: true,
@@ -128,7 +128,6 @@ function submitAnswer(res: Response, r: SubmitResult, extra: object = {}): void 
   }
   res.status(201).json({
     version: r.version,
-    ...extra,
     warnings: issuesJson(r.warnings),
     ...planAnswer(r.plan),
     ...(r.applyJob ? { applyJob: r.applyJob } : {}),
