@@ -11,7 +11,8 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { MemorySimStore, SimulatedXenHost, provisionSimHost } from '../src/drivers/hypervisor/simulated.ts';
 import { XsmRuntime } from '../src/jobs/runtime.ts';
-import { convergedVersion, enqueueApply } from '../src/jobs/apply.ts';
+import { convergedVersion } from '../src/jobs/apply.ts';
+import { submitSite } from '../src/jobs/submit.ts';
 import { hostQueueName } from '../src/jobs/queues.ts';
 import { closeWhenReady, deleteKeysByPrefix, redisConfigFromEnv } from '../src/lib/redis.ts';
 import { silentLogger } from '../src/lib/log.ts';
@@ -90,8 +91,15 @@ async function run(label: string, hostCount: number, vmCount: number, procs: num
   const control = startControlWorker(rt, silentLogger);
   try {
     const started = Date.now();
-    const { version } = await rt.sites.submit(xml, { base: 0, author: 'bench', reason: label });
-    await enqueueApply(rt, version, 'bench');
+    const { version } = await submitSite(rt, {
+      xml,
+      file: `${label}.xml`,
+      base: 0,
+      author: 'bench',
+      reason: label,
+      consent: 'none',
+      apply: true,
+    });
     while ((await convergedVersion(rt)) < version) {
       const failed = await rt.control().getJobCounts('failed');
       if (failed.failed) throw new Error(`${failed.failed} control jobs failed`);

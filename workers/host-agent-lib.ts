@@ -2,21 +2,22 @@
 // hypervisor, and reports observed state with a heartbeat. It also keeps the last applied site file on
 // local disk, so a Dom0 knows its intended VMs even while Redis is unreachable.
 
-import { Worker, type Job } from 'bullmq';
+import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HypervisorRefusal, type Hypervisor } from '../src/drivers/hypervisor/hypervisor.ts';
 import { PermanentError } from '../src/lib/errors.ts';
 import type { Logger } from '../src/lib/log.ts';
 import { closeWhenReady, workerConnectionOptions } from '../src/lib/redis.ts';
-import { jobJournal, runSteps, type Step } from '../src/lib/steps.ts';
-import { hostQueueName, type ActionJobData } from '../src/jobs/queues.ts';
+import { jobJournal, runSteps, type Rollback, type Step } from '../src/lib/steps.ts';
+import { hostQueueName, partJobOptions, type ActionJobData } from '../src/jobs/queues.ts';
 import type { XsmRuntime } from '../src/jobs/runtime.ts';
 import { createSteps } from '../workflows/create-vm.ts';
 import { migrateSteps } from '../workflows/migrate-vm.ts';
-import { reconfigureLiveSteps, reconfigureRestartSteps } from '../workflows/reconfigure-vm.ts';
+import { coldMoveRollback, coldMoveSteps, PartStillRunning } from '../workflows/move-vm-cold.ts';
+import { reconfigureLiveSteps, reconfigureRestartSteps, restartRollback } from '../workflows/reconfigure-vm.ts';
 import { removeSteps } from '../workflows/remove-vm.ts';
-import type { VmWorkflowContext } from '../workflows/steps-common.ts';
+import type { RemoteActions, VmWorkflowContext } from '../workflows/steps-common.ts';
 
 export interface HostAgentOptions {
   rt: XsmRuntime;
@@ -30,9 +31,15 @@ export interface HostAgentOptions {
   peer?: (host: string) => Hypervisor | undefined;
   /** Called on each heartbeat: publishes host and VM metrics to Ganglia (gmetric). */
   publishMetrics?: () => Promise<unknown>;
+  /** How long a cold move waits for its part on another host before it retries (default 10 min). */
+  partWaitMs?: number;
 }
 
-export function stepsFor(data: ActionJobData): { workflow: string; steps: Step<VmWorkflowContext>[] } {
+export function stepsFor(data: ActionJobData): {
+  workflow: string;
+  steps: Step<VmWorkflowContext>[];
+  rollback?: Rollback<VmWorkflowContext>;
+} {
   const a = data.action;
   switch (a.kind) {
     case 'create':
@@ -40,12 +47,41 @@ export function stepsFor(data: ActionJobData): { workflow: string; steps: Step<V
     case 'remove':
       return { workflow: 'remove-vm', steps: removeSteps };
     case 'migrate':
-      return { workflow: 'migrate-vm', steps: migrateSteps };
+      return a.mode === 'cold'
+        ? { workflow: 'move-vm-cold', steps: coldMoveSteps, rollback: coldMoveRollback }
+        : { workflow: 'migrate-vm', steps: migrateSteps };
     case 'reconfigure':
       return a.mode === 'live'
         ? { workflow: 'reconfigure-vm-live', steps: reconfigureLiveSteps }
-        : { workflow: 'reconfigure-vm-restart', steps: reconfigureRestartSteps };
+        : { workflow: 'reconfigure-vm-restart', steps: reconfigureRestartSteps, rollback: restartRollback };
   }
+}
+
+/** Cold moves' parts: jobs on other hosts' queues, added once (by id) and waited for until they end. */
+export function queueRemote(rt: XsmRuntime, waitMs: number): RemoteActions {
+  const state: RemoteActions['state'] = async (host, jobId) => {
+    const q = rt.hostQueue(host);
+    const s = await q.getJobState(jobId);
+    if (s === 'unknown') return undefined;
+    if (s === 'completed') return { ok: true };
+    if (s === 'failed') return { ok: false, reason: (await q.getJob(jobId))?.failedReason ?? 'failed' };
+    return 'unfinished';
+  };
+  return {
+    state,
+    run: async (host, jobId, data) => {
+      if ((await state(host, jobId)) === undefined)
+        await rt.hostQueue(host).add(data.action.kind, data, { ...partJobOptions, jobId });
+      const until = Date.now() + waitMs;
+      for (;;) {
+        const s = await state(host, jobId);
+        if (s && s !== 'unfinished') return s;
+        if (Date.now() > until)
+          throw new Error(`still unfinished after ${Math.round(waitMs / 1000)} s; is ${host}'s agent running?`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    },
+  };
 }
 
 export async function reportObserved(rt: XsmRuntime, hv: Hypervisor): Promise<void> {
@@ -95,14 +131,21 @@ export function startHostAgent(opts: HostAgentOptions): { worker: Worker; close:
   const host = hv.hostName;
   let cachedVersion = 0;
   const observe = freshAfterCall(() => reportObserved(rt, hv));
+  const remote = queueRemote(rt, opts.partWaitMs ?? 600_000);
   const processor = async (job: Job<ActionJobData>) => {
-    const { workflow, steps } = stepsFor(job.data);
+    const { workflow, steps, rollback } = stepsFor(job.data);
     const jobLog = log.child({ host, job: job.id, vm: job.data.action.vm });
     const a = job.data.action;
     // What the target host will report once it runs the migrated VM (see recordArrival).
-    const migrating = a.kind === 'migrate' ? await hv.find(a.vm) : undefined;
+    const migrating = a.kind === 'migrate' && a.mode === 'live' ? await hv.find(a.vm) : undefined;
+    const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+    // A part still running on another host is never rolled back over (two copies of one disk image).
+    const isFinal = (e: unknown) =>
+      !(e instanceof PartStillRunning) &&
+      (e instanceof UnrecoverableError || e instanceof HypervisorRefusal || lastAttempt);
     try {
-      await runSteps(workflow, steps, { hv, data: job.data, peer: opts.peer }, jobJournal(job), jobLog);
+      const ctx: VmWorkflowContext = { hv, data: job.data, peer: opts.peer, observed: rt.observed, remote };
+      await runSteps(workflow, steps, ctx, jobJournal(job), jobLog, rollback ? { rollback, isFinal } : {});
       if (a.kind === 'migrate' && migrating) await rt.observed.recordArrival(a.to, { ...migrating, state: 'running' });
     } catch (e) {
       // Xen said no (no memory, over maxmem): retrying will not change its mind.

@@ -1,11 +1,13 @@
-// Create a VM: render its xl.cfg -> check the host has room -> xl create -> wait until running -> verify.
-// Every step first looks at the real host: a domain that already exists is never created twice.
+// Create a VM: check the plan still holds (the VM runs nowhere, the host has room) -> render its xl.cfg ->
+// xl create -> wait until running -> verify. Every step first looks at the real host: a domain that already
+// exists is never created twice.
 
 import { renderDomainConfig } from '../src/drivers/hypervisor/domain-config.ts';
 import { PermanentError } from '../src/lib/errors.ts';
 import type { Step } from '../src/lib/steps.ts';
 import type { VmSpec } from '../src/site/model.ts';
 import { heldSize } from '../src/drivers/hypervisor/hypervisor.ts';
+import { checkPlanStep } from './check-plan.ts';
 import { verifyMatches, waitRunning, type VmWorkflowContext } from './steps-common.ts';
 
 function specOf(ctx: VmWorkflowContext): VmSpec {
@@ -26,28 +28,11 @@ export function domainConfigFor(ctx: VmWorkflowContext) {
 }
 
 export const createSteps: Step<VmWorkflowContext>[] = [
+  checkPlanStep,
   {
     name: 'render-config',
     run: async (ctx) => {
       domainConfigFor(ctx);
-    },
-  },
-  {
-    name: 'check-capacity',
-    run: async (ctx) => {
-      const spec = specOf(ctx);
-      if (await ctx.hv.find(spec.name)) return;
-      const info = await ctx.hv.info();
-      if (info.freeMemMiB < spec.memMiB) {
-        throw new PermanentError(
-          `${ctx.hv.hostName} has ${info.freeMemMiB} MiB free but ${spec.name} needs ${spec.memMiB} MiB`,
-          'free memory on that host or give the VM another DOM0 in the site file',
-        );
-      }
-      if (spec.vcpus > info.nrCpus)
-        throw new PermanentError(
-          `${spec.name} needs ${spec.vcpus} vCPUs but ${ctx.hv.hostName} has ${info.nrCpus} CPUs`,
-        );
     },
   },
   {

@@ -8,6 +8,7 @@ import type { PowerControl } from '../src/drivers/power/power.ts';
 import { evacuate } from '../src/failover/placement.ts';
 import { HealthStore, lastSignOfLife, type FailoverJobData } from '../src/failover/health.ts';
 import { enqueueApply } from '../src/jobs/apply.ts';
+import { submitSite } from '../src/jobs/submit.ts';
 import type { XsmRuntime } from '../src/jobs/runtime.ts';
 import { PermanentError } from '../src/lib/errors.ts';
 import type { Step } from '../src/lib/steps.ts';
@@ -115,21 +116,25 @@ export const failoverSteps: readonly Step<FailoverContext>[] = [
       // Suspected, fencing or fenced hosts take no VMs; a fenced host's report also says it is down.
       const unavailable = new Set(Object.keys(health).filter((h) => h !== ctx.data.host));
       for (const o of Object.values(observed.hosts)) if (o.fencedAt) unavailable.add(o.name);
-      const impliedFreeMiB = new Map(Object.values(observed.hosts).map((o) => [o.name, o.freeMemMiB]));
-      const ev = evacuate(site, ctx.data.host, { unavailable, impliedFreeMiB });
+      const ev = evacuate(site, ctx.data.host, { unavailable, observed });
       const parts = [`${ev.restarted.length} VM${ev.restarted.length === 1 ? '' : 's'} restarted elsewhere`];
       if (ev.stranded.length)
         parts.push(`${ev.stranded.length} left down (${ev.stranded.map((s) => `${s.vm}: ${s.why}`).join('; ')})`);
       const reason = `${tag}: fenced; ${parts.join(', ')}`;
       try {
-        const { version } = await ctx.rt.sites.submit(serializeSite(ev.site), {
+        // Restarting the fenced host's VMs elsewhere is consented by the failover policy (and the
+        // version's reason says so); anything else in the plan that would stop a VM is refused.
+        const r = await submitSite(ctx.rt, {
+          xml: serializeSite(ev.site),
+          file: `failover of ${ctx.data.host}`,
           base,
           author: 'failover',
           reason,
-          file: `failover of ${ctx.data.host}`,
+          consent: 'failover-policy',
+          apply: false,
         });
-        await ctx.rt.redis.set(versionKey(ctx), String(version));
-        await srt.report({ message: `version ${version}: ${parts.join(', ')}` });
+        await ctx.rt.redis.set(versionKey(ctx), String(r.version));
+        await srt.report({ message: `version ${r.version}: ${r.unchanged ? 'nothing to change' : parts.join(', ')}` });
       } catch (e) {
         // An operator or the rebalancer wrote a version meanwhile: place again on the new one.
         if (e instanceof StaleVersionError) throw new Error(`${e.message} (failover places again on the next attempt)`);

@@ -1,17 +1,21 @@
-// Live-migrate a VM; runs on the source host's queue: check it is here -> xl migrate -> verify it left
-// (and, where the target is reachable from here, that it runs there).
+// Live-migrate a VM; runs on the source host's queue: check the plan still holds (here at the planned
+// size, room on the target) -> check it is here -> xl migrate -> verify it left (and, where the target is
+// reachable from here, that it runs there).
 
 import { PermanentError } from '../src/lib/errors.ts';
 import type { Step } from '../src/lib/steps.ts';
+import { checkPlanStep } from './check-plan.ts';
 import type { VmWorkflowContext } from './steps-common.ts';
 
 function action(ctx: VmWorkflowContext) {
   const a = ctx.data.action;
-  if (a.kind !== 'migrate') throw new PermanentError(`expected a migrate action, got ${a.kind}`);
+  if (a.kind !== 'migrate' || a.mode !== 'live')
+    throw new PermanentError(`expected a live migrate action, got ${a.kind} ${'mode' in a ? a.mode : ''}`);
   return a;
 }
 
 export const migrateSteps: Step<VmWorkflowContext>[] = [
+  checkPlanStep,
   {
     name: 'check-source',
     run: async (ctx) => {

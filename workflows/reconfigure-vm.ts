@@ -1,19 +1,24 @@
-// Reconfigure a VM. Live: xl mem-set -> xl vcpu-set -> verify (within maxmem/maxvcpus).
-// Restart (beyond what the running domain allows, or a template change): stop -> create anew -> verify.
-
+// Reconfigure a VM. Live: check the plan -> xl mem-set -> xl vcpu-set -> verify (within maxmem/maxvcpus).
+// Restart (beyond what the running domain allows, or a template change): check the plan -> stop -> create
+// anew -> wait -> verify. A restart never leaves the VM down by its own doing: once the old domain is
+// stopped, a final failure starts it again as it was (journaled rollback) and the job says so.
+import { renderDomainConfig } from '../src/drivers/hypervisor/domain-config.ts';
 import { PermanentError } from '../src/lib/errors.ts';
-import type { Step } from '../src/lib/steps.ts';
+import type { Rollback, Step } from '../src/lib/steps.ts';
+import type { ReconfigureAction } from '../src/site/actions.ts';
 import { domainConfigFor } from './create-vm.ts';
 import { heldSize } from '../src/drivers/hypervisor/hypervisor.ts';
+import { checkPlanStep } from './check-plan.ts';
 import { verifyMatches, waitRunning, type VmWorkflowContext } from './steps-common.ts';
 
-function action(ctx: VmWorkflowContext) {
+function action(ctx: VmWorkflowContext): ReconfigureAction {
   const a = ctx.data.action;
   if (a.kind !== 'reconfigure') throw new PermanentError(`expected a reconfigure action, got ${a.kind}`);
   return a;
 }
 
 export const reconfigureLiveSteps: Step<VmWorkflowContext>[] = [
+  checkPlanStep,
   {
     name: 'set-memory',
     run: async (ctx) => {
@@ -45,6 +50,7 @@ export const reconfigureLiveSteps: Step<VmWorkflowContext>[] = [
 ];
 
 export const reconfigureRestartSteps: Step<VmWorkflowContext>[] = [
+  checkPlanStep,
   {
     name: 'stop-old',
     // Journalled: once done it never runs again, so the domain create-new makes is never stopped by mistake.
@@ -74,3 +80,58 @@ export const reconfigureRestartSteps: Step<VmWorkflowContext>[] = [
     },
   },
 ];
+
+function previousOf(ctx: VmWorkflowContext) {
+  const p = action(ctx).previous;
+  if (!p) throw new PermanentError(`${action(ctx).id} records no previous configuration; cannot roll back`);
+  return p;
+}
+
+function what(a: ReconfigureAction): string {
+  if (a.memMiB || a.vcpus) return 'the new size';
+  return 'the new configuration';
+}
+
+/** Start the VM again as the plan recorded it before the restart: whatever the failed attempt left goes first. */
+export const restartRollback: Rollback<VmWorkflowContext> = {
+  armedAfter: 'stop-old',
+  steps: [
+    {
+      name: 'recreate-old',
+      run: async (ctx, rt) => {
+        const prev = previousOf(ctx);
+        const d = await ctx.hv.find(prev.spec.name);
+        const held = d ? heldSize(d) : undefined;
+        const asBefore =
+          d && d.state !== 'crashed' && held!.memMiB === prev.spec.memMiB && held!.vcpus === prev.spec.vcpus;
+        if (asBefore) return; // done by an attempt that died before recording it
+        if (d) {
+          rt.log.warn('removing what the failed restart left before starting the VM as it was', { state: d.state });
+          await ctx.hv.destroy(prev.spec.name);
+        }
+        await ctx.hv.create(renderDomainConfig(prev.spec, prev.template));
+      },
+    },
+    {
+      name: 'wait-running',
+      run: async (ctx) => {
+        await waitRunning(ctx.hv, previousOf(ctx).spec.name, ctx.waitMs ?? 60000);
+      },
+    },
+  ],
+  outcome: (cause, ctx) => {
+    const a = action(ctx);
+    const p = previousOf(ctx).spec;
+    return new PermanentError(
+      `rolled back: ${a.vm} runs again as before (${p.memMiB} MiB, ${p.vcpus} vCPUs); ${what(a)} failed: ${cause}`,
+      'free memory on the host or ask for less, then apply again',
+    );
+  },
+  failed: (cause, error, ctx) => {
+    const a = action(ctx);
+    return new PermanentError(
+      `${a.vm} is DOWN on ${ctx.hv.hostName}: ${what(a)} failed (${cause}) and starting it again as before failed too (${error})`,
+      `start it by hand (xl create) or apply a site version that fits, then check with \`xsm status\``,
+    );
+  },
+};

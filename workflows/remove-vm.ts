@@ -1,9 +1,12 @@
-// Remove a VM: shut it down (destroy after a timeout) -> verify it is gone.
+// Remove a VM: check the plan still holds (it runs here, at the size planned) -> shut it down (destroy
+// after a timeout) -> verify it is gone.
 
 import type { Step } from '../src/lib/steps.ts';
+import { checkPlanStep } from './check-plan.ts';
 import type { VmWorkflowContext } from './steps-common.ts';
 
 export const removeSteps: Step<VmWorkflowContext>[] = [
+  checkPlanStep,
   {
     name: 'shutdown',
     run: async (ctx, rt) => {

@@ -1,14 +1,33 @@
 // Pieces the VM workflows share: their context and the checks that look at the real domain first.
-
 import { heldSize, type Hypervisor, type DomainInfo } from '../src/drivers/hypervisor/hypervisor.ts';
 import type { ActionJobData } from '../src/jobs/queues.ts';
 import { PermanentError } from '../src/lib/errors.ts';
+import type { ObservedHost } from '../src/site/observed.ts';
+
+/** What another host's agent last reported (the observed store): for checks about hosts this one cannot see. */
+export interface ObservedReader {
+  host(name: string): Promise<ObservedHost | undefined>;
+  /** Hosts whose last report shows the domain. */
+  whereIs(domain: string): Promise<string[]>;
+}
+
+/** How a job on one host has another host do its part (a cold move's start, its live moves): a job there. */
+export interface RemoteActions {
+  /** Adds the job (once: the id makes it idempotent) and waits until it completed or failed for good. */
+  run(host: string, jobId: string, data: ActionJobData): Promise<{ ok: true } | { ok: false; reason: string }>;
+  /** Where such a job is, without adding it: undefined when it was never added. */
+  state(host: string, jobId: string): Promise<{ ok: true } | { ok: false; reason: string } | 'unfinished' | undefined>;
+}
 
 export interface VmWorkflowContext {
   hv: Hypervisor;
   data: ActionJobData;
   /** Hypervisor of another host, when this process can reach it (the simulator can; used to verify migrations). */
   peer?: (host: string) => Hypervisor | undefined;
+  /** Other hosts' observed state, for preconditions about them (absent: those are not checked). */
+  observed?: ObservedReader;
+  /** Jobs on other hosts' queues (absent: a cold move cannot run here). */
+  remote?: RemoteActions;
   /** How long to wait for a domain to reach running. */
   waitMs?: number;
 }

@@ -10,16 +10,17 @@ import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
 import { enqueueApply, convergedVersion, storedPlan } from '../jobs/apply.ts';
-import { getJob, JOB_STATES, listJobs, retryJob, RetryError, type JobState } from '../jobs/inspect.ts';
+import { getJob, JOB_STATES, listJobs, retryJob, RetryError, versionOutcome, type JobState } from '../jobs/inspect.ts';
+import { ConsentRequiredError, previewPlan, StalePlanError, submitSite, type SubmitResult } from '../jobs/submit.ts';
 import type { XsmRuntime } from '../jobs/runtime.ts';
 import type { Logger } from '../lib/log.ts';
 import { applyEdit, EditError, type SiteEdit } from '../site/edit.ts';
 import { loadSite } from '../site/parse.ts';
-import { planChanges, PlanError } from '../site/plan.ts';
+import { PlanError } from '../site/plan.ts';
 import { serializeSite } from '../site/serialize.ts';
 import { formatIssue, type Site, type SiteIssue } from '../site/model.ts';
-import type { Plan } from '../site/actions.ts';
-import { InvalidSiteError, StaleVersionError } from '../state/site-store.ts';
+import type { Plan, StoredPlan } from '../site/actions.ts';
+import { InvalidSiteError, StaleVersionError, type PlanRecord } from '../state/site-store.ts';
 import { roleAllows, type Principal, type Role, type TokenTable } from './auth.ts';
 
 /** An error the API answers with as JSON: {error: {code, message, hint?, details?}}. */
@@ -98,6 +99,41 @@ function planJson(plan: Plan) {
   };
 }
 
+/** A stored (or previewed) plan as the API answers it: the plan, and what names and dates it. */
+function planAnswer(plan: StoredPlan | PlanRecord) {
+  return {
+    plan: planJson(plan),
+    planHash: plan.planHash,
+    base: plan.base,
+    observedAt: plan.observedAt,
+    xmlHash: plan.xmlHash,
+  };
+}
+
+/** ?flag=1 / true / yes: a yes. Anything else (absent included): no. */
+function yes(v: unknown): boolean {
+  return v === '1' || v === 'true' || v === 'yes';
+}
+
+/** A submit's answer: 201 with the stored plan, or 200 "no changes" (nothing stored). */
+function submitAnswer(res: Response, r: SubmitResult): void {
+  if (r.unchanged) {
+    res.status(200).json({
+      unchanged: true,
+      version: r.version,
+      message: r.message,
+      ...(r.drift ? { drift: { message: r.drift.message, plan: planJson(r.drift.plan) } } : {}),
+    });
+    return;
+  }
+  res.status(201).json({
+    version: r.version,
+    warnings: issuesJson(r.warnings),
+    ...planAnswer(r.plan),
+    ...(r.applyJob ? { applyJob: r.applyJob } : {}),
+  });
+}
+
 export function createApiApp(opts: ApiOptions): express.Express {
   const { rt, tokens, log } = opts;
   const app = express();
@@ -145,12 +181,6 @@ export function createApiApp(opts: ApiOptions): express.Express {
     return version ? { version, site: (await rt.sites.load(version)).site } : { version };
   };
 
-  const planFor = async (desired: Site): Promise<Plan> => {
-    const { site: current } = await currentSite();
-    const observed = await rt.observed.all();
-    return planChanges(current, desired, Object.keys(observed.hosts).length ? observed : undefined);
-  };
-
   app.get('/api/site', viewer, async (_req, res) => {
     const version = await rt.sites.currentVersion();
     const stored = version ? await rt.sites.get(version) : undefined;
@@ -178,7 +208,29 @@ export function createApiApp(opts: ApiOptions): express.Express {
       );
     if (req.accepts(['application/json', 'application/xml']) === 'application/xml')
       res.type('application/xml').send(stored.xml);
-    else res.json({ ...stored, plan: (await storedPlan(rt, v)) ? planJson((await storedPlan(rt, v))!) : undefined });
+    else {
+      const plan = await storedPlan(rt, v);
+      const outcome = await versionOutcome(rt, v);
+      res.json({
+        ...stored,
+        ...(plan ? { ...planAnswer(plan), base: stored.base } : {}),
+        ...(outcome ? { apply: outcome } : {}),
+      });
+    }
+  });
+
+  /** How the run of a version's plan went: state, and per action done / failed / blocked by. */
+  app.get('/api/site/versions/:version/outcome', viewer, async (req, res) => {
+    const v = intParam(req.params.version, 'version')!;
+    const outcome = await versionOutcome(rt, v);
+    if (!outcome)
+      throw new ApiError(
+        404,
+        'no-such-version',
+        `site version ${v} does not exist or has no stored plan`,
+        'list versions with GET /api/site/versions',
+      );
+    res.json(outcome);
   });
 
   app.post('/api/site/validate', viewer, xml, async (req, res) => {
@@ -188,14 +240,18 @@ export function createApiApp(opts: ApiOptions): express.Express {
       .json({ ok: r.ok, errors: issuesJson(r.ok ? [] : r.errors), warnings: issuesJson(r.warnings) });
   });
 
+  /** The plan the body would get now, stored nowhere: what `xsm site plan FILE --out` saves. */
   app.post('/api/site/plan', viewer, xml, async (req, res) => {
     const file = String(req.query.file ?? 'upload.xml');
-    const r = loadSite(xmlBody(req), file);
-    if (!r.ok) throw new InvalidSiteError(r.errors);
-    res.json({ plan: planJson(await planFor(r.site)), warnings: issuesJson(r.warnings) });
+    const r = await previewPlan(rt, xmlBody(req), file);
+    res.json({ ...planAnswer(r.plan), warnings: issuesJson(r.warnings) });
   });
 
-  /** Submit a new version: ?base=N (required: the version the change was made on), reason, apply=0|1. */
+  /**
+   * Submit a new version: ?base=N (required: the version the change was made on), reason, apply=0|1,
+   * allowDisruption=1 (consent to actions that stop running VMs), repair=1 (store identical content again
+   * so its plan repairs drift), planHash=H (a saved plan: store only if planning again gives H).
+   */
   app.post('/api/site', operator, xml, async (req, res) => {
     const base = intParam(req.query.base, 'base');
     if (base === undefined)
@@ -205,30 +261,32 @@ export function createApiApp(opts: ApiOptions): express.Express {
         'give ?base=VERSION: the version your file was edited from (0 for the first)',
         'GET /api/site shows the current version',
       );
-    const text = xmlBody(req);
-    const file = String(req.query.file ?? 'upload.xml');
-    // The plan is computed before storing, so an impossible change is refused with nothing stored.
-    const loaded = loadSite(text, file);
-    if (!loaded.ok) throw new InvalidSiteError(loaded.errors);
-    const plan = await planFor(loaded.site);
-    const { version, warnings } = await rt.sites.submit(text, {
+    const apply = req.query.apply !== '0' && req.query.apply !== 'false';
+    const expected = req.query.planHash;
+    if (expected !== undefined && (typeof expected !== 'string' || !/^[0-9a-f]{64}$/.test(expected)))
+      throw new ApiError(400, 'bad-parameter', "planHash must be the 64 hex digits of a saved plan's hash");
+    // Planned once, before storing: an impossible or unconsented change is refused with nothing stored.
+    const r = await submitSite(rt, {
+      xml: xmlBody(req),
+      file: String(req.query.file ?? 'upload.xml'),
       base,
       author: req.principal!.name,
       reason: String(req.query.reason ?? 'upload'),
-      file,
-    });
-    const apply = req.query.apply !== '0' && req.query.apply !== 'false';
-    const job = apply ? await enqueueApply(rt, version, req.principal!.name) : undefined;
-    log.info('site version stored', {
-      version,
-      base,
-      author: req.principal!.name,
+      consent: yes(req.query.allowDisruption) ? 'operator' : 'none',
       apply,
-      actions: plan.actions.length,
+      repair: yes(req.query.repair),
+      ...(typeof expected === 'string' ? { expectedPlanHash: expected } : {}),
     });
-    res
-      .status(201)
-      .json({ version, warnings: issuesJson(warnings), plan: planJson(plan), ...(job ? { applyJob: job.jobId } : {}) });
+    if (!r.unchanged)
+      log.info('site version stored', {
+        version: r.version,
+        base,
+        author: req.principal!.name,
+        apply,
+        actions: r.plan.actions.length,
+        planHash: r.plan.planHash,
+      });
+    submitAnswer(res, r);
   });
 
   app.post('/api/site/versions/:version/apply', operator, async (req, res) => {
@@ -311,15 +369,23 @@ export function createApiApp(opts: ApiOptions): express.Express {
     if (!site) throw new ApiError(409, 'no-site', 'no site file has been submitted yet', 'POST /api/site?base=0 first');
     const e = build(req);
     const { site: next, reason } = applyEdit(site, e);
-    const plan = await planFor(next);
-    const { version: nv } = await rt.sites.submit(serializeSite(next), {
+    const r = await submitSite(rt, {
+      xml: serializeSite(next),
+      file: `edit of v${version}`,
       base: version,
       author: req.principal!.name,
       reason: String(req.body?.reason ?? reason),
-      file: `edit of v${version}`,
+      consent: req.body?.allowDisruption === true ? 'operator' : 'none',
+      apply: true,
     });
-    const job = await enqueueApply(rt, nv, req.principal!.name);
-    res.status(202).json({ version: nv, base: version, reason, plan: planJson(plan), applyJob: job.jobId });
+    if (r.unchanged) return submitAnswer(res, r);
+    res.status(202).json({
+      version: r.version,
+      reason,
+      ...planAnswer(r.plan),
+      base: version,
+      ...(r.applyJob ? { applyJob: r.applyJob } : {}),
+    });
   };
   app.post(
     '/api/vms/:name/migrate',
@@ -454,8 +520,28 @@ function toApiError(err: unknown): ApiError {
     );
   if (err instanceof EditError)
     return new ApiError(err.status, err.status === 404 ? 'not-found' : 'bad-edit', err.message);
-  if (err instanceof RetryError)
-    return new ApiError(err.status, err.status === 404 ? 'no-such-job' : 'not-failed', err.message);
+  if (err instanceof RetryError) return new ApiError(err.status, err.code, err.message, err.hint);
+  if (err instanceof ConsentRequiredError)
+    return new ApiError(
+      409,
+      'consent-required',
+      err.message,
+      'to allow it, repeat with ?allowDisruption=1 (site file) or "allowDisruption": true (JSON edits); `xsm` asks, or takes --yes',
+      {
+        actions: err.actions.map((a) => ({ id: a.id, kind: a.kind, vm: a.vm, disruption: a.disruption })),
+      },
+    );
+  if (err instanceof StalePlanError)
+    return new ApiError(
+      409,
+      'stale-plan',
+      err.message,
+      're-plan with `xsm site plan FILE --out plan.json`, review it, and apply that',
+      {
+        ...err.details,
+        ...(err.details.plan ? { plan: planJson(err.details.plan) } : {}),
+      },
+    );
   const status =
     (err as { status?: number; statusCode?: number })?.status ?? (err as { statusCode?: number })?.statusCode;
   if (typeof status === 'number' && status >= 400 && status < 500) {

@@ -2,8 +2,9 @@
 // room, highest priority first. Pure: the failover workflow writes the result as a site version, and the
 // plan engine creates the VMs (their old domains died with the host, so there is nothing to migrate).
 
-import { addVm, emptyLoad, loadByHost, whyNotFits, type HostLoad } from '../site/capacity.ts';
+import { addVm, capacityOf, emptyLoad, loadByHost, whyNotFits, type HostLoad } from '../site/capacity.ts';
 import type { HostSpec, Site, VmSpec } from '../site/model.ts';
+import type { ObservedState } from '../site/observed.ts';
 
 export interface Evacuation {
   site: Site;
@@ -16,8 +17,8 @@ export interface Evacuation {
 export interface EvacuationOptions {
   /** Hosts that must not receive VMs besides the failed one (other suspects, fenced hosts). */
   unavailable?: ReadonlySet<string>;
-  /** Free memory per implied host (a paper-format <DOM0> without declared capacity), from its agent. */
-  impliedFreeMiB?: ReadonlyMap<string, number>;
+  /** What agents report: the capacity of implied hosts (a paper-format <DOM0> declares none). */
+  observed?: ObservedState;
 }
 
 export function evacuate(site: Site, failedHost: string, opts: EvacuationOptions = {}): Evacuation {
@@ -38,8 +39,16 @@ export function evacuate(site: Site, failedHost: string, opts: EvacuationOptions
   const moved = new Map<string, string>();
   const restarted: Evacuation['restarted'] = [];
   const stranded: Evacuation['stranded'] = [];
-  const freeOf = (h: HostSpec, load: HostLoad) =>
-    h.implied ? (opts.impliedFreeMiB?.get(h.name) ?? 0) - load.memMiB : h.memoryMiB - load.memMiB;
+  const managed = new Set(site.vms.map((v) => v.name));
+  // An implied host nobody has observed has no known room: it takes no evacuee.
+  const capacity = (h: HostSpec) =>
+    capacityOf(h, opts.observed, (vm) => managed.has(vm)) ?? {
+      host: h.name,
+      memMiB: 0,
+      cpus: 0,
+      source: 'observed' as const,
+    };
+  const freeOf = (h: HostSpec, load: HostLoad) => capacity(h).memMiB - load.memMiB;
   for (const vm of evacuees) {
     if (vm.placement.pinned) {
       stranded.push({ vm: vm.name, why: `pinned to ${failedHost}` });
@@ -47,7 +56,7 @@ export function evacuate(site: Site, failedHost: string, opts: EvacuationOptions
     }
     const fits = candidates.filter((h) => {
       const load = loads.get(h.name) ?? emptyLoad();
-      return h.implied ? freeOf(h, load) >= vm.memMiB : !whyNotFits(h, load, vm);
+      return !whyNotFits(capacity(h), load, vm);
     });
     if (!fits.length) {
       stranded.push({ vm: vm.name, why: `no surviving host has ${vm.memMiB} MiB and ${vm.vcpus} CPUs free` });

@@ -1,14 +1,16 @@
-// Applying a site version: the plan becomes one BullMQ flow per wave. A wave's parent job (on the
-// control queue) completes only when all its actions did; processing it enqueues the next wave. A child
-// that fails for good fails its wave (failParentOnFailure), so later waves never run on a wrong premise,
-// while the other actions of the same wave, on other hosts, go on.
+// Running a version's stored plan, exactly as stored (it was made once, at submit; nothing here plans).
+// Each wave is one BullMQ flow: a `wave` parent on the control queue and one child per action on the queue
+// of the host that acts. A child that fails for good no longer fails its wave (ignoreDependencyOnFailure):
+// the parent still runs, records what each action did, and starts the next wave without the actions whose
+// dependencies failed or were blocked (recorded as blocked, naming by what). Everything else goes on, and
+// the apply ends as converged or partially-failed, saying what did not run and why.
 
 import type { Job } from 'bullmq';
-import type { Action, Plan } from '../site/actions.ts';
+import type { Action, StoredPlan } from '../site/actions.ts';
 import { actionHost } from '../site/actions.ts';
-import { indexSite, type Site } from '../site/model.ts';
-import { planChanges } from '../site/plan.ts';
+import { indexSite, type Site, type SiteIndex } from '../site/model.ts';
 import { PermanentError } from '../lib/errors.ts';
+import type { ActionOutcome } from '../state/apply-store.ts';
 import {
   actionJobId,
   actionJobOptions,
@@ -38,56 +40,159 @@ export async function enqueueApply(
   return { jobId: id, duplicate: false };
 }
 
-function planKey(rt: XsmRuntime, version: number) {
-  return `${rt.config.prefix}:plan:v${version}`;
+export async function storedPlan(rt: XsmRuntime, version: number): Promise<StoredPlan | undefined> {
+  return rt.sites.plan(version);
 }
 
-export async function storedPlan(rt: XsmRuntime, version: number): Promise<Plan | undefined> {
-  const v = await rt.redis.get(planKey(rt, version));
-  return v ? (JSON.parse(v) as Plan) : undefined;
+async function planOrFail(rt: XsmRuntime, version: number): Promise<StoredPlan> {
+  const plan = await rt.sites.plan(version);
+  if (!plan)
+    throw new PermanentError(
+      `version ${version} has no stored plan, and XSM runs only the plan stored with a version`,
+      'submit the site file again (xsm apply FILE): it is planned and stored with its plan',
+    );
+  return plan;
 }
 
-/** Plans `version` against the last applied version and what agents observe, stores the plan, enqueues wave 0. */
+/** Starts running the stored plan of `version`: wave 0, or the version is superseded or already converged. */
 export async function processApply(
   rt: XsmRuntime,
   job: Job<ApplyJobData>,
-): Promise<{ actions: number; waves: number }> {
+): Promise<{ actions: number; waves: number; state: string }> {
   const { version } = job.data;
-  // A retried apply job re-uses the plan it stored, so its job ids stay the same.
-  let plan = await storedPlan(rt, version);
-  const { site } = await rt.sites.load(version);
-  if (!plan) {
-    const appliedVersion = await rt.sites.appliedVersion();
-    if (appliedVersion > version)
-      throw new PermanentError(
-        `version ${version} is older than the applied version ${appliedVersion}`,
-        'submit the content again as a new version to roll back',
-      );
-    const current = appliedVersion ? (await rt.sites.load(appliedVersion)).site : undefined;
-    const observed = await rt.observed.all();
-    plan = planChanges(current, site, Object.keys(observed.hosts).length ? observed : undefined);
-    await rt.redis.set(
-      planKey(rt, version),
-      JSON.stringify(plan, (k, v) => (k === 'pos' ? undefined : v)),
-    );
+  const plan = await planOrFail(rt, version);
+  if (!(await rt.applies.status(version))) {
+    const current = await rt.sites.currentVersion();
+    if (current > version) {
+      // Its successor was planned from what ran when it was stored: running this one now would make that
+      // plan stale. The newer version carries the change on.
+      const summary = `version ${version} was superseded by version ${current} before it started; nothing was done`;
+      await rt.applies.setStatus(version, { state: 'superseded', summary });
+      return { actions: 0, waves: plan.waves, state: summary };
+    }
     await rt.sites.markApplied(version);
+    await rt.applies.setStatus(version, { state: 'applying' });
   }
-  if (plan.waves > 0) await enqueueWave(rt, version, site, plan, 0);
-  else await rt.redis.set(`${rt.config.prefix}:site:converged`, String(version));
-  await job.updateProgress({
-    workflow: 'apply',
-    step: 'enqueued',
-    index: 1,
-    total: 1,
-    message: `${plan.actions.length} actions in ${plan.waves} waves`,
-  });
-  return { actions: plan.actions.length, waves: plan.waves };
+  const state = await advance(rt, version, plan, 0);
+  await job.updateProgress({ workflow: 'apply', step: 'enqueued', index: 1, total: 1, message: state });
+  return { actions: plan.actions.length, waves: plan.waves, state };
 }
 
-function actionData(idx: ReturnType<typeof indexSite>, version: number, action: Action): ActionJobData {
+/** A wave ended (each child completed or failed for good): record what each did, go on with the next. */
+export async function processWave(rt: XsmRuntime, job: Job<WaveJobData>): Promise<string> {
+  const { version, wave } = job.data;
+  const plan = await planOrFail(rt, version);
+  const known = await rt.applies.outcomes(version);
+  const failures = await job.getIgnoredChildrenFailures();
+  const failedReason = new Map<string, string>();
+  for (const [key, reason] of Object.entries(failures)) failedReason.set(key.slice(key.lastIndexOf(':') + 1), reason);
+  const outcomes = new Map<string, ActionOutcome>();
+  for (const a of plan.actions.filter((x) => x.wave === wave && known.get(x.id)?.state !== 'blocked')) {
+    const reason = failedReason.get(actionJobId(version, a));
+    outcomes.set(a.id, reason === undefined ? { state: 'done' } : { state: 'failed', reason });
+  }
+  await rt.applies.record(version, outcomes);
+  return advance(rt, version, plan, wave + 1);
+}
+
+/**
+ * Enqueues the first wave from `fromWave` with an action that may run, recording as blocked those whose
+ * dependencies failed or were blocked; when no wave is left, ends the apply.
+ */
+async function advance(rt: XsmRuntime, version: number, plan: StoredPlan, fromWave: number): Promise<string> {
+  const outcomes = await rt.applies.outcomes(version);
+  let site: Site | undefined;
+  for (let wave = fromWave; wave < plan.waves; wave++) {
+    const current = await rt.sites.currentVersion();
+    if (current > version) return supersede(rt, version, plan, wave, current, outcomes);
+    const { runnable, blocked } = byDependencies(
+      plan.actions.filter((a) => a.wave === wave),
+      outcomes,
+    );
+    await rt.applies.record(version, blocked);
+    for (const [id, o] of blocked) outcomes.set(id, o);
+    if (!runnable.length) continue;
+    site ??= (await rt.sites.load(version)).site;
+    await enqueueWave(rt, version, site, plan, wave, runnable);
+    return `wave ${wave + 1} of ${plan.waves} enqueued (${runnable.length} action${runnable.length === 1 ? '' : 's'})`;
+  }
+  return finish(rt, version, plan, outcomes);
+}
+
+/** Splits a wave's actions into those that may run and those a failed or blocked dependency stops. */
+export function byDependencies(
+  actions: readonly Action[],
+  outcomes: ReadonlyMap<string, ActionOutcome>,
+): { runnable: Action[]; blocked: Map<string, ActionOutcome> } {
+  const runnable: Action[] = [];
+  const blocked = new Map<string, ActionOutcome>();
+  for (const a of actions) {
+    const stopper = a.dependsOn.find((d) => {
+      const s = outcomes.get(d)?.state;
+      return s === 'failed' || s === 'blocked';
+    });
+    if (!stopper) {
+      runnable.push(a);
+      continue;
+    }
+    const o = outcomes.get(stopper);
+    const why =
+      o?.state === 'failed'
+        ? `${stopper} failed: ${o.reason}`
+        : `${stopper} did not run (blocked by ${o?.state === 'blocked' ? o.blockedBy : '?'})`;
+    blocked.set(a.id, { state: 'blocked', blockedBy: stopper, reason: why });
+  }
+  return { runnable, blocked };
+}
+
+async function supersede(
+  rt: XsmRuntime,
+  version: number,
+  plan: StoredPlan,
+  fromWave: number,
+  current: number,
+  outcomes: Map<string, ActionOutcome>,
+): Promise<string> {
+  const rest = new Map<string, ActionOutcome>();
+  for (const a of plan.actions.filter((x) => x.wave >= fromWave && !outcomes.has(x.id)))
+    rest.set(a.id, { state: 'blocked', blockedBy: `version ${current}`, reason: `version ${current} was stored` });
+  await rt.applies.record(version, rest);
+  const summary = `version ${version} was superseded by version ${current}; ${rest.size} action${rest.size === 1 ? '' : 's'} from wave ${fromWave + 1} on did not run (the newer plan carries the site on)`;
+  await rt.applies.setStatus(version, { state: 'superseded', summary });
+  return summary;
+}
+
+async function finish(
+  rt: XsmRuntime,
+  version: number,
+  plan: StoredPlan,
+  outcomes: Map<string, ActionOutcome>,
+): Promise<string> {
+  const failed = plan.actions.filter((a) => outcomes.get(a.id)?.state === 'failed').map((a) => a.id);
+  const blocked = plan.actions.filter((a) => outcomes.get(a.id)?.state === 'blocked').map((a) => a.id);
+  if (!failed.length && !blocked.length) {
+    await rt.applies.setStatus(version, { state: 'converged' });
+    await rt.applies.markConverged(version);
+    return `version ${version} applied`;
+  }
+  const parts = [`${failed.length} failed (${failed.join(', ')})`];
+  if (blocked.length)
+    parts.push(`${blocked.length} did not run because an action they depend on failed (${blocked.join(', ')})`);
+  const summary = `version ${version} partially applied: ${plan.actions.length - failed.length - blocked.length} of ${plan.actions.length} actions done, ${parts.join(', ')}`;
+  await rt.applies.setStatus(version, { state: 'partially-failed', summary });
+  return summary;
+}
+
+function actionData(idx: SiteIndex, version: number, action: Action): ActionJobData {
   const data: ActionJobData = { version, action };
-  if (action.kind === 'create' || action.kind === 'reconfigure') data.template = idx.templates.get(action.spec.config);
+  const needsTemplate = action.kind === 'create' || action.kind === 'reconfigure' || action.kind === 'migrate';
+  if (needsTemplate && (action.kind !== 'migrate' || action.mode === 'cold'))
+    data.template = idx.templates.get(action.spec.config);
   if (action.kind === 'migrate') data.targetAddress = idx.hosts.get(action.to)?.address;
+  if (action.kind === 'migrate' && action.mode === 'cold') {
+    const hosts = [action.from, action.to, ...(action.via ?? []).flatMap((v) => [v.from, v.to])];
+    data.addresses = Object.fromEntries(hosts.map((h) => [h, idx.hosts.get(h)?.address ?? h]));
+  }
   return data;
 }
 
@@ -95,10 +200,10 @@ export async function enqueueWave(
   rt: XsmRuntime,
   version: number,
   site: Site,
-  plan: Plan,
+  plan: StoredPlan,
   wave: number,
+  actions: readonly Action[],
 ): Promise<void> {
-  const actions = plan.actions.filter((a) => a.wave === wave);
   const idx = indexSite(site);
   await rt.flows.add({
     name: 'wave',
@@ -114,20 +219,6 @@ export async function enqueueWave(
   });
 }
 
-/** A wave finished (all its children completed): start the next one, or mark the version converged. */
-export async function processWave(rt: XsmRuntime, job: Job<WaveJobData>): Promise<string> {
-  const { version, wave, waves } = job.data;
-  if (wave + 1 < waves) {
-    const plan = await storedPlan(rt, version);
-    if (!plan) throw new PermanentError(`plan of version ${version} is missing from Redis`);
-    const { site } = await rt.sites.load(version);
-    await enqueueWave(rt, version, site, plan, wave + 1);
-    return `wave ${wave + 1} of ${waves} enqueued`;
-  }
-  await rt.redis.set(`${rt.config.prefix}:site:converged`, String(version));
-  return `version ${version} applied`;
-}
-
 export async function convergedVersion(rt: XsmRuntime): Promise<number> {
-  return Number((await rt.redis.get(`${rt.config.prefix}:site:converged`)) ?? 0);
+  return rt.applies.convergedVersion();
 }

@@ -29,6 +29,8 @@ export interface ActionJobData {
   template?: TemplateSpec;
   /** Migration target's Dom0 address (what `xl migrate` connects to). */
   targetAddress?: string;
+  /** Cold moves: the Dom0 address of every host they move a VM to (and back, when rolling back). */
+  addresses?: Record<string, string>;
 }
 
 export interface ApplyJobData {
@@ -42,11 +44,23 @@ export interface WaveJobData {
   waves: number;
 }
 
-/** Transient failures retry with exponential backoff; permanent ones (UnrecoverableError) fail at once. */
+/**
+ * Transient failures retry with exponential backoff; permanent ones (UnrecoverableError) fail at once.
+ * A child that failed for good lets its wave go on (the failure is recorded on the parent): what it
+ * blocks is decided by the plan's dependencies, not by the wave (src/jobs/apply.ts).
+ */
 export const actionJobOptions: JobsOptions = {
   attempts: 5,
   backoff: { type: 'exponential', delay: 1000 },
   removeOnComplete: { age: 7 * 24 * 3600, count: 100000 },
   removeOnFail: { age: 30 * 24 * 3600 },
-  failParentOnFailure: true,
+  ignoreDependencyOnFailure: true,
+};
+
+/** A part of a cold move, run on another host's queue: retried like an action, no wave parent. */
+export const partJobOptions: JobsOptions = {
+  attempts: 5,
+  backoff: { type: 'exponential', delay: 1000 },
+  removeOnComplete: { age: 7 * 24 * 3600, count: 100000 },
+  removeOnFail: { age: 30 * 24 * 3600 },
 };

@@ -4,6 +4,7 @@
 import { FlowProducer, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { closeWhenReady, connectRedis, type RedisConfig } from '../lib/redis.ts';
+import { ApplyStore } from '../state/apply-store.ts';
 import { ObservedStore } from '../state/observed-store.ts';
 import { SiteStore } from '../state/site-store.ts';
 import { CONTROL_QUEUE, hostQueueName } from './queues.ts';
@@ -12,6 +13,7 @@ export class XsmRuntime {
   readonly redis: Redis;
   readonly sites: SiteStore;
   readonly observed: ObservedStore;
+  readonly applies: ApplyStore;
   readonly flows: FlowProducer;
   private readonly queues = new Map<string, Queue>();
 
@@ -19,6 +21,7 @@ export class XsmRuntime {
     this.redis = connectRedis(config);
     this.sites = new SiteStore(this.redis, config.prefix);
     this.observed = new ObservedStore(this.redis, config.prefix);
+    this.applies = new ApplyStore(this.redis, config.prefix);
     this.flows = new FlowProducer({ connection: this.redis, prefix: config.prefix });
   }
 

@@ -1,6 +1,9 @@
 // Durable multistep jobs: a workflow is an ordered list of named, idempotent steps. The journal (stored
 // in the BullMQ job's data) records which steps finished, so a job picked up again after a crash resumes
-// at the step that was running, and that step first looks at the real world before acting.
+// at the step that was running, and that step first looks at the real world before acting. A workflow
+// that changes something it must not leave half done (a VM stopped for a resize) names rollback steps:
+// once armed, a final failure runs them (journaled too, so a crash mid-rollback resumes it) and the job
+// fails with what was put back.
 
 import type { Job } from 'bullmq';
 import type { Logger } from './log.ts';
@@ -39,6 +42,26 @@ export interface JournalState {
   current?: string;
   /** Attempts per step, for logs. */
   attempts?: Record<string, number>;
+  /** Set once a final failure started the rollback: why the forward steps failed. */
+  rollback?: { cause: string };
+}
+
+/** What a workflow puts back when it fails for good after `armedAfter` finished. */
+export interface Rollback<C> {
+  /** The step after which a failure leaves something to undo (e.g. `stop-old`). */
+  armedAfter: string;
+  /** Journaled as `rollback:<name>`; each must be idempotent like any step. */
+  steps: readonly Step<C>[];
+  /** The error the job ends with once the rollback steps are done (say what runs again, and why). */
+  outcome(cause: string, ctx: C): Error;
+  /** How the job ends when a rollback step itself fails for good. */
+  failed(cause: string, rollbackError: string, ctx: C): Error;
+}
+
+export interface RunOptions<C> {
+  rollback?: Rollback<C>;
+  /** Is this failure final (no retry will come)? Only final failures roll back. Default: none is. */
+  isFinal?: (e: unknown) => boolean;
 }
 
 export interface StepJournal {
@@ -89,12 +112,58 @@ export async function runSteps<C>(
   ctx: C,
   journal: StepJournal,
   log: Logger,
+  options: RunOptions<C> = {},
 ): Promise<void> {
   const names = new Set<string>();
   for (const s of steps) {
     if (names.has(s.name)) throw new Error(`workflow ${workflow}: step name ${s.name} is used twice`);
     names.add(s.name);
   }
+  const { rollback } = options;
+  const loaded = journal.load();
+  if (rollback && loaded.rollback) return runRollback(workflow, rollback, ctx, journal, log, options);
+  try {
+    await runForward(workflow, steps, ctx, journal, log);
+  } catch (e) {
+    const state = journal.load();
+    if (!rollback || !state.done.includes(rollback.armedAfter) || !(options.isFinal?.(e) ?? false)) throw e;
+    const cause = e instanceof Error ? e.message : String(e);
+    log.warn('step failed for good; rolling back', { workflow, error: cause });
+    await journal.record(
+      { ...state, current: undefined, rollback: { cause } },
+      { workflow, step: 'rollback', index: steps.length, total: steps.length, message: cause },
+    );
+    return runRollback(workflow, rollback, ctx, journal, log, options);
+  }
+}
+
+/** Runs the rollback steps not done yet, then fails with the rollback's outcome (it never succeeds). */
+async function runRollback<C>(
+  workflow: string,
+  rollback: Rollback<C>,
+  ctx: C,
+  journal: StepJournal,
+  log: Logger,
+  options: RunOptions<C>,
+): Promise<never> {
+  const cause = journal.load().rollback!.cause;
+  const prefixed = rollback.steps.map((s) => ({ name: `rollback:${s.name}`, run: s.run }));
+  try {
+    await runForward(`${workflow} rollback`, prefixed, ctx, journal, log);
+  } catch (e) {
+    if (options.isFinal?.(e) ?? false) throw rollback.failed(cause, e instanceof Error ? e.message : String(e), ctx);
+    throw e;
+  }
+  throw rollback.outcome(cause, ctx);
+}
+
+async function runForward<C>(
+  workflow: string,
+  steps: readonly Step<C>[],
+  ctx: C,
+  journal: StepJournal,
+  log: Logger,
+): Promise<void> {
   let state = journal.load();
   // A step recorded as current when the journal is loaded was started by a worker that died.
   const interrupted = state.current;
@@ -103,6 +172,7 @@ export async function runSteps<C>(
     .map((step, i) => ({ step, index: i + 1 }))
     .filter(({ step }) => !state.done.includes(step.name));
   const begin = (name: string): JournalState => ({
+    ...state,
     done: state.done,
     current: name,
     attempts: { ...(state.attempts ?? {}), [name]: (state.attempts?.[name] ?? 0) + 1 },
@@ -119,7 +189,7 @@ export async function runSteps<C>(
     const started = Date.now();
     const running = state;
     await step.run(ctx, { log: stepLog, resumed, report: (detail) => journal.record(running, { ...base, ...detail }) });
-    state = { done: [...state.done, step.name], attempts: state.attempts };
+    state = { ...state, done: [...state.done, step.name], current: undefined };
     const next = pending[k + 1];
     if (next) {
       // The finished step and the start of the next one reach Redis in the same write.

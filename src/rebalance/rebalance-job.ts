@@ -4,9 +4,10 @@
 // schedule (a BullMQ job scheduler on the control queue).
 
 import type { Job } from 'bullmq';
-import { enqueueApply } from '../jobs/apply.ts';
 import { CONTROL_QUEUE } from '../jobs/queues.ts';
+import { ConsentRequiredError, submitSite } from '../jobs/submit.ts';
 import type { XsmRuntime } from '../jobs/runtime.ts';
+import { capacityOf } from '../site/capacity.ts';
 import { serializeSite } from '../site/serialize.ts';
 import { MetricsStore } from '../state/metrics-store.ts';
 import { balance, type BalanceOptions, type BalanceResult } from './balance.ts';
@@ -22,6 +23,8 @@ export interface RebalanceRequest {
 export interface RebalanceOutcome extends BalanceResult {
   baseVersion: number;
   version?: number;
+  /** Why the moves were not written: their plan would stop running VMs, which the rebalancer never does. */
+  refused?: string;
 }
 
 const cooldownKey = (rt: XsmRuntime, vm: string) => `${rt.config.prefix}:rebalance:cooldown:${vm}`;
@@ -35,14 +38,12 @@ export async function runRebalance(rt: XsmRuntime, req: RebalanceRequest = {}): 
   // CPU load: Ganglia's vm_cpu_pct when the poller has it, else assume each vCPU half busy.
   const loads = await Promise.all(site.vms.map(async (v) => (await metrics.latest(v.name))?.metrics.vm_cpu_pct?.v));
   const cooling = await Promise.all(site.vms.map((v) => rt.redis.exists(cooldownKey(rt, v.name))));
-  const hosts = site.hosts
-    .filter((h) => !h.implied || observed.hosts[h.name])
-    .map((h) => ({
-      name: h.name,
-      cpus: h.cpus || observed.hosts[h.name]?.nrCpus || 1,
-      memMiB: h.memoryMiB || observed.hosts[h.name]?.totalMemMiB || 1,
-      maintenance: h.maintenance,
-    }));
+  // Implied hosts (a paper-format <DOM0>) have the room their agent observes, as the planner sees it.
+  const managed = new Set(site.vms.map((v) => v.name));
+  const hosts = site.hosts.flatMap((h) => {
+    const cap = capacityOf(h, observed, (vm) => managed.has(vm));
+    return cap ? [{ name: h.name, cpus: cap.cpus || 1, memMiB: cap.memMiB || 1, maintenance: h.maintenance }] : [];
+  });
   const vms = site.vms.map((v, i) => ({
     name: v.name,
     host: v.host,
@@ -64,16 +65,27 @@ export async function runRebalance(rt: XsmRuntime, req: RebalanceRequest = {}): 
   const next = { ...site, vms: site.vms.map((v) => (to.has(v.name) ? { ...v, host: to.get(v.name)! } : v)) };
   const reason = `rebalance (${opts.mode}): ${result.moves.length} live migration${result.moves.length === 1 ? '' : 's'}, imbalance ${result.imbalanceBefore.toFixed(3)} -> ${result.imbalanceAfter.toFixed(3)}`;
   // Based on the version read: if an operator changed the site meanwhile, this is refused (409) and
-  // the next run plans again from the new version.
-  const { version } = await rt.sites.submit(serializeSite(next), {
-    base: baseVersion,
-    author: 'rebalancer',
-    reason,
-    file: `rebalance of v${baseVersion}`,
-  });
+  // the next run plans again from the new version. The rebalancer never stops a VM: a plan that would
+  // (a cycle of moves broken by a cold move) is not written.
+  let stored;
+  try {
+    stored = await submitSite(rt, {
+      xml: serializeSite(next),
+      file: `rebalance of v${baseVersion}`,
+      base: baseVersion,
+      author: 'rebalancer',
+      reason,
+      consent: 'none',
+      apply: true,
+    });
+  } catch (e) {
+    if (!(e instanceof ConsentRequiredError)) throw e;
+    return { ...result, baseVersion, refused: `not written: ${e.message}` };
+  }
+  if (stored.unchanged) return { ...result, baseVersion };
+  const version = stored.version;
   const ttl = req.cooldownSec ?? 1800;
   if (ttl > 0) for (const m of result.moves) await rt.redis.set(cooldownKey(rt, m.vm), String(version), 'EX', ttl);
-  await enqueueApply(rt, version, 'rebalancer');
   return { ...result, baseVersion, version };
 }
 
@@ -90,6 +102,7 @@ export async function scheduleRebalance(rt: XsmRuntime, everyMs: number, req: Re
 
 export async function processRebalance(rt: XsmRuntime, job: Job<RebalanceRequest>): Promise<string> {
   const r = await runRebalance(rt, job.data);
+  if (r.refused) return r.refused;
   return r.version
     ? `version ${r.version}: ${r.moves.length} moves`
     : `no move worth making (imbalance ${r.imbalanceBefore.toFixed(3)})`;

@@ -1,7 +1,28 @@
 // The plan's vocabulary: what must happen to move the site from one desired state to the next.
-// The planner (src/site/plan.ts) produces these; the control worker turns each into one job.
+// The planner (src/site/plan.ts) produces these once, at submit; the version stores them and the control
+// worker turns each into one job, exactly as stored.
 
-import type { VmSpec } from './model.ts';
+import type { TemplateSpec, VmSpec } from './model.ts';
+
+/**
+ * What the plan assumed about the world when an action starts (after the actions it depends on ran).
+ * The first step of every VM workflow checks them; one that no longer holds stops the action as stale.
+ */
+export type Precondition =
+  /** The VM runs on no host (creates: a second copy would share its disk). */
+  | { kind: 'vm-nowhere'; vm: string }
+  /** The VM does not run on `host` (a migration's target). */
+  | { kind: 'vm-absent'; vm: string; host: string }
+  /** The VM runs on `host` at this size (what Xen holds: its targets). */
+  | { kind: 'vm-runs'; vm: string; host: string; memMiB: number; vcpus: number }
+  /** `host` has at least `memMiB` free and at least `vcpus` physical CPUs. */
+  | { kind: 'room'; host: string; memMiB: number; vcpus: number };
+
+/** A VM as it ran before a disruptive action: what a rollback starts again. */
+export interface PreviousVm {
+  spec: VmSpec;
+  template: TemplateSpec;
+}
 
 interface ActionBase {
   /** Stable id inside a plan, e.g. `create:vm3`, `migrate:vm1`. With the version it makes the job id. */
@@ -10,10 +31,21 @@ interface ActionBase {
   /** Why this action exists, in words an operator reads in `xsm site plan`. */
   reason: string;
   /**
-   * Ordering: actions in wave N start only after every action of waves < N finished. Inside a wave, actions
-   * run in parallel (on their own hosts' queues). Waves are what keeps capacity from being exceeded mid-plan.
+   * Ordering for capacity: actions in wave N start only after every action of waves < N ended. Inside a
+   * wave, actions run in parallel (on their own hosts' queues). A failure stops only `dependsOn`.
    */
   wave: number;
+  /**
+   * Ids of the actions this one needs to have succeeded: the previous action on the same VM and the
+   * actions that free the memory it needs (only those it cannot fit without). When one of them failed
+   * or was blocked, this action does not run and is recorded as blocked by it.
+   */
+  dependsOn: string[];
+  preconditions: Precondition[];
+  /** Set when the action stops a running VM: it runs only with the operator's (or policy's) consent. */
+  disruptive?: true;
+  /** What the disruption is, in a few words (`vm3 is shut down and started with 1024 MiB`). */
+  disruption?: string;
 }
 
 export interface CreateAction extends ActionBase {
@@ -38,6 +70,19 @@ export interface ReconfigureAction extends ActionBase {
    * 'restart': the change exceeds what the running domain allows; shut down and create with the new config.
    */
   mode: 'live' | 'restart';
+  /** Restart only: the VM as it ran, started again if the new domain cannot be created. */
+  previous?: PreviousVm;
+}
+
+/** A live migration that a cold move carries out while its VM is stopped (see MigrateAction.via). */
+export interface ViaMove {
+  vm: string;
+  /** The VM as the new version wants it (its host is `to`). */
+  spec: VmSpec;
+  from: string;
+  to: string;
+  memMiB: number;
+  vcpus: number;
 }
 
 export interface MigrateAction extends ActionBase {
@@ -47,11 +92,15 @@ export interface MigrateAction extends ActionBase {
   to: string;
   spec: VmSpec;
   /**
-   * Always live (`xl migrate`). A cycle of moves between full hosts that no order can satisfy is broken by
-   * parking a VM on a third host (two live moves) or, when no host has room, by a cold move expressed as a
-   * remove on the source and a later create on the target (both reasons say so).
+   * 'live': `xl migrate`. 'cold' breaks a cycle of moves between full hosts when no third host has room to
+   * park a VM: stop the VM on `from`, carry out the live moves in `via` (which need the room it left), start
+   * it on `to`; if anything after the stop fails, the moves are undone and the VM starts again on `from`.
    */
-  mode: 'live';
+  mode: 'live' | 'cold';
+  /** Cold only: the live moves made while the VM is stopped, in order. */
+  via?: ViaMove[];
+  /** Cold only: the VM as it ran on `from`. */
+  previous?: PreviousVm;
 }
 
 export type Action = CreateAction | RemoveAction | ReconfigureAction | MigrateAction;
@@ -68,4 +117,21 @@ export interface Plan {
   waves: number;
   /** Things the operator should know that do not stop the plan (unknown capacity, observed drift). */
   notes: string[];
+}
+
+/** A plan as stored with its version: what was planned against what, and the hash that names it. */
+export interface StoredPlan extends Plan {
+  version: number;
+  /** The version the plan starts from (the current version when it was made). */
+  base: number;
+  /** Epoch ms when the observed state the plan used was read. */
+  observedAt: number;
+  /** sha256 of the canonical JSON of the actions: two plans with the same hash do the same things. */
+  planHash: string;
+  /** sha256 of the site file text the version stores. */
+  xmlHash: string;
+}
+
+export function disruptiveActions(plan: Plan): Action[] {
+  return plan.actions.filter((a) => a.disruptive);
 }

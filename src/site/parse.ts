@@ -15,7 +15,7 @@ import type {
   TemplateSpec,
   VmSpec,
 } from './model.ts';
-import { addVm, emptyLoad, whyNotFits, type HostLoad } from './capacity.ts';
+import { addVm, declaredCapacity, emptyLoad, whyNotFits, type HostLoad } from './capacity.ts';
 import { impliedTemplate } from './templates.ts';
 import { childPos, scanElements, type ElementPos } from './xml-scan.ts';
 import {
@@ -477,7 +477,7 @@ export function loadSite(xml: string, file: string, options: LoadOptions = {}): 
         );
       let load = loads.get(host.name);
       if (!load) loads.set(host.name, (load = emptyLoad()));
-      const why = whyNotFits(host, load, vm);
+      const why = whyNotFits(declaredCapacity(host), load, vm);
       if (why) {
         const short =
           vm.vcpus > host.cpus ? `${vm.vcpus - host.cpus} vCPUs` : `${vm.memMiB - (host.memoryMiB - load.memMiB)} MiB`;

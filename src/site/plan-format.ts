@@ -3,21 +3,24 @@
 import type { Action, Plan } from './actions.ts';
 
 function change(a: Action): string {
+  const parts: string[] = [];
   switch (a.kind) {
     case 'create':
-      return `${a.spec.vcpus} vCPU, ${a.spec.memMiB} MiB`;
+      parts.push(`${a.spec.vcpus} vCPU, ${a.spec.memMiB} MiB`);
+      break;
     case 'remove':
-      return '';
+      break;
     case 'migrate':
-      return `${a.spec.memMiB} MiB live`;
-    case 'reconfigure': {
-      const parts: string[] = [];
+      parts.push(`${a.spec.memMiB} MiB ${a.mode}`);
+      break;
+    case 'reconfigure':
       if (a.memMiB) parts.push(`mem ${a.memMiB.from}->${a.memMiB.to}`);
       if (a.vcpus) parts.push(`vcpu ${a.vcpus.from}->${a.vcpus.to}`);
       parts.push(a.mode);
-      return parts.join(', ');
-    }
+      break;
   }
+  if (a.disruptive) parts.push('STOPS VM');
+  return parts.join(', ');
 }
 
 export function planRows(plan: Plan): string[][] {
@@ -28,6 +31,7 @@ export function planRows(plan: Plan): string[][] {
     a.kind === 'migrate' ? a.from : a.host,
     a.kind === 'migrate' ? a.to : '',
     change(a),
+    a.dependsOn.join(' '),
     a.reason,
   ]);
 }
@@ -42,17 +46,28 @@ export function formatTable(header: string[], rows: string[][]): string {
   return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
 }
 
+/** The lines that ask for consent: each action that stops a running VM and how. */
+export function formatDisruptions(actions: readonly Pick<Action, 'id' | 'disruption'>[]): string {
+  const n = actions.length;
+  return [
+    `${n} action${n === 1 ? '' : 's'} stop${n === 1 ? 's' : ''} running VMs:`,
+    ...actions.map((a) => `  ${a.id}: ${a.disruption ?? 'stops a running VM'}`),
+  ].join('\n');
+}
+
 export function formatPlan(plan: Plan): string {
   const out: string[] = [];
   if (plan.actions.length === 0) out.push('Nothing to do: the site already matches the file.');
   else {
-    out.push(formatTable(['WAVE', 'ACTION', 'VM', 'HOST/FROM', 'TO', 'CHANGE', 'REASON'], planRows(plan)));
+    out.push(formatTable(['WAVE', 'ACTION', 'VM', 'HOST/FROM', 'TO', 'CHANGE', 'AFTER', 'REASON'], planRows(plan)));
     const counts = new Map<string, number>();
     for (const a of plan.actions) counts.set(a.kind, (counts.get(a.kind) ?? 0) + 1);
     out.push(
       '',
       `${plan.actions.length} action${plan.actions.length === 1 ? '' : 's'} in ${plan.waves} wave${plan.waves === 1 ? '' : 's'}: ${[...counts].map(([k, n]) => `${n} ${k}`).join(', ')}`,
     );
+    const disruptive = plan.actions.filter((a) => a.disruptive);
+    if (disruptive.length) out.push(formatDisruptions(disruptive));
   }
   for (const n of plan.notes) out.push(`note: ${n}`);
   return out.join('\n');

@@ -1,8 +1,24 @@
 // What host agents report: their domains, memory and a heartbeat, one key per host, in Redis so any
-// API instance, the planner, the rebalancer and failover read the same picture.
+// API instance, the planner, the rebalancer and failover read the same picture. An index (domain -> hosts
+// that last reported it) answers "where does this VM run?" without reading every host: the precondition
+// check of every create asks it.
 
 import type { Redis } from 'ioredis';
 import type { ObservedHost, ObservedState } from '../site/observed.ts';
+
+// KEYS: hostKey, hostsSet, hostDomainsSet, domainIndexPrefix  ARGV: host, report JSON, domain names...
+// Replaces the host's report and moves the index to its domains, in one step.
+const REPORT = `
+redis.call('SET', KEYS[1], ARGV[2])
+redis.call('SADD', KEYS[2], ARGV[1])
+for _, d in ipairs(redis.call('SMEMBERS', KEYS[3])) do redis.call('SREM', KEYS[4] .. d, ARGV[1]) end
+redis.call('DEL', KEYS[3])
+for i = 3, #ARGV do
+  redis.call('SADD', KEYS[3], ARGV[i])
+  redis.call('SADD', KEYS[4] .. ARGV[i], ARGV[1])
+end
+return 1
+`;
 
 export class ObservedStore {
   private readonly hostsKey: string;
@@ -15,8 +31,28 @@ export class ObservedStore {
   private key(host: string) {
     return `${this.prefix}:observed:host:${host}`;
   }
+  private domainsKey(host: string) {
+    return `${this.prefix}:observed:host-domains:${host}`;
+  }
+  private get indexPrefix() {
+    return `${this.prefix}:observed:domain:`;
+  }
   async report(host: ObservedHost): Promise<void> {
-    await this.redis.multi().set(this.key(host.name), JSON.stringify(host)).sadd(this.hostsKey, host.name).exec();
+    await this.redis.eval(
+      REPORT,
+      4,
+      this.key(host.name),
+      this.hostsKey,
+      this.domainsKey(host.name),
+      this.indexPrefix,
+      host.name,
+      JSON.stringify(host),
+      ...host.domains.map((d) => d.name),
+    );
+  }
+  /** Hosts whose last report shows `domain` (two while it migrates), sorted. */
+  async whereIs(domain: string): Promise<string[]> {
+    return (await this.redis.smembers(`${this.indexPrefix}${domain}`)).sort();
   }
   /**
    * A migration just moved `domain` onto `host`: add it to that host's last report until the host's own
@@ -34,10 +70,15 @@ export class ObservedStore {
        table.insert(out, d)
        h.domains = out
        redis.call('SET', KEYS[1], cjson.encode(h))
+       redis.call('SADD', KEYS[2], d.name)
+       redis.call('SADD', KEYS[3] .. d.name, ARGV[2])
        return 1`,
-      1,
+      3,
       this.key(host),
+      this.domainsKey(host),
+      this.indexPrefix,
       JSON.stringify(domain),
+      host,
     );
   }
   /**

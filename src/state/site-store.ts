@@ -1,8 +1,10 @@
 // The desired state in Redis: every accepted site file is a numbered version with author, time and
 // reason; history is kept. A new version names the version it was based on, and a stale base is refused
-// (atomically, in one Lua script), so two operators can never overwrite each other's change.
+// (atomically, in one Lua script), so two operators can never overwrite each other's change. The plan made
+// for a version is stored by the same script: a version never exists without the plan that will run.
 
 import type { Redis } from 'ioredis';
+import type { StoredPlan } from '../site/actions.ts';
 import { loadSite, type LoadOptions } from '../site/parse.ts';
 import type { LoadResult, Site, SiteIssue } from '../site/model.ts';
 
@@ -39,19 +41,30 @@ export class InvalidSiteError extends Error {
   }
 }
 
-// KEYS: current, seq, history, versionPrefix  ARGV: base, xml, author, reason, time
+/** A plan as the submit path hands it over: the version number is only known once stored. */
+export type PlanRecord = Omit<StoredPlan, 'version'>;
+
+// KEYS: current, seq, history, versionPrefix, planPrefix  ARGV: base, xml, author, reason, time, plan ('' = none)
 const SUBMIT = `
 local current = tonumber(redis.call('GET', KEYS[1]) or '0')
 if current ~= tonumber(ARGV[1]) then return {-1, current} end
 local v = redis.call('INCR', KEYS[2])
 redis.call('HSET', KEYS[4] .. v, 'xml', ARGV[2], 'author', ARGV[3], 'reason', ARGV[4], 'time', ARGV[5], 'base', ARGV[1])
+if ARGV[6] ~= '' then redis.call('SET', KEYS[5] .. v, ARGV[6]) end
 redis.call('SET', KEYS[1], v)
 redis.call('RPUSH', KEYS[3], v)
 return {v, current}
 `;
 
 export class SiteStore {
-  private readonly k: { current: string; seq: string; history: string; version: string; applied: string };
+  private readonly k: {
+    current: string;
+    seq: string;
+    history: string;
+    version: string;
+    applied: string;
+    plan: string;
+  };
   constructor(
     private readonly redis: Redis,
     prefix: string,
@@ -62,32 +75,48 @@ export class SiteStore {
       history: `${prefix}:site:history`,
       version: `${prefix}:site:v:`,
       applied: `${prefix}:site:applied`,
+      plan: `${prefix}:plan:v`,
     };
   }
 
-  /** Validates, then stores as a new version if `base` is still the current version. */
+  /**
+   * Validates, then stores as a new version if `base` is still the current version, with `plan` (the plan
+   * made for it) in the same atomic step. Versions meant to run are stored through src/jobs/submit.ts,
+   * which plans them; a version stored without a plan (an inventory for deployment) cannot be applied.
+   */
   async submit(
     xml: string,
     meta: { base: number; author: string; reason: string; file?: string },
     options: LoadOptions = {},
+    plan?: PlanRecord,
+    /** `xml` already loaded by the caller (the submit path): not parsed a second time. */
+    parsed?: Extract<LoadResult, { ok: true }>,
   ): Promise<{ version: number; site: Site; warnings: SiteIssue[] }> {
-    const loaded = loadSite(xml, meta.file ?? 'site.xml', options);
+    const loaded = parsed ?? loadSite(xml, meta.file ?? 'site.xml', options);
     if (!loaded.ok) throw new InvalidSiteError(loaded.errors);
     const res = (await this.redis.eval(
       SUBMIT,
-      4,
+      5,
       this.k.current,
       this.k.seq,
       this.k.history,
       this.k.version,
+      this.k.plan,
       String(meta.base),
       xml,
       meta.author,
       meta.reason,
       String(Date.now()),
+      plan ? JSON.stringify(plan, (k, v) => (k === 'pos' ? undefined : v)) : '',
     )) as [number, number];
     if (res[0] === -1) throw new StaleVersionError(meta.base, res[1]);
     return { version: res[0], site: loaded.site, warnings: loaded.warnings };
+  }
+
+  /** The plan stored with `version`, exactly as it was shown when the version was submitted. */
+  async plan(version: number): Promise<StoredPlan | undefined> {
+    const v = await this.redis.get(`${this.k.plan}${version}`);
+    return v ? { ...(JSON.parse(v) as PlanRecord), version } : undefined;
   }
 
   async currentVersion(): Promise<number> {

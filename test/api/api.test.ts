@@ -189,7 +189,15 @@ test('single VM operations write new versions and run: migrate, reconfigure, rem
   t.is(r.status, 202);
   await s.waitConverged(r.body.version);
   t.like(await s.hv.get('h1')!.find('b'), { memMiB: 512, vcpus: 2 });
-  const d = await call('DELETE', '/api/vms/a', 'operator');
+  // Removing stops a running VM: refused without consent, nothing stored.
+  const unconsented = await call('DELETE', '/api/vms/a', 'operator');
+  t.is(unconsented.status, 409);
+  t.is(unconsented.body.error.code, 'consent-required');
+  t.deepEqual(unconsented.body.error.details.actions, [
+    { id: 'remove:a', kind: 'remove', vm: 'a', disruption: 'a is shut down and destroyed on h2' },
+  ]);
+  t.is(await s.rt.sites.currentVersion(), r.body.version);
+  const d = await call('DELETE', '/api/vms/a', 'operator', { json: { allowDisruption: true } });
   t.is(d.status, 202);
   await s.waitConverged(d.body.version);
   t.deepEqual(await s.where(), { b: 'h1' });
@@ -226,7 +234,7 @@ test('jobs are listed with their step, and a failed job can be retried once its 
   t.like(failed[0], { queue: 'host-h1', id: 'v1-create-a' });
   t.regex(failed[0]!.failedReason, /h1 has \d+ MiB free but a needs 512 MiB/);
   const one = await call('GET', '/api/jobs/host-h1/v1-create-a', 'viewer');
-  t.like(one.body.progress, { workflow: 'create-vm', step: 'check-capacity', index: 2, total: 5 });
+  t.like(one.body.progress, { workflow: 'create-vm', step: 'check-plan', index: 1, total: 5 });
   t.is(one.body.progress.journal, undefined, 'the journal is internal');
   t.is((await call('POST', '/api/jobs/host-h1/v1-create-a/retry', 'viewer')).status, 403);
   await s.hv.get('h1')!.destroy('intruder');

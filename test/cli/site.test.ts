@@ -49,8 +49,9 @@ test('xsm site plan prints a table and --json; usage errors exit 2', async (t) =
   t.deepEqual(plan.actions.map((a) => `${a.kind}:${a.vm}`).sort(), ['migrate:vm1', 'reconfigure:vm4']);
   const diff = await xsm('site', 'diff', paper, next);
   t.regex(diff.stdout, /~ VM vm1: host "192\.168\.5\.101" -> "192\.168\.5\.102"/);
-  const usage = await xsm('site', 'plan', paper);
+  // One file is planned against the running site (see test/cli/ops.test.ts); none or three is a usage error.
+  const usage = await xsm('site', 'plan', paper, next, paper);
   t.is(usage.code, 2);
-  t.regex(usage.stderr, /usage: xsm site plan OLD NEW/);
+  t.regex(usage.stderr, /usage: xsm site plan FILE \[--out PLAN\.json\] \[--json\] \| xsm site plan OLD NEW/);
   t.is((await xsm('frobnicate')).code, 2);
 });

@@ -6,6 +6,8 @@ export interface VmLine {
   vcpus?: number;
   priority?: number;
   pinned?: boolean;
+  /** Template: `tiny` (default; grows live up to 2048 MiB / 4 vCPUs) or `fixed` (no live growth). */
+  config?: 'tiny' | 'fixed';
 }
 
 export interface HostLine {
@@ -27,14 +29,14 @@ export function siteXml(hosts: HostLine[], vms: VmLine[]): string {
       v.priority !== undefined || v.pinned
         ? `<Placement${v.priority !== undefined ? ` priority="${v.priority}"` : ''}${v.pinned ? ' pinned="true"' : ''}/>`
         : '';
-    return `    <VM name="${v.name}" config="tiny"><DOM0>${v.host}</DOM0><VCPUS>${v.vcpus ?? 1}</VCPUS><HWADDR>${mac}</HWADDR><IP>DHCP</IP><MEM>${v.mem}</MEM>${placement}</VM>`;
+    return `    <VM name="${v.name}" config="${v.config ?? 'tiny'}"><DOM0>${v.host}</DOM0><VCPUS>${v.vcpus ?? 1}</VCPUS><HWADDR>${mac}</HWADDR><IP>DHCP</IP><MEM>${v.mem}</MEM>${placement}</VM>`;
   });
   return `<XSMConfig>
   <Hosts>
 ${hostLines.join('\n')}
   </Hosts>
   <Templates>
-    <Template name="tiny" type="pvh" maxmem="2048" maxvcpus="4"><Kernel>/srv/xen/kernels/vmlinuz</Kernel><Disk target="/srv/xen/disks/{vm}.img" vdev="xvda"/><Bridge>xenbr0</Bridge></Template>
+    <Template name="tiny" type="pvh" maxmem="2048" maxvcpus="4"><Kernel>/srv/xen/kernels/vmlinuz</Kernel><Disk target="/srv/xen/disks/{vm}.img" vdev="xvda"/><Bridge>xenbr0</Bridge></Template><Template name="fixed" type="pvh"><Kernel>/srv/xen/kernels/vmlinuz</Kernel><Disk target="/srv/xen/disks/{vm}.img" vdev="xvda"/><Bridge>xenbr0</Bridge></Template>
   </Templates>
   <Set name="test">
 ${vmLines.join('\n')}

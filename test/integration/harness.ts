@@ -13,7 +13,9 @@ import { closeWhenReady, deleteKeysByPrefix, redisConfigFromEnv } from '../../sr
 import { silentLogger } from '../../src/lib/log.ts';
 import { startHostAgent } from '../../workers/host-agent-lib.ts';
 import { startControlWorker } from '../../workers/control-lib.ts';
-import { convergedVersion, enqueueApply } from '../../src/jobs/apply.ts';
+import { convergedVersion } from '../../src/jobs/apply.ts';
+import { submitSite, type Consent } from '../../src/jobs/submit.ts';
+import type { ApplyStatus } from '../../src/state/apply-store.ts';
 import type { Worker } from 'bullmq';
 import { SimulatedPower } from '../../src/drivers/power/simulated.ts';
 import { sitePowerResolver } from '../../src/failover/failover-job.ts';
@@ -25,8 +27,16 @@ export interface TestSite {
   agents: Map<string, { close: () => Promise<void> }>;
   control: Worker;
   startAgent(host: string): void;
-  submitAndApply(xml: string, base?: number, reason?: string): Promise<number>;
+  /** Submits as the API does (planned once, stored with its plan) and enqueues the apply. */
+  submitAndApply(
+    xml: string,
+    base?: number,
+    reason?: string,
+    opts?: { consent?: Consent; apply?: boolean },
+  ): Promise<number>;
   waitConverged(version: number, timeoutMs?: number): Promise<void>;
+  /** Waits until the apply of `version` ended (converged, partially-failed or superseded). */
+  waitApplyEnded(version: number, timeoutMs?: number): Promise<ApplyStatus>;
   where(): Promise<Record<string, string>>;
   close(): Promise<void>;
 }
@@ -78,11 +88,28 @@ export async function startTestSite(
         }),
       );
     },
-    async submitAndApply(xml, base, reason = 'test') {
+    async submitAndApply(xml, base, reason = 'test', o = {}) {
       const b = base ?? (await rt.sites.currentVersion());
-      const { version } = await rt.sites.submit(xml, { base: b, author: 'test', reason });
-      await enqueueApply(rt, version, 'test');
-      return version;
+      const r = await submitSite(rt, {
+        xml,
+        file: 'test.xml',
+        base: b,
+        author: 'test',
+        reason,
+        consent: o.consent ?? 'operator',
+        apply: o.apply ?? true,
+      });
+      if (r.unchanged) throw new Error(`nothing to submit: the content is version ${r.version}'s`);
+      return r.version;
+    },
+    async waitApplyEnded(version, timeoutMs = 20000) {
+      const until = Date.now() + timeoutMs;
+      for (;;) {
+        const st = await rt.applies.status(version);
+        if (st && st.state !== 'applying') return st;
+        if (Date.now() > until) throw new Error(`the apply of version ${version} did not end within ${timeoutMs} ms`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
     },
     async waitConverged(version, timeoutMs = 20000) {
       const until = Date.now() + timeoutMs;

@@ -47,3 +47,71 @@ test('duplicate step names are refused', async (t) => {
     message: /used twice/,
   });
 });
+
+const rollback = {
+  armedAfter: 'stop',
+  steps: [step('restart-old')],
+  outcome: (cause: string) => new Error(`rolled back: ${cause}`),
+  failed: (cause: string, error: string) => new Error(`down: ${cause}; ${error}`),
+};
+const restartSteps = [step('check'), step('stop'), step('create'), step('verify')];
+
+test('a final failure after the armed step runs the rollback steps, journaled, and fails with what they did', async (t) => {
+  const journal = memoryJournal();
+  const ctx: Ctx = { calls: [], failAt: 'create' };
+  await t.throwsAsync(
+    runSteps('restart', restartSteps, ctx, journal, silentLogger, { rollback, isFinal: () => true }),
+    { message: 'rolled back: crash in create' },
+  );
+  t.deepEqual(ctx.calls, ['check', 'stop', 'create', 'restart-old']);
+  t.deepEqual(journal.state.done, ['check', 'stop', 'rollback:restart-old']);
+  // Retried later, it does not go forward again: the rollback is on record, the outcome stays.
+  const again: Ctx = { calls: [] };
+  await t.throwsAsync(runSteps('restart', restartSteps, again, journal, silentLogger, { rollback }), {
+    message: 'rolled back: crash in create',
+  });
+  t.deepEqual(again.calls, []);
+});
+
+test('a failure that will be retried, or one before the armed step, is not rolled back', async (t) => {
+  const transient = memoryJournal();
+  await t.throwsAsync(
+    runSteps('restart', restartSteps, { calls: [], failAt: 'create' }, transient, silentLogger, {
+      rollback,
+      isFinal: () => false,
+    }),
+    { message: 'crash in create' },
+  );
+  t.is(transient.state.rollback, undefined);
+  const early = memoryJournal();
+  const ctx: Ctx = { calls: [], failAt: 'check' };
+  await t.throwsAsync(runSteps('restart', restartSteps, ctx, early, silentLogger, { rollback, isFinal: () => true }), {
+    message: 'crash in check',
+  });
+  t.deepEqual(ctx.calls, ['check'], 'nothing was stopped, so nothing is undone');
+});
+
+test('a rollback interrupted by a crash resumes at its own step, and a rollback that fails for good says so', async (t) => {
+  const journal = memoryJournal({
+    done: ['check', 'stop'],
+    rollback: { cause: 'no memory' },
+    current: 'rollback:restart-old',
+  });
+  const seen: boolean[] = [];
+  const probe = {
+    ...rollback,
+    steps: [{ name: 'restart-old', run: async (_c: Ctx, rt: { resumed: boolean }) => void seen.push(rt.resumed) }],
+  };
+  await t.throwsAsync(runSteps('restart', restartSteps, { calls: [] }, journal, silentLogger, { rollback: probe }), {
+    message: 'rolled back: no memory',
+  });
+  t.deepEqual(seen, [true]);
+  const failing = memoryJournal({ done: ['check', 'stop'], rollback: { cause: 'no memory' } });
+  await t.throwsAsync(
+    runSteps('restart', restartSteps, { calls: [], failAt: 'restart-old' }, failing, silentLogger, {
+      rollback,
+      isFinal: () => true,
+    }),
+    { message: 'down: no memory; crash in restart-old' },
+  );
+});

@@ -4,9 +4,29 @@ import { formatPlan, planJson } from '../../src/site/plan-format.ts';
 import type { Action, Plan } from '../../src/site/actions.ts';
 import type { Site } from '../../src/site/model.ts';
 import { host, site, template, vm } from './helpers.ts';
+import { planHash, sameContent } from '../../src/site/plan-hash.ts';
+import { loadSite } from '../../src/site/parse.ts';
+import type { ObservedState } from '../../src/site/observed.ts';
+import type { DomainInfo } from '../../src/drivers/hypervisor/hypervisor.ts';
+
+/** Every action that depends on `id`, directly or through others. */
+function dependents(plan: Plan, id: string): Set<string> {
+  const out = new Set<string>([id]);
+  for (const a of plan.actions) if (a.dependsOn.some((d) => out.has(d))) out.add(a.id);
+  return out;
+}
+
+function domain(name: string, memMiB: number, vcpus = 1): DomainInfo {
+  return { name, domid: 1, state: 'running', memMiB, maxMemMiB: memMiB, vcpus, maxVcpus: vcpus, cpuTimeSec: 0 };
+}
 
 /** Replays a plan wave by wave; fails if any host's memory would exceed capacity at any moment. */
-function replay(current: Site, desired: Site, plan: Plan): Map<string, { host: string; mem: number; vcpus: number }> {
+function replay(
+  current: Site,
+  desired: Site,
+  plan: Plan,
+  skip: ReadonlySet<string> = new Set(),
+): Map<string, { host: string; mem: number; vcpus: number }> {
   const cap = new Map([...current.hosts, ...desired.hosts].map((h) => [h.name, h.memoryMiB]));
   const at = new Map(current.vms.map((v) => [v.name, { host: v.host, mem: v.memMiB, vcpus: v.vcpus }]));
   const used = () => {
@@ -21,7 +41,17 @@ function replay(current: Site, desired: Site, plan: Plan): Map<string, { host: s
       if (m > (cap.get(h) ?? Infinity)) throw new Error(`${when}: host ${h} uses ${m} MiB > ${cap.get(h)}`);
   };
   for (let w = 0; w < plan.waves; w++) {
-    const wave = plan.actions.filter((a) => a.wave === w);
+    const wave = plan.actions.filter((a) => a.wave === w && !skip.has(a.id));
+    const cold = wave.find((a) => a.kind === 'migrate' && a.mode === 'cold');
+    if (cold) {
+      // A cold move has its wave to itself and runs its parts one after the other: check after each.
+      if (wave.length !== 1) throw new Error(`wave ${w}: a cold move shares its wave`);
+      for (const [i, a] of coldParts(cold).entries()) {
+        apply(at, a);
+        check(new Map(), `wave ${w}, part ${i} of ${cold.id}`);
+      }
+      continue;
+    }
     // During a wave, every migration holds memory on its target while the source still holds it too,
     // and every growth/creation has taken its memory; shrinks/removes may not have freed yet.
     const inflight = new Map<string, number>();
@@ -36,6 +66,25 @@ function replay(current: Site, desired: Site, plan: Plan): Map<string, { host: s
     check(new Map(), `after wave ${w}`);
   }
   return at;
+}
+/** A cold move's parts, as the state changes they make: stop, each live move, start on the target. */
+function coldParts(a: Action): Action[] {
+  if (a.kind !== 'migrate') return [a];
+  const stub = { wave: a.wave, dependsOn: [], preconditions: [], reason: '' };
+  return [
+    { ...stub, kind: 'remove', id: 'stop', vm: a.vm, host: a.from },
+    ...(a.via ?? []).map((v): Action => ({
+      ...stub,
+      kind: 'migrate',
+      id: 'via',
+      vm: v.vm,
+      from: v.from,
+      to: v.to,
+      spec: v.spec,
+      mode: 'live',
+    })),
+    { ...stub, kind: 'create', id: 'start', vm: a.vm, host: a.to, spec: a.spec },
+  ];
 }
 function apply(at: Map<string, { host: string; mem: number; vcpus: number }>, a: Action): void {
   if (a.kind === 'remove') at.delete(a.vm);
@@ -121,7 +170,7 @@ test('a swap of two VMs between two full hosts parks one on a third host', (t) =
   assertReaches(t, current, desired, plan);
 });
 
-test('a swap of two VMs between the only two full hosts falls back to a cold move, flagged as downtime', (t) => {
+test('a swap of two VMs between the only two full hosts is one cold move, flagged as downtime, that can be undone', (t) => {
   const two = [host('h1', 1024), host('h2', 1024)];
   const current = site(two, [vm('x', 'h1', 1024), vm('y', 'h2', 1024)]);
   const desired = site(two, [
@@ -129,12 +178,23 @@ test('a swap of two VMs between the only two full hosts falls back to a cold mov
     { ...current.vms[1]!, host: 'h1' },
   ]);
   const plan = planChanges(current, desired);
-  const cold = plan.actions.filter((a) => /DOWNTIME/.test(a.reason));
-  t.deepEqual(
-    cold.map((a) => a.kind),
-    ['remove', 'create'],
+  // One action: stop x, move y live into the room x left, start x on h2 (and the reverse if that fails).
+  t.is(plan.actions.length, 1);
+  const cold = plan.actions[0]!;
+  t.true(cold.kind === 'migrate' && cold.mode === 'cold');
+  t.regex(
+    cold.reason,
+    /cold move \(DOWNTIME\).*stop x on h1, move y h2 -> h1 live, then start x on h2 \(back on h1 if that fails\)/,
   );
-  t.true(cold[1]!.wave > cold[0]!.wave);
+  t.true(cold.disruptive);
+  t.is(cold.disruption, 'x is stopped on h1 and started on h2 once y moved');
+  if (cold.kind !== 'migrate') return;
+  t.like(cold.previous?.spec, { name: 'x', host: 'h1', memMiB: 1024, vcpus: 1 });
+  t.is(cold.previous?.template.name, 'web');
+  t.deepEqual(
+    cold.via?.map((v) => `${v.vm} ${v.from}->${v.to}`),
+    ['y h2->h1'],
+  );
   assertReaches(t, current, desired, plan);
 });
 
@@ -279,6 +339,9 @@ test('random site pairs: every plan keeps every host within capacity and reaches
     const plan = planChanges(current, desired);
     try {
       assertReaches(t, current, desired, plan);
+      // Any one action failing stops only what depends on it; everything else still fits at every moment.
+      if (plan.actions.length)
+        replay(current, desired, plan, dependents(plan, plan.actions[rnd(plan.actions.length)]!.id));
     } catch (e) {
       t.fail(`round ${round}: ${(e as Error).message}\n${formatPlan(plan)}`);
       return;
@@ -292,4 +355,151 @@ test('a desired state that can never fit is refused naming the host', (t) => {
   const desired = site(one, [vm('big', 'h1', 1024)]);
   const err = t.throws(() => planChanges(current, desired), { instanceOf: PlanError });
   t.regex(err!.message, /big needs 1024 MiB but host h1 has 512 MiB free/);
+});
+
+test('an action depends on the previous action on its VM and on the frees it cannot fit without, no others', (t) => {
+  // h2 is full (big 768 + small 256); mover (512) needs big's room, not small's; c grows live on h3.
+  const current = site(H, [vm('big', 'h2', 768), vm('small', 'h2', 256), vm('mover', 'h1', 512), vm('c', 'h3', 256)]);
+  const desired = site(H, [
+    { ...current.vms[2]!, host: 'h2', memMiB: 600 },
+    { ...current.vms[3]!, memMiB: 512 },
+  ]);
+  const plan = planChanges(current, desired);
+  const byId = new Map(plan.actions.map((a) => [a.id, a]));
+  t.deepEqual(byId.get('remove:big')?.dependsOn, []);
+  t.deepEqual(byId.get('migrate:mover')?.dependsOn, ['remove:big'], 'small frees 256 MiB mover can do without');
+  t.deepEqual(byId.get('reconfigure:mover')?.dependsOn, ['migrate:mover']);
+  t.deepEqual(byId.get('reconfigure:c')?.dependsOn, [], 'nothing on h3 depends on h2');
+  assertReaches(t, current, desired, plan);
+});
+
+test('each action records what it assumes: where its VM runs at what size, and the room it needs', (t) => {
+  const current = site(H, [vm('a', 'h1', 256), vm('b', 'h2', 512, 2)]);
+  const desired = site(H, [
+    { ...current.vms[0]!, host: 'h3' },
+    { ...current.vms[1]!, memMiB: 768 },
+    vm('n', 'h1', 128),
+  ]);
+  const plan = planChanges(current, desired);
+  const pre = (id: string) => plan.actions.find((a) => a.id === id)?.preconditions;
+  t.deepEqual(pre('migrate:a'), [
+    { kind: 'vm-runs', vm: 'a', host: 'h1', memMiB: 256, vcpus: 1 },
+    { kind: 'vm-absent', vm: 'a', host: 'h3' },
+    { kind: 'room', host: 'h3', memMiB: 256, vcpus: 1 },
+  ]);
+  t.deepEqual(pre('reconfigure:b'), [
+    { kind: 'vm-runs', vm: 'b', host: 'h2', memMiB: 512, vcpus: 2 },
+    { kind: 'room', host: 'h2', memMiB: 256, vcpus: 2 },
+  ]);
+  t.deepEqual(pre('create:n'), [
+    { kind: 'vm-nowhere', vm: 'n' },
+    { kind: 'room', host: 'h1', memMiB: 128, vcpus: 1 },
+  ]);
+});
+
+test('actions that stop a running VM are marked disruptive and say how; live changes are not', (t) => {
+  const tpl = { ...template, maxMemMiB: 512, maxVcpus: 2 };
+  const current = site(H, [vm('live', 'h1', 256), vm('big', 'h3', 256), vm('gone', 'h2', 256)], [tpl]);
+  const desired = site(
+    H,
+    [
+      { ...current.vms[0]!, memMiB: 512 },
+      { ...current.vms[1]!, memMiB: 768 },
+    ],
+    [tpl],
+  );
+  const plan = planChanges(current, desired);
+  const marks = plan.actions.map((a) => [a.id, a.disruptive ?? false, a.disruption ?? '']);
+  t.deepEqual(marks, [
+    ['remove:gone', true, 'gone is shut down and destroyed on h2'],
+    ['reconfigure:big', true, 'big is shut down on h3 and started again with 768 MiB, 1 vCPUs'],
+    ['reconfigure:live', false, ''],
+  ]);
+  const restart = plan.actions.find((a) => a.id === 'reconfigure:big');
+  t.true(
+    restart?.kind === 'reconfigure' && restart.previous?.spec.memMiB === 256,
+    'the restart records the VM as it ran',
+  );
+  t.regex(formatPlan(plan), /2 actions stop running VMs:\n  remove:gone: gone is shut down and destroyed on h2/);
+});
+
+test('an undeclared host is checked against what its agent observes: a resize beyond it is refused naming the host and what is missing', (t) => {
+  // The paper's format declares no hosts: DOM0 addresses imply them, with unknown capacity.
+  const xml = (mem: number) =>
+    `<XSMConfig><Set name="s"><VM name="vm3" config="apache_svr"><DOM0>192.168.5.103</DOM0><VCPUS>4</VCPUS><HWADDR>AA:00:00:00:00:03</HWADDR><IP>DHCP</IP><MEM>${mem}</MEM></VM></Set></XSMConfig>`;
+  const load = (mem: number) => {
+    const r = loadSite(xml(mem), 'paper.xml');
+    if (!r.ok) throw new Error(r.errors[0]!.message);
+    return r.site;
+  };
+  const observed: ObservedState = {
+    hosts: {
+      '192.168.5.103': {
+        name: '192.168.5.103',
+        heartbeatAt: 0,
+        totalMemMiB: 2048,
+        freeMemMiB: 1440,
+        nrCpus: 4,
+        domains: [domain('vm3', 96, 4)],
+      },
+    },
+  };
+  const err = t.throws(() => planChanges(load(96), load(9999), observed), { instanceOf: PlanError });
+  t.is(
+    err!.message,
+    'cannot order the plan: vm3 to grow from 96 to 9999 MiB needs 9903 MiB but host 192.168.5.103 has 1440 MiB free of 1536 (as its agent reports) (8463 MiB missing); free memory on 192.168.5.103 or change less at once',
+  );
+  // Within what it observes (free memory plus vm3's own), the resize is planned.
+  t.is(planChanges(load(96), load(1536), observed).actions.length, 1);
+  // With no agent report, the room is unknown: planned, and the plan says it did not check.
+  const blind = planChanges(load(96), load(9999));
+  t.true(blind.notes.some((n) => /capacity of 192\.168\.5\.103 is unknown/.test(n)));
+});
+
+test('a ring of moves between three full hosts with no room anywhere is one cold move carrying the others', (t) => {
+  const three = [host('h1', 1024), host('h2', 1024), host('h3', 1024)];
+  const current = site(three, [vm('x', 'h1', 1024), vm('y', 'h2', 1024), vm('z', 'h3', 1024)]);
+  const desired = site(three, [
+    { ...current.vms[0]!, host: 'h2' },
+    { ...current.vms[1]!, host: 'h3' },
+    { ...current.vms[2]!, host: 'h1' },
+  ]);
+  const plan = planChanges(current, desired);
+  t.is(plan.actions.length, 1);
+  const a = plan.actions[0]!;
+  t.true(a.kind === 'migrate' && a.mode === 'cold');
+  if (a.kind === 'migrate')
+    t.deepEqual(
+      a.via?.map((v) => `${v.vm} ${v.from}->${v.to}`),
+      ['z h3->h1', 'y h2->h3'],
+    );
+  assertReaches(t, current, desired, plan);
+});
+
+test('a plan hash names the actions: same plan, same hash; another plan, another hash', (t) => {
+  const current = site(H, [vm('a', 'h1', 256)]);
+  const p1 = planChanges(current, site(H, [{ ...current.vms[0]!, host: 'h2' }]));
+  const p2 = planChanges(structuredClone(current), site(H, [{ ...current.vms[0]!, host: 'h2' }]));
+  const p3 = planChanges(current, site(H, [{ ...current.vms[0]!, host: 'h3' }]));
+  t.is(planHash(p1.actions), planHash(p2.actions));
+  t.not(planHash(p1.actions), planHash(p3.actions));
+  t.regex(planHash(p1.actions), /^[0-9a-f]{64}$/);
+});
+
+test('the same content laid out differently is the same content; a changed value is not', (t) => {
+  const a = loadSite(
+    '<XSMConfig><Set name="s"><VM name="v" config="c"><DOM0>h</DOM0><VCPUS>1</VCPUS><HWADDR>00:16:3e:00:00:01</HWADDR><IP>DHCP</IP><MEM>64</MEM></VM></Set></XSMConfig>',
+    'a.xml',
+  );
+  const b = loadSite(
+    '<?xml version="1.0"?>\n<!-- xsm:base-version 3 -->\n<XSMConfig>\n  <Set name="s">\n    <VM name="v" config="c">\n      <DOM0>h</DOM0>  <VCPUS>1</VCPUS>\n      <HWADDR>00:16:3E:00:00:01</HWADDR><IP>DHCP</IP><MEM>64</MEM>\n    </VM>\n  </Set>\n</XSMConfig>\n',
+    'b.xml',
+  );
+  const c = loadSite(
+    '<XSMConfig><Set name="s"><VM name="v" config="c"><DOM0>h</DOM0><VCPUS>2</VCPUS><HWADDR>00:16:3e:00:00:01</HWADDR><IP>DHCP</IP><MEM>64</MEM></VM></Set></XSMConfig>',
+    'c.xml',
+  );
+  if (!a.ok || !b.ok || !c.ok) return t.fail('the fixtures must load');
+  t.true(sameContent(a.site, b.site));
+  t.false(sameContent(a.site, c.site));
 });

@@ -41,7 +41,8 @@ import { fetchGangliaXml } from '../../src/ganglia/client.ts';
 import { gmetricSender } from '../../src/ganglia/gmetric.ts';
 import { vmMetricsPublisher } from '../../src/ganglia/vm-metrics.ts';
 import { parseGangliaXml } from '../../src/ganglia/xml.ts';
-import { convergedVersion, enqueueApply, storedPlan } from '../../src/jobs/apply.ts';
+import { convergedVersion, storedPlan } from '../../src/jobs/apply.ts';
+import { submitSite } from '../../src/jobs/submit.ts';
 import { listJobs, type JobView } from '../../src/jobs/inspect.ts';
 import { XsmRuntime } from '../../src/jobs/runtime.ts';
 import { closeWhenReady, redisConfigFromEnv } from '../../src/lib/redis.ts';
@@ -473,9 +474,18 @@ async function applyPhase(
   say(`=== phase ${name} ===`);
   const start = Date.now();
   const base = await rt.sites.currentVersion();
-  const { version } = await rt.sites.submit(xml, { base, author: 'qemu-lab', reason: name, file: `site-${name}.xml` });
+  // As the API does: planned once and stored with its plan; the lab consents as its operator would.
+  const submitted = await submitSite(rt, {
+    xml,
+    file: `site-${name}.xml`,
+    base,
+    author: 'qemu-lab',
+    reason: name,
+    consent: 'operator',
+    apply: true,
+  });
+  const version = submitted.version;
   writeFileSync(join(out, `site-v${version}-${name}.xml`), xml);
-  await enqueueApply(rt, version, 'qemu-lab');
   let planned = false;
   const r = await follow(
     name,

@@ -22,7 +22,8 @@ import { XlHypervisor } from '../../src/drivers/hypervisor/xl.ts';
 import { deleteKeys } from '../integration/harness.ts';
 import { parseXlList } from '../../src/drivers/hypervisor/xl-parse.ts';
 import { SshShell } from '../../src/drivers/ssh/ssh-shell.ts';
-import { convergedVersion, enqueueApply, storedPlan } from '../../src/jobs/apply.ts';
+import { convergedVersion, storedPlan } from '../../src/jobs/apply.ts';
+import { submitSite } from '../../src/jobs/submit.ts';
 import { listJobs, type JobView } from '../../src/jobs/inspect.ts';
 import { XsmRuntime } from '../../src/jobs/runtime.ts';
 import { closeWhenReady, redisConfigFromEnv } from '../../src/lib/redis.ts';
@@ -128,16 +129,22 @@ async function applyVersion(
 ): Promise<{ version: number; jobs: JobView[]; ok: boolean; ms: number }> {
   const start = Date.now();
   const base = await rt.sites.currentVersion();
-  const { version, warnings } = await rt.sites.submit(xml, {
+  // As the API does: planned once and stored with its plan; the lab consents as its operator would.
+  const submitted = await submitSite(rt, {
+    xml,
+    file: `site-${phase}.xml`,
     base,
     author: 'xsm-e2e',
     reason: phase,
-    file: `site-${phase}.xml`,
+    consent: 'operator',
+    apply: true,
   });
-  for (const w of warnings) say(`warning: ${JSON.stringify(w)}`);
+  const version = submitted.version;
+  for (const w of submitted.unchanged ? [] : submitted.warnings) say(`warning: ${JSON.stringify(w)}`);
   writeFileSync(join(out, `site-v${version}-${phase}.xml`), xml);
-  const { jobId } = await enqueueApply(rt, version, 'xsm-e2e');
-  say(`${phase}: stored version ${version}, enqueued ${jobId}`);
+  say(
+    `${phase}: stored version ${version}, enqueued ${submitted.unchanged ? 'nothing (no changes)' : submitted.applyJob}`,
+  );
   let planShown = false;
   const seen = new Map<string, string>();
   let jobs: JobView[] = [];

@@ -16,6 +16,7 @@ interface RebalanceAnswer {
   moves: Move[];
   imbalanceBefore: number;
   imbalanceAfter: number;
+  refused?: string;
 }
 
 async function withApi(io: CliIo, fn: (api: ReturnType<typeof apiClient>) => Promise<number>): Promise<number> {
@@ -65,6 +66,7 @@ export const rebalance: Command = {
             r.moves.map((m) => [m.vm, m.from, m.to]),
           ),
         );
+      if (r.refused) io.out(r.refused);
       if (r.version) io.out(`written as version ${r.version} and applied; follow it with: xsm jobs --watch`);
       else if (body.dryRun && r.moves.length) io.out('dry run: nothing written');
       return 0;

@@ -7,7 +7,18 @@ import type { Plan } from '../../site/actions.ts';
 import { formatPlan, formatTable } from '../../site/plan-format.ts';
 import { apiClient, ApiCallError, type ApiClient } from '../api-client.ts';
 import { parseArgs, UsageError, type CliIo, type Command } from '../command.ts';
-import type { JobView } from '../../jobs/inspect.ts';
+import type { JobView, VersionOutcome } from '../../jobs/inspect.ts';
+import {
+  endedOutcome,
+  parseSavedPlan,
+  planDiff,
+  reportOutcome,
+  reportUnchanged,
+  submitWithConsent,
+  type PlanAnswer,
+  type SavedPlan,
+  type SubmitAnswer,
+} from './plan-submit.ts';
 
 interface SiteStatus {
   version: number;
@@ -55,7 +66,7 @@ function jobLine(j: JobView): string {
  * Follows jobs until `done` says so. On a terminal: one progress bar per running job (from the step
  * index and in-step percent the workflows report). Piped: one line each time a job changes step or state.
  */
-async function watchJobs(
+export async function watchJobs(
   api: ApiClient,
   io: CliIo,
   opts: {
@@ -117,25 +128,48 @@ async function readSiteFile(path: string): Promise<string> {
   }
 }
 
+/** The site file to submit: a file, or the one a saved plan carries (with its base and hash). */
+async function applyInput(
+  positional: string[],
+  flags: Map<string, string | true>,
+): Promise<{ file: string; xml: string; saved?: SavedPlan }> {
+  const planPath = flags.get('plan');
+  if (planPath === undefined) {
+    if (positional.length !== 1) throw new UsageError('give exactly one site file (or --plan PLAN.json)');
+    return { file: positional[0]!, xml: await readSiteFile(positional[0]!) };
+  }
+  if (positional.length) throw new UsageError('give a site file or --plan PLAN.json, not both');
+  if (flags.has('base') || flags.has('repair') || flags.has('dry-run'))
+    throw new UsageError('--plan runs the saved plan as planned: --base, --repair and --dry-run do not apply');
+  const saved = parseSavedPlan(await readSiteFile(String(planPath)), String(planPath));
+  return { file: saved.file, xml: saved.xml, saved };
+}
+
 export const apply: Command = {
   name: 'apply',
-  usage: 'xsm apply FILE [--base N] [--reason TEXT] [--dry-run] [--no-wait]',
-  summary: 'submit a site file as a new version, show its plan and follow its jobs until applied',
+  usage:
+    'xsm apply FILE [--base N] [--reason TEXT] [--dry-run] [--no-wait] [--yes] [--repair] | xsm apply --plan PLAN.json [--yes] [--no-wait]',
+  summary: 'submit a site file (or a saved plan) as a new version, show its plan and follow its jobs until applied',
   async run(args, io) {
-    const { positional, flags } = parseArgs(args, ['base', 'reason']);
-    if (positional.length !== 1) throw new UsageError('give exactly one site file');
-    const file = positional[0]!;
-    const xml = await readSiteFile(file);
+    const { positional, flags } = parseArgs(args, ['base', 'reason', 'plan']);
+    const { file, xml, saved } = await applyInput(positional, flags);
     return withApi(io, async (api) => {
       const q = `file=${encodeURIComponent(file)}`;
       if (flags.has('dry-run')) {
-        const r = await api.call<{ plan: Plan }>('POST', `/api/site/plan?${q}`, { xml });
+        const r = await api.call<PlanAnswer>('POST', `/api/site/plan?${q}`, { xml });
+        io.out(`plan ${r.planHash.slice(0, 12)} (from version ${r.base}):`);
         io.out(formatPlan(r.plan));
         return 0;
       }
-      // The base version: --base, else the mark `xsm site get` left in the file, else the current version.
+      // The base version: a saved plan's, --base, the mark `xsm site get` left in the file, else the current version.
       const mark = BASE_MARK.exec(xml);
-      let base = flags.has('base') ? Number(flags.get('base')) : mark ? Number(mark[1]) : undefined;
+      let base = saved
+        ? saved.base
+        : flags.has('base')
+          ? Number(flags.get('base'))
+          : mark
+            ? Number(mark[1])
+            : undefined;
       if (base === undefined) {
         base = (await api.call<SiteStatus>('GET', '/api/site')).version;
         io.err(
@@ -144,33 +178,34 @@ export const apply: Command = {
       }
       if (!Number.isSafeInteger(base) || base < 0) throw new UsageError(`--base must be a version number`);
       const reason = typeof flags.get('reason') === 'string' ? String(flags.get('reason')) : `apply ${file}`;
-      const r = await api.call<{ version: number; plan: Plan; warnings: { text: string }[]; applyJob?: string }>(
-        'POST',
-        `/api/site?base=${base}&reason=${encodeURIComponent(reason)}&${q}`,
-        { xml },
-      );
-      for (const w of r.warnings) io.err(`warning: ${w.text}`);
-      io.out(`version ${r.version} stored (based on ${base}); plan:`);
-      io.out(formatPlan(r.plan));
-      if (flags.has('no-wait') || r.plan.actions.length === 0) return 0;
-      const version = r.version;
-      let failed: JobView[] = [];
-      await watchJobs(api, io, {
-        filter: (j) => j.version === version,
-        settled: async () => (await api.call<SiteStatus>('GET', '/api/site')).converged >= version,
-        done: async (jobs) => {
-          failed = jobs.filter((j) => j.state === 'failed' && j.name !== 'wave');
-          return failed.length > 0;
-        },
-      });
-      if (failed.length) {
-        io.err(`version ${version} is not fully applied: ${failed.length} job${failed.length === 1 ? '' : 's'} failed`);
-        for (const j of failed)
-          io.err(`  ${j.queue} ${j.id}: ${j.failedReason ?? 'failed'}  (retry: xsm job retry ${j.queue} ${j.id})`);
+      const path = (allow: boolean) =>
+        `/api/site?base=${base}&reason=${encodeURIComponent(reason)}&${q}${flags.has('repair') ? '&repair=1' : ''}${saved ? `&planHash=${saved.planHash}` : ''}${allow ? '&allowDisruption=1' : ''}`;
+      let r: SubmitAnswer | undefined;
+      try {
+        r = await submitWithConsent(io, flags.has('yes'), (allow) =>
+          api.call<SubmitAnswer>('POST', path(allow), { xml }),
+        );
+      } catch (e) {
+        if (!(e instanceof ApiCallError) || e.code !== 'stale-plan' || !saved) throw e;
+        io.err(e.message);
+        const now = (e.details as { plan?: Plan } | undefined)?.plan;
+        if (now) for (const line of planDiff(saved.plan, now)) io.err(`  ${line}`);
         return 1;
       }
-      io.out(`version ${version} applied`);
-      return 0;
+      if (!r) return 1;
+      if (reportUnchanged(io, r) || r.unchanged) return 0;
+      for (const w of r.warnings ?? []) io.err(`warning: ${w.text}`);
+      io.out(`version ${r.version} stored (based on ${base}); plan ${r.planHash.slice(0, 12)}:`);
+      io.out(formatPlan(r.plan));
+      if (flags.has('no-wait')) return 0;
+      const version = r.version;
+      let ended: VersionOutcome | undefined;
+      await watchJobs(api, io, {
+        filter: (j) => j.version === version,
+        settled: async () => (ended = await endedOutcome(api, version)) !== undefined,
+        done: async () => false,
+      });
+      return reportOutcome(io, ended!);
     });
   },
 };
@@ -318,13 +353,18 @@ function vmCommand(
       const { positional, flags } = parseArgs(args, ['mem', 'vcpus', 'reason']);
       const req = request(positional, flags);
       return withApi(io, async (api) => {
-        const r = await api.call<{ version: number; reason: string; plan: Plan }>(req.method, req.path, {
-          json: {
-            ...(req.json as object),
-            ...(typeof flags.get('reason') === 'string' ? { reason: flags.get('reason') } : {}),
-          },
-        });
-        io.out(`version ${r.version}: ${r.reason}`);
+        const r = await submitWithConsent(io, flags.has('yes'), (allow) =>
+          api.call<SubmitAnswer>(req.method, req.path, {
+            json: {
+              ...(req.json as object),
+              ...(typeof flags.get('reason') === 'string' ? { reason: flags.get('reason') } : {}),
+              ...(allow ? { allowDisruption: true } : {}),
+            },
+          }),
+        );
+        if (!r) return 1;
+        if (reportUnchanged(io, r) || r.unchanged) return 0;
+        io.out(`version ${r.version}: ${r.reason ?? ''}; plan ${r.planHash.slice(0, 12)}:`);
         io.out(formatPlan(r.plan));
         return 0;
       });
@@ -334,7 +374,7 @@ function vmCommand(
 
 export const vmMigrate = vmCommand(
   'vm migrate',
-  'xsm vm migrate VM HOST',
+  'xsm vm migrate VM HOST [--yes]',
   'live-migrate a VM (writes a new site version with its new DOM0)',
   (p) => {
     if (p.length !== 2) throw new UsageError('give the VM and the target host');
@@ -344,8 +384,8 @@ export const vmMigrate = vmCommand(
 
 export const vmSet = vmCommand(
   'vm set',
-  'xsm vm set VM [--mem MiB] [--vcpus N]',
-  "change a VM's memory and/or vCPUs (live where Xen allows)",
+  'xsm vm set VM [--mem MiB] [--vcpus N] [--yes]',
+  "change a VM's memory and/or vCPUs (live where Xen allows; a restart asks for consent, or --yes)",
   (p, f) => {
     if (p.length !== 1) throw new UsageError('give the VM');
     const json: { memMiB?: number; vcpus?: number } = {};
@@ -358,8 +398,8 @@ export const vmSet = vmCommand(
 
 export const vmRemove = vmCommand(
   'vm remove',
-  'xsm vm remove VM',
-  'destroy a VM and remove it from the site file',
+  'xsm vm remove VM [--yes]',
+  'destroy a VM and remove it from the site file (asks for consent, or --yes)',
   (p) => {
     if (p.length !== 1) throw new UsageError('give the VM');
     return { method: 'DELETE', path: `/api/vms/${encodeURIComponent(p[0]!)}` };

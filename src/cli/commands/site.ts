@@ -1,11 +1,15 @@
-// `xsm site validate|diff|plan`: offline checks of site files, no Redis needed.
+// `xsm site validate|diff|plan`: offline checks of site files, no Redis needed; `xsm site plan FILE` asks
+// the API for the plan the file would get now, and can save it for `xsm apply --plan`.
 
+import { readFile, writeFile } from 'node:fs/promises';
 import { loadSiteFile } from '../../site/parse.ts';
 import { formatIssue, type Site } from '../../site/model.ts';
 import { diffSites, formatDiff } from '../../site/diff.ts';
 import { planChanges, PlanError } from '../../site/plan.ts';
 import { formatPlan, planJson } from '../../site/plan-format.ts';
 import { parseArgs, UsageError, type CliIo, type Command } from '../command.ts';
+import { apiClient, ApiCallError } from '../api-client.ts';
+import { savedPlan, type PlanAnswer } from './plan-submit.ts';
 
 async function load(path: string, io: CliIo): Promise<Site | undefined> {
   const r = await loadSiteFile(path);
@@ -48,13 +52,49 @@ export const siteDiff: Command = {
   },
 };
 
+/** The plan FILE would get against the running site now; with --out, saved for `xsm apply --plan`. */
+async function planAgainstSite(path: string, out: string | undefined, json: boolean, io: CliIo): Promise<number> {
+  let xml: string;
+  try {
+    xml = await readFile(path, 'utf8');
+  } catch (e) {
+    throw new UsageError(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+  }
+  let r: PlanAnswer & { warnings: { text: string }[] };
+  try {
+    r = await apiClient().call('POST', `/api/site/plan?file=${encodeURIComponent(path)}`, { xml });
+  } catch (e) {
+    if (!(e instanceof ApiCallError)) throw e;
+    io.err(e.message);
+    if (Array.isArray(e.details)) for (const d of e.details as { text?: string }[]) if (d.text) io.err(`  ${d.text}`);
+    return 1;
+  }
+  for (const w of r.warnings) io.err(`warning: ${w.text}`);
+  const saved = savedPlan(path, xml, r);
+  if (out) await writeFile(out, JSON.stringify(saved, null, 2) + '\n');
+  if (json) io.out(JSON.stringify(saved.plan, null, 2));
+  else {
+    io.out(
+      `plan ${r.planHash.slice(0, 12)} against version ${r.base} (observed ${new Date(r.observedAt).toISOString()}):`,
+    );
+    io.out(formatPlan(r.plan));
+  }
+  if (out) io.out(`saved to ${out}; run exactly this plan with: xsm apply --plan ${out}`);
+  return 0;
+}
+
 export const sitePlan: Command = {
   name: 'site plan',
-  usage: 'xsm site plan OLD NEW [--json]',
-  summary: 'the ordered actions that take the site from OLD to NEW (a dry run)',
+  usage: 'xsm site plan FILE [--out PLAN.json] [--json] | xsm site plan OLD NEW [--json]',
+  summary:
+    'the ordered actions FILE would get against the running site (saved with --out for `xsm apply --plan`), or OLD -> NEW offline',
   async run(args, io) {
-    const { positional, flags } = parseArgs(args);
-    if (positional.length !== 2) throw new UsageError('give two site files: OLD NEW');
+    const { positional, flags } = parseArgs(args, ['out']);
+    const out = flags.get('out');
+    if (out === true) throw new UsageError('--out needs a file name');
+    if (positional.length === 1) return planAgainstSite(positional[0]!, out, flags.has('json'), io);
+    if (positional.length !== 2) throw new UsageError('give one site file (against the running site) or two: OLD NEW');
+    if (out) throw new UsageError('--out saves a plan made against the running site: give one site file');
     const [a, b] = [await load(positional[0]!, io), await load(positional[1]!, io)];
     if (!a || !b) return 1;
     try {

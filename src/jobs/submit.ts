@@ -1,0 +1,231 @@
+// The one way a site version comes to be: an upload, an operator's single edit (migrate, resize, remove),
+// the rebalancer and failover all come through here. The file is validated, compared with the current
+// version (identical content stores nothing), planned ONCE against the base the run will start from (the
+// current version and a snapshot of what agents observe, with its time), checked for consent (actions that
+// stop running VMs), and stored together with that plan in one atomic step. The control worker then runs
+// exactly the stored plan; nothing plans again behind the operator's back.
+
+import type { Action, Plan, StoredPlan } from '../site/actions.ts';
+import { disruptiveActions } from '../site/actions.ts';
+import type { LoadResult, Site, SiteIssue } from '../site/model.ts';
+import type { ObservedState } from '../site/observed.ts';
+import { loadSite, type LoadOptions } from '../site/parse.ts';
+import { planHash, sameContent, sha256 } from '../site/plan-hash.ts';
+import { planChanges, PlanError } from '../site/plan.ts';
+import { InvalidSiteError, StaleVersionError, type PlanRecord } from '../state/site-store.ts';
+import { enqueueApply } from './apply.ts';
+import type { XsmRuntime } from './runtime.ts';
+
+/**
+ * Who agrees to actions that stop running VMs. 'operator': the request said so (allowDisruption).
+ * 'failover-policy': failover's restarts of VMs whose host was fenced, and nothing else.
+ */
+export type Consent = 'none' | 'operator' | 'failover-policy';
+
+export interface SubmitRequest {
+  xml: string;
+  /** Name used in `file:line:col` of errors. */
+  file: string;
+  /** The version the change was made on; another version stored meanwhile makes it stale (409). */
+  base: number;
+  author: string;
+  reason: string;
+  consent: Consent;
+  /** Enqueue the apply at once (default) or only store (apply later with POST /api/site/versions/N/apply). */
+  apply: boolean;
+  /** A saved plan's hash: store only if planning again gives exactly this plan. */
+  expectedPlanHash?: string;
+  /** Identical content whose observed state drifted: store it again so its plan repairs the drift. */
+  repair?: boolean;
+  loadOptions?: LoadOptions;
+  /** `xml` already loaded by the caller (e.g. parsed off the event loop): it is not parsed again. */
+  parsed?: Extract<LoadResult, { ok: true }>;
+}
+
+export interface Unchanged {
+  unchanged: true;
+  version: number;
+  message: string;
+  /** Set when what runs differs from that version: what a repair would do, and how to ask for it. */
+  drift?: { message: string; plan: Plan };
+}
+
+export interface Stored {
+  unchanged: false;
+  version: number;
+  plan: StoredPlan;
+  warnings: SiteIssue[];
+  applyJob?: string;
+}
+
+export type SubmitResult = Unchanged | Stored;
+
+/** Actions that stop running VMs, and nobody agreed: nothing was stored. */
+export class ConsentRequiredError extends Error {
+  constructor(readonly actions: Action[]) {
+    super(
+      `${actions.length} action${actions.length === 1 ? '' : 's'} would stop running VMs: ${actions.map((a) => `${a.id} (${a.disruption ?? 'stops a VM'})`).join('; ')}; nothing was stored`,
+    );
+    this.name = 'ConsentRequiredError';
+  }
+}
+
+/** A saved plan no longer matches what planning gives now: nothing was stored. */
+export class StalePlanError extends Error {
+  constructor(
+    message: string,
+    readonly details: { base: number; current: number; expected: string; actual?: string; plan?: Plan },
+  ) {
+    super(message);
+    this.name = 'StalePlanError';
+  }
+}
+
+/** What a plan request answers, and what `xsm site plan --out` saves. */
+export interface PlanPreview {
+  plan: PlanRecord;
+  warnings: SiteIssue[];
+}
+
+function loadOrThrow(xml: string, file: string, options?: LoadOptions) {
+  const loaded = loadSite(xml, file, options);
+  if (!loaded.ok) throw new InvalidSiteError(loaded.errors);
+  return loaded;
+}
+
+async function currentState(rt: XsmRuntime): Promise<{ version: number; site: Site | undefined }> {
+  const version = await rt.sites.currentVersion();
+  return { version, site: version ? (await rt.sites.load(version)).site : undefined };
+}
+
+/** Plans `desired` against the current version and a fresh observed snapshot; records what it used. */
+async function makePlan(rt: XsmRuntime, base: { version: number; site: Site | undefined }, desired: Site, xml: string) {
+  const observedAt = Date.now();
+  const observed: ObservedState = await rt.observed.all();
+  const planned = planChanges(base.site, desired, Object.keys(observed.hosts).length ? observed : undefined);
+  // Exactly what is stored (source positions are not part of a plan), so what is shown is what runs.
+  const plan = JSON.parse(JSON.stringify(planned, (k, v) => (k === 'pos' ? undefined : v))) as Plan;
+  const record: PlanRecord = {
+    ...plan,
+    base: base.version,
+    observedAt,
+    planHash: planHash(plan.actions),
+    xmlHash: sha256(xml),
+  };
+  return record;
+}
+
+/** The plan `xml` would get now, stored nowhere (POST /api/site/plan, `xsm site plan FILE`). */
+export async function previewPlan(
+  rt: XsmRuntime,
+  xml: string,
+  file: string,
+  options?: LoadOptions,
+  parsed?: Extract<LoadResult, { ok: true }>,
+): Promise<PlanPreview> {
+  const loaded = parsed ?? loadOrThrow(xml, file, options);
+  const base = await currentState(rt);
+  return { plan: await makePlan(rt, base, loaded.site, xml), warnings: loaded.warnings };
+}
+
+/** Disruptive actions the given consent does not cover. */
+export function unconsented(plan: Plan, consent: Consent): Action[] {
+  const disruptive = disruptiveActions(plan);
+  if (consent === 'operator') return [];
+  // Failover's policy covers restarting VMs whose host it fenced (creates), not stopping running ones.
+  if (consent === 'failover-policy') return disruptive.filter((a) => a.kind !== 'create');
+  return disruptive;
+}
+
+function driftOf(version: number, plan: Plan): Unchanged['drift'] | undefined {
+  if (!plan.actions.length) return undefined;
+  return {
+    message: `what runs differs from version ${version} (${plan.actions.map((a) => a.id).join(', ')}); to make it match, submit again with repair (?repair=1, \`xsm apply --repair\`)`,
+    plan,
+  };
+}
+
+async function unchangedResult(rt: XsmRuntime, current: { version: number; site: Site | undefined }, xml: string) {
+  let drift: Unchanged['drift'];
+  try {
+    drift = driftOf(current.version, await makePlan(rt, current, current.site!, xml));
+  } catch (e) {
+    if (!(e instanceof PlanError)) throw e;
+    drift = {
+      message: `what runs differs from version ${current.version} and cannot be repaired: ${e.message}`,
+      plan: { actions: [], waves: 0, notes: [] },
+    };
+  }
+  const result: Unchanged = {
+    unchanged: true,
+    version: current.version,
+    message: 'no changes',
+    ...(drift ? { drift } : {}),
+  };
+  return result;
+}
+
+function staleSavedPlan(base: number, current: number, expected: string, plan?: PlanRecord): StalePlanError {
+  if (base !== current)
+    return new StalePlanError(`plan is stale: base version moved from ${base} to ${current}`, {
+      base,
+      current,
+      expected,
+    });
+  const summary = plan!.actions.length ? plan!.actions.map((a) => a.id).join(', ') : 'nothing to do';
+  return new StalePlanError(`plan is stale: the site changed since it was planned; the plan would now be: ${summary}`, {
+    base,
+    current,
+    expected,
+    actual: plan!.planHash,
+    plan: plan!,
+  });
+}
+
+function withConsentNote(reason: string, plan: Plan, consent: Consent): string {
+  const restarts = disruptiveActions(plan).length;
+  if (consent !== 'failover-policy' || restarts === 0) return reason;
+  return `${reason}; ${restarts} restart${restarts === 1 ? '' : 's'} consented by the failover policy`;
+}
+
+export async function submitSite(rt: XsmRuntime, req: SubmitRequest): Promise<SubmitResult> {
+  const loaded = req.parsed ?? loadOrThrow(req.xml, req.file, req.loadOptions);
+  const current = await currentState(rt);
+  const identical = current.site !== undefined && sameContent(current.site, loaded.site);
+  if (identical && !req.repair) return unchangedResult(rt, current, req.xml);
+  if (req.expectedPlanHash !== undefined && req.base !== current.version)
+    throw staleSavedPlan(req.base, current.version, req.expectedPlanHash);
+  if (req.base !== current.version) throw new StaleVersionError(req.base, current.version);
+  const plan = await makePlan(rt, current, loaded.site, req.xml);
+  if (identical && plan.actions.length === 0) return unchangedResult(rt, current, req.xml);
+  if (req.expectedPlanHash !== undefined && plan.planHash !== req.expectedPlanHash)
+    throw staleSavedPlan(req.base, current.version, req.expectedPlanHash, plan);
+  const refused = unconsented(plan, req.consent);
+  if (refused.length) throw new ConsentRequiredError(refused);
+  let version: number;
+  try {
+    ({ version } = await rt.sites.submit(
+      req.xml,
+      { base: req.base, author: req.author, reason: withConsentNote(req.reason, plan, req.consent), file: req.file },
+      req.loadOptions,
+      plan,
+      loaded,
+    ));
+  } catch (e) {
+    // Someone stored a version meanwhile. If it is this very content (a concurrent identical submit),
+    // there is nothing left to do; otherwise the change is stale.
+    if (e instanceof StaleVersionError && !req.repair) {
+      const now = await currentState(rt);
+      if (now.site && sameContent(now.site, loaded.site)) return unchangedResult(rt, now, req.xml);
+    }
+    throw e;
+  }
+  const job = req.apply ? await enqueueApply(rt, version, req.author) : undefined;
+  return {
+    unchanged: false,
+    version,
+    plan: { ...plan, version },
+    warnings: loaded.warnings,
+    ...(job ? { applyJob: job.jobId } : {}),
+  };
+}

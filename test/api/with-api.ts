@@ -1,0 +1,67 @@
+// An XSM API on a simulated test site, and a `call` that speaks to it as a given role.
+import type { ExecutionContext } from 'ava';
+import { startTestSite, type TestSite } from '../integration/harness.ts';
+import { startApi, type RunningApi } from '../../src/api/listen.ts';
+import { TokenTable } from '../../src/api/auth.ts';
+import { silentLogger } from '../../src/lib/log.ts';
+
+export const TOKENS = {
+  viewer: 'viewer-token-0123456789',
+  operator: 'operator-token-0123456789',
+  admin: 'admin-token-0123456789',
+};
+
+export type Call = (
+  method: string,
+  path: string,
+  role?: keyof typeof TOKENS | null,
+  body?: { xml: string } | { json: unknown },
+) => Promise<{ status: number; body: any }>;
+
+export async function withApi(
+  t: ExecutionContext,
+  hosts: { name: string; memMiB: number; cpus?: number }[],
+): Promise<{ s: TestSite; api: RunningApi; call: Call }> {
+  const s = await startTestSite(hosts);
+  const tokens = new TokenTable([
+    { token: TOKENS.viewer, role: 'viewer', name: 'vera' },
+    { token: TOKENS.operator, role: 'operator', name: 'otto' },
+    { token: TOKENS.admin, role: 'admin', name: 'ada' },
+  ]);
+  const api = await startApi({ rt: s.rt, tokens, log: silentLogger });
+  t.teardown(async () => {
+    await api.close();
+    await s.close();
+  });
+  const call: Call = async (method, path, role = 'operator', body) => {
+    const headers: Record<string, string> = {};
+    if (role) headers.authorization = `Bearer ${TOKENS[role]}`;
+    if (body && 'xml' in body) headers['content-type'] = 'application/xml';
+    if (body && 'json' in body) headers['content-type'] = 'application/json';
+    const res = await fetch(api.url + path, {
+      method,
+      headers,
+      ...(body ? { body: 'xml' in body ? body.xml : JSON.stringify(body.json) } : {}),
+    });
+    const text = await res.text();
+    let parsed: unknown = text;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      /* html or xml */
+    }
+    return { status: res.status, body: parsed as any };
+  };
+  return { s, api, call };
+}
+
+/** Polls `fn` until it returns something truthy, or fails after `ms`. */
+export async function eventually<T>(fn: () => Promise<T>, ms = 20000, what = 'the condition'): Promise<NonNullable<T>> {
+  const until = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v as NonNullable<T>;
+    if (Date.now() > until) throw new Error(`${what} did not hold within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
