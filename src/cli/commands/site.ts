@@ -5,7 +5,7 @@ import { formatIssue, type Site } from '../../site/model.ts';
 import { diffSites, formatDiff } from '../../site/diff.ts';
 import { planChanges, PlanError } from '../../site/plan.ts';
 import { formatPlan, planJson } from '../../site/plan-format.ts';
-import { parseArgs, UsageError, type CliIo, type Command } from '../command.ts';
+import { defineCommand, type CliIo } from '../command.ts';
 
 async function load(path: string, io: CliIo): Promise<Site | undefined> {
   const r = await loadSiteFile(path);
@@ -18,55 +18,59 @@ async function load(path: string, io: CliIo): Promise<Site | undefined> {
   return r.site;
 }
 
-export const siteValidate: Command = {
+export const siteValidate = defineCommand({
   name: 'site validate',
-  usage: 'xsm site validate FILE',
   summary: 'check a site file; exit 0 when valid, 1 with every error (file:line:col) on stderr',
-  async run(args, io) {
-    const { positional } = parseArgs(args);
-    if (positional.length !== 1) throw new UsageError('give exactly one site file');
-    const site = await load(positional[0]!, io);
+  positionals: [{ name: 'FILE', description: 'the site file (XML)' }],
+  options: {},
+  async run({ positionals: { FILE } }, { io }) {
+    const site = await load(FILE, io);
     if (!site) return 1;
     io.out(
-      `${positional[0]}: valid: ${site.hosts.length} hosts, ${site.templates.length} templates, ${site.sets.length} sets, ${site.vms.length} VMs`,
+      `${FILE}: valid: ${site.hosts.length} hosts, ${site.templates.length} templates, ${site.sets.length} sets, ${site.vms.length} VMs`,
     );
     return 0;
   },
-};
+});
 
-export const siteDiff: Command = {
+const OLD_NEW = [
+  { name: 'OLD', description: 'the site file as it is' },
+  { name: 'NEW', description: 'the site file as it should become' },
+] as const;
+
+export const siteDiff = defineCommand({
   name: 'site diff',
-  usage: 'xsm site diff OLD NEW',
   summary: 'what changed between two site files, field by field',
-  async run(args, io) {
-    const { positional } = parseArgs(args);
-    if (positional.length !== 2) throw new UsageError('give two site files: OLD NEW');
-    const [a, b] = [await load(positional[0]!, io), await load(positional[1]!, io)];
+  positionals: OLD_NEW,
+  options: {},
+  async run({ positionals: { OLD, NEW } }, { io }) {
+    const [a, b] = [await load(OLD, io), await load(NEW, io)];
     if (!a || !b) return 1;
     io.out(formatDiff(diffSites(a, b)));
     return 0;
   },
-};
+});
 
-export const sitePlan: Command = {
+export const sitePlan = defineCommand({
   name: 'site plan',
-  usage: 'xsm site plan OLD NEW [--json]',
   summary: 'the ordered actions that take the site from OLD to NEW (a dry run)',
-  async run(args, io) {
-    const { positional, flags } = parseArgs(args);
-    if (positional.length !== 2) throw new UsageError('give two site files: OLD NEW');
-    const [a, b] = [await load(positional[0]!, io), await load(positional[1]!, io)];
+  positionals: OLD_NEW,
+  options: {
+    json: { type: 'boolean', description: 'print the plan as JSON' },
+  },
+  async run({ positionals: { OLD, NEW }, options }, { io }) {
+    const [a, b] = [await load(OLD, io), await load(NEW, io)];
     if (!a || !b) return 1;
     try {
       const plan = planChanges(a, b);
-      io.out(flags.has('json') ? planJson(plan) : formatPlan(plan));
+      io.out(options.json ? planJson(plan) : formatPlan(plan));
       return 0;
     } catch (e) {
       if (e instanceof PlanError) {
-        io.err(`${positional[1]}: ${e.message}`);
+        io.err(`${NEW}: ${e.message}`);
         return 1;
       }
       throw e;
     }
   },
-};
+});
