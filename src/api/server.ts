@@ -21,6 +21,7 @@ import { formatIssue, type Site, type SiteIssue } from '../site/model.ts';
 import type { Plan } from '../site/actions.ts';
 import { InvalidSiteError, StaleVersionError } from '../state/site-store.ts';
 import { roleAllows, type Principal, type Role, type TokenTable } from './auth.ts';
+import { checkPowerChanges, PowerChangeForbidden } from './power-guard.ts';
 
 /** An error the API answers with as JSON: {error: {code, message, hint?, details?}}. */
 export class ApiError extends Error {
@@ -210,6 +211,9 @@ export function createApiApp(opts: ApiOptions): express.Express {
     // The plan is computed before storing, so an impossible change is refused with nothing stored.
     const loaded = loadSite(text, file);
     if (!loaded.ok) throw new InvalidSiteError(loaded.errors);
+    // Power is compared with the version the file was edited from: that is what it replaces if stored.
+    const against = base && (await rt.sites.get(base)) ? (await rt.sites.load(base)).site : (await currentSite()).site;
+    checkPowerChanges(req.principal!, against, loaded.site);
     const plan = await planFor(loaded.site);
     const { version, warnings } = await rt.sites.submit(text, {
       base,
@@ -311,6 +315,7 @@ export function createApiApp(opts: ApiOptions): express.Express {
     if (!site) throw new ApiError(409, 'no-site', 'no site file has been submitted yet', 'POST /api/site?base=0 first');
     const e = build(req);
     const { site: next, reason } = applyEdit(site, e);
+    checkPowerChanges(req.principal!, site, next);
     const plan = await planFor(next);
     const { version: nv } = await rt.sites.submit(serializeSite(next), {
       base: version,
@@ -443,6 +448,8 @@ function toApiError(err: unknown): ApiError {
       'fix the errors listed in details (file:line:col) and submit again',
       issuesJson(err.issues),
     );
+  if (err instanceof PowerChangeForbidden)
+    return new ApiError(403, 'forbidden', err.message, 'ask an admin to make this change', { changes: err.changes });
   if (err instanceof StaleVersionError)
     return new ApiError(409, 'stale-version', err.message, undefined, { base: err.base, current: err.current });
   if (err instanceof PlanError)
