@@ -5,9 +5,12 @@
 //   XSM_CONTROL=0 to serve the API only (run the control worker elsewhere)
 //   XSM_FAILOVER_CHECK_S (default 10; 0 = off): host health check; XSM_SUSPECT_AFTER_S (30), XSM_FENCE_AFTER_S (30)
 //   XSM_REBALANCE_EVERY_MIN (unset: keep the schedule set through the API; 0 = off), XSM_REBALANCE_MODE (performance|density)
+//   XSM_SECRETS_DIR (default /etc/xsm/secrets), XSM_QMP_DIR (default /run/xsm/qmp): where <Power> may point;
+//   XSM_POWER_ALLOW_LOCAL=1 (lab only): BMCs on loopback or link-local addresses
 //   XSM_REDIS_URL, XSM_PREFIX
 
 import { tokensFromEnv } from '../src/api/auth.ts';
+import { powerPolicyFromEnv } from '../src/site/power-policy.ts';
 import { startApi } from '../src/api/listen.ts';
 import { XsmRuntime } from '../src/jobs/runtime.ts';
 import { createLogger } from '../src/lib/log.ts';
@@ -33,6 +36,11 @@ const log = createLogger({ component: 'api' });
 let tokens;
 try {
   tokens = tokensFromEnv();
+} catch (e) {
+  fail(e instanceof Error ? e.message : String(e));
+}
+try {
+  powerPolicyFromEnv(); // site files and fencing read it; a malformed setting stops the process here
 } catch (e) {
   fail(e instanceof Error ? e.message : String(e));
 }

@@ -8,6 +8,8 @@
 //   XSM_AGENT_ENV_FILE: extra lines for /etc/xsm/host-agent.env on installed hosts (XSM_REDIS_URL etc.)
 //   XSM_CHAIN_RELAY (default "node /usr/lib/xsm/chain-relay.mjs"), XSM_SESSION_WAIT_S (default 60)
 //   XSM_MULTICAST_MAX_BITRATE: udp-sender pacing, a little under the slowest link (e.g. 950m on gigabit)
+//   XSM_SECRETS_DIR (BMC password files; default /etc/xsm/secrets), XSM_QMP_DIR (default /run/xsm/qmp),
+//   XSM_POWER_ALLOW_LOCAL=1 (lab only: BMCs on loopback/link-local addresses)
 //   XSM_REDIS_URL, XSM_PREFIX
 
 import { readFile } from 'node:fs/promises';
@@ -15,6 +17,7 @@ import { join } from 'node:path';
 import { DnsmasqService } from '../src/deploy/dnsmasq.ts';
 import { ImageServer } from '../src/deploy/transfer.ts';
 import { powerFor } from '../src/drivers/power/select.ts';
+import { powerPolicyFromEnv, type PowerPolicy } from '../src/site/power-policy.ts';
 import { LocalShell, runChecked } from '../src/drivers/shell.ts';
 import { XsmRuntime } from '../src/jobs/runtime.ts';
 import { createLogger } from '../src/lib/log.ts';
@@ -28,6 +31,12 @@ function fail(message: string): never {
 const need = (k: string) => process.env[k] || fail(`set ${k}`);
 
 const log = createLogger({ component: 'deploy' });
+let powerPolicy: PowerPolicy;
+try {
+  powerPolicy = powerPolicyFromEnv();
+} catch (e) {
+  fail(e instanceof Error ? e.message : String(e));
+}
 const rt = new XsmRuntime(redisConfigFromEnv());
 const address = need('XSM_PXE_ADDRESS');
 const iface = need('XSM_PXE_INTERFACE');
@@ -72,7 +81,7 @@ const worker = startDeployWorker({
   async power(host) {
     const { site } = await rt.sites.load(await rt.sites.currentVersion());
     const spec = site.hosts.find((h) => h.name === host);
-    return powerFor(host, spec?.power, { shell, redis: rt.redis, prefix: rt.config.prefix });
+    return powerFor(host, spec?.power, { shell, redis: rt.redis, prefix: rt.config.prefix, policy: powerPolicy });
   },
   ssh: { privateKey, publicKey },
   netmask: need('XSM_PXE_NETMASK'),

@@ -22,6 +22,7 @@ import { formatIssue, type Site, type SiteIssue } from '../site/model.ts';
 import type { Plan, StoredPlan } from '../site/actions.ts';
 import { InvalidSiteError, StaleVersionError, type PlanRecord } from '../state/site-store.ts';
 import { roleAllows, type Principal, type Role, type TokenTable } from './auth.ts';
+import { checkPowerChanges, PowerChangeForbidden } from './power-guard.ts';
 
 /** An error the API answers with as JSON: {error: {code, message, hint?, details?}}. */
 export class ApiError extends Error {
@@ -269,6 +270,7 @@ export function createApiApp(opts: ApiOptions): express.Express {
     const r = await submitSite(rt, {
       xml: xmlBody(req),
       file: String(req.query.file ?? 'upload.xml'),
+      authorize: (current, next) => checkPowerChanges(req.principal!, current, next),
       base,
       author: req.principal!.name,
       reason: String(req.query.reason ?? 'upload'),
@@ -372,6 +374,7 @@ export function createApiApp(opts: ApiOptions): express.Express {
     const r = await submitSite(rt, {
       xml: serializeSite(next),
       file: `edit of v${version}`,
+      authorize: (current, edited) => checkPowerChanges(req.principal!, current, edited),
       base: version,
       author: req.principal!.name,
       reason: String(req.body?.reason ?? reason),
@@ -509,6 +512,8 @@ function toApiError(err: unknown): ApiError {
       'fix the errors listed in details (file:line:col) and submit again',
       issuesJson(err.issues),
     );
+  if (err instanceof PowerChangeForbidden)
+    return new ApiError(403, 'forbidden', err.message, 'ask an admin to make this change', { changes: err.changes });
   if (err instanceof StaleVersionError)
     return new ApiError(409, 'stale-version', err.message, undefined, { base: err.base, current: err.current });
   if (err instanceof PlanError)

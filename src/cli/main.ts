@@ -1,41 +1,129 @@
-// The `xsm` command line. Commands are listed here; each lives in src/cli/commands/.
+// The `xsm` command line: finds the command the leading words name, or the group they name (`xsm vm`), and
+// leaves argument checking to the command's declared options (src/cli/command.ts). Commands are listed here;
+// each lives in src/cli/commands/. Exit codes: 0 done, 1 failed, 2 usage error (nothing was done).
 
-import { UsageError, type CliIo, type Command } from './command.ts';
+import { readFileSync } from 'node:fs';
+import { apiClient, type ApiClient } from './api-client.ts';
+import { commandHelp, HelpRequested, twoColumns, usageLines, UsageError, type CliIo, type Command } from './command.ts';
 import { siteDiff, sitePlan, siteValidate } from './commands/site.ts';
 import { extraCommands } from './commands/index.ts';
 
 export const commands: Command[] = [siteValidate, siteDiff, sitePlan, ...extraCommands];
 
-function help(io: CliIo): void {
-  io.out('xsm — Xen Site Manager\n\nUsage:');
-  const w = Math.max(...commands.map((c) => c.usage.length));
-  for (const c of commands) io.out(`  ${c.usage.padEnd(w)}  ${c.summary}`);
-  io.out(
-    '\nEnvironment: XSM_API (default http://127.0.0.1:8080), XSM_TOKEN (bearer token), XSM_REDIS_URL, XSM_PREFIX.',
-  );
+const ENVIRONMENT = [
+  'Environment: XSM_API (default http://127.0.0.1:8080), XSM_TOKEN (bearer token),',
+  '             XSM_REDIS_URL, XSM_PREFIX.',
+];
+
+/** Group name -> commands in it: the first word of every command named by more than one word. */
+function groups(): Map<string, Command[]> {
+  const g = new Map<string, Command[]>();
+  for (const c of commands) {
+    const words = c.name.split(' ');
+    if (words.length > 1) g.set(words[0]!, [...(g.get(words[0]!) ?? []), c]);
+  }
+  return g;
 }
 
-export async function main(argv: string[], io: CliIo): Promise<number> {
-  if (argv.length === 0 || argv[0] === 'help' || argv[0] === '--help' || argv[0] === '-h') {
-    help(io);
-    return argv.length === 0 ? 2 : 0;
-  }
-  // Longest command name that prefixes the arguments wins ("site plan" before "site").
-  const match = commands
-    .filter((c) => {
-      const words = c.name.split(' ');
-      return words.every((w, i) => argv[i] === w);
-    })
+/** Commands sharing a first word together, in the order their first member is listed. */
+function byGroup(list: Command[]): Command[] {
+  const order = [...new Set(list.map((c) => c.name.split(' ')[0]!))];
+  return [...list].sort((a, b) => order.indexOf(a.name.split(' ')[0]!) - order.indexOf(b.name.split(' ')[0]!));
+}
+
+function overview(): string[] {
+  return [
+    'xsm — Xen Site Manager',
+    '',
+    'usage: xsm COMMAND [ARGUMENTS] [OPTIONS]     (xsm COMMAND --help for its arguments and options)',
+    '',
+    'Commands:',
+    ...twoColumns(byGroup(commands).map((c) => [c.name, c.summary])),
+    '',
+    '  xsm --version prints the version; xsm help COMMAND is xsm COMMAND --help.',
+    '',
+    ...ENVIRONMENT,
+  ];
+}
+
+function groupHelp(name: string, members: Command[]): string[] {
+  const self = commands.find((c) => c.name === name);
+  return [
+    `usage: xsm ${name} SUBCOMMAND ...     (xsm ${name} SUBCOMMAND --help for its arguments and options)`,
+    '',
+    'Subcommands:',
+    ...twoColumns([...(self ? [self] : []), ...members].map((c) => [c.name, c.summary])),
+  ];
+}
+
+export function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+/** The command named by the longest run of leading words ("rebalance schedule" before "rebalance"). */
+function findCommand(argv: string[]): Command | undefined {
+  return commands
+    .filter((c) => c.name.split(' ').every((w, i) => argv[i] === w))
     .sort((a, b) => b.name.length - a.name.length)[0];
-  if (!match) {
-    io.err(`xsm: unknown command "${argv.slice(0, 2).join(' ')}"; run \`xsm help\` for the list`);
+}
+
+function isHelpFlag(a: string | undefined): boolean {
+  return a === '--help' || a === '-h';
+}
+
+export interface CliDeps {
+  /** The API client commands use; default: from XSM_API and XSM_TOKEN. */
+  api?: () => ApiClient;
+}
+
+export async function main(argv: string[], io: CliIo, deps: CliDeps = {}): Promise<number> {
+  if (argv.length === 0) {
+    for (const l of overview()) io.err(l);
     return 2;
   }
+  if (argv[0] === 'help' || isHelpFlag(argv[0])) {
+    const rest = argv.slice(1).filter((a) => !isHelpFlag(a));
+    if (rest.length === 0) {
+      for (const l of overview()) io.out(l);
+      return 0;
+    }
+    return main([...rest, '--help'], io, deps);
+  }
+  if (argv[0] === '--version') {
+    if (argv.length > 1) {
+      io.err('xsm: --version takes no arguments');
+      return 2;
+    }
+    io.out(`xsm ${version()}`);
+    return 0;
+  }
+  const match = findCommand(argv);
+  if (!match) {
+    const group = groups().get(argv[0]!);
+    if (!group) {
+      io.err(`xsm: unknown command "${argv[0]}"; run \`xsm help\` for the list`);
+      return 2;
+    }
+    // `xsm vm --help` lists the group's subcommands; `xsm vm` and `xsm vm frob` list them as a usage error.
+    const asked = argv.slice(1).some(isHelpFlag);
+    if (!asked && argv.length > 1) io.err(`xsm: unknown command "${argv.slice(0, 2).join(' ')}"`);
+    for (const l of groupHelp(argv[0]!, group)) (asked ? io.out : io.err)(l);
+    return asked ? 0 : 2;
+  }
+  const ctx = { io, api: deps.api ?? (() => apiClient()) };
   try {
-    return await match.run(argv.slice(match.name.split(' ').length), io);
+    return await match.execute(argv.slice(match.name.split(' ').length), ctx);
   } catch (e) {
+    if (e instanceof HelpRequested) {
+      const related = commands.filter((c) => c !== match && c.name.startsWith(match.name + ' '));
+      for (const l of commandHelp(match, related)) io.out(l);
+      return 0;
+    }
     if (e instanceof UsageError) {
-      io.err(`xsm ${match.name}: ${e.message}\nusage: ${match.usage}`);
+      io.err(
+        [`xsm ${match.name}: ${e.message}`, ...usageLines(match), `(xsm ${match.name} --help for more)`].join('\n'),
+      );
       return 2;
     }
     io.err(`xsm ${match.name}: ${e instanceof Error ? e.message : String(e)}`);

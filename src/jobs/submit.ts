@@ -40,6 +40,11 @@ export interface SubmitRequest {
   loadOptions?: LoadOptions;
   /** `xml` already loaded by the caller (e.g. parsed off the event loop): it is not parsed again. */
   parsed?: Extract<LoadResult, { ok: true }>;
+  /**
+   * Who may make this change, judged on the current and the new site before anything is planned or stored
+   * (e.g. only an admin may touch a host's <Power>); throws to refuse.
+   */
+  authorize?: (current: Site | undefined, next: Site) => void;
 }
 
 export interface Unchanged {
@@ -191,6 +196,7 @@ function withConsentNote(reason: string, plan: Plan, consent: Consent): string {
 export async function submitSite(rt: XsmRuntime, req: SubmitRequest): Promise<SubmitResult> {
   const loaded = req.parsed ?? loadOrThrow(req.xml, req.file, req.loadOptions);
   const current = await currentState(rt);
+  req.authorize?.(current.site, loaded.site);
   const identical = current.site !== undefined && sameContent(current.site, loaded.site);
   if (identical && !req.repair) return unchangedResult(rt, current, req.xml);
   if (req.expectedPlanHash !== undefined && req.base !== current.version)

@@ -16,8 +16,10 @@ export interface PowerSpec {
   /** BMC address (ipmi, redfish: host or URL), or the QMP unix socket path (qmp). Absent for manual. */
   address?: string;
   user?: string;
-  /** File holding the BMC password (read at use, never stored in Redis). */
+  /** File holding the BMC password (read at use, never stored in Redis), inside XSM_SECRETS_DIR. */
   passwordFile?: string;
+  /** Redfish only: do not verify the BMC's TLS certificate (an admin's choice; see docs/site-file.md). */
+  insecureTls?: boolean;
 }
 
 /** One Dom0 in the inventory. `address` is what a VM's <DOM0> names (the paper uses the Dom0 IP). */

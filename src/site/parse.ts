@@ -18,6 +18,7 @@ import type {
 import { addVm, declaredCapacity, emptyLoad, whyNotFits, type HostLoad } from './capacity.ts';
 import { impliedTemplate } from './templates.ts';
 import { childPos, scanElements, type ElementPos } from './xml-scan.ts';
+import { checkPasswordFilePath, checkPowerAddress, powerPolicyFromEnv, type PowerPolicy } from './power-policy.ts';
 import {
   checkAddress,
   checkConfigText,
@@ -37,6 +38,11 @@ const MAX_VCPUS = 512;
 export interface LoadOptions {
   /** Hosts known from elsewhere (deployed hosts in Redis) for a file that declares no <Hosts>. */
   inventory?: HostSpec[];
+  /**
+   * Where <Power> may point (default: XSM_SECRETS_DIR, XSM_QMP_DIR, XSM_POWER_ALLOW_LOCAL). `false` for a
+   * stored version, accepted when it was submitted: its power is checked again, on the real files, at use.
+   */
+  power?: PowerPolicy | false;
 }
 
 type XmlNode = Record<string, unknown>;
@@ -274,7 +280,7 @@ export function loadSite(xml: string, file: string, options: LoadOptions = {}): 
   const templatesDeclared = root.Templates !== undefined;
   // Names of declared hosts/templates that were refused: a VM naming one gets no second, misleading error.
   const refused = new Set<string>();
-  const hosts = readHosts(c, root, rootPos, refused);
+  const hosts = readHosts(c, root, rootPos, refused, options.power ?? powerPolicyFromEnv());
   const templates = readTemplates(c, root, rootPos, refused);
 
   if (!hostsDeclared && options.inventory) {
@@ -499,7 +505,13 @@ export function loadSite(xml: string, file: string, options: LoadOptions = {}): 
   return { ok: true, site, warnings: capped(c.warnings.sort(byPlace), file) };
 }
 
-function readHosts(c: Collector, root: XmlNode, rootPos: ElementPos, refused: Set<string>): HostSpec[] {
+function readHosts(
+  c: Collector,
+  root: XmlNode,
+  rootPos: ElementPos,
+  refused: Set<string>,
+  policy: PowerPolicy | false,
+): HostSpec[] {
   const hosts: HostSpec[] = [];
   if (root.Hosts === undefined) return hosts;
   const hostsPos = childPos(rootPos, 'Hosts');
@@ -551,30 +563,10 @@ function readHosts(c: Collector, root: XmlNode, rootPos: ElementPos, refused: Se
     const pw = node.Power as XmlNode | undefined;
     if (pw !== undefined) {
       const pp = childPos(p, 'Power');
-      c.unknown(pw, pp, `${label}/Power`, ['driver', 'address', 'user', 'passwordFile'], []);
-      const driver = attr(pw, 'driver');
-      if (driver !== 'ipmi' && driver !== 'redfish' && driver !== 'qmp' && driver !== 'manual') {
-        bad(
-          `${label}/Power@driver`,
-          `power driver ${JSON.stringify(driver ?? '')} is not one of ipmi, redfish, qmp, manual`,
-          pp,
-        );
-      } else {
-        const paddr = attr(pw, 'address');
-        if (driver !== 'manual' && !paddr) bad(`${label}/Power@address`, `power driver ${driver} needs an address`, pp);
-        const pwFile = attr(pw, 'passwordFile');
-        if (pwFile !== undefined) {
-          const e = checkPath(pwFile, 'passwordFile');
-          if (e) bad(`${label}/Power@passwordFile`, e, pp);
-        }
-        const user = attr(pw, 'user');
-        power = {
-          driver,
-          ...(paddr ? { address: paddr } : {}),
-          ...(user ? { user } : {}),
-          ...(pwFile ? { passwordFile: pwFile } : {}),
-        };
-      }
+      c.unknown(pw, pp, `${label}/Power`, ['driver', 'address', 'user', 'passwordFile', 'insecureTls'], []);
+      const r = readPower(pw, pp, `${label}/Power`, policy);
+      for (const [el, msg, at] of r.errors) bad(el, msg, at);
+      power = r.power;
     }
     if (name) names.add(name);
     if (address && name) addresses.set(address, name);
@@ -597,6 +589,48 @@ function readHosts(c: Collector, root: XmlNode, rootPos: ElementPos, refused: Se
     });
   });
   return hosts;
+}
+
+/** A host's <Power>: the driver, its BMC address checked for that driver, and where the secret may live. */
+function readPower(
+  pw: XmlNode,
+  pp: ElementPos | undefined,
+  label: string,
+  policy: PowerPolicy | false,
+): { power?: PowerSpec; errors: [string, string, ElementPos | undefined][] } {
+  const errors: [string, string, ElementPos | undefined][] = [];
+  const bad = (el: string, msg: string) => errors.push([el, msg, pp]);
+  const driver = attr(pw, 'driver');
+  if (driver !== 'ipmi' && driver !== 'redfish' && driver !== 'qmp' && driver !== 'manual') {
+    bad(`${label}@driver`, `power driver ${JSON.stringify(driver ?? '')} is not one of ipmi, redfish, qmp, manual`);
+    return { errors };
+  }
+  const address = attr(pw, 'address');
+  if (driver !== 'manual' && !address) bad(`${label}@address`, `power driver ${driver} needs an address`);
+  else if (address && policy) {
+    const e = checkPowerAddress(driver, address, policy);
+    if (e) bad(`${label}@address`, e);
+  }
+  const pwFile = attr(pw, 'passwordFile');
+  if (pwFile !== undefined) {
+    const e = policy ? checkPasswordFilePath(pwFile, policy) : checkPath(pwFile, 'passwordFile');
+    if (e) bad(`${label}@passwordFile`, e);
+  }
+  const insecure = parseBool(attr(pw, 'insecureTls'), 'insecureTls', false);
+  if (insecure.error) bad(`${label}@insecureTls`, insecure.error);
+  else if (insecure.value && driver !== 'redfish')
+    bad(`${label}@insecureTls`, `insecureTls applies to the redfish driver only, not ${driver}`);
+  const user = attr(pw, 'user');
+  return {
+    errors,
+    power: {
+      driver,
+      ...(address ? { address } : {}),
+      ...(user ? { user } : {}),
+      ...(pwFile ? { passwordFile: pwFile } : {}),
+      ...(insecure.value ? { insecureTls: true } : {}),
+    },
+  };
 }
 
 function readTemplates(c: Collector, root: XmlNode, rootPos: ElementPos, refused: Set<string>): TemplateSpec[] {

@@ -18,6 +18,7 @@ function hostXml(h: HostSpec): string {
   if (p.address) pa.push(`address="${esc(p.address)}"`);
   if (p.user) pa.push(`user="${esc(p.user)}"`);
   if (p.passwordFile) pa.push(`passwordFile="${esc(p.passwordFile)}"`);
+  if (p.insecureTls) pa.push('insecureTls="true"');
   return `    <Host ${attrs.join(' ')}>\n      <Power ${pa.join(' ')}/>\n    </Host>`;
 }
 

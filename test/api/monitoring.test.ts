@@ -190,5 +190,5 @@ test.serial('xsm rebalance --dry-run and xsm host health through the API', async
   t.is(await main(['host', 'health'], io), 0);
   t.is(out.join('\n'), 'all hosts healthy');
   t.is(await main(['rebalance', '--mode', 'chaos'], io), 2);
-  t.regex(err.join('\n'), /--mode is performance/);
+  t.regex(err.join('\n'), /--mode is one of performance, density/);
 });

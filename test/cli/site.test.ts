@@ -52,6 +52,6 @@ test('xsm site plan prints a table and --json; usage errors exit 2', async (t) =
   // One file is planned against the running site (see test/cli/ops.test.ts); none or three is a usage error.
   const usage = await xsm('site', 'plan', paper, next, paper);
   t.is(usage.code, 2);
-  t.regex(usage.stderr, /usage: xsm site plan FILE \[--out PLAN\.json\] \[--json\] \| xsm site plan OLD NEW/);
+  t.regex(usage.stderr, /usage: xsm site plan FILE \[NEW\] \[--out PLAN\.json\] \[--json\]/);
   t.is((await xsm('frobnicate')).code, 2);
 });

@@ -1,25 +1,40 @@
 // A small Redfish BMC simulator on loopback for tests: one ComputerSystem with PowerState, a Reset
 // action whose target is deliberately NOT the conventional path, and a Boot override guarded by ETag.
+// Plain HTTP by default; with a key and certificate it serves HTTPS as a real BMC does.
 
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 
 export interface RedfishSim {
   url: string;
-  state: { power: 'On' | 'Off'; boot: Record<string, string>; etag: number; requests: string[] };
+  state: {
+    power: 'On' | 'Off';
+    boot: Record<string, string>;
+    etag: number;
+    requests: string[];
+    /** Every Authorization header received, in order. */
+    authorizations: string[];
+  };
   close(): Promise<void>;
 }
 
-export async function startRedfishSim(user: string, password: string): Promise<RedfishSim> {
+export async function startRedfishSim(
+  user: string,
+  password: string,
+  opts: { tls?: { key: string; cert: string } } = {},
+): Promise<RedfishSim> {
   const state: RedfishSim['state'] = {
     power: 'Off',
     boot: { BootSourceOverrideTarget: 'None', BootSourceOverrideEnabled: 'Disabled' },
     etag: 1,
     requests: [],
+    authorizations: [],
   };
   const sys = '/redfish/v1/Systems/System.Embedded.1';
   const resetTarget = '/redfish/v1/Systems/System.Embedded.1/Actions/Custom/ComputerSystem.Reset';
-  const server: Server = createServer((req, res) => {
+  const handler = (req: IncomingMessage, res: ServerResponse) => {
+    if (req.headers.authorization) state.authorizations.push(req.headers.authorization);
     let body = '';
     req.on('data', (d: Buffer) => (body += d.toString()));
     req.on('end', () => {
@@ -67,8 +82,13 @@ export async function startRedfishSim(user: string, password: string): Promise<R
       }
       send(404, { error: { message: `no resource ${url}` } });
     });
-  });
+  };
+  const server: Server = opts.tls ? createTlsServer(opts.tls, handler) : createServer(handler);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as AddressInfo).port;
-  return { url: `http://127.0.0.1:${port}`, state, close: () => new Promise((r) => server.close(() => r())) };
+  return {
+    url: `${opts.tls ? 'https' : 'http'}://127.0.0.1:${port}`,
+    state,
+    close: () => new Promise((r) => server.close(() => r())),
+  };
 }

@@ -6,6 +6,9 @@ import { evacuate } from '../../src/failover/placement.ts';
 import { loadSite } from '../../src/site/parse.ts';
 import { planChanges } from '../../src/site/plan.ts';
 
+// The fencing-failure test's QMP socket path: XSM confines QMP sockets to XSM_QMP_DIR.
+process.env.XSM_QMP_DIR = '/nonexistent/xsm-test';
+
 // Fast windows for tests: suspect after 400 ms of silence, fence after 300 ms more.
 const POLICY: FailoverPolicy = { suspectAfterMs: 400, fenceAfterMs: 300, maxDeadFraction: 0.5 };
 

@@ -14,14 +14,22 @@ export interface HostLine {
   name: string;
   memMiB: number;
   cpus?: number;
-  power?: { driver: string; address?: string };
+  power?: { driver: string; address?: string; user?: string; passwordFile?: string; insecureTls?: boolean };
 }
 
 export function siteXml(hosts: HostLine[], vms: VmLine[]): string {
   const hostLines = hosts.map((h, i) => {
     const attrs = `name="${h.name}" address="10.77.0.${i + 1}" cpus="${h.cpus ?? 8}" memory="${h.memMiB}"`;
     if (!h.power) return `    <Host ${attrs}/>`;
-    return `    <Host ${attrs}><Power driver="${h.power.driver}"${h.power.address ? ` address="${h.power.address}"` : ''}/></Host>`;
+    const p = h.power;
+    const power = [
+      `driver="${p.driver}"`,
+      ...(p.address ? [`address="${p.address}"`] : []),
+      ...(p.user ? [`user="${p.user}"`] : []),
+      ...(p.passwordFile ? [`passwordFile="${p.passwordFile}"`] : []),
+      ...(p.insecureTls ? ['insecureTls="true"'] : []),
+    ];
+    return `    <Host ${attrs}><Power ${power.join(' ')}/></Host>`;
   });
   const vmLines = vms.map((v, i) => {
     const mac = `00:16:3e:00:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`;

@@ -70,7 +70,7 @@ test('loads the extended example of SITE-FORMAT.md', (t) => {
         memoryMiB: 16384,
         maintenance: false,
         implied: false,
-        power: { driver: 'ipmi', address: '10.0.0.201', user: 'admin', passwordFile: '/etc/xsm/bmc/xen01.pass' },
+        power: { driver: 'ipmi', address: '10.0.0.201', user: 'admin', passwordFile: '/etc/xsm/secrets/xen01.pass' },
       },
     ],
     templates: [
@@ -123,7 +123,7 @@ test('round trip of the extended format keeps hosts, templates, power, placement
   const xml = `<XSMConfig>
   <Hosts>
     <Host name="xen01" address="10.0.0.1" mac="52:54:00:00:00:01" cpus="8" memory="4096" maintenance="true">
-      <Power driver="ipmi" address="10.9.0.1" user="admin" passwordFile="/etc/xsm/bmc.pass"/>
+      <Power driver="ipmi" address="10.9.0.1" user="admin" passwordFile="/etc/xsm/secrets/bmc.pass"/>
     </Host>
     <Host name="xen02" address="xen02.lab" cpus="4" memory="2048"><Power driver="manual"/></Host>
   </Hosts>

@@ -148,6 +148,8 @@ interface Machine {
   disk: string;
   proc?: ChildProcess;
 }
+// The site file's <Power driver="qmp"> sockets live in this run's directory: XSM confines QMP to XSM_QMP_DIR.
+process.env.XSM_QMP_DIR = work;
 const machines: Machine[] = Array.from({ length: nHosts }, (_, i) => ({
   name: `qhost${i + 1}`,
   mac: `52:54:00:5a:${id.slice(0, 2)}:${(0x10 + i).toString(16)}`,

@@ -1,27 +1,31 @@
 // `xsm host deploy`: install bare machines (named by boot MAC, declared in the site file) as Xen Dom0s.
 
-import { apiClient, ApiCallError } from '../api-client.ts';
-import { parseArgs, UsageError, type Command } from '../command.ts';
+import { ApiCallError } from '../api-client.ts';
+import { defineCommand } from '../command.ts';
 
-export const hostDeploy: Command = {
+export const hostDeploy = defineCommand({
   name: 'host deploy',
-  usage: 'xsm host deploy MAC... [--method unicast|multicast|chain] [--image NAME] [--disk /dev/sda]',
   summary:
     'PXE-boot, image and verify machines as Xen hosts (one durable job each; follow with xsm jobs --watch --queue deploy)',
-  async run(args, io) {
-    const { positional, flags } = parseArgs(args, ['method', 'image', 'disk']);
-    if (!positional.length) throw new UsageError('give the boot MAC of at least one machine');
-    const method = flags.get('method');
-    if (method !== undefined && method !== 'unicast' && method !== 'multicast' && method !== 'chain')
-      throw new UsageError('--method is unicast (rsync), multicast (udpcast) or chain');
+  positionals: [{ name: 'MAC', variadic: true, description: 'boot MAC of a machine declared in the site file' }],
+  options: {
+    method: {
+      type: 'choice',
+      choices: ['unicast', 'multicast', 'chain'],
+      description: 'how the image travels: unicast (rsync), multicast (udpcast) or chain (host to host)',
+    },
+    image: { type: 'string', value: 'NAME', description: 'the image to install (default dom0)' },
+    disk: { type: 'string', value: 'DEVICE', description: 'the disk to install on, e.g. /dev/sda' },
+  },
+  async run({ positionals: { MAC }, options }, { io, api }) {
     const body = {
-      macs: positional,
-      ...(method ? { method } : {}),
-      ...(typeof flags.get('image') === 'string' ? { image: flags.get('image') } : {}),
-      ...(typeof flags.get('disk') === 'string' ? { disk: flags.get('disk') } : {}),
+      macs: MAC,
+      ...(options.method ? { method: options.method } : {}),
+      ...(options.image !== undefined ? { image: options.image } : {}),
+      ...(options.disk !== undefined ? { disk: options.disk } : {}),
     };
     try {
-      const r = await apiClient().call<{ session: string; jobs: { host: string; mac: string; jobId: string }[] }>(
+      const r = await api().call<{ session: string; jobs: { host: string; mac: string; jobId: string }[] }>(
         'POST',
         '/api/hosts/deploy',
         { json: body },
@@ -37,4 +41,4 @@ export const hostDeploy: Command = {
       throw e;
     }
   },
-};
+});

@@ -2,8 +2,8 @@
 // including the confirmation an operator gives when XSM asks to power a host without a BMC on or off.
 
 import { formatTable } from '../../site/plan-format.ts';
-import { apiClient, ApiCallError } from '../api-client.ts';
-import { parseArgs, UsageError, type CliIo, type Command } from '../command.ts';
+import { ApiCallError, type ApiClient } from '../api-client.ts';
+import { defineCommand, parseDecimal, type CliContext } from '../command.ts';
 
 interface Move {
   vm: string;
@@ -19,42 +19,43 @@ interface RebalanceAnswer {
   refused?: string;
 }
 
-async function withApi(io: CliIo, fn: (api: ReturnType<typeof apiClient>) => Promise<number>): Promise<number> {
+async function withApi(ctx: CliContext, fn: (api: ApiClient) => Promise<number>): Promise<number> {
   try {
-    return await fn(apiClient());
+    return await fn(ctx.api());
   } catch (e) {
     if (e instanceof ApiCallError) {
-      io.err(e.message);
+      ctx.io.err(e.message);
       return 1;
     }
     throw e;
   }
 }
 
-function modeFlag(flags: Map<string, string | true>): 'performance' | 'density' | undefined {
-  const m = flags.get('mode');
-  if (m === undefined) return undefined;
-  if (m !== 'performance' && m !== 'density')
-    throw new UsageError('--mode is performance (spread load) or density (pack, free whole hosts)');
-  return m;
-}
+const MODE = {
+  type: 'choice',
+  choices: ['performance', 'density'],
+  description: 'performance spreads load; density packs VMs to free whole hosts',
+} as const;
+const MAX_MOVES = { type: 'integer', value: 'N', min: 1, max: 1000, description: 'at most N live migrations' } as const;
 
-export const rebalance: Command = {
+export const rebalance = defineCommand({
   name: 'rebalance',
-  usage: 'xsm rebalance [--dry-run] [--mode performance|density] [--max-moves N]',
   summary:
     'plan live migrations that lower imbalance; without --dry-run, write them as a new site version and apply it',
-  async run(args, io) {
-    const { positional, flags } = parseArgs(args, ['mode', 'max-moves']);
-    if (positional.length) throw new UsageError(`unexpected ${positional[0]}`);
-    const mode = modeFlag(flags);
-    const maxMoves = flags.get('max-moves');
+  positionals: [],
+  options: {
+    'dry-run': { type: 'boolean', description: 'only show the migrations; write nothing' },
+    mode: MODE,
+    'max-moves': MAX_MOVES,
+  },
+  async run({ options }, ctx) {
     const body = {
-      dryRun: flags.has('dry-run'),
-      ...(mode ? { mode } : {}),
-      ...(typeof maxMoves === 'string' ? { maxMoves: Number(maxMoves) } : {}),
+      dryRun: options['dry-run'],
+      ...(options.mode ? { mode: options.mode } : {}),
+      ...(options['max-moves'] !== undefined ? { maxMoves: options['max-moves'] } : {}),
     };
-    return withApi(io, async (api) => {
+    return withApi(ctx, async (api) => {
+      const { io } = ctx;
       const r = await api.call<RebalanceAnswer>('POST', '/api/rebalance', { json: body });
       io.out(
         `imbalance ${r.imbalanceBefore.toFixed(3)} -> ${r.imbalanceAfter.toFixed(3)} with ${r.moves.length} live migration${r.moves.length === 1 ? '' : 's'} (from version ${r.baseVersion})`,
@@ -72,16 +73,18 @@ export const rebalance: Command = {
       return 0;
     });
   },
-};
+});
 
-export const rebalanceSchedule: Command = {
+export const rebalanceSchedule = defineCommand({
   name: 'rebalance schedule',
-  usage: 'xsm rebalance schedule [MINUTES] [--mode performance|density] [--max-moves N]',
   summary: 'show the rebalancing schedule, or set it (every MINUTES; 0 turns it off)',
-  async run(args, io) {
-    const { positional, flags } = parseArgs(args, ['mode', 'max-moves']);
-    return withApi(io, async (api) => {
-      if (positional.length === 0) {
+  positionals: [{ name: 'MINUTES', optional: true, description: 'rebalance every MINUTES minutes; 0 turns it off' }],
+  options: { mode: MODE, 'max-moves': MAX_MOVES },
+  async run({ positionals: { MINUTES }, options }, ctx) {
+    const every = MINUTES === undefined ? undefined : parseDecimal(MINUTES, 'MINUTES', 0, 10080);
+    return withApi(ctx, async (api) => {
+      const { io } = ctx;
+      if (every === undefined) {
         const s = await api.call<{ everyMinutes: number; next?: number | null }>('GET', '/api/rebalance/schedule');
         io.out(
           s.everyMinutes
@@ -90,29 +93,27 @@ export const rebalanceSchedule: Command = {
         );
         return 0;
       }
-      const every = Number(positional[0]);
-      if (!Number.isFinite(every) || every < 0) throw new UsageError('MINUTES is a number, 0 to turn rebalancing off');
-      const mode = modeFlag(flags);
-      const maxMoves = flags.get('max-moves');
       await api.call('PUT', '/api/rebalance/schedule', {
         json: {
           everyMinutes: every,
-          ...(mode ? { mode } : {}),
-          ...(typeof maxMoves === 'string' ? { maxMoves: Number(maxMoves) } : {}),
+          ...(options.mode ? { mode: options.mode } : {}),
+          ...(options['max-moves'] !== undefined ? { maxMoves: options['max-moves'] } : {}),
         },
       });
       io.out(every ? `rebalancing every ${every} min` : 'rebalancing schedule removed');
       return 0;
     });
   },
-};
+});
 
-export const hostHealth: Command = {
+export const hostHealth = defineCommand({
   name: 'host health',
-  usage: 'xsm host health',
   summary: 'hosts that failover suspects, is fencing, has fenced, or failed to fence, with what to do',
-  async run(_args, io) {
-    return withApi(io, async (api) => {
+  positionals: [],
+  options: {},
+  async run(_args, ctx) {
+    return withApi(ctx, async (api) => {
+      const { io } = ctx;
       const { health } = await api.call<{ health: Record<string, { state: string; since: number; detail?: string }> }>(
         'GET',
         '/api/hosts/health',
@@ -131,21 +132,20 @@ export const hostHealth: Command = {
       return 0;
     });
   },
-};
+});
 
-export const hostPowerConfirm: Command = {
+export const hostPowerConfirm = defineCommand({
   name: 'host power-confirm',
-  usage: 'xsm host power-confirm HOST',
   summary: 'confirm that you switched a host without a BMC as XSM asked (manual power driver)',
-  async run(args, io) {
-    const { positional } = parseArgs(args);
-    if (positional.length !== 1) throw new UsageError('give the host');
-    return withApi(io, async (api) => {
-      await api.call('POST', `/api/hosts/${encodeURIComponent(positional[0]!)}/power/confirm`);
-      io.out(`confirmed for ${positional[0]}`);
+  positionals: [{ name: 'HOST', description: 'the host XSM asked you to switch' }],
+  options: {},
+  async run({ positionals: { HOST } }, ctx) {
+    return withApi(ctx, async (api) => {
+      await api.call('POST', `/api/hosts/${encodeURIComponent(HOST)}/power/confirm`);
+      ctx.io.out(`confirmed for ${HOST}`);
       return 0;
     });
   },
-};
+});
 
-export const monitorCommands: Command[] = [rebalanceSchedule, rebalance, hostHealth, hostPowerConfirm];
+export const monitorCommands = [rebalance, rebalanceSchedule, hostHealth, hostPowerConfirm];

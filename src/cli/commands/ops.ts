@@ -5,9 +5,9 @@ import { readFile } from 'node:fs/promises';
 import cliProgress from 'cli-progress';
 import type { Plan } from '../../site/actions.ts';
 import { formatPlan, formatTable } from '../../site/plan-format.ts';
-import { apiClient, ApiCallError, type ApiClient } from '../api-client.ts';
-import { parseArgs, UsageError, type CliIo, type Command } from '../command.ts';
-import type { JobView, VersionOutcome } from '../../jobs/inspect.ts';
+import { ApiCallError, type ApiClient } from '../api-client.ts';
+import { defineCommand, parseDecimal, UsageError, type CliContext, type CliIo } from '../command.ts';
+import { JOB_STATES, type JobView, type VersionOutcome } from '../../jobs/inspect.ts';
 import {
   endedOutcome,
   parseSavedPlan,
@@ -37,9 +37,9 @@ function apiErrorLines(e: ApiCallError, io: CliIo): void {
   if (Array.isArray(e.details)) for (const d of e.details as { text?: string }[]) if (d.text) io.err(`  ${d.text}`);
 }
 
-async function withApi(io: CliIo, fn: (api: ApiClient) => Promise<number>): Promise<number> {
+async function withApi({ io, api }: CliContext, fn: (api: ApiClient) => Promise<number>): Promise<number> {
   try {
-    return await fn(apiClient());
+    return await fn(api());
   } catch (e) {
     if (e instanceof ApiCallError) {
       apiErrorLines(e, io);
@@ -128,63 +128,75 @@ async function readSiteFile(path: string): Promise<string> {
   }
 }
 
-/** The site file to submit: a file, or the one a saved plan carries (with its base and hash). */
+/** The site file to submit: FILE, or the one a saved plan carries (with its base and hash). */
 async function applyInput(
-  positional: string[],
-  flags: Map<string, string | true>,
+  file: string | undefined,
+  options: { plan?: string | undefined; base?: number | undefined; repair: boolean; 'dry-run': boolean },
 ): Promise<{ file: string; xml: string; saved?: SavedPlan }> {
-  const planPath = flags.get('plan');
-  if (planPath === undefined) {
-    if (positional.length !== 1) throw new UsageError('give exactly one site file (or --plan PLAN.json)');
-    return { file: positional[0]!, xml: await readSiteFile(positional[0]!) };
+  if (options.plan === undefined) {
+    if (file === undefined) throw new UsageError('give a site file (or --plan PLAN.json)');
+    return { file, xml: await readSiteFile(file) };
   }
-  if (positional.length) throw new UsageError('give a site file or --plan PLAN.json, not both');
-  if (flags.has('base') || flags.has('repair') || flags.has('dry-run'))
+  if (file !== undefined) throw new UsageError('give a site file or --plan PLAN.json, not both');
+  if (options.base !== undefined || options.repair || options['dry-run'])
     throw new UsageError('--plan runs the saved plan as planned: --base, --repair and --dry-run do not apply');
-  const saved = parseSavedPlan(await readSiteFile(String(planPath)), String(planPath));
+  const saved = parseSavedPlan(await readSiteFile(options.plan), options.plan);
   return { file: saved.file, xml: saved.xml, saved };
 }
 
-export const apply: Command = {
+export const apply = defineCommand({
   name: 'apply',
-  usage:
-    'xsm apply FILE [--base N] [--reason TEXT] [--dry-run] [--no-wait] [--yes] [--repair] | xsm apply --plan PLAN.json [--yes] [--no-wait]',
-  summary: 'submit a site file (or a saved plan) as a new version, show its plan and follow its jobs until applied',
-  async run(args, io) {
-    const { positional, flags } = parseArgs(args, ['base', 'reason', 'plan']);
-    const { file, xml, saved } = await applyInput(positional, flags);
-    return withApi(io, async (api) => {
+  summary: 'submit a site file (or a saved plan) as a new version, show its plan and follow its jobs',
+  details: [
+    'The plan shown is the plan stored with the version and the plan that runs. Actions that stop running',
+    'VMs need consent: asked on a terminal, --yes otherwise. Identical content stores nothing ("no changes").',
+  ],
+  positionals: [{ name: 'FILE', optional: true, description: 'the site file (XML); omit with --plan' }],
+  options: {
+    base: {
+      type: 'integer',
+      value: 'N',
+      description:
+        'the version FILE was edited from (default: the mark `xsm site get` wrote, else the current version)',
+    },
+    reason: { type: 'string', value: 'TEXT', description: 'why, stored with the version (default: apply FILE)' },
+    plan: {
+      type: 'string',
+      value: 'PLAN.json',
+      description: 'run exactly a plan saved by `xsm site plan FILE --out`, or be refused if its base moved',
+    },
+    'dry-run': { type: 'boolean', description: 'only show the plan; store nothing' },
+    'no-wait': { type: 'boolean', description: 'return once stored; do not follow the jobs' },
+    yes: { type: 'boolean', short: 'y', description: 'consent to actions that stop running VMs, without asking' },
+    repair: { type: 'boolean', description: 'store identical content again so its plan repairs drift' },
+  },
+  async run({ positionals: { FILE }, options }, ctx) {
+    const { io } = ctx;
+    const { file, xml, saved } = await applyInput(FILE, options);
+    return withApi(ctx, async (api) => {
       const q = `file=${encodeURIComponent(file)}`;
-      if (flags.has('dry-run')) {
+      if (options['dry-run']) {
         const r = await api.call<PlanAnswer>('POST', `/api/site/plan?${q}`, { xml });
         io.out(`plan ${r.planHash.slice(0, 12)} (from version ${r.base}):`);
         io.out(formatPlan(r.plan));
         return 0;
       }
-      // The base version: a saved plan's, --base, the mark `xsm site get` left in the file, else the current version.
+      // The base version: a saved plan's, --base, the mark `xsm site get` left in the file, else the current one.
       const mark = BASE_MARK.exec(xml);
-      let base = saved
-        ? saved.base
-        : flags.has('base')
-          ? Number(flags.get('base'))
-          : mark
-            ? Number(mark[1])
-            : undefined;
+      let base = saved ? saved.base : (options.base ?? (mark ? Number(mark[1]) : undefined));
       if (base === undefined) {
         base = (await api.call<SiteStatus>('GET', '/api/site')).version;
         io.err(
           `based on the current version ${base} (give --base, or edit the output of \`xsm site get\`, to have a concurrent change refused)`,
         );
       }
-      if (!Number.isSafeInteger(base) || base < 0) throw new UsageError(`--base must be a version number`);
-      const reason = typeof flags.get('reason') === 'string' ? String(flags.get('reason')) : `apply ${file}`;
+      const reason = options.reason ?? `apply ${file}`;
       const path = (allow: boolean) =>
-        `/api/site?base=${base}&reason=${encodeURIComponent(reason)}&${q}${flags.has('repair') ? '&repair=1' : ''}${saved ? `&planHash=${saved.planHash}` : ''}${allow ? '&allowDisruption=1' : ''}`;
+        `/api/site?base=${base}&reason=${encodeURIComponent(reason)}&${q}${options.repair ? '&repair=1' : ''}` +
+        `${saved ? `&planHash=${saved.planHash}` : ''}${allow ? '&allowDisruption=1' : ''}`;
       let r: SubmitAnswer | undefined;
       try {
-        r = await submitWithConsent(io, flags.has('yes'), (allow) =>
-          api.call<SubmitAnswer>('POST', path(allow), { xml }),
-        );
+        r = await submitWithConsent(io, options.yes, (allow) => api.call<SubmitAnswer>('POST', path(allow), { xml }));
       } catch (e) {
         if (!(e instanceof ApiCallError) || e.code !== 'stale-plan' || !saved) throw e;
         io.err(e.message);
@@ -197,7 +209,7 @@ export const apply: Command = {
       for (const w of r.warnings ?? []) io.err(`warning: ${w.text}`);
       io.out(`version ${r.version} stored (based on ${base}); plan ${r.planHash.slice(0, 12)}:`);
       io.out(formatPlan(r.plan));
-      if (flags.has('no-wait')) return 0;
+      if (options['no-wait']) return 0;
       const version = r.version;
       let ended: VersionOutcome | undefined;
       await watchJobs(api, io, {
@@ -208,15 +220,16 @@ export const apply: Command = {
       return reportOutcome(io, ended!);
     });
   },
-};
+});
 
-export const status: Command = {
+export const status = defineCommand({
   name: 'status',
-  usage: 'xsm status [--json]',
   summary: 'site version, hosts (heartbeat, memory) and VMs (desired vs observed)',
-  async run(args, io) {
-    const { flags } = parseArgs(args);
-    return withApi(io, async (api) => {
+  positionals: [],
+  options: { json: { type: 'boolean', description: 'print the site, hosts and VMs as one JSON document' } },
+  async run({ options }, ctx) {
+    const { io } = ctx;
+    return withApi(ctx, async (api) => {
       const site = await api.call<SiteStatus>('GET', '/api/site');
       const { hosts } = await api.call<{
         hosts: {
@@ -240,7 +253,7 @@ export const status: Command = {
         }[];
         unmanaged: { name: string; observed: { host: string }[] }[];
       }>('GET', '/api/vms');
-      if (flags.has('json')) {
+      if (options.json) {
         io.out(JSON.stringify({ site, hosts, ...vms }, null, 2));
         return 0;
       }
@@ -288,18 +301,24 @@ export const status: Command = {
       return 0;
     });
   },
-};
+});
 
-export const jobs: Command = {
+export const jobs = defineCommand({
   name: 'jobs',
-  usage: 'xsm jobs [--state S[,S]] [--queue Q] [--watch]',
   summary: 'list jobs, newest first; --watch follows them with live progress bars until none is running',
-  async run(args, io) {
-    const { flags } = parseArgs(args, ['state', 'queue']);
-    const state = typeof flags.get('state') === 'string' ? String(flags.get('state')) : undefined;
-    const queue = typeof flags.get('queue') === 'string' ? String(flags.get('queue')) : undefined;
-    return withApi(io, async (api) => {
-      if (flags.has('watch')) {
+  positionals: [],
+  options: {
+    state: { type: 'string', value: 'S[,S]', description: `only jobs in these states (${JOB_STATES.join(', ')})` },
+    queue: { type: 'string', value: 'Q', description: 'only jobs of this queue (control, deploy, host-NAME)' },
+    watch: { type: 'boolean', description: 'follow the jobs until none is running' },
+  },
+  async run({ options: { state, queue, watch } }, ctx) {
+    for (const s of state?.split(',') ?? [])
+      if (!(JOB_STATES as readonly string[]).includes(s))
+        throw new UsageError(`--state: unknown job state "${s}"; use ${JOB_STATES.join(', ')}`);
+    const { io } = ctx;
+    return withApi(ctx, async (api) => {
+      if (watch) {
         await watchJobs(api, io, {
           filter: (j) => (!queue || j.queue === queue) && (!state || state.split(',').includes(j.state)),
           done: async (js) =>
@@ -315,113 +334,118 @@ export const jobs: Command = {
       return 0;
     });
   },
-};
+});
 
-export const jobRetry: Command = {
+export const jobRetry = defineCommand({
   name: 'job retry',
-  usage: 'xsm job retry QUEUE ID',
   summary: 'retry a failed job from the step it failed at',
-  async run(args, io) {
-    const { positional } = parseArgs(args);
-    if (positional.length !== 2)
-      throw new UsageError('give the queue and the job id (as `xsm jobs --state failed` prints them)');
-    return withApi(io, async (api) => {
+  positionals: [
+    { name: 'QUEUE', description: 'the queue, as `xsm jobs --state failed` prints it' },
+    { name: 'ID', description: 'the job id, as `xsm jobs --state failed` prints it' },
+  ],
+  options: {},
+  async run({ positionals: { QUEUE, ID } }, ctx) {
+    return withApi(ctx, async (api) => {
       const j = await api.call<JobView>(
         'POST',
-        `/api/jobs/${encodeURIComponent(positional[0]!)}/${encodeURIComponent(positional[1]!)}/retry`,
+        `/api/jobs/${encodeURIComponent(QUEUE)}/${encodeURIComponent(ID)}/retry`,
       );
-      io.out(`job ${j.id} on ${j.queue} queued again`);
+      ctx.io.out(`job ${j.id} on ${j.queue} queued again`);
       return 0;
     });
   },
-};
+});
 
-function vmCommand(
-  name: string,
-  usage: string,
-  summary: string,
-  request: (
-    positional: string[],
-    flags: Map<string, string | true>,
-  ) => { method: string; path: string; json?: unknown },
-): Command {
-  return {
-    name,
-    usage,
-    summary,
-    async run(args, io) {
-      const { positional, flags } = parseArgs(args, ['mem', 'vcpus', 'reason']);
-      const req = request(positional, flags);
-      return withApi(io, async (api) => {
-        const r = await submitWithConsent(io, flags.has('yes'), (allow) =>
-          api.call<SubmitAnswer>(req.method, req.path, {
-            json: {
-              ...(req.json as object),
-              ...(typeof flags.get('reason') === 'string' ? { reason: flags.get('reason') } : {}),
-              ...(allow ? { allowDisruption: true } : {}),
-            },
-          }),
-        );
-        if (!r) return 1;
-        if (reportUnchanged(io, r) || r.unchanged) return 0;
-        io.out(`version ${r.version}: ${r.reason ?? ''}; plan ${r.planHash.slice(0, 12)}:`);
-        io.out(formatPlan(r.plan));
-        return 0;
-      });
-    },
-  };
+/** Submits a VM edit (asking for consent when it stops the VM) and prints the version and plan it became. */
+async function submitEdit(
+  ctx: CliContext,
+  req: { method: string; path: string; json?: object },
+  options: { reason?: string | undefined; yes: boolean },
+): Promise<number> {
+  return withApi(ctx, async (api) => {
+    const r = await submitWithConsent(ctx.io, options.yes, (allow) =>
+      api.call<SubmitAnswer>(req.method, req.path, {
+        json: {
+          ...req.json,
+          ...(options.reason !== undefined ? { reason: options.reason } : {}),
+          ...(allow ? { allowDisruption: true } : {}),
+        },
+      }),
+    );
+    if (!r) return 1;
+    if (reportUnchanged(ctx.io, r) || r.unchanged) return 0;
+    ctx.io.out(`version ${r.version}: ${r.reason ?? ''}; plan ${r.planHash.slice(0, 12)}:`);
+    ctx.io.out(formatPlan(r.plan));
+    return 0;
+  });
 }
 
-export const vmMigrate = vmCommand(
-  'vm migrate',
-  'xsm vm migrate VM HOST [--yes]',
-  'live-migrate a VM (writes a new site version with its new DOM0)',
-  (p) => {
-    if (p.length !== 2) throw new UsageError('give the VM and the target host');
-    return { method: 'POST', path: `/api/vms/${encodeURIComponent(p[0]!)}/migrate`, json: { to: p[1] } };
-  },
-);
+const YES = {
+  type: 'boolean',
+  short: 'y',
+  description: 'consent to stopping the VM if the plan needs it, without asking',
+} as const;
+const REASON = { type: 'string', value: 'TEXT', description: 'why, stored with the new version' } as const;
+const VM = { name: 'VM', description: "the VM's name in the site file" } as const;
 
-export const vmSet = vmCommand(
-  'vm set',
-  'xsm vm set VM [--mem MiB] [--vcpus N] [--yes]',
-  "change a VM's memory and/or vCPUs (live where Xen allows; a restart asks for consent, or --yes)",
-  (p, f) => {
-    if (p.length !== 1) throw new UsageError('give the VM');
-    const json: { memMiB?: number; vcpus?: number } = {};
-    if (typeof f.get('mem') === 'string') json.memMiB = Number(f.get('mem'));
-    if (typeof f.get('vcpus') === 'string') json.vcpus = Number(f.get('vcpus'));
-    if (json.memMiB === undefined && json.vcpus === undefined) throw new UsageError('give --mem and/or --vcpus');
-    return { method: 'POST', path: `/api/vms/${encodeURIComponent(p[0]!)}/reconfigure`, json };
+export const vmMigrate = defineCommand({
+  name: 'vm migrate',
+  summary: 'live-migrate a VM (writes a new site version with its new DOM0)',
+  positionals: [VM, { name: 'HOST', description: 'the host to move it to' }],
+  options: { reason: REASON, yes: YES },
+  async run({ positionals: { VM, HOST }, options }, ctx) {
+    return submitEdit(
+      ctx,
+      { method: 'POST', path: `/api/vms/${encodeURIComponent(VM)}/migrate`, json: { to: HOST } },
+      options,
+    );
   },
-);
+});
 
-export const vmRemove = vmCommand(
-  'vm remove',
-  'xsm vm remove VM [--yes]',
-  'destroy a VM and remove it from the site file (asks for consent, or --yes)',
-  (p) => {
-    if (p.length !== 1) throw new UsageError('give the VM');
-    return { method: 'DELETE', path: `/api/vms/${encodeURIComponent(p[0]!)}` };
+export const vmSet = defineCommand({
+  name: 'vm set',
+  summary: "change a VM's memory and/or vCPUs (live where Xen allows; a restart asks for consent)",
+  positionals: [VM],
+  options: {
+    mem: { type: 'integer', value: 'MiB', min: 1, description: 'memory in MiB (decimal)' },
+    vcpus: { type: 'integer', value: 'N', min: 1, description: 'number of virtual CPUs' },
+    reason: REASON,
+    yes: YES,
   },
-);
+  async run({ positionals: { VM }, options }, ctx) {
+    if (options.mem === undefined && options.vcpus === undefined) throw new UsageError('give --mem and/or --vcpus');
+    const json = {
+      ...(options.mem !== undefined ? { memMiB: options.mem } : {}),
+      ...(options.vcpus !== undefined ? { vcpus: options.vcpus } : {}),
+    };
+    return submitEdit(ctx, { method: 'POST', path: `/api/vms/${encodeURIComponent(VM)}/reconfigure`, json }, options);
+  },
+});
 
-export const siteGet: Command = {
+export const vmRemove = defineCommand({
+  name: 'vm remove',
+  summary: 'destroy a VM and remove it from the site file (asks for consent, or --yes)',
+  positionals: [VM],
+  options: { reason: REASON, yes: YES },
+  async run({ positionals: { VM }, options }, ctx) {
+    return submitEdit(ctx, { method: 'DELETE', path: `/api/vms/${encodeURIComponent(VM)}` }, options);
+  },
+});
+
+export const siteGet = defineCommand({
   name: 'site get',
-  usage: 'xsm site get [VERSION]',
   summary: 'print a stored site version (default: current), marked with its version for `xsm apply`',
-  async run(args, io) {
-    const { positional } = parseArgs(args);
-    return withApi(io, async (api) => {
-      const v = positional[0] ?? String((await api.call<SiteStatus>('GET', '/api/site')).version);
-      const stored = await api.call<{ version: number; xml: string }>(
-        'GET',
-        `/api/site/versions/${encodeURIComponent(v)}`,
-      );
+  positionals: [{ name: 'VERSION', optional: true, description: 'the version to print (default: the current one)' }],
+  options: {},
+  async run({ positionals: { VERSION } }, ctx) {
+    const asked = VERSION === undefined ? undefined : parseDecimal(VERSION, 'VERSION', 1);
+    return withApi(ctx, async (api) => {
+      const v = asked ?? (await api.call<SiteStatus>('GET', '/api/site')).version;
+      const stored = await api.call<{ version: number; xml: string }>('GET', `/api/site/versions/${v}`);
       const body = stored.xml.replace(BASE_MARK, '').replace(/^\s*\n/, '');
       // The mark goes after the XML declaration, which must stay first.
       const decl = /^<\?xml[^>]*\?>\s*/.exec(body);
-      io.out(
+      ctx.io.out(
         decl
           ? `${decl[0].trimEnd()}\n<!-- xsm:base-version ${stored.version} -->\n${body.slice(decl[0].length)}`
           : `<!-- xsm:base-version ${stored.version} -->\n${body}`,
@@ -429,6 +453,6 @@ export const siteGet: Command = {
       return 0;
     });
   },
-};
+});
 
-export const opsCommands: Command[] = [apply, status, jobs, jobRetry, vmMigrate, vmSet, vmRemove, siteGet];
+export const opsCommands = [apply, status, jobs, jobRetry, vmMigrate, vmSet, vmRemove, siteGet];

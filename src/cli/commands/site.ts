@@ -7,8 +7,8 @@ import { formatIssue, type Site } from '../../site/model.ts';
 import { diffSites, formatDiff } from '../../site/diff.ts';
 import { planChanges, PlanError } from '../../site/plan.ts';
 import { formatPlan, planJson } from '../../site/plan-format.ts';
-import { parseArgs, UsageError, type CliIo, type Command } from '../command.ts';
-import { apiClient, ApiCallError } from '../api-client.ts';
+import { ApiCallError, type ApiClient } from '../api-client.ts';
+import { defineCommand, UsageError, type CliIo } from '../command.ts';
 import { savedPlan, type PlanAnswer } from './plan-submit.ts';
 
 async function load(path: string, io: CliIo): Promise<Site | undefined> {
@@ -22,38 +22,47 @@ async function load(path: string, io: CliIo): Promise<Site | undefined> {
   return r.site;
 }
 
-export const siteValidate: Command = {
+export const siteValidate = defineCommand({
   name: 'site validate',
-  usage: 'xsm site validate FILE',
   summary: 'check a site file; exit 0 when valid, 1 with every error (file:line:col) on stderr',
-  async run(args, io) {
-    const { positional } = parseArgs(args);
-    if (positional.length !== 1) throw new UsageError('give exactly one site file');
-    const site = await load(positional[0]!, io);
+  positionals: [{ name: 'FILE', description: 'the site file (XML)' }],
+  options: {},
+  async run({ positionals: { FILE } }, { io }) {
+    const site = await load(FILE, io);
     if (!site) return 1;
     io.out(
-      `${positional[0]}: valid: ${site.hosts.length} hosts, ${site.templates.length} templates, ${site.sets.length} sets, ${site.vms.length} VMs`,
+      `${FILE}: valid: ${site.hosts.length} hosts, ${site.templates.length} templates, ${site.sets.length} sets, ${site.vms.length} VMs`,
     );
     return 0;
   },
-};
+});
 
-export const siteDiff: Command = {
+const OLD_NEW = [
+  { name: 'OLD', description: 'the site file as it is' },
+  { name: 'NEW', description: 'the site file as it should become' },
+] as const;
+
+export const siteDiff = defineCommand({
   name: 'site diff',
-  usage: 'xsm site diff OLD NEW',
   summary: 'what changed between two site files, field by field',
-  async run(args, io) {
-    const { positional } = parseArgs(args);
-    if (positional.length !== 2) throw new UsageError('give two site files: OLD NEW');
-    const [a, b] = [await load(positional[0]!, io), await load(positional[1]!, io)];
+  positionals: OLD_NEW,
+  options: {},
+  async run({ positionals: { OLD, NEW } }, { io }) {
+    const [a, b] = [await load(OLD, io), await load(NEW, io)];
     if (!a || !b) return 1;
     io.out(formatDiff(diffSites(a, b)));
     return 0;
   },
-};
+});
 
 /** The plan FILE would get against the running site now; with --out, saved for `xsm apply --plan`. */
-async function planAgainstSite(path: string, out: string | undefined, json: boolean, io: CliIo): Promise<number> {
+async function planAgainstSite(
+  path: string,
+  out: string | undefined,
+  json: boolean,
+  io: CliIo,
+  api: ApiClient,
+): Promise<number> {
   let xml: string;
   try {
     xml = await readFile(path, 'utf8');
@@ -62,7 +71,7 @@ async function planAgainstSite(path: string, out: string | undefined, json: bool
   }
   let r: PlanAnswer & { warnings: { text: string }[] };
   try {
-    r = await apiClient().call('POST', `/api/site/plan?file=${encodeURIComponent(path)}`, { xml });
+    r = await api.call('POST', `/api/site/plan?file=${encodeURIComponent(path)}`, { xml });
   } catch (e) {
     if (!(e instanceof ApiCallError)) throw e;
     io.err(e.message);
@@ -74,39 +83,50 @@ async function planAgainstSite(path: string, out: string | undefined, json: bool
   if (out) await writeFile(out, JSON.stringify(saved, null, 2) + '\n');
   if (json) io.out(JSON.stringify(saved.plan, null, 2));
   else {
-    io.out(
-      `plan ${r.planHash.slice(0, 12)} against version ${r.base} (observed ${new Date(r.observedAt).toISOString()}):`,
-    );
+    const at = new Date(r.observedAt).toISOString();
+    io.out(`plan ${r.planHash.slice(0, 12)} against version ${r.base} (observed ${at}):`);
     io.out(formatPlan(r.plan));
   }
   if (out) io.out(`saved to ${out}; run exactly this plan with: xsm apply --plan ${out}`);
   return 0;
 }
 
-export const sitePlan: Command = {
-  name: 'site plan',
-  usage: 'xsm site plan FILE [--out PLAN.json] [--json] | xsm site plan OLD NEW [--json]',
-  summary:
-    'the ordered actions FILE would get against the running site (saved with --out for `xsm apply --plan`), or OLD -> NEW offline',
-  async run(args, io) {
-    const { positional, flags } = parseArgs(args, ['out']);
-    const out = flags.get('out');
-    if (out === true) throw new UsageError('--out needs a file name');
-    if (positional.length === 1) return planAgainstSite(positional[0]!, out, flags.has('json'), io);
-    if (positional.length !== 2) throw new UsageError('give one site file (against the running site) or two: OLD NEW');
-    if (out) throw new UsageError('--out saves a plan made against the running site: give one site file');
-    const [a, b] = [await load(positional[0]!, io), await load(positional[1]!, io)];
-    if (!a || !b) return 1;
-    try {
-      const plan = planChanges(a, b);
-      io.out(flags.has('json') ? planJson(plan) : formatPlan(plan));
-      return 0;
-    } catch (e) {
-      if (e instanceof PlanError) {
-        io.err(`${positional[1]}: ${e.message}`);
-        return 1;
-      }
-      throw e;
+/** OLD -> NEW offline: no API, no observed state. */
+async function planOffline(oldPath: string, newPath: string, json: boolean, io: CliIo): Promise<number> {
+  const [a, b] = [await load(oldPath, io), await load(newPath, io)];
+  if (!a || !b) return 1;
+  try {
+    const plan = planChanges(a, b);
+    io.out(json ? planJson(plan) : formatPlan(plan));
+    return 0;
+  } catch (e) {
+    if (e instanceof PlanError) {
+      io.err(`${newPath}: ${e.message}`);
+      return 1;
     }
+    throw e;
+  }
+}
+
+export const sitePlan = defineCommand({
+  name: 'site plan',
+  summary: 'the actions FILE would get against the running site (save with --out), or OLD -> NEW offline',
+  details: [
+    'With one file, the API plans it against the current version and what the agents observe; --out saves',
+    'that plan (with the file) for `xsm apply --plan`, which runs exactly it or is refused if its base moved.',
+    'With two files, the plan from OLD to NEW is computed offline.',
+  ],
+  positionals: [
+    { name: 'FILE', description: 'the site file to plan (or OLD, with NEW)' },
+    { name: 'NEW', optional: true, description: 'plan offline from FILE (as OLD) to NEW' },
+  ],
+  options: {
+    out: { type: 'string', value: 'PLAN.json', description: 'save the plan for `xsm apply --plan` (one FILE only)' },
+    json: { type: 'boolean', description: 'print the plan as JSON' },
   },
-};
+  async run({ positionals: { FILE, NEW }, options }, { io, api }) {
+    if (NEW === undefined) return planAgainstSite(FILE, options.out, options.json, io, api());
+    if (options.out) throw new UsageError('--out saves a plan made against the running site: give one site file');
+    return planOffline(FILE, NEW, options.json, io);
+  },
+});

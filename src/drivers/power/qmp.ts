@@ -109,11 +109,16 @@ export class QmpClient {
 export class QmpPower implements PowerControl {
   readonly describe: string;
 
-  constructor(private readonly socketPath: string) {
+  /** `beforeConnect` runs before every connection: the socket's confinement is checked each time. */
+  constructor(
+    private readonly socketPath: string,
+    private readonly beforeConnect?: () => Promise<void>,
+  ) {
     this.describe = `qmp ${socketPath}`;
   }
 
   private async session<T>(fn: (c: QmpClient) => Promise<T>): Promise<T> {
+    await this.beforeConnect?.();
     const c = await QmpClient.open(this.socketPath);
     try {
       return await fn(c);

@@ -1,6 +1,12 @@
 // Power control through a Redfish BMC (HTTP + JSON). Discovers the system, takes the Reset action's target
 // from the resource (never a guessed URL) and PATCHes the one-shot PXE boot override with If-Match.
+// Requests go through node:https (not fetch) so certificate checking can be turned off per BMC, and so every
+// address the BMC's name resolves to is checked before a connection carries the password.
 
+import http from 'node:http';
+import https from 'node:https';
+import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns';
+import net from 'node:net';
 import type { PowerControl, PowerState } from './power.ts';
 
 export interface RedfishOptions {
@@ -8,6 +14,10 @@ export interface RedfishOptions {
   baseUrl: string;
   user: string;
   password: string;
+  /** Do not verify the BMC's TLS certificate (the site file's insecureTls="true"). */
+  insecureTls?: boolean;
+  /** Refuses an address the BMC resolves to (a reason), before connecting: local addresses outside a lab. */
+  refuseAddress?: (ip: string) => string | undefined;
   /** Boot mode for the override; omitted when undefined (BMC keeps its current mode). */
   bootMode?: 'Legacy' | 'UEFI';
   offTimeoutMs?: number;
@@ -34,19 +44,19 @@ export class RedfishPower implements PowerControl {
     body?: unknown,
     headers: Record<string, string> = {},
   ): Promise<Response> {
-    const url = new URL(path, this.opts.baseUrl).toString();
+    const url = new URL(path, this.opts.baseUrl);
     const auth = Buffer.from(`${this.opts.user}:${this.opts.password}`).toString('base64');
-    const res = await fetch(url, {
+    const res = await this.send(
+      url,
       method,
-      headers: {
+      {
         Authorization: `Basic ${auth}`,
         Accept: 'application/json',
         ...(body ? { 'Content-Type': 'application/json' } : {}),
         ...headers,
       },
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.timeout(30_000),
-    });
+      body === undefined ? undefined : JSON.stringify(body),
+    );
     if (!res.ok) {
       const text = await res.text().catch(() => '');
       throw new Error(
@@ -54,6 +64,52 @@ export class RedfishPower implements PowerControl {
       );
     }
     return res;
+  }
+
+  /** One HTTP(S) exchange; the address is checked (literal or resolved) before anything is sent. */
+  private send(url: URL, method: string, headers: Record<string, string>, body?: string): Promise<Response> {
+    const refuse = this.opts.refuseAddress;
+    const literal = url.hostname.replace(/^\[|\]$/g, '');
+    if (refuse && net.isIP(literal)) {
+      const why = refuse(literal);
+      if (why) return Promise.reject(new Error(`${this.describe}: ${why}`));
+    }
+    const lookup = refuse ? guardedLookup(refuse) : undefined;
+    const mod = url.protocol === 'https:' ? https : http;
+    return new Promise((resolve, reject) => {
+      const req = mod.request(
+        url,
+        {
+          method,
+          headers: { ...headers, ...(body !== undefined ? { 'Content-Length': String(Buffer.byteLength(body)) } : {}) },
+          timeout: 30_000,
+          ...(lookup ? { lookup } : {}),
+          ...(url.protocol === 'https:' ? { rejectUnauthorized: !this.opts.insecureTls } : {}),
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('error', reject);
+          res.on('end', () => {
+            const status = res.statusCode ?? 0;
+            const h = new Headers();
+            for (const [k, v] of Object.entries(res.headers))
+              if (v !== undefined) h.set(k, Array.isArray(v) ? v.join(', ') : v);
+            const noBody = status === 204 || status === 304 || method === 'HEAD';
+            resolve(
+              new Response(noBody ? null : Buffer.concat(chunks), {
+                status,
+                statusText: res.statusMessage ?? '',
+                headers: h,
+              }),
+            );
+          });
+        },
+      );
+      req.on('timeout', () => req.destroy(new Error(`${this.describe}: no answer within 30 s`)));
+      req.on('error', (e) => reject(new Error(`${this.describe}: ${method} ${url.pathname}: ${e.message}`)));
+      req.end(body);
+    });
   }
 
   private async getJson<T>(path: string): Promise<{ body: T; etag?: string }> {
@@ -125,4 +181,22 @@ export class RedfishPower implements PowerControl {
     if (this.opts.bootMode) boot.BootSourceOverrideMode = this.opts.bootMode;
     await this.request('PATCH', sys, { Boot: boot }, etag ? { 'If-Match': etag } : {});
   }
+}
+
+type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void;
+
+/** dns.lookup that fails when any address the name resolves to is refused. */
+function guardedLookup(refuse: (ip: string) => string | undefined) {
+  return (hostname: string, options: LookupOptions, callback: LookupCallback): void => {
+    dnsLookup(hostname, { ...options, all: true }, (err, addresses) => {
+      if (err) return callback(err, []);
+      const list = addresses as LookupAddress[];
+      const why = list.map((a) => refuse(a.address)).find(Boolean);
+      if (why) return callback(Object.assign(new Error(`${hostname}: ${why}`), { code: 'EXSMREFUSED' }), []);
+      if (options.all) return callback(null, list);
+      const first = list[0];
+      if (!first) return callback(Object.assign(new Error(`${hostname}: no address`), { code: 'ENOTFOUND' }), []);
+      callback(null, first.address, first.family);
+    });
+  };
 }

@@ -1,9 +1,17 @@
 // Builds the PowerControl a host's <Power> element names. Secrets are read here, at use, from the
-// passwordFile (never stored in Redis, never on a command line).
+// passwordFile (never stored in Redis, never on a command line), and only after the file, the BMC address
+// and the QMP socket pass the power policy (src/site/power-policy.ts): the site file was checked when it
+// was submitted, but the files may have changed since, and a stored version may predate the policy.
 
-import { readFile } from 'node:fs/promises';
 import type { Redis } from 'ioredis';
 import type { PowerSpec } from '../../site/model.ts';
+import {
+  checkPowerAddress,
+  localAddressKind,
+  powerPolicyFromEnv,
+  redfishUrl,
+  type PowerPolicy,
+} from '../../site/power-policy.ts';
 import { PermanentError } from '../../lib/errors.ts';
 import type { Shell } from '../shell.ts';
 import type { PowerControl } from './power.ts';
@@ -11,11 +19,14 @@ import { IpmiPower } from './ipmi.ts';
 import { RedfishPower } from './redfish.ts';
 import { QmpPower } from './qmp.ts';
 import { ManualPower } from './manual.ts';
+import { checkQmpSocket, checkSecretFile, readSecretFile } from './secrets.ts';
 
 export interface PowerDeps {
   shell: Shell;
   redis: Redis;
   prefix: string;
+  /** Where power may point; default from XSM_SECRETS_DIR, XSM_QMP_DIR, XSM_POWER_ALLOW_LOCAL. */
+  policy?: PowerPolicy;
 }
 
 export async function powerFor(host: string, spec: PowerSpec | undefined, deps: PowerDeps): Promise<PowerControl> {
@@ -28,28 +39,36 @@ export async function powerFor(host: string, spec: PowerSpec | undefined, deps: 
     return v;
   };
   if (!spec || spec.driver === 'manual') return new ManualPower(deps.redis, deps.prefix, host);
+  const policy = deps.policy ?? powerPolicyFromEnv();
+  const address = need(spec.address, spec.driver === 'qmp' ? 'address (the QMP socket path)' : 'address');
+  const refused = checkPowerAddress(spec.driver, address, policy);
+  if (refused) throw new PermanentError(`host ${host}: ${refused}`, 'an admin must correct the <Power> element');
   switch (spec.driver) {
     case 'ipmi':
       return new IpmiPower(deps.shell, {
-        host: need(spec.address, 'address'),
+        host: address.trim(),
         user: need(spec.user, 'user'),
-        passwordFile: need(spec.passwordFile, 'passwordFile'),
+        passwordFile: await checkSecretFile(need(spec.passwordFile, 'passwordFile'), policy, host),
       });
     case 'redfish': {
-      const file = need(spec.passwordFile, 'passwordFile');
-      const password = (
-        await readFile(file, 'utf8').catch((e: Error) => {
-          throw new PermanentError(`host ${host}: cannot read BMC password file ${file}: ${e.message}`);
-        })
-      ).trim();
-      const addr = need(spec.address, 'address');
+      const user = need(spec.user, 'user');
+      const password = await readSecretFile(need(spec.passwordFile, 'passwordFile'), policy, host);
       return new RedfishPower({
-        baseUrl: /^https?:\/\//.test(addr) ? addr : `https://${addr}`,
-        user: need(spec.user, 'user'),
+        baseUrl: redfishUrl(address).url!.origin,
+        user,
         password,
+        ...(spec.insecureTls ? { insecureTls: true } : {}),
+        ...(policy.allowLocal
+          ? {}
+          : {
+              refuseAddress: (ip: string) => {
+                const kind = localAddressKind(ip);
+                return kind ? `resolves to ${ip}, a ${kind} address; a BMC must be a remote host` : undefined;
+              },
+            }),
       });
     }
     case 'qmp':
-      return new QmpPower(need(spec.address, 'address (the QMP socket path)'));
+      return new QmpPower(address, () => checkQmpSocket(address, policy, host));
   }
 }
