@@ -16,6 +16,7 @@ import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import * as bullmq5 from 'bullmq-v5';
 import * as bullmq6 from 'bullmq';
+import { median, ratio, spread, table } from './figures.ts';
 import { runBurst, type LayoutResult, type LayoutShape, type QueueKit } from './queue-layout.ts';
 import { MemorySimStore, SimulatedXenHost, provisionSimHost } from '../src/drivers/hypervisor/simulated.ts';
 import { XsmRuntime } from '../src/jobs/runtime.ts';
@@ -49,11 +50,13 @@ async function child(init: ChildInit): Promise<void> {
   // before the clock starts, as they would have on a running site.
   await Promise.all(agents.map((a) => a.worker.waitUntilReady()));
   process.send!({ ready: true });
+  const cpu0 = process.cpuUsage();
   process.on('message', async (m: { stop?: boolean }) => {
     if (!m.stop) return;
+    const cpu = process.cpuUsage(cpu0);
     await Promise.all(agents.map((a) => a.close()));
     await rt.close();
-    process.exit(0);
+    process.send!({ cpuMs: (cpu.user + cpu.system) / 1000 }, () => process.exit(0));
   });
 }
 
@@ -65,6 +68,8 @@ interface Result {
   actionsPerSec: number;
   p50: number;
   p99: number;
+  /** CPU time of the control process and the agent processes per action, from enqueue to converged. */
+  cpuMsPerAction: number;
 }
 
 function pct(sorted: number[], p: number): number {
@@ -96,13 +101,27 @@ async function run(label: string, hostCount: number, vmCount: number, procs: num
     });
   }
   const control = startControlWorker(rt, silentLogger);
+  const agentCpuMs: Promise<number>[] = children.map(
+    (c) =>
+      new Promise((resolve) => c.on('message', (m: { cpuMs?: number }) => m.cpuMs !== undefined && resolve(m.cpuMs))),
+  );
+  let controlCpu = process.cpuUsage();
+  let stopped = false;
+  const stopChildren = () => {
+    if (!stopped) for (const c of children) c.send({ stop: true });
+    stopped = true;
+  };
   try {
     const started = Date.now();
+    controlCpu = process.cpuUsage();
     const { version } = await rt.sites.submit(xml, { base: 0, author: 'bench', reason: label });
     await enqueueApply(rt, version, 'bench');
     while ((await convergedVersion(rt)) < version) {
       const failed = await rt.control().getJobCounts('failed');
-      if (failed.failed) throw new Error(`${failed.failed} control jobs failed`);
+      if (failed.failed) {
+        const why = (await rt.control().getJobs(['failed'])).map((j) => `${j.id}: ${j.failedReason}`);
+        throw new Error(`${failed.failed} control jobs failed: ${why.join('; ')}`);
+      }
       await new Promise((r) => setTimeout(r, 50));
     }
     const seconds = (Date.now() - started) / 1000;
@@ -115,6 +134,9 @@ async function run(label: string, hostCount: number, vmCount: number, procs: num
     if (latencies.length !== vmCount)
       throw new Error(`expected ${vmCount} completed actions, found ${latencies.length}`);
     latencies.sort((a, b) => a - b);
+    const own = process.cpuUsage(controlCpu);
+    stopChildren();
+    const cpuMs = (own.user + own.system) / 1000 + (await Promise.all(agentCpuMs)).reduce((a, b) => a + b, 0);
     return {
       label,
       hosts: hostCount,
@@ -123,10 +145,11 @@ async function run(label: string, hostCount: number, vmCount: number, procs: num
       actionsPerSec: vmCount / seconds,
       p50: pct(latencies, 50),
       p99: pct(latencies, 99),
+      cpuMsPerAction: cpuMs / vmCount,
     };
   } finally {
     await closeWhenReady(control);
-    for (const c of children) c.send({ stop: true });
+    stopChildren();
     await Promise.all(children.map((c) => new Promise((r) => (c.exitCode !== null ? r(null) : c.once('exit', r)))));
     for (const h of names)
       await rt
@@ -145,16 +168,6 @@ const versions: Record<Major, string> = {
   5: `BullMQ ${require('bullmq-v5/package.json').version} (ioredis ${require('bullmq-v5/node_modules/ioredis/package.json').version})`,
   6: `BullMQ ${require('bullmq/package.json').version} (ioredis ${require('ioredis/package.json').version})`,
 };
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-}
-/** "median (min–max)" with `digits` decimals. */
-function spread(xs: number[], digits = 0): string {
-  const f = (n: number) => n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
-  return `${f(median(xs))} (${f(Math.min(...xs))}–${f(Math.max(...xs))})`;
-}
 
 /** Alternates the two majors' order each round, so a drifting machine load hits both alike. */
 function schedule(runs: number): Major[] {
@@ -212,19 +225,26 @@ async function main(): Promise<void> {
     `XSM's queue layout, no-op processors: ${flows} wave parents x ${shape.children} children over ${shape.hosts} host queues (${jobs.toLocaleString('en-US')} jobs)`,
   );
   console.log(
-    `${'engine'.padEnd(9)} ${'jobs/s'.padEnd(22)} ${'p50 ms'.padEnd(22)} ${'p99 ms'.padEnd(22)} exactly once`,
+    table(
+      ['engine', 'jobs/s', 'p50 ms', 'p99 ms', 'CPU ms per job (this process)', 'every job exactly once'],
+      MAJORS.map((major) => {
+        const rs = layout[major];
+        return [
+          versions[major],
+          spread(rs.map((r) => r.jobsPerSec)),
+          spread(rs.map((r) => r.p50)),
+          spread(rs.map((r) => r.p99)),
+          spread(
+            rs.map((r) => r.clientCpuMsPerJob),
+            3,
+          ),
+          rs.every((r) => r.missing === 0 && r.duplicated === 0) ? `yes (${rs.length}/${rs.length})` : 'NO',
+        ];
+      }),
+    ),
   );
-  for (const major of MAJORS) {
-    const rs = layout[major];
-    const exact = rs.every((r) => r.missing === 0 && r.duplicated === 0);
-    console.log(
-      `BullMQ ${major}  ${spread(rs.map((r) => r.jobsPerSec)).padEnd(22)} ${spread(rs.map((r) => r.p50)).padEnd(22)} ${spread(rs.map((r) => r.p99)).padEnd(22)} ${exact ? 'yes, every run' : 'NO'}`,
-    );
-  }
-  const ratio = (f: (r: LayoutResult | Result) => number, a: (LayoutResult | Result)[], b: (LayoutResult | Result)[]) =>
-    (median(a.map(f)) / median(b.map(f))).toFixed(2);
   console.log(
-    `BullMQ 6 / BullMQ 5: throughput x${ratio((r) => (r as LayoutResult).jobsPerSec, layout[6], layout[5])}, p99 x${ratio((r) => r.p99, layout[6], layout[5])}\n`,
+    `BullMQ 6 / BullMQ 5: throughput x${ratio((r) => r.jobsPerSec, layout[6], layout[5])}, p99 x${ratio((r) => r.p99, layout[6], layout[5])}, CPU per job x${ratio((r) => r.clientCpuMsPerJob, layout[6], layout[5])}\n`,
   );
 
   const apply: Record<Major, { baseline: Result[]; measured: Result[] }> = {
@@ -236,28 +256,41 @@ async function main(): Promise<void> {
     apply[major].measured.push(await applyRun(major, 'measured', Number(h), Number(v), procs));
   }
   console.log(`XSM's own apply, end to end: ${procs} agent processes, simulated hosts with zero-delay xl`);
-  console.log(
-    `${'engine'.padEnd(9)} ${'run'.padEnd(9)} ${'hosts'.padStart(6)} ${'VMs'.padStart(7)}  ${'seconds'.padEnd(22)} ${'actions/s'.padEnd(22)} ${'p50 ms'.padEnd(26)} p99 ms`,
-  );
+  const rows: string[][] = [];
   for (const major of MAJORS)
     for (const label of ['baseline', 'measured'] as const) {
       const rs = apply[major][label];
-      console.log(
-        `BullMQ ${major}  ${label.padEnd(9)} ${String(rs[0]!.hosts).padStart(6)} ${String(rs[0]!.vms).padStart(7)}  ${spread(
+      rows.push([
+        `BullMQ ${major}`,
+        label,
+        `${rs[0]!.hosts} / ${rs[0]!.vms}`,
+        spread(
           rs.map((r) => r.seconds),
           2,
-        ).padEnd(
-          22,
-        )} ${spread(rs.map((r) => r.actionsPerSec)).padEnd(22)} ${spread(rs.map((r) => r.p50)).padEnd(26)} ${spread(rs.map((r) => r.p99))}`,
-      );
+        ),
+        spread(rs.map((r) => r.actionsPerSec)),
+        spread(rs.map((r) => r.p50)),
+        spread(rs.map((r) => r.p99)),
+        spread(
+          rs.map((r) => r.cpuMsPerAction),
+          2,
+        ),
+      ]);
     }
+  console.log(
+    table(
+      ['engine', 'run', 'hosts / VMs', 'seconds', 'actions/s', 'p50 ms', 'p99 ms', 'CPU ms per action (XSM processes)'],
+      rows,
+    ),
+  );
   const m6 = apply[6].measured;
+  const m5 = apply[5].measured;
   const b6 = apply[6].baseline;
   console.log(
-    `\nBullMQ 6 / BullMQ 5 at ${m6[0]!.hosts} hosts / ${m6[0]!.vms} VMs: throughput x${ratio((r) => (r as Result).actionsPerSec, m6, apply[5].measured)}, p99 x${ratio((r) => r.p99, m6, apply[5].measured)}`,
+    `\nBullMQ 6 / BullMQ 5 at ${m6[0]!.hosts} hosts / ${m6[0]!.vms} VMs: throughput x${ratio((r) => r.actionsPerSec, m6, m5)}, p99 x${ratio((r) => r.p99, m6, m5)}, CPU per action x${ratio((r) => r.cpuMsPerAction, m6, m5)}`,
   );
   console.log(
-    `BullMQ 6 measured/baseline: size x${(m6[0]!.vms / b6[0]!.vms).toFixed(0)}, time x${ratio((r) => (r as Result).seconds, m6, b6)}, throughput x${ratio((r) => (r as Result).actionsPerSec, m6, b6)}`,
+    `BullMQ 6 measured/baseline: size x${(m6[0]!.vms / b6[0]!.vms).toFixed(0)}, time x${ratio((r) => r.seconds, m6, b6)}, throughput x${ratio((r) => r.actionsPerSec, m6, b6)}`,
   );
   const goal = median(m6.map((r) => r.actionsPerSec));
   console.log(

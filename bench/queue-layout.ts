@@ -58,6 +58,8 @@ export interface LayoutResult {
   addRetries: number;
   /** Completion times (ms since the run started), for stall analysis. */
   completions: number[];
+  /** CPU time (user + system) this process spent per job: producer, workers and client libraries. */
+  clientCpuMsPerJob: number;
 }
 
 export function percentile(sorted: number[], p: number): number {
@@ -90,6 +92,7 @@ export class LayoutRun {
   private addRetries = 0;
   readonly errors: string[] = [];
   private t0 = Date.now();
+  private cpu0 = process.cpuUsage();
 
   constructor(
     private readonly kit: QueueKit,
@@ -124,6 +127,7 @@ export class LayoutRun {
   async ready(): Promise<void> {
     await Promise.all([...this.workers, this.producer].map((c) => c.waitUntilReady()));
     this.t0 = Date.now();
+    this.cpu0 = process.cpuUsage();
   }
 
   /** Adds flow number `f`, retrying on errors (a failover) until it is in; job ids make retries harmless. */
@@ -161,6 +165,7 @@ export class LayoutRun {
   result(): LayoutResult {
     const seconds = (Math.max(...this.completions, 0) || Date.now() - this.t0) / 1000;
     const sorted = [...this.latencies].sort((a, b) => a - b);
+    const cpu = process.cpuUsage(this.cpu0);
     let missing = 0;
     let duplicated = 0;
     for (const k of this.expected) {
@@ -178,6 +183,7 @@ export class LayoutRun {
       duplicated,
       addRetries: this.addRetries,
       completions: [...this.completions].sort((a, b) => a - b),
+      clientCpuMsPerJob: (cpu.user + cpu.system) / 1000 / this.expected.size,
     };
   }
 
@@ -198,9 +204,10 @@ export async function runBurst(kit: QueueKit, shape: LayoutShape, flows: number)
       }),
     );
     if (!(await run.waitDone(300_000))) throw new Error(`${kit.label}: not every job ran within 300 s`);
+    const result = run.result();
     // Give a late duplicate the chance to show before counting.
     await new Promise((r) => setTimeout(r, 200));
-    return run.result();
+    return { ...run.result(), clientCpuMsPerJob: result.clientCpuMsPerJob };
   } finally {
     await run.close();
   }
