@@ -2,6 +2,10 @@
 // workflows on simulated Xen hosts -> converged), and report actions per second and job latency
 // (enqueue to finish, p50/p99). Baseline, in the same run: a site 10x smaller. Goal: >= 1,000 actions/s
 // for 10,000 VMs on 1,000 hosts on a 2-core machine.
+// Issue 12: everything runs on BullMQ 6 and, beside it in the same run and on the same Redis, on the
+// BullMQ 5 XSM ran on before (bench/bullmq-major.mjs): first XSM's queue layout with no-op processors
+// (bench/queue-layout.ts), then XSM's own apply. Each figure is the median of XSM_BENCH_RUNS (default 5)
+// runs with min-max; the two majors alternate so drift on a shared machine hits both.
 //
 // Run: npx tsx bench/apply.ts [baselineHosts baselineVms] [hosts vms]   (default 100 1000 1000 10000)
 // Agents run in worker processes (XSM_BENCH_PROCS, default 2), each hosting a share of the simulated
@@ -9,12 +13,17 @@
 // timing so what is measured is XSM's own overhead: Redis, BullMQ, journals, planning.
 import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { createRequire } from 'node:module';
+import * as bullmq5 from 'bullmq-v5';
+import * as bullmq6 from 'bullmq';
+import { median, ratio, spread, table } from './figures.ts';
+import { runBurst, type LayoutResult, type LayoutShape, type QueueKit } from './queue-layout.ts';
 import { MemorySimStore, SimulatedXenHost, provisionSimHost } from '../src/drivers/hypervisor/simulated.ts';
 import { XsmRuntime } from '../src/jobs/runtime.ts';
 import { convergedVersion } from '../src/jobs/apply.ts';
 import { submitSite } from '../src/jobs/submit.ts';
 import { hostQueueName } from '../src/jobs/queues.ts';
-import { closeWhenReady, deleteKeysByPrefix, redisConfigFromEnv } from '../src/lib/redis.ts';
+import { closeWhenReady, deleteKeysByPrefix, redisConfigFromEnv, workerConnectionOptions } from '../src/lib/redis.ts';
 import { silentLogger } from '../src/lib/log.ts';
 import { serializeSite } from '../src/site/serialize.ts';
 import { startControlWorker } from '../workers/control-lib.ts';
@@ -42,11 +51,13 @@ async function child(init: ChildInit): Promise<void> {
   // before the clock starts, as they would have on a running site.
   await Promise.all(agents.map((a) => a.worker.waitUntilReady()));
   process.send!({ ready: true });
+  const cpu0 = process.cpuUsage();
   process.on('message', async (m: { stop?: boolean }) => {
     if (!m.stop) return;
+    const cpu = process.cpuUsage(cpu0);
     await Promise.all(agents.map((a) => a.close()));
     await rt.close();
-    process.exit(0);
+    process.send!({ cpuMs: (cpu.user + cpu.system) / 1000 }, () => process.exit(0));
   });
 }
 
@@ -58,6 +69,8 @@ interface Result {
   actionsPerSec: number;
   p50: number;
   p99: number;
+  /** CPU time of the control process and the agent processes per action, from enqueue to converged. */
+  cpuMsPerAction: number;
 }
 
 function pct(sorted: number[], p: number): number {
@@ -74,9 +87,9 @@ async function run(label: string, hostCount: number, vmCount: number, procs: num
   for (let p = 0; p < procs; p++) {
     const share = names.filter((_, i) => i % procs === p);
     const c = fork(self, ['--child'], {
+      // The same loaders as this process (tsx, and bullmq-major.mjs when running on BullMQ 5).
       execArgv: [
-        '--import',
-        'tsx',
+        ...process.execArgv,
         ...(process.env.XSM_BENCH_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.XSM_BENCH_PROF}`] : []),
       ],
       stdio: 'inherit',
@@ -89,8 +102,19 @@ async function run(label: string, hostCount: number, vmCount: number, procs: num
     });
   }
   const control = startControlWorker(rt, silentLogger);
+  const agentCpuMs: Promise<number>[] = children.map(
+    (c) =>
+      new Promise((resolve) => c.on('message', (m: { cpuMs?: number }) => m.cpuMs !== undefined && resolve(m.cpuMs))),
+  );
+  let controlCpu = process.cpuUsage();
+  let stopped = false;
+  const stopChildren = () => {
+    if (!stopped) for (const c of children) c.send({ stop: true });
+    stopped = true;
+  };
   try {
     const started = Date.now();
+    controlCpu = process.cpuUsage();
     const { version } = await submitSite(rt, {
       xml,
       file: `${label}.xml`,
@@ -102,7 +126,10 @@ async function run(label: string, hostCount: number, vmCount: number, procs: num
     });
     while ((await convergedVersion(rt)) < version) {
       const failed = await rt.control().getJobCounts('failed');
-      if (failed.failed) throw new Error(`${failed.failed} control jobs failed`);
+      if (failed.failed) {
+        const why = (await rt.control().getJobs(['failed'])).map((j) => `${j.id}: ${j.failedReason}`);
+        throw new Error(`${failed.failed} control jobs failed: ${why.join('; ')}`);
+      }
       await new Promise((r) => setTimeout(r, 50));
     }
     const seconds = (Date.now() - started) / 1000;
@@ -115,6 +142,9 @@ async function run(label: string, hostCount: number, vmCount: number, procs: num
     if (latencies.length !== vmCount)
       throw new Error(`expected ${vmCount} completed actions, found ${latencies.length}`);
     latencies.sort((a, b) => a - b);
+    const own = process.cpuUsage(controlCpu);
+    stopChildren();
+    const cpuMs = (own.user + own.system) / 1000 + (await Promise.all(agentCpuMs)).reduce((a, b) => a + b, 0);
     return {
       label,
       hosts: hostCount,
@@ -123,10 +153,11 @@ async function run(label: string, hostCount: number, vmCount: number, procs: num
       actionsPerSec: vmCount / seconds,
       p50: pct(latencies, 50),
       p99: pct(latencies, 99),
+      cpuMsPerAction: cpuMs / vmCount,
     };
   } finally {
     await closeWhenReady(control);
-    for (const c of children) c.send({ stop: true });
+    stopChildren();
     await Promise.all(children.map((c) => new Promise((r) => (c.exitCode !== null ? r(null) : c.once('exit', r)))));
     for (const h of names)
       await rt
@@ -138,27 +169,151 @@ async function run(label: string, hostCount: number, vmCount: number, procs: num
   }
 }
 
+type Major = 5 | 6;
+const MAJORS: Major[] = [5, 6];
+const require = createRequire(import.meta.url);
+const versions: Record<Major, string> = {
+  5: `BullMQ ${require('bullmq-v5/package.json').version} (ioredis ${require('bullmq-v5/node_modules/ioredis/package.json').version})`,
+  6: `BullMQ ${require('bullmq/package.json').version} (ioredis ${require('ioredis/package.json').version})`,
+};
+
+/** Alternates the two majors' order each round, so a drifting machine load hits both alike. */
+function schedule(runs: number): Major[] {
+  const out: Major[] = [];
+  for (let i = 0; i < runs; i++) out.push(...(i % 2 ? [...MAJORS].reverse() : MAJORS));
+  return out;
+}
+
+function kit(major: Major, prefix: string): QueueKit {
+  const lib = (major === 5 ? bullmq5 : bullmq6) as unknown as Pick<QueueKit, 'Worker' | 'FlowProducer'>;
+  const connection = workerConnectionOptions(redisConfigFromEnv());
+  return {
+    label: `BullMQ ${major}`,
+    Worker: lib.Worker,
+    FlowProducer: lib.FlowProducer,
+    options: { connection, prefix },
+  };
+}
+
+async function layoutRun(major: Major, shape: LayoutShape, flows: number): Promise<LayoutResult> {
+  const prefix = `xsm-bench-${randomBytes(4).toString('hex')}`;
+  try {
+    return await runBurst(kit(major, prefix), shape, flows);
+  } finally {
+    await deleteKeysByPrefix(redisConfigFromEnv(), prefix);
+  }
+}
+
+/** One XSM apply in a fresh process on the given BullMQ major; the process sends its Result back. */
+function applyRun(major: Major, label: string, hosts: number, vms: number, procs: number): Promise<Result> {
+  const c = fork(self, ['--apply-run', label, String(hosts), String(vms), String(procs)], {
+    execArgv: [...process.execArgv, '--import', new URL('./bullmq-major.mjs', import.meta.url).href],
+    env: { ...process.env, XSM_BENCH_BULLMQ: String(major) },
+    stdio: 'inherit',
+  });
+  return new Promise((resolve, reject) => {
+    c.once('message', (r: Result) => resolve(r));
+    c.once('exit', (code) => reject(new Error(`BullMQ ${major} apply run exited with ${code}`)));
+  });
+}
+
 async function main(): Promise<void> {
   const [bh = '100', bv = '1000', h = '1000', v = '10000'] = process.argv.slice(2);
   const procs = Number(process.env.XSM_BENCH_PROCS ?? 2);
-  const base = await run('baseline', Number(bh), Number(bv), procs);
-  const big = await run('measured', Number(h), Number(v), procs);
-  const row = (r: Result) =>
-    `${r.label.padEnd(9)} ${String(r.hosts).padStart(6)} ${String(r.vms).padStart(7)} ${r.seconds.toFixed(2).padStart(8)} ${r.actionsPerSec.toFixed(0).padStart(10)} ${String(r.p50).padStart(8)} ${String(r.p99).padStart(8)}`;
-  console.log(`apply benchmark: ${procs} agent processes, simulated hosts with zero-delay xl\n`);
-  console.log('run        hosts     VMs  seconds  actions/s  p50(ms)  p99(ms)');
-  console.log(row(base));
-  console.log(row(big));
+  const runs = Number(process.env.XSM_BENCH_RUNS ?? 5);
+  console.log(`apply benchmark: ${versions[6]} beside ${versions[5]}, same Redis, ${runs} runs of each figure;`);
+  console.log('figures are median (min–max)\n');
+
+  const shape: LayoutShape = { hosts: 100, children: 20, concurrency: 4 };
+  const flows = 300;
+  const layout: Record<Major, LayoutResult[]> = { 5: [], 6: [] };
+  for (const major of schedule(runs)) layout[major].push(await layoutRun(major, shape, flows));
+  const jobs = layout[6][0]!.jobs;
   console.log(
-    `\nratio measured/baseline: size x${(big.vms / base.vms).toFixed(0)}, time x${(big.seconds / base.seconds).toFixed(2)}, throughput x${(big.actionsPerSec / base.actionsPerSec).toFixed(2)}`,
+    `XSM's queue layout, no-op processors: ${flows} wave parents x ${shape.children} children over ${shape.hosts} host queues (${jobs.toLocaleString('en-US')} jobs)`,
   );
   console.log(
-    `goal >= 1000 actions/s at ${big.hosts} hosts / ${big.vms} VMs: ${big.actionsPerSec >= 1000 ? 'MET' : 'NOT MET'}`,
+    table(
+      ['engine', 'jobs/s', 'p50 ms', 'p99 ms', 'CPU ms per job (this process)', 'every job exactly once'],
+      MAJORS.map((major) => {
+        const rs = layout[major];
+        return [
+          versions[major],
+          spread(rs.map((r) => r.jobsPerSec)),
+          spread(rs.map((r) => r.p50)),
+          spread(rs.map((r) => r.p99)),
+          spread(
+            rs.map((r) => r.clientCpuMsPerJob),
+            3,
+          ),
+          rs.every((r) => r.missing === 0 && r.duplicated === 0) ? `yes (${rs.length}/${rs.length})` : 'NO',
+        ];
+      }),
+    ),
+  );
+  console.log(
+    `BullMQ 6 / BullMQ 5: throughput x${ratio((r) => r.jobsPerSec, layout[6], layout[5])}, p99 x${ratio((r) => r.p99, layout[6], layout[5])}, CPU per job x${ratio((r) => r.clientCpuMsPerJob, layout[6], layout[5])}\n`,
+  );
+
+  const apply: Record<Major, { baseline: Result[]; measured: Result[] }> = {
+    5: { baseline: [], measured: [] },
+    6: { baseline: [], measured: [] },
+  };
+  for (const major of schedule(runs)) {
+    apply[major].baseline.push(await applyRun(major, 'baseline', Number(bh), Number(bv), procs));
+    apply[major].measured.push(await applyRun(major, 'measured', Number(h), Number(v), procs));
+  }
+  console.log(`XSM's own apply, end to end: ${procs} agent processes, simulated hosts with zero-delay xl`);
+  const rows: string[][] = [];
+  for (const major of MAJORS)
+    for (const label of ['baseline', 'measured'] as const) {
+      const rs = apply[major][label];
+      rows.push([
+        `BullMQ ${major}`,
+        label,
+        `${rs[0]!.hosts} / ${rs[0]!.vms}`,
+        spread(
+          rs.map((r) => r.seconds),
+          2,
+        ),
+        spread(rs.map((r) => r.actionsPerSec)),
+        spread(rs.map((r) => r.p50)),
+        spread(rs.map((r) => r.p99)),
+        spread(
+          rs.map((r) => r.cpuMsPerAction),
+          2,
+        ),
+      ]);
+    }
+  console.log(
+    table(
+      ['engine', 'run', 'hosts / VMs', 'seconds', 'actions/s', 'p50 ms', 'p99 ms', 'CPU ms per action (XSM processes)'],
+      rows,
+    ),
+  );
+  const m6 = apply[6].measured;
+  const m5 = apply[5].measured;
+  const b6 = apply[6].baseline;
+  console.log(
+    `\nBullMQ 6 / BullMQ 5 at ${m6[0]!.hosts} hosts / ${m6[0]!.vms} VMs: throughput x${ratio((r) => r.actionsPerSec, m6, m5)}, p99 x${ratio((r) => r.p99, m6, m5)}, CPU per action x${ratio((r) => r.cpuMsPerAction, m6, m5)}`,
+  );
+  console.log(
+    `BullMQ 6 measured/baseline: size x${(m6[0]!.vms / b6[0]!.vms).toFixed(0)}, time x${ratio((r) => r.seconds, m6, b6)}, throughput x${ratio((r) => r.actionsPerSec, m6, b6)}`,
+  );
+  const goal = median(m6.map((r) => r.actionsPerSec));
+  console.log(
+    `goal >= 1000 actions/s at ${m6[0]!.hosts} hosts / ${m6[0]!.vms} VMs on BullMQ 6: ${goal >= 1000 ? 'MET' : 'NOT MET'}`,
   );
 }
 
 if (process.argv.includes('--child')) {
   process.once('message', (init: ChildInit) => void child(init));
+} else if (process.argv.includes('--apply-run')) {
+  const [label, hosts, vms, procs] = process.argv.slice(process.argv.indexOf('--apply-run') + 1);
+  const onV5 = ['bullmq', 'ioredis'].every((m) => import.meta.resolve(m).includes('/bullmq-v5/'));
+  if (onV5 !== (process.env.XSM_BENCH_BULLMQ === '5')) throw new Error('bench/bullmq-major.mjs did not load');
+  const r = await run(label!, Number(hosts), Number(vms), Number(procs));
+  process.send!(r, () => process.exit(0));
 } else {
   await main();
 }

@@ -20,6 +20,8 @@ import { powerFor } from '../src/drivers/power/select.ts';
 import { powerPolicyFromEnv, type PowerPolicy } from '../src/site/power-policy.ts';
 import { LocalShell, runChecked } from '../src/drivers/shell.ts';
 import { XsmRuntime } from '../src/jobs/runtime.ts';
+import { upgradeQueueData } from '../src/jobs/queue-data.ts';
+import { errorMessage } from '../src/lib/errors.ts';
 import { createLogger } from '../src/lib/log.ts';
 import { closeWhenReady, redisConfigFromEnv } from '../src/lib/redis.ts';
 import { startDeployWorker } from './deploy-lib.ts';
@@ -38,6 +40,7 @@ try {
   fail(e instanceof Error ? e.message : String(e));
 }
 const rt = new XsmRuntime(redisConfigFromEnv());
+await upgradeQueueData(rt.redis, rt.config.prefix, log).catch((e: unknown) => fail(errorMessage(e)));
 const address = need('XSM_PXE_ADDRESS');
 const iface = need('XSM_PXE_INTERFACE');
 const stateDir = process.env.XSM_STATE_DIR ?? '/var/lib/xsm/deploy';

@@ -19,6 +19,8 @@ import type { Hypervisor } from '../src/drivers/hypervisor/hypervisor.ts';
 import { createLogger } from '../src/lib/log.ts';
 import { redisConfigFromEnv } from '../src/lib/redis.ts';
 import { XsmRuntime } from '../src/jobs/runtime.ts';
+import { upgradeQueueData } from '../src/jobs/queue-data.ts';
+import { errorMessage } from '../src/lib/errors.ts';
 import { checkName } from '../src/site/validate.ts';
 import { startHostAgent } from './host-agent-lib.ts';
 
@@ -40,6 +42,7 @@ if (nameErr) fail(nameErr);
 const kind = process.env.XSM_HYPERVISOR ?? 'xl';
 const log = createLogger({ component: 'host-agent', host });
 const rt = new XsmRuntime(redisConfigFromEnv());
+await upgradeQueueData(rt.redis, rt.config.prefix, log).catch((e: unknown) => fail(errorMessage(e)));
 
 let hv: Hypervisor;
 let peer: ((h: string) => Hypervisor | undefined) | undefined;

@@ -5,6 +5,7 @@
 //   XSM_REDIS_SENTINEL_NAME  the master's name in the sentinels' configuration (default mymaster)
 //   XSM_PREFIX               key prefix (default xsm); on Redis Cluster wrap it in a hash tag, e.g. {xsm}
 
+import type { RedisOptions as BullMQRedisOptions } from 'bullmq';
 import { Redis, type RedisOptions } from 'ioredis';
 
 export interface SentinelAddress {
@@ -65,16 +66,22 @@ export function connectRedis(config: RedisConfig, extra: RedisOptions = {}): Red
 }
 
 /**
+ * ioredis options in the shape BullMQ 6 accepts as a `connection`: ioredis 6 allows `retryStrategy: null`
+ * (never reconnect), which BullMQ's option type leaves out; a worker must keep reconnecting anyway.
+ */
+export type WorkerConnectionOptions = Omit<RedisOptions, 'retryStrategy'> & Pick<BullMQRedisOptions, 'retryStrategy'>;
+
+/**
  * Connection options (not a connection) for a BullMQ Worker. Given options, BullMQ opens and closes the
  * connection itself, in step with its own background work (stalled-job checks, the version probe); a
  * connection handed to it is never closed and would keep the process alive after worker.close().
  */
-export function workerConnectionOptions(config: RedisConfig): RedisOptions {
+export function workerConnectionOptions(config: RedisConfig): WorkerConnectionOptions {
   const u = new URL(config.url);
   if (u.protocol !== 'redis:' && u.protocol !== 'rediss:')
     throw new Error(`XSM_REDIS_URL ${config.url}: expected redis://host:port[/db] or rediss://`);
   const db = u.pathname.replace(/^\//, '');
-  const common: RedisOptions = {
+  const common: WorkerConnectionOptions = {
     ...(u.username ? { username: decodeURIComponent(u.username) } : {}),
     ...(u.password ? { password: decodeURIComponent(u.password) } : {}),
     ...(db ? { db: Number(db) } : {}),
