@@ -20,6 +20,7 @@ import { impliedTemplate } from './templates.ts';
 import { childPos, scanElements, type ElementPos } from './xml-scan.ts';
 import { checkPasswordFilePath, checkPowerAddress, powerPolicyFromEnv, type PowerPolicy } from './power-policy.ts';
 import {
+  canonicalIp,
   checkAddress,
   checkConfigText,
   checkName,
@@ -245,6 +246,16 @@ export function loadSite(xml: string, file: string, options: LoadOptions = {}): 
     );
     return fail();
   }
+  // Reported before the validator, whose "Multiple possible root nodes" would not say which two they are.
+  if (scan.root.children.length > 1) {
+    const [first, second] = scan.root.children;
+    c.error(
+      second,
+      `<${second!.name}>`,
+      `the file has ${scan.root.children.length} root elements (<${first!.name}> at ${file}:${first!.line}:${first!.col} and <${second!.name}> here); a site file has exactly one <XSMConfig>: merge them or remove one`,
+    );
+    return fail();
+  }
   const valid = XMLValidator.validate(xml);
   if (valid !== true) {
     c.error(
@@ -287,16 +298,16 @@ export function loadSite(xml: string, file: string, options: LoadOptions = {}): 
     for (const h of options.inventory) hosts.push({ ...h });
   }
   const hostByName = new Map(hosts.map((h) => [h.name, h]));
-  const hostByAddress = new Map(hosts.map((h) => [h.address, h]));
+  const hostByAddress = new Map(hosts.map((h) => [canonicalIp(h.address), h]));
   const templateByName = new Map(templates.map((t) => [t.name, t]));
   const hostMacs = new Map<string, string>();
   for (const h of hosts) if (h.bootMac) hostMacs.set(h.bootMac, `host ${h.name}`);
 
   const sets: SetSpec[] = [];
   const vms: VmSpec[] = [];
-  const vmSeen = new Map<string, ElementPos | undefined>();
+  const vmSeen = new Map<string, { name: string; pos: ElementPos | undefined }>();
   const macSeen = new Map<string, ElementPos | undefined>();
-  const ipSeen = new Map<string, string>();
+  const ipSeen = new Map<string, { vm: string; ip: string }>();
   const setSeen = new Set<string>();
   const loads = new Map<string, HostLoad>();
   const impliedWarned = new Set<string>();
@@ -329,14 +340,15 @@ export function loadSite(xml: string, file: string, options: LoadOptions = {}): 
 
       const nErr = checkName(name, 'VM name');
       if (nErr) bad(vmPos, label, nErr);
-      else if (vmSeen.has(name!)) {
-        const first = vmSeen.get(name!);
+      else if (vmSeen.has(name!.toLowerCase())) {
+        // Case-blind: Xen domain names, DNS and operators' eyes do not tell vm1 from VM1.
+        const first = vmSeen.get(name!.toLowerCase())!;
         bad(
           vmPos,
           label,
-          `VM name ${name} is already used at ${file}:${first?.line ?? '?'}:${first?.col ?? '?'}; VM names must be unique across all Sets`,
+          `VM name ${name} is already used${first.name === name ? '' : ` as ${first.name}`} at ${file}:${first.pos?.line ?? '?'}:${first.pos?.col ?? '?'}; VM names must be unique across all Sets${first.name === name ? '' : ', ignoring case'}`,
         );
-      } else vmSeen.set(name!, vmPos);
+      } else vmSeen.set(name!.toLowerCase(), { name: name!, pos: vmPos });
 
       const config = attr(vmNode, 'config');
       const cErr = checkName(config, 'config (template name)');
@@ -364,9 +376,14 @@ export function loadSite(xml: string, file: string, options: LoadOptions = {}): 
       const ipErr = checkVmIp(ip);
       if (ipErr) bad(at('IP'), `${label}/IP`, ipErr);
       else if (ip !== 'DHCP') {
-        const other = ipSeen.get(ip!);
-        if (other) bad(at('IP'), `${label}/IP`, `static IP ${ip} is already given to VM ${other}`);
-        else ipSeen.set(ip!, name ?? '?');
+        const other = ipSeen.get(canonicalIp(ip!));
+        if (other)
+          bad(
+            at('IP'),
+            `${label}/IP`,
+            `static IP ${ip} is already given to VM ${other.vm}${other.ip === ip ? '' : ` (as ${other.ip}, the same address)`}`,
+          );
+        else ipSeen.set(canonicalIp(ip!), { vm: name ?? '?', ip: ip! });
       }
 
       // DOM0: a host name or address. Without an inventory, each DOM0 implies a host of unknown capacity.
@@ -374,7 +391,7 @@ export function loadSite(xml: string, file: string, options: LoadOptions = {}): 
       let host: HostSpec | undefined;
       if (!dom0) bad(at('DOM0'), `${label}/DOM0`, 'DOM0 is missing: name the host (or its address) this VM runs on');
       else {
-        host = hostByName.get(dom0) ?? hostByAddress.get(dom0);
+        host = hostByName.get(dom0) ?? hostByAddress.get(canonicalIp(dom0));
         if (!host && refused.has(`host:${dom0}`)) ok = false;
         else if (!host && (hostsDeclared || options.inventory?.length)) {
           bad(
@@ -384,12 +401,17 @@ export function loadSite(xml: string, file: string, options: LoadOptions = {}): 
           );
         } else if (!host) {
           const addrErr = checkAddress(dom0, 'DOM0');
-          const safe = checkName(dom0, 'DOM0');
+          // An undeclared host is named by its DOM0 text, and names become queue names and Redis keys, which
+          // cannot hold ':'. An IPv6 DOM0 is named by its canonical address with '-' for ':'.
+          const v6 = !addrErr && !dom0.includes('.') && dom0.includes(':');
+          const impliedName = v6 ? canonicalIp(dom0).replace(/:/g, '-') : dom0;
+          const safe = addrErr ? undefined : checkName(impliedName, 'DOM0');
           if (addrErr || safe) bad(at('DOM0'), `${label}/DOM0`, addrErr ?? safe!);
+          else if (hostByName.has(impliedName)) host = hostByName.get(impliedName);
           else {
             host = {
-              name: dom0,
-              address: dom0,
+              name: impliedName,
+              address: v6 ? canonicalIp(dom0) : dom0,
               cpus: 0,
               memoryMiB: 0,
               maintenance: false,
@@ -397,14 +419,14 @@ export function loadSite(xml: string, file: string, options: LoadOptions = {}): 
               pos: c.pos(at('DOM0')),
             };
             hosts.push(host);
-            hostByName.set(dom0, host);
-            hostByAddress.set(dom0, host);
-            if (!impliedWarned.has(dom0)) {
-              impliedWarned.add(dom0);
+            hostByName.set(impliedName, host);
+            hostByAddress.set(canonicalIp(dom0), host);
+            if (!impliedWarned.has(impliedName)) {
+              impliedWarned.add(impliedName);
               c.warn(
                 at('DOM0'),
                 `${label}/DOM0`,
-                `host ${dom0} is not declared in <Hosts>: its capacity is unknown and not checked`,
+                `host ${dom0} is not declared in <Hosts>: its capacity is unknown and not checked${v6 ? `; its agent and queue are named ${impliedName}` : ''}`,
               );
             }
           }
@@ -517,7 +539,7 @@ function readHosts(
   const hostsPos = childPos(rootPos, 'Hosts');
   const hostsNode = (root.Hosts && typeof root.Hosts === 'object' ? root.Hosts : {}) as XmlNode;
   c.unknown(hostsNode, hostsPos, 'Hosts', [], ['Host']);
-  const names = new Set<string>();
+  const names = new Map<string, string>();
   const addresses = new Map<string, string>();
   const macs = new Map<string, string>();
   asArray(hostsNode.Host).forEach((node, i) => {
@@ -532,14 +554,18 @@ function readHosts(
     };
     const nErr = checkName(name, 'host name');
     if (nErr) bad(label, nErr);
-    else if (names.has(name!)) bad(label, `host name ${name} is declared twice; give each Host its own name`);
+    else if (names.has(name!.toLowerCase()))
+      bad(
+        label,
+        `host name ${name} is declared twice${names.get(name!.toLowerCase()) === name ? '' : ' (names ignore case, as DNS does)'}; give each Host its own name`,
+      );
     const address = attr(node, 'address')?.trim();
     const aErr = checkAddress(address, 'address');
     if (aErr) bad(`${label}@address`, aErr);
-    else if (addresses.has(address!))
+    else if (addresses.has(canonicalIp(address!)))
       bad(
         `${label}@address`,
-        `address ${address} is also host ${addresses.get(address!)}'s; each Host needs its own address`,
+        `address ${address} is also host ${addresses.get(canonicalIp(address!))}'s; each Host needs its own address`,
       );
     let bootMac: string | undefined;
     const macText = attr(node, 'mac');
@@ -568,8 +594,8 @@ function readHosts(
       for (const [el, msg, at] of r.errors) bad(el, msg, at);
       power = r.power;
     }
-    if (name) names.add(name);
-    if (address && name) addresses.set(address, name);
+    if (name) names.set(name.toLowerCase(), name);
+    if (address && name) addresses.set(canonicalIp(address), name);
     if (bootMac && name) macs.set(bootMac, name);
     if (!ok) {
       if (name) refused.add(`host:${name}`);

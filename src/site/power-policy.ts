@@ -94,7 +94,7 @@ export function checkRemote(host: string, policy: PowerPolicy, what: string): st
   if (policy.allowLocal) return undefined;
   const kind = localAddressKind(host);
   if (!kind) return undefined;
-  return `${what} ${host} is a ${kind} address; a BMC must be a remote host (XSM_POWER_ALLOW_LOCAL=1 allows this in a lab only)`;
+  return `${what} ${host} is ${/^[aeiou]/.test(kind) ? 'an' : 'a'} ${kind} address; a BMC must be a remote host (XSM_POWER_ALLOW_LOCAL=1 allows this in a lab only)`;
 }
 
 /** A Redfish BMC as a URL: https only, no credentials, path, query or fragment. */

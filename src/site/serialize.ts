@@ -72,8 +72,10 @@ export function serializeSite(site: Site): string {
     for (const name of set.vms) {
       const vm = vmByName.get(name);
       if (!vm) continue;
-      // An implied host is named by its DOM0 text; a declared one by name.
-      out.push(vmXml(vm, hostByName.get(vm.host)?.name ?? vm.host));
+      // A declared host is written by name; an implied one by the address its DOM0 gave (an IPv6 DOM0's
+      // implied name is not an address, so writing the name back would change the host).
+      const host = hostByName.get(vm.host);
+      out.push(vmXml(vm, host?.implied ? host.address : (host?.name ?? vm.host)));
     }
     out.push('  </Set>');
   }

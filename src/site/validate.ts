@@ -45,8 +45,12 @@ export function normaliseMac(value: string | undefined): { value?: string; error
     return {
       error: `${JSON.stringify(value.slice(0, 40))} is not a MAC address (six hex octets, e.g. 00:16:3e:00:00:01)`,
     };
+  if (v === 'ff:ff:ff:ff:ff:ff')
+    return { error: `${v} is the broadcast MAC; a VM or host needs its own unicast address` };
   if (parseInt(v.slice(0, 2), 16) & 1)
     return { error: `${v} is a multicast MAC; a VM or host needs a unicast address (even first octet)` };
+  if (v === '00:00:00:00:00:00')
+    return { error: `${v} is the all-zero MAC, which no network card owns; give a real unicast address` };
   return { value: v };
 }
 
@@ -60,10 +64,46 @@ export function isIPv6(v: string): boolean {
   return v.length <= 45 && !v.includes('%') && net.isIPv6(v);
 }
 
+/**
+ * One spelling per address, so duplicate checks see `10.0.0.50` and `::ffff:10.0.0.50`, or `2001:db8::1` and
+ * `2001:DB8:0::1`, as the same address. IPv6 is lower-cased and zero-compressed (RFC 5952, as WHATWG URL
+ * serialises it); an IPv4-mapped IPv6 address becomes its IPv4 address. Anything else comes back unchanged.
+ */
+export function canonicalIp(v: string): string {
+  if (!isIPv6(v)) return v;
+  const host = new URL(`http://[${v}]/`).hostname.slice(1, -1);
+  const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(host);
+  if (!mapped) return host;
+  const hi = parseInt(mapped[1]!, 16);
+  const lo = parseInt(mapped[2]!, 16);
+  return [hi >> 8, hi & 255, lo >> 8, lo & 255].join('.');
+}
+
+/** Addresses that name no single machine: a VM or a Dom0 given one would be unreachable or hijack traffic. */
+function notAHostAddress(v: string): string | undefined {
+  const c = canonicalIp(v);
+  if (c === '0.0.0.0' || c === '::') return `${c} is an unspecified address, which names no machine`;
+  if (c === '255.255.255.255') return `${c} is a broadcast address, which names no single machine`;
+  if (isIPv4(c) && Number(c.split('.')[0]) >= 224 && Number(c.split('.')[0]) <= 239)
+    return `${c} is a multicast address, which names no single machine`;
+  if (isIPv6(c) && c.startsWith('ff')) return `${c} is a multicast address, which names no single machine`;
+  return undefined;
+}
+
+/** Text of digits and dots only reads as an IPv4 address to a person, so it must be a valid one. */
+function ipv4Lookalike(v: string, what: string): string | undefined {
+  if (!/^[0-9.]+$/.test(v) || isIPv4(v)) return undefined;
+  return `${what} ${JSON.stringify(v.slice(0, 60))} looks like an IPv4 address but is not one: give four numbers 0-255 without leading zeros (e.g. 192.168.5.31), or a host name that starts with a letter`;
+}
+
 export function checkVmIp(value: string | undefined): string | undefined {
   if (value === undefined || value.trim() === '') return 'IP is missing (use DHCP or a static address)';
   const v = value.trim();
-  if (v === 'DHCP' || isIPv4(v) || isIPv6(v)) return undefined;
+  if (v === 'DHCP') return undefined;
+  if (isIPv4(v) || isIPv6(v)) {
+    const why = notAHostAddress(v);
+    return why ? `static IP ${why}; give the VM its own unicast address, or DHCP` : undefined;
+  }
   return `${JSON.stringify(v.slice(0, 60))} is neither DHCP nor an IPv4/IPv6 address`;
 }
 
@@ -71,7 +111,12 @@ export function checkVmIp(value: string | undefined): string | undefined {
 export function checkAddress(value: string | undefined, what: string): string | undefined {
   if (value === undefined || value.trim() === '') return `${what} is missing`;
   const v = value.trim();
-  if (isIPv4(v) || isIPv6(v)) return undefined;
+  if (isIPv4(v) || isIPv6(v)) {
+    const why = notAHostAddress(v);
+    return why ? `${what} ${why}; give the host's own address` : undefined;
+  }
+  const lookalike = ipv4Lookalike(v, what);
+  if (lookalike) return lookalike;
   if (
     /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/.test(v)
   )

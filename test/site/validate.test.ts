@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadSite, loadSiteFile, MAX_SITE_BYTES } from '../../src/site/parse.ts';
 import { formatIssue, type HostSpec, type LoadResult } from '../../src/site/model.ts';
+import { serializeSite } from '../../src/site/serialize.ts';
 
 const fixture = (name: string) => readFileSync(new URL(`./fixtures/${name}`, import.meta.url), 'utf8');
 
@@ -358,4 +359,110 @@ test('a file with thousands of errors reports the first 500 in order and says ho
   t.is(e[0], 'rep.xml:3:1: Set[name=s]: set name s is used twice; give each Set its own name');
   t.is(e[499], 'rep.xml:502:1: Set[name=s]: set name s is used twice; give each Set its own name');
   t.is(e[500], 'rep.xml:502:1: XSMConfig: 199 more issues are not shown; fix the ones above and load again');
+});
+
+/** A site with no <Hosts>, as the paper writes them: each DOM0 names its host by address. */
+function paperSite(...vms: string[]): string {
+  return ['<XSMConfig>', '  <Set name="s1">', ...vms, '  </Set>', '</XSMConfig>'].join('\n');
+}
+
+test('a DOM0 of digits and dots must be a real IPv4 address, not a host name', (t) => {
+  for (const dom0 of ['192.168.5.301', '999.999.999.999', '192.168.5.1.5', '10.0.0.01']) {
+    t.deepEqual(
+      errors(loadSite(paperSite(vm({ dom0 })), 'p.xml')),
+      [
+        `p.xml:4:7: VM[name=a]/DOM0: DOM0 ${JSON.stringify(dom0)} looks like an IPv4 address but is not one: give four numbers 0-255 without leading zeros (e.g. 192.168.5.31), or a host name that starts with a letter`,
+      ],
+      dom0,
+    );
+  }
+  t.true(loadSite(paperSite(vm({ dom0: '192.168.5.31' })), 'p.xml').ok);
+});
+
+test('addresses that name no single machine are refused for a DOM0, a Host and a static IP', (t) => {
+  t.deepEqual(errors(loadSite(paperSite(vm({ dom0: '0.0.0.0' })), 'p.xml')), [
+    "p.xml:4:7: VM[name=a]/DOM0: DOM0 0.0.0.0 is an unspecified address, which names no machine; give the host's own address",
+  ]);
+  const hostAt = (address: string) =>
+    `<XSMConfig>\n  <Hosts>\n    <Host name="xen01" address="${address}" cpus="4" memory="1024"/>\n  </Hosts>\n</XSMConfig>`;
+  t.deepEqual(errors(loadSite(hostAt('255.255.255.255'), 'h.xml')), [
+    "h.xml:3:5: Host[name=xen01]@address: address 255.255.255.255 is a broadcast address, which names no single machine; give the host's own address",
+  ]);
+  t.deepEqual(errors(loadSite(hostAt('ff02::1'), 'h.xml')), [
+    "h.xml:3:5: Host[name=xen01]@address: address ff02::1 is a multicast address, which names no single machine; give the host's own address",
+  ]);
+  t.deepEqual(errors(loadSite(site(vm({ ip: '224.0.0.5' })), 'v.xml')), [
+    'v.xml:11:7: VM[name=a]/IP: static IP 224.0.0.5 is a multicast address, which names no single machine; give the VM its own unicast address, or DHCP',
+  ]);
+});
+
+test('static IPs are compared as addresses, not as text', (t) => {
+  const two = (a: string, b: string) =>
+    site(vm({ name: 'a', ip: a }), vm({ name: 'b', ip: b, mac: '00:16:3e:00:00:02' }));
+  t.deepEqual(errors(loadSite(two('10.0.0.50', '::ffff:10.0.0.50'), 'm.xml')), [
+    'm.xml:18:7: VM[name=b]/IP: static IP ::ffff:10.0.0.50 is already given to VM a (as 10.0.0.50, the same address)',
+  ]);
+  t.deepEqual(errors(loadSite(two('2001:db8::1', '2001:DB8:0::1'), 'm.xml')), [
+    'm.xml:18:7: VM[name=b]/IP: static IP 2001:DB8:0::1 is already given to VM a (as 2001:db8::1, the same address)',
+  ]);
+  t.true(loadSite(two('2001:db8::1', '2001:db8::2'), 'm.xml').ok);
+});
+
+test('host addresses are compared as addresses and host names ignoring case', (t) => {
+  const hosts = (a: string, b: string) =>
+    `<XSMConfig>\n  <Hosts>\n    <Host name="${a.split('@')[0]}" address="${a.split('@')[1]}" cpus="4" memory="1024"/>\n    <Host name="${b.split('@')[0]}" address="${b.split('@')[1]}" cpus="4" memory="1024"/>\n  </Hosts>\n</XSMConfig>`;
+  t.deepEqual(errors(loadSite(hosts('xen01@2001:db8::1', 'xen02@2001:DB8::0:1'), 'h.xml')), [
+    "h.xml:4:5: Host[name=xen02]@address: address 2001:DB8::0:1 is also host xen01's; each Host needs its own address",
+  ]);
+  t.deepEqual(errors(loadSite(hosts('xen01@10.0.0.1', 'XEN01@10.0.0.2'), 'h.xml')), [
+    'h.xml:4:5: Host[name=XEN01]: host name XEN01 is declared twice (names ignore case, as DNS does); give each Host its own name',
+  ]);
+});
+
+test('the all-zero and the broadcast MAC are refused, each named for what it is', (t) => {
+  t.deepEqual(errors(loadSite(site(vm({ mac: '00:00:00:00:00:00' })), 'z.xml')), [
+    'z.xml:10:7: VM[name=a]/HWADDR: 00:00:00:00:00:00 is the all-zero MAC, which no network card owns; give a real unicast address',
+  ]);
+  t.deepEqual(errors(loadSite(site(vm({ mac: 'FF-FF-FF-FF-FF-FF' })), 'z.xml')), [
+    'z.xml:10:7: VM[name=a]/HWADDR: ff:ff:ff:ff:ff:ff is the broadcast MAC; a VM or host needs its own unicast address',
+  ]);
+});
+
+test('VM names are unique ignoring case, and the message names the first spelling', (t) => {
+  const xml = site(vm({ name: 'vm1' }), vm({ name: 'VM1', mac: '00:16:3e:00:00:02' }));
+  t.deepEqual(errors(loadSite(xml, 'c.xml')), [
+    'c.xml:14:5: VM[name=VM1]: VM name VM1 is already used as vm1 at c.xml:7:5; VM names must be unique across all Sets, ignoring case',
+  ]);
+});
+
+test('an IPv6 DOM0 without <Hosts> is an implied host named for its address, and writes back unchanged', (t) => {
+  const xml = paperSite(
+    vm({ name: 'a', dom0: '2001:DB8:0::10' }),
+    vm({ name: 'b', dom0: '2001:db8::10', mac: '00:16:3e:00:00:02' }),
+  );
+  const r = loadSite(xml, 'v6.xml');
+  if (!r.ok) return t.fail(r.errors.map(formatIssue).join('\n'));
+  t.deepEqual(
+    r.site.hosts.map((h) => [h.name, h.address, h.implied]),
+    [['2001-db8--10', '2001:db8::10', true]],
+    'one host, however the address is spelled',
+  );
+  t.deepEqual(
+    r.site.vms.map((v) => v.host),
+    ['2001-db8--10', '2001-db8--10'],
+  );
+  t.regex(r.warnings.map(formatIssue).join('\n'), /its agent and queue are named 2001-db8--10/);
+  const again = loadSite(serializeSite(r.site), 'again.xml');
+  if (!again.ok) return t.fail(again.errors.map(formatIssue).join('\n'));
+  t.deepEqual(
+    again.site.hosts,
+    r.site.hosts.map((h) => ({ ...h, pos: again.site.hosts[0]!.pos })),
+  );
+  t.regex(serializeSite(r.site), /<DOM0>2001:db8::10<\/DOM0>/);
+});
+
+test('a file with two roots is reported as two roots, naming both places', (t) => {
+  t.deepEqual(errors(loadSite('<XSMConfig>\n</XSMConfig>\n<XSMConfig/>\n', 'two.xml')), [
+    'two.xml:3:1: <XSMConfig>: the file has 2 root elements (<XSMConfig> at two.xml:1:1 and <XSMConfig> here); a site file has exactly one <XSMConfig>: merge them or remove one',
+  ]);
 });
