@@ -6,8 +6,10 @@
 
 import { readFileSync } from 'node:fs';
 import { ApiCallError, apiClient, type ApiClient } from './api-client.ts';
+import { bashCompletion, zshCompletion } from './completion.ts';
 import {
   commandHelp,
+  defineCommand,
   EXIT,
   HelpRequested,
   twoColumns,
@@ -20,7 +22,21 @@ import {
 import { siteDiff, sitePlan, siteValidate } from './commands/site.ts';
 import { extraCommands } from './commands/index.ts';
 
-export const commands: Command[] = [siteValidate, siteDiff, sitePlan, ...extraCommands];
+const completion = defineCommand({
+  name: 'completion',
+  summary: 'print shell completion for bash or zsh: eval "$(xsm completion bash)"',
+  positionals: [{ name: 'SHELL', description: 'bash or zsh' }],
+  options: {},
+  async run({ positionals: { SHELL } }, ctx) {
+    if (SHELL !== 'bash' && SHELL !== 'zsh') throw new UsageError(`SHELL is bash or zsh, got ${JSON.stringify(SHELL)}`);
+    const script = SHELL === 'bash' ? bashCompletion(commands) : zshCompletion(commands);
+    ctx.io.out(script.trimEnd());
+    ctx.result({ shell: SHELL, script });
+    return EXIT.ok;
+  },
+});
+
+export const commands: Command[] = [siteValidate, siteDiff, sitePlan, ...extraCommands, completion];
 
 const ENVIRONMENT = [
   'Environment: XSM_API (default http://127.0.0.1:8080), XSM_TOKEN (bearer token),',

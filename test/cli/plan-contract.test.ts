@@ -100,7 +100,7 @@ test.serial(
     t.regex(yes.out, /remove\s+b\s+h2.*STOPS VM/);
     t.deepEqual(await s.where(), { a: 'h1' });
     // Single edits likewise: --yes instead of a terminal.
-    t.is((await xsm(['vm', 'remove', 'a'])).code, 1);
+    t.is((await xsm(['vm', 'remove', 'a'])).code, 4);
     const removed = await xsm(['vm', 'remove', 'a', '--yes']);
     t.is(removed.code, 0, removed.err);
     t.regex(removed.out, /version 3: remove a from h1; plan [0-9a-f]{12}:/);
