@@ -85,10 +85,20 @@ function groupHelp(name: string, members: Command[]): string[] {
   ];
 }
 
+/** The package's version: package.json is two levels up from src/cli, three from the compiled dist/src/cli. */
 export function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
+  for (const up of ['../../package.json', '../../../package.json']) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(up, import.meta.url), 'utf8')) as { name?: string; version: string };
+      if (pkg.name === PACKAGE_NAME) return pkg.version;
+    } catch {
+      // not there: try the next level
+    }
+  }
+  return 'unknown';
 }
+
+export const PACKAGE_NAME = 'xen-site-manager';
 
 /** The command named by the longest run of leading words ("rebalance schedule" before "rebalance"). */
 function findCommand(argv: string[]): Command | undefined {
@@ -202,7 +212,7 @@ function apiErrorLines(e: ApiCallError, io: CliIo): void {
 }
 
 const io: CliIo = { out: (l) => process.stdout.write(l + '\n'), err: (l) => process.stderr.write(l + '\n') };
-if (process.argv[1] && /cli[/\\]main\.ts$|bin[/\\]xsm(\.js)?$/.test(process.argv[1])) {
+if (process.argv[1] && /cli[/\\]main\.[jt]s$|bin[/\\]xsm(\.js)?$/.test(process.argv[1])) {
   // `xsm jobs | head`: when the reader goes away, stop quietly instead of dying on EPIPE with a stack trace.
   for (const stream of [process.stdout, process.stderr])
     stream.on('error', (e: NodeJS.ErrnoException) => {

@@ -2,7 +2,7 @@
 // site get. Output is for people on a terminal (progress bars) and plain lines when piped.
 
 import { readFile } from 'node:fs/promises';
-import cliProgress from 'cli-progress';
+import type cliProgress from 'cli-progress';
 import type { Plan } from '../../site/actions.ts';
 import { formatPlan, formatTable } from '../../site/plan-format.ts';
 import { ApiCallError, type ApiClient } from '../api-client.ts';
@@ -97,10 +97,12 @@ export async function watchJobs(
   },
 ): Promise<JobView[]> {
   const tty = opts.tty ?? Boolean(process.stdout.isTTY);
-  const bars = tty
-    ? new cliProgress.MultiBar(
+  // cli-progress is loaded only for a terminal: piped and --json runs never draw bars.
+  const progress = tty ? (await import('cli-progress')).default : undefined;
+  const bars = progress
+    ? new progress.MultiBar(
         { format: ' {bar} {percentage}% | {label}', hideCursor: true, clearOnComplete: false, stopOnComplete: false },
-        cliProgress.Presets.shades_classic,
+        progress.Presets.shades_classic,
       )
     : undefined;
   const shown = new Map<string, { bar?: cliProgress.SingleBar; last: string }>();

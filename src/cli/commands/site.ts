@@ -2,11 +2,8 @@
 // the API for the plan the file would get now, and can save it for `xsm apply --plan`.
 
 import { readFile, writeFile } from 'node:fs/promises';
-import { loadSiteFile } from '../../site/parse.ts';
-import { formatIssue, type Site } from '../../site/model.ts';
-import { diffSites, formatDiff } from '../../site/diff.ts';
-import { planChanges, PlanError } from '../../site/plan.ts';
-import { formatPlan, planJson } from '../../site/plan-format.ts';
+import { formatIssue } from '../../site/model.ts';
+import { formatPlan } from '../../site/plan-format.ts';
 import type { ApiClient } from '../api-client.ts';
 import { defineCommand, EXIT, UsageError, type CliContext, type CliIo } from '../command.ts';
 import { savedPlan, type PlanAnswer } from './plan-submit.ts';
@@ -17,6 +14,9 @@ type Issues = { errors: IssueJson[]; warnings: IssueJson[] };
 
 /** Loads a site file, printing warnings and errors; under --json they also go into `issues`. */
 async function load(path: string, io: CliIo, issues?: Issues) {
+  // Loaded on use: the parser and its checks are most of the CLI's start-up time, and `xsm --version`,
+  // `xsm status` or `xsm jobs` never need them.
+  const { loadSiteFile } = await import('../../site/parse.ts');
   const r = await loadSiteFile(path);
   const plain = ({ file, line, col, element, message }: IssueJson) => ({ file, line, col, element, message });
   for (const w of r.warnings) io.err(`warning: ${formatIssue(w)}`);
@@ -73,6 +73,7 @@ export const siteDiff = defineCommand({
     const issues: Issues = { errors: [], warnings: [] };
     const [a, b] = [await load(OLD, ctx.io, issues), await load(NEW, ctx.io, issues)];
     if (!a || !b) return refusedFiles(ctx, issues);
+    const { diffSites, formatDiff } = await import('../../site/diff.ts');
     const diff = diffSites(a, b);
     ctx.io.out(formatDiff(diff));
     ctx.result({ diff });
@@ -121,6 +122,8 @@ async function planOffline(oldPath: string, newPath: string, ctx: CliContext): P
   const issues: Issues = { errors: [], warnings: [] };
   const [a, b] = [await load(oldPath, ctx.io, issues), await load(newPath, ctx.io, issues)];
   if (!a || !b) return refusedFiles(ctx, issues);
+  const { planChanges, PlanError } = await import('../../site/plan.ts');
+  const { planJson } = await import('../../site/plan-format.ts');
   try {
     const plan = planChanges(a, b);
     ctx.io.out(formatPlan(plan));
