@@ -1,5 +1,6 @@
-// How CLI commands talk to the API: XSM_API (default http://127.0.0.1:8080) and XSM_TOKEN. An API
-// error becomes an exception carrying the API's message and hint, which the CLI prints as is.
+// How CLI commands talk to the API: XSM_API (default http://127.0.0.1:8080), XSM_TOKEN and XSM_API_TIMEOUT
+// (seconds each call may take, default 30: a hung API must not hang a script). An API error becomes an
+// exception carrying the API's message and hint, which the CLI prints as is; status 0 means no answer.
 
 export class ApiCallError extends Error {
   constructor(
@@ -18,9 +19,19 @@ export interface ApiClient {
   call<T>(method: string, path: string, body?: { xml: string } | { json: unknown }): Promise<T>;
 }
 
+/** Seconds one API call may take: XSM_API_TIMEOUT, a decimal 1..3600, default 30. */
+export function apiTimeoutSeconds(env: NodeJS.ProcessEnv = process.env): number {
+  const text = env.XSM_API_TIMEOUT;
+  if (text === undefined || text === '') return 30;
+  const n = /^[0-9]{1,4}$/.test(text) ? Number(text) : NaN;
+  if (!(n >= 1 && n <= 3600)) throw new Error(`XSM_API_TIMEOUT must be whole seconds from 1 to 3600, got "${text}"`);
+  return n;
+}
+
 export function apiClient(env: NodeJS.ProcessEnv = process.env): ApiClient {
   const base = (env.XSM_API ?? 'http://127.0.0.1:8080').replace(/\/$/, '');
   const token = env.XSM_TOKEN;
+  const timeout = apiTimeoutSeconds(env);
   return {
     base,
     async call<T>(method: string, path: string, body?: { xml: string } | { json: unknown }): Promise<T> {
@@ -35,9 +46,25 @@ export function apiClient(env: NodeJS.ProcessEnv = process.env): ApiClient {
         payload = JSON.stringify(body.json);
       }
       let res: Response;
+      let text: string;
+      // One deadline for the answer and its body: a server that sends headers and then stalls is as hung.
+      const signal = AbortSignal.timeout(timeout * 1000);
       try {
-        res = await fetch(base + path, { method, headers, ...(payload !== undefined ? { body: payload } : {}) });
+        res = await fetch(base + path, {
+          method,
+          headers,
+          signal,
+          ...(payload !== undefined ? { body: payload } : {}),
+        });
+        text = await res.text();
       } catch (e) {
+        if (signal.aborted)
+          throw new ApiCallError(
+            0,
+            'timeout',
+            `${method} ${path}: the XSM API at ${base} did not answer within ${timeout} s`,
+            'check that the API and its Redis are up (xsm status), or allow longer with XSM_API_TIMEOUT=SECONDS',
+          );
         const cause = (e as { cause?: { code?: string; message?: string } }).cause;
         throw new ApiCallError(
           0,
@@ -46,7 +73,6 @@ export function apiClient(env: NodeJS.ProcessEnv = process.env): ApiClient {
           'start it with `tsx workers/api.ts` or set XSM_API to a host that runs it',
         );
       }
-      const text = await res.text();
       let parsed: unknown;
       try {
         parsed = text ? JSON.parse(text) : undefined;

@@ -11,11 +11,25 @@ export interface CliIo {
   err(line: string): void;
 }
 
+/**
+ * Exit codes, the same for every command, so a script can branch on them: 0 done (and in sync), 1 failed or
+ * out of sync, 2 usage error (nothing was done), 3 the API could not be reached or did not answer in time,
+ * 4 refused by the API (not allowed, stale, needs consent, or invalid for the running site).
+ */
+export const EXIT = { ok: 0, failed: 1, usage: 2, unreachable: 3, refused: 4 } as const;
+
 /** What a command may use besides its arguments; tests inject a recording API client. */
 export interface CliContext {
   io: CliIo;
   /** The API client (XSM_API, XSM_TOKEN); created only when a command calls it. */
   api(): ApiClient;
+  /**
+   * True under `--json`: `io.out` then prints nothing, and the command hands its answer to `result`, which
+   * main prints as the one JSON document on stdout. Human notes still go to stderr.
+   */
+  json: boolean;
+  /** The command's answer: printed as JSON under `--json`, ignored otherwise. The last call wins. */
+  result(value: unknown): void;
 }
 
 interface OptionBase {
@@ -102,6 +116,11 @@ export interface Command {
 export class UsageError extends Error {}
 
 export const HELP_OPTION: BooleanOption = { type: 'boolean', short: 'h', description: 'show this help and exit' };
+/** Every command's `--json`: one document on stdout, shapes in docs/cli.md. */
+export const JSON_OPTION: BooleanOption = {
+  type: 'boolean',
+  description: 'print one JSON document on stdout instead of text (shapes: docs/cli.md)',
+};
 
 /** Declares a command; its option and positional names type the values its `run` receives. */
 export function defineCommand<const O extends Record<string, OptionSpec>, const P extends readonly PositionalSpec[]>(
@@ -118,7 +137,16 @@ export function defineCommand<const O extends Record<string, OptionSpec>, const 
     usage,
     async execute(args, ctx) {
       const parsed = parseCommandLine(args, spec.options, spec.positionals);
-      return spec.run(parsed as { options: OptionValues<O>; positionals: PositionalValues<P> }, ctx);
+      // Set on the caller's context: main prints the result document (or the error) when it is on.
+      ctx.json = parsed.json;
+      const io = parsed.json ? { ...ctx.io, out: () => {} } : ctx.io;
+      return spec.run(
+        { options: parsed.options, positionals: parsed.positionals } as {
+          options: OptionValues<O>;
+          positionals: PositionalValues<P>;
+        },
+        { ...ctx, io },
+      );
     },
   };
 }
@@ -128,7 +156,8 @@ function checkSpec(spec: {
   options: Record<string, OptionSpec>;
   positionals: readonly PositionalSpec[];
 }) {
-  if ('help' in spec.options) throw new Error(`${spec.name}: --help is every command's own option`);
+  if ('help' in spec.options || 'json' in spec.options)
+    throw new Error(`${spec.name}: --help and --json are every command's own options`);
   const shorts = Object.values(spec.options).flatMap((o) => (o.short ? [o.short] : []));
   if (shorts.includes('h') || new Set(shorts).size !== shorts.length)
     throw new Error(`${spec.name}: short options must be unique and not -h`);
@@ -151,8 +180,8 @@ export function parseCommandLine(
   args: string[],
   options: Record<string, OptionSpec>,
   positionals: readonly PositionalSpec[],
-): { options: Record<string, unknown>; positionals: Record<string, string | string[] | undefined> } {
-  const config: ParseArgsConfig['options'] = { help: { type: 'boolean', short: 'h' } };
+): { options: Record<string, unknown>; positionals: Record<string, string | string[] | undefined>; json: boolean } {
+  const config: ParseArgsConfig['options'] = { help: { type: 'boolean', short: 'h' }, json: { type: 'boolean' } };
   for (const [name, o] of Object.entries(options))
     config[name] = { type: o.type === 'boolean' ? 'boolean' : 'string', ...(o.short ? { short: o.short } : {}) };
   // A lenient pass first: help must win even over an unknown option, and unknown options get our message.
@@ -161,7 +190,8 @@ export function parseCommandLine(
   const seen = new Set<string>();
   for (const t of tokens) {
     if (t.kind !== 'option') continue;
-    if (!(t.name in options)) throw new UsageError(unknownOption(t.rawName, Object.keys(options)));
+    if (!(t.name in options) && t.name !== 'json')
+      throw new UsageError(unknownOption(t.rawName, [...Object.keys(options), 'json']));
     if (seen.has(t.name)) throw new UsageError(`--${t.name} is given twice`);
     seen.add(t.name);
   }
@@ -173,7 +203,12 @@ export function parseCommandLine(
   }
   const values: Record<string, unknown> = {};
   for (const [name, o] of Object.entries(options)) values[name] = optionValue(name, o, parsed.values[name]);
-  return { options: values, positionals: positionalValues(parsed.positionals, positionals) };
+  if (typeof parsed.values.json === 'string') throw new UsageError('--json takes no value');
+  return {
+    options: values,
+    positionals: positionalValues(parsed.positionals, positionals),
+    json: parsed.values.json === true,
+  };
 }
 
 function firstLine(e: unknown): string {
@@ -262,6 +297,7 @@ function usageLine(name: string, positionals: readonly PositionalSpec[], options
     `xsm ${name}`,
     ...positionals.map(positionalUsage),
     ...Object.entries(options).map(([n, o]) => `[${optionUsage(n, o)}]`),
+    '[--json]',
   ].join(' ');
 }
 
@@ -327,7 +363,7 @@ export function commandHelp(c: Command, related: Command[] = []): string[] {
     `${o.short ? `-${o.short}, ` : ''}${optionUsage(n, o)}`,
     o.description,
   ]);
-  opts.push(['-h, --help', HELP_OPTION.description]);
+  opts.push(['--json', JSON_OPTION.description], ['-h, --help', HELP_OPTION.description]);
   lines.push(...twoColumns(opts));
   if (related.length) {
     lines.push('', 'Related commands:');

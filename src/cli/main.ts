@@ -1,18 +1,47 @@
 // The `xsm` command line: finds the command the leading words name, or the group they name (`xsm vm`), and
 // leaves argument checking to the command's declared options (src/cli/command.ts). Commands are listed here;
-// each lives in src/cli/commands/. Exit codes: 0 done, 1 failed, 2 usage error (nothing was done).
+// each lives in src/cli/commands/. Exit codes (EXIT in command.ts): 0 done, 1 failed or out of sync, 2 usage
+// error (nothing was done), 3 API unreachable or timed out, 4 refused by the API. Under --json, stdout carries
+// exactly one JSON document: the command's answer, or {"error": ...} with the same exit code.
 
 import { readFileSync } from 'node:fs';
-import { apiClient, type ApiClient } from './api-client.ts';
-import { commandHelp, HelpRequested, twoColumns, usageLines, UsageError, type CliIo, type Command } from './command.ts';
+import { ApiCallError, apiClient, type ApiClient } from './api-client.ts';
+import { bashCompletion, zshCompletion } from './completion.ts';
+import {
+  commandHelp,
+  defineCommand,
+  EXIT,
+  HelpRequested,
+  twoColumns,
+  usageLines,
+  UsageError,
+  type CliContext,
+  type CliIo,
+  type Command,
+} from './command.ts';
 import { siteDiff, sitePlan, siteValidate } from './commands/site.ts';
 import { extraCommands } from './commands/index.ts';
 
-export const commands: Command[] = [siteValidate, siteDiff, sitePlan, ...extraCommands];
+const completion = defineCommand({
+  name: 'completion',
+  summary: 'print shell completion for bash or zsh: eval "$(xsm completion bash)"',
+  positionals: [{ name: 'SHELL', description: 'bash or zsh' }],
+  options: {},
+  async run({ positionals: { SHELL } }, ctx) {
+    if (SHELL !== 'bash' && SHELL !== 'zsh') throw new UsageError(`SHELL is bash or zsh, got ${JSON.stringify(SHELL)}`);
+    const script = SHELL === 'bash' ? bashCompletion(commands) : zshCompletion(commands);
+    ctx.io.out(script.trimEnd());
+    ctx.result({ shell: SHELL, script });
+    return EXIT.ok;
+  },
+});
+
+export const commands: Command[] = [siteValidate, siteDiff, sitePlan, ...extraCommands, completion];
 
 const ENVIRONMENT = [
   'Environment: XSM_API (default http://127.0.0.1:8080), XSM_TOKEN (bearer token),',
-  '             XSM_REDIS_URL, XSM_PREFIX.',
+  '             XSM_API_TIMEOUT (seconds per API call, default 30), XSM_REDIS_URL, XSM_PREFIX.',
+  'Exit codes:  0 done, 1 failed or out of sync, 2 usage error, 3 API unreachable, 4 refused by API.',
 ];
 
 /** Group name -> commands in it: the first word of every command named by more than one word. */
@@ -56,10 +85,20 @@ function groupHelp(name: string, members: Command[]): string[] {
   ];
 }
 
+/** The package's version: package.json is two levels up from src/cli, three from the compiled dist/src/cli. */
 export function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
+  for (const up of ['../../package.json', '../../../package.json']) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(up, import.meta.url), 'utf8')) as { name?: string; version: string };
+      if (pkg.name === PACKAGE_NAME) return pkg.version;
+    } catch {
+      // not there: try the next level
+    }
+  }
+  return 'unknown';
 }
+
+export const PACKAGE_NAME = 'xen-site-manager';
 
 /** The command named by the longest run of leading words ("rebalance schedule" before "rebalance"). */
 function findCommand(argv: string[]): Command | undefined {
@@ -111,28 +150,75 @@ export async function main(argv: string[], io: CliIo, deps: CliDeps = {}): Promi
     for (const l of groupHelp(argv[0]!, group)) (asked ? io.out : io.err)(l);
     return asked ? 0 : 2;
   }
-  const ctx = { io, api: deps.api ?? (() => apiClient()) };
+  let answer: unknown;
+  const ctx: CliContext = {
+    io,
+    api: deps.api ?? (() => apiClient()),
+    json: false,
+    result: (value) => {
+      answer = value;
+    },
+  };
+  const args = argv.slice(match.name.split(' ').length);
+  let code: number;
+  let error: { code: string; message: string; status?: number; hint?: string; details?: unknown } | undefined;
   try {
-    return await match.execute(argv.slice(match.name.split(' ').length), ctx);
+    code = await match.execute(args, ctx);
   } catch (e) {
     if (e instanceof HelpRequested) {
       const related = commands.filter((c) => c !== match && c.name.startsWith(match.name + ' '));
       for (const l of commandHelp(match, related)) io.out(l);
-      return 0;
+      return EXIT.ok;
     }
     if (e instanceof UsageError) {
       io.err(
         [`xsm ${match.name}: ${e.message}`, ...usageLines(match), `(xsm ${match.name} --help for more)`].join('\n'),
       );
-      return 2;
+      // The arguments did not parse, so ctx.json was never set: a script that asked for JSON still gets it.
+      if (args.includes('--json')) io.out(JSON.stringify({ error: { code: 'usage', message: e.message } }));
+      return EXIT.usage;
     }
-    io.err(`xsm ${match.name}: ${e instanceof Error ? e.message : String(e)}`);
-    return 1;
+    if (e instanceof ApiCallError) {
+      apiErrorLines(e, io);
+      code = apiErrorExit(e);
+      error = {
+        code: e.code,
+        message: e.message.split('\n')[0]!,
+        status: e.status,
+        ...(e.hint ? { hint: e.hint } : {}),
+        ...(e.details !== undefined ? { details: e.details } : {}),
+      };
+    } else {
+      io.err(`xsm ${match.name}: ${e instanceof Error ? e.message : String(e)}`);
+      code = EXIT.failed;
+      error = { code: 'failed', message: e instanceof Error ? e.message : String(e) };
+    }
   }
+  if (ctx.json) io.out(JSON.stringify(error ? { error } : (answer ?? {}), null, 2));
+  return code;
+}
+
+/** 3 when the API never answered, 4 when it refused (not allowed, stale, consent, invalid), else 1. */
+export function apiErrorExit(e: ApiCallError): number {
+  if (e.status === 0) return EXIT.unreachable;
+  if ([401, 403, 409, 422].includes(e.status)) return EXIT.refused;
+  return EXIT.failed;
+}
+
+/** The API's message and hint, then each located detail (file:line:col of a refused site file) a line. */
+function apiErrorLines(e: ApiCallError, io: CliIo): void {
+  io.err(e.message);
+  if (Array.isArray(e.details)) for (const d of e.details as { text?: string }[]) if (d?.text) io.err(`  ${d.text}`);
 }
 
 const io: CliIo = { out: (l) => process.stdout.write(l + '\n'), err: (l) => process.stderr.write(l + '\n') };
-if (process.argv[1] && /cli[/\\]main\.ts$|bin[/\\]xsm(\.js)?$/.test(process.argv[1])) {
+if (process.argv[1] && /cli[/\\]main\.[jt]s$|bin[/\\]xsm(\.js)?$/.test(process.argv[1])) {
+  // `xsm jobs | head`: when the reader goes away, stop quietly instead of dying on EPIPE with a stack trace.
+  for (const stream of [process.stdout, process.stderr])
+    stream.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'EPIPE') process.exit(typeof process.exitCode === 'number' ? process.exitCode : 0);
+      throw e;
+    });
   main(process.argv.slice(2), io).then(
     (code) => {
       process.exitCode = code;

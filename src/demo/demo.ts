@@ -2,10 +2,12 @@
 // Four simulated Xen hosts stand in for the paper's four Dom0s (192.168.5.101-104). XSM applies the
 // paper's site file (Figure 3), then a changed version (vm1 migrates to .102, vm4 drops to 2 vCPUs live),
 // through the same queues, workflows and host agents a real site uses, and prints where each VM runs.
-// Uses the Redis at XSM_REDIS_URL under a fresh prefix and removes its keys on the way out.
+// Uses the Redis at XSM_REDIS_URL under a fresh prefix and removes its keys on the way out: at the end,
+// on Ctrl-C and on SIGTERM alike.
 
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
 import { MemorySimStore, SimulatedXenHost, provisionSimHost } from '../drivers/hypervisor/simulated.ts';
 import { XsmRuntime } from '../jobs/runtime.ts';
 import { convergedVersion, storedPlan } from '../jobs/apply.ts';
@@ -18,6 +20,57 @@ import { formatPlan, formatTable } from '../site/plan-format.ts';
 import { startHostAgent } from '../../workers/host-agent-lib.ts';
 import { startControlWorker } from '../../workers/control-lib.ts';
 
+const USAGE = `usage: npm run demo -- [--serve] [--port N] [--token TOKEN]
+
+Runs XSM on four simulated Xen hosts: applies the paper's site file, then a changed version.
+  --serve        keep the API, the console and the simulated site running until Ctrl-C or SIGTERM
+  --port N       the API's port on 127.0.0.1 (default: a free one)
+  --token TOKEN  the admin token for the API and the console (default: a random one, printed)
+  -h, --help     show this help and exit`;
+
+interface DemoOptions {
+  serve: boolean;
+  port: number;
+  token: string;
+}
+
+function demoOptions(argv: string[]): DemoOptions {
+  let values: { serve?: boolean; port?: string; token?: string; help?: boolean };
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        serve: { type: 'boolean' },
+        port: { type: 'string' },
+        token: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }));
+  } catch (e) {
+    process.stderr.write(`demo: ${(e as Error).message}\n${USAGE}\n`);
+    process.exit(2);
+  }
+  if (values.help) {
+    process.stdout.write(USAGE + '\n');
+    process.exit(0);
+  }
+  const portText = values.port ?? process.env.XSM_API_PORT ?? '0';
+  const port = /^[0-9]{1,5}$/.test(portText) ? Number(portText) : NaN;
+  if (!(port >= 0 && port <= 65535)) {
+    process.stderr.write(`demo: --port must be a decimal port number 0-65535, got "${portText}"\n`);
+    process.exit(2);
+  }
+  const token = values.token ?? randomBytes(18).toString('hex');
+  if (!/^[A-Za-z0-9._~-]{16,200}$/.test(token)) {
+    process.stderr.write('demo: --token must be 16-200 letters, digits or . _ ~ - (it is a bearer token)\n');
+    process.exit(2);
+  }
+  return { serve: values.serve === true, port, token };
+}
+
+const options = demoOptions(process.argv.slice(2));
 const out = (line = '') => process.stdout.write(line + '\n');
 const log = createLogger({ component: 'demo' }, (process.env.XSM_LOG_LEVEL as 'info' | undefined) ?? 'warn');
 const prefix = `xsm-demo-${randomBytes(3).toString('hex')}`;
@@ -98,15 +151,16 @@ async function main(): Promise<void> {
     hv.set(name, new SimulatedXenHost(store, name));
   }
   const control = startControlWorker(rt, log);
-  const token = randomBytes(18).toString('hex');
+  const { token } = options;
   const server = await startApi({
     rt,
     tokens: new TokenTable([{ token, role: 'admin', name: 'demo' }]),
     log,
-    port: Number(process.env.XSM_API_PORT ?? 0),
+    port: options.port,
   });
   const api = apiClient({ XSM_API: server.url, XSM_TOKEN: token });
-  out(`API at ${server.url} (token ${token}); job dashboard at ${server.url}/admin/login`);
+  out(`API at ${server.url} (admin token ${token})`);
+  out(`console: open ${server.url}/admin/login and paste the token; the job dashboard is ${server.url}/admin/queues`);
   const agents = DOM0S.map((name) =>
     startHostAgent({ rt, hv: hv.get(name)!, log: log.child({ host: name }), heartbeatMs: 500, peer: (h) => hv.get(h) }),
   );
@@ -124,9 +178,9 @@ async function main(): Promise<void> {
         hist.map((h) => [String(h.version), h.author, h.reason]),
       ),
     );
-    if (process.argv.includes('--serve')) {
-      out(`\nserving until Ctrl-C: try  XSM_API=${server.url} XSM_TOKEN=${token} npx xsm status`);
-      await new Promise((r) => process.once('SIGINT', r));
+    if (options.serve) {
+      out(`\nserving until Ctrl-C or SIGTERM: try  XSM_API=${server.url} XSM_TOKEN=${token} npx xsm status`);
+      await stopRequested;
     }
   } finally {
     await server.close();
@@ -136,6 +190,22 @@ async function main(): Promise<void> {
     await rt.close();
   }
 }
+
+// Ctrl-C and SIGTERM end the demo the same way: while serving they end the wait; during the applies the
+// process still cleans up before it exits, so no demo keys stay in Redis either way.
+let stop: (signal: NodeJS.Signals) => void = () => {};
+const stopRequested = new Promise<NodeJS.Signals>((resolve) => (stop = resolve));
+let stopping = false;
+for (const signal of ['SIGINT', 'SIGTERM'] as const)
+  process.on(signal, () => {
+    stop(signal);
+    if (options.serve || stopping) return;
+    stopping = true;
+    // Not serving: the applies are cut short; remove the keys and leave with the signal's conventional code.
+    cleanup()
+      .catch(() => undefined)
+      .finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+  });
 
 main().then(
   () => process.exit(0),

@@ -80,7 +80,7 @@ test.serial('xsm apply, status, jobs, site get, vm migrate against a running API
   await s.waitConverged(2);
   t.deepEqual(await s.where(), { a: 'h2', b: 'h2' });
   const stale = await xsm(['apply', edited]);
-  t.is(stale.code, 1);
+  t.is(stale.code, 4, 'a stale base is a refusal');
   t.regex(
     stale.err,
     /409 the site file was changed meanwhile: your change is based on version 1 but the current version is 2/,
@@ -100,7 +100,7 @@ test.serial('an unreachable API and a missing file get clear errors', async (t) 
   srv.close();
   process.env.XSM_API = `http://127.0.0.1:${port}`;
   const r = await xsm(['status']);
-  t.is(r.code, 1);
+  t.is(r.code, 3, 'an unreachable API is exit 3');
   t.true(r.err.includes(`cannot reach the XSM API at http://127.0.0.1:${port}: ECONNREFUSED`), r.err);
   const f = await xsm(['apply', '/nonexistent/site.xml']);
   t.is(f.code, 2);

@@ -86,13 +86,13 @@ test.serial(
     await writeFile(file, siteXml(TWO, [{ name: 'a', host: 'h1', mem: 256 }]));
     // Not a terminal and no --yes: refused, nothing stored.
     const refused = await xsm(['apply', file]);
-    t.is(refused.code, 1);
+    t.is(refused.code, 4, 'consent not given is a refusal');
     t.regex(refused.err, /1 action stops running VMs:\n {2}remove:b: b is shut down and destroyed on h2/);
     t.regex(refused.err, /nothing was stored: these stop running VMs; re-run with --yes to allow it/);
     t.is(await s.rt.sites.currentVersion(), 1);
     // On a terminal the operator is asked; "n" stores nothing, "y" goes ahead.
     const no = await xsm(['apply', file], 'n');
-    t.is(no.code, 1);
+    t.is(no.code, 4, 'consent refused on the terminal is a refusal');
     t.is(no.asked[0], '1 action stops running VMs:\n  remove:b: b is shut down and destroyed on h2\nProceed? [y/N] ');
     t.is(await s.rt.sites.currentVersion(), 1);
     const yes = await xsm(['apply', file], 'y');
@@ -100,7 +100,7 @@ test.serial(
     t.regex(yes.out, /remove\s+b\s+h2.*STOPS VM/);
     t.deepEqual(await s.where(), { a: 'h1' });
     // Single edits likewise: --yes instead of a terminal.
-    t.is((await xsm(['vm', 'remove', 'a'])).code, 1);
+    t.is((await xsm(['vm', 'remove', 'a'])).code, 4);
     const removed = await xsm(['vm', 'remove', 'a', '--yes']);
     t.is(removed.code, 0, removed.err);
     t.regex(removed.out, /version 3: remove a from h1; plan [0-9a-f]{12}:/);
@@ -129,7 +129,7 @@ test.serial(
     await writeFile(stale, siteXml(TWO, [{ name: 'a', host: 'h1', mem: 300 }]));
     t.is((await xsm(['apply', stale])).code, 0);
     const refused = await xsm(['apply', '--plan', planFile]);
-    t.is(refused.code, 1);
+    t.is(refused.code, 4, 'a stale plan is a refusal');
     t.regex(refused.err, /plan is stale: base version moved from 1 to 2/);
     t.is(await s.rt.sites.currentVersion(), 2);
     // Planned again on version 2 (the resize is undone by the new file too): the new plan runs as saved.
@@ -193,7 +193,7 @@ test.serial('xsm vm set vm3 --mem 9999 on the paper site is refused before anyth
   await writeFile(file, await readFile(new URL('../../src/demo/paper-site.xml', import.meta.url), 'utf8'));
   t.is((await xsm(['apply', file])).code, 0);
   const r = await xsm(['vm', 'set', 'vm3', '--mem', '9999']);
-  t.is(r.code, 1);
+  t.is(r.code, 4, 'a VM that does not fit is refused by the API');
   t.regex(
     r.err,
     /422 cannot order the plan: vm3 to grow from 96 to 9999 MiB needs 9903 MiB but host 192\.168\.5\.103 has 1440 MiB free of 1536 \(as its agent reports\) \(8463 MiB missing\)/,

@@ -45,7 +45,7 @@ test('xsm site plan prints a table and --json; usage errors exit 2', async (t) =
   t.regex(table.stdout, /migrate\s+vm1\s+192\.168\.5\.101\s+192\.168\.5\.102/);
   t.regex(table.stdout, /reconfigure\s+vm4/);
   const json = await xsm('site', 'plan', paper, next, '--json');
-  const plan = JSON.parse(json.stdout) as { actions: { kind: string; vm: string }[] };
+  const { plan } = JSON.parse(json.stdout) as { plan: { actions: { kind: string; vm: string }[] } };
   t.deepEqual(plan.actions.map((a) => `${a.kind}:${a.vm}`).sort(), ['migrate:vm1', 'reconfigure:vm4']);
   const diff = await xsm('site', 'diff', paper, next);
   t.regex(diff.stdout, /~ VM vm1: host "192\.168\.5\.101" -> "192\.168\.5\.102"/);

@@ -1,7 +1,6 @@
 // `xsm host deploy`: install bare machines (named by boot MAC, declared in the site file) as Xen Dom0s.
 
-import { ApiCallError } from '../api-client.ts';
-import { defineCommand } from '../command.ts';
+import { defineCommand, EXIT } from '../command.ts';
 
 export const hostDeploy = defineCommand({
   name: 'host deploy',
@@ -17,28 +16,21 @@ export const hostDeploy = defineCommand({
     image: { type: 'string', value: 'NAME', description: 'the image to install (default dom0)' },
     disk: { type: 'string', value: 'DEVICE', description: 'the disk to install on, e.g. /dev/sda' },
   },
-  async run({ positionals: { MAC }, options }, { io, api }) {
+  async run({ positionals: { MAC }, options }, { io, api, result }) {
     const body = {
       macs: MAC,
       ...(options.method ? { method: options.method } : {}),
       ...(options.image !== undefined ? { image: options.image } : {}),
       ...(options.disk !== undefined ? { disk: options.disk } : {}),
     };
-    try {
-      const r = await api().call<{ session: string; jobs: { host: string; mac: string; jobId: string }[] }>(
-        'POST',
-        '/api/hosts/deploy',
-        { json: body },
-      );
-      for (const j of r.jobs) io.out(`${j.host} (${j.mac}): job ${j.jobId}`);
-      io.out(`session ${r.session}; follow with: xsm jobs --watch --queue deploy`);
-      return 0;
-    } catch (e) {
-      if (e instanceof ApiCallError) {
-        io.err(e.message);
-        return 1;
-      }
-      throw e;
-    }
+    const r = await api().call<{ session: string; jobs: { host: string; mac: string; jobId: string }[] }>(
+      'POST',
+      '/api/hosts/deploy',
+      { json: body },
+    );
+    for (const j of r.jobs) io.out(`${j.host} (${j.mac}): job ${j.jobId}`);
+    io.out(`session ${r.session}; follow with: xsm jobs --watch --queue deploy`);
+    result(r);
+    return EXIT.ok;
   },
 });

@@ -2,8 +2,9 @@
 // including the confirmation an operator gives when XSM asks to power a host without a BMC on or off.
 
 import { formatTable } from '../../site/plan-format.ts';
-import { ApiCallError, type ApiClient } from '../api-client.ts';
-import { defineCommand, parseDecimal, type CliContext } from '../command.ts';
+import type { ApiClient } from '../api-client.ts';
+import { defineCommand, EXIT, parseDecimal, type CliContext } from '../command.ts';
+import { followVersion, NO_WAIT } from './ops.ts';
 
 interface Move {
   vm: string;
@@ -19,16 +20,9 @@ interface RebalanceAnswer {
   refused?: string;
 }
 
+/** Runs `fn` with the API client; an API error propagates to main, which prints it and picks the exit code. */
 async function withApi(ctx: CliContext, fn: (api: ApiClient) => Promise<number>): Promise<number> {
-  try {
-    return await fn(ctx.api());
-  } catch (e) {
-    if (e instanceof ApiCallError) {
-      ctx.io.err(e.message);
-      return 1;
-    }
-    throw e;
-  }
+  return fn(ctx.api());
 }
 
 const MODE = {
@@ -47,6 +41,7 @@ export const rebalance = defineCommand({
     'dry-run': { type: 'boolean', description: 'only show the migrations; write nothing' },
     mode: MODE,
     'max-moves': MAX_MOVES,
+    'no-wait': NO_WAIT,
   },
   async run({ options }, ctx) {
     const body = {
@@ -68,9 +63,20 @@ export const rebalance = defineCommand({
           ),
         );
       if (r.refused) io.out(r.refused);
-      if (r.version) io.out(`written as version ${r.version} and applied; follow it with: xsm jobs --watch`);
-      else if (body.dryRun && r.moves.length) io.out('dry run: nothing written');
-      return 0;
+      if (!r.version) {
+        if (body.dryRun && r.moves.length) io.out('dry run: nothing written');
+        ctx.result(r);
+        return EXIT.ok;
+      }
+      if (options['no-wait']) {
+        io.out(`written as version ${r.version}; its migrations are queued (follow them with: xsm jobs --watch)`);
+        ctx.result(r);
+        return EXIT.ok;
+      }
+      io.out(`written as version ${r.version}; following its migrations`);
+      const { code, outcome } = await followVersion(ctx, api, r.version);
+      ctx.result({ ...r, outcome });
+      return code;
     });
   },
 });
@@ -91,7 +97,8 @@ export const rebalanceSchedule = defineCommand({
             ? `every ${s.everyMinutes} min${s.next ? `, next at ${new Date(s.next).toISOString()}` : ''}`
             : 'not scheduled',
         );
-        return 0;
+        ctx.result({ everyMinutes: s.everyMinutes, next: s.next ? new Date(s.next).toISOString() : null });
+        return EXIT.ok;
       }
       await api.call('PUT', '/api/rebalance/schedule', {
         json: {
@@ -101,7 +108,8 @@ export const rebalanceSchedule = defineCommand({
         },
       });
       io.out(every ? `rebalancing every ${every} min` : 'rebalancing schedule removed');
-      return 0;
+      ctx.result({ everyMinutes: every });
+      return EXIT.ok;
     });
   },
 });
@@ -119,9 +127,12 @@ export const hostHealth = defineCommand({
         '/api/hosts/health',
       );
       const rows = Object.entries(health).sort(([a], [b]) => a.localeCompare(b));
+      ctx.result({
+        health: Object.fromEntries(rows.map(([h, v]) => [h, { ...v, since: new Date(v.since).toISOString() }])),
+      });
       if (!rows.length) {
         io.out('all hosts healthy');
-        return 0;
+        return EXIT.ok;
       }
       io.out(
         formatTable(
@@ -143,7 +154,8 @@ export const hostPowerConfirm = defineCommand({
     return withApi(ctx, async (api) => {
       await api.call('POST', `/api/hosts/${encodeURIComponent(HOST)}/power/confirm`);
       ctx.io.out(`confirmed for ${HOST}`);
-      return 0;
+      ctx.result({ host: HOST, confirmed: true });
+      return EXIT.ok;
     });
   },
 });

@@ -2,11 +2,11 @@
 // site get. Output is for people on a terminal (progress bars) and plain lines when piped.
 
 import { readFile } from 'node:fs/promises';
-import cliProgress from 'cli-progress';
+import type cliProgress from 'cli-progress';
 import type { Plan } from '../../site/actions.ts';
 import { formatPlan, formatTable } from '../../site/plan-format.ts';
 import { ApiCallError, type ApiClient } from '../api-client.ts';
-import { defineCommand, parseDecimal, UsageError, type CliContext, type CliIo } from '../command.ts';
+import { defineCommand, EXIT, parseDecimal, UsageError, type CliContext, type CliIo } from '../command.ts';
 import { JOB_STATES, type JobView, type VersionOutcome } from '../../jobs/inspect.ts';
 import {
   endedOutcome,
@@ -32,21 +32,39 @@ interface SiteStatus {
 /** `xsm site get` writes this first line; `xsm apply` reads it back as the base version. */
 const BASE_MARK = /<!--\s*xsm:base-version\s+(\d+)\s*-->/;
 
-function apiErrorLines(e: ApiCallError, io: CliIo): void {
-  io.err(e.message);
-  if (Array.isArray(e.details)) for (const d of e.details as { text?: string }[]) if (d.text) io.err(`  ${d.text}`);
+/** Runs `fn` with the API client; an API error propagates to main, which prints it and picks the exit code. */
+async function withApi({ api }: CliContext, fn: (api: ApiClient) => Promise<number>): Promise<number> {
+  return fn(api());
 }
 
-async function withApi({ io, api }: CliContext, fn: (api: ApiClient) => Promise<number>): Promise<number> {
-  try {
-    return await fn(api());
-  } catch (e) {
-    if (e instanceof ApiCallError) {
-      apiErrorLines(e, io);
-      return 1;
-    }
-    throw e;
-  }
+/**
+ * Follows a stored version's jobs until its apply ends, then says how it ended. The exit code is 0 only when
+ * every action ran. Under --json the progress lines are not printed and the outcome is part of the answer.
+ */
+export async function followVersion(
+  ctx: CliContext,
+  api: ApiClient,
+  version: number,
+): Promise<{ code: number; outcome: VersionOutcome }> {
+  let ended: VersionOutcome | undefined;
+  await watchJobs(api, ctx.io, {
+    filter: (j) => j.version === version,
+    settled: async () => (ended = await endedOutcome(api, version)) !== undefined,
+    done: async () => false,
+    ...(ctx.json ? { tty: false } : {}),
+  });
+  return { code: reportOutcome(ctx.io, ended!), outcome: ended! };
+}
+
+/** What a refused consent looks like under --json; the exit code is EXIT.refused. */
+function consentRefused(ctx: CliContext): number {
+  ctx.result({
+    error: {
+      code: 'consent-required',
+      message: 'nothing was stored: the plan stops running VMs; re-run with --yes to allow it',
+    },
+  });
+  return EXIT.refused;
 }
 
 const ACTIVE_STATES = 'active,waiting,waiting-children,delayed,prioritized,failed';
@@ -79,10 +97,12 @@ export async function watchJobs(
   },
 ): Promise<JobView[]> {
   const tty = opts.tty ?? Boolean(process.stdout.isTTY);
-  const bars = tty
-    ? new cliProgress.MultiBar(
+  // cli-progress is loaded only for a terminal: piped and --json runs never draw bars.
+  const progress = tty ? (await import('cli-progress')).default : undefined;
+  const bars = progress
+    ? new progress.MultiBar(
         { format: ' {bar} {percentage}% | {label}', hideCursor: true, clearOnComplete: false, stopOnComplete: false },
-        cliProgress.Presets.shades_classic,
+        progress.Presets.shades_classic,
       )
     : undefined;
   const shown = new Map<string, { bar?: cliProgress.SingleBar; last: string }>();
@@ -179,7 +199,8 @@ export const apply = defineCommand({
         const r = await api.call<PlanAnswer>('POST', `/api/site/plan?${q}`, { xml });
         io.out(`plan ${r.planHash.slice(0, 12)} (from version ${r.base}):`);
         io.out(formatPlan(r.plan));
-        return 0;
+        ctx.result({ dryRun: true, base: r.base, planHash: r.planHash, plan: r.plan });
+        return EXIT.ok;
       }
       // The base version: a saved plan's, --base, the mark `xsm site get` left in the file, else the current one.
       const mark = BASE_MARK.exec(xml);
@@ -199,35 +220,43 @@ export const apply = defineCommand({
         r = await submitWithConsent(io, options.yes, (allow) => api.call<SubmitAnswer>('POST', path(allow), { xml }));
       } catch (e) {
         if (!(e instanceof ApiCallError) || e.code !== 'stale-plan' || !saved) throw e;
-        io.err(e.message);
+        // What moved since the plan was saved, before main prints the refusal itself (exit 4).
         const now = (e.details as { plan?: Plan } | undefined)?.plan;
-        if (now) for (const line of planDiff(saved.plan, now)) io.err(`  ${line}`);
-        return 1;
+        if (now)
+          io.err(
+            [
+              'the plan it would get now differs from the saved one:',
+              ...planDiff(saved.plan, now).map((l) => `  ${l}`),
+            ].join('\n'),
+          );
+        throw e;
       }
-      if (!r) return 1;
-      if (reportUnchanged(io, r) || r.unchanged) return 0;
+      if (!r) return consentRefused(ctx);
+      if (reportUnchanged(io, r) || r.unchanged) {
+        ctx.result(unchangedAnswer(r));
+        return EXIT.ok;
+      }
       for (const w of r.warnings ?? []) io.err(`warning: ${w.text}`);
       io.out(`version ${r.version} stored (based on ${base}); plan ${r.planHash.slice(0, 12)}:`);
       io.out(formatPlan(r.plan));
-      if (options['no-wait']) return 0;
-      const version = r.version;
-      let ended: VersionOutcome | undefined;
-      await watchJobs(api, io, {
-        filter: (j) => j.version === version,
-        settled: async () => (ended = await endedOutcome(api, version)) !== undefined,
-        done: async () => false,
-      });
-      return reportOutcome(io, ended!);
+      const stored = { version: r.version, base, planHash: r.planHash, plan: r.plan };
+      if (options['no-wait']) {
+        ctx.result(stored);
+        return EXIT.ok;
+      }
+      const { code, outcome } = await followVersion(ctx, api, r.version);
+      ctx.result({ ...stored, outcome });
+      return code;
     });
   },
 });
 
 export const status = defineCommand({
   name: 'status',
-  summary: 'site version, hosts (heartbeat, memory) and VMs (desired vs observed)',
+  summary: 'site version, hosts (heartbeat, memory) and VMs (desired vs observed); exit 1 when out of sync',
   positionals: [],
-  options: { json: { type: 'boolean', description: 'print the site, hosts and VMs as one JSON document' } },
-  async run({ options }, ctx) {
+  options: {},
+  async run(_args, ctx) {
     const { io } = ctx;
     return withApi(ctx, async (api) => {
       const site = await api.call<SiteStatus>('GET', '/api/site');
@@ -253,10 +282,8 @@ export const status = defineCommand({
         }[];
         unmanaged: { name: string; observed: { host: string }[] }[];
       }>('GET', '/api/vms');
-      if (options.json) {
-        io.out(JSON.stringify({ site, hosts, ...vms }, null, 2));
-        return 0;
-      }
+      const outOfSync = vms.vms.filter((v) => !v.inSync).map((v) => v.name);
+      ctx.result({ site, hosts, ...vms, inSync: outOfSync.length === 0, outOfSync });
       io.out(
         `site version ${site.version} (applied ${site.applied}, converged ${site.converged})${site.reason ? ` — ${site.reason} by ${site.author}` : ''}`,
       );
@@ -298,7 +325,11 @@ export const status = defineCommand({
       );
       for (const u of vms.unmanaged)
         io.out(`unmanaged domain ${u.name} on ${u.observed.map((o) => o.host).join(',')} (not in the site file)`);
-      return 0;
+      if (!outOfSync.length) return EXIT.ok;
+      io.err(
+        `out of sync: ${outOfSync.join(', ')} (the apply of version ${site.version} may still be running: xsm jobs)`,
+      );
+      return EXIT.failed;
     });
   },
 });
@@ -319,19 +350,25 @@ export const jobs = defineCommand({
     const { io } = ctx;
     return withApi(ctx, async (api) => {
       if (watch) {
-        await watchJobs(api, io, {
+        const seen = await watchJobs(api, io, {
           filter: (j) => (!queue || j.queue === queue) && (!state || state.split(',').includes(j.state)),
           done: async (js) =>
             !js.some((j) => ['active', 'waiting', 'waiting-children', 'delayed', 'prioritized'].includes(j.state)),
+          ...(ctx.json ? { tty: false } : {}),
         });
-        return 0;
+        const failed = seen.filter((j) => j.state === 'failed');
+        ctx.result({ jobs: seen, failed: failed.length });
+        if (!failed.length) return EXIT.ok;
+        io.err(`${failed.length} job${failed.length === 1 ? '' : 's'} failed; retry one with: xsm job retry QUEUE ID`);
+        return EXIT.failed;
       }
       const r = await api.call<{ jobs: JobView[] }>(
         'GET',
         `/api/jobs?limit=200${state ? `&state=${encodeURIComponent(state)}` : ''}${queue ? `&queue=${encodeURIComponent(queue)}` : ''}`,
       );
       for (const j of r.jobs) io.out(jobLine(j));
-      return 0;
+      ctx.result({ jobs: r.jobs });
+      return EXIT.ok;
     });
   },
 });
@@ -351,16 +388,20 @@ export const jobRetry = defineCommand({
         `/api/jobs/${encodeURIComponent(QUEUE)}/${encodeURIComponent(ID)}/retry`,
       );
       ctx.io.out(`job ${j.id} on ${j.queue} queued again`);
-      return 0;
+      ctx.result({ job: j });
+      return EXIT.ok;
     });
   },
 });
 
-/** Submits a VM edit (asking for consent when it stops the VM) and prints the version and plan it became. */
+/**
+ * Submits a VM edit (asking for consent when it stops the VM), prints the version and plan it became, and
+ * follows its jobs like `apply` unless --no-wait: the exit code says whether the change happened.
+ */
 async function submitEdit(
   ctx: CliContext,
   req: { method: string; path: string; json?: object },
-  options: { reason?: string | undefined; yes: boolean },
+  options: { reason?: string | undefined; yes: boolean; 'no-wait': boolean },
 ): Promise<number> {
   return withApi(ctx, async (api) => {
     const r = await submitWithConsent(ctx.io, options.yes, (allow) =>
@@ -372,13 +413,30 @@ async function submitEdit(
         },
       }),
     );
-    if (!r) return 1;
-    if (reportUnchanged(ctx.io, r) || r.unchanged) return 0;
+    if (!r) return consentRefused(ctx);
+    if (reportUnchanged(ctx.io, r) || r.unchanged) {
+      ctx.result(unchangedAnswer(r));
+      return EXIT.ok;
+    }
     ctx.io.out(`version ${r.version}: ${r.reason ?? ''}; plan ${r.planHash.slice(0, 12)}:`);
     ctx.io.out(formatPlan(r.plan));
-    return 0;
+    const stored = { version: r.version, planHash: r.planHash, plan: r.plan };
+    if (options['no-wait']) {
+      ctx.result(stored);
+      return EXIT.ok;
+    }
+    const { code, outcome } = await followVersion(ctx, api, r.version);
+    ctx.result({ ...stored, outcome });
+    return code;
   });
 }
+
+/** `--json` answer for identical content: nothing stored. */
+function unchangedAnswer(r: SubmitAnswer): object {
+  return r.unchanged ? { unchanged: true, version: r.version, ...(r.drift ? { drift: r.drift } : {}) } : {};
+}
+
+export const NO_WAIT = { type: 'boolean', description: 'return once stored; do not follow the jobs' } as const;
 
 const YES = {
   type: 'boolean',
@@ -392,7 +450,7 @@ export const vmMigrate = defineCommand({
   name: 'vm migrate',
   summary: 'live-migrate a VM (writes a new site version with its new DOM0)',
   positionals: [VM, { name: 'HOST', description: 'the host to move it to' }],
-  options: { reason: REASON, yes: YES },
+  options: { reason: REASON, yes: YES, 'no-wait': NO_WAIT },
   async run({ positionals: { VM, HOST }, options }, ctx) {
     return submitEdit(
       ctx,
@@ -411,6 +469,7 @@ export const vmSet = defineCommand({
     vcpus: { type: 'integer', value: 'N', min: 1, description: 'number of virtual CPUs' },
     reason: REASON,
     yes: YES,
+    'no-wait': NO_WAIT,
   },
   async run({ positionals: { VM }, options }, ctx) {
     if (options.mem === undefined && options.vcpus === undefined) throw new UsageError('give --mem and/or --vcpus');
@@ -426,7 +485,7 @@ export const vmRemove = defineCommand({
   name: 'vm remove',
   summary: 'destroy a VM and remove it from the site file (asks for consent, or --yes)',
   positionals: [VM],
-  options: { reason: REASON, yes: YES },
+  options: { reason: REASON, yes: YES, 'no-wait': NO_WAIT },
   async run({ positionals: { VM }, options }, ctx) {
     return submitEdit(ctx, { method: 'DELETE', path: `/api/vms/${encodeURIComponent(VM)}` }, options);
   },
@@ -442,6 +501,7 @@ export const siteGet = defineCommand({
     return withApi(ctx, async (api) => {
       const v = asked ?? (await api.call<SiteStatus>('GET', '/api/site')).version;
       const stored = await api.call<{ version: number; xml: string }>('GET', `/api/site/versions/${v}`);
+      ctx.result({ version: stored.version, xml: stored.xml });
       const body = stored.xml.replace(BASE_MARK, '').replace(/^\s*\n/, '');
       // The mark goes after the XML declaration, which must stay first.
       const decl = /^<\?xml[^>]*\?>\s*/.exec(body);
@@ -450,7 +510,7 @@ export const siteGet = defineCommand({
           ? `${decl[0].trimEnd()}\n<!-- xsm:base-version ${stored.version} -->\n${body.slice(decl[0].length)}`
           : `<!-- xsm:base-version ${stored.version} -->\n${body}`,
       );
-      return 0;
+      return EXIT.ok;
     });
   },
 });

@@ -2,24 +2,38 @@
 // the API for the plan the file would get now, and can save it for `xsm apply --plan`.
 
 import { readFile, writeFile } from 'node:fs/promises';
-import { loadSiteFile } from '../../site/parse.ts';
-import { formatIssue, type Site } from '../../site/model.ts';
-import { diffSites, formatDiff } from '../../site/diff.ts';
-import { planChanges, PlanError } from '../../site/plan.ts';
-import { formatPlan, planJson } from '../../site/plan-format.ts';
-import { ApiCallError, type ApiClient } from '../api-client.ts';
-import { defineCommand, UsageError, type CliIo } from '../command.ts';
+import { formatIssue } from '../../site/model.ts';
+import { formatPlan } from '../../site/plan-format.ts';
+import type { ApiClient } from '../api-client.ts';
+import { defineCommand, EXIT, UsageError, type CliContext, type CliIo } from '../command.ts';
 import { savedPlan, type PlanAnswer } from './plan-submit.ts';
 
-async function load(path: string, io: CliIo): Promise<Site | undefined> {
+/** A located problem under --json: what `formatIssue` prints, as fields. */
+type IssueJson = { file: string; line: number; col: number; element: string; message: string };
+type Issues = { errors: IssueJson[]; warnings: IssueJson[] };
+
+/** Loads a site file, printing warnings and errors; under --json they also go into `issues`. */
+async function load(path: string, io: CliIo, issues?: Issues) {
+  // Loaded on use: the parser and its checks are most of the CLI's start-up time, and `xsm --version`,
+  // `xsm status` or `xsm jobs` never need them.
+  const { loadSiteFile } = await import('../../site/parse.ts');
   const r = await loadSiteFile(path);
+  const plain = ({ file, line, col, element, message }: IssueJson) => ({ file, line, col, element, message });
   for (const w of r.warnings) io.err(`warning: ${formatIssue(w)}`);
+  issues?.warnings.push(...r.warnings.map(plain));
   if (!r.ok) {
     for (const e of r.errors) io.err(formatIssue(e));
+    issues?.errors.push(...r.errors.map(plain));
     io.err(`${path}: ${r.errors.length} error${r.errors.length === 1 ? '' : 's'}; nothing was applied`);
     return undefined;
   }
   return r.site;
+}
+
+/** The answer of a command whose files did not load: every located error, exit 1. */
+function refusedFiles(ctx: CliContext, issues: Issues): number {
+  ctx.result({ valid: false, ...issues });
+  return EXIT.failed;
 }
 
 export const siteValidate = defineCommand({
@@ -27,13 +41,21 @@ export const siteValidate = defineCommand({
   summary: 'check a site file; exit 0 when valid, 1 with every error (file:line:col) on stderr',
   positionals: [{ name: 'FILE', description: 'the site file (XML)' }],
   options: {},
-  async run({ positionals: { FILE } }, { io }) {
-    const site = await load(FILE, io);
-    if (!site) return 1;
-    io.out(
-      `${FILE}: valid: ${site.hosts.length} hosts, ${site.templates.length} templates, ${site.sets.length} sets, ${site.vms.length} VMs`,
+  async run({ positionals: { FILE } }, ctx) {
+    const issues: Issues = { errors: [], warnings: [] };
+    const site = await load(FILE, ctx.io, issues);
+    if (!site) return refusedFiles(ctx, issues);
+    const counts = {
+      hosts: site.hosts.length,
+      templates: site.templates.length,
+      sets: site.sets.length,
+      vms: site.vms.length,
+    };
+    ctx.io.out(
+      `${FILE}: valid: ${counts.hosts} hosts, ${counts.templates} templates, ${counts.sets} sets, ${counts.vms} VMs`,
     );
-    return 0;
+    ctx.result({ valid: true, file: FILE, ...counts, warnings: issues.warnings });
+    return EXIT.ok;
   },
 });
 
@@ -47,11 +69,15 @@ export const siteDiff = defineCommand({
   summary: 'what changed between two site files, field by field',
   positionals: OLD_NEW,
   options: {},
-  async run({ positionals: { OLD, NEW } }, { io }) {
-    const [a, b] = [await load(OLD, io), await load(NEW, io)];
-    if (!a || !b) return 1;
-    io.out(formatDiff(diffSites(a, b)));
-    return 0;
+  async run({ positionals: { OLD, NEW } }, ctx) {
+    const issues: Issues = { errors: [], warnings: [] };
+    const [a, b] = [await load(OLD, ctx.io, issues), await load(NEW, ctx.io, issues)];
+    if (!a || !b) return refusedFiles(ctx, issues);
+    const { diffSites, formatDiff } = await import('../../site/diff.ts');
+    const diff = diffSites(a, b);
+    ctx.io.out(formatDiff(diff));
+    ctx.result({ diff });
+    return EXIT.ok;
   },
 });
 
@@ -59,50 +85,55 @@ export const siteDiff = defineCommand({
 async function planAgainstSite(
   path: string,
   out: string | undefined,
-  json: boolean,
-  io: CliIo,
+  ctx: CliContext,
   api: ApiClient,
 ): Promise<number> {
+  const { io } = ctx;
   let xml: string;
   try {
     xml = await readFile(path, 'utf8');
   } catch (e) {
     throw new UsageError(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
   }
-  let r: PlanAnswer & { warnings: { text: string }[] };
-  try {
-    r = await api.call('POST', `/api/site/plan?file=${encodeURIComponent(path)}`, { xml });
-  } catch (e) {
-    if (!(e instanceof ApiCallError)) throw e;
-    io.err(e.message);
-    if (Array.isArray(e.details)) for (const d of e.details as { text?: string }[]) if (d.text) io.err(`  ${d.text}`);
-    return 1;
-  }
+  const r = await api.call<PlanAnswer & { warnings: { text: string }[] }>(
+    'POST',
+    `/api/site/plan?file=${encodeURIComponent(path)}`,
+    { xml },
+  );
   for (const w of r.warnings) io.err(`warning: ${w.text}`);
   const saved = savedPlan(path, xml, r);
   if (out) await writeFile(out, JSON.stringify(saved, null, 2) + '\n');
-  if (json) io.out(JSON.stringify(saved.plan, null, 2));
-  else {
-    const at = new Date(r.observedAt).toISOString();
-    io.out(`plan ${r.planHash.slice(0, 12)} against version ${r.base} (observed ${at}):`);
-    io.out(formatPlan(r.plan));
-  }
+  const at = new Date(r.observedAt).toISOString();
+  io.out(`plan ${r.planHash.slice(0, 12)} against version ${r.base} (observed ${at}):`);
+  io.out(formatPlan(r.plan));
   if (out) io.out(`saved to ${out}; run exactly this plan with: xsm apply --plan ${out}`);
-  return 0;
+  ctx.result({
+    base: r.base,
+    planHash: r.planHash,
+    observedAt: at,
+    plan: r.plan,
+    ...(out ? { savedTo: out } : {}),
+  });
+  return EXIT.ok;
 }
 
 /** OLD -> NEW offline: no API, no observed state. */
-async function planOffline(oldPath: string, newPath: string, json: boolean, io: CliIo): Promise<number> {
-  const [a, b] = [await load(oldPath, io), await load(newPath, io)];
-  if (!a || !b) return 1;
+async function planOffline(oldPath: string, newPath: string, ctx: CliContext): Promise<number> {
+  const issues: Issues = { errors: [], warnings: [] };
+  const [a, b] = [await load(oldPath, ctx.io, issues), await load(newPath, ctx.io, issues)];
+  if (!a || !b) return refusedFiles(ctx, issues);
+  const { planChanges, PlanError } = await import('../../site/plan.ts');
+  const { planJson } = await import('../../site/plan-format.ts');
   try {
     const plan = planChanges(a, b);
-    io.out(json ? planJson(plan) : formatPlan(plan));
-    return 0;
+    ctx.io.out(formatPlan(plan));
+    ctx.result({ plan: JSON.parse(planJson(plan)) as unknown });
+    return EXIT.ok;
   } catch (e) {
     if (e instanceof PlanError) {
-      io.err(`${newPath}: ${e.message}`);
-      return 1;
+      ctx.io.err(`${newPath}: ${e.message}`);
+      ctx.result({ error: { code: 'no-plan', message: `${newPath}: ${e.message}` } });
+      return EXIT.failed;
     }
     throw e;
   }
@@ -122,11 +153,10 @@ export const sitePlan = defineCommand({
   ],
   options: {
     out: { type: 'string', value: 'PLAN.json', description: 'save the plan for `xsm apply --plan` (one FILE only)' },
-    json: { type: 'boolean', description: 'print the plan as JSON' },
   },
-  async run({ positionals: { FILE, NEW }, options }, { io, api }) {
-    if (NEW === undefined) return planAgainstSite(FILE, options.out, options.json, io, api());
+  async run({ positionals: { FILE, NEW }, options }, ctx) {
+    if (NEW === undefined) return planAgainstSite(FILE, options.out, ctx, ctx.api());
     if (options.out) throw new UsageError('--out saves a plan made against the running site: give one site file');
-    return planOffline(FILE, NEW, options.json, io);
+    return planOffline(FILE, NEW, ctx);
   },
 });
