@@ -19,12 +19,6 @@ export interface Principal {
   groups: string[];
 }
 
-/** Identities of XSM's own automated actions, recorded as authors and in the audit log. */
-export const SYSTEM = {
-  rebalance: { name: 'system:rebalance', role: 'admin', groups: [] },
-  failover: { name: 'system:failover', role: 'admin', groups: [] },
-} as const satisfies Record<string, Principal>;
-
 export interface TokenSpec {
   /** The token itself, or `sha256:HEX` of it. */
   token: string;

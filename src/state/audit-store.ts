@@ -5,6 +5,15 @@
 
 import type { Redis } from 'ioredis';
 
+/**
+ * Identities of XSM's own automated actions, recorded as version authors and in the audit log. Token names
+ * cannot contain ':', so no person can act as one of them.
+ */
+export const SYSTEM = {
+  rebalance: { name: 'system:rebalance', role: 'system' },
+  failover: { name: 'system:failover', role: 'system' },
+} as const;
+
 export interface AuditEntry {
   /** ISO-8601, set by the store. */
   time: string;
