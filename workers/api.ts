@@ -81,3 +81,15 @@ const stop = async () => {
 };
 process.on('SIGTERM', stop);
 process.on('SIGINT', stop);
+// SIGHUP re-reads XSM_TOKENS / XSM_TOKENS_FILE: a revoked token stops working without a restart. A file
+// that does not parse leaves the tokens as they were, and says why.
+process.on('SIGHUP', () => {
+  try {
+    const next = tokensFromEnv();
+    if (next.size === 0) throw new Error('the new tokens file has no tokens');
+    tokens.replaceWith(next);
+    log.info('API tokens reloaded', { tokens: next.size });
+  } catch (e) {
+    log.error('API tokens not reloaded; the old ones stay in force', { error: errorMessage(e) });
+  }
+});

@@ -9,6 +9,7 @@ import { evacuate } from '../src/failover/placement.ts';
 import { HealthStore, lastSignOfLife, type FailoverJobData } from '../src/failover/health.ts';
 import { enqueueApply } from '../src/jobs/apply.ts';
 import { submitSite } from '../src/jobs/submit.ts';
+import { AuditStore, SYSTEM } from '../src/state/audit-store.ts';
 import type { XsmRuntime } from '../src/jobs/runtime.ts';
 import { PermanentError } from '../src/lib/errors.ts';
 import type { Step } from '../src/lib/steps.ts';
@@ -128,12 +129,23 @@ export const failoverSteps: readonly Step<FailoverContext>[] = [
           xml: serializeSite(ev.site),
           file: `failover of ${ctx.data.host}`,
           base,
-          author: 'failover',
+          author: SYSTEM.failover.name,
           reason,
           consent: 'failover-policy',
           apply: false,
         });
         await ctx.rt.redis.set(versionKey(ctx), String(r.version));
+        await new AuditStore(ctx.rt.redis, ctx.rt.config.prefix).append({
+          user: SYSTEM.failover.name,
+          role: SYSTEM.failover.role,
+          from: 'internal',
+          kind: 'failover',
+          what: `fence ${ctx.data.host} and restart its VMs elsewhere`,
+          outcome: 'ok',
+          ...(r.unchanged ? {} : { version: r.version }),
+          consent: true,
+          reason,
+        });
         await srt.report({ message: `version ${r.version}: ${r.unchanged ? 'nothing to change' : parts.join(', ')}` });
       } catch (e) {
         // An operator or the rebalancer wrote a version meanwhile: place again on the new one.

@@ -23,6 +23,8 @@ import type { Plan, StoredPlan } from '../site/actions.ts';
 import { InvalidSiteError, StaleVersionError, type PlanRecord } from '../state/site-store.ts';
 import { roleAllows, type Principal, type Role, type TokenTable } from './auth.ts';
 import { checkPowerChanges, PowerChangeForbidden } from './power-guard.ts';
+import { checkOwnership, OwnershipForbidden } from './ownership.ts';
+import { auditRequests, mountAuditRoutes } from './audit.ts';
 
 /** An error the API answers with as JSON: {error: {code, message, hint?, details?}}. */
 export class ApiError extends Error {
@@ -50,7 +52,20 @@ export interface ApiOptions {
 declare module 'express-serve-static-core' {
   interface Request {
     principal?: Principal;
+    /** Sets the request's change touched: what the audit entry records. */
+    auditSets?: string[];
   }
+}
+
+/**
+ * What a person may change, checked before anything is stored: power only as admin, Sets only as their
+ * owner, nothing outside Sets unless admin. Records the Sets touched for the audit log.
+ */
+function authorizeChange(req: Request): (current: Site | undefined, next: Site) => void {
+  return (current, next) => {
+    checkPowerChanges(req.principal!, current, next);
+    req.auditSets = checkOwnership(req.principal!, current, next);
+  };
 }
 
 const COOKIE = 'xsm_token';
@@ -168,6 +183,9 @@ export function createApiApp(opts: ApiOptions): express.Express {
     };
   const viewer = guard('viewer');
   const operator = guard('operator');
+  // First: every mutating request is recorded once it is answered, refused ones included.
+  app.use(auditRequests(rt, log));
+  mountAuditRoutes(app, rt, viewer, (message) => new ApiError(400, 'bad-parameter', message));
   const xml = express.text({ type: ['application/xml', 'text/xml', 'text/plain'], limit: '64mb' });
   const json = express.json({ limit: '1mb' });
 
@@ -270,7 +288,7 @@ export function createApiApp(opts: ApiOptions): express.Express {
     const r = await submitSite(rt, {
       xml: xmlBody(req),
       file: String(req.query.file ?? 'upload.xml'),
-      authorize: (current, next) => checkPowerChanges(req.principal!, current, next),
+      authorize: authorizeChange(req),
       base,
       author: req.principal!.name,
       reason: String(req.query.reason ?? 'upload'),
@@ -374,7 +392,7 @@ export function createApiApp(opts: ApiOptions): express.Express {
     const r = await submitSite(rt, {
       xml: serializeSite(next),
       file: `edit of v${version}`,
-      authorize: (current, edited) => checkPowerChanges(req.principal!, current, edited),
+      authorize: authorizeChange(req),
       base: version,
       author: req.principal!.name,
       reason: String(req.body?.reason ?? reason),
@@ -466,6 +484,7 @@ export function createApiApp(opts: ApiOptions): express.Express {
     const token = String(req.body?.token ?? '');
     const p = tokens.lookup(token);
     if (!p) throw new ApiError(403, 'forbidden', 'unknown token', "use a token from the API host's XSM_TOKENS");
+    req.principal = p; // for the audit entry of this login
     res.setHeader('Set-Cookie', `${COOKIE}=${encodeURIComponent(token)}; HttpOnly; SameSite=Strict; Path=/admin`);
     // Any role may watch the site; the job dashboard (which can retry and delete jobs) needs admin.
     res.redirect(303, roleAllows(p.role, 'admin') ? '/admin/queues' : '/admin/site');
@@ -514,6 +533,14 @@ function toApiError(err: unknown): ApiError {
     );
   if (err instanceof PowerChangeForbidden)
     return new ApiError(403, 'forbidden', err.message, 'ask an admin to make this change', { changes: err.changes });
+  if (err instanceof OwnershipForbidden)
+    return new ApiError(
+      403,
+      'forbidden',
+      err.message,
+      "ask the Set's owner or an admin to make this change (a Set is yours when its <Owner> is your token's name or one of its groups)",
+      { changes: err.changes },
+    );
   if (err instanceof StaleVersionError)
     return new ApiError(409, 'stale-version', err.message, undefined, { base: err.base, current: err.current });
   if (err instanceof PlanError)

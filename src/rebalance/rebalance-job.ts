@@ -10,6 +10,7 @@ import type { XsmRuntime } from '../jobs/runtime.ts';
 import { capacityOf } from '../site/capacity.ts';
 import { serializeSite } from '../site/serialize.ts';
 import { MetricsStore } from '../state/metrics-store.ts';
+import { AuditStore, SYSTEM } from '../state/audit-store.ts';
 import { balance, type BalanceOptions, type BalanceResult } from './balance.ts';
 
 export interface RebalanceRequest {
@@ -73,7 +74,7 @@ export async function runRebalance(rt: XsmRuntime, req: RebalanceRequest = {}): 
       xml: serializeSite(next),
       file: `rebalance of v${baseVersion}`,
       base: baseVersion,
-      author: 'rebalancer',
+      author: SYSTEM.rebalance.name,
       reason,
       consent: 'none',
       apply: true,
@@ -84,6 +85,16 @@ export async function runRebalance(rt: XsmRuntime, req: RebalanceRequest = {}): 
   }
   if (stored.unchanged) return { ...result, baseVersion };
   const version = stored.version;
+  await new AuditStore(rt.redis, rt.config.prefix).append({
+    user: SYSTEM.rebalance.name,
+    role: SYSTEM.rebalance.role,
+    from: 'internal',
+    kind: 'rebalance',
+    what: `${result.moves.length} live migration${result.moves.length === 1 ? '' : 's'}: ${result.moves.map((m) => `${m.vm} ${m.from}->${m.to}`).join(', ')}`,
+    outcome: 'ok',
+    version,
+    reason,
+  });
   const ttl = req.cooldownSec ?? 1800;
   if (ttl > 0) for (const m of result.moves) await rt.redis.set(cooldownKey(rt, m.vm), String(version), 'EX', ttl);
   return { ...result, baseVersion, version };

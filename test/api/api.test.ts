@@ -102,12 +102,12 @@ test('upload, plan and apply a site; hosts and VMs show desired and observed sta
     ['create a', 'create b'],
   );
   t.is(await s.rt.sites.currentVersion(), 0, 'a dry run stores nothing');
-  const up = await call('POST', '/api/site?base=0&reason=first', 'operator', { xml });
+  const up = await call('POST', '/api/site?base=0&reason=first', 'admin', { xml });
   t.is(up.status, 201);
   t.is(up.body.version, 1);
   await s.waitConverged(1);
   const site = await call('GET', '/api/site', 'viewer');
-  t.like(site.body, { version: 1, applied: 1, converged: 1, author: 'otto', reason: 'first' });
+  t.like(site.body, { version: 1, applied: 1, converged: 1, author: 'ada', reason: 'first' });
   const vms = await call('GET', '/api/vms', 'viewer');
   t.deepEqual(
     vms.body.vms.map((v: { name: string; observed: { host: string }[]; inSync: boolean }) => [
@@ -136,7 +136,7 @@ test('upload, plan and apply a site; hosts and VMs show desired and observed sta
 test('bad input is refused with file:line:col, a stale base with 409, and nothing is stored', async (t) => {
   const { s, call } = await withApi(t);
   const bad = siteXml(HOSTS, [{ name: 'a', host: 'h9', mem: 256 }]);
-  const r = await call('POST', '/api/site?base=0&file=mine.xml', 'operator', { xml: bad });
+  const r = await call('POST', '/api/site?base=0&file=mine.xml', 'admin', { xml: bad });
   t.is(r.status, 422);
   t.is(r.body.error.code, 'invalid-site');
   t.regex(r.body.error.details[0].text, /^mine\.xml:10:32: VM\[name=a\]\/DOM0: DOM0 "h9" is no known host/);
@@ -145,20 +145,20 @@ test('bad input is refused with file:line:col, a stale base with 409, and nothin
   t.is(h.status, 422);
   t.regex(JSON.stringify(h.body.errors), /DOCTYPE/);
   t.notRegex(JSON.stringify(h.body), /root:/);
-  const noBody = await call('POST', '/api/site?base=0', 'operator');
+  const noBody = await call('POST', '/api/site?base=0', 'admin');
   t.is(noBody.status, 400);
-  const tooBig = await call('POST', '/api/site?base=0', 'operator', {
+  const tooBig = await call('POST', '/api/site?base=0', 'admin', {
     xml: siteXml(HOSTS, [{ name: 'a', host: 'h1', mem: 1536 }]),
   });
   t.is(tooBig.status, 422);
   t.regex(tooBig.body.error.details[0].text, /a needs 1536 MiB but host h1 has 1024 MiB free of 1024/);
   t.is(await s.rt.sites.currentVersion(), 0);
   t.is(
-    (await call('POST', '/api/site?base=0', 'operator', { xml: siteXml(HOSTS, [{ name: 'a', host: 'h1', mem: 256 }]) }))
+    (await call('POST', '/api/site?base=0', 'admin', { xml: siteXml(HOSTS, [{ name: 'a', host: 'h1', mem: 256 }]) }))
       .status,
     201,
   );
-  const stale = await call('POST', '/api/site?base=0', 'operator', {
+  const stale = await call('POST', '/api/site?base=0', 'admin', {
     xml: siteXml(HOSTS, [{ name: 'z', host: 'h1', mem: 256 }]),
   });
   t.is(stale.status, 409);
@@ -169,7 +169,7 @@ test('bad input is refused with file:line:col, a stale base with 409, and nothin
 
 test('single VM operations write new versions and run: migrate, reconfigure, remove', async (t) => {
   const { s, call } = await withApi(t);
-  await call('POST', '/api/site?base=0', 'operator', {
+  await call('POST', '/api/site?base=0', 'admin', {
     xml: siteXml(HOSTS, [
       { name: 'a', host: 'h1', mem: 256 },
       { name: 'b', host: 'h1', mem: 256 },
@@ -221,7 +221,7 @@ test('jobs are listed with their step, and a failed job can be retried once its 
   const { s, call } = await withApi(t);
   // Something outside XSM fills h1: the create fails for good (no room), naming the host.
   await s.hv.get('h1')!.create({ name: 'intruder', text: 'name = "intruder"\nmemory = 900\nvcpus = 1\n' });
-  await call('POST', '/api/site?base=0', 'operator', { xml: siteXml(HOSTS, [{ name: 'a', host: 'h1', mem: 512 }]) });
+  await call('POST', '/api/site?base=0', 'admin', { xml: siteXml(HOSTS, [{ name: 'a', host: 'h1', mem: 512 }]) });
   let failed: { queue: string; id: string; failedReason: string }[] = [];
   const until = Date.now() + 10000;
   while (!failed.length && Date.now() < until) {

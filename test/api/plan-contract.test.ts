@@ -21,7 +21,7 @@ const paperXml = () => readFile(new URL('../../src/demo/paper-site.xml', import.
 
 test('the plan the API shows is the plan that runs, even when the world changed before it ran', async (t) => {
   const { s, call } = await withApi(t, TWO);
-  await call('POST', '/api/site?base=0', 'operator', {
+  await call('POST', '/api/site?base=0', 'admin', {
     xml: siteXml(TWO, [
       { name: 'a', host: 'h1', mem: 256 },
       { name: 'b', host: 'h2', mem: 256 },
@@ -52,7 +52,7 @@ test('the plan the API shows is the plan that runs, even when the world changed 
 
 test('a saved plan runs only if planning again gives the same plan; otherwise 409 says why', async (t) => {
   const { s, call } = await withApi(t, TWO);
-  await call('POST', '/api/site?base=0', 'operator', { xml: siteXml(TWO, [{ name: 'a', host: 'h1', mem: 256 }]) });
+  await call('POST', '/api/site?base=0', 'admin', { xml: siteXml(TWO, [{ name: 'a', host: 'h1', mem: 256 }]) });
   await s.waitConverged(1);
   const next = siteXml(TWO, [{ name: 'a', host: 'h2', mem: 256 }]);
   const saved = await call('POST', '/api/site/plan', 'viewer', { xml: next });
@@ -89,14 +89,14 @@ test('a saved plan runs only if planning again gives the same plan; otherwise 40
 test('re-submitting identical content stores nothing and says "no changes", also when laid out differently', async (t) => {
   const { s, call } = await withApi(t, TWO);
   const xml = siteXml(TWO, [{ name: 'a', host: 'h1', mem: 256 }]);
-  t.is((await call('POST', '/api/site?base=0', 'operator', { xml })).status, 201);
+  t.is((await call('POST', '/api/site?base=0', 'admin', { xml })).status, 201);
   await s.waitConverged(1);
   const same = await call('POST', '/api/site?base=1', 'operator', { xml });
   t.is(same.status, 200);
   t.deepEqual(same.body, { unchanged: true, version: 1, message: 'no changes' });
   // As `xsm site get` writes it (a base mark), reindented, with a comment, on an old base: still no change.
   const marked = `<?xml version="1.0"?>\n<!-- xsm:base-version 1 -->\n<!-- my comment -->\n${xml.replace(/\n {4}/g, '\n\t')}`;
-  const again = await call('POST', '/api/site?base=0', 'operator', { xml: marked });
+  const again = await call('POST', '/api/site?base=0', 'admin', { xml: marked });
   t.is(again.status, 200);
   t.is(again.body.message, 'no changes');
   t.is(await s.rt.sites.currentVersion(), 1);
@@ -106,7 +106,7 @@ test('re-submitting identical content stores nothing and says "no changes", also
 test('concurrent identical submits store one version; the other is told there is nothing to change', async (t) => {
   const { s, call } = await withApi(t, TWO);
   const xml = siteXml(TWO, [{ name: 'a', host: 'h1', mem: 256 }]);
-  const answers = await Promise.all([1, 2, 3].map(() => call('POST', '/api/site?base=0', 'operator', { xml })));
+  const answers = await Promise.all([1, 2, 3].map(() => call('POST', '/api/site?base=0', 'admin', { xml })));
   t.deepEqual(answers.map((a) => a.status).sort(), [200, 200, 201]);
   t.is(await s.rt.sites.currentVersion(), 1);
 });
@@ -114,7 +114,7 @@ test('concurrent identical submits store one version; the other is told there is
 test('drift from an identical version is reported, and ?repair=1 stores a version whose plan repairs it', async (t) => {
   const { s, call } = await withApi(t, TWO);
   const xml = siteXml(TWO, [{ name: 'a', host: 'h1', mem: 256 }]);
-  await call('POST', '/api/site?base=0', 'operator', { xml });
+  await call('POST', '/api/site?base=0', 'admin', { xml });
   await s.waitConverged(1);
   await s.hv.get('h1')!.destroy('a');
   await eventually(async () => !(await s.rt.observed.host('h1'))?.domains.length);
@@ -134,7 +134,7 @@ test('drift from an identical version is reported, and ?repair=1 stores a versio
 
 test('a resize beyond an undeclared host is refused at plan time, naming the host and what is missing', async (t) => {
   const { s, call } = await withApi(t, PAPER);
-  t.is((await call('POST', '/api/site?base=0', 'operator', { xml: await paperXml() })).status, 201);
+  t.is((await call('POST', '/api/site?base=0', 'admin', { xml: await paperXml() })).status, 201);
   await s.waitConverged(1);
   const r = await call('POST', '/api/vms/vm3/reconfigure', 'operator', { json: { memMiB: 9999 } });
   t.is(r.status, 422);
@@ -149,7 +149,7 @@ test('a resize beyond an undeclared host is refused at plan time, naming the hos
 
 test('a resize that restarts a VM needs consent: refused with the disruption listed, run when allowed', async (t) => {
   const { s, call } = await withApi(t, PAPER);
-  await call('POST', '/api/site?base=0', 'operator', { xml: await paperXml() });
+  await call('POST', '/api/site?base=0', 'admin', { xml: await paperXml() });
   await s.waitConverged(1);
   // The paper's templates set no maxmem: growing vm3 needs a new domain.
   const refused = await call('POST', '/api/vms/vm3/reconfigure', 'operator', { json: { memMiB: 512 } });
@@ -180,7 +180,7 @@ test('a resize that restarts a VM needs consent: refused with the disruption lis
 
 test('a failed action on one host does not stop another host in a later wave; the outcome names what did not run', async (t) => {
   const { s, call } = await withApi(t, THREE);
-  await call('POST', '/api/site?base=0', 'operator', {
+  await call('POST', '/api/site?base=0', 'admin', {
     xml: siteXml(THREE, [
       { name: 'c', host: 'h1', mem: 256 },
       { name: 'big', host: 'h2', mem: 768 },
@@ -213,7 +213,7 @@ test('a failed action on one host does not stop another host in a later wave; th
 test('retrying a job of a superseded version is refused with the reason and what to do', async (t) => {
   const { s, call } = await withApi(t, TWO);
   await s.hv.get('h1')!.create({ name: 'intruder', text: 'name = "intruder"\nmemory = 900\nvcpus = 1\n' });
-  await call('POST', '/api/site?base=0', 'operator', { xml: siteXml(TWO, [{ name: 'a', host: 'h1', mem: 512 }]) });
+  await call('POST', '/api/site?base=0', 'admin', { xml: siteXml(TWO, [{ name: 'a', host: 'h1', mem: 512 }]) });
   await eventually(async () => (await s.rt.hostQueue('h1').getJobState('v1-create-a')) === 'failed');
   // The operator moves on: version 2 places a elsewhere.
   t.is(

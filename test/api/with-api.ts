@@ -25,7 +25,8 @@ export async function withApi(
   const s = await startTestSite(hosts);
   const tokens = new TokenTable([
     { token: TOKENS.viewer, role: 'viewer', name: 'vera' },
-    { token: TOKENS.operator, role: 'operator', name: 'otto' },
+    // The paper site's Set is owned by root@domain.com: otto is in that group, so it may change its VMs.
+    { token: TOKENS.operator, role: 'operator', name: 'otto', groups: ['root@domain.com'] },
     { token: TOKENS.admin, role: 'admin', name: 'ada' },
   ]);
   const api = await startApi({ rt: s.rt, tokens, log: silentLogger });

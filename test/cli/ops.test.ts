@@ -29,7 +29,7 @@ test.serial('xsm apply, status, jobs, site get, vm migrate against a running API
   const s = await startTestSite(HOSTS);
   const api = await startApi({
     rt: s.rt,
-    tokens: new TokenTable([{ token: TOKEN, role: 'operator', name: 'cli' }]),
+    tokens: new TokenTable([{ token: TOKEN, role: 'admin', name: 'cli' }]),
     log: silentLogger,
   });
   t.teardown(async () => {

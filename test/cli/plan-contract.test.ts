@@ -45,7 +45,7 @@ async function site(t: import('ava').ExecutionContext, hosts: HostLine[]): Promi
   const s = await startTestSite(hosts);
   const api = await startApi({
     rt: s.rt,
-    tokens: new TokenTable([{ token: TOKEN, role: 'operator', name: 'cli' }]),
+    tokens: new TokenTable([{ token: TOKEN, role: 'admin', name: 'cli' }]),
     log: silentLogger,
   });
   t.teardown(async () => {

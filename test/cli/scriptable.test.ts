@@ -68,7 +68,7 @@ test.serial('every command answers --json with one document, and the exit code s
   const api = await startApi({
     rt: s.rt,
     tokens: new TokenTable([
-      { token: OPERATOR, role: 'operator', name: 'ops' },
+      { token: OPERATOR, role: 'admin', name: 'ops' },
       { token: VIEWER, role: 'viewer', name: 'eyes' },
     ]),
     log: silentLogger,

@@ -128,7 +128,7 @@ test('a failed host is fenced and every one of its VMs runs once, on the survivo
   const v2 = await s.rt.sites.currentVersion();
   t.is(v2, v1 + 1);
   const meta = (await s.rt.sites.get(v2))!;
-  t.is(meta.author, 'failover');
+  t.is(meta.author, 'system:failover');
   // Restarting them stops nothing that runs, but they lost their state: the version says who agreed.
   t.regex(
     meta.reason,

@@ -1,3 +1,4 @@
+import { AuditStore } from '../../src/state/audit-store.ts';
 import test from 'ava';
 import { startTestSite } from '../integration/harness.ts';
 import { siteXml } from '../integration/fixtures.ts';
@@ -38,7 +39,9 @@ test('an imbalanced simulated site is rebalanced by a new version with reason re
   const r = await runRebalance(s.rt);
   t.is(r.version, v1 + 1);
   const meta = await s.rt.sites.get(r.version!);
-  t.is(meta!.author, 'rebalancer');
+  t.is(meta!.author, 'system:rebalance');
+  const [entry] = await new AuditStore(s.rt.redis, s.rt.config.prefix).query({ user: 'system:rebalance' });
+  t.like(entry, { kind: 'rebalance', outcome: 'ok', version: r.version, from: 'internal' });
   t.regex(meta!.reason, /^rebalance \(performance\): \d+ live migrations?, imbalance/);
   await s.waitConverged(r.version!);
   const where = await s.where();
@@ -69,6 +72,6 @@ test('the schedule runs the rebalancer from the control queue', async (t) => {
   await s.rt.control().removeJobScheduler('rebalance');
   const v = await s.rt.sites.currentVersion();
   t.true(v > v1);
-  t.is((await s.rt.sites.get(v))!.author, 'rebalancer');
+  t.is((await s.rt.sites.get(v))!.author, 'system:rebalance');
   await s.waitConverged(v);
 });

@@ -3,5 +3,6 @@ import type { Command } from '../command.ts';
 import { opsCommands } from './ops.ts';
 import { monitorCommands } from './monitor.ts';
 import { hostDeploy } from './deploy.ts';
+import { audit } from './audit.ts';
 
-export const extraCommands: Command[] = [...opsCommands, ...monitorCommands, hostDeploy];
+export const extraCommands: Command[] = [...opsCommands, ...monitorCommands, hostDeploy, audit];

@@ -1,0 +1,116 @@
+// Records every mutating request in the audit log once it is answered — who (the token's identity), from
+// where, what, and how it ended (refusals included: a 403 is exactly what an audit is for) — and serves
+// the log at GET /api/audit. Automated actions append their own entries (src/state/audit-store.ts).
+
+import type express from 'express';
+import type { Request, Response } from 'express';
+import type { XsmRuntime } from '../jobs/runtime.ts';
+import type { Logger } from '../lib/log.ts';
+import { AuditStore, type AuditQuery } from '../state/audit-store.ts';
+
+/** Requests that change nothing although they are POSTs: validating or planning a file stores nothing. */
+const READ_ONLY_POSTS = new Set(['/api/site/validate', '/api/site/plan']);
+
+/** The kind of a mutating request, by route; undefined for requests that change nothing. */
+export function auditKind(method: string, path: string): string | undefined {
+  if (method === 'GET' || method === 'HEAD' || method === 'OPTIONS') return undefined;
+  if (READ_ONLY_POSTS.has(path)) return undefined;
+  if (path === '/api/site') return 'submit';
+  if (/^\/api\/site\/versions\/[^/]+\/apply$/.test(path)) return 'apply';
+  if (path.startsWith('/api/vms/')) return 'edit';
+  if (/^\/api\/jobs\/[^/]+\/[^/]+\/retry$/.test(path)) return 'retry';
+  if (path === '/api/hosts/deploy') return 'deploy';
+  if (/^\/api\/hosts\/[^/]+\/power\/confirm$/.test(path)) return 'power-confirm';
+  if (path === '/api/rebalance') return 'rebalance';
+  if (path === '/api/rebalance/schedule') return 'schedule';
+  if (path.startsWith('/admin/queues')) return 'dashboard';
+  if (path === '/admin/login') return 'login';
+  if (path === '/admin/logout') return 'logout';
+  return 'request';
+}
+
+function flag(v: unknown): boolean {
+  return v === true || v === '1' || v === 'true' || v === 'yes';
+}
+
+export function auditRequests(rt: XsmRuntime, log: Logger): express.RequestHandler {
+  const store = new AuditStore(rt.redis, rt.config.prefix);
+  return (req: Request, res: Response, next) => {
+    const kind = auditKind(req.method, req.path);
+    if (!kind) return next();
+    // The answer's version and job ids, read from the JSON the route sends.
+    let answer: { version?: unknown; applyJob?: unknown; jobs?: unknown; id?: unknown } | undefined;
+    const json = res.json.bind(res);
+    res.json = (body: unknown) => {
+      answer = body as typeof answer;
+      return json(body);
+    };
+    res.on('finish', () => {
+      const p = req.principal;
+      const body = (typeof req.body === 'object' && req.body) || {};
+      const reason = (req.query.reason as string | undefined) ?? (body as { reason?: unknown }).reason;
+      const status = res.statusCode;
+      store
+        .append({
+          user: p?.name ?? 'anonymous',
+          role: p?.role ?? 'none',
+          from: req.ip ?? req.socket.remoteAddress ?? 'unknown',
+          kind,
+          what: `${req.method} ${req.originalUrl.split('?')[0]}`,
+          outcome: status < 400 ? 'ok' : status < 500 ? 'refused' : 'failed',
+          status,
+          ...(req.auditSets?.length ? { sets: req.auditSets } : {}),
+          ...(typeof answer?.version === 'number' ? { version: answer.version } : {}),
+          ...(typeof answer?.applyJob === 'string' ? { job: answer.applyJob } : {}),
+          ...(kind === 'retry' && typeof answer?.id === 'string' ? { job: answer.id } : {}),
+          ...(flag(req.query.allowDisruption) || flag((body as { allowDisruption?: unknown }).allowDisruption)
+            ? { consent: true }
+            : {}),
+          ...(typeof reason === 'string' && reason ? { reason: reason.slice(0, 500) } : {}),
+        })
+        .catch((e: unknown) =>
+          // The change itself is done or refused either way; a lost entry is logged where the API logs.
+          log.error('audit entry not written', { kind, error: e instanceof Error ? e.message : String(e) }),
+        );
+    });
+    next();
+  };
+}
+
+/** `since`/`until`: ISO-8601 or epoch milliseconds; undefined when absent. */
+function timeParam(v: unknown, name: string, fail: (m: string) => Error): number | undefined {
+  if (v === undefined || v === '') return undefined;
+  const text = String(v);
+  const n = /^[0-9]{1,15}$/.test(text) ? Number(text) : Date.parse(text);
+  if (!Number.isFinite(n))
+    throw fail(`${name} must be an ISO-8601 time or epoch milliseconds, got ${JSON.stringify(text)}`);
+  return n;
+}
+
+export function mountAuditRoutes(
+  app: express.Express,
+  rt: XsmRuntime,
+  viewer: express.RequestHandler,
+  fail: (message: string) => Error,
+): void {
+  const store = new AuditStore(rt.redis, rt.config.prefix);
+  /** The audit log, newest first: ?user=, ?set=, ?kind=, ?since=, ?until=, ?limit= (default 100). */
+  app.get('/api/audit', viewer, async (req, res) => {
+    const q: AuditQuery = {};
+    for (const k of ['user', 'set', 'kind'] as const) {
+      const v = req.query[k];
+      if (v !== undefined) q[k] = String(v);
+    }
+    const since = timeParam(req.query.since, 'since', fail);
+    const until = timeParam(req.query.until, 'until', fail);
+    if (since !== undefined) q.since = since;
+    if (until !== undefined) q.until = until;
+    if (req.query.limit !== undefined) {
+      const n = /^[0-9]{1,5}$/.test(String(req.query.limit)) ? Number(req.query.limit) : NaN;
+      if (!(n >= 1 && n <= 10000))
+        throw fail(`limit must be a whole number 1..10000, got ${JSON.stringify(req.query.limit)}`);
+      q.limit = n;
+    }
+    res.json({ entries: await store.query(q) });
+  });
+}
