@@ -15,7 +15,6 @@ import { ConsentRequiredError, previewPlan, StalePlanError, submitSite, type Sub
 import type { XsmRuntime } from '../jobs/runtime.ts';
 import type { Logger } from '../lib/log.ts';
 import { applyEdit, EditError, type SiteEdit } from '../site/edit.ts';
-import { loadSite } from '../site/parse.ts';
 import { PlanError } from '../site/plan.ts';
 import { serializeSite } from '../site/serialize.ts';
 import { formatIssue, type Site, type SiteIssue } from '../site/model.ts';
@@ -24,6 +23,8 @@ import { InvalidSiteError, StaleVersionError, type PlanRecord } from '../state/s
 import { roleAllows, type Principal, type Role, type TokenTable } from './auth.ts';
 import { checkPowerChanges, PowerChangeForbidden } from './power-guard.ts';
 import { checkOwnership, OwnershipForbidden } from './ownership.ts';
+import { SiteLoadPool, siteInputLimitsFromEnv, type SiteInputLimits } from '../site/site-load-pool.ts';
+import type { LoadResult } from '../site/model.ts';
 import {
   fileQuery,
   input,
@@ -59,6 +60,8 @@ export interface ApiOptions {
   log: Logger;
   /** Where the deploy worker's images (and their manifests) are: default XSM_IMAGES_DIR or /var/lib/xsm/images. */
   imagesDir?: string;
+  /** Size cap, parser threads and per-identity parse limit of site-file uploads; default from the environment. */
+  siteInput?: SiteInputLimits;
   /** Extra routes added by other parts of XSM. */
   extend?: (app: express.Express, guard: (role: Role) => express.RequestHandler) => void;
 }
@@ -192,7 +195,37 @@ export function createApiApp(opts: ApiOptions): express.Express {
   // First: every mutating request is recorded once it is answered, refused ones included.
   app.use(auditRequests(rt, log));
   mountAuditRoutes(app, rt, viewer, (message) => new ApiError(400, 'bad-parameter', message));
-  const xml = express.text({ type: ['application/xml', 'text/xml', 'text/plain'], limit: '64mb' });
+  // Site files: capped, parsed in worker threads, and at most `perToken` at once per identity (429 beyond):
+  // one caller cannot queue enough uploads to starve everyone else's.
+  const siteInput = opts.siteInput ?? siteInputLimitsFromEnv();
+  const pool = new SiteLoadPool(siteInput.threads);
+  app.locals.close = () => pool.close();
+  const xml = express.text({ type: ['application/xml', 'text/xml', 'text/plain'], limit: siteInput.maxBytes });
+  const parsing = new Map<string, number>();
+  const loadXml = async (req: Request, file: string): Promise<LoadResult> => {
+    const who = req.principal!.name;
+    const running = parsing.get(who) ?? 0;
+    if (running >= siteInput.perToken)
+      throw new ApiError(
+        429,
+        'too-many-parses',
+        `${running} site files of ${who} are being parsed already; at most ${siteInput.perToken} at once`,
+        'wait for them to finish and send it again (Retry-After says when to try)',
+      );
+    parsing.set(who, running + 1);
+    try {
+      return await pool.load(xmlBody(req), file);
+    } finally {
+      const left = (parsing.get(who) ?? 1) - 1;
+      if (left) parsing.set(who, left);
+      else parsing.delete(who);
+    }
+  };
+  const loadedOrThrow = async (req: Request, file: string) => {
+    const r = await loadXml(req, file);
+    if (!r.ok) throw new InvalidSiteError(r.errors);
+    return r;
+  };
   const json = express.json({ limit: '1mb' });
 
   app.get('/api/health', async (_req, res) => {
@@ -259,7 +292,7 @@ export function createApiApp(opts: ApiOptions): express.Express {
   });
 
   app.post('/api/site/validate', viewer, xml, async (req, res) => {
-    const r = loadSite(xmlBody(req), input(fileQuery, req.query, 'query').file ?? 'upload.xml');
+    const r = await loadXml(req, input(fileQuery, req.query, 'query').file ?? 'upload.xml');
     res
       .status(r.ok ? 200 : 422)
       .json({ ok: r.ok, errors: issuesJson(r.ok ? [] : r.errors), warnings: issuesJson(r.warnings) });
@@ -268,7 +301,8 @@ export function createApiApp(opts: ApiOptions): express.Express {
   /** The plan the body would get now, stored nowhere: what `xsm site plan FILE --out` saves. */
   app.post('/api/site/plan', viewer, xml, async (req, res) => {
     const file = input(fileQuery, req.query, 'query').file ?? 'upload.xml';
-    const r = await previewPlan(rt, xmlBody(req), file);
+    const parsed = await loadedOrThrow(req, file);
+    const r = await previewPlan(rt, xmlBody(req), file, undefined, parsed);
     res.json({ ...planAnswer(r.plan), warnings: issuesJson(r.warnings) });
   });
 
@@ -289,9 +323,12 @@ export function createApiApp(opts: ApiOptions): express.Express {
     const base = q.base;
     const apply = q.apply ?? true;
     const expected = q.planHash;
-    // Planned once, before storing: an impossible or unconsented change is refused with nothing stored.
+    // Parsed off the event loop, then planned once, before storing: an impossible or unconsented change is
+    // refused with nothing stored.
+    const parsed = await loadedOrThrow(req, q.file ?? 'upload.xml');
     const r = await submitSite(rt, {
       xml: xmlBody(req),
+      parsed,
       file: q.file ?? 'upload.xml',
       authorize: authorizeChange(req),
       base,
@@ -532,6 +569,7 @@ export function createApiApp(opts: ApiOptions): express.Express {
         path: req.path,
         error: err instanceof Error ? (err.stack ?? err.message) : String(err),
       });
+    if (e.status === 429) res.setHeader('Retry-After', '5');
     res.status(e.status).json({
       error: {
         code: e.code,

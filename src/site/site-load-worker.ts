@@ -1,0 +1,13 @@
+// One worker thread of the site-load pool (site-load-pool.ts): parses and validates site files off the
+// API's event loop. It holds no state between files; the pool replaces it if it dies.
+
+import { parentPort } from 'node:worker_threads';
+import { loadSite } from './parse.ts';
+
+parentPort!.on('message', (task: { id: number; xml: string; file: string }) => {
+  try {
+    parentPort!.postMessage({ id: task.id, result: loadSite(task.xml, task.file) });
+  } catch (e) {
+    parentPort!.postMessage({ id: task.id, error: e instanceof Error ? e.message : String(e) });
+  }
+});
