@@ -202,7 +202,7 @@ export function createApiApp(opts: ApiOptions): express.Express {
   app.locals.close = () => pool.close();
   const xml = express.text({ type: ['application/xml', 'text/xml', 'text/plain'], limit: siteInput.maxBytes });
   const parsing = new Map<string, number>();
-  const loadXml = async (req: Request, file: string): Promise<LoadResult> => {
+  const loadXml = async <T>(req: Request, file: string, parse: (xml: string) => Promise<T>): Promise<T> => {
     const who = req.principal!.name;
     const running = parsing.get(who) ?? 0;
     if (running >= siteInput.perToken)
@@ -214,7 +214,7 @@ export function createApiApp(opts: ApiOptions): express.Express {
       );
     parsing.set(who, running + 1);
     try {
-      return await pool.load(xmlBody(req), file);
+      return await parse(xmlBody(req));
     } finally {
       const left = (parsing.get(who) ?? 1) - 1;
       if (left) parsing.set(who, left);
@@ -222,7 +222,7 @@ export function createApiApp(opts: ApiOptions): express.Express {
     }
   };
   const loadedOrThrow = async (req: Request, file: string) => {
-    const r = await loadXml(req, file);
+    const r: LoadResult = await loadXml(req, file, (xml) => pool.load(xml, file));
     if (!r.ok) throw new InvalidSiteError(r.errors);
     return r;
   };
@@ -292,7 +292,8 @@ export function createApiApp(opts: ApiOptions): express.Express {
   });
 
   app.post('/api/site/validate', viewer, xml, async (req, res) => {
-    const r = await loadXml(req, input(fileQuery, req.query, 'query').file ?? 'upload.xml');
+    const file = input(fileQuery, req.query, 'query').file ?? 'upload.xml';
+    const r = await loadXml(req, file, (xml) => pool.validate(xml, file));
     res
       .status(r.ok ? 200 : 422)
       .json({ ok: r.ok, errors: issuesJson(r.ok ? [] : r.errors), warnings: issuesJson(r.warnings) });

@@ -6,7 +6,14 @@
 
 import { Worker } from 'node:worker_threads';
 import { loadSite } from './parse.ts';
-import type { LoadResult } from './model.ts';
+import type { LoadResult, SiteIssue } from './model.ts';
+
+/** What validating a file answers: the verdict and every located issue, without the site itself. */
+export interface Verdict {
+  ok: boolean;
+  errors: SiteIssue[];
+  warnings: SiteIssue[];
+}
 
 /** Default and largest site file the API accepts, in bytes. */
 export const DEFAULT_MAX_SITE_BYTES = 32 * 1024 * 1024;
@@ -41,6 +48,7 @@ interface Task {
   id: number;
   xml: string;
   file: string;
+  keepSite: boolean;
   resolve: (r: LoadResult) => void;
   reject: (e: Error) => void;
 }
@@ -67,10 +75,20 @@ export class SiteLoadPool {
 
   /** Parses and validates `xml` as `file`, in a worker thread (or inline when the pool has no threads). */
   load(xml: string, file: string): Promise<LoadResult> {
+    return this.run(xml, file, true);
+  }
+
+  /** Only whether `xml` is a valid site file, and its located errors and warnings. */
+  async validate(xml: string, file: string): Promise<Verdict> {
+    const r = await this.run(xml, file, false);
+    return { ok: r.ok, errors: r.ok ? [] : r.errors, warnings: r.warnings };
+  }
+
+  private run(xml: string, file: string, keepSite: boolean): Promise<LoadResult> {
     if (this.threads === 0) return Promise.resolve(loadSite(xml, file));
     if (this.closed) return Promise.reject(new Error('the site-load pool is closed'));
     return new Promise((resolve, reject) => {
-      this.queue.push({ id: this.nextId++, xml, file, resolve, reject });
+      this.queue.push({ id: this.nextId++, xml, file, keepSite, resolve, reject });
       this.dispatch();
     });
   }
@@ -82,7 +100,7 @@ export class SiteLoadPool {
       if (!w) return;
       const task = this.queue.shift()!;
       this.busy.set(w, task);
-      w.postMessage({ id: task.id, xml: task.xml, file: task.file });
+      w.postMessage({ id: task.id, xml: task.xml, file: task.file, keepSite: task.keepSite });
     }
   }
 
