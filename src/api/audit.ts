@@ -7,6 +7,7 @@ import type { Request, Response } from 'express';
 import type { XsmRuntime } from '../jobs/runtime.ts';
 import type { Logger } from '../lib/log.ts';
 import { AuditStore, type AuditQuery } from '../state/audit-store.ts';
+import { auditQuery, input } from './schemas.ts';
 
 /** Requests that change nothing although they are POSTs: validating or planning a file stores nothing. */
 const READ_ONLY_POSTS = new Set(['/api/site/validate', '/api/site/plan']);
@@ -96,21 +97,14 @@ export function mountAuditRoutes(
   const store = new AuditStore(rt.redis, rt.config.prefix);
   /** The audit log, newest first: ?user=, ?set=, ?kind=, ?since=, ?until=, ?limit= (default 100). */
   app.get('/api/audit', viewer, async (req, res) => {
+    const given = input(auditQuery, req.query, 'query');
     const q: AuditQuery = {};
-    for (const k of ['user', 'set', 'kind'] as const) {
-      const v = req.query[k];
-      if (v !== undefined) q[k] = String(v);
-    }
-    const since = timeParam(req.query.since, 'since', fail);
-    const until = timeParam(req.query.until, 'until', fail);
+    for (const k of ['user', 'set', 'kind', 'limit'] as const)
+      if (given[k] !== undefined) (q as Record<string, unknown>)[k] = given[k];
+    const since = timeParam(given.since, 'since', fail);
+    const until = timeParam(given.until, 'until', fail);
     if (since !== undefined) q.since = since;
     if (until !== undefined) q.until = until;
-    if (req.query.limit !== undefined) {
-      const n = /^[0-9]{1,5}$/.test(String(req.query.limit)) ? Number(req.query.limit) : NaN;
-      if (!(n >= 1 && n <= 10000))
-        throw fail(`limit must be a whole number 1..10000, got ${JSON.stringify(req.query.limit)}`);
-      q.limit = n;
-    }
     res.json({ entries: await store.query(q) });
   });
 }

@@ -23,10 +23,13 @@ export async function startApi(opts: ApiOptions & { port?: number; bind?: string
   return {
     url: `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`,
     server,
-    close: () =>
-      new Promise<void>((resolve) => {
+    close: async () => {
+      await new Promise<void>((resolve) => {
         server.closeAllConnections();
         server.close(() => resolve());
-      }),
+      });
+      // The site-file parser threads.
+      await (app.locals.close as (() => Promise<void>) | undefined)?.();
+    },
   };
 }

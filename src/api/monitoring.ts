@@ -13,6 +13,7 @@ import { HISTORY_METRICS, MetricsStore } from '../state/metrics-store.ts';
 import { StaleVersionError } from '../state/site-store.ts';
 import type { Role } from './auth.ts';
 import { dashboardHtml } from './dashboard-page.ts';
+import { input, namePath, rebalanceBody, scheduleBody } from './schemas.ts';
 
 type Guard = (role: Role) => express.RequestHandler;
 type Fail = (status: number, code: string, message: string, hint?: string) => Error;
@@ -27,22 +28,17 @@ const JOB_COUNT_STATES = [
   'completed',
 ] as const;
 
-function rebalanceRequest(body: unknown, fail: Fail): RebalanceRequest {
-  const b = (body ?? {}) as Record<string, unknown>;
-  const req: RebalanceRequest = {};
-  if (b.dryRun !== undefined) req.dryRun = b.dryRun === true || b.dryRun === 'true';
-  if (b.mode !== undefined) {
-    if (b.mode !== 'performance' && b.mode !== 'density')
-      throw fail(400, 'bad-parameter', `mode must be performance or density, got ${JSON.stringify(b.mode)}`);
-    req.mode = b.mode;
-  }
-  if (b.maxMoves !== undefined) {
-    const n = Number(b.maxMoves);
-    if (!Number.isInteger(n) || n < 1 || n > 1000)
-      throw fail(400, 'bad-parameter', `maxMoves must be an integer 1..1000, got ${JSON.stringify(b.maxMoves)}`);
-    req.maxMoves = n;
-  }
-  return req;
+/** The rebalance request a body asks for, with only the fields given. */
+function rebalanceRequest(b: {
+  dryRun?: boolean;
+  mode?: 'performance' | 'density';
+  maxMoves?: number;
+}): RebalanceRequest {
+  return {
+    ...(b.dryRun !== undefined ? { dryRun: b.dryRun } : {}),
+    ...(b.mode !== undefined ? { mode: b.mode } : {}),
+    ...(b.maxMoves !== undefined ? { maxMoves: b.maxMoves } : {}),
+  };
 }
 
 /** The Prometheus registry of one API app: every value is read from Redis at scrape time. */
@@ -227,7 +223,7 @@ export function mountMonitoringRoutes(app: express.Express, rt: XsmRuntime, guar
 
   // --- rebalancing -------------------------------------------------------------------------------------
   app.post('/api/rebalance', guard('operator'), json, async (req, res) => {
-    const r = rebalanceRequest(req.body, fail);
+    const r = rebalanceRequest(input(rebalanceBody, req.body, 'body') ?? {});
     try {
       const out = await runRebalance(rt, r);
       res.status(out.version ? 202 : 200).json(out);
@@ -246,14 +242,8 @@ export function mountMonitoringRoutes(app: express.Express, rt: XsmRuntime, guar
     );
   });
   app.put('/api/rebalance/schedule', guard('admin'), json, async (req, res) => {
-    const every = Number(req.body?.everyMinutes);
-    if (!Number.isFinite(every) || every < 0 || every > 7 * 24 * 60)
-      throw fail(
-        400,
-        'bad-parameter',
-        `everyMinutes must be 0 (off) .. 10080, got ${JSON.stringify(req.body?.everyMinutes)}`,
-      );
-    const r = rebalanceRequest({ ...req.body, dryRun: undefined }, fail);
+    const { everyMinutes: every, ...rest } = input(scheduleBody, req.body ?? {}, 'body');
+    const r = rebalanceRequest(rest);
     if (every === 0) await rt.control().removeJobScheduler('rebalance');
     else await scheduleRebalance(rt, every * 60_000, r);
     res.json({ everyMinutes: every, request: r });
@@ -264,7 +254,7 @@ export function mountMonitoringRoutes(app: express.Express, rt: XsmRuntime, guar
     res.json({ health: await new HealthStore(rt).all() });
   });
   app.post('/api/hosts/:name/power/confirm', guard('operator'), async (req, res) => {
-    const host = String(req.params.name);
+    const host = input(namePath, req.params, 'path').name;
     if (!(await confirmManualPower(rt.redis, rt.config.prefix, host)))
       throw fail(
         409,

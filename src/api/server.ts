@@ -15,7 +15,6 @@ import { ConsentRequiredError, previewPlan, StalePlanError, submitSite, type Sub
 import type { XsmRuntime } from '../jobs/runtime.ts';
 import type { Logger } from '../lib/log.ts';
 import { applyEdit, EditError, type SiteEdit } from '../site/edit.ts';
-import { loadSite } from '../site/parse.ts';
 import { PlanError } from '../site/plan.ts';
 import { serializeSite } from '../site/serialize.ts';
 import { formatIssue, type Site, type SiteIssue } from '../site/model.ts';
@@ -24,6 +23,22 @@ import { InvalidSiteError, StaleVersionError, type PlanRecord } from '../state/s
 import { roleAllows, type Principal, type Role, type TokenTable } from './auth.ts';
 import { checkPowerChanges, PowerChangeForbidden } from './power-guard.ts';
 import { checkOwnership, OwnershipForbidden } from './ownership.ts';
+import { SiteLoadPool, siteInputLimitsFromEnv, type SiteInputLimits } from '../site/site-load-pool.ts';
+import type { LoadResult } from '../site/model.ts';
+import {
+  fileQuery,
+  input,
+  InputError,
+  jobPath,
+  jobsQuery,
+  migrateBody,
+  reconfigureBody,
+  removeBody,
+  submitQuery,
+  versionPath,
+  versionsQuery,
+  vmPath,
+} from './schemas.ts';
 import { auditRequests, mountAuditRoutes } from './audit.ts';
 
 /** An error the API answers with as JSON: {error: {code, message, hint?, details?}}. */
@@ -45,6 +60,8 @@ export interface ApiOptions {
   log: Logger;
   /** Where the deploy worker's images (and their manifests) are: default XSM_IMAGES_DIR or /var/lib/xsm/images. */
   imagesDir?: string;
+  /** Size cap, parser threads and per-identity parse limit of site-file uploads; default from the environment. */
+  siteInput?: SiteInputLimits;
   /** Extra routes added by other parts of XSM. */
   extend?: (app: express.Express, guard: (role: Role) => express.RequestHandler) => void;
 }
@@ -79,14 +96,6 @@ function tokenOf(req: Request): string | undefined {
     if (k === COOKIE) return decodeURIComponent(v.join('='));
   }
   return undefined;
-}
-
-function intParam(v: unknown, name: string): number | undefined {
-  if (v === undefined || v === '') return undefined;
-  const n = Number(v);
-  if (!Number.isSafeInteger(n) || n < 0)
-    throw new ApiError(400, 'bad-parameter', `${name} must be a non-negative integer, got ${JSON.stringify(v)}`);
-  return n;
 }
 
 function xmlBody(req: Request): string {
@@ -126,9 +135,9 @@ function planAnswer(plan: StoredPlan | PlanRecord) {
   };
 }
 
-/** ?flag=1 / true / yes: a yes. Anything else (absent included): no. */
-function yes(v: unknown): boolean {
-  return v === '1' || v === 'true' || v === 'yes';
+/** express.json leaves `{}` (or nothing) when a DELETE carries no body. */
+function isEmptyBody(body: unknown): boolean {
+  return body === undefined || (typeof body === 'object' && body !== null && Object.keys(body).length === 0);
 }
 
 /** A submit's answer: 201 with the stored plan, or 200 "no changes" (nothing stored). */
@@ -186,7 +195,37 @@ export function createApiApp(opts: ApiOptions): express.Express {
   // First: every mutating request is recorded once it is answered, refused ones included.
   app.use(auditRequests(rt, log));
   mountAuditRoutes(app, rt, viewer, (message) => new ApiError(400, 'bad-parameter', message));
-  const xml = express.text({ type: ['application/xml', 'text/xml', 'text/plain'], limit: '64mb' });
+  // Site files: capped, parsed in worker threads, and at most `perToken` at once per identity (429 beyond):
+  // one caller cannot queue enough uploads to starve everyone else's.
+  const siteInput = opts.siteInput ?? siteInputLimitsFromEnv();
+  const pool = new SiteLoadPool(siteInput.threads);
+  app.locals.close = () => pool.close();
+  const xml = express.text({ type: ['application/xml', 'text/xml', 'text/plain'], limit: siteInput.maxBytes });
+  const parsing = new Map<string, number>();
+  const loadXml = async <T>(req: Request, file: string, parse: (xml: string) => Promise<T>): Promise<T> => {
+    const who = req.principal!.name;
+    const running = parsing.get(who) ?? 0;
+    if (running >= siteInput.perToken)
+      throw new ApiError(
+        429,
+        'too-many-parses',
+        `${running} site files of ${who} are being parsed already; at most ${siteInput.perToken} at once`,
+        'wait for them to finish and send it again (Retry-After says when to try)',
+      );
+    parsing.set(who, running + 1);
+    try {
+      return await parse(xmlBody(req));
+    } finally {
+      const left = (parsing.get(who) ?? 1) - 1;
+      if (left) parsing.set(who, left);
+      else parsing.delete(who);
+    }
+  };
+  const loadedOrThrow = async (req: Request, file: string) => {
+    const r: LoadResult = await loadXml(req, file, (xml) => pool.load(xml, file));
+    if (!r.ok) throw new InvalidSiteError(r.errors);
+    return r;
+  };
   const json = express.json({ limit: '1mb' });
 
   app.get('/api/health', async (_req, res) => {
@@ -212,11 +251,11 @@ export function createApiApp(opts: ApiOptions): express.Express {
   });
 
   app.get('/api/site/versions', viewer, async (req, res) => {
-    res.json({ versions: await rt.sites.history(intParam(req.query.limit, 'limit') ?? 50) });
+    res.json({ versions: await rt.sites.history(input(versionsQuery, req.query, 'query').limit ?? 50) });
   });
 
   app.get('/api/site/versions/:version', viewer, async (req, res) => {
-    const v = intParam(req.params.version, 'version')!;
+    const v = input(versionPath, req.params, 'path').version;
     const stored = await rt.sites.get(v);
     if (!stored)
       throw new ApiError(
@@ -240,7 +279,7 @@ export function createApiApp(opts: ApiOptions): express.Express {
 
   /** How the run of a version's plan went: state, and per action done / failed / blocked by. */
   app.get('/api/site/versions/:version/outcome', viewer, async (req, res) => {
-    const v = intParam(req.params.version, 'version')!;
+    const v = input(versionPath, req.params, 'path').version;
     const outcome = await versionOutcome(rt, v);
     if (!outcome)
       throw new ApiError(
@@ -253,7 +292,8 @@ export function createApiApp(opts: ApiOptions): express.Express {
   });
 
   app.post('/api/site/validate', viewer, xml, async (req, res) => {
-    const r = loadSite(xmlBody(req), String(req.query.file ?? 'upload.xml'));
+    const file = input(fileQuery, req.query, 'query').file ?? 'upload.xml';
+    const r = await loadXml(req, file, (xml) => pool.validate(xml, file));
     res
       .status(r.ok ? 200 : 422)
       .json({ ok: r.ok, errors: issuesJson(r.ok ? [] : r.errors), warnings: issuesJson(r.warnings) });
@@ -261,8 +301,9 @@ export function createApiApp(opts: ApiOptions): express.Express {
 
   /** The plan the body would get now, stored nowhere: what `xsm site plan FILE --out` saves. */
   app.post('/api/site/plan', viewer, xml, async (req, res) => {
-    const file = String(req.query.file ?? 'upload.xml');
-    const r = await previewPlan(rt, xmlBody(req), file);
+    const file = input(fileQuery, req.query, 'query').file ?? 'upload.xml';
+    const parsed = await loadedOrThrow(req, file);
+    const r = await previewPlan(rt, xmlBody(req), file, undefined, parsed);
     res.json({ ...planAnswer(r.plan), warnings: issuesJson(r.warnings) });
   });
 
@@ -272,30 +313,32 @@ export function createApiApp(opts: ApiOptions): express.Express {
    * so its plan repairs drift), planHash=H (a saved plan: store only if planning again gives H).
    */
   app.post('/api/site', operator, xml, async (req, res) => {
-    const base = intParam(req.query.base, 'base');
-    if (base === undefined)
+    if (req.query.base === undefined)
       throw new ApiError(
         400,
         'no-base',
         'give ?base=VERSION: the version your file was edited from (0 for the first)',
         'GET /api/site shows the current version',
       );
-    const apply = req.query.apply !== '0' && req.query.apply !== 'false';
-    const expected = req.query.planHash;
-    if (expected !== undefined && (typeof expected !== 'string' || !/^[0-9a-f]{64}$/.test(expected)))
-      throw new ApiError(400, 'bad-parameter', "planHash must be the 64 hex digits of a saved plan's hash");
-    // Planned once, before storing: an impossible or unconsented change is refused with nothing stored.
+    const q = input(submitQuery, req.query, 'query');
+    const base = q.base;
+    const apply = q.apply ?? true;
+    const expected = q.planHash;
+    // Parsed off the event loop, then planned once, before storing: an impossible or unconsented change is
+    // refused with nothing stored.
+    const parsed = await loadedOrThrow(req, q.file ?? 'upload.xml');
     const r = await submitSite(rt, {
       xml: xmlBody(req),
-      file: String(req.query.file ?? 'upload.xml'),
+      parsed,
+      file: q.file ?? 'upload.xml',
       authorize: authorizeChange(req),
       base,
       author: req.principal!.name,
-      reason: String(req.query.reason ?? 'upload'),
-      consent: yes(req.query.allowDisruption) ? 'operator' : 'none',
+      reason: q.reason ?? 'upload',
+      consent: q.allowDisruption ? 'operator' : 'none',
       apply,
-      repair: yes(req.query.repair),
-      ...(typeof expected === 'string' ? { expectedPlanHash: expected } : {}),
+      repair: q.repair ?? false,
+      ...(expected !== undefined ? { expectedPlanHash: expected } : {}),
     });
     if (!r.unchanged)
       log.info('site version stored', {
@@ -310,7 +353,7 @@ export function createApiApp(opts: ApiOptions): express.Express {
   });
 
   app.post('/api/site/versions/:version/apply', operator, async (req, res) => {
-    const v = intParam(req.params.version, 'version')!;
+    const v = input(versionPath, req.params, 'path').version;
     if (!(await rt.sites.get(v))) throw new ApiError(404, 'no-such-version', `site version ${v} does not exist`);
     const current = await rt.sites.currentVersion();
     if (v !== current)
@@ -384,76 +427,94 @@ export function createApiApp(opts: ApiOptions): express.Express {
     res.json({ vms, unmanaged: [...seen].map(([name, at]) => ({ name, observed: at })) });
   });
 
-  const edit = (build: (req: Request) => SiteEdit) => async (req: Request, res: Response) => {
-    const { version, site } = await currentSite();
-    if (!site) throw new ApiError(409, 'no-site', 'no site file has been submitted yet', 'POST /api/site?base=0 first');
-    const e = build(req);
-    const { site: next, reason } = applyEdit(site, e);
-    const r = await submitSite(rt, {
-      xml: serializeSite(next),
-      file: `edit of v${version}`,
-      authorize: authorizeChange(req),
-      base: version,
-      author: req.principal!.name,
-      reason: String(req.body?.reason ?? reason),
-      consent: req.body?.allowDisruption === true ? 'operator' : 'none',
-      apply: true,
-    });
-    if (r.unchanged) return submitAnswer(res, r);
-    res.status(202).json({
-      version: r.version,
-      reason,
-      ...planAnswer(r.plan),
-      base: version,
-      ...(r.applyJob ? { applyJob: r.applyJob } : {}),
-    });
-  };
+  /** A single VM operation: its input checked first, then made an edit of the current version. */
+  const edit =
+    (build: (req: Request) => SiteEdit & { reason?: string | undefined; allowDisruption?: boolean | undefined }) =>
+    async (req: Request, res: Response) => {
+      const e = build(req);
+      const { version, site } = await currentSite();
+      if (!site)
+        throw new ApiError(409, 'no-site', 'no site file has been submitted yet', 'POST /api/site?base=0 first');
+      const { site: next, reason } = applyEdit(site, e);
+      const r = await submitSite(rt, {
+        xml: serializeSite(next),
+        file: `edit of v${version}`,
+        authorize: authorizeChange(req),
+        base: version,
+        author: req.principal!.name,
+        reason: e.reason ?? reason,
+        consent: e.allowDisruption === true ? 'operator' : 'none',
+        apply: true,
+      });
+      if (r.unchanged) return submitAnswer(res, r);
+      res.status(202).json({
+        version: r.version,
+        reason,
+        ...planAnswer(r.plan),
+        base: version,
+        ...(r.applyJob ? { applyJob: r.applyJob } : {}),
+      });
+    };
   app.post(
     '/api/vms/:name/migrate',
     operator,
     json,
-    edit((req) => ({ kind: 'migrate', vm: String(req.params.name), to: String(req.body?.to ?? '') })),
+    edit((req) => {
+      const { to, ...rest } = input(migrateBody, req.body ?? {}, 'body');
+      return { kind: 'migrate', vm: input(vmPath, req.params, 'path').name, to, ...rest };
+    }),
   );
   app.post(
     '/api/vms/:name/reconfigure',
     operator,
     json,
-    edit((req) => ({
-      kind: 'reconfigure',
-      vm: String(req.params.name),
-      ...(req.body?.memMiB !== undefined ? { memMiB: Number(req.body.memMiB) } : {}),
-      ...(req.body?.vcpus !== undefined ? { vcpus: Number(req.body.vcpus) } : {}),
-    })),
+    edit((req) => {
+      const { memMiB, vcpus, ...rest } = input(reconfigureBody, req.body ?? {}, 'body');
+      return {
+        kind: 'reconfigure',
+        vm: input(vmPath, req.params, 'path').name,
+        ...(memMiB !== undefined ? { memMiB } : {}),
+        ...(vcpus !== undefined ? { vcpus } : {}),
+        ...rest,
+      };
+    }),
   );
   app.delete(
     '/api/vms/:name',
     operator,
     json,
-    edit((req) => ({ kind: 'remove', vm: String(req.params.name) })),
+    edit((req) => ({
+      kind: 'remove',
+      vm: input(vmPath, req.params, 'path').name,
+      ...input(removeBody, isEmptyBody(req.body) ? undefined : req.body, 'body'),
+    })),
   );
 
   // --- jobs --------------------------------------------------------------------------------------------
   app.get('/api/jobs', viewer, async (req, res) => {
-    const states = req.query.state ? String(req.query.state).split(',') : undefined;
+    const q = input(jobsQuery, req.query, 'query');
+    const states = q.state ? q.state.split(',') : undefined;
     for (const s of states ?? [])
       if (!(JOB_STATES as readonly string[]).includes(s))
         throw new ApiError(400, 'bad-parameter', `unknown job state "${s}"; use ${JOB_STATES.join(', ')}`);
-    const queue = req.query.queue ? String(req.query.queue) : undefined;
+    const queue = q.queue;
     res.json({
       jobs: await listJobs(rt, {
         ...(states ? { states: states as JobState[] } : {}),
-        limit: intParam(req.query.limit, 'limit') ?? 200,
+        limit: q.limit ?? 200,
         ...(queue ? { queue } : {}),
       }),
     });
   });
   app.get('/api/jobs/:queue/:id', viewer, async (req, res) => {
-    const j = await getJob(rt, String(req.params.queue), String(req.params.id));
-    if (!j) throw new ApiError(404, 'no-such-job', `no job ${req.params.id} in queue ${req.params.queue}`);
+    const { queue, id } = input(jobPath, req.params, 'path');
+    const j = await getJob(rt, queue, id);
+    if (!j) throw new ApiError(404, 'no-such-job', `no job ${id} in queue ${queue}`);
     res.json(j);
   });
   app.post('/api/jobs/:queue/:id/retry', operator, async (req, res) => {
-    res.status(202).json(await retryJob(rt, String(req.params.queue), String(req.params.id)));
+    const { queue, id } = input(jobPath, req.params, 'path');
+    res.status(202).json(await retryJob(rt, queue, id));
   });
 
   // --- dashboard ---------------------------------------------------------------------------------------
@@ -509,6 +570,7 @@ export function createApiApp(opts: ApiOptions): express.Express {
         path: req.path,
         error: err instanceof Error ? (err.stack ?? err.message) : String(err),
       });
+    if (e.status === 429) res.setHeader('Retry-After', '5');
     res.status(e.status).json({
       error: {
         code: e.code,
@@ -523,6 +585,10 @@ export function createApiApp(opts: ApiOptions): express.Express {
 
 function toApiError(err: unknown): ApiError {
   if (err instanceof ApiError) return err;
+  if (err instanceof InputError)
+    return new ApiError(400, 'bad-parameter', err.message, 'see docs/api.md for what this route takes', {
+      issues: err.issues,
+    });
   if (err instanceof InvalidSiteError)
     return new ApiError(
       422,
@@ -576,8 +642,17 @@ function toApiError(err: unknown): ApiError {
     );
   const status =
     (err as { status?: number; statusCode?: number })?.status ?? (err as { statusCode?: number })?.statusCode;
+  const type = (err as { type?: string }).type;
+  if (type === 'entity.parse.failed')
+    return new ApiError(400, 'bad-json', `the body is not JSON: ${err instanceof Error ? err.message : String(err)}`);
+  if (type === 'entity.too.large')
+    return new ApiError(
+      413,
+      'too-large',
+      `the body is larger than this route takes (${String((err as { limit?: number }).limit ?? '?')} bytes)`,
+    );
   if (typeof status === 'number' && status >= 400 && status < 500) {
-    // Body parser errors: malformed JSON, a body over the limit.
+    // Other body parser errors: an unsupported charset or encoding.
     return new ApiError(
       status,
       (err as { type?: string }).type ?? 'bad-request',

@@ -107,7 +107,10 @@ test('POST /api/rebalance: operators plan (dry run) and apply; bad input is refu
   t.is((await call('POST', '/api/rebalance', 'viewer', { dryRun: true })).status, 403);
   const bad = await call('POST', '/api/rebalance', 'operator', { mode: 'chaos' });
   t.is(bad.status, 400);
-  t.regex(bad.body.error.message, /mode must be performance or density/);
+  t.regex(bad.body.error.message, /body mode: expected one of "performance", "density", got "chaos"/);
+  t.deepEqual(bad.body.error.details.issues, [
+    { in: 'body', field: 'mode', expected: 'one of "performance", "density"', got: '"chaos"' },
+  ]);
   const dry = await call('POST', '/api/rebalance', 'operator', { dryRun: true });
   t.is(dry.status, 200);
   t.true(

@@ -106,8 +106,9 @@ test('re-submitting identical content stores nothing and says "no changes", also
 test('concurrent identical submits store one version; the other is told there is nothing to change', async (t) => {
   const { s, call } = await withApi(t, TWO);
   const xml = siteXml(TWO, [{ name: 'a', host: 'h1', mem: 256 }]);
-  const answers = await Promise.all([1, 2, 3].map(() => call('POST', '/api/site?base=0', 'admin', { xml })));
-  t.deepEqual(answers.map((a) => a.status).sort(), [200, 200, 201]);
+  // Two at once: one identity may have two site files parsing at a time (XSM_SITE_PARSES_PER_TOKEN).
+  const answers = await Promise.all([1, 2].map(() => call('POST', '/api/site?base=0', 'admin', { xml })));
+  t.deepEqual(answers.map((a) => a.status).sort(), [200, 201]);
   t.is(await s.rt.sites.currentVersion(), 1);
 });
 
