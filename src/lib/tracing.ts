@@ -52,8 +52,9 @@ export async function startTracing(service: string, env: NodeJS.ProcessEnv = pro
       import('@opentelemetry/exporter-trace-otlp-http'),
       import('@opentelemetry/resources'),
     ]);
-  // The exporter reads the endpoint variables itself (the general one gets /v1/traces appended).
-  const exporter = new OTLPTraceExporter();
+  // As the OTLP specification says: the traces endpoint as given, or the general one with /v1/traces.
+  const url = env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? `${endpoint.replace(/\/$/, '')}/v1/traces`;
+  const exporter = new OTLPTraceExporter({ url });
   const provider = new NodeTracerProvider({
     resource: resourceFromAttributes({ 'service.name': env.OTEL_SERVICE_NAME ?? service }),
     spanProcessors: [new BatchSpanProcessor(exporter, { scheduledDelayMillis: 500 })],
