@@ -11,6 +11,7 @@
 // Agents run in worker processes (XSM_BENCH_PROCS, default 2), each hosting a share of the simulated
 // hosts' agents, as on a real site every Dom0 runs its own agent; the simulated hosts use zero-delay
 // timing so what is measured is XSM's own overhead: Redis, BullMQ, journals, planning.
+import { flushTracing, startTracing } from '../src/lib/tracing.ts';
 import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
@@ -57,6 +58,7 @@ async function child(init: ChildInit): Promise<void> {
     const cpu = process.cpuUsage(cpu0);
     await Promise.all(agents.map((a) => a.close()));
     await rt.close();
+    await flushTracing();
     process.send!({ cpuMs: (cpu.user + cpu.system) / 1000 }, () => process.exit(0));
   });
 }
@@ -307,12 +309,16 @@ async function main(): Promise<void> {
 }
 
 if (process.argv.includes('--child')) {
+  // Traced when bench/tracing-overhead.ts sets OTEL_EXPORTER_OTLP_ENDPOINT; a no-op otherwise.
+  await startTracing('xsm-bench-agents');
   process.once('message', (init: ChildInit) => void child(init));
 } else if (process.argv.includes('--apply-run')) {
+  await startTracing('xsm-bench-control');
   const [label, hosts, vms, procs] = process.argv.slice(process.argv.indexOf('--apply-run') + 1);
   const onV5 = ['bullmq', 'ioredis'].every((m) => import.meta.resolve(m).includes('/bullmq-v5/'));
   if (onV5 !== (process.env.XSM_BENCH_BULLMQ === '5')) throw new Error('bench/bullmq-major.mjs did not load');
   const r = await run(label!, Number(hosts), Number(vms), Number(procs));
+  await flushTracing();
   process.send!(r, () => process.exit(0));
 } else {
   await main();

@@ -9,6 +9,7 @@
 //   XSM_POWER_ALLOW_LOCAL=1 (lab only): BMCs on loopback or link-local addresses
 //   XSM_REDIS_URL, XSM_PREFIX
 
+import { startTracing } from '../src/lib/tracing.ts';
 import { tokensFromEnv } from '../src/api/auth.ts';
 import { powerPolicyFromEnv } from '../src/site/power-policy.ts';
 import { startApi } from '../src/api/listen.ts';
@@ -35,6 +36,9 @@ function envNumber(name: string, dflt: number): number {
 }
 
 const log = createLogger({ component: 'api' });
+// Before any queue or worker exists: they take BullMQ's telemetry when they are made.
+if (await startTracing('xsm-api'))
+  log.info('exporting traces over OTLP', { endpoint: process.env.OTEL_EXPORTER_OTLP_ENDPOINT });
 let tokens;
 try {
   tokens = tokensFromEnv();

@@ -2,6 +2,7 @@
 // concurrency is high on purpose: a deploy job mostly waits (for a boot, for the multicast round), and
 // the machines of one session must all be in their transfer step at once.
 
+import { bullmqTelemetry } from '../src/lib/tracing.ts';
 import { Worker, type Job } from 'bullmq';
 import { workerConnectionOptions } from '../src/lib/redis.ts';
 import { DEPLOY_QUEUE, processDeploy } from '../src/deploy/deploy-job.ts';
@@ -12,6 +13,7 @@ export function startDeployWorker(
   opts: { concurrency?: number; lockDurationMs?: number; stalledIntervalMs?: number } = {},
 ): Worker {
   const worker = new Worker(DEPLOY_QUEUE, async (job: Job<DeployJobData>) => processDeploy(env, job), {
+    ...bullmqTelemetry(),
     connection: workerConnectionOptions(env.rt.config),
     prefix: env.rt.config.prefix,
     concurrency: opts.concurrency ?? 64,

@@ -12,6 +12,7 @@
 //   XSM_POWER_ALLOW_LOCAL=1 (lab only: BMCs on loopback/link-local addresses)
 //   XSM_REDIS_URL, XSM_PREFIX
 
+import { startTracing } from '../src/lib/tracing.ts';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DnsmasqService } from '../src/deploy/dnsmasq.ts';
@@ -33,6 +34,9 @@ function fail(message: string): never {
 const need = (k: string) => process.env[k] || fail(`set ${k}`);
 
 const log = createLogger({ component: 'deploy' });
+// Before any queue or worker exists: they take BullMQ's telemetry when they are made.
+if (await startTracing('xsm-deploy'))
+  log.info('exporting traces over OTLP', { endpoint: process.env.OTEL_EXPORTER_OTLP_ENDPOINT });
 let powerPolicy: PowerPolicy;
 try {
   powerPolicy = powerPolicyFromEnv();

@@ -2,6 +2,7 @@
 // hypervisor, and reports observed state with a heartbeat. It also keeps the last applied site file on
 // local disk, so a Dom0 knows its intended VMs even while Redis is unreachable.
 
+import { ATTR, bullmqTelemetry, inSpan, tracedDriver } from '../src/lib/tracing.ts';
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -127,12 +128,26 @@ export function freshAfterCall(fn: () => Promise<void>): () => Promise<void> {
 }
 
 export function startHostAgent(opts: HostAgentOptions): { worker: Worker; close: () => Promise<void> } {
-  const { rt, hv, log } = opts;
-  const host = hv.hostName;
+  const { rt, log } = opts;
+  const host = opts.hv.hostName;
+  // Every toolstack call a span (`xl.migrate`, ...) when tracing is on; the driver itself otherwise.
+  const hv = tracedDriver(opts.hv, 'xl', { [ATTR.host]: host });
   let cachedVersion = 0;
   const observe = freshAfterCall(() => reportObserved(rt, hv));
   const remote = queueRemote(rt, opts.partWaitMs ?? 600_000);
-  const processor = async (job: Job<ActionJobData>) => {
+  const processor = (job: Job<ActionJobData>) =>
+    inSpan(
+      `${job.data.action.kind} ${job.data.action.vm}`,
+      {
+        [ATTR.host]: host,
+        [ATTR.vm]: job.data.action.vm,
+        [ATTR.version]: job.data.version,
+        [ATTR.action]: job.data.action.id,
+        [ATTR.job]: job.id ?? '',
+      },
+      () => runAction(job),
+    );
+  const runAction = async (job: Job<ActionJobData>) => {
     const { workflow, steps, rollback } = stepsFor(job.data);
     const jobLog = log.child({ host, job: job.id, vm: job.data.action.vm });
     const a = job.data.action;
@@ -166,6 +181,7 @@ export function startHostAgent(opts: HostAgentOptions): { worker: Worker; close:
     concurrency: opts.concurrency ?? 4,
     lockDuration: opts.lockDurationMs ?? 30000,
     stalledInterval: Math.max(1000, Math.floor((opts.lockDurationMs ?? 30000) / 2)),
+    ...bullmqTelemetry(),
   });
   worker.on('error', (e) => log.error('worker error', { host, error: e.message }));
   const beat = async () => {

@@ -8,6 +8,7 @@
 //   XSM_GMOND (host:port), XSM_HOST_ADDRESS: publish host and VM metrics to Ganglia via gmetric
 //   XSM_HEARTBEAT_MS, XSM_LOCK_MS, XSM_CONCURRENCY, XSM_REDIS_URL, XSM_PREFIX
 
+import { startTracing } from '../src/lib/tracing.ts';
 import { DirSimStore, SimulatedXenHost, provisionSimHost } from '../src/drivers/hypervisor/simulated.ts';
 import { XlHypervisor } from '../src/drivers/hypervisor/xl.ts';
 import { LocalShell } from '../src/drivers/shell.ts';
@@ -41,6 +42,9 @@ const nameErr = checkName(host, 'XSM_HOST');
 if (nameErr) fail(nameErr);
 const kind = process.env.XSM_HYPERVISOR ?? 'xl';
 const log = createLogger({ component: 'host-agent', host });
+// Before any queue or worker exists: they take BullMQ's telemetry when they are made.
+if (await startTracing('xsm-host-agent'))
+  log.info('exporting traces over OTLP', { endpoint: process.env.OTEL_EXPORTER_OTLP_ENDPOINT });
 const rt = new XsmRuntime(redisConfigFromEnv());
 await upgradeQueueData(rt.redis, rt.config.prefix, log).catch((e: unknown) => fail(errorMessage(e)));
 

@@ -2,6 +2,7 @@
 // single VM operations; retry jobs. Everything it knows is in Redis, so any host can serve it and several
 // may at once. The queue dashboard (bull-board) is mounted at /admin/queues behind the same tokens.
 
+import { httpSpans } from '../lib/tracing.ts';
 import { HealthStore } from '../failover/health.ts';
 import { mountMonitoringRoutes } from './monitoring.ts';
 import { mountDeployRoutes } from './deploy-routes.ts';
@@ -163,6 +164,8 @@ export function createApiApp(opts: ApiOptions): express.Express {
   const { rt, tokens, log } = opts;
   const app = express();
   app.disable('x-powered-by');
+  // First of all: the request's span, active while its route runs (src/lib/tracing.ts).
+  app.use(httpSpans());
   app.set('query parser', 'simple');
 
   const guard =

@@ -1,6 +1,7 @@
 // The handles every XSM process shares: one Redis connection for commands, the stores, and queues
 // created on demand. Built once per process in a workers/*.ts entry point and passed down.
 
+import { bullmqTelemetry } from '../lib/tracing.ts';
 import { FlowProducer, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { closeWhenReady, connectRedis, type RedisConfig } from '../lib/redis.ts';
@@ -22,12 +23,16 @@ export class XsmRuntime {
     this.sites = new SiteStore(this.redis, config.prefix);
     this.observed = new ObservedStore(this.redis, config.prefix);
     this.applies = new ApplyStore(this.redis, config.prefix);
-    this.flows = new FlowProducer({ connection: this.redis, prefix: config.prefix });
+    this.flows = new FlowProducer({ connection: this.redis, prefix: config.prefix, ...bullmqTelemetry() });
   }
 
   queue(name: string): Queue {
     let q = this.queues.get(name);
-    if (!q) this.queues.set(name, (q = new Queue(name, { connection: this.redis, prefix: this.config.prefix })));
+    if (!q)
+      this.queues.set(
+        name,
+        (q = new Queue(name, { connection: this.redis, prefix: this.config.prefix, ...bullmqTelemetry() })),
+      );
     return q;
   }
   control(): Queue {

@@ -5,6 +5,7 @@
 // once armed, a final failure runs them (journaled too, so a crash mid-rollback resumes it) and the job
 // fails with what was put back.
 
+import { ATTR, inSpan } from './tracing.ts';
 import type { Job } from 'bullmq';
 import type { Logger } from './log.ts';
 
@@ -188,7 +189,14 @@ async function runForward<C>(
     stepLog.info(resumed ? 'step resumed' : 'step started', { attempt: state.attempts?.[step.name] });
     const started = Date.now();
     const running = state;
-    await step.run(ctx, { log: stepLog, resumed, report: (detail) => journal.record(running, { ...base, ...detail }) });
+    await inSpan(`step ${step.name}`, { [ATTR.step]: step.name, [ATTR.workflow]: workflow }, (span) => {
+      if (resumed) span.setAttribute('xsm.step.resumed', true);
+      return step.run(ctx, {
+        log: stepLog,
+        resumed,
+        report: (detail) => journal.record(running, { ...base, ...detail }),
+      });
+    });
     state = { ...state, done: [...state.done, step.name], current: undefined };
     const next = pending[k + 1];
     if (next) {

@@ -3,6 +3,7 @@
 // and the QMP socket pass the power policy (src/site/power-policy.ts): the site file was checked when it
 // was submitted, but the files may have changed since, and a stored version may predate the policy.
 
+import { ATTR, tracedDriver } from '../../lib/tracing.ts';
 import type { Redis } from 'ioredis';
 import type { PowerSpec } from '../../site/model.ts';
 import {
@@ -30,6 +31,14 @@ export interface PowerDeps {
 }
 
 export async function powerFor(host: string, spec: PowerSpec | undefined, deps: PowerDeps): Promise<PowerControl> {
+  // Every power call a span (`power.off`, ...) when tracing is on.
+  return tracedDriver(await selectPower(host, spec, deps), 'power', {
+    [ATTR.host]: host,
+    'xsm.power.driver': spec?.driver ?? 'manual',
+  });
+}
+
+async function selectPower(host: string, spec: PowerSpec | undefined, deps: PowerDeps): Promise<PowerControl> {
   const need = (v: string | undefined, what: string): string => {
     if (!v)
       throw new PermanentError(
