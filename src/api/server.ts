@@ -2,6 +2,8 @@
 // single VM operations; retry jobs. Everything it knows is in Redis, so any host can serve it and several
 // may at once. The queue dashboard (bull-board) is mounted at /admin/queues behind the same tokens.
 
+import { openApiDocument } from './openapi.ts';
+import { readFileSync } from 'node:fs';
 import { httpSpans } from '../lib/tracing.ts';
 import { HealthStore } from '../failover/health.ts';
 import { mountMonitoringRoutes } from './monitoring.ts';
@@ -136,6 +138,18 @@ function planAnswer(plan: StoredPlan | PlanRecord) {
   };
 }
 
+/** The package's version, for the OpenAPI document's info. */
+function packageVersion(): string {
+  for (const up of ['../../package.json', '../../../package.json']) {
+    try {
+      return (JSON.parse(readFileSync(new URL(up, import.meta.url), 'utf8')) as { version: string }).version;
+    } catch {
+      // compiled one level deeper: try the next
+    }
+  }
+  return '0.0.0';
+}
+
 /** express.json leaves `{}` (or nothing) when a DELETE carries no body. */
 function isEmptyBody(body: unknown): boolean {
   return body === undefined || (typeof body === 'object' && body !== null && Object.keys(body).length === 0);
@@ -230,6 +244,12 @@ export function createApiApp(opts: ApiOptions): express.Express {
     return r;
   };
   const json = express.json({ limit: '1mb' });
+
+  // The contract, generated from the route schemas (src/api/openapi.ts); public like /api/health.
+  const openapi = openApiDocument(packageVersion());
+  app.get('/api/openapi.json', (_req, res) => {
+    res.json(openapi);
+  });
 
   app.get('/api/health', async (_req, res) => {
     await rt.redis.ping();

@@ -1,0 +1,365 @@
+// The API's contract as OpenAPI 3.1, generated from the same zod schemas the routes parse their input with
+// (src/api/schemas.ts), so the document cannot promise a parameter a route refuses or miss one it takes.
+// Served at GET /api/openapi.json; a test validates it with an OpenAPI validator and checks that every
+// route the app serves is in it and in docs/api.md.
+
+import { z } from 'zod';
+import * as S from './schemas.ts';
+import type { Role } from './auth.ts';
+
+export interface RouteDoc {
+  method: 'get' | 'post' | 'put' | 'delete';
+  /** Express form: `/api/vms/:name/migrate`. */
+  path: string;
+  summary: string;
+  /** Who may call it; undefined: no token needed. */
+  role?: Role;
+  params?: z.ZodObject;
+  query?: z.ZodObject;
+  body?: { json: z.ZodType } | { xml: true } | { form: true };
+  /** Success status and what it answers. */
+  ok: [number, string];
+  /** Refusals besides 400/401/403 that are part of the route's contract. */
+  errors?: number[];
+}
+
+const json = (schema: z.ZodType) => ({ json: schema });
+
+export const ROUTES: RouteDoc[] = [
+  { method: 'get', path: '/api/health', summary: 'Redis answers', ok: [200, '{"ok": true}'] },
+  { method: 'get', path: '/api/openapi.json', summary: 'this document', ok: [200, 'OpenAPI 3.1'] },
+  {
+    method: 'get',
+    path: '/api/site',
+    summary: 'current, applied and converged version',
+    role: 'viewer',
+    ok: [200, '{version, applied, converged, author?, reason?, time?, base?}'],
+  },
+  {
+    method: 'get',
+    path: '/api/site/versions',
+    summary: 'history, newest first',
+    role: 'viewer',
+    query: S.versionsQuery,
+    ok: [200, '{versions}'],
+  },
+  {
+    method: 'get',
+    path: '/api/site/versions/:version',
+    summary: 'one version: XML, meta, stored plan and apply outcome',
+    role: 'viewer',
+    params: S.versionPath,
+    ok: [200, 'the version'],
+    errors: [404],
+  },
+  {
+    method: 'get',
+    path: '/api/site/versions/:version/outcome',
+    summary: "how the version's plan ran",
+    role: 'viewer',
+    params: S.versionPath,
+    ok: [200, '{version, state, summary?, actions}'],
+    errors: [404],
+  },
+  {
+    method: 'post',
+    path: '/api/site/validate',
+    summary: 'validate a site file; nothing stored',
+    role: 'viewer',
+    query: S.fileQuery,
+    body: { xml: true },
+    ok: [200, '{ok, errors, warnings}'],
+    errors: [413, 422, 429],
+  },
+  {
+    method: 'post',
+    path: '/api/site/plan',
+    summary: 'the plan a site file would get now; nothing stored',
+    role: 'viewer',
+    query: S.fileQuery,
+    body: { xml: true },
+    ok: [200, '{plan, planHash, base, observedAt, xmlHash, warnings}'],
+    errors: [413, 422, 429],
+  },
+  {
+    method: 'post',
+    path: '/api/site',
+    summary: 'store a new version (planned once) and apply it',
+    role: 'operator',
+    query: S.submitQuery,
+    body: { xml: true },
+    ok: [201, '{version, plan, planHash, ...}; 200 {unchanged: true} when identical'],
+    errors: [409, 413, 422, 429],
+  },
+  {
+    method: 'post',
+    path: '/api/site/versions/:version/apply',
+    summary: '(re-)enqueue the apply of the current version',
+    role: 'operator',
+    params: S.versionPath,
+    ok: [202, '{version, applyJob, duplicate}'],
+    errors: [404, 409],
+  },
+  {
+    method: 'get',
+    path: '/api/hosts',
+    summary: 'inventory merged with what agents report',
+    role: 'viewer',
+    ok: [200, '{hosts}'],
+  },
+  {
+    method: 'get',
+    path: '/api/vms',
+    summary: "each VM's desired and observed placement",
+    role: 'viewer',
+    ok: [200, '{vms, unmanaged}'],
+  },
+  {
+    method: 'post',
+    path: '/api/vms/:name/migrate',
+    summary: 'move a VM (a new version)',
+    role: 'operator',
+    params: S.vmPath,
+    body: json(S.migrateBody),
+    ok: [202, '{version, reason, plan, ...}'],
+    errors: [404, 409, 422],
+  },
+  {
+    method: 'post',
+    path: '/api/vms/:name/reconfigure',
+    summary: "change a VM's memory and/or vCPUs (a new version)",
+    role: 'operator',
+    params: S.vmPath,
+    body: json(S.reconfigureBody),
+    ok: [202, '{version, reason, plan, ...}'],
+    errors: [404, 409, 422],
+  },
+  {
+    method: 'delete',
+    path: '/api/vms/:name',
+    summary: 'remove a VM (a new version; needs consent)',
+    role: 'operator',
+    params: S.vmPath,
+    body: json(S.removeBody.unwrap()),
+    ok: [202, '{version, reason, plan, ...}'],
+    errors: [404, 409],
+  },
+  {
+    method: 'get',
+    path: '/api/jobs',
+    summary: 'jobs across the control and host queues, newest first',
+    role: 'viewer',
+    query: S.jobsQuery,
+    ok: [200, '{jobs}'],
+  },
+  {
+    method: 'get',
+    path: '/api/jobs/:queue/:id',
+    summary: 'one job',
+    role: 'viewer',
+    params: S.jobPath,
+    ok: [200, 'the job'],
+    errors: [404],
+  },
+  {
+    method: 'post',
+    path: '/api/jobs/:queue/:id/retry',
+    summary: 'retry a failed job from the step it failed at',
+    role: 'operator',
+    params: S.jobPath,
+    ok: [202, 'the job'],
+    errors: [404, 409],
+  },
+  {
+    method: 'get',
+    path: '/api/audit',
+    summary: 'the audit log, newest first',
+    role: 'viewer',
+    query: S.auditQuery,
+    ok: [200, '{entries}'],
+  },
+  {
+    method: 'post',
+    path: '/api/rebalance',
+    summary: 'plan (dry run) or write live migrations that lower imbalance',
+    role: 'operator',
+    body: json(S.rebalanceBody.unwrap()),
+    ok: [200, '{baseVersion, version?, moves, imbalanceBefore, imbalanceAfter}; 202 when written'],
+    errors: [409],
+  },
+  {
+    method: 'get',
+    path: '/api/rebalance/schedule',
+    summary: 'the rebalancing schedule',
+    role: 'viewer',
+    ok: [200, '{everyMinutes, next?, request?}'],
+  },
+  {
+    method: 'put',
+    path: '/api/rebalance/schedule',
+    summary: 'set the rebalancing schedule (0 removes it)',
+    role: 'admin',
+    body: json(S.scheduleBody),
+    ok: [200, '{everyMinutes, request}'],
+  },
+  {
+    method: 'get',
+    path: '/api/hosts/health',
+    summary: 'hosts failover suspects, is fencing, has fenced or failed to fence',
+    role: 'viewer',
+    ok: [200, '{health}'],
+  },
+  {
+    method: 'post',
+    path: '/api/hosts/:name/power/confirm',
+    summary: 'confirm a manual power switch XSM asked for',
+    role: 'operator',
+    params: S.namePath,
+    ok: [200, '{host, confirmed}'],
+    errors: [409],
+  },
+  {
+    method: 'post',
+    path: '/api/hosts/deploy',
+    summary: 'PXE-boot, image and verify machines as Xen hosts',
+    role: 'operator',
+    body: json(S.deployBody),
+    ok: [202, '{session, jobs, queue}'],
+    errors: [422],
+  },
+  {
+    method: 'get',
+    path: '/api/hosts/:name/deploy',
+    summary: "a host's deployment state",
+    role: 'viewer',
+    params: S.namePath,
+    ok: [200, '{host, ...}'],
+    errors: [404],
+  },
+  {
+    method: 'get',
+    path: '/metrics',
+    summary: 'Prometheus metrics',
+    role: 'viewer',
+    ok: [200, 'Prometheus text format'],
+  },
+  { method: 'get', path: '/admin/login', summary: 'the browser login form', ok: [200, 'HTML'] },
+  {
+    method: 'post',
+    path: '/admin/login',
+    summary: 'log a browser in (sets a cookie)',
+    body: { form: true },
+    ok: [303, 'redirect to the console or the job dashboard'],
+    errors: [403],
+  },
+  { method: 'get', path: '/admin/site', summary: 'the site console (HTML)', role: 'viewer', ok: [200, 'HTML'] },
+  {
+    method: 'get',
+    path: '/admin/site/data.json',
+    summary: "the console's data",
+    role: 'viewer',
+    ok: [200, '{hosts, vms, ...}'],
+  },
+];
+
+const jsonSchema = (schema: z.ZodType) => {
+  const { $schema: _drop, ...rest } = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as Record<
+    string,
+    unknown
+  >;
+  return rest;
+};
+
+function parameters(where: 'path' | 'query', schema: z.ZodObject | undefined) {
+  if (!schema) return [];
+  const s = jsonSchema(schema) as { properties?: Record<string, object>; required?: string[] };
+  return Object.entries(s.properties ?? {}).map(([name, prop]) => ({
+    name,
+    in: where,
+    required: where === 'path' || (s.required ?? []).includes(name),
+    schema: prop,
+  }));
+}
+
+const STATUS_TEXT: Record<number, string> = {
+  400: 'bad-parameter, bad-json or no-site-file: details.issues names each field',
+  401: 'no or unknown token',
+  403: 'the role, Set ownership or <Power> rule refuses it: details.changes names what',
+  404: 'no such version, VM, job or host',
+  409: 'stale-version, stale-plan, consent-required, superseded, not-failed, not-current, no-site',
+  413: 'too-large: the body is over the limit',
+  422: 'invalid-site (details lists file:line:col issues) or impossible-plan',
+  429: 'too-many-parses: wait for Retry-After',
+};
+
+export function openApiDocument(version: string): object {
+  const paths: Record<string, Record<string, object>> = {};
+  for (const r of ROUTES) {
+    const path = r.path.replace(/:([A-Za-z]+)/g, '{$1}');
+    const errors = [...new Set([400, ...(r.role ? [401, 403] : []), ...(r.errors ?? [])])].sort();
+    const error = { content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } };
+    paths[path] ??= {};
+    paths[path][r.method] = {
+      operationId: `${r.method}${r.path.replace(/[^A-Za-z0-9]+(.)?/g, (_m, c: string | undefined) => (c ?? '').toUpperCase())}`,
+      summary: r.summary,
+      ...(r.role ? { security: [{ bearer: [] }], 'x-xsm-role': r.role } : { security: [] }),
+      parameters: [...parameters('path', r.params), ...parameters('query', r.query)],
+      ...(r.body
+        ? {
+            requestBody: {
+              required: !('json' in r.body) || r.method !== 'delete',
+              content:
+                'json' in r.body
+                  ? { 'application/json': { schema: jsonSchema(r.body.json) } }
+                  : 'xml' in r.body
+                    ? {
+                        'application/xml': {
+                          schema: { type: 'string', description: 'a site file (docs/site-file.md)' },
+                        },
+                      }
+                    : {
+                        'application/x-www-form-urlencoded': {
+                          schema: { type: 'object', properties: { token: { type: 'string' } }, required: ['token'] },
+                        },
+                      },
+            },
+          }
+        : {}),
+      responses: {
+        [String(r.ok[0])]: { description: r.ok[1] },
+        ...Object.fromEntries(errors.map((s) => [String(s), { description: STATUS_TEXT[s] ?? 'error', ...error }])),
+      },
+    };
+  }
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'XSM — Xen Site Manager API',
+      version,
+      description: 'Generated from the schemas the routes check their input with. Prose: docs/api.md.',
+    },
+    servers: [{ url: '/' }],
+    components: {
+      securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
+      schemas: {
+        Error: {
+          type: 'object',
+          required: ['error'],
+          properties: {
+            error: {
+              type: 'object',
+              required: ['code', 'message'],
+              properties: {
+                code: { type: 'string' },
+                message: { type: 'string' },
+                hint: { type: 'string' },
+                details: {},
+              },
+            },
+          },
+        },
+      },
+    },
+    paths,
+  };
+}
