@@ -384,14 +384,27 @@ export class SimulatedXenHost implements Hypervisor {
       });
     await sleep((this.timing.migrateMsPerGiB * d.memMiB) / 1024);
     const now = Date.now();
-    await this.store.update(target.host, (t) => {
-      const inc = t.domains.find((x) => x.name === incoming);
-      if (!inc) throw new Error(`${target.host}: incoming domain ${incoming} vanished during migration`);
-      inc.name = name;
-      inc.state = 'running';
-      inc.cpuTimeSec = cpuNow(d, now);
-      inc.tickAt = now;
-    });
+    // Stop-and-copy: the sender suspends the guest before the receiver resumes it, as xl does, so the guest
+    // never runs on two hosts at once; if the receiver cannot take it, the sender resumes it.
+    const setSource = (state: SimDomain['state']) =>
+      this.store.update(this.hostName, (s) => {
+        const x = s.domains.find((y) => y.name === name);
+        if (x) x.state = state;
+      });
+    await setSource('paused');
+    await this.store
+      .update(target.host, (t) => {
+        const inc = t.domains.find((x) => x.name === incoming);
+        if (!inc) throw new Error(`${target.host}: incoming domain ${incoming} vanished during migration`);
+        inc.name = name;
+        inc.state = 'running';
+        inc.cpuTimeSec = cpuNow(d, now);
+        inc.tickAt = now;
+      })
+      .catch(async (e: unknown) => {
+        await setSource('running');
+        throw e;
+      });
     await this.store.update(this.hostName, (s) => {
       s.domains = s.domains.filter((x) => x.name !== name);
     });

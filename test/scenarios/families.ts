@@ -1,0 +1,276 @@
+// Scenario families, generated from a few shapes so each behaviour is tried on several placements. Every
+// scenario is checked against the hand-written invariants (invariants.ts) by the runner; `expect` on a
+// submit and `ends` say what the scenario means to exercise.
+import type { VmLine } from '../integration/fixtures.ts';
+import type { Scenario } from './runner.ts';
+
+const HOSTS = [
+  { name: 'h1', memMiB: 1024 },
+  { name: 'h2', memMiB: 1024 },
+  { name: 'h3', memMiB: 1024 },
+];
+const H = ['h1', 'h2', 'h3'];
+const vm = (i: number, host: string, over: Partial<VmLine> = {}): VmLine => ({
+  name: `vm${i}`,
+  host,
+  mem: 128,
+  ...over,
+});
+const spread = (n: number) => Array.from({ length: n }, (_, i) => vm(i, H[i % 3]!));
+
+export function lifecycleScenarios(): Scenario[] {
+  const out: Scenario[] = [];
+  for (let n = 1; n <= 8; n++)
+    out.push({
+      name: `create ${n} VMs over 3 hosts`,
+      hosts: HOSTS,
+      steps: [{ submit: spread(n), expect: 'stored' }],
+      ends: 'converged',
+    });
+  for (const n of [2, 3]) {
+    out.push({
+      name: `remove 1 of ${n} VMs with consent`,
+      hosts: HOSTS,
+      steps: [
+        { submit: spread(n), expect: 'stored' },
+        { submit: spread(n).slice(1), consent: true, expect: 'stored' },
+      ],
+      ends: 'converged',
+    });
+    out.push({
+      name: `remove 1 of ${n} VMs without consent is refused and stores nothing`,
+      hosts: HOSTS,
+      steps: [
+        { submit: spread(n), expect: 'stored' },
+        { submit: spread(n).slice(1), expect: 'refused' },
+      ],
+      ends: 'converged',
+    });
+  }
+  for (const n of [1, 2, 4])
+    out.push({
+      name: `resubmitting ${n} VMs unchanged stores nothing`,
+      hosts: HOSTS,
+      steps: [
+        { submit: spread(n), expect: 'stored' },
+        { submit: spread(n), expect: 'unchanged' },
+      ],
+      ends: 'converged',
+    });
+  for (const n of [1, 3])
+    out.push({
+      name: `remove all ${n} VMs with consent`,
+      hosts: HOSTS,
+      steps: [
+        { submit: spread(n), expect: 'stored' },
+        { submit: [], consent: true, expect: 'stored' },
+      ],
+      ends: 'converged',
+    });
+  for (const host of ['h1', 'h2'])
+    out.push({
+      name: `a VM that does not fit ${host} is refused at plan time`,
+      hosts: HOSTS,
+      steps: [
+        { submit: [vm(0, host)], expect: 'stored' },
+        { submit: [vm(0, host), vm(1, host, { mem: 2048 })], expect: 'refused' },
+      ],
+      ends: 'converged',
+    });
+  out.push({
+    name: 'a VM on an undeclared host is refused',
+    hosts: HOSTS,
+    steps: [
+      { submit: [vm(0, 'h1')], expect: 'stored' },
+      { submit: [vm(0, 'h1'), vm(1, 'h9')], expect: 'refused' },
+    ],
+    ends: 'converged',
+  });
+  return out;
+}
+
+export function changeScenarios(): Scenario[] {
+  const out: Scenario[] = [];
+  for (const from of H)
+    for (const to of H)
+      if (from !== to)
+        out.push({
+          name: `live migrate vm0 from ${from} to ${to} beside others`,
+          hosts: HOSTS,
+          steps: [
+            { submit: [vm(0, from), vm(1, to), vm(2, from)], expect: 'stored' },
+            { submit: [vm(0, to), vm(1, to), vm(2, from)], expect: 'stored' },
+          ],
+          ends: 'converged',
+        });
+  out.push({
+    name: 'a VM walks h1 -> h2 -> h3 -> h1 in three versions',
+    hosts: HOSTS,
+    steps: [
+      { submit: [vm(0, 'h1')], expect: 'stored' },
+      { submit: [vm(0, 'h2')], expect: 'stored' },
+      { submit: [vm(0, 'h3')], expect: 'stored' },
+      { submit: [vm(0, 'h1')], expect: 'stored' },
+    ],
+    ends: 'converged',
+  });
+  for (const [a, b] of [
+    ['h1', 'h2'],
+    ['h2', 'h3'],
+  ] as const)
+    out.push({
+      name: `swap two VMs between ${a} and ${b}`,
+      hosts: HOSTS,
+      steps: [
+        { submit: [vm(0, a), vm(1, b)], expect: 'stored' },
+        { submit: [vm(0, b), vm(1, a)], consent: true, expect: 'stored' },
+      ],
+      ends: 'converged',
+    });
+  for (const [what, before, after] of [
+    ['memory up', { mem: 128 }, { mem: 256 }],
+    ['memory down', { mem: 256 }, { mem: 128 }],
+    ['vCPUs up', { vcpus: 1 }, { vcpus: 2 }],
+    ['vCPUs down', { vcpus: 2 }, { vcpus: 1 }],
+  ] as const)
+    out.push({
+      name: `live reconfigure: ${what}`,
+      hosts: HOSTS,
+      steps: [
+        { submit: [vm(0, 'h1', before), vm(1, 'h2')], expect: 'stored' },
+        { submit: [vm(0, 'h1', after), vm(1, 'h2')], expect: 'stored' },
+      ],
+      ends: 'converged',
+    });
+  for (const [what, after] of [
+    ['memory', { mem: 256 }],
+    ['vCPUs', { vcpus: 2 }],
+  ] as const) {
+    out.push({
+      name: `restart reconfigure (${what}, no live growth) with consent`,
+      hosts: HOSTS,
+      steps: [
+        { submit: [vm(0, 'h1', { config: 'fixed' }), vm(1, 'h2')], expect: 'stored' },
+        { submit: [vm(0, 'h1', { config: 'fixed', ...after }), vm(1, 'h2')], consent: true, expect: 'stored' },
+      ],
+      ends: 'converged',
+    });
+    out.push({
+      name: `restart reconfigure (${what}) without consent is refused`,
+      hosts: HOSTS,
+      steps: [
+        { submit: [vm(0, 'h1', { config: 'fixed' })], expect: 'stored' },
+        { submit: [vm(0, 'h1', { config: 'fixed', ...after })], expect: 'refused' },
+      ],
+      ends: 'converged',
+    });
+  }
+  return out;
+}
+
+export function faultScenarios(): Scenario[] {
+  const out: Scenario[] = [];
+  for (const victim of [0, 1, 2])
+    out.push({
+      name: `vm${victim} destroyed behind XSM's back, then repaired by ?repair`,
+      hosts: HOSTS,
+      steps: [
+        { submit: spread(3), expect: 'stored' },
+        { destroy: `vm${victim}` },
+        { submit: spread(3), repair: true, expect: 'stored' },
+      ],
+      ends: 'converged',
+    });
+  for (const victim of [0, 1])
+    out.push({
+      name: `vm${victim} destroyed between storing a removal and running it`,
+      hosts: HOSTS,
+      steps: [
+        { submit: spread(2), expect: 'stored' },
+        { submit: spread(2).filter((v) => v.name !== `vm${victim}`), consent: true, apply: false, expect: 'stored' },
+        { destroy: `vm${victim}` },
+        { applyCurrent: true },
+      ],
+    });
+  for (const target of ['h2', 'h3'])
+    out.push({
+      name: `live migration onto ${target}, which someone else's guest has filled: refused by Xen, VM stays up`,
+      hosts: HOSTS,
+      steps: [
+        { submit: [vm(0, 'h1', { mem: 512 }), vm(1, target)], expect: 'stored' },
+        { hog: target, memMiB: 700 },
+        { submit: [vm(0, target, { mem: 512 }), vm(1, target)], expect: 'stored' },
+      ],
+      ends: 'partially-failed',
+    });
+  for (const target of ['h1', 'h3'])
+    out.push({
+      name: `create on a full ${target} fails and names why; creates elsewhere go on`,
+      hosts: HOSTS,
+      steps: [
+        { submit: [vm(9, 'h2')], expect: 'stored' },
+        { hog: target, memMiB: 1000 },
+        { submit: [vm(9, 'h2'), vm(0, target, { mem: 256 }), vm(1, 'h2')], expect: 'stored' },
+      ],
+      ends: 'partially-failed',
+    });
+  for (const victim of [0, 2])
+    out.push({
+      name: `vm${victim} destroyed behind XSM's back, then an unrelated change: its plan starts vm${victim} again`,
+      hosts: HOSTS,
+      steps: [
+        { submit: spread(3), expect: 'stored' },
+        { destroy: `vm${victim}` },
+        { submit: [...spread(3), vm(3, 'h1')], expect: 'stored' },
+      ],
+      ends: 'converged',
+    });
+  out.push({
+    name: 'a restart reconfigure whose new size no longer fits is rolled back: the VM runs as it was',
+    hosts: HOSTS,
+    steps: [
+      { submit: [vm(0, 'h1', { config: 'fixed', mem: 256 })], expect: 'stored' },
+      { hog: 'h1', memMiB: 700 },
+      { submit: [vm(0, 'h1', { config: 'fixed', mem: 512 })], consent: true, expect: 'stored' },
+    ],
+    ends: 'partially-failed',
+  });
+  return out;
+}
+
+export function raceScenarios(): Scenario[] {
+  const out: Scenario[] = [];
+  const base = spread(3);
+  const edits: [string, VmLine[]][] = [
+    ['add a VM', [...base, vm(3, 'h1')]],
+    ['move vm0', [vm(0, 'h2'), ...base.slice(1)]],
+    ['grow vm1', [base[0]!, vm(1, 'h2', { mem: 256 }), base[2]!]],
+    ['shrink vm2', [base[0]!, base[1]!, vm(2, 'h3', { mem: 64 })]],
+  ];
+  for (let i = 0; i < edits.length; i++)
+    for (let j = i + 1; j < edits.length; j++)
+      out.push({
+        name: `racing submits on one base: ${edits[i]![0]} vs ${edits[j]![0]}: one stored, one refused`,
+        hosts: HOSTS,
+        steps: [{ submit: base, expect: 'stored' }, { race: [edits[i]![1], edits[j]![1]] }],
+        ends: 'converged',
+      });
+  for (const [what, e] of edits.slice(0, 3))
+    out.push({
+      name: `three racing submits (${what} and two more): one stored`,
+      hosts: HOSTS,
+      steps: [{ submit: base, expect: 'stored' }, { race: [e, edits[3]![1], [...base, vm(7, 'h3')]] }],
+      ends: 'converged',
+    });
+  for (const n of [1, 2, 3])
+    out.push({
+      name: `${n + 1} identical racing submits: one stored, the others told nothing changed`,
+      hosts: HOSTS,
+      steps: [
+        { submit: base, expect: 'stored' },
+        { race: Array.from({ length: n + 1 }, () => [...base, vm(5, 'h1')]) },
+      ],
+      ends: 'converged',
+    });
+  return out;
+}

@@ -1,0 +1,107 @@
+// Each invariant fails on a trace crafted to break it, and holds on one that keeps it: an invariant that
+// cannot fail would prove nothing about the scenarios it checks.
+import test from 'ava';
+import {
+  endsConvergedOrExplained,
+  noUnplannedDown,
+  noVmRunsTwice,
+  onlyPlannedActionsRan,
+  refusedStoresNothing,
+  type Trace,
+} from './invariants.ts';
+
+const d = (name: string, state = 'running', memMiB = 256, vcpus = 1) => ({ name, state, memMiB, vcpus });
+
+function trace(over: Partial<Trace>): Trace {
+  return {
+    states: [],
+    submits: [{ version: 1 }],
+    plans: { 1: [{ id: 'create:a', kind: 'create', vm: 'a', disruptive: false }] },
+    storedVersions: [1],
+    jobs: [{ id: 'v1-create-a', queue: 'host-h1', version: 1, state: 'completed' }],
+    outOfBand: [],
+    unmanaged: [],
+    desired: [{ name: 'a', host: 'h1', memMiB: 256, vcpus: 1 }],
+    outcome: { version: 1, state: 'converged', actions: [{ id: 'create:a', vm: 'a', outcome: 'done' }] },
+    ...over,
+  };
+}
+
+test('no VM runs twice: a VM running on two hosts at one moment fails; a live migration handing over holds', (t) => {
+  const twice = trace({ states: [{ cause: 'h2', hosts: { h1: [d('a')], h2: [d('a')] } }] });
+  t.deepEqual(noVmRunsTwice(twice), ['state 0 (h2): a runs on h1 and h2']);
+  const handover = trace({
+    states: [
+      { cause: 'h2', hosts: { h1: [d('a')], h2: [d('a--incoming', 'paused')] } },
+      { cause: 'h1', hosts: { h1: [d('a', 'paused')], h2: [d('a--incoming', 'paused')] } },
+      { cause: 'h2', hosts: { h1: [d('a', 'paused')], h2: [d('a')] } },
+      { cause: 'h1', hosts: { h1: [], h2: [d('a')] } },
+    ],
+  });
+  t.deepEqual(noVmRunsTwice(handover), []);
+  t.deepEqual(noUnplannedDown(handover), [], 'and it was never down');
+});
+
+test('no unplanned down: a VM that vanishes, or crashes, without a disruptive action fails', (t) => {
+  const vanished = trace({
+    states: [
+      { cause: 'h1', hosts: { h1: [d('a')] } },
+      { cause: 'h1', hosts: { h1: [] } },
+    ],
+  });
+  t.deepEqual(noUnplannedDown(vanished), ['state 1 (h1): a went down, and no approved plan stopped it']);
+  const crashed = trace({
+    states: [
+      { cause: 'h1', hosts: { h1: [d('a')] } },
+      { cause: 'h1', hosts: { h1: [d('a', 'crashed')] } },
+    ],
+  });
+  t.is(noUnplannedDown(crashed).length, 1, 'a crashed domain is down');
+  const planned = trace({
+    states: vanished.states,
+    plans: { 1: [{ id: 'remove:a', kind: 'remove', vm: 'a', disruptive: true }] },
+  });
+  t.deepEqual(noUnplannedDown(planned), []);
+  t.deepEqual(noUnplannedDown({ ...vanished, outOfBand: ['a'] }), [], 'a fault took it down, not XSM');
+});
+
+test('ends converged or explained: a VM off its host or size, or left over, fails unless the outcome says why', (t) => {
+  const wrongHost = trace({ states: [{ cause: 'h2', hosts: { h1: [], h2: [d('a')] } }] });
+  t.regex(endsConvergedOrExplained(wrongHost)[0]!, /a should run on h1 .* but is running on h2/);
+  const wrongSize = trace({ states: [{ cause: 'h1', hosts: { h1: [d('a', 'running', 128)] } }] });
+  t.is(endsConvergedOrExplained(wrongSize).length, 1);
+  const leftover = trace({ states: [{ cause: 'h1', hosts: { h1: [d('a'), d('b')] } }] });
+  t.deepEqual(endsConvergedOrExplained(leftover), ['b is not in the last version but is still on h1']);
+  const explained = trace({
+    states: [{ cause: 'h1', hosts: { h1: [] } }],
+    outcome: {
+      version: 1,
+      state: 'partially-failed',
+      actions: [{ id: 'create:a', vm: 'a', outcome: 'failed', reason: 'no memory' }],
+    },
+  });
+  t.deepEqual(endsConvergedOrExplained(explained), []);
+  const silent = trace({
+    states: [{ cause: 'h1', hosts: { h1: [d('a')] } }],
+    outcome: { version: 1, state: 'partially-failed', actions: [] },
+  });
+  t.deepEqual(endsConvergedOrExplained(silent), [
+    'the apply of version 1 ended partially-failed without naming what failed',
+  ]);
+  t.deepEqual(endsConvergedOrExplained(trace({ states: [{ cause: 'h1', hosts: { h1: [d('a')] } }] })), []);
+});
+
+test('refused stores nothing: a stored version no submit was told of, or its jobs, fail', (t) => {
+  const sneaked = trace({ submits: [{ version: 1 }, { refused: 'stale' }], storedVersions: [1, 2] });
+  t.deepEqual(refusedStoresNothing(sneaked), ['version 2 is stored, but no submit was told it was']);
+  const ghostJob = trace({ jobs: [{ id: 'v2-create-b', queue: 'host-h1', version: 2, state: 'completed' }] });
+  t.deepEqual(refusedStoresNothing(ghostJob), ['job host-h1/v2-create-b ran for version 2, never stored']);
+  t.deepEqual(refusedStoresNothing(trace({})), []);
+});
+
+test('only planned actions ran: a job outside its version plan fails; parts of a planned action hold', (t) => {
+  const stray = trace({ jobs: [{ id: 'v1-remove-z', queue: 'host-h1', version: 1, state: 'completed' }] });
+  t.deepEqual(onlyPlannedActionsRan(stray), ["job host-h1/v1-remove-z is no action of version 1's plan (create:a)"]);
+  const part = trace({ jobs: [{ id: 'v1-create-a-part-1', queue: 'host-h2', version: 1, state: 'completed' }] });
+  t.deepEqual(onlyPlannedActionsRan(part), []);
+});

@@ -1,0 +1,194 @@
+// The invariants every scenario must keep, written by hand from what operators must be able to trust —
+// never a log recorded from a run. Each is a pure function of a run's trace that returns its violations
+// (empty: it held), so each can be shown to fail on a crafted bad trace (invariants.test.ts).
+
+/** One domain as a host holds it at one moment. */
+export interface DomainAt {
+  name: string;
+  state: string;
+  memMiB: number;
+  vcpus: number;
+}
+
+/** The whole simulated site after one change: every host's domains. */
+export interface WorldState {
+  /** What changed it: `h1` (a host's state was written), or `fault: ...`. */
+  cause: string;
+  hosts: Record<string, DomainAt[]>;
+}
+
+export interface PlannedAction {
+  id: string;
+  kind: string;
+  vm: string;
+  disruptive: boolean;
+}
+
+export interface SubmitRecord {
+  /** The version it stored; undefined when refused or unchanged. */
+  version?: number;
+  refused?: string;
+  unchanged?: boolean;
+}
+
+export interface JobRecord {
+  id: string;
+  queue: string;
+  version: number;
+  state: string;
+}
+
+export interface OutcomeRecord {
+  version: number;
+  state: string;
+  actions: { id: string; vm: string; outcome: string; reason?: string }[];
+}
+
+export interface DesiredVm {
+  name: string;
+  host: string;
+  memMiB: number;
+  vcpus: number;
+}
+
+export interface Trace {
+  states: WorldState[];
+  submits: SubmitRecord[];
+  /** Every stored version's plan, as stored. */
+  plans: Record<number, PlannedAction[]>;
+  /** Every version stored, read from the store at the end. */
+  storedVersions: number[];
+  jobs: JobRecord[];
+  /** VMs a fault stopped or destroyed behind XSM's back: their absence is not XSM's doing. */
+  outOfBand: string[];
+  /** Domains the scenario itself runs outside XSM (a memory hog): not managed VMs. */
+  unmanaged: string[];
+  /** The last stored version's desired VMs, and how its apply ended. */
+  desired: DesiredVm[];
+  outcome?: OutcomeRecord;
+}
+
+const RUNNING = new Set(['running', 'blocked']);
+/** Up: running, or paused during a live migration's stop-and-copy (sender) or as the receiver's copy. */
+const UP = new Set(['running', 'blocked', 'paused']);
+
+function baseName(domain: string): string {
+  return domain.replace(/--incoming$/, '');
+}
+
+/** 1. No VM runs on two hosts at once, at any moment. */
+export function noVmRunsTwice(t: Trace): string[] {
+  const out: string[] = [];
+  t.states.forEach((st, i) => {
+    const where = new Map<string, string[]>();
+    for (const [host, domains] of Object.entries(st.hosts))
+      for (const d of domains)
+        if (RUNNING.has(d.state) && !d.name.endsWith('--incoming'))
+          where.set(d.name, [...(where.get(d.name) ?? []), host]);
+    for (const [vm, hosts] of where)
+      if (hosts.length > 1) out.push(`state ${i} (${st.cause}): ${vm} runs on ${hosts.join(' and ')}`);
+  });
+  return out;
+}
+
+/**
+ * 2. No VM goes down that no approved plan stopped: once up, a VM stays up (somewhere) unless a stored plan
+ * has a disruptive action for it (remove, restart, cold move) or a fault took it down out of band.
+ * A crashed domain counts as down.
+ */
+export function noUnplannedDown(t: Trace): string[] {
+  const allowed = new Set([
+    ...t.outOfBand,
+    ...Object.values(t.plans).flatMap((p) => p.filter((a) => a.disruptive || a.kind === 'remove').map((a) => a.vm)),
+  ]);
+  const out: string[] = [];
+  const wasUp = new Set<string>();
+  t.states.forEach((st, i) => {
+    const up = new Set<string>();
+    for (const domains of Object.values(st.hosts))
+      for (const d of domains) if (UP.has(d.state)) up.add(baseName(d.name));
+    for (const vm of wasUp)
+      if (!up.has(vm) && !allowed.has(vm) && !t.unmanaged.includes(vm))
+        out.push(`state ${i} (${st.cause}): ${vm} went down, and no approved plan stopped it`);
+    for (const vm of up) wasUp.add(vm);
+    for (const vm of [...wasUp]) if (!up.has(vm)) wasUp.delete(vm);
+  });
+  return out;
+}
+
+/**
+ * 3. The run ends where the last version says, or its outcome names exactly what did not converge and why:
+ * every desired VM runs once, on its host, at its size, and no removed VM is left — or the outcome has a
+ * failed or blocked action, with a reason, for that VM.
+ */
+export function endsConvergedOrExplained(t: Trace): string[] {
+  const final = t.states.at(-1);
+  if (!final) return ['no state was recorded'];
+  const explained = new Map<string, string>();
+  for (const a of t.outcome?.actions ?? [])
+    if ((a.outcome === 'failed' || a.outcome === 'blocked') && a.reason) explained.set(a.vm, a.reason);
+  const out: string[] = [];
+  const seen = new Map<string, { host: string; d: DomainAt }[]>();
+  for (const [host, domains] of Object.entries(final.hosts))
+    for (const d of domains)
+      if (!t.unmanaged.includes(d.name)) seen.set(d.name, [...(seen.get(d.name) ?? []), { host, d }]);
+  for (const vm of t.desired) {
+    const at = seen.get(vm.name) ?? [];
+    const ok =
+      at.length === 1 &&
+      at[0]!.host === vm.host &&
+      RUNNING.has(at[0]!.d.state) &&
+      at[0]!.d.memMiB === vm.memMiB &&
+      at[0]!.d.vcpus === vm.vcpus;
+    if (!ok && !explained.has(vm.name))
+      out.push(
+        `${vm.name} should run on ${vm.host} with ${vm.memMiB} MiB / ${vm.vcpus} vCPUs but is ${at.map((a) => `${a.d.state} on ${a.host} with ${a.d.memMiB} MiB / ${a.d.vcpus}`).join(', ') || 'nowhere'}, and the outcome does not say why`,
+      );
+  }
+  const desired = new Set(t.desired.map((v) => v.name));
+  for (const [name, at] of seen)
+    if (!desired.has(name) && !explained.has(name))
+      out.push(`${name} is not in the last version but is still on ${at.map((a) => a.host).join(', ')}`);
+  if (t.outcome && t.outcome.state !== 'converged' && explained.size === 0)
+    out.push(`the apply of version ${t.outcome.version} ended ${t.outcome.state} without naming what failed`);
+  return out;
+}
+
+/** 4. Nothing from a refused submit is stored: the versions stored are exactly those submits were told. */
+export function refusedStoresNothing(t: Trace): string[] {
+  const told = new Set(t.submits.flatMap((s) => (s.version !== undefined && !s.unchanged ? [s.version] : [])));
+  const out: string[] = [];
+  for (const v of t.storedVersions) if (!told.has(v)) out.push(`version ${v} is stored, but no submit was told it was`);
+  for (const v of told)
+    if (!t.storedVersions.includes(v)) out.push(`a submit was told version ${v}, which is not stored`);
+  for (const j of t.jobs)
+    if (!t.storedVersions.includes(j.version))
+      out.push(`job ${j.queue}/${j.id} ran for version ${j.version}, never stored`);
+  return out;
+}
+
+/** 5. Every job that ran is an action of its version's approved plan (or a part of one). */
+export function onlyPlannedActionsRan(t: Trace): string[] {
+  const out: string[] = [];
+  for (const j of t.jobs) {
+    const plan = t.plans[j.version];
+    if (!plan) {
+      out.push(`job ${j.queue}/${j.id} ran for version ${j.version}, which has no stored plan`);
+      continue;
+    }
+    const ids = plan.map((a) => `v${j.version}-${a.id.replace(/:/g, '-')}`);
+    if (!ids.some((id) => j.id === id || j.id.startsWith(`${id}-`)))
+      out.push(
+        `job ${j.queue}/${j.id} is no action of version ${j.version}'s plan (${plan.map((a) => a.id).join(', ')})`,
+      );
+  }
+  return out;
+}
+
+export const INVARIANTS = {
+  noVmRunsTwice,
+  noUnplannedDown,
+  endsConvergedOrExplained,
+  refusedStoresNothing,
+  onlyPlannedActionsRan,
+};

@@ -1,0 +1,230 @@
+// Replays a scenario on the simulator through XSM's real path — submit (planned once, stored with its plan)
+// -> apply on the control queue -> per-host BullMQ jobs -> host agents -> simulated Xen hosts — against real
+// Redis, and records a trace: the whole site's domains after every change a simulated host makes, every
+// submit's answer, the stored plans, the jobs that ran, and how the last apply ended. The invariants
+// (invariants.ts) are then checked on the trace; a scenario never compares against a recorded log.
+
+import { MemorySimStore, type SimHostState } from '../../src/drivers/hypervisor/simulated.ts';
+import { submitSite } from '../../src/jobs/submit.ts';
+import { versionOutcome } from '../../src/jobs/inspect.ts';
+import { siteXml, type VmLine } from '../integration/fixtures.ts';
+import { startTestSite, type TestSite } from '../integration/harness.ts';
+import { INVARIANTS, type Trace, type WorldState } from './invariants.ts';
+
+export type Step =
+  /** Submit a version with these VMs (on the scenario's hosts). */
+  | {
+      submit: VmLine[];
+      consent?: boolean;
+      expect: 'stored' | 'refused' | 'unchanged';
+      apply?: boolean;
+      /** Store identical content again so its plan repairs drift. */
+      repair?: boolean;
+    }
+  /** Submit several versions at once on the same base: exactly one may be stored. */
+  | { race: VmLine[][] }
+  /** Destroy a VM behind XSM's back (drift). */
+  | { destroy: string }
+  /** Start an unmanaged domain using memory on a host (someone else's guest). */
+  | { hog: string; memMiB: number }
+  /** Enqueue the apply of the current version (stored with apply: false). */
+  | { applyCurrent: true };
+
+export interface Scenario {
+  name: string;
+  hosts: { name: string; memMiB: number; cpus?: number }[];
+  steps: Step[];
+  /** The last apply's end state the scenario means to reach (the invariants hold either way). */
+  ends?: 'converged' | 'partially-failed';
+}
+
+/** A simulator store that records the whole site's domains after every change, at the moment it is made. */
+class RecordingStore extends MemorySimStore {
+  private readonly mirror = new Map<string, SimHostState>();
+  constructor(private readonly states: WorldState[]) {
+    super();
+  }
+  private record(cause: string): void {
+    const hosts: WorldState['hosts'] = {};
+    for (const [name, s] of this.mirror)
+      hosts[name] = s.domains
+        .filter((d) => d.domid !== 0)
+        .map((d) => ({ name: d.name, state: d.state, memMiB: d.memMiB, vcpus: d.vcpus }));
+    this.states.push({ cause, hosts });
+  }
+  override async update<T>(host: string, fn: (s: SimHostState) => T): Promise<T> {
+    return super.update(host, (s) => {
+      const out = fn(s);
+      // Runs right before the store commits `s`: the recorded world is exactly the one after this change.
+      this.mirror.set(host, structuredClone(s));
+      this.record(host);
+      return out;
+    });
+  }
+  override async put(state: SimHostState): Promise<void> {
+    await super.put(state);
+    this.mirror.set(state.name, structuredClone(state));
+  }
+  /** A change made outside any host's toolstack (a fault). */
+  async fault(host: string, cause: string, fn: (s: SimHostState) => void): Promise<void> {
+    await super.update(host, (s) => {
+      fn(s);
+      this.mirror.set(host, structuredClone(s));
+      this.record(cause);
+    });
+  }
+}
+
+const refusal = (e: unknown) => (e instanceof Error ? `${e.name}: ${e.message}` : String(e));
+
+export async function runScenario(sc: Scenario): Promise<{ trace: Trace; problems: string[] }> {
+  const trace: Trace = {
+    states: [],
+    submits: [],
+    plans: {},
+    storedVersions: [],
+    jobs: [],
+    outOfBand: [],
+    unmanaged: [],
+    desired: [],
+  };
+  const problems: string[] = [];
+  const store = new RecordingStore(trace.states);
+  const s: TestSite = await startTestSite(sc.hosts, { store });
+  try {
+    type Answer = { version?: number; unchanged?: boolean; refused?: string };
+    const submit = async (
+      vms: VmLine[],
+      consent: boolean,
+      apply: boolean,
+      base?: number,
+      repair = false,
+    ): Promise<Answer> => {
+      const b = base ?? (await s.rt.sites.currentVersion());
+      try {
+        const r = await submitSite(s.rt, {
+          xml: siteXml(sc.hosts, vms),
+          file: `${sc.name}.xml`,
+          base: b,
+          author: 'scenario',
+          reason: sc.name,
+          consent: consent ? 'operator' : 'none',
+          apply,
+          repair,
+        });
+        const rec = r.unchanged ? { version: r.version, unchanged: true } : { version: r.version };
+        trace.submits.push(rec);
+        return rec;
+      } catch (e) {
+        const rec = { refused: refusal(e) };
+        trace.submits.push(rec);
+        return rec;
+      }
+    };
+    for (const [i, step] of sc.steps.entries()) {
+      if ('submit' in step) {
+        const r = await submit(step.submit, step.consent ?? false, step.apply ?? true, undefined, step.repair ?? false);
+        const got = r.refused !== undefined ? 'refused' : r.unchanged ? 'unchanged' : 'stored';
+        if (got !== step.expect) problems.push(`step ${i}: expected ${step.expect}, got ${got} ${JSON.stringify(r)}`);
+        if (got === 'stored' && (step.apply ?? true)) await s.waitApplyEnded(r.version!, 30_000);
+      } else if ('race' in step) {
+        const base = await s.rt.sites.currentVersion();
+        const rs = await Promise.all(step.race.map((vms) => submit(vms, true, true, base)));
+        const stored = rs.filter((r) => r.version !== undefined && !r.unchanged);
+        if (stored.length !== 1) problems.push(`step ${i}: ${stored.length} racing submits were stored, not 1`);
+        for (const r of stored) await s.waitApplyEnded(r.version!, 30_000);
+      } else if ('destroy' in step) {
+        trace.outOfBand.push(step.destroy);
+        for (const host of sc.hosts.map((h) => h.name))
+          await store.fault(host, `fault: destroy ${step.destroy}`, (st) => {
+            st.domains = st.domains.filter((d) => d.name !== step.destroy);
+          });
+        // The agents report within a heartbeat: the planner sees the drift.
+        await eventually(async () =>
+          Object.values((await s.rt.observed.all()).hosts).every(
+            (h) => !h.domains.some((d) => d.name === step.destroy),
+          ),
+        );
+      } else if ('hog' in step) {
+        const name = `hog${i}`;
+        trace.unmanaged.push(name);
+        await store.fault(step.hog, `fault: ${name} takes ${step.memMiB} MiB on ${step.hog}`, (st) => {
+          st.domains.push({
+            name,
+            domid: st.nextDomid++,
+            state: 'running',
+            memMiB: step.memMiB,
+            maxMemMiB: step.memMiB,
+            vcpus: 1,
+            onlineVcpus: 1,
+            cpuTimeSec: 0,
+            tickAt: Date.now(),
+          } as never);
+        });
+        await eventually(async () =>
+          Boolean((await s.rt.observed.host(step.hog))?.domains.some((d) => d.name === name)),
+        );
+      } else if ('applyCurrent' in step) {
+        const { enqueueApply } = await import('../../src/jobs/apply.ts');
+        const v = await s.rt.sites.currentVersion();
+        await enqueueApply(s.rt, v, 'scenario');
+        await s.waitApplyEnded(v, 30_000);
+      }
+    }
+    // What is stored, and what ran.
+    const history = await s.rt.sites.history(1000);
+    trace.storedVersions = history.map((h) => h.version).sort((a, b) => a - b);
+    for (const v of trace.storedVersions) {
+      const plan = await s.rt.sites.plan(v);
+      trace.plans[v] = (plan?.actions ?? []).map((a) => ({
+        id: a.id,
+        kind: a.kind,
+        vm: a.vm,
+        disruptive: Boolean((a as { disruptive?: boolean }).disruptive),
+      }));
+    }
+    for (const q of await s.rt.allQueues()) {
+      if (!q.name.startsWith('host-')) continue;
+      for (const j of await q.getJobs(['completed', 'failed', 'active', 'waiting', 'delayed']))
+        if (j)
+          trace.jobs.push({
+            id: j.id!,
+            queue: q.name,
+            version: (j.data as { version: number }).version,
+            state: await j.getState(),
+          });
+    }
+    const last = trace.storedVersions.at(-1);
+    if (last) {
+      const { site } = await s.rt.sites.load(last);
+      trace.desired = site.vms.map((v) => ({ name: v.name, host: v.host, memMiB: v.memMiB, vcpus: v.vcpus }));
+      const o = await versionOutcome(s.rt, last);
+      if (o) {
+        trace.outcome = {
+          version: o.version,
+          state: o.state,
+          actions: o.actions.map((a) => ({
+            id: a.id,
+            vm: a.vm,
+            outcome: a.outcome,
+            ...(a.reason ? { reason: a.reason } : {}),
+          })),
+        };
+        if (sc.ends && o.state !== sc.ends && !(o.state === 'not-started' && trace.plans[last]?.length === 0))
+          problems.push(`the last apply ended ${o.state}, the scenario means ${sc.ends}`);
+      }
+    }
+  } finally {
+    await s.close();
+  }
+  for (const [name, check] of Object.entries(INVARIANTS)) for (const v of check(trace)) problems.push(`${name}: ${v}`);
+  return { trace, problems };
+}
+
+async function eventually(ok: () => Promise<boolean>, ms = 10_000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!(await ok())) {
+    if (Date.now() > until) throw new Error('the agents did not report the change in time');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
