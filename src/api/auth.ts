@@ -65,14 +65,21 @@ export class TokenTable {
   }
   /** Constant-time over every entry, so timing does not tell which token prefix matched. */
   lookup(token: string): Principal | undefined {
-    const d = digest(token);
+    return this.lookupDigest(digest(token));
+  }
+  /**
+   * By the token's SHA-256: what a browser session keeps instead of the token, so a session dies with its
+   * token (revoked on SIGHUP) and Redis never holds a usable token.
+   */
+  lookupDigest(d: Buffer): Principal | undefined {
+    if (d.length !== 32) return undefined;
     let found: Principal | undefined;
     for (const e of this.entries) if (timingSafeEqual(e.digest, d)) found = e.principal;
     return found;
   }
 }
 
-function digest(s: string): Buffer {
+export function digest(s: string): Buffer {
   return createHash('sha256').update(s).digest();
 }
 

@@ -252,6 +252,7 @@ export const ROUTES: RouteDoc[] = [
     ok: [303, 'redirect to the console or the job dashboard'],
     errors: [403],
   },
+  { method: 'post', path: '/admin/logout', summary: 'end the browser session', ok: [303, 'redirect to the login'] },
   { method: 'get', path: '/admin/site', summary: 'the site console (HTML)', role: 'viewer', ok: [200, 'HTML'] },
   {
     method: 'get',
@@ -319,7 +320,11 @@ export function openApiDocument(version: string): object {
                       }
                     : {
                         'application/x-www-form-urlencoded': {
-                          schema: { type: 'object', properties: { token: { type: 'string' } }, required: ['token'] },
+                          schema: {
+                            type: 'object',
+                            properties: { token: { type: 'string' }, csrf: { type: 'string' } },
+                            required: ['token', 'csrf'],
+                          },
                         },
                       },
             },

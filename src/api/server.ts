@@ -4,6 +4,7 @@
 
 import { openApiDocument } from './openapi.ts';
 import { readFileSync } from 'node:fs';
+import { methodNotAllowed, mountBrowserAuth, page, securityHeaders, wantsHtml } from './browser.ts';
 import { httpSpans } from '../lib/tracing.ts';
 import { HealthStore } from '../failover/health.ts';
 import { mountMonitoringRoutes } from './monitoring.ts';
@@ -65,6 +66,8 @@ export interface ApiOptions {
   imagesDir?: string;
   /** Size cap, parser threads and per-identity parse limit of site-file uploads; default from the environment. */
   siteInput?: SiteInputLimits;
+  /** Failed browser logins one address may make per 5 minutes (default 5). */
+  loginLimit?: number;
   /** Extra routes added by other parts of XSM. */
   extend?: (app: express.Express, guard: (role: Role) => express.RequestHandler) => void;
 }
@@ -88,17 +91,9 @@ function authorizeChange(req: Request): (current: Site | undefined, next: Site) 
   };
 }
 
-const COOKIE = 'xsm_token';
-
-function tokenOf(req: Request): string | undefined {
+function bearerToken(req: Request): string | undefined {
   const h = req.headers.authorization;
-  if (h?.startsWith('Bearer ')) return h.slice(7).trim();
-  // Browsers cannot add a header to the dashboard's own requests: /admin/login stores the token in a cookie.
-  for (const part of (req.headers.cookie ?? '').split(';')) {
-    const [k, ...v] = part.trim().split('=');
-    if (k === COOKIE) return decodeURIComponent(v.join('='));
-  }
-  return undefined;
+  return h?.startsWith('Bearer ') ? h.slice(7).trim() : undefined;
 }
 
 function xmlBody(req: Request): string {
@@ -182,20 +177,25 @@ export function createApiApp(opts: ApiOptions): express.Express {
   app.use(httpSpans());
   app.set('query parser', 'simple');
 
+  // Every mutating request is recorded once it is answered, refused ones included (logins too).
+  app.use(auditRequests(rt, log));
+  // Browsers: security headers on every answer, and a session cookie (set by /admin/login) instead of a token.
+  app.use(securityHeaders());
+  const browser = mountBrowserAuth(app, { rt, tokens, ...(opts.loginLimit ? { loginLimit: opts.loginLimit } : {}) });
   const guard =
     (role: Role): express.RequestHandler =>
-    (req, _res, next) => {
-      const token = tokenOf(req);
-      if (!token)
+    async (req, _res, next) => {
+      const token = bearerToken(req);
+      const p = token !== undefined ? tokens.lookup(token) : await browser.sessionPrincipal(req);
+      if (!p && token === undefined)
         return next(
           new ApiError(
             401,
             'unauthenticated',
-            'no bearer token',
-            'send Authorization: Bearer TOKEN (tokens are configured with XSM_TOKENS or XSM_TOKENS_FILE on the API host)',
+            'no bearer token (or no live session)',
+            'send Authorization: Bearer TOKEN (tokens are configured with XSM_TOKENS or XSM_TOKENS_FILE on the API host); browsers log in at /admin/login',
           ),
         );
-      const p = tokens.lookup(token);
       if (!p)
         return next(
           new ApiError(401, 'unauthenticated', 'unknown token', "check XSM_TOKEN against the API host's XSM_TOKENS"),
@@ -209,8 +209,6 @@ export function createApiApp(opts: ApiOptions): express.Express {
     };
   const viewer = guard('viewer');
   const operator = guard('operator');
-  // First: every mutating request is recorded once it is answered, refused ones included.
-  app.use(auditRequests(rt, log));
   mountAuditRoutes(app, rt, viewer, (message) => new ApiError(400, 'bad-parameter', message));
   // Site files: capped, parsed in worker threads, and at most `perToken` at once per identity (429 beyond):
   // one caller cannot queue enough uploads to starve everyone else's.
@@ -557,22 +555,6 @@ export function createApiApp(opts: ApiOptions): express.Express {
     }
     next();
   };
-  app.get('/admin/login', (_req, res) => {
-    res
-      .type('html')
-      .send(
-        `<!doctype html><title>XSM login</title><form method="post" action="/admin/login"><label>API token <input name="token" type="password" autofocus></label> <button>Open the dashboard</button></form>`,
-      );
-  });
-  app.post('/admin/login', express.urlencoded({ extended: false, limit: '4kb' }), (req, res) => {
-    const token = String(req.body?.token ?? '');
-    const p = tokens.lookup(token);
-    if (!p) throw new ApiError(403, 'forbidden', 'unknown token', "use a token from the API host's XSM_TOKENS");
-    req.principal = p; // for the audit entry of this login
-    res.setHeader('Set-Cookie', `${COOKIE}=${encodeURIComponent(token)}; HttpOnly; SameSite=Strict; Path=/admin`);
-    // Any role may watch the site; the job dashboard (which can retry and delete jobs) needs admin.
-    res.redirect(303, roleAllows(p.role, 'admin') ? '/admin/queues' : '/admin/site');
-  });
   app.use('/admin/queues', guard('admin'), refreshBoard, board.getRouter());
 
   const fail = (status: number, code: string, message: string, hint?: string) =>
@@ -581,6 +563,7 @@ export function createApiApp(opts: ApiOptions): express.Express {
   mountDeployRoutes(app, rt, guard, fail, opts.imagesDir ?? process.env.XSM_IMAGES_DIR ?? '/var/lib/xsm/images');
   opts.extend?.(app, guard);
 
+  app.use(methodNotAllowed(app));
   app.use((_req, _res, next) =>
     next(new ApiError(404, 'not-found', 'no such endpoint', 'see docs/api.md for the endpoints')),
   );
@@ -594,6 +577,19 @@ export function createApiApp(opts: ApiOptions): express.Express {
         error: err instanceof Error ? (err.stack ?? err.message) : String(err),
       });
     if (e.status === 429) res.setHeader('Retry-After', '5');
+    // A person in a browser reads a page, with the way back to the login; scripts get the JSON.
+    if (wantsHtml(req)) {
+      res
+        .status(e.status)
+        .type('html')
+        .send(
+          page(
+            `${e.status}`,
+            `<h1>${e.status === 401 ? 'Please log in' : e.status === 403 ? 'Not allowed' : 'Something went wrong'}</h1><p class="err">${e.message.replace(/[&<>"']/g, '')}</p>${e.hint ? `<p>${e.hint.replace(/[&<>"']/g, '')}</p>` : ''}<p><a href="/admin/login">Log in</a> · <a href="/admin/site">Site console</a></p>`,
+          ),
+        );
+      return;
+    }
     res.status(e.status).json({
       error: {
         code: e.code,

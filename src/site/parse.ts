@@ -283,7 +283,22 @@ export function loadSite(xml: string, file: string, options: LoadOptions = {}): 
     );
     return fail();
   }
-  const doc = parser.parse(xml) as XmlNode;
+  let doc: XmlNode;
+  try {
+    doc = parser.parse(xml) as XmlNode;
+  } catch (e) {
+    // The validator and the parser disagree on a few malformed inputs (found by fuzzing: `<?"xml ...?>`
+    // passes the validator and stops the parser). Such a file is refused like any malformed one, never
+    // with an exception the caller would turn into a 500. The parser does not say where; the declaration
+    // or the first element is the place to look.
+    const message = e instanceof Error ? e.message : String(e);
+    c.error(
+      { name: '', line: 1, col: 1, children: [] },
+      'XML',
+      `malformed XML: ${message.slice(0, 160)}; check the XML declaration and the markup before <XSMConfig>`,
+    );
+    return fail();
+  }
   const root = (doc.XSMConfig && typeof doc.XSMConfig === 'object' ? doc.XSMConfig : {}) as XmlNode;
   c.unknown(root, rootPos, 'XSMConfig', ['version'], ['Hosts', 'Templates', 'Set']);
 

@@ -11,6 +11,7 @@ import { createHash } from 'node:crypto';
 import { silentLogger } from '../../src/lib/log.ts';
 import { AuditStore } from '../../src/state/audit-store.ts';
 import { main } from '../../src/cli/main.ts';
+import { browserLogin } from './with-api.ts';
 
 const HOSTS = [
   { name: 'h1', memMiB: 2048 },
@@ -142,13 +143,7 @@ test('operators change only the Sets they own, nothing outside Sets; each attemp
   t.is((await call('carol', 'GET', '/api/audit?since=yesterday')).status, 400);
 
   // Logins, failed ones included, are audited too.
-  const login = (token: string) =>
-    fetch(`${api.url}/admin/login`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: `token=${token}`,
-      redirect: 'manual',
-    });
+  const login = async (token: string) => browserLogin(api.url, token);
   t.is((await login(T.carol)).status, 303);
   t.is((await login('wrong-token-wrong-token')).status, 403);
   const logins = await log('kind=login');

@@ -66,3 +66,26 @@ export async function eventually<T>(fn: () => Promise<T>, ms = 20000, what = 'th
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+/** Logs a browser in as a person would: loads the form (its CSRF cookie and field), then posts it. */
+export async function browserLogin(
+  url: string,
+  token: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; session?: string; setCookie: string[]; body: string }> {
+  const form = await fetch(`${url}/admin/login`, { headers });
+  const csrfCookie = form.headers
+    .getSetCookie()
+    .find((c) => c.startsWith('xsm_csrf='))!
+    .split(';')[0]!;
+  const csrf = /name="csrf" value="([^"]+)"/.exec(await form.text())![1]!;
+  const r = await fetch(`${url}/admin/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: csrfCookie, ...headers },
+    body: `csrf=${csrf}&token=${encodeURIComponent(token)}`,
+    redirect: 'manual',
+  });
+  const setCookie = r.headers.getSetCookie();
+  const session = setCookie.find((c) => c.startsWith('xsm_session=') && !c.startsWith('xsm_session=;'));
+  return { status: r.status, ...(session ? { session: session.split(';')[0]! } : {}), setCookie, body: await r.text() };
+}

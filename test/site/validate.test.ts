@@ -466,3 +466,9 @@ test('a file with two roots is reported as two roots, naming both places', (t) =
     'two.xml:3:1: <XSMConfig>: the file has 2 root elements (<XSMConfig> at two.xml:1:1 and <XSMConfig> here); a site file has exactly one <XSMConfig>: merge them or remove one',
   ]);
 });
+
+test('a declaration the parser cannot read is refused as malformed, not thrown (found by fuzzing)', (t) => {
+  const r = loadSite('<?"xml version="1.0"?>\n<XSMConfig></XSMConfig>', 'pi.xml');
+  t.false(r.ok);
+  t.regex(errors(r)[0]!, /^pi\.xml:1:1: XML: malformed XML: .*check the XML declaration/);
+});

@@ -1,0 +1,40 @@
+// Browser sessions of the console and job dashboard: a random id in an HttpOnly cookie, and in Redis (so
+// any API host knows it) only the SHA-256 of the id and the digest of the token that logged in — never a
+// token — with an expiry (XSM_SESSION_HOURS, default 8).
+
+import { createHash, randomBytes } from 'node:crypto';
+import type { Redis } from 'ioredis';
+
+export function sessionHours(env: NodeJS.ProcessEnv = process.env): number {
+  const text = env.XSM_SESSION_HOURS;
+  if (text === undefined || text === '') return 8;
+  const n = /^[0-9]{1,4}$/.test(text) ? Number(text) : NaN;
+  if (!(n >= 1 && n <= 720)) throw new Error(`XSM_SESSION_HOURS must be whole hours from 1 to 720, got "${text}"`);
+  return n;
+}
+
+export class SessionStore {
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+    private readonly ttlSec = sessionHours() * 3600,
+  ) {}
+  private key(id: string): string {
+    return `${this.prefix}:session:${createHash('sha256').update(id).digest('hex')}`;
+  }
+  /** A new session for the token with this digest; returns the id for the cookie. */
+  async create(tokenDigest: Buffer): Promise<string> {
+    const id = randomBytes(32).toString('base64url');
+    await this.redis.set(this.key(id), tokenDigest.toString('hex'), 'EX', this.ttlSec);
+    return id;
+  }
+  /** The token digest of a live session, or undefined (unknown, expired or logged out). */
+  async tokenDigest(id: string): Promise<Buffer | undefined> {
+    if (!/^[A-Za-z0-9_-]{43}$/.test(id)) return undefined;
+    const hex = await this.redis.get(this.key(id));
+    return hex ? Buffer.from(hex, 'hex') : undefined;
+  }
+  async end(id: string): Promise<void> {
+    await this.redis.del(this.key(id));
+  }
+}
