@@ -2,6 +2,8 @@
 // a host without a BMC), a Prometheus /metrics endpoint, and the site dashboard — hosts and VMs with
 // their Ganglia history graphed, as the paper's Ganglia pages showed them — at /admin/site.
 
+import { owns } from './ownership.ts';
+import { roleAllows } from './auth.ts';
 import express from 'express';
 import { Gauge, Registry } from 'prom-client';
 import { confirmManualPower } from '../drivers/power/manual.ts';
@@ -225,7 +227,18 @@ export function mountMonitoringRoutes(app: express.Express, rt: XsmRuntime, guar
   app.post('/api/rebalance', guard('operator'), json, async (req, res) => {
     const r = rebalanceRequest(input(rebalanceBody, req.body, 'body') ?? {});
     try {
-      const out = await runRebalance(rt, r);
+      // An operator's rebalance moves only VMs of Sets it owns; an admin's, any.
+      const p = req.principal!;
+      const site = (await rt.sites.currentVersion())
+        ? (await rt.sites.load(await rt.sites.currentVersion())).site
+        : undefined;
+      const owners = new Map((site?.sets ?? []).map((s) => [s.name, s.owner]));
+      const out = await runRebalance(rt, r, {
+        name: p.name,
+        mayMove: (set) => roleAllows(p.role, 'admin') || owns(p, owners.get(set)),
+      });
+      if (out.version)
+        req.auditSets = [...new Set(out.moves.map((m) => site?.vms.find((v) => v.name === m.vm)?.set ?? '?'))];
       res.status(out.version ? 202 : 200).json(out);
     } catch (e) {
       if (e instanceof StaleVersionError) throw fail(409, 'stale-version', e.message, 'run the rebalancer again');

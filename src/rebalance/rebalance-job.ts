@@ -30,7 +30,18 @@ export interface RebalanceOutcome extends BalanceResult {
 
 const cooldownKey = (rt: XsmRuntime, vm: string) => `${rt.config.prefix}:rebalance:cooldown:${vm}`;
 
-export async function runRebalance(rt: XsmRuntime, req: RebalanceRequest = {}): Promise<RebalanceOutcome> {
+/** Who asks for a manual rebalance: it moves only VMs of Sets this actor may change; it is the author. */
+export interface RebalanceActor {
+  name: string;
+  /** True for a VM of a Set the actor owns (src/api/ownership.ts); others stay where they are. */
+  mayMove: (set: string) => boolean;
+}
+
+export async function runRebalance(
+  rt: XsmRuntime,
+  req: RebalanceRequest = {},
+  actor?: RebalanceActor,
+): Promise<RebalanceOutcome> {
   const baseVersion = await rt.sites.currentVersion();
   if (!baseVersion) throw new Error('no site version to rebalance; submit a site file first');
   const { site } = await rt.sites.load(baseVersion);
@@ -51,7 +62,8 @@ export async function runRebalance(rt: XsmRuntime, req: RebalanceRequest = {}): 
     memMiB: v.memMiB,
     vcpus: v.vcpus,
     cpuLoad: typeof loads[i] === 'number' ? Math.min(v.vcpus, (loads[i] as number) / 100) : v.vcpus / 2,
-    pinned: v.placement.pinned,
+    // A VM the actor may not move is held in place, but its load still counts.
+    pinned: v.placement.pinned || (actor !== undefined && !actor.mayMove(v.set)),
     noRebalance: v.placement.noRebalance,
     ...(v.placement.antiAffinity ? { antiAffinity: v.placement.antiAffinity } : {}),
   }));
@@ -74,7 +86,7 @@ export async function runRebalance(rt: XsmRuntime, req: RebalanceRequest = {}): 
       xml: serializeSite(next),
       file: `rebalance of v${baseVersion}`,
       base: baseVersion,
-      author: SYSTEM.rebalance.name,
+      author: actor?.name ?? SYSTEM.rebalance.name,
       reason,
       consent: 'none',
       apply: true,
@@ -85,16 +97,18 @@ export async function runRebalance(rt: XsmRuntime, req: RebalanceRequest = {}): 
   }
   if (stored.unchanged) return { ...result, baseVersion };
   const version = stored.version;
-  await new AuditStore(rt.redis, rt.config.prefix).append({
-    user: SYSTEM.rebalance.name,
-    role: SYSTEM.rebalance.role,
-    from: 'internal',
-    kind: 'rebalance',
-    what: `${result.moves.length} live migration${result.moves.length === 1 ? '' : 's'}: ${result.moves.map((m) => `${m.vm} ${m.from}->${m.to}`).join(', ')}`,
-    outcome: 'ok',
-    version,
-    reason,
-  });
+  // A manual rebalance is audited as its request; the scheduled one as the system identity.
+  if (!actor)
+    await new AuditStore(rt.redis, rt.config.prefix).append({
+      user: SYSTEM.rebalance.name,
+      role: SYSTEM.rebalance.role,
+      from: 'internal',
+      kind: 'rebalance',
+      what: `${result.moves.length} live migration${result.moves.length === 1 ? '' : 's'}: ${result.moves.map((m) => `${m.vm} ${m.from}->${m.to}`).join(', ')}`,
+      outcome: 'ok',
+      version,
+      reason,
+    });
   const ttl = req.cooldownSec ?? 1800;
   if (ttl > 0) for (const m of result.moves) await rt.redis.set(cooldownKey(rt, m.vm), String(version), 'EX', ttl);
   return { ...result, baseVersion, version };

@@ -216,3 +216,62 @@ test('the audit store keeps entries newest first and filters by user, Set, kind 
     ['u2'],
   );
 });
+
+test("an operator's rebalance moves only VMs of Sets it owns, and the version is its own", async (t) => {
+  const s = await startTestSite([
+    { name: 'h1', memMiB: 4096, cpus: 4 },
+    { name: 'h2', memMiB: 4096, cpus: 4 },
+  ]);
+  const tokens = new TokenTable([
+    { token: T.admin, role: 'admin', name: 'ada' },
+    { token: T.alice, role: 'operator', name: 'alice' },
+  ]);
+  const api = await startApi({ rt: s.rt, tokens, log: silentLogger });
+  t.teardown(async () => {
+    await api.close();
+    await s.close();
+  });
+  const vm = (name: string, i: number) =>
+    `    <VM name="${name}" config="tiny"><DOM0>h1</DOM0><VCPUS>1</VCPUS><HWADDR>00:16:3e:00:01:0${i}</HWADDR><IP>DHCP</IP><MEM>512</MEM></VM>`;
+  const xml = `<XSMConfig>
+  <Hosts>
+    <Host name="h1" address="10.77.0.1" cpus="4" memory="4096"/>
+    <Host name="h2" address="10.77.0.2" cpus="4" memory="4096"/>
+  </Hosts>
+  <Templates>
+    <Template name="tiny" type="pvh" maxmem="2048" maxvcpus="4"><Kernel>/srv/xen/kernels/vmlinuz</Kernel><Disk target="/srv/xen/disks/{vm}.img" vdev="xvda"/><Bridge>xenbr0</Bridge></Template>
+  </Templates>
+  <Set name="web"><Owner>alice</Owner>
+${[1, 2, 3].map((i) => vm(`web${i}`, i)).join('\n')}
+  </Set>
+  <Set name="db"><Owner>dba</Owner>
+${[4, 5, 6].map((i) => vm(`db${i}`, i)).join('\n')}
+  </Set>
+</XSMConfig>`;
+  const post = async (token: string, path: string, body: string, type: string) => {
+    const r = await fetch(api.url + path, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': type },
+      body,
+    });
+    return { status: r.status, body: (await r.json()) as Record<string, any> };
+  };
+  t.is((await post(T.admin, '/api/site?base=0', xml, 'application/xml')).status, 201);
+  await s.waitConverged(1);
+  const dry = await post(T.admin, '/api/rebalance', JSON.stringify({ dryRun: true }), 'application/json');
+  t.true(
+    dry.body.moves.some((m: { vm: string }) => m.vm.startsWith('db')),
+    'an admin would move db VMs too',
+  );
+  const r = await post(T.alice, '/api/rebalance', '{}', 'application/json');
+  t.is(r.status, 202, JSON.stringify(r.body));
+  t.true(r.body.moves.length > 0);
+  t.true(
+    r.body.moves.every((m: { vm: string }) => m.vm.startsWith('web')),
+    `alice moved only web VMs: ${JSON.stringify(r.body.moves)}`,
+  );
+  t.is((await s.rt.sites.get(r.body.version))!.author, 'alice');
+  await s.waitConverged(r.body.version);
+  const [entry] = await new AuditStore(s.rt.redis, s.rt.config.prefix).query({ user: 'alice', kind: 'rebalance' });
+  t.like(entry, { outcome: 'ok', sets: ['web'], version: r.body.version });
+});
