@@ -1,6 +1,7 @@
 // The control worker: turns applied versions into per-host jobs, wave by wave, and runs the rebalancer,
 // the host health check and failover. Any host may run it.
 
+import { recordJobMetrics } from '../src/jobs/job-metrics.ts';
 import { ATTR, bullmqTelemetry, inSpan } from '../src/lib/tracing.ts';
 import { Worker, type Job } from 'bullmq';
 import type { Logger } from '../src/lib/log.ts';
@@ -40,6 +41,7 @@ export function startControlWorker(rt: XsmRuntime, log: Logger, opts: ControlWor
     { connection: workerConnectionOptions(rt.config), prefix: rt.config.prefix, concurrency: 4, ...bullmqTelemetry() },
   );
   worker.on('failed', (job, e) => log.warn('control job failed', { job: job?.id, error: e.message }));
+  recordJobMetrics(rt, worker, 'control', (job) => job.name);
   worker.on('error', (e) => log.error('control worker error', { error: e.message }));
   return worker;
 }

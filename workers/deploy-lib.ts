@@ -2,6 +2,7 @@
 // concurrency is high on purpose: a deploy job mostly waits (for a boot, for the multicast round), and
 // the machines of one session must all be in their transfer step at once.
 
+import { recordJobMetrics } from '../src/jobs/job-metrics.ts';
 import { bullmqTelemetry } from '../src/lib/tracing.ts';
 import { Worker, type Job } from 'bullmq';
 import { workerConnectionOptions } from '../src/lib/redis.ts';
@@ -27,5 +28,6 @@ export function startDeployWorker(
     env.log.warn('deploy job failed', { job: job?.id, attempt: job?.attemptsMade, error: e.message }),
   );
   worker.on('error', (e) => env.log.error('deploy worker error', { error: e.message }));
+  recordJobMetrics(env.rt, worker, 'deploy', () => 'deploy');
   return worker;
 }

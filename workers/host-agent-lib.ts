@@ -2,6 +2,8 @@
 // hypervisor, and reports observed state with a heartbeat. It also keeps the last applied site file on
 // local disk, so a Dom0 knows its intended VMs even while Redis is unreachable.
 
+import { recordJobMetrics } from '../src/jobs/job-metrics.ts';
+import { EventMetrics } from '../src/state/event-metrics-store.ts';
 import { ATTR, bullmqTelemetry, inSpan, tracedDriver } from '../src/lib/tracing.ts';
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -135,6 +137,10 @@ export function startHostAgent(opts: HostAgentOptions): { worker: Worker; close:
   let cachedVersion = 0;
   const observe = freshAfterCall(() => reportObserved(rt, hv));
   const remote = queueRemote(rt, opts.partWaitMs ?? 600_000);
+  // Each durable step's duration, as a histogram by workflow and step.
+  const events = new EventMetrics(rt.redis, rt.config.prefix);
+  const stepTimed = (workflow: string, step: string, seconds: number) =>
+    events.observe('xsm_step_duration_seconds', { workflow, step }, seconds);
   const processor = (job: Job<ActionJobData>) =>
     inSpan(
       `${job.data.action.kind} ${job.data.action.vm}`,
@@ -160,7 +166,10 @@ export function startHostAgent(opts: HostAgentOptions): { worker: Worker; close:
       (e instanceof UnrecoverableError || e instanceof HypervisorRefusal || lastAttempt);
     try {
       const ctx: VmWorkflowContext = { hv, data: job.data, peer: opts.peer, observed: rt.observed, remote };
-      await runSteps(workflow, steps, ctx, jobJournal(job), jobLog, rollback ? { rollback, isFinal } : {});
+      await runSteps(workflow, steps, ctx, jobJournal(job), jobLog, {
+        ...(rollback ? { rollback, isFinal } : {}),
+        onStepDone: stepTimed,
+      });
       if (a.kind === 'migrate' && migrating) await rt.observed.recordArrival(a.to, { ...migrating, state: 'running' });
     } catch (e) {
       // Xen said no (no memory, over maxmem): retrying will not change its mind.
@@ -184,6 +193,7 @@ export function startHostAgent(opts: HostAgentOptions): { worker: Worker; close:
     ...bullmqTelemetry(),
   });
   worker.on('error', (e) => log.error('worker error', { host, error: e.message }));
+  recordJobMetrics(rt, worker, 'host', (job) => (job.data as ActionJobData).action.kind);
   const beat = async () => {
     if (opts.publishMetrics) {
       await opts

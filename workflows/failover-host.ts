@@ -4,6 +4,7 @@
 // its power driver confirmed "off". A VM whose host might still be running it is never started twice
 // (two writers on one disk image destroy it), so a failed fence restarts nothing and says what to do.
 
+import { EventMetrics } from '../src/state/event-metrics-store.ts';
 import type { PowerControl } from '../src/drivers/power/power.ts';
 import { evacuate } from '../src/failover/placement.ts';
 import { HealthStore, lastSignOfLife, type FailoverJobData } from '../src/failover/health.ts';
@@ -70,7 +71,9 @@ export const failoverSteps: readonly Step<FailoverContext>[] = [
         if ((await power.status()) !== 'off') await power.off();
         const state = await power.status();
         if (state !== 'off') throw new Error(`${power.describe} reports the host ${state} after power off`);
+        new EventMetrics(ctx.rt.redis, ctx.rt.config.prefix).count('xsm_fences_total', { outcome: 'off' });
       } catch (e) {
+        new EventMetrics(ctx.rt.redis, ctx.rt.config.prefix).count('xsm_fences_total', { outcome: 'failed' });
         const why = e instanceof Error ? e.message : String(e);
         const msg = `fencing ${host.name} failed (${power?.describe ?? 'no power driver'}: ${why}); none of its VMs was restarted elsewhere, because they may still be running`;
         const hint = `power ${host.name} off by other means and confirm it, or fix its <Power> element, then retry this job (xsm job retry control <id>)`;

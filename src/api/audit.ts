@@ -2,6 +2,7 @@
 // where, what, and how it ended (refusals included: a 403 is exactly what an audit is for) — and serves
 // the log at GET /api/audit. Automated actions append their own entries (src/state/audit-store.ts).
 
+import { EventMetrics } from '../state/event-metrics-store.ts';
 import type express from 'express';
 import type { Request, Response } from 'express';
 import type { XsmRuntime } from '../jobs/runtime.ts';
@@ -47,6 +48,13 @@ export function auditRequests(rt: XsmRuntime, log: Logger): express.RequestHandl
       return json(body);
     };
     res.on('finish', () => {
+      if (kind === 'submit' || kind === 'edit' || kind === 'rebalance') {
+        const st = res.statusCode;
+        const outcome = st >= 400 ? 'refused' : st === 201 || st === 202 ? 'stored' : 'unchanged';
+        // A rebalance dry run or one with nothing to move (200) asked for no change.
+        if (!(kind === 'rebalance' && outcome === 'unchanged'))
+          new EventMetrics(rt.redis, rt.config.prefix).count('xsm_submits_total', { kind, outcome });
+      }
       const p = req.principal;
       const body = (typeof req.body === 'object' && req.body) || {};
       const reason = (req.query.reason as string | undefined) ?? (body as { reason?: unknown }).reason;

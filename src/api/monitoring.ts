@@ -5,13 +5,20 @@
 import { owns } from './ownership.ts';
 import { roleAllows } from './auth.ts';
 import express from 'express';
-import { Gauge, Registry } from 'prom-client';
+import { Counter, Gauge, Registry, type Metric } from 'prom-client';
 import { confirmManualPower } from '../drivers/power/manual.ts';
 import { HealthStore } from '../failover/health.ts';
 import { convergedVersion } from '../jobs/apply.ts';
 import type { XsmRuntime } from '../jobs/runtime.ts';
 import { runRebalance, scheduleRebalance, type RebalanceRequest } from '../rebalance/rebalance-job.ts';
 import { HISTORY_METRICS, MetricsStore } from '../state/metrics-store.ts';
+import { COUNTERS, EventMetrics, HISTOGRAM_HELP } from '../state/event-metrics-store.ts';
+
+/** Label names of each histogram, in the order they are shown. */
+const HISTOGRAM_LABELS: Record<string, string[]> = {
+  xsm_job_duration_seconds: ['queue_kind', 'job'],
+  xsm_step_duration_seconds: ['workflow', 'step'],
+};
 import { StaleVersionError } from '../state/site-store.ts';
 import type { Role } from './auth.ts';
 import { dashboardHtml } from './dashboard-page.ts';
@@ -43,10 +50,28 @@ function rebalanceRequest(b: {
   };
 }
 
-/** The Prometheus registry of one API app: every value is read from Redis at scrape time. */
+/** Label names of each event counter, in the order they are shown. */
+const COUNTER_LABELS: Record<keyof typeof COUNTERS, string[]> = {
+  xsm_jobs_finished_total: ['queue_kind', 'job', 'outcome'],
+  xsm_migrations_total: ['mode', 'outcome'],
+  xsm_fences_total: ['outcome'],
+  xsm_deploys_total: ['outcome'],
+  xsm_submits_total: ['kind', 'outcome'],
+};
+
+/** A Ganglia metric's Prometheus family: `xsm_ganglia_load_one`, one meaning per family. */
+const gangliaFamily = (metric: string) => `xsm_ganglia_${metric.replace(/[^a-zA-Z0-9_]/g, '_')}`;
+
+/**
+ * The Prometheus registry of one API app, by the book: base units (`_bytes`, `_seconds`), counters ending in
+ * `_total` and histograms for what happened (recorded by whichever process did it, kept in Redis:
+ * src/state/event-metrics-store.ts), gauges with stable labels for what is. Every value is read from Redis
+ * at scrape time, so any API host answers the same.
+ */
 export function prometheusRegistry(rt: XsmRuntime): Registry {
   const registry = new Registry();
   const metrics = new MetricsStore(rt.redis, rt.config.prefix);
+  const events = new EventMetrics(rt.redis, rt.config.prefix);
   new Gauge({
     name: 'xsm_site_version',
     help: 'Site file version: current (newest accepted), applied (planned into jobs), converged (all its jobs done)',
@@ -79,13 +104,14 @@ export function prometheusRegistry(rt: XsmRuntime): Registry {
         for (const h of Object.values((await rt.observed.all()).hosts)) this.set({ host: h.name }, value(h));
       },
     });
+  const MiB = 1024 * 1024;
   hostGauge(
     'xsm_host_heartbeat_age_seconds',
     'Seconds since the host agent last reported',
     (h) => (Date.now() - h.heartbeatAt) / 1000,
   );
-  hostGauge('xsm_host_memory_free_mib', 'Free memory Xen reports on the host, MiB', (h) => h.freeMemMiB);
-  hostGauge('xsm_host_memory_total_mib', 'Total memory Xen reports on the host, MiB', (h) => h.totalMemMiB);
+  hostGauge('xsm_host_memory_free_bytes', 'Free memory Xen reports on the host', (h) => h.freeMemMiB * MiB);
+  hostGauge('xsm_host_memory_total_bytes', 'Total memory Xen reports on the host', (h) => h.totalMemMiB * MiB);
   hostGauge('xsm_host_cpus', 'Physical CPUs of the host', (h) => h.nrCpus);
   hostGauge('xsm_host_domains', 'Guest domains running on the host', (h) => h.domains.length);
   new Gauge({
@@ -101,14 +127,14 @@ export function prometheusRegistry(rt: XsmRuntime): Registry {
     },
   });
   new Gauge({
-    name: 'xsm_vm_memory_mib',
-    help: 'Memory of each running VM as its host reports it, MiB',
+    name: 'xsm_vm_memory_bytes',
+    help: 'Memory of each running VM as its host reports it',
     labelNames: ['vm', 'host'],
     registers: [registry],
     async collect() {
       this.reset();
       for (const h of Object.values((await rt.observed.all()).hosts))
-        for (const d of h.domains) this.set({ vm: d.name, host: h.name }, d.memMiB);
+        for (const d of h.domains) this.set({ vm: d.name, host: h.name }, d.memMiB * MiB);
     },
   });
   new Gauge({
@@ -123,21 +149,45 @@ export function prometheusRegistry(rt: XsmRuntime): Registry {
     },
   });
   new Gauge({
-    name: 'xsm_ganglia',
-    help: 'Latest numeric value of the Ganglia metrics XSM keeps history of, per Ganglia host (Dom0s and, spoofed, VMs)',
-    labelNames: ['host', 'metric'],
+    name: 'xsm_vm_in_sync',
+    help: '1 when the VM runs once, on the host and at the size the current site version says; 0 otherwise',
+    labelNames: ['vm'],
     registers: [registry],
     async collect() {
       this.reset();
-      for (const h of await metrics.all()) {
-        for (const [name, m] of Object.entries(h.metrics))
-          if (typeof m.v === 'number' && HISTORY_METRICS.has(name)) this.set({ host: h.host, metric: name }, m.v);
+      const v = await rt.sites.currentVersion();
+      if (!v) return;
+      const { site } = await rt.sites.load(v);
+      const seen = new Map<string, { host: string; memMiB: number; vcpus: number }[]>();
+      for (const h of Object.values((await rt.observed.all()).hosts))
+        for (const d of h.domains) seen.set(d.name, [...(seen.get(d.name) ?? []), { host: h.name, ...d }]);
+      for (const vm of site.vms) {
+        const at = seen.get(vm.name) ?? [];
+        const ok =
+          at.length === 1 && at[0]!.host === vm.host && at[0]!.memMiB === vm.memMiB && at[0]!.vcpus === vm.vcpus;
+        this.set({ vm: vm.name }, ok ? 1 : 0);
       }
     },
   });
+  // One family per Ganglia metric XSM keeps history of (a Dom0's load_one, a VM's vm_cpu_pct spoofed as its
+  // own Ganglia host), each with its own meaning, instead of one catch-all family.
+  for (const metric of HISTORY_METRICS)
+    new Gauge({
+      name: gangliaFamily(metric),
+      help: `Latest value of the Ganglia metric ${metric}, per Ganglia host (Dom0s and, spoofed, VMs), in Ganglia's units`,
+      labelNames: ['host'],
+      registers: [registry],
+      async collect() {
+        this.reset();
+        for (const h of await metrics.all()) {
+          const m = h.metrics[metric];
+          if (typeof m?.v === 'number') this.set({ host: h.host }, m.v);
+        }
+      },
+    });
   new Gauge({
     name: 'xsm_jobs',
-    help: 'Jobs per queue and state',
+    help: 'Jobs per queue and state, now',
     labelNames: ['queue', 'state'],
     registers: [registry],
     async collect() {
@@ -148,6 +198,43 @@ export function prometheusRegistry(rt: XsmRuntime): Registry {
       }
     },
   });
+  for (const [name, help] of Object.entries(COUNTERS) as [keyof typeof COUNTERS, string][])
+    new Counter({
+      name,
+      help,
+      labelNames: COUNTER_LABELS[name],
+      registers: [registry],
+      async collect() {
+        this.reset();
+        // In the declared order, so every series of a family prints its labels the same way.
+        for (const { labels, value } of await events.counter(name))
+          this.inc(Object.fromEntries(COUNTER_LABELS[name].map((l) => [l, labels[l] ?? ''])), value);
+      },
+    });
+  for (const [name, help] of Object.entries(HISTOGRAM_HELP))
+    registry.registerMetric({
+      name,
+      help,
+      type: 'histogram',
+      aggregator: 'sum',
+      reset() {},
+      async get() {
+        const order = HISTOGRAM_LABELS[name] ?? [];
+        const values = (await events.histogram(name)).flatMap(({ labels: raw, buckets, sum, count }) => {
+          const labels = Object.fromEntries(order.map((l) => [l, raw[l] ?? '']));
+          return [
+            ...buckets.map(([le, v]) => ({
+              labels: { ...labels, le: le === Infinity ? '+Inf' : le },
+              value: v,
+              metricName: `${name}_bucket`,
+            })),
+            { labels, value: sum, metricName: `${name}_sum` },
+            { labels, value: count, metricName: `${name}_count` },
+          ];
+        });
+        return { name, help, type: 'histogram', aggregator: 'sum', values };
+      },
+    } as unknown as Metric);
   return registry;
 }
 

@@ -5,6 +5,7 @@
 // dependencies failed or were blocked (recorded as blocked, naming by what). Everything else goes on, and
 // the apply ends as converged or partially-failed, saying what did not run and why.
 
+import { EventMetrics } from '../state/event-metrics-store.ts';
 import type { Job } from 'bullmq';
 import type { Action, StoredPlan } from '../site/actions.ts';
 import { actionHost } from '../site/actions.ts';
@@ -173,6 +174,13 @@ async function finish(
   if (!failed.length && !blocked.length) {
     await rt.applies.setStatus(version, { state: 'converged' });
     await rt.applies.markConverged(version);
+    const stored = await rt.sites.get(version);
+    if (stored)
+      new EventMetrics(rt.redis, rt.config.prefix).observe(
+        'xsm_converge_duration_seconds',
+        {},
+        (Date.now() - stored.time) / 1000,
+      );
     return `version ${version} applied`;
   }
   const parts = [`${failed.length} failed (${failed.join(', ')})`];

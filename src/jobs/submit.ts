@@ -5,6 +5,7 @@
 // stop running VMs), and stored together with that plan in one atomic step. The control worker then runs
 // exactly the stored plan; nothing plans again behind the operator's back.
 
+import { EventMetrics } from '../state/event-metrics-store.ts';
 import type { Action, Plan, StoredPlan } from '../site/actions.ts';
 import { disruptiveActions } from '../site/actions.ts';
 import type { LoadResult, Site, SiteIssue } from '../site/model.ts';
@@ -105,6 +106,7 @@ async function currentState(rt: XsmRuntime): Promise<{ version: number; site: Si
 
 /** Plans `desired` against the current version and a fresh observed snapshot; records what it used. */
 async function makePlan(rt: XsmRuntime, base: { version: number; site: Site | undefined }, desired: Site, xml: string) {
+  const started = performance.now();
   const observedAt = Date.now();
   const observed: ObservedState = await rt.observed.all();
   const planned = planChanges(base.site, desired, Object.keys(observed.hosts).length ? observed : undefined);
@@ -117,6 +119,11 @@ async function makePlan(rt: XsmRuntime, base: { version: number; site: Site | un
     planHash: planHash(plan.actions),
     xmlHash: sha256(xml),
   };
+  new EventMetrics(rt.redis, rt.config.prefix).observe(
+    'xsm_plan_duration_seconds',
+    {},
+    (performance.now() - started) / 1000,
+  );
   return record;
 }
 

@@ -1,4 +1,5 @@
 import test from 'ava';
+import { spawnSync } from 'node:child_process';
 import { startTestSite } from '../integration/harness.ts';
 import { siteXml } from '../integration/fixtures.ts';
 import { startApi } from '../../src/api/listen.ts';
@@ -88,7 +89,20 @@ async function site(t: import('ava').ExecutionContext) {
 test('GET /metrics answers in Prometheus text format behind a viewer token', async (t) => {
   const { call, v1 } = await site(t);
   t.is((await call('GET', '/metrics', null)).status, 401);
-  const r = await call('GET', '/metrics', 'viewer');
+  // Workers record what happened right after each job ends, without waiting for it: scrape until it is in.
+  let r = await call('GET', '/metrics', 'viewer');
+  for (let i = 0; i < 50 && !/xsm_converge_duration_seconds_count 1\n[\s\S]*$/.test(String(r.body)); i++) {
+    await new Promise((res) => setTimeout(res, 100));
+    r = await call('GET', '/metrics', 'viewer');
+  }
+  for (
+    let i = 0;
+    i < 50 && !String(r.body).includes('xsm_jobs_finished_total{queue_kind="host",job="create",outcome="completed"} 4');
+    i++
+  ) {
+    await new Promise((res) => setTimeout(res, 100));
+    r = await call('GET', '/metrics', 'viewer');
+  }
   t.is(r.status, 200);
   t.regex(r.type, /^text\/plain/);
   const text = String(r.body);
@@ -97,9 +111,34 @@ test('GET /metrics answers in Prometheus text format behind a viewer token', asy
   t.regex(text, /xsm_host_domains\{host="h1"\} 4\n/);
   t.regex(text, /xsm_host_domains\{host="h2"\} 0\n/);
   t.regex(text, /xsm_host_health\{host="h1",state="healthy"\} 1/);
-  t.regex(text, /xsm_vm_memory_mib\{vm="a",host="h1"\} 256/);
-  t.regex(text, /xsm_ganglia\{host="a",metric="vm_cpu_pct"\} 84/);
+  // Base units; one family per Ganglia metric; a gauge of whether each VM is where the site file says.
+  t.regex(text, /xsm_vm_memory_bytes\{vm="a",host="h1"\} 268435456\n/);
+  t.regex(text, /xsm_host_memory_total_bytes\{host="h1"\} \d+/);
+  t.notRegex(text, /_mib\b/);
+  t.regex(text, /# TYPE xsm_ganglia_vm_cpu_pct gauge\nxsm_ganglia_vm_cpu_pct\{host="a"\} 84\n/);
+  t.regex(text, /xsm_vm_in_sync\{vm="a"\} 1\n/);
   t.regex(text, /xsm_jobs\{queue="host-h1",state="completed"\} 4/);
+  // What happened: counters and histograms, recorded by the workers that did it, read here from Redis.
+  t.regex(text, /# TYPE xsm_jobs_finished_total counter\n/);
+  t.regex(text, /xsm_jobs_finished_total\{queue_kind="host",job="create",outcome="completed"\} 4\n/);
+  t.regex(text, /# TYPE xsm_job_duration_seconds histogram\n/);
+  t.regex(text, /xsm_job_duration_seconds_bucket\{queue_kind="host",job="create",le="\+Inf"\} 4\n/);
+  t.regex(text, /xsm_job_duration_seconds_count\{queue_kind="host",job="create"\} 4\n/);
+  t.regex(text, /xsm_step_duration_seconds_count\{workflow="create-vm",step="xl-create"\} 4\n/);
+  t.regex(text, /xsm_plan_duration_seconds_count 1\n/);
+  t.regex(text, /xsm_converge_duration_seconds_count 1\n/);
+  // Buckets are cumulative: every bucket count is at most the next one's.
+  const buckets = [
+    ...text.matchAll(/xsm_job_duration_seconds_bucket\{queue_kind="host",job="create",le="[^"]+"\} (\d+)/g),
+  ].map((m) => Number(m[1]));
+  t.deepEqual(
+    buckets,
+    [...buckets].sort((a, b) => a - b),
+  );
+  // Prometheus's own checker, where Debian's prometheus package installed it (CI installs it).
+  const promtool = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
+  if (promtool.error) t.log('promtool not installed: the exposition format was not checked by it');
+  else t.is(promtool.status, 0, `${promtool.stdout}${promtool.stderr}`);
 });
 
 test('POST /api/rebalance: operators plan (dry run) and apply; bad input is refused with the field named', async (t) => {

@@ -1,0 +1,99 @@
+// Counters and histograms of what XSM did — jobs by kind and outcome, migrations, fences, deploys, submits,
+// job and step durations, plan time, time to converge — kept in Redis, because the process that does the
+// work (a host agent, a control worker) is rarely the one Prometheus scrapes (any API host). Each event is
+// a few HINCRBYs in one round trip; recording never fails the work it measures. /metrics reads them back
+// as Prometheus counters and histograms (src/api/monitoring.ts).
+
+import type { Redis } from 'ioredis';
+
+export type Labels = Record<string, string>;
+
+/** Bucket upper bounds (seconds) per histogram: jobs and steps run from milliseconds to half an hour. */
+export const BUCKETS: Record<string, number[]> = {
+  xsm_job_duration_seconds: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800],
+  xsm_step_duration_seconds: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800],
+  xsm_plan_duration_seconds: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+  xsm_converge_duration_seconds: [1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600],
+};
+
+export const COUNTERS = {
+  xsm_jobs_finished_total:
+    'Jobs that ended, by queue kind (control, host, deploy), job kind and outcome (completed, failed)',
+  xsm_migrations_total: 'VM migrations that ended, by mode (live, cold) and outcome (done, failed)',
+  xsm_fences_total: 'Hosts fenced by failover, by outcome (off, failed)',
+  xsm_deploys_total: 'Host deployments that ended, by outcome (done, failed)',
+  xsm_submits_total:
+    'Site changes asked for, by kind (submit, edit, rebalance) and outcome (stored, unchanged, refused)',
+} as const;
+
+export const HISTOGRAM_HELP: Record<string, string> = {
+  xsm_job_duration_seconds: 'Time a job ran, from a worker taking it to it ending, by queue kind and job kind',
+  xsm_step_duration_seconds: 'Time one durable step of a workflow ran, by workflow and step',
+  xsm_plan_duration_seconds: 'Time to plan a submitted site version against the current one and observed state',
+  xsm_converge_duration_seconds: 'Time from a version being stored to its apply converging',
+};
+
+const key = (labels: Labels) =>
+  JSON.stringify(Object.fromEntries(Object.entries(labels).sort(([a], [b]) => a.localeCompare(b))));
+
+export class EventMetrics {
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+  ) {}
+
+  private counterKey(name: string) {
+    return `${this.prefix}:metrics:counter:${name}`;
+  }
+  private histogramKey(name: string) {
+    return `${this.prefix}:metrics:histogram:${name}`;
+  }
+
+  /** Adds to a counter; a Redis error is swallowed: the work being counted has happened either way. */
+  count(name: keyof typeof COUNTERS, labels: Labels, by = 1): void {
+    void this.redis.hincrby(this.counterKey(name), key(labels), by).catch(() => undefined);
+  }
+
+  /** Records one observation (seconds) in its bucket, the sum and the count, in one round trip. */
+  observe(name: string, labels: Labels, seconds: number): void {
+    const buckets = BUCKETS[name];
+    if (!buckets || !Number.isFinite(seconds)) return;
+    const l = key(labels);
+    const le = buckets.find((b) => seconds <= b) ?? Infinity;
+    void this.redis
+      .multi()
+      .hincrby(this.histogramKey(name), `${l}|le=${le}`, 1)
+      .hincrbyfloat(this.histogramKey(name), `${l}|sum`, seconds)
+      .hincrby(this.histogramKey(name), `${l}|count`, 1)
+      .exec()
+      .catch(() => undefined);
+  }
+
+  async counter(name: string): Promise<{ labels: Labels; value: number }[]> {
+    const h = await this.redis.hgetall(this.counterKey(name));
+    return Object.entries(h).map(([l, v]) => ({ labels: JSON.parse(l) as Labels, value: Number(v) }));
+  }
+
+  /** Per label set: cumulative bucket counts (Prometheus `le`), sum and count. */
+  async histogram(
+    name: string,
+  ): Promise<{ labels: Labels; buckets: [number, number][]; sum: number; count: number }[]> {
+    const h = await this.redis.hgetall(this.histogramKey(name));
+    const bounds = [...(BUCKETS[name] ?? []), Infinity];
+    const by = new Map<string, { raw: Map<number, number>; sum: number; count: number }>();
+    for (const [field, v] of Object.entries(h)) {
+      const bar = field.lastIndexOf('|');
+      const [l, what] = [field.slice(0, bar), field.slice(bar + 1)];
+      const e = by.get(l) ?? { raw: new Map(), sum: 0, count: 0 };
+      if (what === 'sum') e.sum = Number(v);
+      else if (what === 'count') e.count = Number(v);
+      else e.raw.set(Number(what.slice(3)), Number(v));
+      by.set(l, e);
+    }
+    return [...by].map(([l, e]) => {
+      let running = 0;
+      const buckets = bounds.map((b): [number, number] => [b, (running += e.raw.get(b) ?? 0)]);
+      return { labels: JSON.parse(l) as Labels, buckets, sum: e.sum, count: e.count };
+    });
+  }
+}
