@@ -107,12 +107,14 @@ export function mountAuditRoutes(
   app.get('/api/audit', viewer, async (req, res) => {
     const given = input(auditQuery, req.query, 'query');
     const q: AuditQuery = {};
-    for (const k of ['user', 'set', 'kind', 'limit'] as const)
+    for (const k of ['user', 'set', 'kind', 'limit', 'cursor'] as const)
       if (given[k] !== undefined) (q as Record<string, unknown>)[k] = given[k];
     const since = timeParam(given.since, 'since', fail);
     const until = timeParam(given.until, 'until', fail);
     if (since !== undefined) q.since = since;
     if (until !== undefined) q.until = until;
-    res.json({ entries: await store.query(q) });
+    const entries = await store.query(q);
+    // A full page may have more behind it: its last entry's id is where the next page starts.
+    res.json({ entries, ...(entries.length === (q.limit ?? 100) ? { next: entries.at(-1)!.id } : {}) });
   });
 }

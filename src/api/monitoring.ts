@@ -337,7 +337,11 @@ export function mountMonitoringRoutes(app: express.Express, rt: XsmRuntime, guar
     const s = await rt.control().getJobScheduler('rebalance');
     res.json(
       s
-        ? { everyMinutes: Number(s.every ?? 0) / 60_000, next: s.next ?? null, request: s.template?.data ?? {} }
+        ? {
+            everyMinutes: Number(s.every ?? 0) / 60_000,
+            next: s.next ? new Date(s.next).toISOString() : null,
+            request: s.template?.data ?? {},
+          }
         : { everyMinutes: 0 },
     );
   });
@@ -351,7 +355,12 @@ export function mountMonitoringRoutes(app: express.Express, rt: XsmRuntime, guar
 
   // --- host health and manual power --------------------------------------------------------------------
   app.get('/api/hosts/health', guard('viewer'), async (_req, res) => {
-    res.json({ health: await new HealthStore(rt).all() });
+    const health = await new HealthStore(rt).all();
+    res.json({
+      health: Object.fromEntries(
+        Object.entries(health).map(([h, s]) => [h, { ...s, since: new Date(s.since).toISOString() }]),
+      ),
+    });
   });
   app.post('/api/hosts/:name/power/confirm', guard('operator'), async (req, res) => {
     const host = input(namePath, req.params, 'path').name;

@@ -28,6 +28,16 @@ const json = (schema: z.ZodType) => ({ json: schema });
 export const ROUTES: RouteDoc[] = [
   { method: 'get', path: '/api/health', summary: 'Redis answers', ok: [200, '{"ok": true}'] },
   { method: 'get', path: '/api/openapi.json', summary: 'this document', ok: [200, 'OpenAPI 3.1'] },
+  { method: 'get', path: '/api/docs', summary: 'this document as a page for people', ok: [200, 'HTML'] },
+  {
+    method: 'get',
+    path: '/api/site/versions/:version/status',
+    summary: 'per action: planned, running, done, failed or blocked (by what)',
+    role: 'viewer',
+    params: S.versionPath,
+    ok: [200, '{version, state, summary?, actions: [{id, kind, vm, host, status, blockedBy?, reason?, job}]}'],
+    errors: [404],
+  },
   {
     method: 'get',
     path: '/api/site',
@@ -367,4 +377,56 @@ export function openApiDocument(version: string): object {
     },
     paths,
   };
+}
+
+const esc = (s: string) =>
+  s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+
+/**
+ * The OpenAPI document as one self-contained page for people (GET /api/docs): every route with its role,
+ * parameters, body schema and answers. Rendered on the server, no script and no asset from elsewhere, so it
+ * works on a management network with no Internet and under the API's strict CSP.
+ */
+export function openApiHtml(doc: object): string {
+  const d = doc as {
+    info: { title: string; version: string; description: string };
+    paths: Record<
+      string,
+      Record<
+        string,
+        {
+          summary: string;
+          'x-xsm-role'?: string;
+          parameters: { name: string; in: string; required: boolean; schema: object }[];
+          requestBody?: { content: Record<string, { schema: object }> };
+          responses: Record<string, { description: string }>;
+        }
+      >
+    >;
+  };
+  const ops = Object.entries(d.paths).flatMap(([path, methods]) =>
+    Object.entries(methods).map(([method, op]) => {
+      const params = op.parameters.length
+        ? `<table><tr><th>parameter</th><th>in</th><th>required</th><th>schema</th></tr>${op.parameters
+            .map(
+              (p) =>
+                `<tr><td><code>${esc(p.name)}</code></td><td>${p.in}</td><td>${p.required ? 'yes' : ''}</td><td><code>${esc(JSON.stringify(p.schema))}</code></td></tr>`,
+            )
+            .join('')}</table>`
+        : '';
+      const body = op.requestBody
+        ? Object.entries(op.requestBody.content)
+            .map(
+              ([type, c]) =>
+                `<p>body <code>${esc(type)}</code></p><pre>${esc(JSON.stringify(c.schema, null, 2))}</pre>`,
+            )
+            .join('')
+        : '';
+      const answers = Object.entries(op.responses)
+        .map(([status, r]) => `<li><b>${status}</b> ${esc(r.description)}</li>`)
+        .join('');
+      return `<section id="${esc(method + path)}"><h2><span class="m">${method.toUpperCase()}</span> <code>${esc(path)}</code></h2><p>${esc(op.summary)} — ${op['x-xsm-role'] ? `role <b>${esc(op['x-xsm-role'])}</b>` : 'no token'}</p>${params}${body}<ul>${answers}</ul></section>`;
+    }),
+  );
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><title>${esc(d.info.title)}</title><style>body{font:15px system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#1d2430}h2{font-size:1.05rem;margin:1.6rem 0 .3rem}.m{display:inline-block;min-width:4rem;color:#2457b3}code,pre{font:13px ui-monospace,monospace}pre{background:#f3f5f8;padding:.6rem;overflow:auto}table{border-collapse:collapse}td,th{border-bottom:1px solid #dde2ea;padding:.2rem .6rem;text-align:left;vertical-align:top}</style></head><body><h1>${esc(d.info.title)} <small>${esc(d.info.version)}</small></h1><p>${esc(d.info.description)} Machine-readable: <a href="/api/openapi.json">/api/openapi.json</a>.</p>${ops.join('')}</body></html>`;
 }

@@ -105,7 +105,11 @@ export const jobPath = z.strictObject({ queue: name, id: name });
 /** Routes whose path names a host or VM as `:name`. */
 export const namePath = vmPath;
 
-export const versionsQuery = z.strictObject({ limit: decimal(10_000).optional() });
+export const versionsQuery = z.strictObject({
+  limit: decimal(10_000).optional(),
+  /** The `next` of the previous page: versions before this one. */
+  cursor: decimal().optional(),
+});
 export const fileQuery = z.strictObject({ file: text(500).optional() });
 
 export const submitQuery = z.strictObject({
@@ -168,6 +172,11 @@ export const auditQuery = z.strictObject({
   since: text(40).optional(),
   until: text(40).optional(),
   limit: decimal(10_000).optional(),
+  /** The `next` of the previous page (an entry id). */
+  cursor: z
+    .string()
+    .regex(/^[0-9]{1,15}-[0-9]{1,10}$/, 'the next of a previous page')
+    .optional(),
 });
 
 const mac = z.string().regex(/^[0-9A-Fa-f]{2}([:-][0-9A-Fa-f]{2}){5}$/, 'a MAC address such as 52:54:00:12:34:56');

@@ -2,7 +2,7 @@
 // single VM operations; retry jobs. Everything it knows is in Redis, so any host can serve it and several
 // may at once. The queue dashboard (bull-board) is mounted at /admin/queues behind the same tokens.
 
-import { openApiDocument } from './openapi.ts';
+import { openApiDocument, openApiHtml } from './openapi.ts';
 import { readFileSync } from 'node:fs';
 import { methodNotAllowed, mountBrowserAuth, page, securityHeaders, wantsHtml } from './browser.ts';
 import { httpSpans } from '../lib/tracing.ts';
@@ -14,7 +14,16 @@ import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
 import { enqueueApply, convergedVersion, storedPlan } from '../jobs/apply.ts';
-import { getJob, JOB_STATES, listJobs, retryJob, RetryError, versionOutcome, type JobState } from '../jobs/inspect.ts';
+import {
+  getJob,
+  JOB_STATES,
+  listJobs,
+  retryJob,
+  RetryError,
+  versionOutcome,
+  type JobState,
+  type JobView,
+} from '../jobs/inspect.ts';
 import { ConsentRequiredError, previewPlan, StalePlanError, submitSite, type SubmitResult } from '../jobs/submit.ts';
 import type { XsmRuntime } from '../jobs/runtime.ts';
 import type { Logger } from '../lib/log.ts';
@@ -128,7 +137,7 @@ function planAnswer(plan: StoredPlan | PlanRecord) {
     plan: planJson(plan),
     planHash: plan.planHash,
     base: plan.base,
-    observedAt: plan.observedAt,
+    observedAt: iso(plan.observedAt),
     xmlHash: plan.xmlHash,
   };
 }
@@ -143,6 +152,20 @@ function packageVersion(): string {
     }
   }
   return '0.0.0';
+}
+
+/** Times in answers are ISO-8601 (UTC); the stores keep epoch milliseconds. */
+function iso(ms: number): string {
+  return new Date(ms).toISOString();
+}
+
+function jobTimes(j: JobView) {
+  return {
+    ...j,
+    createdAt: iso(j.createdAt),
+    ...(j.startedAt !== undefined ? { startedAt: iso(j.startedAt) } : {}),
+    ...(j.finishedAt !== undefined ? { finishedAt: iso(j.finishedAt) } : {}),
+  };
 }
 
 /** express.json leaves `{}` (or nothing) when a DELETE carries no body. */
@@ -248,6 +271,11 @@ export function createApiApp(opts: ApiOptions): express.Express {
   app.get('/api/openapi.json', (_req, res) => {
     res.json(openapi);
   });
+  // The same document as a page, rendered here: no script, no asset from anywhere else.
+  const docsPage = openApiHtml(openapi);
+  app.get('/api/docs', (_req, res) => {
+    res.type('html').send(docsPage);
+  });
 
   app.get('/api/health', async (_req, res) => {
     await rt.redis.ping();
@@ -267,12 +295,20 @@ export function createApiApp(opts: ApiOptions): express.Express {
       version,
       applied: await rt.sites.appliedVersion(),
       converged: await convergedVersion(rt),
-      ...(stored ? { author: stored.author, reason: stored.reason, time: stored.time, base: stored.base } : {}),
+      ...(stored ? { author: stored.author, reason: stored.reason, time: iso(stored.time), base: stored.base } : {}),
     });
   });
 
   app.get('/api/site/versions', viewer, async (req, res) => {
-    res.json({ versions: await rt.sites.history(input(versionsQuery, req.query, 'query').limit ?? 50) });
+    const q = input(versionsQuery, req.query, 'query');
+    const limit = q.limit ?? 50;
+    const versions = await rt.sites.history(limit, q.cursor);
+    const last = versions.at(-1)?.version;
+    res.json({
+      versions: versions.map((v) => ({ ...v, time: iso(v.time) })),
+      // Cursor pagination: `?cursor=NEXT` gives the page of older versions.
+      ...(versions.length === limit && last !== undefined && last > 1 ? { next: String(last) } : {}),
+    });
   });
 
   app.get('/api/site/versions/:version', viewer, async (req, res) => {
@@ -292,10 +328,36 @@ export function createApiApp(opts: ApiOptions): express.Express {
       const outcome = await versionOutcome(rt, v);
       res.json({
         ...stored,
+        time: iso(stored.time),
         ...(plan ? { ...planAnswer(plan), base: stored.base } : {}),
         ...(outcome ? { apply: outcome } : {}),
       });
     }
+  });
+
+  /**
+   * Per action of a version's plan, where it is — planned, running, done, failed, blocked (and by what) — for
+   * automation (an Ansible module, a Terraform provider) that polls one answer instead of the job list.
+   */
+  app.get('/api/site/versions/:version/status', viewer, async (req, res) => {
+    const v = input(versionPath, req.params, 'path').version;
+    const outcome = await versionOutcome(rt, v);
+    if (!outcome) throw new ApiError(404, 'no-such-version', `site version ${v} does not exist or has no stored plan`);
+    res.json({
+      version: v,
+      state: outcome.state,
+      ...(outcome.summary ? { summary: outcome.summary } : {}),
+      actions: outcome.actions.map((a) => ({
+        id: a.id,
+        kind: a.kind,
+        vm: a.vm,
+        host: a.host,
+        status: a.outcome === 'pending' ? 'planned' : a.outcome,
+        ...(a.blockedBy ? { blockedBy: a.blockedBy } : {}),
+        ...(a.reason ? { reason: a.reason } : {}),
+        job: { queue: a.queue, id: a.jobId },
+      })),
+    });
   });
 
   /** How the run of a version's plan went: state, and per action done / failed / blocked by. */
@@ -519,19 +581,18 @@ export function createApiApp(opts: ApiOptions): express.Express {
       if (!(JOB_STATES as readonly string[]).includes(s))
         throw new ApiError(400, 'bad-parameter', `unknown job state "${s}"; use ${JOB_STATES.join(', ')}`);
     const queue = q.queue;
-    res.json({
-      jobs: await listJobs(rt, {
-        ...(states ? { states: states as JobState[] } : {}),
-        limit: q.limit ?? 200,
-        ...(queue ? { queue } : {}),
-      }),
+    const jobs = await listJobs(rt, {
+      ...(states ? { states: states as JobState[] } : {}),
+      limit: q.limit ?? 200,
+      ...(queue ? { queue } : {}),
     });
+    res.json({ jobs: jobs.map(jobTimes) });
   });
   app.get('/api/jobs/:queue/:id', viewer, async (req, res) => {
     const { queue, id } = input(jobPath, req.params, 'path');
     const j = await getJob(rt, queue, id);
     if (!j) throw new ApiError(404, 'no-such-job', `no job ${id} in queue ${queue}`);
-    res.json(j);
+    res.json(jobTimes(j));
   });
   app.post('/api/jobs/:queue/:id/retry', operator, async (req, res) => {
     const { queue, id } = input(jobPath, req.params, 'path');

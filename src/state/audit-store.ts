@@ -48,6 +48,8 @@ export interface AuditQuery {
   since?: number;
   until?: number;
   limit?: number;
+  /** Entries older than this entry id (the `next` of a previous page). */
+  cursor?: string;
 }
 
 export function auditRetentionDays(env: NodeJS.ProcessEnv = process.env): number {
@@ -82,7 +84,7 @@ export class AuditStore {
   async query(q: AuditQuery = {}): Promise<AuditEntry[]> {
     const limit = Math.min(q.limit ?? 100, 10_000);
     const out: AuditEntry[] = [];
-    let end = q.until !== undefined ? String(q.until) : '+';
+    let end = q.cursor !== undefined ? `(${q.cursor}` : q.until !== undefined ? String(q.until) : '+';
     const start = q.since !== undefined ? String(q.since) : '-';
     // Reads backwards in pages so a filter that matches rarely still finds `limit` entries.
     for (;;) {

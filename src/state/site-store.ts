@@ -145,8 +145,13 @@ export class SiteStore {
     return { stored, site: r.site };
   }
 
-  async history(limit = 50): Promise<VersionMeta[]> {
-    const ids = await this.redis.lrange(this.k.history, -limit, -1);
+  /** Newest first: the `limit` versions before version `before` (default: the newest). */
+  async history(limit = 50, before?: number): Promise<VersionMeta[]> {
+    // The history list holds version v at index v - 1 (versions are numbered in the order they are stored).
+    const end = before === undefined ? -1 : before - 2;
+    if (end < -1 || (before !== undefined && end < 0)) return [];
+    const start = end === -1 ? -limit : Math.max(0, end - limit + 1);
+    const ids = await this.redis.lrange(this.k.history, start, end);
     const out: VersionMeta[] = [];
     for (const id of ids.reverse()) {
       const h = await this.redis.hmget(`${this.k.version}${id}`, 'author', 'reason', 'time', 'base');

@@ -58,7 +58,7 @@ test('a saved plan runs only if planning again gives the same plan; otherwise 40
   const saved = await call('POST', '/api/site/plan', 'viewer', { xml: next });
   t.is(saved.status, 200);
   t.like(saved.body, { base: 1 });
-  t.is(typeof saved.body.observedAt, 'number');
+  t.regex(saved.body.observedAt, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/, 'ISO-8601');
   t.regex(saved.body.xmlHash, /^[0-9a-f]{64}$/);
   // The world moves: a is moved by hand, so the same file now plans nothing.
   await s.hv.get('h1')!.migrate('a', { host: 'h2', address: '10.77.0.2' });

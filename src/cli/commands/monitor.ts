@@ -91,7 +91,7 @@ export const rebalanceSchedule = defineCommand({
     return withApi(ctx, async (api) => {
       const { io } = ctx;
       if (every === undefined) {
-        const s = await api.call<{ everyMinutes: number; next?: number | null }>('GET', '/api/rebalance/schedule');
+        const s = await api.call<{ everyMinutes: number; next?: string | null }>('GET', '/api/rebalance/schedule');
         io.out(
           s.everyMinutes
             ? `every ${s.everyMinutes} min${s.next ? `, next at ${new Date(s.next).toISOString()}` : ''}`
@@ -122,7 +122,7 @@ export const hostHealth = defineCommand({
   async run(_args, ctx) {
     return withApi(ctx, async (api) => {
       const { io } = ctx;
-      const { health } = await api.call<{ health: Record<string, { state: string; since: number; detail?: string }> }>(
+      const { health } = await api.call<{ health: Record<string, { state: string; since: string; detail?: string }> }>(
         'GET',
         '/api/hosts/health',
       );

@@ -23,7 +23,8 @@ export interface SavedPlan {
   xml: string;
   base: number;
   planHash: string;
-  observedAt: number;
+  /** ISO-8601. */
+  observedAt: string;
   xmlHash: string;
   plan: Plan;
 }
@@ -32,7 +33,8 @@ export interface PlanAnswer {
   plan: Plan;
   planHash: string;
   base: number;
-  observedAt: number;
+  /** ISO-8601. */
+  observedAt: string;
   xmlHash: string;
 }
 
