@@ -23,7 +23,6 @@ import { MemorySimStore, SimulatedXenHost, provisionSimHost } from '../src/drive
 import { XsmRuntime } from '../src/jobs/runtime.ts';
 import { convergedVersion } from '../src/jobs/apply.ts';
 import { submitSite } from '../src/jobs/submit.ts';
-import { hostQueueName } from '../src/jobs/queues.ts';
 import { closeWhenReady, deleteKeysByPrefix, redisConfigFromEnv, workerConnectionOptions } from '../src/lib/redis.ts';
 import { silentLogger } from '../src/lib/log.ts';
 import { serializeSite } from '../src/site/serialize.ts';

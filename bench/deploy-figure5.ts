@@ -8,7 +8,8 @@
 // Goal: 16 hosts by multicast or chain within 1.3x of one host; unicast grows linearly.
 // The default rate is 20 Mbit/s: 16 lab machines at 100 Mbit/s make this 2-core machine the bottleneck
 // (kernel bridging of 16 streams plus 16 installers), and the table would measure the CPU, not the links.
-// Run (root): npx tsx bench/deploy-figure5.ts [--sizes 1,2,4,8,16] [--rate 20] [--image-mib 16] [--methods unicast,multicast,chain] [--disk-dir /dev/shm]
+// Run (root): npx tsx bench/deploy-figure5.ts [--sizes 1,2,4,8,16] [--rate 20] [--image-mib 16]
+//             [--methods unicast,multicast,chain] [--disk-dir /dev/shm]
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execFile } from 'node:child_process';

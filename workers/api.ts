@@ -4,7 +4,8 @@
 //   XSM_TOKENS="token:role,..." or XSM_TOKENS_FILE (lines "TOKEN ROLE [NAME]"); roles viewer|operator|admin
 //   XSM_CONTROL=0 to serve the API only (run the control worker elsewhere)
 //   XSM_FAILOVER_CHECK_S (default 10; 0 = off): host health check; XSM_SUSPECT_AFTER_S (30), XSM_FENCE_AFTER_S (30)
-//   XSM_REBALANCE_EVERY_MIN (unset: keep the schedule set through the API; 0 = off), XSM_REBALANCE_MODE (performance|density)
+//   XSM_REBALANCE_EVERY_MIN (unset: keep the schedule set through the API; 0 = off),
+//   XSM_REBALANCE_MODE (performance|density)
 //   XSM_SECRETS_DIR (default /etc/xsm/secrets), XSM_QMP_DIR (default /run/xsm/qmp): where <Power> may point;
 //   XSM_POWER_ALLOW_LOCAL=1 (lab only): BMCs on loopback or link-local addresses
 //   XSM_REDIS_URL, XSM_PREFIX

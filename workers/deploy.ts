@@ -2,8 +2,10 @@
 // It runs XSM's dnsmasq on the deployment network, the rsync daemon, and consumes the deploy queue.
 //   XSM_PXE_INTERFACE (e.g. br-deploy), XSM_PXE_ADDRESS (this machine's address there),
 //   XSM_PXE_NETWORK + XSM_PXE_NETMASK (e.g. 10.20.0.0 / 255.255.255.0), XSM_PXE_GATEWAY (optional)
-//   XSM_STATE_DIR (default /var/lib/xsm/deploy), XSM_TFTP_ROOT (default /srv/tftp), XSM_IMAGES_DIR (default /var/lib/xsm/images)
-//   XSM_DEPLOY_KEY (private key the worker logs in with; its .pub goes into installed hosts; default /etc/xsm/deploy_key)
+//   XSM_STATE_DIR (default /var/lib/xsm/deploy), XSM_TFTP_ROOT (default /srv/tftp),
+//   XSM_IMAGES_DIR (default /var/lib/xsm/images)
+//   XSM_DEPLOY_KEY (private key the worker logs in with; its .pub goes into installed hosts;
+//   default /etc/xsm/deploy_key)
 //   XSM_XEN_ARGS (default "dom0_mem=4096M,max:4096M dom0_max_vcpus=4"), XSM_SWAP_MIB (default 4096)
 //   XSM_AGENT_ENV_FILE: extra lines for /etc/xsm/host-agent.env on installed hosts (XSM_REDIS_URL etc.)
 //   XSM_CHAIN_RELAY (default "node /usr/lib/xsm/chain-relay.mjs"), XSM_SESSION_WAIT_S (default 60)

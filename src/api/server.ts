@@ -628,7 +628,6 @@ export function createApiApp(opts: ApiOptions): express.Express {
   app.use((_req, _res, next) =>
     next(new ApiError(404, 'not-found', 'no such endpoint', 'see docs/api.md for the endpoints')),
   );
-  // eslint-disable-next-line @typescript-eslint/no-unused-vars
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
     const e = toApiError(err);
     if (e.status >= 500)

@@ -167,7 +167,10 @@ function scanMetrics(body: string, where: string): RawMetric[] {
       const a: Attrs = {};
       for (const [, k, v] of m[1].matchAll(METRIC_ATTR)) a[k!] = v;
       current = { a };
-      if (m[2]) (out.push(current), (current = undefined));
+      if (m[2]) {
+        out.push(current);
+        current = undefined;
+      }
     } else if (m[3] !== undefined) {
       if (!current) throw new GangliaXmlError(where, 'EXTRA_ELEMENT outside a METRIC');
       if (m[3] === 'GROUP') current.group = m[4];

@@ -222,7 +222,10 @@ export function balance(
       for (const to of hosts) {
         if (to === h || !c.fits(v, to)) continue;
         const s = c.scoreIfMoved(v, h, to);
-        if (s < bestScore - 1e-12) ((best = to), (bestScore = s));
+        if (s < bestScore - 1e-12) {
+          best = to;
+          bestScore = s;
+        }
       }
       if (best) record(v, h, best, `${h.spec.name} is in maintenance`);
       else stuck.push(v.name);

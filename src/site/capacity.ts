@@ -69,7 +69,10 @@ export function capacityOf(
   return o ? observedCapacity(o, managed) : undefined;
 }
 
-/** Why `vm` cannot be added to a host with capacity `cap` carrying `load`; undefined when it fits or `cap` is unknown. */
+/**
+ * Why `vm` cannot be added to a host with capacity `cap` carrying `load`; undefined when it fits or `cap` is
+ * unknown.
+ */
 export function whyNotFits(
   cap: HostCapacity | undefined,
   load: Pick<HostLoad, 'memMiB'>,

@@ -105,7 +105,8 @@ function text(node: unknown): string | undefined {
   if (node === undefined || node === null) return undefined;
   if (typeof node === 'string') return decodeEntities(node);
   if (typeof node === 'number' || typeof node === 'boolean') return String(node);
-  if (Array.isArray(node)) return text(node[0]); // repeated element: the first counts, Collector.unknown refuses the rest
+  // A repeated element: the first counts, and Collector.unknown refuses the rest.
+  if (Array.isArray(node)) return text(node[0]);
   if (typeof node === 'object' && '#text' in (node as XmlNode))
     return decodeEntities(String((node as XmlNode)['#text']));
   if (typeof node === 'object') return '';

@@ -120,7 +120,7 @@ export async function startTestSite(
     },
     async where() {
       const out: Record<string, string> = {};
-      for (const [name, h] of hv) {
+      for (const name of hv.keys()) {
         const s = await store.read(name);
         for (const d of s?.domains ?? []) out[d.name] = out[d.name] ? `${out[d.name]},${name}` : name;
       }

@@ -121,7 +121,10 @@ const agent = startHostAgent({
   cacheDir: mkdtempSync(join(tmpdir(), 'xsm-xenlab-cache-')),
 });
 
-/** Submits a version the way the API does (store on the current version, enqueue its apply job) and follows its jobs. */
+/**
+ * Submits a version the way the API does (store on the current version, enqueue its apply job) and follows
+ * its jobs.
+ */
 async function applyVersion(
   phase: string,
   xml: string,
