@@ -1,7 +1,6 @@
 import test from 'ava';
 import { mkdtemp, writeFile, readFile, rm } from 'node:fs/promises';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -119,7 +118,16 @@ const qemu = spawnSync('qemu-system-x86_64', ['--version']).status === 0;
     vm.kill('SIGKILL');
     await rm(dir, { recursive: true, force: true });
   });
-  for (let i = 0; i < 100 && !existsSync(sock); i++) await new Promise((r) => setTimeout(r, 50));
+  // QEMU binds the socket a moment before it listens on it (a connect in between is refused, as CI saw
+  // once under load): wait until a QMP session opens, not just until the file exists.
+  for (let i = 0; i < 200; i++) {
+    const ready = await QmpClient.open(sock, 2000).then(
+      (c) => (c.close(), true),
+      () => false,
+    );
+    if (ready) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
   const p = new QmpPower(sock);
   t.is(await p.runState(), 'prelaunch');
   t.is(await p.status(), 'off');
