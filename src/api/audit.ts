@@ -37,6 +37,7 @@ function flag(v: unknown): boolean {
 
 export function auditRequests(rt: XsmRuntime, log: Logger): express.RequestHandler {
   const store = new AuditStore(rt.redis, rt.config.prefix);
+  const events = new EventMetrics(rt.redis, rt.config.prefix);
   return (req: Request, res: Response, next) => {
     const kind = auditKind(req.method, req.path);
     if (!kind) return next();
@@ -52,8 +53,7 @@ export function auditRequests(rt: XsmRuntime, log: Logger): express.RequestHandl
         const st = res.statusCode;
         const outcome = st >= 400 ? 'refused' : st === 201 || st === 202 ? 'stored' : 'unchanged';
         // A rebalance dry run or one with nothing to move (200) asked for no change.
-        if (!(kind === 'rebalance' && outcome === 'unchanged'))
-          new EventMetrics(rt.redis, rt.config.prefix).count('xsm_submits_total', { kind, outcome });
+        if (!(kind === 'rebalance' && outcome === 'unchanged')) events.count('xsm_submits_total', { kind, outcome });
       }
       const p = req.principal;
       const body = (typeof req.body === 'object' && req.body) || {};

@@ -58,7 +58,8 @@ export function securityHeaders(): express.RequestHandler {
   });
 }
 
-const escapeHtml = (s: string) =>
+/** Text for HTML: the five characters that could open markup or end an attribute, as entities. */
+export const escapeHtml = (s: string) =>
   s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
 const STYLE = `body{font:15px system-ui,sans-serif;background:#151a21;color:#d7dde5;display:flex;min-height:100vh;margin:0;align-items:center;justify-content:center}

@@ -316,9 +316,8 @@ export function mountMonitoringRoutes(app: express.Express, rt: XsmRuntime, guar
     try {
       // An operator's rebalance moves only VMs of Sets it owns; an admin's, any.
       const p = req.principal!;
-      const site = (await rt.sites.currentVersion())
-        ? (await rt.sites.load(await rt.sites.currentVersion())).site
-        : undefined;
+      const current = await rt.sites.currentVersion();
+      const site = current ? (await rt.sites.load(current)).site : undefined;
       const owners = new Map((site?.sets ?? []).map((s) => [s.name, s.owner]));
       const out = await runRebalance(rt, r, {
         name: p.name,

@@ -3,6 +3,7 @@
 // Served at GET /api/openapi.json; a test validates it with an OpenAPI validator and checks that every
 // route the app serves is in it and in docs/api.md.
 
+import { escapeHtml } from './browser.ts';
 import { z } from 'zod';
 import * as S from './schemas.ts';
 import type { Role } from './auth.ts';
@@ -379,9 +380,6 @@ export function openApiDocument(version: string): object {
   };
 }
 
-const esc = (s: string) =>
-  s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
-
 /**
  * The OpenAPI document as one self-contained page for people (GET /api/docs): every route with its role,
  * parameters, body schema and answers. Rendered on the server, no script and no asset from elsewhere, so it
@@ -410,7 +408,7 @@ export function openApiHtml(doc: object): string {
         ? `<table><tr><th>parameter</th><th>in</th><th>required</th><th>schema</th></tr>${op.parameters
             .map(
               (p) =>
-                `<tr><td><code>${esc(p.name)}</code></td><td>${p.in}</td><td>${p.required ? 'yes' : ''}</td><td><code>${esc(JSON.stringify(p.schema))}</code></td></tr>`,
+                `<tr><td><code>${escapeHtml(p.name)}</code></td><td>${p.in}</td><td>${p.required ? 'yes' : ''}</td><td><code>${escapeHtml(JSON.stringify(p.schema))}</code></td></tr>`,
             )
             .join('')}</table>`
         : '';
@@ -418,15 +416,15 @@ export function openApiHtml(doc: object): string {
         ? Object.entries(op.requestBody.content)
             .map(
               ([type, c]) =>
-                `<p>body <code>${esc(type)}</code></p><pre>${esc(JSON.stringify(c.schema, null, 2))}</pre>`,
+                `<p>body <code>${escapeHtml(type)}</code></p><pre>${escapeHtml(JSON.stringify(c.schema, null, 2))}</pre>`,
             )
             .join('')
         : '';
       const answers = Object.entries(op.responses)
-        .map(([status, r]) => `<li><b>${status}</b> ${esc(r.description)}</li>`)
+        .map(([status, r]) => `<li><b>${status}</b> ${escapeHtml(r.description)}</li>`)
         .join('');
-      return `<section id="${esc(method + path)}"><h2><span class="m">${method.toUpperCase()}</span> <code>${esc(path)}</code></h2><p>${esc(op.summary)} — ${op['x-xsm-role'] ? `role <b>${esc(op['x-xsm-role'])}</b>` : 'no token'}</p>${params}${body}<ul>${answers}</ul></section>`;
+      return `<section id="${escapeHtml(method + path)}"><h2><span class="m">${method.toUpperCase()}</span> <code>${escapeHtml(path)}</code></h2><p>${escapeHtml(op.summary)} — ${op['x-xsm-role'] ? `role <b>${escapeHtml(op['x-xsm-role'])}</b>` : 'no token'}</p>${params}${body}<ul>${answers}</ul></section>`;
     }),
   );
-  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><title>${esc(d.info.title)}</title><style>body{font:15px system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#1d2430}h2{font-size:1.05rem;margin:1.6rem 0 .3rem}.m{display:inline-block;min-width:4rem;color:#2457b3}code,pre{font:13px ui-monospace,monospace}pre{background:#f3f5f8;padding:.6rem;overflow:auto}table{border-collapse:collapse}td,th{border-bottom:1px solid #dde2ea;padding:.2rem .6rem;text-align:left;vertical-align:top}</style></head><body><h1>${esc(d.info.title)} <small>${esc(d.info.version)}</small></h1><p>${esc(d.info.description)} Machine-readable: <a href="/api/openapi.json">/api/openapi.json</a>.</p>${ops.join('')}</body></html>`;
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><title>${escapeHtml(d.info.title)}</title><style>body{font:15px system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#1d2430}h2{font-size:1.05rem;margin:1.6rem 0 .3rem}.m{display:inline-block;min-width:4rem;color:#2457b3}code,pre{font:13px ui-monospace,monospace}pre{background:#f3f5f8;padding:.6rem;overflow:auto}table{border-collapse:collapse}td,th{border-bottom:1px solid #dde2ea;padding:.2rem .6rem;text-align:left;vertical-align:top}</style></head><body><h1>${escapeHtml(d.info.title)} <small>${escapeHtml(d.info.version)}</small></h1><p>${escapeHtml(d.info.description)} Machine-readable: <a href="/api/openapi.json">/api/openapi.json</a>.</p>${ops.join('')}</body></html>`;
 }

@@ -3,8 +3,8 @@
 // may at once. The queue dashboard (bull-board) is mounted at /admin/queues behind the same tokens.
 
 import { openApiDocument, openApiHtml } from './openapi.ts';
-import { readFileSync } from 'node:fs';
-import { methodNotAllowed, mountBrowserAuth, page, securityHeaders, wantsHtml } from './browser.ts';
+import { packageVersion } from '../lib/package-version.ts';
+import { escapeHtml, methodNotAllowed, mountBrowserAuth, page, securityHeaders, wantsHtml } from './browser.ts';
 import { httpSpans } from '../lib/tracing.ts';
 import { HealthStore } from '../failover/health.ts';
 import { mountMonitoringRoutes } from './monitoring.ts';
@@ -140,18 +140,6 @@ function planAnswer(plan: StoredPlan | PlanRecord) {
     observedAt: iso(plan.observedAt),
     xmlHash: plan.xmlHash,
   };
-}
-
-/** The package's version, for the OpenAPI document's info. */
-function packageVersion(): string {
-  for (const up of ['../../package.json', '../../../package.json']) {
-    try {
-      return (JSON.parse(readFileSync(new URL(up, import.meta.url), 'utf8')) as { version: string }).version;
-    } catch {
-      // compiled one level deeper: try the next
-    }
-  }
-  return '0.0.0';
 }
 
 /** Times in answers are ISO-8601 (UTC); the stores keep epoch milliseconds. */
@@ -645,7 +633,7 @@ export function createApiApp(opts: ApiOptions): express.Express {
         .send(
           page(
             `${e.status}`,
-            `<h1>${e.status === 401 ? 'Please log in' : e.status === 403 ? 'Not allowed' : 'Something went wrong'}</h1><p class="err">${e.message.replace(/[&<>"']/g, '')}</p>${e.hint ? `<p>${e.hint.replace(/[&<>"']/g, '')}</p>` : ''}<p><a href="/admin/login">Log in</a> · <a href="/admin/site">Site console</a></p>`,
+            `<h1>${e.status === 401 ? 'Please log in' : e.status === 403 ? 'Not allowed' : 'Something went wrong'}</h1><p class="err">${escapeHtml(e.message)}</p>${e.hint ? `<p>${escapeHtml(e.hint)}</p>` : ''}<p><a href="/admin/login">Log in</a> · <a href="/admin/site">Site console</a></p>`,
           ),
         );
       return;

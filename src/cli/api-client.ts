@@ -2,6 +2,8 @@
 // (seconds each call may take, default 30: a hung API must not hang a script). An API error becomes an
 // exception carrying the API's message and hint, which the CLI prints as is; status 0 means no answer.
 
+import { envWholeNumber } from '../lib/env.ts';
+
 export class ApiCallError extends Error {
   constructor(
     readonly status: number,
@@ -21,11 +23,7 @@ export interface ApiClient {
 
 /** Seconds one API call may take: XSM_API_TIMEOUT, a decimal 1..3600, default 30. */
 export function apiTimeoutSeconds(env: NodeJS.ProcessEnv = process.env): number {
-  const text = env.XSM_API_TIMEOUT;
-  if (text === undefined || text === '') return 30;
-  const n = /^[0-9]{1,4}$/.test(text) ? Number(text) : NaN;
-  if (!(n >= 1 && n <= 3600)) throw new Error(`XSM_API_TIMEOUT must be whole seconds from 1 to 3600, got "${text}"`);
-  return n;
+  return envWholeNumber(env, 'XSM_API_TIMEOUT', 30, 1, 3600, 'whole seconds');
 }
 
 export function apiClient(env: NodeJS.ProcessEnv = process.env): ApiClient {

@@ -4,7 +4,7 @@
 // error (nothing was done), 3 API unreachable or timed out, 4 refused by the API. Under --json, stdout carries
 // exactly one JSON document: the command's answer, or {"error": ...} with the same exit code.
 
-import { readFileSync } from 'node:fs';
+import { PACKAGE_NAME, packageVersion } from '../lib/package-version.ts';
 import { ApiCallError, apiClient, type ApiClient } from './api-client.ts';
 import { bashCompletion, zshCompletion } from './completion.ts';
 import {
@@ -85,20 +85,12 @@ function groupHelp(name: string, members: Command[]): string[] {
   ];
 }
 
-/** The package's version: package.json is two levels up from src/cli, three from the compiled dist/src/cli. */
+/** The package's version (`xsm --version`). */
 export function version(): string {
-  for (const up of ['../../package.json', '../../../package.json']) {
-    try {
-      const pkg = JSON.parse(readFileSync(new URL(up, import.meta.url), 'utf8')) as { name?: string; version: string };
-      if (pkg.name === PACKAGE_NAME) return pkg.version;
-    } catch {
-      // not there: try the next level
-    }
-  }
-  return 'unknown';
+  return packageVersion();
 }
 
-export const PACKAGE_NAME = 'xen-site-manager';
+export { PACKAGE_NAME };
 
 /** The command named by the longest run of leading words ("rebalance schedule" before "rebalance"). */
 function findCommand(argv: string[]): Command | undefined {

@@ -86,6 +86,8 @@ export function bullmqTelemetry(): { telemetry: BullMQOtel } | Record<string, ne
 }
 
 const tracer = () => trace.getTracer('xsm');
+/** What `inSpan` hands its callback when tracing is off: one non-recording span for every call. */
+const NO_SPAN = trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
 
 interface HttpRequestLike {
   method: string;
@@ -134,7 +136,7 @@ export function httpSpans(): (req: HttpRequestLike, res: HttpResponseLike, next:
  * are its children); records a thrown error on it. With tracing off this is a plain call.
  */
 export async function inSpan<T>(name: string, attributes: Attributes, fn: (span: Span) => Promise<T>): Promise<T> {
-  if (!telemetry) return fn(trace.wrapSpanContext(INVALID_SPAN_CONTEXT));
+  if (!telemetry) return fn(NO_SPAN);
   return tracer().startActiveSpan(name, { attributes }, async (span) => {
     try {
       return await fn(span);

@@ -4,6 +4,7 @@
 // (XSM_SITE_PARSE_THREADS, default 2; 0 parses on the event loop, as tests of the baseline do) with a
 // queue; a worker that dies (out of its heap on a hostile file) fails only its own task and is replaced.
 
+import { envWholeNumber } from '../lib/env.ts';
 import { Worker } from 'node:worker_threads';
 import { loadSite } from './parse.ts';
 import type { LoadResult, SiteIssue } from './model.ts';
@@ -19,14 +20,6 @@ export interface Verdict {
 export const DEFAULT_MAX_SITE_BYTES = 32 * 1024 * 1024;
 export const LARGEST_MAX_SITE_BYTES = 64 * 1024 * 1024;
 
-function envInt(env: NodeJS.ProcessEnv, name: string, dflt: number, min: number, max: number): number {
-  const text = env[name];
-  if (text === undefined || text === '') return dflt;
-  const n = /^[0-9]{1,12}$/.test(text) ? Number(text) : NaN;
-  if (!(n >= min && n <= max)) throw new Error(`${name} must be a whole number from ${min} to ${max}, got "${text}"`);
-  return n;
-}
-
 export interface SiteInputLimits {
   /** Largest XML body, bytes. */
   maxBytes: number;
@@ -38,9 +31,9 @@ export interface SiteInputLimits {
 
 export function siteInputLimitsFromEnv(env: NodeJS.ProcessEnv = process.env): SiteInputLimits {
   return {
-    maxBytes: envInt(env, 'XSM_MAX_SITE_BYTES', DEFAULT_MAX_SITE_BYTES, 1024, LARGEST_MAX_SITE_BYTES),
-    threads: envInt(env, 'XSM_SITE_PARSE_THREADS', 2, 0, 16),
-    perToken: envInt(env, 'XSM_SITE_PARSES_PER_TOKEN', 2, 1, 100),
+    maxBytes: envWholeNumber(env, 'XSM_MAX_SITE_BYTES', DEFAULT_MAX_SITE_BYTES, 1024, LARGEST_MAX_SITE_BYTES),
+    threads: envWholeNumber(env, 'XSM_SITE_PARSE_THREADS', 2, 0, 16),
+    perToken: envWholeNumber(env, 'XSM_SITE_PARSES_PER_TOKEN', 2, 1, 100),
   };
 }
 

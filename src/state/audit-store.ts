@@ -3,6 +3,7 @@
 // API host; entries older than the retention (XSM_AUDIT_DAYS, default 90) are trimmed as new ones arrive.
 // It is append-only through this store: nothing in XSM edits or deletes an entry.
 
+import { envWholeNumber } from '../lib/env.ts';
 import type { Redis } from 'ioredis';
 
 /**
@@ -53,11 +54,7 @@ export interface AuditQuery {
 }
 
 export function auditRetentionDays(env: NodeJS.ProcessEnv = process.env): number {
-  const text = env.XSM_AUDIT_DAYS;
-  if (text === undefined || text === '') return 90;
-  const n = /^[0-9]{1,5}$/.test(text) ? Number(text) : NaN;
-  if (!(n >= 1 && n <= 36500)) throw new Error(`XSM_AUDIT_DAYS must be whole days from 1 to 36500, got "${text}"`);
-  return n;
+  return envWholeNumber(env, 'XSM_AUDIT_DAYS', 90, 1, 36500, 'whole days');
 }
 
 export class AuditStore {

@@ -2,15 +2,12 @@
 // any API host knows it) only the SHA-256 of the id and the digest of the token that logged in — never a
 // token — with an expiry (XSM_SESSION_HOURS, default 8).
 
+import { envWholeNumber } from '../lib/env.ts';
 import { createHash, randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 
 export function sessionHours(env: NodeJS.ProcessEnv = process.env): number {
-  const text = env.XSM_SESSION_HOURS;
-  if (text === undefined || text === '') return 8;
-  const n = /^[0-9]{1,4}$/.test(text) ? Number(text) : NaN;
-  if (!(n >= 1 && n <= 720)) throw new Error(`XSM_SESSION_HOURS must be whole hours from 1 to 720, got "${text}"`);
-  return n;
+  return envWholeNumber(env, 'XSM_SESSION_HOURS', 8, 1, 720, 'whole hours');
 }
 
 export class SessionStore {

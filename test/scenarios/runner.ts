@@ -228,3 +228,21 @@ async function eventually(ok: () => Promise<boolean>, ms = 10_000): Promise<void
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+/**
+ * Registers each scenario of a family as a serial ava test (one family a test file, so ava runs families in
+ * parallel): no invariant may be broken, and the run must have done something for them to see.
+ */
+export function registerScenarios(test: typeof import('ava').default, scenarios: Scenario[]): void {
+  for (const sc of scenarios) {
+    test.serial(sc.name, async (t) => {
+      const { trace, problems } = await runScenario(sc);
+      t.deepEqual(problems, []);
+      // The invariants saw the run: every scenario creates VMs, so hosts changed and jobs ran.
+      t.true(
+        trace.states.length > 0 && trace.jobs.length > 0,
+        `${trace.states.length} states, ${trace.jobs.length} jobs`,
+      );
+    });
+  }
+}

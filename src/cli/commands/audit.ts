@@ -2,21 +2,7 @@
 
 import { formatTable } from '../../site/plan-format.ts';
 import { defineCommand, EXIT, parseDecimal } from '../command.ts';
-
-interface Entry {
-  time: string;
-  user: string;
-  role: string;
-  from: string;
-  kind: string;
-  what: string;
-  outcome: string;
-  status?: number;
-  sets?: string[];
-  version?: number;
-  job?: string;
-  reason?: string;
-}
+import type { AuditEntry } from '../../state/audit-store.ts';
 
 export const audit = defineCommand({
   name: 'audit',
@@ -33,7 +19,7 @@ export const audit = defineCommand({
     const q = new URLSearchParams();
     for (const k of ['user', 'set', 'kind', 'since'] as const) if (options[k] !== undefined) q.set(k, options[k]!);
     if (options.limit !== undefined) q.set('limit', String(parseDecimal(String(options.limit), '--limit', 1)));
-    const { entries } = await ctx.api().call<{ entries: Entry[] }>('GET', `/api/audit?${q.toString()}`);
+    const { entries } = await ctx.api().call<{ entries: AuditEntry[] }>('GET', `/api/audit?${q.toString()}`);
     ctx.result({ entries });
     ctx.io.out(
       formatTable(
