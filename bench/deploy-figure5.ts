@@ -14,7 +14,8 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { DEPLOY_QUEUE, enqueueDeploy } from '../src/deploy/deploy-job.ts';
+import { enqueueDeploy } from '../src/services/deploy-service.ts';
+import { DEPLOY_QUEUE } from '../src/runtime/queues.ts';
 import type { TransferMethod } from '../src/deploy/transfer.ts';
 import { labSupported } from '../test/lab/netns-lab.ts';
 import { startDeploySite } from '../test/lab/deploy-site.ts';
@@ -87,12 +88,13 @@ async function main() {
         // Image phase: from the moment the image starts flowing (the first unicast pull, or the session's
         // sender starting once its machines are there) to the last host holding a verified copy.
         const st = await Promise.all(
-          nodes.map((x) =>
-            site.rt.redis.hmget(`${site.rt.config.prefix}:deploy:host:${x.name}`, 'imageStartedAt', 'imageDoneAt'),
-          ),
+          nodes.map(async (x) => {
+            const r = await site.rt.deploys.record(x.name);
+            return [r.imageStartedAt, r.imageDoneAt];
+          }),
         );
         const done = Math.max(...st.map((v) => Number(v[1])).filter(Number.isFinite));
-        const sentAt = Number(await site.rt.redis.get(`${site.rt.config.prefix}:deploy:session:${req.session}:sentAt`));
+        const sentAt = (await site.rt.deploys.sessionSentAt(req.session)) ?? 0;
         const from =
           method === 'unicast' || !sentAt ? Math.min(...st.map((v) => Number(v[0])).filter(Number.isFinite)) : sentAt;
         const image = (done - from) / 1000;
@@ -107,7 +109,7 @@ async function main() {
         console.log(
           `  ${method} x${n}: image ${image.toFixed(2)} s, deploy ${total.toFixed(2)} s${failed ? `, ${failed} FAILED` : ''}`,
         );
-        for (const x of nodes) await site.rt.redis.del(`${site.rt.config.prefix}:deploy:host:${x.name}`);
+        for (const x of nodes) await site.rt.deploys.forget(x.name);
       }
     }
   } finally {

@@ -4,7 +4,7 @@
 // them; processors do nothing but count. Every job carries an idempotency key, so a run can say that every
 // job completed exactly once (or how many are missing and how many ran twice).
 
-import { actionJobOptions, CONTROL_QUEUE, hostQueueName } from '../src/jobs/queues.ts';
+import { actionJobOptions, CONTROL_QUEUE, hostQueueName } from '../src/runtime/queues.ts';
 
 interface LayoutJob {
   id?: string;

@@ -14,14 +14,13 @@ import { startTracing } from '../src/lib/tracing.ts';
 import { tokensFromEnv } from '../src/api/auth.ts';
 import { powerPolicyFromEnv } from '../src/site/power-policy.ts';
 import { startApi } from '../src/api/listen.ts';
-import { XsmRuntime } from '../src/jobs/runtime.ts';
-import { upgradeQueueData } from '../src/jobs/queue-data.ts';
+import { XsmRuntime } from '../src/runtime/runtime.ts';
 import { errorMessage } from '../src/lib/errors.ts';
 import { createLogger } from '../src/lib/log.ts';
 import { closeWhenReady, redisConfigFromEnv } from '../src/lib/redis.ts';
 import { startControlWorker } from './control-lib.ts';
-import { scheduleFailoverCheck } from '../src/failover/health.ts';
-import { scheduleRebalance } from '../src/rebalance/rebalance-job.ts';
+import { scheduleFailoverCheck } from '../src/services/health-check.ts';
+import { scheduleRebalance } from '../src/services/rebalance-service.ts';
 
 function fail(message: string): never {
   process.stderr.write(`xsm api: ${message}\n`);
@@ -57,7 +56,7 @@ const port = Number(process.env.XSM_API_PORT ?? 8080);
 if (!Number.isInteger(port) || port < 0 || port > 65535)
   fail(`XSM_API_PORT=${process.env.XSM_API_PORT} is not a port number`);
 const rt = new XsmRuntime(redisConfigFromEnv());
-await upgradeQueueData(rt.redis, rt.config.prefix, log).catch((e: unknown) => fail(errorMessage(e)));
+await rt.upgradeQueueData(log).catch((e: unknown) => fail(errorMessage(e)));
 const control = process.env.XSM_CONTROL === '0' ? undefined : startControlWorker(rt, log);
 if (control) {
   // Job schedulers live in Redis, one per site: every API/control process may upsert them, the jobs run once.

@@ -4,16 +4,17 @@
 
 import { recordJobMetrics } from '../src/jobs/job-metrics.ts';
 import { bullmqTelemetry } from '../src/lib/tracing.ts';
-import { Worker, type Job } from 'bullmq';
+import { Worker } from 'bullmq';
+import { DEPLOY_JOB_KINDS, jobRouter } from '../src/jobs/registry.ts';
 import { workerConnectionOptions } from '../src/lib/redis.ts';
-import { DEPLOY_QUEUE, processDeploy } from '../src/deploy/deploy-job.ts';
-import type { DeployEnv, DeployJobData } from '../workflows/deploy-host.ts';
+import { DEPLOY_QUEUE } from '../src/runtime/queues.ts';
+import type { DeployEnv } from '../workflows/deploy-host.ts';
 
 export function startDeployWorker(
   env: DeployEnv,
   opts: { concurrency?: number; lockDurationMs?: number; stalledIntervalMs?: number } = {},
 ): Worker {
-  const worker = new Worker(DEPLOY_QUEUE, async (job: Job<DeployJobData>) => processDeploy(env, job), {
+  const worker = new Worker(DEPLOY_QUEUE, jobRouter(DEPLOY_JOB_KINDS, env, DEPLOY_QUEUE), {
     ...bullmqTelemetry(),
     connection: workerConnectionOptions(env.rt.config),
     prefix: env.rt.config.prefix,

@@ -22,8 +22,7 @@ import { ImageServer } from '../src/deploy/transfer.ts';
 import { powerFor } from '../src/drivers/power/select.ts';
 import { powerPolicyFromEnv, type PowerPolicy } from '../src/site/power-policy.ts';
 import { LocalShell, runChecked } from '../src/drivers/shell.ts';
-import { XsmRuntime } from '../src/jobs/runtime.ts';
-import { upgradeQueueData } from '../src/jobs/queue-data.ts';
+import { XsmRuntime } from '../src/runtime/runtime.ts';
 import { errorMessage } from '../src/lib/errors.ts';
 import { createLogger } from '../src/lib/log.ts';
 import { closeWhenReady, redisConfigFromEnv } from '../src/lib/redis.ts';
@@ -46,7 +45,7 @@ try {
   fail(e instanceof Error ? e.message : String(e));
 }
 const rt = new XsmRuntime(redisConfigFromEnv());
-await upgradeQueueData(rt.redis, rt.config.prefix, log).catch((e: unknown) => fail(errorMessage(e)));
+await rt.upgradeQueueData(log).catch((e: unknown) => fail(errorMessage(e)));
 const address = need('XSM_PXE_ADDRESS');
 const iface = need('XSM_PXE_INTERFACE');
 const stateDir = process.env.XSM_STATE_DIR ?? '/var/lib/xsm/deploy';
@@ -90,7 +89,7 @@ const worker = startDeployWorker({
   async power(host) {
     const { site } = await rt.sites.load(await rt.sites.currentVersion());
     const spec = site.hosts.find((h) => h.name === host);
-    return powerFor(host, spec?.power, { shell, redis: rt.redis, prefix: rt.config.prefix, policy: powerPolicy });
+    return powerFor(host, spec?.power, { shell, manual: rt.manualPower, policy: powerPolicy });
   },
   ssh: { privateKey, publicKey },
   netmask: need('XSM_PXE_NETMASK'),

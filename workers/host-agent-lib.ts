@@ -1,26 +1,20 @@
-// The host agent: runs on each Dom0, consumes that host's queue, runs the VM workflows against the local
-// hypervisor, and reports observed state with a heartbeat. It also keeps the last applied site file on
-// local disk, so a Dom0 knows its intended VMs even while Redis is unreachable.
+// The host agent: runs on each Dom0, consumes that host's queue (each job routed by the job registry to
+// src/jobs/vm-action.ts, which runs its VM workflow against the local hypervisor), and reports observed
+// state with a heartbeat. It also keeps the last applied site file on local disk, so a Dom0 knows its
+// intended VMs even while Redis is unreachable.
 
-import { recordJobMetrics } from '../src/jobs/job-metrics.ts';
-import { EventMetrics } from '../src/state/event-metrics-store.ts';
-import { ATTR, bullmqTelemetry, inSpan, tracedDriver } from '../src/lib/tracing.ts';
-import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import { Worker } from 'bullmq';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { HypervisorRefusal, type Hypervisor } from '../src/drivers/hypervisor/hypervisor.ts';
-import { PermanentError } from '../src/lib/errors.ts';
+import type { Hypervisor } from '../src/drivers/hypervisor/hypervisor.ts';
+import { recordJobMetrics } from '../src/jobs/job-metrics.ts';
+import { HOST_JOB_KINDS, jobRouter } from '../src/jobs/registry.ts';
+import { freshAfterCall, queueRemote, reportObserved, type VmActionDeps } from '../src/jobs/vm-action.ts';
 import type { Logger } from '../src/lib/log.ts';
 import { closeWhenReady, workerConnectionOptions } from '../src/lib/redis.ts';
-import { jobJournal, runSteps, type Rollback, type Step } from '../src/lib/steps.ts';
-import { hostQueueName, partJobOptions, type ActionJobData } from '../src/jobs/queues.ts';
-import type { XsmRuntime } from '../src/jobs/runtime.ts';
-import { createSteps } from '../workflows/create-vm.ts';
-import { migrateSteps } from '../workflows/migrate-vm.ts';
-import { coldMoveRollback, coldMoveSteps, PartStillRunning } from '../workflows/move-vm-cold.ts';
-import { reconfigureLiveSteps, reconfigureRestartSteps, restartRollback } from '../workflows/reconfigure-vm.ts';
-import { removeSteps } from '../workflows/remove-vm.ts';
-import type { RemoteActions, VmWorkflowContext } from '../workflows/steps-common.ts';
+import { ATTR, bullmqTelemetry, tracedDriver } from '../src/lib/tracing.ts';
+import { hostQueueName, type ActionJobData } from '../src/runtime/queues.ts';
+import type { XsmRuntime } from '../src/runtime/runtime.ts';
 
 export interface HostAgentOptions {
   rt: XsmRuntime;
@@ -38,97 +32,6 @@ export interface HostAgentOptions {
   partWaitMs?: number;
 }
 
-export function stepsFor(data: ActionJobData): {
-  workflow: string;
-  steps: Step<VmWorkflowContext>[];
-  rollback?: Rollback<VmWorkflowContext>;
-} {
-  const a = data.action;
-  switch (a.kind) {
-    case 'create':
-      return { workflow: 'create-vm', steps: createSteps };
-    case 'remove':
-      return { workflow: 'remove-vm', steps: removeSteps };
-    case 'migrate':
-      return a.mode === 'cold'
-        ? { workflow: 'move-vm-cold', steps: coldMoveSteps, rollback: coldMoveRollback }
-        : { workflow: 'migrate-vm', steps: migrateSteps };
-    case 'reconfigure':
-      return a.mode === 'live'
-        ? { workflow: 'reconfigure-vm-live', steps: reconfigureLiveSteps }
-        : { workflow: 'reconfigure-vm-restart', steps: reconfigureRestartSteps, rollback: restartRollback };
-  }
-}
-
-/** Cold moves' parts: jobs on other hosts' queues, added once (by id) and waited for until they end. */
-export function queueRemote(rt: XsmRuntime, waitMs: number): RemoteActions {
-  const state: RemoteActions['state'] = async (host, jobId) => {
-    const q = rt.hostQueue(host);
-    const s = await q.getJobState(jobId);
-    if (s === 'unknown') return undefined;
-    if (s === 'completed') return { ok: true };
-    if (s === 'failed') return { ok: false, reason: (await q.getJob(jobId))?.failedReason ?? 'failed' };
-    return 'unfinished';
-  };
-  return {
-    state,
-    run: async (host, jobId, data) => {
-      if ((await state(host, jobId)) === undefined)
-        await rt.hostQueue(host).add(data.action.kind, data, { ...partJobOptions, jobId });
-      const until = Date.now() + waitMs;
-      for (;;) {
-        const s = await state(host, jobId);
-        if (s && s !== 'unfinished') return s;
-        if (Date.now() > until)
-          throw new Error(`still unfinished after ${Math.round(waitMs / 1000)} s; is ${host}'s agent running?`);
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    },
-  };
-}
-
-export async function reportObserved(rt: XsmRuntime, hv: Hypervisor): Promise<void> {
-  const [info, domains] = await Promise.all([hv.info(), hv.list()]);
-  await rt.observed.report({
-    name: hv.hostName,
-    heartbeatAt: Date.now(),
-    totalMemMiB: info.totalMemMiB,
-    freeMemMiB: info.freeMemMiB,
-    nrCpus: info.nrCpus,
-    domains: domains.filter((d) => d.domid !== 0),
-  });
-}
-
-/**
- * Returns a function that resolves once `fn` has run *after* the call: a caller never gets a result
- * that started before it asked. Callers that arrive while a run is in flight share the next run, so a
- * burst of finishing jobs costs one or two reports, not one each, and yet every job completes only
- * after the host's observed state shows its effect (the planner trusts that state).
- */
-export function freshAfterCall(fn: () => Promise<void>): () => Promise<void> {
-  let running: Promise<void> | undefined;
-  let next: Promise<void> | undefined;
-  const start = (): Promise<void> => {
-    const p = fn().finally(() => {
-      if (running === p) running = undefined;
-    });
-    running = p;
-    return p;
-  };
-  return () => {
-    if (!running) return start();
-    if (!next) {
-      next = running
-        .catch(() => {})
-        .then(() => {
-          next = undefined;
-          return start();
-        });
-    }
-    return next;
-  };
-}
-
 export function startHostAgent(opts: HostAgentOptions): { worker: Worker; close: () => Promise<void> } {
   const { rt, log } = opts;
   const host = opts.hv.hostName;
@@ -138,53 +41,11 @@ export function startHostAgent(opts: HostAgentOptions): { worker: Worker; close:
   const observe = freshAfterCall(() => reportObserved(rt, hv));
   const remote = queueRemote(rt, opts.partWaitMs ?? 600_000);
   // Each durable step's duration, as a histogram by workflow and step.
-  const events = new EventMetrics(rt.redis, rt.config.prefix);
+  const events = rt.events;
   const stepTimed = (workflow: string, step: string, seconds: number) =>
     events.observe('xsm_step_duration_seconds', { workflow, step }, seconds);
-  const processor = (job: Job<ActionJobData>) =>
-    inSpan(
-      `${job.data.action.kind} ${job.data.action.vm}`,
-      {
-        [ATTR.host]: host,
-        [ATTR.vm]: job.data.action.vm,
-        [ATTR.version]: job.data.version,
-        [ATTR.action]: job.data.action.id,
-        [ATTR.job]: job.id ?? '',
-      },
-      () => runAction(job),
-    );
-  const runAction = async (job: Job<ActionJobData>) => {
-    const { workflow, steps, rollback } = stepsFor(job.data);
-    const jobLog = log.child({ host, job: job.id, vm: job.data.action.vm });
-    const a = job.data.action;
-    // What the target host will report once it runs the migrated VM (see recordArrival).
-    const migrating = a.kind === 'migrate' && a.mode === 'live' ? await hv.find(a.vm) : undefined;
-    const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
-    // A part still running on another host is never rolled back over (two copies of one disk image).
-    const isFinal = (e: unknown) =>
-      !(e instanceof PartStillRunning) &&
-      (e instanceof UnrecoverableError || e instanceof HypervisorRefusal || lastAttempt);
-    try {
-      const ctx: VmWorkflowContext = { hv, data: job.data, peer: opts.peer, observed: rt.observed, remote };
-      await runSteps(workflow, steps, ctx, jobJournal(job), jobLog, {
-        ...(rollback ? { rollback, isFinal } : {}),
-        onStepDone: stepTimed,
-      });
-      if (a.kind === 'migrate' && migrating) await rt.observed.recordArrival(a.to, { ...migrating, state: 'running' });
-    } catch (e) {
-      // Xen said no (no memory, over maxmem): retrying will not change its mind.
-      if (e instanceof HypervisorRefusal)
-        throw new PermanentError(e.message, 'change the site file or free resources on the host, then apply again');
-      jobLog.warn('step failed', { error: e instanceof Error ? e.message : String(e), attempt: job.attemptsMade + 1 });
-      throw e;
-    } finally {
-      await observe().catch((e: unknown) =>
-        jobLog.warn('observed-state report failed', { error: e instanceof Error ? e.message : String(e) }),
-      );
-    }
-    return `${workflow} ${job.data.action.vm} done`;
-  };
-  const worker = new Worker<ActionJobData>(hostQueueName(host), processor, {
+  const deps: VmActionDeps = { rt, hv, log, peer: opts.peer, remote, observe, stepTimed };
+  const worker = new Worker(hostQueueName(host), jobRouter(HOST_JOB_KINDS, deps, hostQueueName(host)), {
     connection: workerConnectionOptions(rt.config),
     prefix: rt.config.prefix,
     concurrency: opts.concurrency ?? 4,

@@ -19,8 +19,7 @@ import { vmMetricsPublisher } from '../src/ganglia/vm-metrics.ts';
 import type { Hypervisor } from '../src/drivers/hypervisor/hypervisor.ts';
 import { createLogger } from '../src/lib/log.ts';
 import { redisConfigFromEnv } from '../src/lib/redis.ts';
-import { XsmRuntime } from '../src/jobs/runtime.ts';
-import { upgradeQueueData } from '../src/jobs/queue-data.ts';
+import { XsmRuntime } from '../src/runtime/runtime.ts';
 import { errorMessage } from '../src/lib/errors.ts';
 import { checkName } from '../src/site/validate.ts';
 import { startHostAgent } from './host-agent-lib.ts';
@@ -46,7 +45,7 @@ const log = createLogger({ component: 'host-agent', host });
 if (await startTracing('xsm-host-agent'))
   log.info('exporting traces over OTLP', { endpoint: process.env.OTEL_EXPORTER_OTLP_ENDPOINT });
 const rt = new XsmRuntime(redisConfigFromEnv());
-await upgradeQueueData(rt.redis, rt.config.prefix, log).catch((e: unknown) => fail(errorMessage(e)));
+await rt.upgradeQueueData(log).catch((e: unknown) => fail(errorMessage(e)));
 
 let hv: Hypervisor;
 let peer: ((h: string) => Hypervisor | undefined) | undefined;

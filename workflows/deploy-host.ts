@@ -11,7 +11,6 @@ import { parseXlInfo } from '../src/drivers/hypervisor/xl-parse.ts';
 import { runChecked, type Shell } from '../src/drivers/shell.ts';
 import { probeHostKey, shellQuote, SshShell } from '../src/drivers/ssh/ssh-shell.ts';
 import { renderInstallerIpxe, renderXenIpxe, type DnsmasqService, type XenBootSpec } from '../src/deploy/dnsmasq.ts';
-import type { ImageManifest } from '../src/deploy/image.ts';
 import { partitionFromJson, sfdiskScript, type DiskLayout } from '../src/deploy/layout.ts';
 import {
   chainReceiver,
@@ -22,26 +21,11 @@ import {
   type ImageServer,
   type TransferMethod,
 } from '../src/deploy/transfer.ts';
-import type { XsmRuntime } from '../src/jobs/runtime.ts';
+import type { DeployJobData } from '../src/runtime/queues.ts';
+import type { XsmRuntime } from '../src/runtime/runtime.ts';
 import { PermanentError } from '../src/lib/errors.ts';
 import type { Logger } from '../src/lib/log.ts';
 import type { Step, StepRuntime } from '../src/lib/steps.ts';
-
-export interface DeployJobData {
-  /** The host's name in the site file, its boot MAC and Dom0 address (from the inventory). */
-  host: string;
-  mac: string;
-  address: string;
-  /** The disk the installer writes (/dev/sda; a file in the lab). */
-  disk: string;
-  image: ImageManifest;
-  method: TransferMethod;
-  /** Deploys started together share a session: the multicast round or the chain they join. */
-  session: string;
-  sessionSize: number;
-  /** Memory the site file gives the host's guests: the booted Xen must have at least this. */
-  expectMemMiB?: number;
-}
 
 export interface DeployEnv {
   rt: XsmRuntime;
@@ -76,14 +60,11 @@ export interface DeployContext {
   attemptsMade: number;
 }
 
-const stateKey = (c: DeployContext) => `${c.env.rt.config.prefix}:deploy:host:${c.data.host}`;
-const sessionKey = (c: DeployContext) => `${c.env.rt.config.prefix}:deploy:session:${c.data.session}`;
-
-async function field(c: DeployContext, f: string): Promise<string | undefined> {
-  return (await c.env.rt.redis.hget(stateKey(c), f)) ?? undefined;
+function field(c: DeployContext, f: string): Promise<string | undefined> {
+  return c.env.rt.deploys.field(c.data.host, f);
 }
-async function setFields(c: DeployContext, fields: Record<string, string | number>): Promise<void> {
-  await c.env.rt.redis.hset(stateKey(c), fields);
+function setFields(c: DeployContext, fields: Record<string, string | number>): Promise<void> {
+  return c.env.rt.deploys.setFields(c.data.host, fields);
 }
 
 /** `ssh-ed25519 AAAA... comment` -> the SHA256 fingerprint ssh-keygen -lf prints. */
@@ -195,13 +176,13 @@ async function writeUnicast(c: DeployContext, s: Shell, srt: StepRuntime): Promi
 async function writeMulticast(c: DeployContext, s: Shell, srt: StepRuntime): Promise<void> {
   const offset = await rootOffset(c);
   const portbase = portbaseOf(c.data.session);
-  const redis = c.env.rt.redis;
+  const deploys = c.env.rt.deploys;
   // The first machine of the session to get here runs udp-sender (in this worker, beside the images);
   // it waits for the others, or sessionWaitS, then sends once to everyone who joined.
-  const leader = await redis.set(`${sessionKey(c)}:sender`, c.data.host, 'EX', 3600, 'NX');
+  const leader = await deploys.claimSessionLead(c.data.session, 'sender', c.data.host);
   if (leader) {
     // sentAt: when the data starts to flow, once the session's machines joined (what Figure 5 times).
-    const onStart = () => void redis.set(`${sessionKey(c)}:sentAt`, String(Date.now()), 'EX', 3600).catch(() => {});
+    const onStart = () => void deploys.markSessionSent(c.data.session, Date.now()).catch(() => {});
     void c.env.images
       .multicastSend(c.data.image, { portbase, receivers: c.data.sessionSize, maxWaitS: c.env.sessionWaitS, onStart })
       .then(() => c.env.log.info('multicast round done', { session: c.data.session }))
@@ -217,38 +198,28 @@ async function writeMulticast(c: DeployContext, s: Shell, srt: StepRuntime): Pro
   );
 }
 
-interface ChainMember {
-  host: string;
-  address: string;
-}
-
 async function writeChain(c: DeployContext, s: Shell, srt: StepRuntime): Promise<void> {
   const offset = await rootOffset(c);
-  const redis = c.env.rt.redis;
-  const key = sessionKey(c);
-  await redis.rpush(
-    `${key}:ready`,
-    JSON.stringify({ host: c.data.host, address: c.data.address } satisfies ChainMember),
-  );
-  await redis.expire(`${key}:ready`, 3600);
-  const leader = await redis.set(`${key}:head`, c.data.host, 'EX', 3600, 'NX');
+  const deploys = c.env.rt.deploys;
+  const session = c.data.session;
+  await deploys.joinChain(session, { host: c.data.host, address: c.data.address });
+  const leader = await deploys.claimSessionLead(session, 'head', c.data.host);
   if (leader) {
     // Form the chain from the machines ready by now: all of the session, or those that made the wait.
     const until = Date.now() + c.env.sessionWaitS * 1000;
-    while ((await redis.llen(`${key}:ready`)) < c.data.sessionSize && Date.now() < until)
+    while ((await deploys.chainReady(session)).length < c.data.sessionSize && Date.now() < until)
       await new Promise((r) => setTimeout(r, 200));
-    const members = (await redis.lrange(`${key}:ready`, 0, -1)).map((m) => JSON.parse(m) as ChainMember);
-    await redis.set(`${key}:chain`, JSON.stringify(members), 'EX', 3600);
-    await redis.set(`${key}:sentAt`, String(Date.now()), 'EX', 3600);
+    const members = await deploys.chainReady(session);
+    await deploys.setChain(session, members);
+    await deploys.markSessionSent(session, Date.now());
     void c.env.images
       .chainSend(c.data.image, { host: members[0]!.address, port: c.env.chainPort })
       .then(() => c.env.log.info('chain fed', { session: c.data.session, members: members.length }))
       .catch((e: Error) => c.env.log.warn('chain send failed', { session: c.data.session, error: e.message }));
   }
-  const chain = await waitFor('the chain was not formed', (c.env.sessionWaitS + 30) * 1000, async () => {
-    const v = await redis.get(`${key}:chain`);
-    return v ? (JSON.parse(v) as ChainMember[]) : undefined;
-  });
+  const chain = await waitFor('the chain was not formed', (c.env.sessionWaitS + 30) * 1000, () =>
+    deploys.chain(session),
+  );
   const at = chain.findIndex((m) => m.host === c.data.host);
   if (at < 0)
     throw new Error(`${c.data.host} reached the transfer after its session's chain was formed; it retries by unicast`);
@@ -300,7 +271,7 @@ export const deploySteps: readonly Step<DeployContext>[] = [
       await power.bootFromNetwork();
       if ((await power.status()) === 'on') await power.off();
       await power.on();
-      await c.env.rt.redis.hincrby(stateKey(c), 'powerOns', 1);
+      await c.env.rt.deploys.increment(c.data.host, 'powerOns');
       await srt.report({ message: `switched on through ${power.describe}, booting from the network` });
     },
   },
@@ -512,16 +483,13 @@ export const deploySteps: readonly Step<DeployContext>[] = [
         },
       );
       await setFields(c, { deployedAt: Date.now() });
-      await c.env.rt.redis.hset(
-        `${c.env.rt.config.prefix}:deploy:deployed`,
-        c.data.host,
-        JSON.stringify({
-          at: Date.now(),
-          image: c.data.image.name,
-          sha256: c.data.image.sha256,
-          hostKey: await field(c, 'hostKey'),
-        }),
-      );
+      const hostKey = await field(c, 'hostKey');
+      await c.env.rt.deploys.markDeployed(c.data.host, {
+        at: Date.now(),
+        image: c.data.image.name,
+        sha256: c.data.image.sha256,
+        ...(hostKey ? { hostKey } : {}),
+      });
       await srt.report({ message: `joined: agent reports ${seen.freeMemMiB} MiB free of ${seen.totalMemMiB}` });
     },
   },

@@ -4,14 +4,13 @@
 // its power driver confirmed "off". A VM whose host might still be running it is never started twice
 // (two writers on one disk image destroy it), so a failed fence restarts nothing and says what to do.
 
-import { EventMetrics } from '../src/state/event-metrics-store.ts';
 import type { PowerControl } from '../src/drivers/power/power.ts';
 import { evacuate } from '../src/failover/placement.ts';
-import { HealthStore, lastSignOfLife, type FailoverJobData } from '../src/failover/health.ts';
-import { enqueueApply } from '../src/jobs/apply.ts';
-import { submitSite } from '../src/jobs/submit.ts';
-import { AuditStore, SYSTEM } from '../src/state/audit-store.ts';
-import type { XsmRuntime } from '../src/jobs/runtime.ts';
+import { lastSignOfLife, type FailoverJobData } from '../src/services/health-check.ts';
+import { enqueueApply } from '../src/services/site-service.ts';
+import { submitSite } from '../src/services/site-service.ts';
+import { SYSTEM } from '../src/state/audit-store.ts';
+import type { XsmRuntime } from '../src/runtime/runtime.ts';
 import { PermanentError } from '../src/lib/errors.ts';
 import type { Step } from '../src/lib/steps.ts';
 import type { HostSpec } from '../src/site/model.ts';
@@ -36,8 +35,9 @@ export class HostRecovered extends Error {
 }
 
 const incidentTag = (d: FailoverJobData) => `failover of ${d.host} (incident ${d.incident})`;
-const versionKey = (ctx: FailoverContext) =>
-  `${ctx.rt.config.prefix}:failover:version:${ctx.data.host}:${ctx.data.incident}`;
+const incidentVersion = (ctx: FailoverContext) => ctx.rt.failover.incidentVersion(ctx.data.host, ctx.data.incident);
+const setIncidentVersion = (ctx: FailoverContext, version: number) =>
+  ctx.rt.failover.setIncidentVersion(ctx.data.host, ctx.data.incident, version);
 
 async function hostSpec(ctx: FailoverContext): Promise<HostSpec> {
   const v = await ctx.rt.sites.currentVersion();
@@ -54,7 +54,7 @@ export const failoverSteps: readonly Step<FailoverContext>[] = [
       const o = await ctx.rt.observed.host(host.name);
       if (o?.fencedAt) return; // fenced by an earlier attempt of this job
       if ((await lastSignOfLife(ctx.rt, host, o?.heartbeatAt ?? 0)) > ctx.data.incident) {
-        await new HealthStore(ctx.rt).clear(host.name);
+        await ctx.rt.failover.clearHealth(host.name);
         throw new HostRecovered(host.name);
       }
     },
@@ -63,7 +63,6 @@ export const failoverSteps: readonly Step<FailoverContext>[] = [
     name: 'fence',
     run: async (ctx, srt) => {
       const host = await hostSpec(ctx);
-      const health = new HealthStore(ctx.rt);
       let power: PowerControl | undefined;
       try {
         power = await ctx.power(host);
@@ -71,13 +70,13 @@ export const failoverSteps: readonly Step<FailoverContext>[] = [
         if ((await power.status()) !== 'off') await power.off();
         const state = await power.status();
         if (state !== 'off') throw new Error(`${power.describe} reports the host ${state} after power off`);
-        new EventMetrics(ctx.rt.redis, ctx.rt.config.prefix).count('xsm_fences_total', { outcome: 'off' });
+        ctx.rt.events.count('xsm_fences_total', { outcome: 'off' });
       } catch (e) {
-        new EventMetrics(ctx.rt.redis, ctx.rt.config.prefix).count('xsm_fences_total', { outcome: 'failed' });
+        ctx.rt.events.count('xsm_fences_total', { outcome: 'failed' });
         const why = e instanceof Error ? e.message : String(e);
         const msg = `fencing ${host.name} failed (${power?.describe ?? 'no power driver'}: ${why}); none of its VMs was restarted elsewhere, because they may still be running`;
         const hint = `power ${host.name} off by other means and confirm it, or fix its <Power> element, then retry this job (xsm job retry control <id>)`;
-        await health.set(host.name, {
+        await ctx.rt.failover.setHealth(host.name, {
           state: 'fence-failed',
           incident: ctx.data.incident,
           since: Date.now(),
@@ -94,7 +93,7 @@ export const failoverSteps: readonly Step<FailoverContext>[] = [
     run: async (ctx) => {
       const o = await ctx.rt.observed.host(ctx.data.host);
       if (!o?.fencedAt) await ctx.rt.observed.markFenced(ctx.data.host);
-      await new HealthStore(ctx.rt).set(ctx.data.host, {
+      await ctx.rt.failover.setHealth(ctx.data.host, {
         state: 'fenced',
         incident: ctx.data.incident,
         since: Date.now(),
@@ -106,17 +105,17 @@ export const failoverSteps: readonly Step<FailoverContext>[] = [
     name: 'restart-elsewhere',
     run: async (ctx, srt) => {
       // Written before by an attempt that died after submitting: the version is on record.
-      if (await ctx.rt.redis.get(versionKey(ctx))) return;
+      if ((await incidentVersion(ctx)) !== undefined) return;
       const tag = incidentTag(ctx.data);
       const earlier = (await ctx.rt.sites.history(20)).find((m) => m.reason.startsWith(tag));
       if (earlier) {
-        await ctx.rt.redis.set(versionKey(ctx), String(earlier.version));
+        await setIncidentVersion(ctx, earlier.version);
         return;
       }
       const base = await ctx.rt.sites.currentVersion();
       const { site } = await ctx.rt.sites.load(base);
       const observed = await ctx.rt.observed.all();
-      const health = await new HealthStore(ctx.rt).all();
+      const health = await ctx.rt.failover.allHealth();
       // Suspected, fencing or fenced hosts take no VMs; a fenced host's report also says it is down.
       const unavailable = new Set(Object.keys(health).filter((h) => h !== ctx.data.host));
       for (const o of Object.values(observed.hosts)) if (o.fencedAt) unavailable.add(o.name);
@@ -137,8 +136,8 @@ export const failoverSteps: readonly Step<FailoverContext>[] = [
           consent: 'failover-policy',
           apply: false,
         });
-        await ctx.rt.redis.set(versionKey(ctx), String(r.version));
-        await new AuditStore(ctx.rt.redis, ctx.rt.config.prefix).append({
+        await setIncidentVersion(ctx, r.version);
+        await ctx.rt.audit.append({
           user: SYSTEM.failover.name,
           role: SYSTEM.failover.role,
           from: 'internal',
@@ -160,7 +159,7 @@ export const failoverSteps: readonly Step<FailoverContext>[] = [
   {
     name: 'apply',
     run: async (ctx) => {
-      const version = Number(await ctx.rt.redis.get(versionKey(ctx)));
+      const version = (await incidentVersion(ctx)) ?? 0;
       if (!version) throw new Error(`no failover version recorded for ${ctx.data.host}`);
       await enqueueApply(ctx.rt, version, 'failover');
     },

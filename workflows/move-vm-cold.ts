@@ -5,7 +5,7 @@
 // Only a part still running elsewhere is never rolled back over (two copies of one disk image would
 // destroy it): the job then fails saying which part to look at.
 import { renderDomainConfig } from '../src/drivers/hypervisor/domain-config.ts';
-import { actionJobId, type ActionJobData } from '../src/jobs/queues.ts';
+import { actionJobId, type ActionJobData } from '../src/runtime/queues.ts';
 import { PermanentError } from '../src/lib/errors.ts';
 import type { Rollback, Step } from '../src/lib/steps.ts';
 import type { CreateAction, MigrateAction, ViaMove } from '../src/site/actions.ts';

@@ -1,6 +1,6 @@
 // Pieces the VM workflows share: their context and the checks that look at the real domain first.
 import { heldSize, type Hypervisor, type DomainInfo } from '../src/drivers/hypervisor/hypervisor.ts';
-import type { ActionJobData } from '../src/jobs/queues.ts';
+import type { ActionJobData } from '../src/runtime/queues.ts';
 import { PermanentError } from '../src/lib/errors.ts';
 import type { ObservedHost } from '../src/site/observed.ts';
 

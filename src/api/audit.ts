@@ -2,12 +2,11 @@
 // where, what, and how it ended (refusals included: a 403 is exactly what an audit is for) — and serves
 // the log at GET /api/audit. Automated actions append their own entries (src/state/audit-store.ts).
 
-import { EventMetrics } from '../state/event-metrics-store.ts';
 import type express from 'express';
 import type { Request, Response } from 'express';
-import type { XsmRuntime } from '../jobs/runtime.ts';
+import type { XsmRuntime } from '../runtime/runtime.ts';
 import type { Logger } from '../lib/log.ts';
-import { AuditStore, type AuditQuery } from '../state/audit-store.ts';
+import { type AuditQuery } from '../state/audit-store.ts';
 import { auditQuery, input } from './schemas.ts';
 
 /** Requests that change nothing although they are POSTs: validating or planning a file stores nothing. */
@@ -36,8 +35,8 @@ function flag(v: unknown): boolean {
 }
 
 export function auditRequests(rt: XsmRuntime, log: Logger): express.RequestHandler {
-  const store = new AuditStore(rt.redis, rt.config.prefix);
-  const events = new EventMetrics(rt.redis, rt.config.prefix);
+  const store = rt.audit;
+  const events = rt.events;
   return (req: Request, res: Response, next) => {
     const kind = auditKind(req.method, req.path);
     if (!kind) return next();
@@ -102,7 +101,7 @@ export function mountAuditRoutes(
   viewer: express.RequestHandler,
   fail: (message: string) => Error,
 ): void {
-  const store = new AuditStore(rt.redis, rt.config.prefix);
+  const store = rt.audit;
   /** The audit log, newest first: ?user=, ?set=, ?kind=, ?since=, ?until=, ?limit= (default 100). */
   app.get('/api/audit', viewer, async (req, res) => {
     const given = input(auditQuery, req.query, 'query');

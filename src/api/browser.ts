@@ -6,8 +6,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import express, { type Request, type Response } from 'express';
 import helmet from 'helmet';
-import type { XsmRuntime } from '../jobs/runtime.ts';
-import { SessionStore } from '../state/session-store.ts';
+import type { XsmRuntime } from '../runtime/runtime.ts';
 import { digest, roleAllows, type Principal, type TokenTable } from './auth.ts';
 import { dashboardHtml } from './dashboard-page.ts';
 
@@ -111,7 +110,7 @@ export function mountBrowserAuth(
   app: express.Express,
   opts: { rt: XsmRuntime; tokens: TokenTable; loginLimit?: number },
 ): BrowserAuth {
-  const sessions = new SessionStore(opts.rt.redis, opts.rt.config.prefix);
+  const sessions = opts.rt.sessions;
   const limiter = new LoginLimiter(opts.loginLimit ?? 5);
   const form = (csrf: string, error?: string) =>
     page(

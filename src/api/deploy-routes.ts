@@ -4,9 +4,10 @@
 
 import { deployBody, input, namePath } from './schemas.ts';
 import express from 'express';
-import { DeployRequestError, enqueueDeploy, DEPLOY_QUEUE } from '../deploy/deploy-job.ts';
+import { DeployRequestError, enqueueDeploy } from '../services/deploy-service.ts';
+import { DEPLOY_QUEUE } from '../runtime/queues.ts';
 import type { TransferMethod } from '../deploy/transfer.ts';
-import type { XsmRuntime } from '../jobs/runtime.ts';
+import type { XsmRuntime } from '../runtime/runtime.ts';
 import type { Role } from './auth.ts';
 
 type Fail = (status: number, code: string, message: string, hint?: string) => Error;
@@ -37,7 +38,7 @@ export function mountDeployRoutes(
   });
   app.get('/api/hosts/:name/deploy', guard('viewer'), async (req, res) => {
     const { name } = input(namePath, req.params, 'path');
-    const state = await rt.redis.hgetall(`${rt.config.prefix}:deploy:host:${name}`);
+    const state = await rt.deploys.record(name);
     if (!Object.keys(state).length) throw fail(404, 'no-deploy', `host ${name} was never deployed by XSM`);
     res.json({ host: name, ...state });
   });

@@ -7,12 +7,11 @@ import { roleAllows } from './auth.ts';
 import express from 'express';
 import { Counter, Gauge, Registry, type Metric } from 'prom-client';
 import { confirmManualPower } from '../drivers/power/manual.ts';
-import { HealthStore } from '../failover/health.ts';
-import { convergedVersion } from '../jobs/apply.ts';
-import type { XsmRuntime } from '../jobs/runtime.ts';
-import { runRebalance, scheduleRebalance, type RebalanceRequest } from '../rebalance/rebalance-job.ts';
-import { HISTORY_METRICS, MetricsStore } from '../state/metrics-store.ts';
-import { COUNTERS, EventMetrics, HISTOGRAM_HELP } from '../state/event-metrics-store.ts';
+import { convergedVersion } from '../services/site-service.ts';
+import type { XsmRuntime } from '../runtime/runtime.ts';
+import { runRebalance, scheduleRebalance, type RebalanceRequest } from '../services/rebalance-service.ts';
+import { HISTORY_METRICS } from '../state/metrics-store.ts';
+import { COUNTERS, HISTOGRAM_HELP } from '../state/event-metrics-store.ts';
 
 /** Label names of each histogram, in the order they are shown. */
 const HISTOGRAM_LABELS: Record<string, string[]> = {
@@ -70,8 +69,8 @@ const gangliaFamily = (metric: string) => `xsm_ganglia_${metric.replace(/[^a-zA-
  */
 export function prometheusRegistry(rt: XsmRuntime): Registry {
   const registry = new Registry();
-  const metrics = new MetricsStore(rt.redis, rt.config.prefix);
-  const events = new EventMetrics(rt.redis, rt.config.prefix);
+  const metrics = rt.metrics;
+  const events = rt.events;
   new Gauge({
     name: 'xsm_site_version',
     help: 'Site file version: current (newest accepted), applied (planned into jobs), converged (all its jobs done)',
@@ -121,7 +120,7 @@ export function prometheusRegistry(rt: XsmRuntime): Registry {
     registers: [registry],
     async collect() {
       this.reset();
-      const health = await new HealthStore(rt).all();
+      const health = await rt.failover.allHealth();
       for (const name of Object.keys((await rt.observed.all()).hosts))
         this.set({ host: name, state: health[name]?.state ?? 'healthy' }, 1);
     },
@@ -240,11 +239,11 @@ export function prometheusRegistry(rt: XsmRuntime): Registry {
 
 /** What the dashboard page draws: hosts and VMs with their state and the history of graphed metrics. */
 export async function dashboardData(rt: XsmRuntime, points = 120) {
-  const metrics = new MetricsStore(rt.redis, rt.config.prefix);
+  const metrics = rt.metrics;
   const version = await rt.sites.currentVersion();
   const site = version ? (await rt.sites.load(version)).site : undefined;
   const observed = await rt.observed.all();
-  const health = await new HealthStore(rt).all();
+  const health = await rt.failover.allHealth();
   const ganglia = new Map((await metrics.all()).map((m) => [m.host, m]));
   const series = async (gangliaHost: string | undefined, names: string[]) => {
     const out: Record<string, [number, number][]> = {};
@@ -354,7 +353,7 @@ export function mountMonitoringRoutes(app: express.Express, rt: XsmRuntime, guar
 
   // --- host health and manual power --------------------------------------------------------------------
   app.get('/api/hosts/health', guard('viewer'), async (_req, res) => {
-    const health = await new HealthStore(rt).all();
+    const health = await rt.failover.allHealth();
     res.json({
       health: Object.fromEntries(
         Object.entries(health).map(([h, s]) => [h, { ...s, since: new Date(s.since).toISOString() }]),
@@ -363,7 +362,7 @@ export function mountMonitoringRoutes(app: express.Express, rt: XsmRuntime, guar
   });
   app.post('/api/hosts/:name/power/confirm', guard('operator'), async (req, res) => {
     const host = input(namePath, req.params, 'path').name;
-    if (!(await confirmManualPower(rt.redis, rt.config.prefix, host)))
+    if (!(await confirmManualPower(rt.manualPower, host)))
       throw fail(
         409,
         'nothing-pending',

@@ -6,14 +6,13 @@ import { openApiDocument, openApiHtml } from './openapi.ts';
 import { packageVersion } from '../lib/package-version.ts';
 import { escapeHtml, methodNotAllowed, mountBrowserAuth, page, securityHeaders, wantsHtml } from './browser.ts';
 import { httpSpans } from '../lib/tracing.ts';
-import { HealthStore } from '../failover/health.ts';
 import { mountMonitoringRoutes } from './monitoring.ts';
 import { mountDeployRoutes } from './deploy-routes.ts';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
-import { enqueueApply, convergedVersion, storedPlan } from '../jobs/apply.ts';
+import { enqueueApply, convergedVersion, storedPlan } from '../services/site-service.ts';
 import {
   getJob,
   JOB_STATES,
@@ -23,9 +22,15 @@ import {
   versionOutcome,
   type JobState,
   type JobView,
-} from '../jobs/inspect.ts';
-import { ConsentRequiredError, previewPlan, StalePlanError, submitSite, type SubmitResult } from '../jobs/submit.ts';
-import type { XsmRuntime } from '../jobs/runtime.ts';
+} from '../services/inspect.ts';
+import {
+  ConsentRequiredError,
+  previewPlan,
+  StalePlanError,
+  submitSite,
+  type SubmitResult,
+} from '../services/site-service.ts';
+import type { XsmRuntime } from '../runtime/runtime.ts';
 import type { Logger } from '../lib/log.ts';
 import { applyEdit, EditError, type SiteEdit } from '../site/edit.ts';
 import { PlanError } from '../site/plan.ts';
@@ -266,7 +271,7 @@ export function createApiApp(opts: ApiOptions): express.Express {
   });
 
   app.get('/api/health', async (_req, res) => {
-    await rt.redis.ping();
+    await rt.ping();
     res.json({ ok: true });
   });
 
@@ -442,7 +447,7 @@ export function createApiApp(opts: ApiOptions): express.Express {
   app.get('/api/hosts', viewer, async (_req, res) => {
     const { site } = await currentSite();
     const observed = await rt.observed.all();
-    const health = await new HealthStore(rt).all();
+    const health = await rt.failover.allHealth();
     const names = new Set([...(site?.hosts.map((h) => h.name) ?? []), ...Object.keys(observed.hosts)]);
     const now = Date.now();
     res.json({

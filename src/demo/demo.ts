@@ -9,8 +9,8 @@ import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { MemorySimStore, SimulatedXenHost, provisionSimHost } from '../drivers/hypervisor/simulated.ts';
-import { XsmRuntime } from '../jobs/runtime.ts';
-import { convergedVersion, storedPlan } from '../jobs/apply.ts';
+import { XsmRuntime } from '../runtime/runtime.ts';
+import { convergedVersion, storedPlan } from '../services/site-service.ts';
 import { startApi } from '../api/listen.ts';
 import { TokenTable } from '../api/auth.ts';
 import { apiClient, type ApiClient } from '../cli/api-client.ts';
@@ -78,12 +78,7 @@ const rt = new XsmRuntime({ ...redisConfigFromEnv(), prefix });
 const DOM0S = ['192.168.5.101', '192.168.5.102', '192.168.5.103', '192.168.5.104'];
 
 async function cleanup(): Promise<void> {
-  let cursor = '0';
-  do {
-    const [next, keys] = await rt.redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length) await rt.redis.del(...keys);
-  } while (cursor !== '0');
+  await rt.wipe();
 }
 
 async function waitApplied(version: number): Promise<void> {
@@ -140,7 +135,7 @@ async function applyVersion(
 
 async function main(): Promise<void> {
   const paper = await readFile(new URL('./paper-site.xml', import.meta.url), 'utf8');
-  await rt.redis.ping().catch((e: Error) => {
+  await rt.ping().catch((e: Error) => {
     throw new Error(`cannot reach Redis at ${rt.config.url}: ${e.message} (start one, or set XSM_REDIS_URL)`);
   });
   out("XSM demo: four simulated Xen hosts (2 GiB, 4 CPUs each) as the paper's Dom0s; Redis prefix " + prefix);

@@ -5,7 +5,6 @@
 // dependencies failed or were blocked (recorded as blocked, naming by what). Everything else goes on, and
 // the apply ends as converged or partially-failed, saying what did not run and why.
 
-import { EventMetrics } from '../state/event-metrics-store.ts';
 import type { Job } from 'bullmq';
 import type { Action, StoredPlan } from '../site/actions.ts';
 import { actionHost } from '../site/actions.ts';
@@ -15,35 +14,14 @@ import type { ActionOutcome } from '../state/apply-store.ts';
 import {
   actionJobId,
   actionJobOptions,
-  applyJobId,
   CONTROL_QUEUE,
   hostQueueName,
   waveJobId,
   type ActionJobData,
   type ApplyJobData,
   type WaveJobData,
-} from './queues.ts';
-import type { XsmRuntime } from './runtime.ts';
-
-export async function enqueueApply(
-  rt: XsmRuntime,
-  version: number,
-  author: string,
-): Promise<{ jobId: string; duplicate: boolean }> {
-  const id = applyJobId(version);
-  const existing = await rt.control().getJob(id);
-  if (existing) return { jobId: id, duplicate: true };
-  await rt.control().add('apply', { version, author } satisfies ApplyJobData, {
-    jobId: id,
-    attempts: 3,
-    backoff: { type: 'exponential', delay: 1000 },
-  });
-  return { jobId: id, duplicate: false };
-}
-
-export async function storedPlan(rt: XsmRuntime, version: number): Promise<StoredPlan | undefined> {
-  return rt.sites.plan(version);
-}
+} from '../runtime/queues.ts';
+import type { XsmRuntime } from '../runtime/runtime.ts';
 
 async function planOrFail(rt: XsmRuntime, version: number): Promise<StoredPlan> {
   const plan = await rt.sites.plan(version);
@@ -175,12 +153,7 @@ async function finish(
     await rt.applies.setStatus(version, { state: 'converged' });
     await rt.applies.markConverged(version);
     const stored = await rt.sites.get(version);
-    if (stored)
-      new EventMetrics(rt.redis, rt.config.prefix).observe(
-        'xsm_converge_duration_seconds',
-        {},
-        (Date.now() - stored.time) / 1000,
-      );
+    if (stored) rt.events.observe('xsm_converge_duration_seconds', {}, (Date.now() - stored.time) / 1000);
     return `version ${version} applied`;
   }
   const parts = [`${failed.length} failed (${failed.join(', ')})`];
@@ -225,8 +198,4 @@ export async function enqueueWave(
       opts: { ...actionJobOptions, jobId: actionJobId(version, a) },
     })),
   });
-}
-
-export async function convergedVersion(rt: XsmRuntime): Promise<number> {
-  return rt.applies.convergedVersion();
 }

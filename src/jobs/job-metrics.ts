@@ -3,8 +3,7 @@
 // ran the job, read by whichever API host Prometheus scrapes.
 
 import type { Job, Worker } from 'bullmq';
-import { EventMetrics } from '../state/event-metrics-store.ts';
-import type { XsmRuntime } from './runtime.ts';
+import type { XsmRuntime } from '../runtime/runtime.ts';
 
 export function recordJobMetrics(
   rt: XsmRuntime,
@@ -12,7 +11,7 @@ export function recordJobMetrics(
   queueKind: 'control' | 'host' | 'deploy',
   kindOf: (job: Job) => string,
 ): void {
-  const events = new EventMetrics(rt.redis, rt.config.prefix);
+  const events = rt.events;
   const ended = (job: Job | undefined, outcome: 'completed' | 'failed') => {
     if (!job) return;
     const kind = kindOf(job);

@@ -7,7 +7,7 @@ import { startApi } from '../../src/api/listen.ts';
 import { TokenTable } from '../../src/api/auth.ts';
 import { silentLogger } from '../../src/lib/log.ts';
 import { writeManifest } from '../../src/deploy/image.ts';
-import { DEPLOY_QUEUE } from '../../src/deploy/deploy-job.ts';
+import { DEPLOY_QUEUE } from '../../src/runtime/queues.ts';
 import { main } from '../../src/cli/main.ts';
 
 test.serial('POST /api/hosts/deploy enqueues one job per known MAC; unknown MACs are refused whole', async (t) => {

@@ -207,7 +207,7 @@ test('manual power: an operator confirms what XSM asked, and nothing else', asyn
   const none = await call('POST', '/api/hosts/h2/power/confirm', 'operator');
   t.is(none.status, 409);
   t.regex(none.body.error.message, /no manual power request is pending for host h2/);
-  const power = new ManualPower(s.rt.redis, s.rt.config.prefix, 'h2', { pollMs: 20, timeoutMs: 10000 });
+  const power = new ManualPower(s.rt.manualPower, 'h2', { pollMs: 20, timeoutMs: 10000 });
   const off = power.off();
   await new Promise((r) => setTimeout(r, 100));
   t.is(await power.status(), 'unknown', 'not off before the operator says so');

@@ -2,8 +2,9 @@
 // installed system, real sfdisk/debugfs on the disk images, real rsync, udpcast and the chain relay.
 // Needs root; skipped (with the reason) where network namespaces cannot be made.
 import test from 'ava';
-import { DEPLOY_QUEUE, enqueueDeploy, DeployRequestError } from '../../src/deploy/deploy-job.ts';
-import type { DeployJobData } from '../../workflows/deploy-host.ts';
+import { enqueueDeploy, DeployRequestError } from '../../src/services/deploy-service.ts';
+import { DEPLOY_QUEUE } from '../../src/runtime/queues.ts';
+import type { DeployJobData } from '../../src/runtime/queues.ts';
 import type { Job } from 'bullmq';
 import { labSupported } from '../lab/netns-lab.ts';
 import { startDeploySite, type DeploySite } from '../lab/deploy-site.ts';
@@ -60,7 +61,7 @@ labTest('4 machines deployed in parallel by multicast; the one with a broken dis
       continue;
     }
     t.is(await job.getState(), 'completed', `${node.name}: ${job.failedReason ?? ''}`);
-    const state = await s.rt.redis.hgetall(`${s.rt.config.prefix}:deploy:host:${node.name}`);
+    const state = await s.rt.deploys.record(node.name);
     t.is(state.imageSha256, s.image.sha256);
     t.is(state.transferMethod, 'multicast', `${node.name} got the image in the multicast round`);
     t.is(state.powerOns, '1');
@@ -71,7 +72,7 @@ labTest('4 machines deployed in parallel by multicast; the one with a broken dis
     t.is(o!.totalMemMiB, 4096);
     t.deepEqual(node.power.console.slice(-1), ['disk: booted the installed system']);
   }
-  const deployed = await s.rt.redis.hkeys(`${s.rt.config.prefix}:deploy:deployed`);
+  const deployed = await s.rt.deploys.deployedHosts();
   t.deepEqual(deployed.sort(), ['node1', 'node2', 'node4']);
 });
 
@@ -91,7 +92,7 @@ labTest('the chain delivers one image to 3 machines, each writing and forwarding
   );
   for (const job of jobs) t.is(await job.getState(), 'completed', job.failedReason);
   for (const n of s.lab.nodes) {
-    const st = await s.rt.redis.hgetall(`${s.rt.config.prefix}:deploy:host:${n.name}`);
+    const st = await s.rt.deploys.record(n.name);
     t.is(st.transferMethod, 'chain');
     t.is(st.imageSha256, s.image.sha256);
   }
@@ -133,7 +134,7 @@ labTest(
     const [job] = await finish(s, [id]);
     t.is(await job!.getState(), 'completed', job!.failedReason);
     t.is(node.power.powerOns, 2, 'one power-on for the installer, one reboot into Xen: none repeated');
-    const st = await s.rt.redis.hgetall(`${s.rt.config.prefix}:deploy:host:${node.name}`);
+    const st = await s.rt.deploys.record(node.name);
     t.is(st.powerOns, '1', 'the power-on step ran once');
     t.is(st.imageSha256, s.image.sha256);
     const journal = (job!.progress as { journal: { attempts: Record<string, number> } }).journal;

@@ -9,7 +9,8 @@ import { LocalShell, type Shell } from '../../src/drivers/shell.ts';
 import { IpmiPower } from '../../src/drivers/power/ipmi.ts';
 import { RedfishPower } from '../../src/drivers/power/redfish.ts';
 import { QmpPower, QmpClient } from '../../src/drivers/power/qmp.ts';
-import { ManualPower, confirmManualPower, manualPowerKey } from '../../src/drivers/power/manual.ts';
+import { ManualPower, confirmManualPower } from '../../src/drivers/power/manual.ts';
+import { RedisManualPowerStore } from '../../src/state/manual-power-store.ts';
 import { connectRedis, redisConfigFromEnv } from '../../src/lib/redis.ts';
 import { startRedfishSim } from './redfish-sim.ts';
 
@@ -152,15 +153,15 @@ test('manual: on() waits for the operator confirmation stored in Redis', async (
     if (keys.length) await redis.del(...keys);
     redis.disconnect();
   });
-  const p = new ManualPower(redis, prefix, 'xen01', { pollMs: 20, timeoutMs: 5000 });
+  const requests = new RedisManualPowerStore(redis, prefix);
+  const p = new ManualPower(requests, 'xen01', { pollMs: 20, timeoutMs: 5000 });
   const pending = p.on();
   // Wait for the request to be written (not a fixed delay: the suite runs under load).
-  for (let i = 0; i < 200 && !(await redis.exists(manualPowerKey(prefix, 'xen01'))); i++)
-    await new Promise((r) => setTimeout(r, 10));
+  for (let i = 0; i < 200 && !(await requests.pending('xen01')); i++) await new Promise((r) => setTimeout(r, 10));
   t.is(await p.status(), 'unknown');
-  t.true(await confirmManualPower(redis, prefix, 'xen01'));
+  t.true(await confirmManualPower(requests, 'xen01'));
   await pending;
   t.is(await p.status(), 'on');
-  const slow = new ManualPower(redis, prefix, 'xen02', { pollMs: 20, timeoutMs: 100 });
+  const slow = new ManualPower(requests, 'xen02', { pollMs: 20, timeoutMs: 100 });
   await t.throwsAsync(slow.off(), { message: /manual xen02: nobody confirmed "off"/ });
 });

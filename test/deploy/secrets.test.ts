@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Redis } from 'ioredis';
+import { MemoryManualPowerStore } from '../../src/state/manual-power-store.ts';
 import { powerFor } from '../../src/drivers/power/select.ts';
 import { RedfishPower } from '../../src/drivers/power/redfish.ts';
 import { LocalShell, type Shell } from '../../src/drivers/shell.ts';
@@ -43,11 +43,8 @@ async function secret(path: string, content: string, mode: number): Promise<stri
   return path;
 }
 
-/** ManualPower is never built here: a Redis is not needed. */
-const noRedis = {} as Redis;
-
 function deps(policy: PowerPolicy, shell: Shell = new LocalShell()) {
-  return { shell, redis: noRedis, prefix: 'unused', policy };
+  return { shell, manual: new MemoryManualPowerStore(), policy };
 }
 
 /** A Shell whose PATH finds the fake ipmitool first. */

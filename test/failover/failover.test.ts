@@ -1,7 +1,7 @@
 import test from 'ava';
 import { startTestSite, type TestSite } from '../integration/harness.ts';
 import { siteXml, type HostLine, type VmLine } from '../integration/fixtures.ts';
-import { checkHosts, failoverJobId, HealthStore, type FailoverPolicy } from '../../src/failover/health.ts';
+import { checkHosts, failoverJobId, type FailoverPolicy } from '../../src/services/health-check.ts';
 import { evacuate } from '../../src/failover/placement.ts';
 import { loadSite } from '../../src/site/parse.ts';
 import { planChanges } from '../../src/site/plan.ts';
@@ -25,7 +25,7 @@ async function failHost(s: TestSite, host: string): Promise<{ state: string; job
   const until = Date.now() + 20000;
   for (;;) {
     await checkHosts(s.rt, POLICY);
-    const h = await new HealthStore(s.rt).get(host);
+    const h = await s.rt.failover.health(host);
     if (h && h.state !== 'suspect') {
       const jobId = failoverJobId(host, h.incident);
       const job = await s.rt.control().getJob(jobId);
@@ -139,7 +139,7 @@ test('a failed host is fenced and every one of its VMs runs once, on the survivo
   t.deepEqual(Object.keys(where).sort(), ['a', 'b', 'c', 'd', 'e']);
   for (const [vm, at] of Object.entries(where))
     t.true(at === 'h2' || at === 'h3', `${vm} runs once, on a survivor (${at})`);
-  t.is((await new HealthStore(s.rt).get('h1'))!.state, 'fenced');
+  t.is((await s.rt.failover.health('h1'))!.state, 'fenced');
   const { site } = await s.rt.sites.load(v2);
   t.true(site.hosts.find((h) => h.name === 'h1')!.maintenance);
 
@@ -207,7 +207,7 @@ test('when fencing fails, no VM is restarted anywhere and the operator is told w
   t.is(await s.rt.sites.currentVersion(), v1);
   t.true(await s.hv.get('h1')!.isPowered());
   t.deepEqual(await s.where(), { a: 'h1', b: 'h1', c: 'h2' });
-  const health = (await new HealthStore(s.rt).get('h1'))!;
+  const health = (await s.rt.failover.health('h1'))!;
   t.is(health.state, 'fence-failed');
   t.regex(health.detail!, /fencing h1 failed/);
   t.falsy((await s.rt.observed.host('h1'))!.fencedAt);
@@ -241,7 +241,7 @@ test('a host that reports again while suspected is not fenced', async (t) => {
     back.map((c) => `${c.host} ${c.from} -> ${c.to}`),
     ['h1 suspect -> healthy'],
   );
-  t.is(await new HealthStore(s.rt).get('h1'), undefined);
+  t.is(await s.rt.failover.health('h1'), undefined);
   t.true(await s.hv.get('h1')!.isPowered());
   t.is(await s.rt.sites.currentVersion(), v1);
 });
@@ -263,7 +263,7 @@ test('when most hosts look dead at once, nobody is fenced (the checker more like
   const now = Date.now() + 5000;
   await checkHosts(s.rt, POLICY, undefined, now);
   await checkHosts(s.rt, POLICY, undefined, now + 1000);
-  const health = await new HealthStore(s.rt).all();
+  const health = await s.rt.failover.allHealth();
   t.is(health.h1?.state, 'suspect');
   t.is(health.h2?.state, 'suspect');
   t.true(

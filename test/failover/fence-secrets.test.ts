@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startTestSite, type TestSite } from '../integration/harness.ts';
 import { siteXml, type HostLine } from '../integration/fixtures.ts';
-import { checkHosts, failoverJobId, HealthStore, type FailoverPolicy } from '../../src/failover/health.ts';
+import { checkHosts, failoverJobId, type FailoverPolicy } from '../../src/services/health-check.ts';
 import { startRedfishSim, type RedfishSim } from '../deploy/redfish-sim.ts';
 
 const POLICY: FailoverPolicy = { suspectAfterMs: 400, fenceAfterMs: 300, maxDeadFraction: 0.5 };
@@ -47,7 +47,7 @@ async function failHost(s: TestSite, host: string): Promise<{ state: string; rea
   const until = Date.now() + 30000;
   for (;;) {
     await checkHosts(s.rt, POLICY);
-    const h = await new HealthStore(s.rt).get(host);
+    const h = await s.rt.failover.health(host);
     if (h && h.state !== 'suspect') {
       const job = await s.rt.control().getJob(failoverJobId(host, h.incident));
       const state = job ? await job.getState() : 'missing';

@@ -2,8 +2,8 @@ import test from 'ava';
 import { startTestSite } from './harness.ts';
 import { siteXml } from './fixtures.ts';
 import { StaleVersionError, InvalidSiteError } from '../../src/state/site-store.ts';
-import { enqueueApply } from '../../src/jobs/apply.ts';
-import { hostQueueName } from '../../src/jobs/queues.ts';
+import { enqueueApply } from '../../src/services/site-service.ts';
+import { hostQueueName } from '../../src/runtime/queues.ts';
 
 const HOSTS = [
   { name: 'h1', memMiB: 1024 },

@@ -8,8 +8,8 @@ import { once } from 'node:events';
 import { FlowProducer as FlowProducerV5, Queue as QueueV5 } from 'bullmq-v5';
 import { Queue, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
-import { LegacyQueueDataError, upgradeQueueData } from '../../src/jobs/queue-data.ts';
-import { actionJobOptions, CONTROL_QUEUE, hostQueueName } from '../../src/jobs/queues.ts';
+import { LegacyQueueDataError, upgradeQueueData } from '../../src/state/queue-data.ts';
+import { actionJobOptions, CONTROL_QUEUE, hostQueueName } from '../../src/runtime/queues.ts';
 import { closeWhenReady, redisConfigFromEnv, workerConnectionOptions } from '../../src/lib/redis.ts';
 import { deleteKeys, freshPrefix } from './harness.ts';
 

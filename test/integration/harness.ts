@@ -8,17 +8,17 @@ import {
   provisionSimHost,
   type SimStore,
 } from '../../src/drivers/hypervisor/simulated.ts';
-import { XsmRuntime } from '../../src/jobs/runtime.ts';
+import { XsmRuntime } from '../../src/runtime/runtime.ts';
 import { closeWhenReady, deleteKeysByPrefix, redisConfigFromEnv } from '../../src/lib/redis.ts';
 import { silentLogger } from '../../src/lib/log.ts';
 import { startHostAgent } from '../../workers/host-agent-lib.ts';
 import { startControlWorker } from '../../workers/control-lib.ts';
-import { convergedVersion } from '../../src/jobs/apply.ts';
-import { submitSite, type Consent } from '../../src/jobs/submit.ts';
+import { convergedVersion } from '../../src/services/site-service.ts';
+import { submitSite, type Consent } from '../../src/services/site-service.ts';
 import type { ApplyStatus } from '../../src/state/apply-store.ts';
 import type { Worker } from 'bullmq';
 import { SimulatedPower } from '../../src/drivers/power/simulated.ts';
-import { sitePowerResolver } from '../../src/failover/failover-job.ts';
+import { sitePowerResolver } from '../../src/jobs/failover.ts';
 
 export interface TestSite {
   rt: XsmRuntime;

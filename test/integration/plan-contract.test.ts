@@ -4,9 +4,9 @@
 import test from 'ava';
 import { startTestSite, type TestSite } from './harness.ts';
 import { siteXml, type HostLine, type VmLine } from './fixtures.ts';
-import { enqueueApply } from '../../src/jobs/apply.ts';
-import { versionOutcome } from '../../src/jobs/inspect.ts';
-import { hostQueueName } from '../../src/jobs/queues.ts';
+import { enqueueApply } from '../../src/services/site-service.ts';
+import { versionOutcome } from '../../src/services/inspect.ts';
+import { hostQueueName } from '../../src/runtime/queues.ts';
 import type { SimulatedXenHost } from '../../src/drivers/hypervisor/simulated.ts';
 
 const THREE: HostLine[] = [

@@ -18,7 +18,7 @@ import { buildLabImage, type ImageManifest } from '../../src/deploy/image.ts';
 import { ImageServer } from '../../src/deploy/transfer.ts';
 import { shellQuote, type SshShell } from '../../src/drivers/ssh/ssh-shell.ts';
 import { runChecked } from '../../src/drivers/shell.ts';
-import { XsmRuntime } from '../../src/jobs/runtime.ts';
+import { XsmRuntime } from '../../src/runtime/runtime.ts';
 import { closeWhenReady, redisConfigFromEnv } from '../../src/lib/redis.ts';
 import { silentLogger, type Logger } from '../../src/lib/log.ts';
 import type { DeployEnv } from '../../workflows/deploy-host.ts';

@@ -1,7 +1,7 @@
 // A deploy worker in its own process, for the kill -9 test: reads the lab's deploy config (JSON file
 // named on the command line) and consumes the deploy queue until killed.
 import { readFile } from 'node:fs/promises';
-import { XsmRuntime } from '../../src/jobs/runtime.ts';
+import { XsmRuntime } from '../../src/runtime/runtime.ts';
 import { createLogger } from '../../src/lib/log.ts';
 import { startDeployWorker } from '../../workers/deploy-lib.ts';
 import { labDeployEnv, LabBmcPower, type LabDeployConfig } from './deploy-site.ts';

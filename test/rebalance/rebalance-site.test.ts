@@ -2,7 +2,7 @@ import { AuditStore } from '../../src/state/audit-store.ts';
 import test from 'ava';
 import { startTestSite } from '../integration/harness.ts';
 import { siteXml } from '../integration/fixtures.ts';
-import { runRebalance, scheduleRebalance } from '../../src/rebalance/rebalance-job.ts';
+import { runRebalance, scheduleRebalance } from '../../src/services/rebalance-service.ts';
 import { MetricsStore } from '../../src/state/metrics-store.ts';
 
 const HOSTS = [

@@ -5,8 +5,8 @@
 // (invariants.ts) are then checked on the trace; a scenario never compares against a recorded log.
 
 import { MemorySimStore, type SimHostState } from '../../src/drivers/hypervisor/simulated.ts';
-import { submitSite } from '../../src/jobs/submit.ts';
-import { versionOutcome } from '../../src/jobs/inspect.ts';
+import { submitSite } from '../../src/services/site-service.ts';
+import { versionOutcome } from '../../src/services/inspect.ts';
 import { siteXml, type VmLine } from '../integration/fixtures.ts';
 import { startTestSite, type TestSite } from '../integration/harness.ts';
 import { INVARIANTS, type Trace, type WorldState } from './invariants.ts';
@@ -165,7 +165,7 @@ export async function runScenario(sc: Scenario): Promise<{ trace: Trace; problem
           Boolean((await s.rt.observed.host(step.hog))?.domains.some((d) => d.name === name)),
         );
       } else if ('applyCurrent' in step) {
-        const { enqueueApply } = await import('../../src/jobs/apply.ts');
+        const { enqueueApply } = await import('../../src/services/site-service.ts');
         const v = await s.rt.sites.currentVersion();
         await enqueueApply(s.rt, v, 'scenario');
         await s.waitApplyEnded(v, 30_000);

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { XsmRuntime } from '../../src/jobs/runtime.ts';
+import { XsmRuntime } from '../../src/runtime/runtime.ts';
 import { redisConfigFromEnv } from '../../src/lib/redis.ts';
 import { deleteKeys, freshPrefix } from '../integration/harness.ts';
 import type { DomainInfo } from '../../src/drivers/hypervisor/hypervisor.ts';

@@ -28,7 +28,8 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Worker } from 'bullmq';
 import { DnsmasqService } from '../../src/deploy/dnsmasq.ts';
-import { enqueueDeploy, DEPLOY_QUEUE } from '../../src/deploy/deploy-job.ts';
+import { enqueueDeploy } from '../../src/services/deploy-service.ts';
+import { DEPLOY_QUEUE } from '../../src/runtime/queues.ts';
 import { readManifest } from '../../src/deploy/image.ts';
 import { ImageServer, type TransferMethod } from '../../src/deploy/transfer.ts';
 import { heldSize, type Hypervisor } from '../../src/drivers/hypervisor/hypervisor.ts';
@@ -41,10 +42,10 @@ import { fetchGangliaXml } from '../../src/ganglia/client.ts';
 import { gmetricSender } from '../../src/ganglia/gmetric.ts';
 import { vmMetricsPublisher } from '../../src/ganglia/vm-metrics.ts';
 import { parseGangliaXml } from '../../src/ganglia/xml.ts';
-import { convergedVersion, storedPlan } from '../../src/jobs/apply.ts';
-import { submitSite } from '../../src/jobs/submit.ts';
-import { listJobs, type JobView } from '../../src/jobs/inspect.ts';
-import { XsmRuntime } from '../../src/jobs/runtime.ts';
+import { convergedVersion, storedPlan } from '../../src/services/site-service.ts';
+import { submitSite } from '../../src/services/site-service.ts';
+import { listJobs, type JobView } from '../../src/services/inspect.ts';
+import { XsmRuntime } from '../../src/runtime/runtime.ts';
 import { closeWhenReady, redisConfigFromEnv } from '../../src/lib/redis.ts';
 import type { DeployEnv } from '../../workflows/deploy-host.ts';
 import { startControlWorker } from '../../workers/control-lib.ts';
@@ -328,8 +329,7 @@ const env: DeployEnv = {
     const { site } = await rt.sites.load(await rt.sites.currentVersion());
     return powerFor(host, site.hosts.find((h) => h.name === host)?.power, {
       shell: new LocalShell(),
-      redis: rt.redis,
-      prefix,
+      manual: rt.manualPower,
     });
   },
   ssh: { privateKey: readFileSync(keyPath), publicKey },
@@ -357,7 +357,7 @@ const env: DeployEnv = {
     // SSH with the host key XSM recorded, publishing to its gmond.
     await runChecked(installed, 'xl', ['list']);
     if (agents.has(data.host)) return;
-    const hostKey = (await rt.redis.hget(`${prefix}:deploy:host:${data.host}`, 'hostKey'))!;
+    const hostKey = (await rt.deploys.field(data.host, 'hostKey'))!;
     const ssh = new SshShell({
       host: data.address,
       privateKey: readFileSync(keyPath),
@@ -564,7 +564,7 @@ try {
     20 * 60_000,
   );
   for (const m of machines) {
-    const st = await rt.redis.hgetall(`${prefix}:deploy:host:${m.name}`);
+    const st = await rt.deploys.record(m.name);
     // When each step was first seen running (polled every second, from the deploy request).
     const at = (...steps: string[]) =>
       steps

@@ -7,7 +7,7 @@ import type { Plan } from '../../site/actions.ts';
 import { formatPlan, formatTable } from '../../site/plan-format.ts';
 import { ApiCallError, type ApiClient } from '../api-client.ts';
 import { defineCommand, EXIT, parseDecimal, UsageError, type CliContext, type CliIo } from '../command.ts';
-import { JOB_STATES, type JobView, type VersionOutcome } from '../../jobs/inspect.ts';
+import { JOB_STATES, type JobView, type VersionOutcome } from '../../services/inspect.ts';
 import {
   endedOutcome,
   parseSavedPlan,

@@ -8,7 +8,7 @@ import type { Action, Plan } from '../../site/actions.ts';
 import { formatDisruptions, formatPlan } from '../../site/plan-format.ts';
 import { ApiCallError, type ApiClient } from '../api-client.ts';
 import { UsageError, type CliIo } from '../command.ts';
-import type { VersionOutcome } from '../../jobs/inspect.ts';
+import type { VersionOutcome } from '../../services/inspect.ts';
 
 /** An io that can ask the operator a yes/no question (tests answer it; a terminal is asked otherwise). */
 export interface PromptingIo extends CliIo {

@@ -1,8 +1,8 @@
 // Manual power: for hosts without a BMC an operator switches the machine and confirms. XSM records the
-// request in Redis (`<prefix>:power:manual:<host>` = {"want":"on"|"off"|"pxe", ...}); the operator (or the
-// API's POST /power/manual/:host/confirm) sets "done" and the driver returns. Status is what was last confirmed.
+// request ({"want":"on"|"off"|"pxe", ...}) in a store the control plane shares (src/state/manual-power-store.ts);
+// the operator (or the API's POST /power/manual/:host/confirm) marks it done and the driver returns. Status is
+// what was last confirmed.
 
-import type { Redis } from 'ioredis';
 import type { PowerControl, PowerState } from './power.ts';
 
 export interface ManualRequest {
@@ -13,18 +13,20 @@ export interface ManualRequest {
   confirmedAt?: string;
 }
 
-export function manualPowerKey(prefix: string, host: string): string {
-  return `${prefix}:power:manual:${host}`;
+/** Where manual requests are kept; the control plane's shared state (Redis), or its twin in tests. */
+export interface ManualPowerRequests {
+  pending(host: string): Promise<ManualRequest | undefined>;
+  request(host: string, req: ManualRequest): Promise<void>;
+  clear(host: string): Promise<void>;
+  lastConfirmed(host: string): Promise<string | undefined>;
+  setLastConfirmed(host: string, state: 'on' | 'off'): Promise<void>;
 }
 
 /** What the operator-side (API/CLI) calls to confirm the pending request. Returns false if none was pending. */
-export async function confirmManualPower(redis: Redis, prefix: string, host: string): Promise<boolean> {
-  const key = manualPowerKey(prefix, host);
-  const raw = await redis.get(key);
-  if (!raw) return false;
-  const req = JSON.parse(raw) as ManualRequest;
-  if (req.done) return false;
-  await redis.set(key, JSON.stringify({ ...req, done: true, confirmedAt: new Date().toISOString() }));
+export async function confirmManualPower(requests: ManualPowerRequests, host: string): Promise<boolean> {
+  const req = await requests.pending(host);
+  if (!req || req.done) return false;
+  await requests.request(host, { ...req, done: true, confirmedAt: new Date().toISOString() });
   return true;
 }
 
@@ -32,40 +34,30 @@ export class ManualPower implements PowerControl {
   readonly describe: string;
 
   constructor(
-    private readonly redis: Redis,
-    private readonly prefix: string,
+    private readonly requests: ManualPowerRequests,
     private readonly host: string,
     private readonly opts: { timeoutMs?: number; pollMs?: number } = {},
   ) {
     this.describe = `manual ${host}`;
   }
 
-  private get key(): string {
-    return manualPowerKey(this.prefix, this.host);
-  }
-
   async status(): Promise<PowerState> {
-    const raw = await this.redis.get(`${this.key}:state`);
+    const raw = await this.requests.lastConfirmed(this.host);
     return raw === 'on' || raw === 'off' ? raw : 'unknown';
   }
 
   private async ask(want: ManualRequest['want']): Promise<void> {
-    const existing = await this.redis.get(this.key);
-    const prev = existing ? (JSON.parse(existing) as ManualRequest) : undefined;
+    const prev = await this.requests.pending(this.host);
     // A resumed job keeps a request that is already pending or confirmed instead of asking twice.
     if (prev?.want !== want) {
-      await this.redis.set(
-        this.key,
-        JSON.stringify({ want, requestedAt: new Date().toISOString() } satisfies ManualRequest),
-      );
+      await this.requests.request(this.host, { want, requestedAt: new Date().toISOString() });
     }
     const deadline = Date.now() + (this.opts.timeoutMs ?? 3_600_000);
     for (;;) {
-      const raw = await this.redis.get(this.key);
-      const req = raw ? (JSON.parse(raw) as ManualRequest) : undefined;
+      const req = await this.requests.pending(this.host);
       if (req?.want === want && req.done) {
-        await this.redis.del(this.key);
-        if (want !== 'pxe') await this.redis.set(`${this.key}:state`, want);
+        await this.requests.clear(this.host);
+        if (want !== 'pxe') await this.requests.setLastConfirmed(this.host, want);
         return;
       }
       if (Date.now() > deadline)

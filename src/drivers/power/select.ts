@@ -4,7 +4,6 @@
 // was submitted, but the files may have changed since, and a stored version may predate the policy.
 
 import { ATTR, tracedDriver } from '../../lib/tracing.ts';
-import type { Redis } from 'ioredis';
 import type { PowerSpec } from '../../site/model.ts';
 import {
   checkPowerAddress,
@@ -19,13 +18,13 @@ import type { PowerControl } from './power.ts';
 import { IpmiPower } from './ipmi.ts';
 import { RedfishPower } from './redfish.ts';
 import { QmpPower } from './qmp.ts';
-import { ManualPower } from './manual.ts';
+import { ManualPower, type ManualPowerRequests } from './manual.ts';
 import { checkQmpSocket, checkSecretFile, readSecretFile } from './secrets.ts';
 
 export interface PowerDeps {
   shell: Shell;
-  redis: Redis;
-  prefix: string;
+  /** Where manual power requests wait for an operator's confirmation. */
+  manual: ManualPowerRequests;
   /** Where power may point; default from XSM_SECRETS_DIR, XSM_QMP_DIR, XSM_POWER_ALLOW_LOCAL. */
   policy?: PowerPolicy;
 }
@@ -47,7 +46,7 @@ async function selectPower(host: string, spec: PowerSpec | undefined, deps: Powe
       );
     return v;
   };
-  if (!spec || spec.driver === 'manual') return new ManualPower(deps.redis, deps.prefix, host);
+  if (!spec || spec.driver === 'manual') return new ManualPower(deps.manual, host);
   const policy = deps.policy ?? powerPolicyFromEnv();
   const address = need(spec.address, spec.driver === 'qmp' ? 'address (the QMP socket path)' : 'address');
   const refused = checkPowerAddress(spec.driver, address, policy);

@@ -3,23 +3,14 @@
 // carries out as live migrations. The file stays the truth. Runs on demand, as a dry run, or on a
 // schedule (a BullMQ job scheduler on the control queue).
 
-import type { Job } from 'bullmq';
-import { CONTROL_QUEUE } from '../jobs/queues.ts';
-import { ConsentRequiredError, submitSite } from '../jobs/submit.ts';
-import type { XsmRuntime } from '../jobs/runtime.ts';
+import { CONTROL_QUEUE, type RebalanceRequest } from '../runtime/queues.ts';
+export type { RebalanceRequest } from '../runtime/queues.ts';
+import { ConsentRequiredError, submitSite } from './site-service.ts';
+import type { XsmRuntime } from '../runtime/runtime.ts';
 import { capacityOf } from '../site/capacity.ts';
 import { serializeSite } from '../site/serialize.ts';
-import { MetricsStore } from '../state/metrics-store.ts';
-import { AuditStore, SYSTEM } from '../state/audit-store.ts';
-import { balance, type BalanceOptions, type BalanceResult } from './balance.ts';
-
-export interface RebalanceRequest {
-  dryRun?: boolean;
-  mode?: 'performance' | 'density';
-  maxMoves?: number;
-  /** Seconds a moved VM is left alone afterwards, so VMs do not bounce. */
-  cooldownSec?: number;
-}
+import { SYSTEM } from '../state/audit-store.ts';
+import { balance, type BalanceOptions, type BalanceResult } from '../rebalance/balance.ts';
 
 export interface RebalanceOutcome extends BalanceResult {
   baseVersion: number;
@@ -27,8 +18,6 @@ export interface RebalanceOutcome extends BalanceResult {
   /** Why the moves were not written: their plan would stop running VMs, which the rebalancer never does. */
   refused?: string;
 }
-
-const cooldownKey = (rt: XsmRuntime, vm: string) => `${rt.config.prefix}:rebalance:cooldown:${vm}`;
 
 /** Who asks for a manual rebalance: it moves only VMs of Sets this actor may change; it is the author. */
 export interface RebalanceActor {
@@ -45,11 +34,11 @@ export async function runRebalance(
   const baseVersion = await rt.sites.currentVersion();
   if (!baseVersion) throw new Error('no site version to rebalance; submit a site file first');
   const { site } = await rt.sites.load(baseVersion);
-  const metrics = new MetricsStore(rt.redis, rt.config.prefix);
+  const metrics = rt.metrics;
   const observed = await rt.observed.all();
   // CPU load: Ganglia's vm_cpu_pct when the poller has it, else assume each vCPU half busy.
   const loads = await Promise.all(site.vms.map(async (v) => (await metrics.latest(v.name))?.metrics.vm_cpu_pct?.v));
-  const cooling = await Promise.all(site.vms.map((v) => rt.redis.exists(cooldownKey(rt, v.name))));
+  const cooling = await rt.cooldowns.cooling(site.vms.map((v) => v.name));
   // Implied hosts (a paper-format <DOM0>) have the room their agent observes, as the planner sees it.
   const managed = new Set(site.vms.map((v) => v.name));
   const hosts = site.hosts.flatMap((h) => {
@@ -70,7 +59,7 @@ export async function runRebalance(
   const opts: BalanceOptions = {
     mode: req.mode ?? 'performance',
     maxMoves: req.maxMoves ?? 8,
-    cooldown: new Set(site.vms.filter((_, i) => cooling[i]).map((v) => v.name)),
+    cooldown: cooling,
   };
   const result = balance(hosts, vms, opts);
   if (req.dryRun || result.moves.length === 0) return { ...result, baseVersion };
@@ -99,7 +88,7 @@ export async function runRebalance(
   const version = stored.version;
   // A manual rebalance is audited as its request; the scheduled one as the system identity.
   if (!actor)
-    await new AuditStore(rt.redis, rt.config.prefix).append({
+    await rt.audit.append({
       user: SYSTEM.rebalance.name,
       role: SYSTEM.rebalance.role,
       from: 'internal',
@@ -110,7 +99,7 @@ export async function runRebalance(
       reason,
     });
   const ttl = req.cooldownSec ?? 1800;
-  if (ttl > 0) for (const m of result.moves) await rt.redis.set(cooldownKey(rt, m.vm), String(version), 'EX', ttl);
+  if (ttl > 0) for (const m of result.moves) await rt.cooldowns.start(m.vm, version, ttl);
   return { ...result, baseVersion, version };
 }
 
@@ -123,12 +112,4 @@ export async function scheduleRebalance(rt: XsmRuntime, everyMs: number, req: Re
       { every: everyMs },
       { name: 'rebalance', data: req, opts: { attempts: 1, removeOnComplete: { count: 100 } } },
     );
-}
-
-export async function processRebalance(rt: XsmRuntime, job: Job<RebalanceRequest>): Promise<string> {
-  const r = await runRebalance(rt, job.data);
-  if (r.refused) return r.refused;
-  return r.version
-    ? `version ${r.version}: ${r.moves.length} moves`
-    : `no move worth making (imbalance ${r.imbalanceBefore.toFixed(3)})`;
 }

@@ -2,16 +2,12 @@
 // job on the deploy queue. Machines asked for together form a session (their multicast round or chain).
 // An unknown MAC refuses the whole request before anything is enqueued.
 
-import type { Job } from 'bullmq';
 import { randomBytes } from 'node:crypto';
-import type { XsmRuntime } from '../jobs/runtime.ts';
-import { jobJournal, runSteps } from '../lib/steps.ts';
-import { deploySteps, type DeployEnv, type DeployJobData } from '../../workflows/deploy-host.ts';
-import { normalizeMac } from './dnsmasq.ts';
-import { readManifest } from './image.ts';
-import { TRANSFER_METHODS, type TransferMethod } from './transfer.ts';
-
-export const DEPLOY_QUEUE = 'deploy';
+import type { XsmRuntime } from '../runtime/runtime.ts';
+import { DEPLOY_QUEUE, type DeployJobData } from '../runtime/queues.ts';
+import { normalizeMac } from '../deploy/dnsmasq.ts';
+import { readManifest } from '../deploy/image.ts';
+import { TRANSFER_METHODS, type TransferMethod } from '../deploy/transfer.ts';
 
 export class DeployRequestError extends Error {
   constructor(message: string) {
@@ -88,15 +84,4 @@ export async function enqueueDeploy(
   });
   await rt.queue(DEPLOY_QUEUE).addBulk(jobs);
   return { session, jobs: jobs.map((j) => ({ host: j.data.host, mac: j.data.mac, jobId: j.opts.jobId })) };
-}
-
-export async function processDeploy(env: DeployEnv, job: Job<DeployJobData>): Promise<string> {
-  await runSteps(
-    'deploy-host',
-    deploySteps,
-    { env, data: job.data, attemptsMade: job.attemptsMade },
-    jobJournal(job),
-    env.log.child({ host: job.data.host, job: job.id }),
-  );
-  return `${job.data.host} deployed (${job.data.image.name})`;
 }

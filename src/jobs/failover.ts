@@ -4,19 +4,31 @@ import type { Job } from 'bullmq';
 import { powerFor } from '../drivers/power/select.ts';
 import type { PowerControl } from '../drivers/power/power.ts';
 import { LocalShell } from '../drivers/shell.ts';
-import type { XsmRuntime } from '../jobs/runtime.ts';
+import type { XsmRuntime } from '../runtime/runtime.ts';
 import type { Logger } from '../lib/log.ts';
 import { jobJournal, runSteps } from '../lib/steps.ts';
 import type { HostSpec } from '../site/model.ts';
 import { failoverSteps, HostRecovered } from '../../workflows/failover-host.ts';
-import { checkHosts, DEFAULT_FAILOVER_POLICY, type FailoverJobData, type FailoverPolicy } from './health.ts';
+import {
+  checkHosts,
+  DEFAULT_FAILOVER_POLICY,
+  type FailoverJobData,
+  type FailoverPolicy,
+} from '../services/health-check.ts';
 
 export type PowerResolver = (host: HostSpec) => Promise<PowerControl>;
+
+/** What the control queue's jobs need: the runtime, a log, and power control for fencing. */
+export interface ControlDeps {
+  rt: XsmRuntime;
+  log: Logger;
+  power: PowerResolver;
+}
 
 /** Real power control from the host's <Power> element: ipmitool, Redfish, QMP, or an operator (manual). */
 export function sitePowerResolver(rt: XsmRuntime): PowerResolver {
   const shell = new LocalShell();
-  return (host) => powerFor(host.name, host.power, { shell, redis: rt.redis, prefix: rt.config.prefix });
+  return (host) => powerFor(host.name, host.power, { shell, manual: rt.manualPower });
 }
 
 export async function processFailoverCheck(
@@ -49,6 +61,6 @@ export async function processFailover(
     if (e instanceof HostRecovered) return e.message;
     throw e;
   }
-  const version = await rt.redis.get(`${rt.config.prefix}:failover:version:${job.data.host}:${job.data.incident}`);
+  const version = await rt.failover.incidentVersion(job.data.host, job.data.incident);
   return `${job.data.host} fenced; its VMs are placed by site version ${version}`;
 }

@@ -5,8 +5,8 @@ import type { Job, JobType } from 'bullmq';
 import type { StepProgress } from '../lib/steps.ts';
 import { actionHost, type Action } from '../site/actions.ts';
 import type { ApplyState } from '../state/apply-store.ts';
-import { actionJobId, hostQueueName } from './queues.ts';
-import type { XsmRuntime } from './runtime.ts';
+import { actionJobId, hostQueueName } from '../runtime/queues.ts';
+import type { XsmRuntime } from '../runtime/runtime.ts';
 
 export const JOB_STATES = [
   'active',

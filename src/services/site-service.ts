@@ -5,7 +5,6 @@
 // stop running VMs), and stored together with that plan in one atomic step. The control worker then runs
 // exactly the stored plan; nothing plans again behind the operator's back.
 
-import { EventMetrics } from '../state/event-metrics-store.ts';
 import type { Action, Plan, StoredPlan } from '../site/actions.ts';
 import { disruptiveActions } from '../site/actions.ts';
 import type { LoadResult, Site, SiteIssue } from '../site/model.ts';
@@ -14,8 +13,8 @@ import { loadSite, type LoadOptions } from '../site/parse.ts';
 import { planHash, sameContent, sha256 } from '../site/plan-hash.ts';
 import { planChanges, PlanError } from '../site/plan.ts';
 import { InvalidSiteError, StaleVersionError, type PlanRecord } from '../state/site-store.ts';
-import { enqueueApply } from './apply.ts';
-import type { XsmRuntime } from './runtime.ts';
+import { applyJobId, type ApplyJobData } from '../runtime/queues.ts';
+import type { XsmRuntime } from '../runtime/runtime.ts';
 
 /**
  * Who agrees to actions that stop running VMs. 'operator': the request said so (allowDisruption).
@@ -119,11 +118,7 @@ async function makePlan(rt: XsmRuntime, base: { version: number; site: Site | un
     planHash: planHash(plan.actions),
     xmlHash: sha256(xml),
   };
-  new EventMetrics(rt.redis, rt.config.prefix).observe(
-    'xsm_plan_duration_seconds',
-    {},
-    (performance.now() - started) / 1000,
-  );
+  rt.events.observe('xsm_plan_duration_seconds', {}, (performance.now() - started) / 1000);
   return record;
 }
 
@@ -241,4 +236,29 @@ export async function submitSite(rt: XsmRuntime, req: SubmitRequest): Promise<Su
     warnings: loaded.warnings,
     ...(job ? { applyJob: job.jobId } : {}),
   };
+}
+
+export async function enqueueApply(
+  rt: XsmRuntime,
+  version: number,
+  author: string,
+): Promise<{ jobId: string; duplicate: boolean }> {
+  const id = applyJobId(version);
+  const existing = await rt.control().getJob(id);
+  if (existing) return { jobId: id, duplicate: true };
+  await rt.control().add('apply', { version, author } satisfies ApplyJobData, {
+    jobId: id,
+    attempts: 3,
+    backoff: { type: 'exponential', delay: 1000 },
+  });
+  return { jobId: id, duplicate: false };
+}
+
+/** The plan stored with `version`: what an apply of it runs. */
+export async function storedPlan(rt: XsmRuntime, version: number): Promise<StoredPlan | undefined> {
+  return rt.sites.plan(version);
+}
+
+export async function convergedVersion(rt: XsmRuntime): Promise<number> {
+  return rt.applies.convergedVersion();
 }

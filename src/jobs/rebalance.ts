@@ -1,0 +1,14 @@
+// The control queue's `rebalance` job (on demand or from its job scheduler): one run of the rebalancer.
+
+import type { Job } from 'bullmq';
+import type { RebalanceRequest } from '../runtime/queues.ts';
+import type { XsmRuntime } from '../runtime/runtime.ts';
+import { runRebalance } from '../services/rebalance-service.ts';
+
+export async function processRebalance(rt: XsmRuntime, job: Job<RebalanceRequest>): Promise<string> {
+  const r = await runRebalance(rt, job.data);
+  if (r.refused) return r.refused;
+  return r.version
+    ? `version ${r.version}: ${r.moves.length} moves`
+    : `no move worth making (imbalance ${r.imbalanceBefore.toFixed(3)})`;
+}

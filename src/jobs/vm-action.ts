@@ -1,0 +1,173 @@
+// A host queue's jobs: one VM action (create, remove, migrate, reconfigure, or a cold move's part) run as
+// its workflow's durable steps against the host's hypervisor. The host agent (workers/host-agent-lib.ts)
+// builds the dependencies once and the registry routes each job here.
+
+import { UnrecoverableError, type Job } from 'bullmq';
+import { HypervisorRefusal, type Hypervisor } from '../drivers/hypervisor/hypervisor.ts';
+import { PermanentError } from '../lib/errors.ts';
+import type { Logger } from '../lib/log.ts';
+import { jobJournal, runSteps, type Rollback, type Step } from '../lib/steps.ts';
+import { ATTR, inSpan } from '../lib/tracing.ts';
+import { partJobOptions, type ActionJobData } from '../runtime/queues.ts';
+import type { XsmRuntime } from '../runtime/runtime.ts';
+import { createSteps } from '../../workflows/create-vm.ts';
+import { migrateSteps } from '../../workflows/migrate-vm.ts';
+import { coldMoveRollback, coldMoveSteps, PartStillRunning } from '../../workflows/move-vm-cold.ts';
+import { reconfigureLiveSteps, reconfigureRestartSteps, restartRollback } from '../../workflows/reconfigure-vm.ts';
+import { removeSteps } from '../../workflows/remove-vm.ts';
+import type { RemoteActions, VmWorkflowContext } from '../../workflows/steps-common.ts';
+
+/** What a VM action needs from the agent that runs it, built once per agent. */
+export interface VmActionDeps {
+  rt: XsmRuntime;
+  /** The host's hypervisor (traced when tracing is on). */
+  hv: Hypervisor;
+  log: Logger;
+  peer?: (host: string) => Hypervisor | undefined;
+  remote: RemoteActions;
+  /** Reports the host's observed state; resolves only with a report made after the call. */
+  observe: () => Promise<void>;
+  /** Records one durable step's duration. */
+  stepTimed: (workflow: string, step: string, seconds: number) => void;
+}
+
+export function stepsFor(data: ActionJobData): {
+  workflow: string;
+  steps: Step<VmWorkflowContext>[];
+  rollback?: Rollback<VmWorkflowContext>;
+} {
+  const a = data.action;
+  switch (a.kind) {
+    case 'create':
+      return { workflow: 'create-vm', steps: createSteps };
+    case 'remove':
+      return { workflow: 'remove-vm', steps: removeSteps };
+    case 'migrate':
+      return a.mode === 'cold'
+        ? { workflow: 'move-vm-cold', steps: coldMoveSteps, rollback: coldMoveRollback }
+        : { workflow: 'migrate-vm', steps: migrateSteps };
+    case 'reconfigure':
+      return a.mode === 'live'
+        ? { workflow: 'reconfigure-vm-live', steps: reconfigureLiveSteps }
+        : { workflow: 'reconfigure-vm-restart', steps: reconfigureRestartSteps, rollback: restartRollback };
+  }
+}
+
+/** Cold moves' parts: jobs on other hosts' queues, added once (by id) and waited for until they end. */
+export function queueRemote(rt: XsmRuntime, waitMs: number): RemoteActions {
+  const state: RemoteActions['state'] = async (host, jobId) => {
+    const q = rt.hostQueue(host);
+    const s = await q.getJobState(jobId);
+    if (s === 'unknown') return undefined;
+    if (s === 'completed') return { ok: true };
+    if (s === 'failed') return { ok: false, reason: (await q.getJob(jobId))?.failedReason ?? 'failed' };
+    return 'unfinished';
+  };
+  return {
+    state,
+    run: async (host, jobId, data) => {
+      if ((await state(host, jobId)) === undefined)
+        await rt.hostQueue(host).add(data.action.kind, data, { ...partJobOptions, jobId });
+      const until = Date.now() + waitMs;
+      for (;;) {
+        const s = await state(host, jobId);
+        if (s && s !== 'unfinished') return s;
+        if (Date.now() > until)
+          throw new Error(`still unfinished after ${Math.round(waitMs / 1000)} s; is ${host}'s agent running?`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    },
+  };
+}
+
+export async function reportObserved(rt: XsmRuntime, hv: Hypervisor): Promise<void> {
+  const [info, domains] = await Promise.all([hv.info(), hv.list()]);
+  await rt.observed.report({
+    name: hv.hostName,
+    heartbeatAt: Date.now(),
+    totalMemMiB: info.totalMemMiB,
+    freeMemMiB: info.freeMemMiB,
+    nrCpus: info.nrCpus,
+    domains: domains.filter((d) => d.domid !== 0),
+  });
+}
+
+/**
+ * Returns a function that resolves once `fn` has run *after* the call: a caller never gets a result
+ * that started before it asked. Callers that arrive while a run is in flight share the next run, so a
+ * burst of finishing jobs costs one or two reports, not one each, and yet every job completes only
+ * after the host's observed state shows its effect (the planner trusts that state).
+ */
+export function freshAfterCall(fn: () => Promise<void>): () => Promise<void> {
+  let running: Promise<void> | undefined;
+  let next: Promise<void> | undefined;
+  const start = (): Promise<void> => {
+    const p = fn().finally(() => {
+      if (running === p) running = undefined;
+    });
+    running = p;
+    return p;
+  };
+  return () => {
+    if (!running) return start();
+    if (!next) {
+      next = running
+        .catch(() => {})
+        .then(() => {
+          next = undefined;
+          return start();
+        });
+    }
+    return next;
+  };
+}
+
+export function processVmAction(deps: VmActionDeps, job: Job<ActionJobData>): Promise<string> {
+  const a = job.data.action;
+  return inSpan(
+    `${a.kind} ${a.vm}`,
+    {
+      [ATTR.host]: deps.hv.hostName,
+      [ATTR.vm]: a.vm,
+      [ATTR.version]: job.data.version,
+      [ATTR.action]: a.id,
+      [ATTR.job]: job.id ?? '',
+    },
+    () => runVmAction(deps, job),
+  );
+}
+
+async function runVmAction(deps: VmActionDeps, job: Job<ActionJobData>): Promise<string> {
+  const { hv, rt } = deps;
+  const { workflow, steps, rollback } = stepsFor(job.data);
+  const a = job.data.action;
+  const jobLog = deps.log.child({ host: hv.hostName, job: job.id, vm: a.vm });
+  // What the target host will report once it runs the migrated VM (see recordArrival).
+  const migrating = a.kind === 'migrate' && a.mode === 'live' ? await hv.find(a.vm) : undefined;
+  const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+  // A part still running on another host is never rolled back over (two copies of one disk image).
+  const isFinal = (e: unknown) =>
+    !(e instanceof PartStillRunning) &&
+    (e instanceof UnrecoverableError || e instanceof HypervisorRefusal || lastAttempt);
+  try {
+    const ctx: VmWorkflowContext = { hv, data: job.data, peer: deps.peer, observed: rt.observed, remote: deps.remote };
+    await runSteps(workflow, steps, ctx, jobJournal(job), jobLog, {
+      ...(rollback ? { rollback, isFinal } : {}),
+      onStepDone: deps.stepTimed,
+    });
+    if (a.kind === 'migrate' && migrating) await rt.observed.recordArrival(a.to, { ...migrating, state: 'running' });
+  } catch (e) {
+    // Xen said no (no memory, over maxmem): retrying will not change its mind.
+    if (e instanceof HypervisorRefusal)
+      throw new PermanentError(e.message, 'change the site file or free resources on the host, then apply again');
+    jobLog.warn('step failed', { error: e instanceof Error ? e.message : String(e), attempt: job.attemptsMade + 1 });
+    throw e;
+  } finally {
+    await deps
+      .observe()
+      .catch((e: unknown) =>
+        jobLog.warn('observed-state report failed', { error: e instanceof Error ? e.message : String(e) }),
+      );
+  }
+  return `${workflow} ${a.vm} done`;
+}

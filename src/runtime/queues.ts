@@ -1,0 +1,131 @@
+// Queue names, job ids, job data and job options: one BullMQ queue per Dom0 host, the control queue and the
+// deploy queue. Every job's data type is here, so whoever enqueues and whoever processes agree on one shape
+// (the processors themselves are in src/jobs/, listed by its registry).
+// Job ids derive from (version, action) so applying the same version twice enqueues nothing twice.
+
+import type { JobsOptions } from 'bullmq';
+import type { Action } from '../site/actions.ts';
+import type { ImageManifest } from '../deploy/image.ts';
+import type { TransferMethod } from '../deploy/transfer.ts';
+import type { TemplateSpec } from '../site/model.ts';
+
+export const CONTROL_QUEUE = 'control';
+/** Deploy jobs: consumed by the deploy worker on the machine that serves PXE and the images. */
+export const DEPLOY_QUEUE = 'deploy';
+
+export function hostQueueName(host: string): string {
+  return `host-${host}`;
+}
+
+/** BullMQ refuses ':' in custom ids; action ids use it (`create:vm1`). */
+export function actionJobId(version: number, action: Action): string {
+  return `v${version}-${action.id.replace(/:/g, '-')}`;
+}
+export function applyJobId(version: number): string {
+  return `apply-v${version}`;
+}
+export function waveJobId(version: number, wave: number): string {
+  return `v${version}-wave-${wave}`;
+}
+
+export interface ActionJobData {
+  version: number;
+  action: Action;
+  /** The template the VM's config names, from the same version (create and restart need it). */
+  template?: TemplateSpec;
+  /** Migration target's Dom0 address (what `xl migrate` connects to). */
+  targetAddress?: string;
+  /** Cold moves: the Dom0 address of every host they move a VM to (and back, when rolling back). */
+  addresses?: Record<string, string>;
+}
+
+export interface ApplyJobData {
+  version: number;
+  author: string;
+}
+
+export interface WaveJobData {
+  version: number;
+  wave: number;
+  waves: number;
+}
+
+export interface DeployJobData {
+  /** The host's name in the site file, its boot MAC and Dom0 address (from the inventory). */
+  host: string;
+  mac: string;
+  address: string;
+  /** The disk the installer writes (/dev/sda; a file in the lab). */
+  disk: string;
+  image: ImageManifest;
+  method: TransferMethod;
+  /** Deploys started together share a session: the multicast round or the chain they join. */
+  session: string;
+  sessionSize: number;
+  /** Memory the site file gives the host's guests: the booted Xen must have at least this. */
+  expectMemMiB?: number;
+}
+
+export interface FailoverJobData {
+  host: string;
+  incident: number;
+}
+
+export interface FailoverPolicy {
+  /** No heartbeat and no Ganglia report for this long: suspect. */
+  suspectAfterMs: number;
+  /** Suspected for this long more (the confirmation window): fence and fail over. */
+  fenceAfterMs: number;
+  /**
+   * If more than this fraction of the reporting hosts look dead at once, the likelier cause is that this
+   * control process lost its view of the site (a network partition, Redis trouble), not that half the
+   * rack died: fence nobody and say so.
+   */
+  maxDeadFraction: number;
+}
+
+export interface RebalanceRequest {
+  dryRun?: boolean;
+  mode?: 'performance' | 'density';
+  maxMoves?: number;
+  /** Seconds a moved VM is left alone afterwards, so VMs do not bounce. */
+  cooldownSec?: number;
+}
+
+/** What a `failover-check` job carries: the policy's settings that differ from the defaults. */
+export type FailoverCheckJobData = Partial<FailoverPolicy>;
+
+/** Each queue's job names and the data each carries: what the registry (src/jobs/registry.ts) routes by. */
+export interface ControlJobs {
+  apply: ApplyJobData;
+  wave: WaveJobData;
+  rebalance: RebalanceRequest;
+  'failover-check': FailoverCheckJobData;
+  failover: FailoverJobData;
+}
+/** A host queue's jobs are named by their action's kind (a cold move's parts too). */
+export type HostJobs = Record<Action['kind'], ActionJobData>;
+export interface DeployJobs {
+  'deploy-host': DeployJobData;
+}
+
+/**
+ * Transient failures retry with exponential backoff; permanent ones (UnrecoverableError) fail at once.
+ * A child that failed for good lets its wave go on (the failure is recorded on the parent): what it
+ * blocks is decided by the plan's dependencies, not by the wave (src/jobs/apply.ts).
+ */
+export const actionJobOptions: JobsOptions = {
+  attempts: 5,
+  backoff: { type: 'exponential', delay: 1000 },
+  removeOnComplete: { age: 7 * 24 * 3600, count: 100000 },
+  removeOnFail: { age: 30 * 24 * 3600 },
+  ignoreDependencyOnFailure: true,
+};
+
+/** A part of a cold move, run on another host's queue: retried like an action, no wave parent. */
+export const partJobOptions: JobsOptions = {
+  attempts: 5,
+  backoff: { type: 'exponential', delay: 1000 },
+  removeOnComplete: { age: 7 * 24 * 3600, count: 100000 },
+  removeOnFail: { age: 30 * 24 * 3600 },
+};

@@ -1,0 +1,98 @@
+// The handles every XSM process shares: one Redis connection for commands, every store of shared state, and
+// queues created on demand. Built once per process in a workers/*.ts entry point and passed down. Code above
+// src/state/ reaches Redis only through these stores: every key is spelled in src/state/.
+
+import { bullmqTelemetry } from '../lib/tracing.ts';
+import { FlowProducer, Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { closeWhenReady, connectRedis, type RedisConfig } from '../lib/redis.ts';
+import { ApplyStore } from '../state/apply-store.ts';
+import { AuditStore } from '../state/audit-store.ts';
+import { RedisCooldownStore, type CooldownStore } from '../state/cooldown-store.ts';
+import { RedisDeployStore, type DeployStore } from '../state/deploy-store.ts';
+import { EventMetrics } from '../state/event-metrics-store.ts';
+import { RedisFailoverStore, type FailoverStore } from '../state/failover-store.ts';
+import { RedisManualPowerStore } from '../state/manual-power-store.ts';
+import { MetricsStore } from '../state/metrics-store.ts';
+import { ObservedStore } from '../state/observed-store.ts';
+import { deleteEverythingUnder } from '../state/prefix.ts';
+import { upgradeQueueData, type QueueDataReport } from '../state/queue-data.ts';
+import type { Logger } from '../lib/log.ts';
+import { SessionStore } from '../state/session-store.ts';
+import { SiteStore } from '../state/site-store.ts';
+import type { ManualPowerRequests } from '../drivers/power/manual.ts';
+import { CONTROL_QUEUE, hostQueueName } from './queues.ts';
+
+export class XsmRuntime {
+  readonly redis: Redis;
+  readonly sites: SiteStore;
+  readonly observed: ObservedStore;
+  readonly applies: ApplyStore;
+  readonly audit: AuditStore;
+  /** Ganglia's metrics as the poller stored them. */
+  readonly metrics: MetricsStore;
+  /** Counters and histograms of events (jobs, steps, submits) for /metrics. */
+  readonly events: EventMetrics;
+  readonly sessions: SessionStore;
+  readonly failover: FailoverStore;
+  readonly deploys: DeployStore;
+  readonly cooldowns: CooldownStore;
+  readonly manualPower: ManualPowerRequests;
+  readonly flows: FlowProducer;
+  private readonly queues = new Map<string, Queue>();
+
+  constructor(readonly config: RedisConfig) {
+    this.redis = connectRedis(config);
+    this.sites = new SiteStore(this.redis, config.prefix);
+    this.observed = new ObservedStore(this.redis, config.prefix);
+    this.applies = new ApplyStore(this.redis, config.prefix);
+    this.audit = new AuditStore(this.redis, config.prefix);
+    this.metrics = new MetricsStore(this.redis, config.prefix);
+    this.events = new EventMetrics(this.redis, config.prefix);
+    this.sessions = new SessionStore(this.redis, config.prefix);
+    this.failover = new RedisFailoverStore(this.redis, config.prefix);
+    this.deploys = new RedisDeployStore(this.redis, config.prefix);
+    this.cooldowns = new RedisCooldownStore(this.redis, config.prefix);
+    this.manualPower = new RedisManualPowerStore(this.redis, config.prefix);
+    this.flows = new FlowProducer({ connection: this.redis, prefix: config.prefix, ...bullmqTelemetry() });
+  }
+
+  queue(name: string): Queue {
+    let q = this.queues.get(name);
+    if (!q)
+      this.queues.set(
+        name,
+        (q = new Queue(name, { connection: this.redis, prefix: this.config.prefix, ...bullmqTelemetry() })),
+      );
+    return q;
+  }
+  control(): Queue {
+    return this.queue(CONTROL_QUEUE);
+  }
+  hostQueue(host: string): Queue {
+    return this.queue(hostQueueName(host));
+  }
+  /** Every queue XSM knows of: control plus one per host seen in the site or reporting. */
+  async allQueues(): Promise<Queue[]> {
+    const hosts = new Set<string>(Object.keys((await this.observed.all()).hosts));
+    const v = await this.sites.currentVersion();
+    if (v) for (const h of (await this.sites.load(v)).site.hosts) hosts.add(h.name);
+    return [this.control(), ...[...hosts].sort().map((h) => this.hostQueue(h))];
+  }
+  /** Redis answers (the API's readiness check). */
+  async ping(): Promise<void> {
+    await this.redis.ping();
+  }
+  /** Brings BullMQ 5 queue data forward, or refuses (changing nothing); every process runs it before its workers. */
+  upgradeQueueData(log?: Logger): Promise<QueueDataReport> {
+    return upgradeQueueData(this.redis, this.config.prefix, log);
+  }
+  /** Removes every key of this runtime's prefix: the demo's cleanup, never a real site's. */
+  wipe(): Promise<number> {
+    return deleteEverythingUnder(this.redis, this.config.prefix);
+  }
+  async close(): Promise<void> {
+    await Promise.all([...this.queues.values(), this.flows].map((q) => closeWhenReady(q)));
+    await this.redis.quit().catch(() => {});
+  }
+}
