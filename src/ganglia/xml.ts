@@ -1,6 +1,6 @@
 // Ganglia's XML (gmond TCP 8649, gmetad 8651/8652) into typed values. Parsed with fast-xml-parser with
 // entity processing off; a DOCTYPE is refused before parsing except Ganglia's own DTD, which gmond sends
-// verbatim and which declares no entities (see ../shared/reference/formats.md 2.2).
+// verbatim and which declares no entities (test/ganglia/ganglia.test.ts holds it as gmond sends it).
 
 import { XMLParser } from 'fast-xml-parser';
 

@@ -4,7 +4,7 @@
 // total, as Xen allows. A declared host's room is its `memory`; an undeclared (implied) host's room is what
 // its agent observes, so a paper-format site is checked too.
 
-import { heldSize } from '../drivers/hypervisor/hypervisor.ts';
+import { heldSize } from './domain.ts';
 import type { HostSpec, VmSpec } from './model.ts';
 import type { ObservedHost, ObservedState } from './observed.ts';
 

@@ -1,7 +1,7 @@
 // What is really running, as host agents report it to Redis. The planner uses it to skip work already
 // done and to notice drift; the rebalancer and failover read it with the Ganglia metrics.
 
-import type { DomainInfo } from '../drivers/hypervisor/hypervisor.ts';
+import type { DomainInfo } from './domain.ts';
 
 export interface ObservedHost {
   name: string;

@@ -11,7 +11,7 @@ import type { ObservedState } from './observed.ts';
 import { PlanError, type Pending, type Present } from './plan-types.ts';
 import { addVmPreconditions } from './preconditions.ts';
 import { scheduleWaves } from './schedule.ts';
-import { heldSize } from '../drivers/hypervisor/hypervisor.ts';
+import { heldSize } from './domain.ts';
 
 export { PlanError };
 

@@ -1,5 +1,5 @@
-// Parsers for what `xl` prints (Xen 4.17; shared/reference/formats.md §1). Pure functions, tested against
-// recorded output.
+// Parsers for what `xl` prints (Xen 4.17). Pure functions, tested against output recorded on real Xen
+// (test/drivers/fixtures/).
 
 import type { DomainState, HostInfo } from './hypervisor.ts';
 
