@@ -6,54 +6,45 @@ import { bullmqTelemetry } from '../lib/tracing.ts';
 import { FlowProducer, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { closeWhenReady, connectRedis, type RedisConfig } from '../lib/redis.ts';
-import { ApplyStore } from '../state/apply-store.ts';
 import { AuditStore } from '../state/audit-store.ts';
-import { RedisCooldownStore, type CooldownStore } from '../state/cooldown-store.ts';
-import { RedisDeployStore, type DeployStore } from '../state/deploy-store.ts';
-import { EventMetrics } from '../state/event-metrics-store.ts';
-import { RedisFailoverStore, type FailoverStore } from '../state/failover-store.ts';
-import { RedisManualPowerStore } from '../state/manual-power-store.ts';
-import { MetricsStore } from '../state/metrics-store.ts';
-import { ObservedStore } from '../state/observed-store.ts';
 import { deleteEverythingUnder } from '../state/prefix.ts';
 import { upgradeQueueData, type QueueDataReport } from '../state/queue-data.ts';
-import type { Logger } from '../lib/log.ts';
 import { SessionStore } from '../state/session-store.ts';
-import { SiteStore } from '../state/site-store.ts';
-import type { ManualPowerRequests } from '../drivers/power/manual.ts';
+import { redisStores, type Stores } from '../state/stores.ts';
+import type { Logger } from '../lib/log.ts';
 import { CONTROL_QUEUE, hostQueueName } from './queues.ts';
 
-export class XsmRuntime {
+export class XsmRuntime implements Stores {
   readonly redis: Redis;
-  readonly sites: SiteStore;
-  readonly observed: ObservedStore;
-  readonly applies: ApplyStore;
+  readonly sites: Stores['sites'];
+  readonly observed: Stores['observed'];
+  readonly applies: Stores['applies'];
+  readonly metrics: Stores['metrics'];
+  readonly events: Stores['events'];
+  readonly failover: Stores['failover'];
+  readonly deploys: Stores['deploys'];
+  readonly cooldowns: Stores['cooldowns'];
+  readonly manualPower: Stores['manualPower'];
+  /** The audit log and console sessions: Redis streams and expiring keys, with no twin yet. */
   readonly audit: AuditStore;
-  /** Ganglia's metrics as the poller stored them. */
-  readonly metrics: MetricsStore;
-  /** Counters and histograms of events (jobs, steps, submits) for /metrics. */
-  readonly events: EventMetrics;
   readonly sessions: SessionStore;
-  readonly failover: FailoverStore;
-  readonly deploys: DeployStore;
-  readonly cooldowns: CooldownStore;
-  readonly manualPower: ManualPowerRequests;
   readonly flows: FlowProducer;
   private readonly queues = new Map<string, Queue>();
 
   constructor(readonly config: RedisConfig) {
     this.redis = connectRedis(config);
-    this.sites = new SiteStore(this.redis, config.prefix);
-    this.observed = new ObservedStore(this.redis, config.prefix);
-    this.applies = new ApplyStore(this.redis, config.prefix);
+    const stores = redisStores(this.redis, config.prefix);
+    this.sites = stores.sites;
+    this.observed = stores.observed;
+    this.applies = stores.applies;
+    this.metrics = stores.metrics;
+    this.events = stores.events;
+    this.failover = stores.failover;
+    this.deploys = stores.deploys;
+    this.cooldowns = stores.cooldowns;
+    this.manualPower = stores.manualPower;
     this.audit = new AuditStore(this.redis, config.prefix);
-    this.metrics = new MetricsStore(this.redis, config.prefix);
-    this.events = new EventMetrics(this.redis, config.prefix);
     this.sessions = new SessionStore(this.redis, config.prefix);
-    this.failover = new RedisFailoverStore(this.redis, config.prefix);
-    this.deploys = new RedisDeployStore(this.redis, config.prefix);
-    this.cooldowns = new RedisCooldownStore(this.redis, config.prefix);
-    this.manualPower = new RedisManualPowerStore(this.redis, config.prefix);
     this.flows = new FlowProducer({ connection: this.redis, prefix: config.prefix, ...bullmqTelemetry() });
   }
 

@@ -8,6 +8,7 @@
 // so two checkers racing enqueue one job.
 
 import type { XsmRuntime } from '../runtime/runtime.ts';
+import type { ServiceRuntime } from '../runtime/service-runtime.ts';
 import { CONTROL_QUEUE, type FailoverJobData, type FailoverPolicy } from '../runtime/queues.ts';
 export type { FailoverJobData, FailoverPolicy } from '../runtime/queues.ts';
 export type { HealthState, HostHealth } from '../state/failover-store.ts';
@@ -33,7 +34,7 @@ export interface HealthTransition {
 
 /** The host's last sign of life: its agent's heartbeat or its last report to Ganglia, by name or address. */
 export async function lastSignOfLife(
-  rt: XsmRuntime,
+  rt: ServiceRuntime,
   host: { name: string; address: string },
   heartbeatAt: number,
 ): Promise<number> {
@@ -51,7 +52,7 @@ export async function lastSignOfLife(
  * and enqueues the failover job of each host whose confirmation window ran out. Returns what changed.
  */
 export async function checkHosts(
-  rt: XsmRuntime,
+  rt: ServiceRuntime,
   policy: FailoverPolicy = DEFAULT_FAILOVER_POLICY,
   log?: Logger,
   now = Date.now(),

@@ -7,6 +7,7 @@ import { CONTROL_QUEUE, type RebalanceRequest } from '../runtime/queues.ts';
 export type { RebalanceRequest } from '../runtime/queues.ts';
 import { ConsentRequiredError, submitSite } from './site-service.ts';
 import type { XsmRuntime } from '../runtime/runtime.ts';
+import type { ServiceRuntime } from '../runtime/service-runtime.ts';
 import { capacityOf } from '../site/capacity.ts';
 import { serializeSite } from '../site/serialize.ts';
 import { SYSTEM } from '../state/audit-store.ts';
@@ -27,7 +28,7 @@ export interface RebalanceActor {
 }
 
 export async function runRebalance(
-  rt: XsmRuntime,
+  rt: ServiceRuntime,
   req: RebalanceRequest = {},
   actor?: RebalanceActor,
 ): Promise<RebalanceOutcome> {

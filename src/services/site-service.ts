@@ -14,7 +14,7 @@ import { planHash, sameContent, sha256 } from '../site/plan-hash.ts';
 import { planChanges, PlanError } from '../site/plan.ts';
 import { InvalidSiteError, StaleVersionError, type PlanRecord } from '../state/site-store.ts';
 import { applyJobId, type ApplyJobData } from '../runtime/queues.ts';
-import type { XsmRuntime } from '../runtime/runtime.ts';
+import type { ServiceRuntime } from '../runtime/service-runtime.ts';
 
 /**
  * Who agrees to actions that stop running VMs. 'operator': the request said so (allowDisruption).
@@ -98,13 +98,18 @@ function loadOrThrow(xml: string, file: string, options?: LoadOptions) {
   return loaded;
 }
 
-async function currentState(rt: XsmRuntime): Promise<{ version: number; site: Site | undefined }> {
+async function currentState(rt: ServiceRuntime): Promise<{ version: number; site: Site | undefined }> {
   const version = await rt.sites.currentVersion();
   return { version, site: version ? (await rt.sites.load(version)).site : undefined };
 }
 
 /** Plans `desired` against the current version and a fresh observed snapshot; records what it used. */
-async function makePlan(rt: XsmRuntime, base: { version: number; site: Site | undefined }, desired: Site, xml: string) {
+async function makePlan(
+  rt: ServiceRuntime,
+  base: { version: number; site: Site | undefined },
+  desired: Site,
+  xml: string,
+) {
   const started = performance.now();
   const observedAt = Date.now();
   const observed: ObservedState = await rt.observed.all();
@@ -124,7 +129,7 @@ async function makePlan(rt: XsmRuntime, base: { version: number; site: Site | un
 
 /** The plan `xml` would get now, stored nowhere (POST /api/site/plan, `xsm site plan FILE`). */
 export async function previewPlan(
-  rt: XsmRuntime,
+  rt: ServiceRuntime,
   xml: string,
   file: string,
   options?: LoadOptions,
@@ -152,7 +157,7 @@ function driftOf(version: number, plan: Plan): Unchanged['drift'] | undefined {
   };
 }
 
-async function unchangedResult(rt: XsmRuntime, current: { version: number; site: Site | undefined }, xml: string) {
+async function unchangedResult(rt: ServiceRuntime, current: { version: number; site: Site | undefined }, xml: string) {
   let drift: Unchanged['drift'];
   try {
     drift = driftOf(current.version, await makePlan(rt, current, current.site!, xml));
@@ -195,7 +200,7 @@ function withConsentNote(reason: string, plan: Plan, consent: Consent): string {
   return `${reason}; ${restarts} restart${restarts === 1 ? '' : 's'} consented by the failover policy`;
 }
 
-export async function submitSite(rt: XsmRuntime, req: SubmitRequest): Promise<SubmitResult> {
+export async function submitSite(rt: ServiceRuntime, req: SubmitRequest): Promise<SubmitResult> {
   const loaded = req.parsed ?? loadOrThrow(req.xml, req.file, req.loadOptions);
   const current = await currentState(rt);
   req.authorize?.(current.site, loaded.site);
@@ -239,7 +244,7 @@ export async function submitSite(rt: XsmRuntime, req: SubmitRequest): Promise<Su
 }
 
 export async function enqueueApply(
-  rt: XsmRuntime,
+  rt: ServiceRuntime,
   version: number,
   author: string,
 ): Promise<{ jobId: string; duplicate: boolean }> {
@@ -255,10 +260,10 @@ export async function enqueueApply(
 }
 
 /** The plan stored with `version`: what an apply of it runs. */
-export async function storedPlan(rt: XsmRuntime, version: number): Promise<StoredPlan | undefined> {
+export async function storedPlan(rt: ServiceRuntime, version: number): Promise<StoredPlan | undefined> {
   return rt.sites.plan(version);
 }
 
-export async function convergedVersion(rt: XsmRuntime): Promise<number> {
+export async function convergedVersion(rt: ServiceRuntime): Promise<number> {
   return rt.applies.convergedVersion();
 }

@@ -62,3 +62,36 @@ export class ApplyStore {
     return Number((await this.redis.get(this.convergedKey)) ?? 0);
   }
 }
+
+/** The in-memory twin of ApplyStore (test/state/twins.test.ts holds both to one contract). */
+export class MemoryApplyStore {
+  private readonly outcomeMaps = new Map<number, Map<string, string>>();
+  private readonly statuses = new Map<number, string>();
+  private converged = 0;
+
+  record(version: number, outcomes: ReadonlyMap<string, ActionOutcome>): Promise<void> {
+    const m = this.outcomeMaps.get(version) ?? new Map<string, string>();
+    for (const [id, o] of outcomes) m.set(id, JSON.stringify(o));
+    if (outcomes.size) this.outcomeMaps.set(version, m);
+    return Promise.resolve();
+  }
+  outcomes(version: number): Promise<Map<string, ActionOutcome>> {
+    const m = this.outcomeMaps.get(version) ?? new Map<string, string>();
+    return Promise.resolve(new Map([...m].map(([id, v]) => [id, JSON.parse(v) as ActionOutcome])));
+  }
+  setStatus(version: number, status: Omit<ApplyStatus, 'at'>): Promise<void> {
+    this.statuses.set(version, JSON.stringify({ ...status, at: Date.now() }));
+    return Promise.resolve();
+  }
+  status(version: number): Promise<ApplyStatus | undefined> {
+    const v = this.statuses.get(version);
+    return Promise.resolve(v ? (JSON.parse(v) as ApplyStatus) : undefined);
+  }
+  markConverged(version: number): Promise<void> {
+    this.converged = version;
+    return Promise.resolve();
+  }
+  convergedVersion(): Promise<number> {
+    return Promise.resolve(this.converged);
+  }
+}

@@ -75,25 +75,65 @@ export class EventMetrics {
   }
 
   /** Per label set: cumulative bucket counts (Prometheus `le`), sum and count. */
-  async histogram(
-    name: string,
-  ): Promise<{ labels: Labels; buckets: [number, number][]; sum: number; count: number }[]> {
-    const h = await this.redis.hgetall(this.histogramKey(name));
-    const bounds = [...(BUCKETS[name] ?? []), Infinity];
-    const by = new Map<string, { raw: Map<number, number>; sum: number; count: number }>();
-    for (const [field, v] of Object.entries(h)) {
-      const bar = field.lastIndexOf('|');
-      const [l, what] = [field.slice(0, bar), field.slice(bar + 1)];
-      const e = by.get(l) ?? { raw: new Map(), sum: 0, count: 0 };
-      if (what === 'sum') e.sum = Number(v);
-      else if (what === 'count') e.count = Number(v);
-      else e.raw.set(Number(what.slice(3)), Number(v));
-      by.set(l, e);
-    }
-    return [...by].map(([l, e]) => {
-      let running = 0;
-      const buckets = bounds.map((b): [number, number] => [b, (running += e.raw.get(b) ?? 0)]);
-      return { labels: JSON.parse(l) as Labels, buckets, sum: e.sum, count: e.count };
-    });
+  async histogram(name: string): Promise<HistogramSeries[]> {
+    return histogramFromFields(name, await this.redis.hgetall(this.histogramKey(name)));
+  }
+}
+
+export interface HistogramSeries {
+  labels: Labels;
+  buckets: [number, number][];
+  sum: number;
+  count: number;
+}
+
+/** A histogram's stored fields (`labels|le=B`, `labels|sum`, `labels|count`) as cumulative series. */
+function histogramFromFields(name: string, h: Record<string, string>): HistogramSeries[] {
+  const bounds = [...(BUCKETS[name] ?? []), Infinity];
+  const by = new Map<string, { raw: Map<number, number>; sum: number; count: number }>();
+  for (const [field, v] of Object.entries(h)) {
+    const bar = field.lastIndexOf('|');
+    const [l, what] = [field.slice(0, bar), field.slice(bar + 1)];
+    const e = by.get(l) ?? { raw: new Map(), sum: 0, count: 0 };
+    if (what === 'sum') e.sum = Number(v);
+    else if (what === 'count') e.count = Number(v);
+    else e.raw.set(Number(what.slice(3)), Number(v));
+    by.set(l, e);
+  }
+  return [...by].map(([l, e]) => {
+    let running = 0;
+    const buckets = bounds.map((b): [number, number] => [b, (running += e.raw.get(b) ?? 0)]);
+    return { labels: JSON.parse(l) as Labels, buckets, sum: e.sum, count: e.count };
+  });
+}
+
+/** The in-memory twin of EventMetrics: the same fields, kept in maps. */
+export class MemoryEventMetrics {
+  private readonly hashes = new Map<string, Map<string, number>>();
+  private add(hash: string, field: string, by: number): void {
+    const h = this.hashes.get(hash) ?? new Map<string, number>();
+    h.set(field, (h.get(field) ?? 0) + by);
+    this.hashes.set(hash, h);
+  }
+  private fields(hash: string): Record<string, string> {
+    return Object.fromEntries([...(this.hashes.get(hash) ?? [])].map(([k, v]) => [k, String(v)]));
+  }
+  count(name: keyof typeof COUNTERS, labels: Labels, by = 1): void {
+    this.add(`counter:${name}`, key(labels), by);
+  }
+  observe(name: string, labels: Labels, seconds: number): void {
+    const buckets = BUCKETS[name];
+    if (!buckets || !Number.isFinite(seconds)) return;
+    const l = key(labels);
+    this.add(`histogram:${name}`, `${l}|le=${buckets.find((b) => seconds <= b) ?? Infinity}`, 1);
+    this.add(`histogram:${name}`, `${l}|sum`, seconds);
+    this.add(`histogram:${name}`, `${l}|count`, 1);
+  }
+  counter(name: string): Promise<{ labels: Labels; value: number }[]> {
+    const h = this.fields(`counter:${name}`);
+    return Promise.resolve(Object.entries(h).map(([l, v]) => ({ labels: JSON.parse(l) as Labels, value: Number(v) })));
+  }
+  histogram(name: string): Promise<HistogramSeries[]> {
+    return Promise.resolve(histogramFromFields(name, this.fields(`histogram:${name}`)));
   }
 }

@@ -42,6 +42,31 @@ export const HISTORY_METRICS = new Set([
   'vm_vcpus_online',
 ]);
 
+/** One host of one poll: its latest record, and the points of history its graphed metrics add. */
+function pollRecord(
+  h: GangliaHost,
+  polledAt: number,
+): { record: HostMetrics; points: { metric: string; at: number; value: number }[] } {
+  const metrics: Record<string, StoredMetric> = {};
+  const points: { metric: string; at: number; value: number }[] = [];
+  let spoofedBy: string | undefined;
+  for (const m of Object.values(h.metrics)) {
+    const at = polledAt - m.tn * 1000;
+    metrics[m.name] = { v: m.value, units: m.units, at };
+    if (m.spoofHost) spoofedBy = m.spoofHost;
+    if (typeof m.value === 'number' && HISTORY_METRICS.has(m.name)) points.push({ metric: m.name, at, value: m.value });
+  }
+  const record: HostMetrics = {
+    host: h.name,
+    ip: h.ip,
+    up: h.up,
+    reportedAt: h.reported * 1000,
+    metrics,
+    ...(spoofedBy ? { spoofedBy } : {}),
+  };
+  return { record, points };
+}
+
 export class MetricsStore {
   constructor(
     private readonly redis: Redis,
@@ -62,26 +87,12 @@ export class MetricsStore {
   async store(hosts: GangliaHost[], polledAt = Date.now()): Promise<void> {
     const pipe = this.redis.pipeline();
     for (const h of hosts) {
-      const metrics: Record<string, StoredMetric> = {};
-      let spoofedBy: string | undefined;
-      for (const m of Object.values(h.metrics)) {
-        const at = polledAt - m.tn * 1000;
-        metrics[m.name] = { v: m.value, units: m.units, at };
-        if (m.spoofHost) spoofedBy = m.spoofHost;
-        if (typeof m.value === 'number' && HISTORY_METRICS.has(m.name)) {
-          pipe.lpush(this.histKey(h.name, m.name), `${at} ${m.value}`);
-          pipe.ltrim(this.histKey(h.name, m.name), 0, this.historyLength - 1);
-        }
+      const { record, points } = pollRecord(h, polledAt);
+      for (const p of points) {
+        pipe.lpush(this.histKey(h.name, p.metric), `${p.at} ${p.value}`);
+        pipe.ltrim(this.histKey(h.name, p.metric), 0, this.historyLength - 1);
       }
-      const rec: HostMetrics = {
-        host: h.name,
-        ip: h.ip,
-        up: h.up,
-        reportedAt: h.reported * 1000,
-        metrics,
-        ...(spoofedBy ? { spoofedBy } : {}),
-      };
-      pipe.set(this.latestKey(h.name), JSON.stringify(rec));
+      pipe.set(this.latestKey(h.name), JSON.stringify(record));
       pipe.sadd(this.hostsKey, h.name);
     }
     await pipe.exec();
@@ -106,5 +117,36 @@ export class MetricsStore {
       const [t, v] = r.split(' ');
       return [Number(t), Number(v)];
     });
+  }
+}
+
+/** The in-memory twin of MetricsStore (test/state/twins.test.ts holds both to one contract). */
+export class MemoryMetricsStore {
+  private readonly latestByHost = new Map<string, string>();
+  private readonly histories = new Map<string, [number, number][]>();
+  constructor(private readonly historyLength = 720) {}
+
+  store(hosts: GangliaHost[], polledAt = Date.now()): Promise<void> {
+    for (const h of hosts) {
+      const { record, points } = pollRecord(h, polledAt);
+      for (const p of points) {
+        const key = `${h.name}\n${p.metric}`;
+        const list = [[p.at, p.value] as [number, number], ...(this.histories.get(key) ?? [])];
+        this.histories.set(key, list.slice(0, this.historyLength));
+      }
+      this.latestByHost.set(h.name, JSON.stringify(record));
+    }
+    return Promise.resolve();
+  }
+  latest(host: string): Promise<HostMetrics | undefined> {
+    const v = this.latestByHost.get(host);
+    return Promise.resolve(v ? (JSON.parse(v) as HostMetrics) : undefined);
+  }
+  all(): Promise<HostMetrics[]> {
+    const names = [...this.latestByHost.keys()].sort();
+    return Promise.resolve(names.map((n) => JSON.parse(this.latestByHost.get(n)!) as HostMetrics));
+  }
+  history(host: string, metric: string, n = 120): Promise<[number, number][]> {
+    return Promise.resolve((this.histories.get(`${host}\n${metric}`) ?? []).slice(0, n));
   }
 }

@@ -122,3 +122,56 @@ export class ObservedStore {
       .map((h) => h.name);
   }
 }
+
+/** The in-memory twin of ObservedStore (test/state/twins.test.ts holds both to one contract). */
+export class MemoryObservedStore {
+  private readonly hosts = new Map<string, string>();
+
+  report(host: ObservedHost): Promise<void> {
+    this.hosts.set(host.name, JSON.stringify(host));
+    return Promise.resolve();
+  }
+  async whereIs(domain: string): Promise<string[]> {
+    const all = await this.all();
+    return Object.values(all.hosts)
+      .filter((h) => h.domains.some((d) => d.name === domain))
+      .map((h) => h.name)
+      .sort();
+  }
+  recordArrival(host: string, domain: ObservedHost['domains'][number]): Promise<void> {
+    const v = this.hosts.get(host);
+    if (v) {
+      const h = JSON.parse(v) as ObservedHost;
+      h.domains = [...h.domains.filter((d) => d.name !== domain.name), domain];
+      this.hosts.set(host, JSON.stringify(h));
+    }
+    return Promise.resolve();
+  }
+  async markFenced(host: string, at = Date.now()): Promise<void> {
+    const last = await this.host(host);
+    await this.report({
+      name: host,
+      heartbeatAt: last?.heartbeatAt ?? 0,
+      totalMemMiB: last?.totalMemMiB ?? 0,
+      freeMemMiB: 0,
+      nrCpus: last?.nrCpus ?? 0,
+      domains: [],
+      fencedAt: at,
+    });
+  }
+  host(name: string): Promise<ObservedHost | undefined> {
+    const v = this.hosts.get(name);
+    return Promise.resolve(v ? (JSON.parse(v) as ObservedHost) : undefined);
+  }
+  all(): Promise<ObservedState> {
+    const hosts: Record<string, ObservedHost> = Object.create(null) as Record<string, ObservedHost>;
+    for (const name of [...this.hosts.keys()].sort()) hosts[name] = JSON.parse(this.hosts.get(name)!) as ObservedHost;
+    return Promise.resolve({ hosts });
+  }
+  async stale(maxAgeMs: number, now = Date.now()): Promise<string[]> {
+    const all = await this.all();
+    return Object.values(all.hosts)
+      .filter((h) => now - h.heartbeatAt > maxAgeMs)
+      .map((h) => h.name);
+  }
+}

@@ -168,3 +168,68 @@ export class SiteStore {
     await this.redis.set(this.k.applied, String(version));
   }
 }
+
+/**
+ * The in-memory twin of SiteStore: the same validation, the same stale-base refusal and the same
+ * plan-with-version rule, for tests of services that need no Redis (test/state/twins.test.ts holds both
+ * to one contract).
+ */
+export class MemorySiteStore {
+  private readonly versions: StoredVersion[] = [];
+  private readonly plans = new Map<number, string>();
+  private applied = 0;
+
+  submit(
+    xml: string,
+    meta: { base: number; author: string; reason: string; file?: string },
+    options: LoadOptions = {},
+    plan?: PlanRecord,
+    parsed?: Extract<LoadResult, { ok: true }>,
+  ): Promise<{ version: number; site: Site; warnings: SiteIssue[] }> {
+    const loaded = parsed ?? loadSite(xml, meta.file ?? 'site.xml', options);
+    if (!loaded.ok) return Promise.reject(new InvalidSiteError(loaded.errors));
+    const current = this.versions.length;
+    if (meta.base !== current) return Promise.reject(new StaleVersionError(meta.base, current));
+    const version = current + 1;
+    this.versions.push({ version, xml, author: meta.author, reason: meta.reason, time: Date.now(), base: meta.base });
+    if (plan)
+      this.plans.set(
+        version,
+        JSON.stringify(plan, (k, v: unknown) => (k === 'pos' ? undefined : v)),
+      );
+    return Promise.resolve({ version, site: loaded.site, warnings: loaded.warnings });
+  }
+  plan(version: number): Promise<StoredPlan | undefined> {
+    const v = this.plans.get(version);
+    return Promise.resolve(v ? { ...(JSON.parse(v) as PlanRecord), version } : undefined);
+  }
+  currentVersion(): Promise<number> {
+    return Promise.resolve(this.versions.length);
+  }
+  get(version: number): Promise<StoredVersion | undefined> {
+    const v = this.versions[version - 1];
+    return Promise.resolve(v ? { ...v } : undefined);
+  }
+  async load(version: number): Promise<{ stored: StoredVersion; site: Site }> {
+    const stored = await this.get(version);
+    if (!stored) throw new Error(`site version ${version} does not exist`);
+    const r: LoadResult = loadSite(stored.xml, `site v${version}`, { power: false });
+    if (!r.ok) throw new Error(`stored site version ${version} no longer validates: ${r.errors[0]?.message}`);
+    return { stored, site: r.site };
+  }
+  history(limit = 50, before?: number): Promise<VersionMeta[]> {
+    const newest = before === undefined ? this.versions.length : before - 1;
+    const out = this.versions
+      .slice(Math.max(0, newest - limit), Math.max(0, newest))
+      .reverse()
+      .map(({ version, author, reason, time, base }) => ({ version, author, reason, time, base }));
+    return Promise.resolve(out);
+  }
+  appliedVersion(): Promise<number> {
+    return Promise.resolve(this.applied);
+  }
+  markApplied(version: number): Promise<void> {
+    this.applied = version;
+    return Promise.resolve();
+  }
+}

@@ -1,0 +1,64 @@
+// Every store of shared state, as one bundle with two builds: on Redis (what every XSM process runs) and in
+// memory (the twins, for tests of services and workflows that need no Redis). Code above src/state/ names a
+// store by its shape here, so either build fits; test/state/twins.test.ts holds each pair to one contract.
+
+import type { Redis } from 'ioredis';
+import type { ManualPowerRequests } from '../drivers/power/manual.ts';
+import { ApplyStore, MemoryApplyStore } from './apply-store.ts';
+import { MemoryCooldownStore, RedisCooldownStore, type CooldownStore } from './cooldown-store.ts';
+import { MemoryDeployStore, RedisDeployStore, type DeployStore } from './deploy-store.ts';
+import { EventMetrics, MemoryEventMetrics } from './event-metrics-store.ts';
+import { MemoryFailoverStore, RedisFailoverStore, type FailoverStore } from './failover-store.ts';
+import { MemoryManualPowerStore, RedisManualPowerStore } from './manual-power-store.ts';
+import { MemoryMetricsStore, MetricsStore } from './metrics-store.ts';
+import { MemoryObservedStore, ObservedStore } from './observed-store.ts';
+import { MemorySiteStore, SiteStore } from './site-store.ts';
+
+/** A class's public face: what a caller may use, so a twin with other private parts fits the same type. */
+export type Public<T> = { [K in keyof T]: T[K] };
+
+export interface Stores {
+  /** Site versions (the desired state) with their plans. */
+  sites: Public<SiteStore>;
+  /** What each host's agent last reported. */
+  observed: Public<ObservedStore>;
+  /** What each version's apply did, action by action. */
+  applies: Public<ApplyStore>;
+  /** Ganglia's metrics as the poller stored them. */
+  metrics: Public<MetricsStore>;
+  /** Counters and histograms of events (jobs, steps, submits) for /metrics. */
+  events: Public<EventMetrics>;
+  failover: FailoverStore;
+  deploys: DeployStore;
+  cooldowns: CooldownStore;
+  manualPower: ManualPowerRequests;
+}
+
+export function redisStores(redis: Redis, prefix: string): Stores {
+  return {
+    sites: new SiteStore(redis, prefix),
+    observed: new ObservedStore(redis, prefix),
+    applies: new ApplyStore(redis, prefix),
+    metrics: new MetricsStore(redis, prefix),
+    events: new EventMetrics(redis, prefix),
+    failover: new RedisFailoverStore(redis, prefix),
+    deploys: new RedisDeployStore(redis, prefix),
+    cooldowns: new RedisCooldownStore(redis, prefix),
+    manualPower: new RedisManualPowerStore(redis, prefix),
+  };
+}
+
+/** Fresh, empty twins; `now` drives the ones that expire entries (cooldowns). */
+export function memoryStores(now: () => number = Date.now): Stores {
+  return {
+    sites: new MemorySiteStore(),
+    observed: new MemoryObservedStore(),
+    applies: new MemoryApplyStore(),
+    metrics: new MemoryMetricsStore(),
+    events: new MemoryEventMetrics(),
+    failover: new MemoryFailoverStore(),
+    deploys: new MemoryDeployStore(),
+    cooldowns: new MemoryCooldownStore(now),
+    manualPower: new MemoryManualPowerStore(),
+  };
+}

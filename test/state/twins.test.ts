@@ -1,0 +1,226 @@
+// One contract for each store and its in-memory twin: every assertion below runs against the Redis store
+// (a fresh prefix on the test Redis) and against the twin. A twin that drifts from Redis fails here, so the
+// services' unit tests that run on twins (test/services/) test what production runs.
+
+import test, { type ExecutionContext } from 'ava';
+import { Redis } from 'ioredis';
+import { redisConfigFromEnv } from '../../src/lib/redis.ts';
+import type { DomainInfo } from '../../src/site/domain.ts';
+import { serializeSite } from '../../src/site/serialize.ts';
+import { InvalidSiteError, StaleVersionError } from '../../src/state/site-store.ts';
+import { memoryStores, redisStores, type Stores } from '../../src/state/stores.ts';
+import { deleteKeys, freshPrefix } from '../integration/harness.ts';
+import { host, template, vm } from '../site/helpers.ts';
+
+type Build = (t: ExecutionContext) => Promise<Stores>;
+
+const builds: [string, Build][] = [
+  ['memory', () => Promise.resolve(memoryStores())],
+  [
+    'redis',
+    (t) => {
+      const prefix = freshPrefix();
+      const redis = new Redis(redisConfigFromEnv().url);
+      t.teardown(async () => {
+        await deleteKeys(prefix);
+        redis.disconnect();
+      });
+      return Promise.resolve(redisStores(redis, prefix));
+    },
+  ],
+];
+
+const siteXml = (memMiB: number) =>
+  serializeSite({
+    sets: [{ name: 's', vms: ['a'] }],
+    hosts: [host('h1', 4096), host('h2', 4096)],
+    templates: [template],
+    vms: [vm('a', 'h1', memMiB)],
+  });
+
+const dom = (name: string): DomainInfo => ({
+  name,
+  domid: 3,
+  state: 'running',
+  memMiB: 64,
+  maxMemMiB: 64,
+  vcpus: 1,
+  maxVcpus: 1,
+  cpuTimeSec: 0,
+});
+
+for (const [kind, build] of builds) {
+  test(`${kind}: site versions are numbered, a stale base is refused, an invalid file stores nothing`, async (t) => {
+    const { sites } = await build(t);
+    t.is(await sites.currentVersion(), 0);
+    const first = await sites.submit(siteXml(256), { base: 0, author: 'ann', reason: 'first' });
+    t.is(first.version, 1);
+    await t.throwsAsync(sites.submit(siteXml(512), { base: 0, author: 'bob', reason: 'late' }), {
+      instanceOf: StaleVersionError,
+      message: /based on version 0 but the current version is 1/,
+    });
+    await t.throwsAsync(sites.submit('<XSMConfig><Set', { base: 1, author: 'bob', reason: 'broken' }), {
+      instanceOf: InvalidSiteError,
+    });
+    t.is(await sites.currentVersion(), 1, 'neither refusal stored anything');
+    const plan = { actions: [], waves: 0, notes: [], base: 1, observedAt: 0, planHash: 'p', xmlHash: 'x' };
+    const second = await sites.submit(siteXml(512), { base: 1, author: 'bob', reason: 'grow' }, {}, plan);
+    t.is(second.version, 2);
+    t.is((await sites.plan(2))?.version, 2, 'the plan is stored with its version');
+    t.is(await sites.plan(1), undefined);
+    t.deepEqual(
+      (await sites.history()).map((v) => [v.version, v.author, v.base]),
+      [
+        [2, 'bob', 1],
+        [1, 'ann', 0],
+      ],
+    );
+    t.deepEqual(
+      (await sites.history(1, 2)).map((v) => v.version),
+      [1],
+    );
+    t.is((await sites.load(2)).site.vms[0]!.memMiB, 512);
+    await t.throwsAsync(sites.load(3), { message: 'site version 3 does not exist' });
+    await sites.markApplied(2);
+    t.is(await sites.appliedVersion(), 2);
+  });
+
+  test(`${kind}: observed state keeps each host's last report; arrivals and fencing change only that host`, async (t) => {
+    const { observed } = await build(t);
+    const base = { heartbeatAt: 1000, totalMemMiB: 4096, freeMemMiB: 2048, nrCpus: 4 };
+    await observed.report({ name: 'h2', ...base, domains: [dom('b')] });
+    await observed.report({ name: 'h1', ...base, domains: [dom('a'), dom('b')] });
+    t.deepEqual(await observed.whereIs('b'), ['h1', 'h2']);
+    await observed.report({ name: 'h1', ...base, domains: [dom('a')] });
+    t.deepEqual(await observed.whereIs('b'), ['h2'], 'a new report replaces the old one');
+    await observed.recordArrival('h2', dom('a'));
+    t.deepEqual(await observed.whereIs('a'), ['h1', 'h2']);
+    await observed.recordArrival('nobody', dom('a'));
+    t.is(await observed.host('nobody'), undefined, 'an arrival on a host that never reported records nothing');
+    await observed.markFenced('h1', 5000);
+    const h1 = await observed.host('h1');
+    t.is(h1?.fencedAt, 5000);
+    t.deepEqual(h1?.domains, []);
+    t.is(h1?.heartbeatAt, 1000);
+    t.deepEqual(Object.keys((await observed.all()).hosts), ['h1', 'h2']);
+    t.deepEqual(await observed.stale(500, 2000), ['h1', 'h2']);
+  });
+
+  test(`${kind}: apply outcomes and status per version; converged is one number`, async (t) => {
+    const { applies } = await build(t);
+    await applies.record(3, new Map([['create:a', { state: 'done' }]]));
+    await applies.record(3, new Map([['create:b', { state: 'failed', reason: 'no memory' }]]));
+    await applies.record(3, new Map());
+    t.deepEqual([...(await applies.outcomes(3))].sort(), [
+      ['create:a', { state: 'done' }],
+      ['create:b', { state: 'failed', reason: 'no memory' }],
+    ]);
+    t.is((await applies.outcomes(4)).size, 0);
+    await applies.setStatus(3, { state: 'partially-failed', summary: 'one failed' });
+    t.like(await applies.status(3), { state: 'partially-failed', summary: 'one failed' });
+    t.is(await applies.status(4), undefined);
+    await applies.markConverged(2);
+    t.is(await applies.convergedVersion(), 2);
+  });
+
+  test(`${kind}: failover health and incident versions`, async (t) => {
+    const { failover } = await build(t);
+    await failover.setHealth('h1', { state: 'suspect', incident: 10, since: 20 });
+    await failover.setHealth('h2', { state: 'fencing', incident: 11, since: 21, detail: 'silent' });
+    t.deepEqual(await failover.health('h1'), { state: 'suspect', incident: 10, since: 20 });
+    await failover.clearHealth('h1');
+    t.deepEqual(Object.keys(await failover.allHealth()), ['h2']);
+    t.is(await failover.incidentVersion('h2', 11), undefined);
+    await failover.setIncidentVersion('h2', 11, 7);
+    t.is(await failover.incidentVersion('h2', 11), 7);
+    t.is(await failover.incidentVersion('h2', 12), undefined, 'per incident');
+  });
+
+  test(`${kind}: deploy records, one leader per session role, chain members in order`, async (t) => {
+    const { deploys } = await build(t);
+    t.deepEqual(await deploys.record('n1'), {});
+    await deploys.setFields('n1', { rootOffset: 1048576, hostKey: 'SHA256:x' });
+    t.is(await deploys.increment('n1', 'powerOns'), 1);
+    t.is(await deploys.increment('n1', 'powerOns'), 2);
+    t.deepEqual(await deploys.record('n1'), { rootOffset: '1048576', hostKey: 'SHA256:x', powerOns: '2' });
+    t.true(await deploys.claimSessionLead('s1', 'sender', 'n1'));
+    t.false(await deploys.claimSessionLead('s1', 'sender', 'n2'), 'the second machine is not the sender');
+    t.true(await deploys.claimSessionLead('s1', 'head', 'n2'), 'each role has its own leader');
+    t.is(await deploys.joinChain('s1', { host: 'n1', address: '10.0.0.1' }), 1);
+    t.is(await deploys.joinChain('s1', { host: 'n2', address: '10.0.0.2' }), 2);
+    const ready = await deploys.chainReady('s1');
+    t.deepEqual(
+      ready.map((m) => m.host),
+      ['n1', 'n2'],
+    );
+    t.is(await deploys.chain('s1'), undefined);
+    await deploys.setChain('s1', ready);
+    t.deepEqual(await deploys.chain('s1'), ready);
+    t.is(await deploys.sessionSentAt('s1'), undefined);
+    await deploys.markSessionSent('s1', 1234);
+    t.is(await deploys.sessionSentAt('s1'), 1234);
+    await deploys.markDeployed('n1', { at: 1, image: 'dom0', sha256: 'ab' });
+    t.deepEqual(await deploys.deployedHosts(), ['n1']);
+    await deploys.forget('n1');
+    t.deepEqual(await deploys.record('n1'), {});
+  });
+
+  test(`${kind}: cooldowns hold a moved VM and nothing else`, async (t) => {
+    const { cooldowns } = await build(t);
+    await cooldowns.start('a', 3, 60);
+    t.deepEqual([...(await cooldowns.cooling(['a', 'b']))], ['a']);
+  });
+
+  test(`${kind}: a manual power request waits until it is confirmed; the last confirmed state is kept`, async (t) => {
+    const { manualPower } = await build(t);
+    t.is(await manualPower.pending('h1'), undefined);
+    await manualPower.request('h1', { want: 'on', requestedAt: 'now' });
+    t.deepEqual(await manualPower.pending('h1'), { want: 'on', requestedAt: 'now' });
+    await manualPower.clear('h1');
+    t.is(await manualPower.pending('h1'), undefined);
+    await manualPower.setLastConfirmed('h1', 'off');
+    t.is(await manualPower.lastConfirmed('h1'), 'off');
+  });
+
+  test(`${kind}: metrics keep each host's latest poll and a newest-first history`, async (t) => {
+    const { metrics } = await build(t);
+    const poll = (v: number) => [
+      {
+        name: 'h1',
+        ip: '10.0.0.1',
+        up: true,
+        reported: 100,
+        metrics: { load_one: { name: 'load_one', value: v, units: '', tn: 1, type: 'float' } },
+      },
+    ];
+    await metrics.store(poll(0.5) as never, 10_000);
+    await metrics.store(poll(0.7) as never, 20_000);
+    t.like(await metrics.latest('h1'), { host: 'h1', up: true, reportedAt: 100_000 });
+    t.is((await metrics.latest('h1'))?.metrics.load_one?.v, 0.7);
+    t.deepEqual(await metrics.history('h1', 'load_one'), [
+      [19_000, 0.7],
+      [9_000, 0.5],
+    ]);
+    t.deepEqual(
+      (await metrics.all()).map((m) => m.host),
+      ['h1'],
+    );
+  });
+
+  test(`${kind}: event counters add up and histograms are cumulative by bucket`, async (t) => {
+    const { events } = await build(t);
+    events.count('xsm_migrations_total', { mode: 'live', outcome: 'done' });
+    events.count('xsm_migrations_total', { mode: 'live', outcome: 'done' }, 2);
+    events.observe('xsm_plan_duration_seconds', {}, 0.002);
+    events.observe('xsm_plan_duration_seconds', {}, 1000);
+    // The Redis build writes without waiting (metrics never slow the work): give it a round trip.
+    await new Promise((r) => setTimeout(r, 50));
+    t.deepEqual(await events.counter('xsm_migrations_total'), [
+      { labels: { mode: 'live', outcome: 'done' }, value: 3 },
+    ]);
+    const [h] = await events.histogram('xsm_plan_duration_seconds');
+    t.is(h?.count, 2);
+    t.is(h?.buckets.at(-1)?.[1], 2, 'the +Inf bucket counts every observation');
+    t.is(h?.buckets[0]?.[1], 1);
+  });
+}
