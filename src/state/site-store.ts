@@ -56,7 +56,33 @@ redis.call('RPUSH', KEYS[3], v)
 return {v, current}
 `;
 
+/** Parsed sites by version, newest few kept; a stored version's XML never changes, so an entry never goes stale. */
+class ParsedSites {
+  private readonly byVersion = new Map<number, Site>();
+  constructor(private readonly keep = 8) {}
+  get(version: number, xml: string): Site {
+    const hit = this.byVersion.get(version);
+    if (hit) return hit;
+    // Accepted when submitted; where its <Power> points is checked again at use (src/drivers/power/secrets.ts).
+    const r: LoadResult = loadSite(xml, `site v${version}`, { power: false });
+    if (!r.ok) throw new Error(`stored site version ${version} no longer validates: ${r.errors[0]?.message}`);
+    const site = deepFreeze(r.site);
+    this.byVersion.set(version, site);
+    if (this.byVersion.size > this.keep) this.byVersion.delete(Math.min(...this.byVersion.keys()));
+    return site;
+  }
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}
+
 export class SiteStore {
+  private readonly parsed = new ParsedSites();
   private readonly k: {
     current: string;
     seq: string;
@@ -136,13 +162,14 @@ export class SiteStore {
     };
   }
 
+  /**
+   * A version and its parsed site. A version never changes once stored, so its parse is kept (the newest
+   * few): reads do not parse XML again. The site is frozen, since every caller shares it.
+   */
   async load(version: number): Promise<{ stored: StoredVersion; site: Site }> {
     const stored = await this.get(version);
     if (!stored) throw new Error(`site version ${version} does not exist`);
-    // Accepted when submitted; where its <Power> points is checked again at use (src/drivers/power/secrets.ts).
-    const r: LoadResult = loadSite(stored.xml, `site v${version}`, { power: false });
-    if (!r.ok) throw new Error(`stored site version ${version} no longer validates: ${r.errors[0]?.message}`);
-    return { stored, site: r.site };
+    return { stored, site: this.parsed.get(version, stored.xml) };
   }
 
   /** Newest first: the `limit` versions before version `before` (default: the newest). */
@@ -175,6 +202,7 @@ export class SiteStore {
  * to one contract).
  */
 export class MemorySiteStore {
+  private readonly parsed = new ParsedSites();
   private readonly versions: StoredVersion[] = [];
   private readonly plans = new Map<number, string>();
   private applied = 0;
@@ -213,9 +241,7 @@ export class MemorySiteStore {
   async load(version: number): Promise<{ stored: StoredVersion; site: Site }> {
     const stored = await this.get(version);
     if (!stored) throw new Error(`site version ${version} does not exist`);
-    const r: LoadResult = loadSite(stored.xml, `site v${version}`, { power: false });
-    if (!r.ok) throw new Error(`stored site version ${version} no longer validates: ${r.errors[0]?.message}`);
-    return { stored, site: r.site };
+    return { stored, site: this.parsed.get(version, stored.xml) };
   }
   history(limit = 50, before?: number): Promise<VersionMeta[]> {
     const newest = before === undefined ? this.versions.length : before - 1;
