@@ -1,76 +1,38 @@
-// The HTTP API: upload, validate, plan and apply site files; read versions, hosts, VMs and jobs; enqueue
-// single VM operations; retry jobs. Everything it knows is in Redis, so any host can serve it and several
-// may at once. The queue dashboard (bull-board) is mounted at /admin/queues behind the same tokens.
+// The HTTP API's app: middleware (spans, audit, security headers, authentication), the routes of each
+// resource (src/api/routes/ and the monitoring, deploy and audit modules), the job dashboard (bull-board at
+// /admin/queues behind the same tokens), and one error handler. Everything it knows is in Redis, so any host
+// can serve it and several may at once.
 
-import { openApiDocument, openApiHtml } from './openapi.ts';
-import { packageVersion } from '../lib/package-version.ts';
-import { escapeHtml, methodNotAllowed, mountBrowserAuth, page, securityHeaders, wantsHtml } from './browser.ts';
-import { httpSpans } from '../lib/tracing.ts';
-import { mountMonitoringRoutes } from './monitoring.ts';
-import { mountDeployRoutes } from './deploy-routes.ts';
-import express, { type NextFunction, type Request, type Response } from 'express';
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
-import { enqueueApply, convergedVersion, storedPlan } from '../services/site-service.ts';
-import {
-  getJob,
-  JOB_STATES,
-  listJobs,
-  retryJob,
-  RetryError,
-  versionOutcome,
-  type JobState,
-  type JobView,
-} from '../services/inspect.ts';
-import {
-  ConsentRequiredError,
-  previewPlan,
-  StalePlanError,
-  submitSite,
-  type SubmitResult,
-} from '../services/site-service.ts';
-import type { XsmRuntime } from '../runtime/runtime.ts';
+import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from '../lib/log.ts';
-import { applyEdit, EditError, type SiteEdit } from '../site/edit.ts';
-import { PlanError } from '../site/plan.ts';
-import { serializeSite } from '../site/serialize.ts';
-import { formatIssue, type Site, type SiteIssue } from '../site/model.ts';
-import type { Plan, StoredPlan } from '../site/actions.ts';
-import { InvalidSiteError, StaleVersionError, type PlanRecord } from '../state/site-store.ts';
-import { roleAllows, type Principal, type Role, type TokenTable } from './auth.ts';
-import { checkPowerChanges, PowerChangeForbidden } from './power-guard.ts';
-import { checkOwnership, OwnershipForbidden } from './ownership.ts';
-import { SiteLoadPool, siteInputLimitsFromEnv, type SiteInputLimits } from '../site/site-load-pool.ts';
+import { packageVersion } from '../lib/package-version.ts';
+import { httpSpans } from '../lib/tracing.ts';
+import type { XsmRuntime } from '../runtime/runtime.ts';
+import { RetryError } from '../services/inspect.ts';
+import { ConsentRequiredError, NoSiteError, StalePlanError } from '../services/site-service.ts';
+import { EditError } from '../site/edit.ts';
 import type { LoadResult } from '../site/model.ts';
-import {
-  fileQuery,
-  input,
-  InputError,
-  jobPath,
-  jobsQuery,
-  migrateBody,
-  reconfigureBody,
-  removeBody,
-  submitQuery,
-  versionPath,
-  versionsQuery,
-  vmPath,
-} from './schemas.ts';
+import { PlanError } from '../site/plan.ts';
+import { SiteLoadPool, siteInputLimitsFromEnv, type SiteInputLimits } from '../site/site-load-pool.ts';
+import { InvalidSiteError, StaleVersionError } from '../state/site-store.ts';
 import { auditRequests, mountAuditRoutes } from './audit.ts';
+import { roleAllows, type Role, type TokenTable } from './auth.ts';
+import { escapeHtml, methodNotAllowed, mountBrowserAuth, page, securityHeaders, wantsHtml } from './browser.ts';
+import { mountDeployRoutes } from './deploy-routes.ts';
+import { ApiError, bearerToken, issuesJson, planJson, xmlBody, type RouteKit } from './http.ts';
+import { mountMonitoringRoutes } from './monitoring.ts';
+import { openApiDocument, openApiHtml } from './openapi.ts';
+import { OwnershipForbidden } from './ownership.ts';
+import { PowerChangeForbidden } from './power-guard.ts';
+import { mountInventoryRoutes } from './routes/inventory-routes.ts';
+import { mountJobRoutes } from './routes/job-routes.ts';
+import { mountSiteRoutes } from './routes/site-routes.ts';
+import { InputError } from './schemas.ts';
 
-/** An error the API answers with as JSON: {error: {code, message, hint?, details?}}. */
-export class ApiError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-    readonly hint?: string,
-    readonly details?: unknown,
-  ) {
-    super(message);
-  }
-}
+export { ApiError } from './http.ts';
 
 export interface ApiOptions {
   rt: XsmRuntime;
@@ -84,105 +46,6 @@ export interface ApiOptions {
   loginLimit?: number;
   /** Extra routes added by other parts of XSM. */
   extend?: (app: express.Express, guard: (role: Role) => express.RequestHandler) => void;
-}
-
-declare module 'express-serve-static-core' {
-  interface Request {
-    principal?: Principal;
-    /** Sets the request's change touched: what the audit entry records. */
-    auditSets?: string[];
-  }
-}
-
-/**
- * What a person may change, checked before anything is stored: power only as admin, Sets only as their
- * owner, nothing outside Sets unless admin. Records the Sets touched for the audit log.
- */
-function authorizeChange(req: Request): (current: Site | undefined, next: Site) => void {
-  return (current, next) => {
-    checkPowerChanges(req.principal!, current, next);
-    req.auditSets = checkOwnership(req.principal!, current, next);
-  };
-}
-
-function bearerToken(req: Request): string | undefined {
-  const h = req.headers.authorization;
-  return h?.startsWith('Bearer ') ? h.slice(7).trim() : undefined;
-}
-
-function xmlBody(req: Request): string {
-  if (typeof req.body !== 'string' || req.body.length === 0) {
-    throw new ApiError(
-      400,
-      'no-site-file',
-      'send the site file as the request body with Content-Type: application/xml',
-    );
-  }
-  return req.body;
-}
-
-function issuesJson(issues: SiteIssue[]) {
-  return issues.map((i) => ({ ...i, text: formatIssue(i) }));
-}
-
-function planJson(plan: Plan) {
-  return {
-    waves: plan.waves,
-    notes: plan.notes,
-    actions: plan.actions.map(({ ...a }) => {
-      const { pos: _p, ...rest } = a as typeof a & { pos?: unknown };
-      return rest;
-    }),
-  };
-}
-
-/** A stored (or previewed) plan as the API answers it: the plan, and what names and dates it. */
-function planAnswer(plan: StoredPlan | PlanRecord) {
-  return {
-    plan: planJson(plan),
-    planHash: plan.planHash,
-    base: plan.base,
-    observedAt: iso(plan.observedAt),
-    xmlHash: plan.xmlHash,
-  };
-}
-
-/** Times in answers are ISO-8601 (UTC); the stores keep epoch milliseconds. */
-function iso(ms: number): string {
-  return new Date(ms).toISOString();
-}
-
-function jobTimes(j: JobView) {
-  return {
-    ...j,
-    createdAt: iso(j.createdAt),
-    ...(j.startedAt !== undefined ? { startedAt: iso(j.startedAt) } : {}),
-    ...(j.finishedAt !== undefined ? { finishedAt: iso(j.finishedAt) } : {}),
-  };
-}
-
-/** express.json leaves `{}` (or nothing) when a DELETE carries no body. */
-function isEmptyBody(body: unknown): boolean {
-  return body === undefined || (typeof body === 'object' && body !== null && Object.keys(body).length === 0);
-}
-
-/** A submit's answer: 201 with the stored plan, or 200 "no changes" (nothing stored). */
-function submitAnswer(res: Response, r: SubmitResult): void {
-  if (r.unchanged) {
-    res.status(200).json({
-      unchanged: true,
-      version: r.version,
-      message: r.message,
-      ...(r.drift ? { drift: { message: r.drift.message, plan: planJson(r.drift.plan) } } : {}),
-    });
-    return;
-  }
-  res.status(201).json({
-    version: r.version,
-    warnings: issuesJson(r.warnings),
-    ...planAnswer(r.plan),
-    ...(r.applyJob ? { applyJob: r.applyJob } : {}),
-  });
 }
 
 export function createApiApp(opts: ApiOptions): express.Express {
@@ -275,322 +138,10 @@ export function createApiApp(opts: ApiOptions): express.Express {
     res.json({ ok: true });
   });
 
-  // --- site versions ---------------------------------------------------------------------------------
-  const currentSite = async (): Promise<{ version: number; site?: Site }> => {
-    const version = await rt.sites.currentVersion();
-    return version ? { version, site: (await rt.sites.load(version)).site } : { version };
-  };
-
-  app.get('/api/site', viewer, async (_req, res) => {
-    const version = await rt.sites.currentVersion();
-    const stored = version ? await rt.sites.get(version) : undefined;
-    res.json({
-      version,
-      applied: await rt.sites.appliedVersion(),
-      converged: await convergedVersion(rt),
-      ...(stored ? { author: stored.author, reason: stored.reason, time: iso(stored.time), base: stored.base } : {}),
-    });
-  });
-
-  app.get('/api/site/versions', viewer, async (req, res) => {
-    const q = input(versionsQuery, req.query, 'query');
-    const limit = q.limit ?? 50;
-    const versions = await rt.sites.history(limit, q.cursor);
-    const last = versions.at(-1)?.version;
-    res.json({
-      versions: versions.map((v) => ({ ...v, time: iso(v.time) })),
-      // Cursor pagination: `?cursor=NEXT` gives the page of older versions.
-      ...(versions.length === limit && last !== undefined && last > 1 ? { next: String(last) } : {}),
-    });
-  });
-
-  app.get('/api/site/versions/:version', viewer, async (req, res) => {
-    const v = input(versionPath, req.params, 'path').version;
-    const stored = await rt.sites.get(v);
-    if (!stored)
-      throw new ApiError(
-        404,
-        'no-such-version',
-        `site version ${v} does not exist`,
-        'list versions with GET /api/site/versions',
-      );
-    if (req.accepts(['application/json', 'application/xml']) === 'application/xml')
-      res.type('application/xml').send(stored.xml);
-    else {
-      const plan = await storedPlan(rt, v);
-      const outcome = await versionOutcome(rt, v);
-      res.json({
-        ...stored,
-        time: iso(stored.time),
-        ...(plan ? { ...planAnswer(plan), base: stored.base } : {}),
-        ...(outcome ? { apply: outcome } : {}),
-      });
-    }
-  });
-
-  /**
-   * Per action of a version's plan, where it is — planned, running, done, failed, blocked (and by what) — for
-   * automation (an Ansible module, a Terraform provider) that polls one answer instead of the job list.
-   */
-  app.get('/api/site/versions/:version/status', viewer, async (req, res) => {
-    const v = input(versionPath, req.params, 'path').version;
-    const outcome = await versionOutcome(rt, v);
-    if (!outcome) throw new ApiError(404, 'no-such-version', `site version ${v} does not exist or has no stored plan`);
-    res.json({
-      version: v,
-      state: outcome.state,
-      ...(outcome.summary ? { summary: outcome.summary } : {}),
-      actions: outcome.actions.map((a) => ({
-        id: a.id,
-        kind: a.kind,
-        vm: a.vm,
-        host: a.host,
-        status: a.outcome === 'pending' ? 'planned' : a.outcome,
-        ...(a.blockedBy ? { blockedBy: a.blockedBy } : {}),
-        ...(a.reason ? { reason: a.reason } : {}),
-        job: { queue: a.queue, id: a.jobId },
-      })),
-    });
-  });
-
-  /** How the run of a version's plan went: state, and per action done / failed / blocked by. */
-  app.get('/api/site/versions/:version/outcome', viewer, async (req, res) => {
-    const v = input(versionPath, req.params, 'path').version;
-    const outcome = await versionOutcome(rt, v);
-    if (!outcome)
-      throw new ApiError(
-        404,
-        'no-such-version',
-        `site version ${v} does not exist or has no stored plan`,
-        'list versions with GET /api/site/versions',
-      );
-    res.json(outcome);
-  });
-
-  app.post('/api/site/validate', viewer, xml, async (req, res) => {
-    const file = input(fileQuery, req.query, 'query').file ?? 'upload.xml';
-    const r = await loadXml(req, file, (xml) => pool.validate(xml, file));
-    res
-      .status(r.ok ? 200 : 422)
-      .json({ ok: r.ok, errors: issuesJson(r.ok ? [] : r.errors), warnings: issuesJson(r.warnings) });
-  });
-
-  /** The plan the body would get now, stored nowhere: what `xsm site plan FILE --out` saves. */
-  app.post('/api/site/plan', viewer, xml, async (req, res) => {
-    const file = input(fileQuery, req.query, 'query').file ?? 'upload.xml';
-    const parsed = await loadedOrThrow(req, file);
-    const r = await previewPlan(rt, xmlBody(req), file, undefined, parsed);
-    res.json({ ...planAnswer(r.plan), warnings: issuesJson(r.warnings) });
-  });
-
-  /**
-   * Submit a new version: ?base=N (required: the version the change was made on), reason, apply=0|1,
-   * allowDisruption=1 (consent to actions that stop running VMs), repair=1 (store identical content again
-   * so its plan repairs drift), planHash=H (a saved plan: store only if planning again gives H).
-   */
-  app.post('/api/site', operator, xml, async (req, res) => {
-    if (req.query.base === undefined)
-      throw new ApiError(
-        400,
-        'no-base',
-        'give ?base=VERSION: the version your file was edited from (0 for the first)',
-        'GET /api/site shows the current version',
-      );
-    const q = input(submitQuery, req.query, 'query');
-    const base = q.base;
-    const apply = q.apply ?? true;
-    const expected = q.planHash;
-    // Parsed off the event loop, then planned once, before storing: an impossible or unconsented change is
-    // refused with nothing stored.
-    const parsed = await loadedOrThrow(req, q.file ?? 'upload.xml');
-    const r = await submitSite(rt, {
-      xml: xmlBody(req),
-      parsed,
-      file: q.file ?? 'upload.xml',
-      authorize: authorizeChange(req),
-      base,
-      author: req.principal!.name,
-      reason: q.reason ?? 'upload',
-      consent: q.allowDisruption ? 'operator' : 'none',
-      apply,
-      repair: q.repair ?? false,
-      ...(expected !== undefined ? { expectedPlanHash: expected } : {}),
-    });
-    if (!r.unchanged)
-      log.info('site version stored', {
-        version: r.version,
-        base,
-        author: req.principal!.name,
-        apply,
-        actions: r.plan.actions.length,
-        planHash: r.plan.planHash,
-      });
-    submitAnswer(res, r);
-  });
-
-  app.post('/api/site/versions/:version/apply', operator, async (req, res) => {
-    const v = input(versionPath, req.params, 'path').version;
-    if (!(await rt.sites.get(v))) throw new ApiError(404, 'no-such-version', `site version ${v} does not exist`);
-    const current = await rt.sites.currentVersion();
-    if (v !== current)
-      throw new ApiError(
-        409,
-        'not-current',
-        `version ${v} is not the current version (${current})`,
-        `to go back to it, submit its content as a new version: GET /api/site/versions/${v} then POST /api/site?base=${current}`,
-      );
-    const job = await enqueueApply(rt, v, req.principal!.name);
-    res.status(job.duplicate ? 200 : 202).json({ version: v, applyJob: job.jobId, duplicate: job.duplicate });
-  });
-
-  // --- hosts and VMs -----------------------------------------------------------------------------------
-  app.get('/api/hosts', viewer, async (_req, res) => {
-    const { site } = await currentSite();
-    const observed = await rt.observed.all();
-    const health = await rt.failover.allHealth();
-    const names = new Set([...(site?.hosts.map((h) => h.name) ?? []), ...Object.keys(observed.hosts)]);
-    const now = Date.now();
-    res.json({
-      hosts: [...names].sort().map((name) => {
-        const spec = site?.hosts.find((h) => h.name === name);
-        const o = observed.hosts[name];
-        return {
-          name,
-          inSite: Boolean(spec),
-          ...(spec
-            ? { address: spec.address, cpus: spec.cpus, memoryMiB: spec.memoryMiB, maintenance: spec.maintenance }
-            : {}),
-          ...(o
-            ? {
-                heartbeatAgeMs: now - o.heartbeatAt,
-                totalMemMiB: o.totalMemMiB,
-                freeMemMiB: o.freeMemMiB,
-                nrCpus: o.nrCpus,
-                domains: o.domains.length,
-              }
-            : { heartbeatAgeMs: null }),
-          // healthy, or where failover has it: suspect, fencing, fenced, fence-failed (with what to do).
-          health: health[name]?.state ?? 'healthy',
-          ...(health[name]?.detail ? { healthDetail: health[name]!.detail } : {}),
-        };
-      }),
-    });
-  });
-
-  app.get('/api/vms', viewer, async (_req, res) => {
-    const { site } = await currentSite();
-    const observed = await rt.observed.all();
-    const seen = new Map<string, { host: string; state: string; memMiB: number; vcpus: number }[]>();
-    for (const h of Object.values(observed.hosts)) {
-      for (const d of h.domains)
-        seen.set(d.name, [
-          ...(seen.get(d.name) ?? []),
-          { host: h.name, state: d.state, memMiB: d.memMiB, vcpus: d.vcpus },
-        ]);
-    }
-    const vms = (site?.vms ?? []).map((v) => {
-      const at = seen.get(v.name) ?? [];
-      seen.delete(v.name);
-      const here = at.find((a) => a.host === v.host);
-      return {
-        name: v.name,
-        set: v.set,
-        desired: { host: v.host, memMiB: v.memMiB, vcpus: v.vcpus, config: v.config },
-        observed: at,
-        inSync: Boolean(here && at.length === 1 && here.memMiB === v.memMiB && here.vcpus === v.vcpus),
-      };
-    });
-    res.json({ vms, unmanaged: [...seen].map(([name, at]) => ({ name, observed: at })) });
-  });
-
-  /** A single VM operation: its input checked first, then made an edit of the current version. */
-  const edit =
-    (build: (req: Request) => SiteEdit & { reason?: string | undefined; allowDisruption?: boolean | undefined }) =>
-    async (req: Request, res: Response) => {
-      const e = build(req);
-      const { version, site } = await currentSite();
-      if (!site)
-        throw new ApiError(409, 'no-site', 'no site file has been submitted yet', 'POST /api/site?base=0 first');
-      const { site: next, reason } = applyEdit(site, e);
-      const r = await submitSite(rt, {
-        xml: serializeSite(next),
-        file: `edit of v${version}`,
-        authorize: authorizeChange(req),
-        base: version,
-        author: req.principal!.name,
-        reason: e.reason ?? reason,
-        consent: e.allowDisruption === true ? 'operator' : 'none',
-        apply: true,
-      });
-      if (r.unchanged) return submitAnswer(res, r);
-      res.status(202).json({
-        version: r.version,
-        reason,
-        ...planAnswer(r.plan),
-        base: version,
-        ...(r.applyJob ? { applyJob: r.applyJob } : {}),
-      });
-    };
-  app.post(
-    '/api/vms/:name/migrate',
-    operator,
-    json,
-    edit((req) => {
-      const { to, ...rest } = input(migrateBody, req.body ?? {}, 'body');
-      return { kind: 'migrate', vm: input(vmPath, req.params, 'path').name, to, ...rest };
-    }),
-  );
-  app.post(
-    '/api/vms/:name/reconfigure',
-    operator,
-    json,
-    edit((req) => {
-      const { memMiB, vcpus, ...rest } = input(reconfigureBody, req.body ?? {}, 'body');
-      return {
-        kind: 'reconfigure',
-        vm: input(vmPath, req.params, 'path').name,
-        ...(memMiB !== undefined ? { memMiB } : {}),
-        ...(vcpus !== undefined ? { vcpus } : {}),
-        ...rest,
-      };
-    }),
-  );
-  app.delete(
-    '/api/vms/:name',
-    operator,
-    json,
-    edit((req) => ({
-      kind: 'remove',
-      vm: input(vmPath, req.params, 'path').name,
-      ...input(removeBody, isEmptyBody(req.body) ? undefined : req.body, 'body'),
-    })),
-  );
-
-  // --- jobs --------------------------------------------------------------------------------------------
-  app.get('/api/jobs', viewer, async (req, res) => {
-    const q = input(jobsQuery, req.query, 'query');
-    const states = q.state ? q.state.split(',') : undefined;
-    for (const s of states ?? [])
-      if (!(JOB_STATES as readonly string[]).includes(s))
-        throw new ApiError(400, 'bad-parameter', `unknown job state "${s}"; use ${JOB_STATES.join(', ')}`);
-    const queue = q.queue;
-    const jobs = await listJobs(rt, {
-      ...(states ? { states: states as JobState[] } : {}),
-      limit: q.limit ?? 200,
-      ...(queue ? { queue } : {}),
-    });
-    res.json({ jobs: jobs.map(jobTimes) });
-  });
-  app.get('/api/jobs/:queue/:id', viewer, async (req, res) => {
-    const { queue, id } = input(jobPath, req.params, 'path');
-    const j = await getJob(rt, queue, id);
-    if (!j) throw new ApiError(404, 'no-such-job', `no job ${id} in queue ${queue}`);
-    res.json(jobTimes(j));
-  });
-  app.post('/api/jobs/:queue/:id/retry', operator, async (req, res) => {
-    const { queue, id } = input(jobPath, req.params, 'path');
-    res.status(202).json(await retryJob(rt, queue, id));
-  });
+  const kit: RouteKit = { rt, log, guard, viewer, operator, xml, json, pool, loadXml, loadedOrThrow };
+  mountSiteRoutes(app, kit);
+  mountInventoryRoutes(app, kit);
+  mountJobRoutes(app, kit);
 
   // --- dashboard ---------------------------------------------------------------------------------------
   const board = new ExpressAdapter();
@@ -688,6 +239,7 @@ function toApiError(err: unknown): ApiError {
       err.message,
       'nothing was stored; change the placement or capacity in the site file',
     );
+  if (err instanceof NoSiteError) return new ApiError(409, 'no-site', err.message, 'POST /api/site?base=0 first');
   if (err instanceof EditError)
     return new ApiError(err.status, err.status === 404 ? 'not-found' : 'bad-edit', err.message);
   if (err instanceof RetryError) return new ApiError(err.status, err.code, err.message, err.hint);

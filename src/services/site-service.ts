@@ -9,7 +9,9 @@ import type { Action, Plan, StoredPlan } from '../site/actions.ts';
 import { disruptiveActions } from '../site/actions.ts';
 import type { LoadResult, Site, SiteIssue } from '../site/model.ts';
 import type { ObservedState } from '../site/observed.ts';
+import { applyEdit, type SiteEdit } from '../site/edit.ts';
 import { loadSite, type LoadOptions } from '../site/parse.ts';
+import { serializeSite } from '../site/serialize.ts';
 import { planHash, sameContent, sha256 } from '../site/plan-hash.ts';
 import { planChanges, PlanError } from '../site/plan.ts';
 import { InvalidSiteError, StaleVersionError, type PlanRecord } from '../state/site-store.ts';
@@ -266,4 +268,52 @@ export async function storedPlan(rt: ServiceRuntime, version: number): Promise<S
 
 export async function convergedVersion(rt: ServiceRuntime): Promise<number> {
   return rt.applies.convergedVersion();
+}
+
+/** The current version and its site (parsed once per process: src/state/site-store.ts keeps it). */
+export async function currentSite(rt: ServiceRuntime): Promise<{ version: number; site?: Site }> {
+  const version = await rt.sites.currentVersion();
+  return version ? { version, site: (await rt.sites.load(version)).site } : { version };
+}
+
+/** No site file was submitted yet: there is nothing to edit. */
+export class NoSiteError extends Error {
+  constructor() {
+    super('no site file has been submitted yet');
+    this.name = 'NoSiteError';
+  }
+}
+
+export interface EditRequest {
+  edit: SiteEdit;
+  author: string;
+  /** The operator's own reason; default says what the edit does (`migrate vm1 from h1 to h2`). */
+  reason?: string;
+  consent: Consent;
+  authorize?: SubmitRequest['authorize'];
+}
+
+/**
+ * A single VM operation as a new version of the current site: the edit is applied to the current site's
+ * objects, written as XML once, and submitted (parsed once more: the same validation as an uploaded file),
+ * so the file stays the truth and the next apply of an old file cannot undo it.
+ */
+export async function editSite(
+  rt: ServiceRuntime,
+  req: EditRequest,
+): Promise<{ base: number; reason: string; result: SubmitResult }> {
+  const { version, site } = await currentSite(rt);
+  if (!site) throw new NoSiteError();
+  const { site: next, reason } = applyEdit(site, req.edit);
+  const result = await submitSite(rt, {
+    xml: serializeSite(next),
+    file: `edit of v${version}`,
+    ...(req.authorize ? { authorize: req.authorize } : {}),
+    base: version,
+    author: req.author,
+    reason: req.reason ?? reason,
+    consent: req.consent,
+    apply: true,
+  });
+  return { base: version, reason, result };
 }

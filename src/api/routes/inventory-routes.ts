@@ -1,0 +1,127 @@
+// Hosts and VMs: what the site file declares beside what the agents observe, and single VM operations
+// (migrate, reconfigure, remove), each made a new site version through the site service.
+
+import type express from 'express';
+import type { Request, Response } from 'express';
+import { currentSite, editSite } from '../../services/site-service.ts';
+import type { SiteEdit } from '../../site/edit.ts';
+import { input, migrateBody, reconfigureBody, removeBody, vmPath } from '../schemas.ts';
+import { authorizeChange, isEmptyBody, planAnswer, submitAnswer, type RouteKit } from '../http.ts';
+
+export function mountInventoryRoutes(app: express.Express, kit: RouteKit): void {
+  const { rt, viewer, operator, json } = kit;
+  app.get('/api/hosts', viewer, async (_req, res) => {
+    const { site } = await currentSite(rt);
+    const observed = await rt.observed.all();
+    const health = await rt.failover.allHealth();
+    const names = new Set([...(site?.hosts.map((h) => h.name) ?? []), ...Object.keys(observed.hosts)]);
+    const now = Date.now();
+    res.json({
+      hosts: [...names].sort().map((name) => {
+        const spec = site?.hosts.find((h) => h.name === name);
+        const o = observed.hosts[name];
+        return {
+          name,
+          inSite: Boolean(spec),
+          ...(spec
+            ? { address: spec.address, cpus: spec.cpus, memoryMiB: spec.memoryMiB, maintenance: spec.maintenance }
+            : {}),
+          ...(o
+            ? {
+                heartbeatAgeMs: now - o.heartbeatAt,
+                totalMemMiB: o.totalMemMiB,
+                freeMemMiB: o.freeMemMiB,
+                nrCpus: o.nrCpus,
+                domains: o.domains.length,
+              }
+            : { heartbeatAgeMs: null }),
+          // healthy, or where failover has it: suspect, fencing, fenced, fence-failed (with what to do).
+          health: health[name]?.state ?? 'healthy',
+          ...(health[name]?.detail ? { healthDetail: health[name]!.detail } : {}),
+        };
+      }),
+    });
+  });
+
+  app.get('/api/vms', viewer, async (_req, res) => {
+    const { site } = await currentSite(rt);
+    const observed = await rt.observed.all();
+    const seen = new Map<string, { host: string; state: string; memMiB: number; vcpus: number }[]>();
+    for (const h of Object.values(observed.hosts)) {
+      for (const d of h.domains)
+        seen.set(d.name, [
+          ...(seen.get(d.name) ?? []),
+          { host: h.name, state: d.state, memMiB: d.memMiB, vcpus: d.vcpus },
+        ]);
+    }
+    const vms = (site?.vms ?? []).map((v) => {
+      const at = seen.get(v.name) ?? [];
+      seen.delete(v.name);
+      const here = at.find((a) => a.host === v.host);
+      return {
+        name: v.name,
+        set: v.set,
+        desired: { host: v.host, memMiB: v.memMiB, vcpus: v.vcpus, config: v.config },
+        observed: at,
+        inSync: Boolean(here && at.length === 1 && here.memMiB === v.memMiB && here.vcpus === v.vcpus),
+      };
+    });
+    res.json({ vms, unmanaged: [...seen].map(([name, at]) => ({ name, observed: at })) });
+  });
+
+  /** A single VM operation: its input checked first, then made an edit of the current version. */
+  const edit =
+    (build: (req: Request) => SiteEdit & { reason?: string | undefined; allowDisruption?: boolean | undefined }) =>
+    async (req: Request, res: Response) => {
+      const e = build(req);
+      const r = await editSite(rt, {
+        edit: e,
+        author: req.principal!.name,
+        authorize: authorizeChange(req),
+        ...(e.reason !== undefined ? { reason: e.reason } : {}),
+        consent: e.allowDisruption === true ? 'operator' : 'none',
+      });
+      if (r.result.unchanged) return submitAnswer(res, r.result);
+      res.status(202).json({
+        version: r.result.version,
+        reason: r.reason,
+        ...planAnswer(r.result.plan),
+        base: r.base,
+        ...(r.result.applyJob ? { applyJob: r.result.applyJob } : {}),
+      });
+    };
+  app.post(
+    '/api/vms/:name/migrate',
+    operator,
+    json,
+    edit((req) => {
+      const { to, ...rest } = input(migrateBody, req.body ?? {}, 'body');
+      return { kind: 'migrate', vm: input(vmPath, req.params, 'path').name, to, ...rest };
+    }),
+  );
+  app.post(
+    '/api/vms/:name/reconfigure',
+    operator,
+    json,
+    edit((req) => {
+      const { memMiB, vcpus, ...rest } = input(reconfigureBody, req.body ?? {}, 'body');
+      return {
+        kind: 'reconfigure',
+        vm: input(vmPath, req.params, 'path').name,
+        ...(memMiB !== undefined ? { memMiB } : {}),
+        ...(vcpus !== undefined ? { vcpus } : {}),
+        ...rest,
+      };
+    }),
+  );
+  app.delete(
+    '/api/vms/:name',
+    operator,
+    json,
+    edit((req) => ({
+      kind: 'remove',
+      vm: input(vmPath, req.params, 'path').name,
+      ...input(removeBody, isEmptyBody(req.body) ? undefined : req.body, 'body'),
+    })),
+  );
+}
