@@ -19,7 +19,7 @@ import { PlanError } from '../site/plan.ts';
 import { SiteLoadPool, siteInputLimitsFromEnv, type SiteInputLimits } from '../site/site-load-pool.ts';
 import { InvalidSiteError, StaleVersionError } from '../state/site-store.ts';
 import { auditRequests, mountAuditRoutes } from './audit.ts';
-import { roleAllows, type Role, type TokenTable } from './auth.ts';
+import { roleAllows, type Principal, type Role, type TokenTable } from './auth.ts';
 import { escapeHtml, methodNotAllowed, mountBrowserAuth, page, securityHeaders, wantsHtml } from './browser.ts';
 import { mountDeployRoutes } from './deploy-routes.ts';
 import { ApiError, bearerToken, issuesJson, planJson, xmlBody, type RouteKit } from './http.ts';
@@ -61,39 +61,84 @@ export function createApiApp(opts: ApiOptions): express.Express {
   // Browsers: security headers on every answer, and a session cookie (set by /admin/login) instead of a token.
   app.use(securityHeaders());
   const browser = mountBrowserAuth(app, { rt, tokens, ...(opts.loginLimit ? { loginLimit: opts.loginLimit } : {}) });
-  const guard =
-    (role: Role): express.RequestHandler =>
-    async (req, _res, next) => {
-      const token = bearerToken(req);
-      const p = token !== undefined ? tokens.lookup(token) : await browser.sessionPrincipal(req);
-      if (!p && token === undefined)
-        return next(
-          new ApiError(
-            401,
-            'unauthenticated',
-            'no bearer token (or no live session)',
-            'send Authorization: Bearer TOKEN (tokens are configured with XSM_TOKENS or XSM_TOKENS_FILE on the API host); browsers log in at /admin/login',
-          ),
-        );
-      if (!p)
-        return next(
-          new ApiError(401, 'unauthenticated', 'unknown token', "check XSM_TOKEN against the API host's XSM_TOKENS"),
-        );
-      if (!roleAllows(p.role, role))
-        return next(
-          new ApiError(403, 'forbidden', `this needs the ${role} role; your token (${p.name}) has ${p.role}`),
-        );
-      req.principal = p;
-      next();
-    };
+  const guard = roleGuard(tokens, browser.sessionPrincipal);
   const viewer = guard('viewer');
   const operator = guard('operator');
   mountAuditRoutes(app, rt, viewer, (message) => new ApiError(400, 'bad-parameter', message));
-  // Site files: capped, parsed in worker threads, and at most `perToken` at once per identity (429 beyond):
-  // one caller cannot queue enough uploads to starve everyone else's.
-  const siteInput = opts.siteInput ?? siteInputLimitsFromEnv();
+  const uploads = siteUploads(opts.siteInput ?? siteInputLimitsFromEnv());
+  app.locals.close = () => uploads.pool.close();
+  const json = express.json({ limit: '1mb' });
+
+  // The contract, generated from the route schemas (src/api/openapi.ts); public like /api/health.
+  const openapi = openApiDocument(packageVersion());
+  app.get('/api/openapi.json', (_req, res) => {
+    res.json(openapi);
+  });
+  // The same document as a page, rendered here: no script, no asset from anywhere else.
+  const docsPage = openApiHtml(openapi);
+  app.get('/api/docs', (_req, res) => {
+    res.type('html').send(docsPage);
+  });
+
+  app.get('/api/health', async (_req, res) => {
+    await rt.ping();
+    res.json({ ok: true });
+  });
+
+  const kit: RouteKit = { rt, log, guard, viewer, operator, json, ...uploads };
+  mountSiteRoutes(app, kit);
+  mountInventoryRoutes(app, kit);
+  mountJobRoutes(app, kit);
+  mountDashboard(app, rt, guard('admin'));
+
+  const fail = (status: number, code: string, message: string, hint?: string) =>
+    new ApiError(status, code, message, hint);
+  mountMonitoringRoutes(app, rt, guard, fail);
+  mountDeployRoutes(app, rt, guard, fail, opts.imagesDir ?? process.env.XSM_IMAGES_DIR ?? '/var/lib/xsm/images');
+  opts.extend?.(app, guard);
+
+  app.use(methodNotAllowed(app));
+  app.use((_req, _res, next) =>
+    next(new ApiError(404, 'not-found', 'no such endpoint', 'see docs/api.md for the endpoints')),
+  );
+  app.use(errorAnswer(log));
+  return app;
+}
+
+/** The role check of every route: a bearer token, or a browser's session; 401 without either, 403 below the role. */
+function roleGuard(
+  tokens: TokenTable,
+  sessionPrincipal: (req: Request) => Promise<Principal | undefined>,
+): (role: Role) => express.RequestHandler {
+  return (role) => async (req, _res, next) => {
+    const token = bearerToken(req);
+    const p = token !== undefined ? tokens.lookup(token) : await sessionPrincipal(req);
+    if (!p && token === undefined)
+      return next(
+        new ApiError(
+          401,
+          'unauthenticated',
+          'no bearer token (or no live session)',
+          'send Authorization: Bearer TOKEN (tokens are configured with XSM_TOKENS or XSM_TOKENS_FILE on the API host); browsers log in at /admin/login',
+        ),
+      );
+    if (!p)
+      return next(
+        new ApiError(401, 'unauthenticated', 'unknown token', "check XSM_TOKEN against the API host's XSM_TOKENS"),
+      );
+    if (!roleAllows(p.role, role))
+      return next(new ApiError(403, 'forbidden', `this needs the ${role} role; your token (${p.name}) has ${p.role}`));
+    req.principal = p;
+    next();
+  };
+}
+
+/**
+ * Site-file uploads: capped, parsed in worker threads, and at most `perToken` at once per identity (429
+ * beyond): one caller cannot queue enough uploads to starve everyone else's.
+ */
+function siteUploads(siteInput: SiteInputLimits): Pick<RouteKit, 'xml' | 'pool' | 'loadXml' | 'loadedOrThrow'> {
   const pool = new SiteLoadPool(siteInput.threads);
-  app.locals.close = () => pool.close();
   const xml = express.text({ type: ['application/xml', 'text/xml', 'text/plain'], limit: siteInput.maxBytes });
   const parsing = new Map<string, number>();
   const loadXml = async <T>(req: Request, file: string, parse: (xml: string) => Promise<T>): Promise<T> => {
@@ -120,30 +165,11 @@ export function createApiApp(opts: ApiOptions): express.Express {
     if (!r.ok) throw new InvalidSiteError(r.errors);
     return r;
   };
-  const json = express.json({ limit: '1mb' });
+  return { xml, pool, loadXml, loadedOrThrow };
+}
 
-  // The contract, generated from the route schemas (src/api/openapi.ts); public like /api/health.
-  const openapi = openApiDocument(packageVersion());
-  app.get('/api/openapi.json', (_req, res) => {
-    res.json(openapi);
-  });
-  // The same document as a page, rendered here: no script, no asset from anywhere else.
-  const docsPage = openApiHtml(openapi);
-  app.get('/api/docs', (_req, res) => {
-    res.type('html').send(docsPage);
-  });
-
-  app.get('/api/health', async (_req, res) => {
-    await rt.ping();
-    res.json({ ok: true });
-  });
-
-  const kit: RouteKit = { rt, log, guard, viewer, operator, xml, json, pool, loadXml, loadedOrThrow };
-  mountSiteRoutes(app, kit);
-  mountInventoryRoutes(app, kit);
-  mountJobRoutes(app, kit);
-
-  // --- dashboard ---------------------------------------------------------------------------------------
+/** bull-board at /admin/queues, admins only, its queue list refreshed as hosts join and leave. */
+function mountDashboard(app: express.Express, rt: XsmRuntime, admin: express.RequestHandler): void {
   const board = new ExpressAdapter();
   board.setBasePath('/admin/queues');
   const { replaceQueues } = createBullBoard({
@@ -160,19 +186,12 @@ export function createApiApp(opts: ApiOptions): express.Express {
     }
     next();
   };
-  app.use('/admin/queues', guard('admin'), refreshBoard, board.getRouter());
+  app.use('/admin/queues', admin, refreshBoard, board.getRouter());
+}
 
-  const fail = (status: number, code: string, message: string, hint?: string) =>
-    new ApiError(status, code, message, hint);
-  mountMonitoringRoutes(app, rt, guard, fail);
-  mountDeployRoutes(app, rt, guard, fail, opts.imagesDir ?? process.env.XSM_IMAGES_DIR ?? '/var/lib/xsm/images');
-  opts.extend?.(app, guard);
-
-  app.use(methodNotAllowed(app));
-  app.use((_req, _res, next) =>
-    next(new ApiError(404, 'not-found', 'no such endpoint', 'see docs/api.md for the endpoints')),
-  );
-  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
+/** Every error as one answer: JSON {error: {code, message, hint?, details?}}, or a page for a person. */
+function errorAnswer(log: Logger): express.ErrorRequestHandler {
+  return (err: unknown, req: Request, res: Response, _next: NextFunction) => {
     const e = toApiError(err);
     if (e.status >= 500)
       log.error('API error', {
@@ -202,8 +221,7 @@ export function createApiApp(opts: ApiOptions): express.Express {
         ...(e.details !== undefined ? { details: e.details } : {}),
       },
     });
-  });
-  return app;
+  };
 }
 
 function toApiError(err: unknown): ApiError {
