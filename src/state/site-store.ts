@@ -107,7 +107,7 @@ export class SiteStore {
 
   /**
    * Validates, then stores as a new version if `base` is still the current version, with `plan` (the plan
-   * made for it) in the same atomic step. Versions meant to run are stored through src/jobs/submit.ts,
+   * made for it) in the same atomic step. Versions meant to run are stored through src/services/site-service.ts,
    * which plans them; a version stored without a plan (an inventory for deployment) cannot be applied.
    */
   async submit(
