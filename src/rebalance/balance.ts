@@ -187,33 +187,69 @@ export function balance(
   vmsIn: readonly BalanceVm[],
   opts: BalanceOptions = {},
 ): BalanceResult {
-  const wc = opts.cpuWeight ?? 1;
-  const wm = opts.memWeight ?? 1;
-  const maxMoves = opts.maxMoves ?? Infinity;
-  const cooldown = opts.cooldown ?? new Set<string>();
   // Work on copies: the caller's snapshot stays as it was.
   const vms = vmsIn.map((v) => ({ ...v }));
-  const c = new Cluster(hostsIn, vms, wc, wm);
+  const c = new Cluster(hostsIn, vms, opts.cpuWeight ?? 1, opts.memWeight ?? 1);
   const cpuStdBefore = c.cpuStd();
   const memStdBefore = c.memStd();
   const before = c.score();
   const moves: BalanceMove[] = [];
-  const stuck: string[] = [];
-  const hosts = [...c.hosts.values()];
-  const record = (v: BalanceVm, from: HostState, to: HostState, reason: string) => {
-    c.move(v, from, to);
-    moves.push({
-      vm: v.name,
-      from: from.spec.name,
-      to: to.spec.name,
-      memMiB: v.memMiB,
-      reason,
-      imbalanceAfter: c.score(),
-    });
+  const run: BalanceRun = {
+    c,
+    hosts: [...c.hosts.values()],
+    moves,
+    stuck: [],
+    maxMoves: opts.maxMoves ?? Infinity,
+    cooldown: opts.cooldown ?? new Set<string>(),
+    record: (v, from, to, reason) => {
+      c.move(v, from, to);
+      moves.push({
+        vm: v.name,
+        from: from.spec.name,
+        to: to.spec.name,
+        memMiB: v.memMiB,
+        reason,
+        imbalanceAfter: c.score(),
+      });
+    },
   };
+  drainMaintenance(run);
+  if ((opts.mode ?? 'performance') === 'performance') spreadLoad(run, before, opts.minGainFraction);
+  else emptyHosts(run, opts.maxCpuUse ?? 0.8);
+  return {
+    moves,
+    imbalanceBefore: before,
+    imbalanceAfter: c.score(),
+    cpuStdBefore,
+    cpuStdAfter: c.cpuStd(),
+    memStdBefore,
+    memStdAfter: c.memStd(),
+    emptyHosts: run.hosts
+      .filter((h) => h.vms.size === 0)
+      .map((h) => h.spec.name)
+      .sort(),
+    stuck: run.stuck,
+  };
+}
 
-  // 1. Drain hosts in maintenance, biggest VMs first, each to where it hurts balance least. Pinned VMs
-  // are moved too: a host going down for maintenance overrides placement, not the other way round.
+/** One run's working state: the cluster as the moves so far leave it, and how a move is recorded. */
+interface BalanceRun {
+  c: Cluster;
+  hosts: HostState[];
+  moves: BalanceMove[];
+  /** VMs of hosts in maintenance that fit nowhere. */
+  stuck: string[];
+  maxMoves: number;
+  cooldown: ReadonlySet<string>;
+  record(v: BalanceVm, from: HostState, to: HostState, reason: string): void;
+}
+
+/**
+ * Drains hosts in maintenance, biggest VMs first, each to where it hurts balance least. Pinned VMs are
+ * moved too: a host going down for maintenance overrides placement, not the other way round.
+ */
+function drainMaintenance(run: BalanceRun): void {
+  const { c, hosts, moves, maxMoves } = run;
   for (const h of hosts.filter((x) => x.spec.maintenance)) {
     for (const v of [...h.vms].sort((a, b) => b.memMiB - a.memMiB || a.name.localeCompare(b.name))) {
       if (moves.length >= maxMoves) break;
@@ -227,116 +263,107 @@ export function balance(
           bestScore = s;
         }
       }
-      if (best) record(v, h, best, `${h.spec.name} is in maintenance`);
-      else stuck.push(v.name);
+      if (best) run.record(v, h, best, `${h.spec.name} is in maintenance`);
+      else run.stuck.push(v.name);
     }
   }
+}
 
-  if ((opts.mode ?? 'performance') === 'performance') {
-    // A move's effect on a standard deviation over n hosts shrinks like 1/n: on large sites the bar is a
-    // quarter of one host's share of the imbalance, so balancing does not stop after the first moves.
-    const n = hosts.filter((h) => !h.spec.maintenance).length || 1;
-    const minGain = Math.max(
-      1e-6,
-      opts.minGainFraction !== undefined ? opts.minGainFraction * before : Math.min(0.01 * before, (0.25 * before) / n),
-    );
-    // Candidate sources are the most loaded hosts, targets the least loaded: a move between two hosts
-    // near the mean changes little. K bounds the work per step on large sites.
-    const K = Math.min(24, hosts.length);
-    while (moves.length < maxMoves) {
-      const ranked = hosts
-        .filter((h) => !h.spec.maintenance)
-        .sort((a, b) => c.load(b) - c.load(a) || a.spec.name.localeCompare(b.spec.name));
-      const sources = ranked.slice(0, K);
-      const targets = ranked.slice(-K).reverse();
-      const now = c.score();
-      let best: { v: BalanceVm; from: HostState; to: HostState; gain: number } | undefined;
-      for (const from of sources) {
-        for (const v of from.vms) {
-          if (!movable(v, cooldown)) continue;
-          for (const to of targets) {
-            if (to === from || !c.fits(v, to)) continue;
-            const gain = now - c.scoreIfMoved(v, from, to);
-            if (gain < minGain) continue;
-            // Among nearly equal gains, move less memory (a shorter migration).
-            if (
-              !best ||
-              gain > best.gain * 1.05 ||
-              (gain > best.gain * 0.95 && v.memMiB < best.v.memMiB) ||
-              (gain > best.gain * 0.95 && v.memMiB === best.v.memMiB && v.name < best.v.name)
-            ) {
-              best = { v, from, to, gain };
-            }
+/** Performance mode: one best move at a time (biggest gain, then least memory) while a move gains enough. */
+function spreadLoad(run: BalanceRun, before: number, minGainFraction: number | undefined): void {
+  const { c, hosts, moves, maxMoves, cooldown } = run;
+  // A move's effect on a standard deviation over n hosts shrinks like 1/n: on large sites the bar is a
+  // quarter of one host's share of the imbalance, so balancing does not stop after the first moves.
+  const n = hosts.filter((h) => !h.spec.maintenance).length || 1;
+  const minGain = Math.max(
+    1e-6,
+    minGainFraction !== undefined ? minGainFraction * before : Math.min(0.01 * before, (0.25 * before) / n),
+  );
+  // Candidate sources are the most loaded hosts, targets the least loaded: a move between two hosts
+  // near the mean changes little. K bounds the work per step on large sites.
+  const K = Math.min(24, hosts.length);
+  while (moves.length < maxMoves) {
+    const ranked = hosts
+      .filter((h) => !h.spec.maintenance)
+      .sort((a, b) => c.load(b) - c.load(a) || a.spec.name.localeCompare(b.spec.name));
+    const sources = ranked.slice(0, K);
+    const targets = ranked.slice(-K).reverse();
+    const now = c.score();
+    let best: { v: BalanceVm; from: HostState; to: HostState; gain: number } | undefined;
+    for (const from of sources) {
+      for (const v of from.vms) {
+        if (!movable(v, cooldown)) continue;
+        for (const to of targets) {
+          if (to === from || !c.fits(v, to)) continue;
+          const gain = now - c.scoreIfMoved(v, from, to);
+          if (gain < minGain) continue;
+          // Among nearly equal gains, move less memory (a shorter migration).
+          if (
+            !best ||
+            gain > best.gain * 1.05 ||
+            (gain > best.gain * 0.95 && v.memMiB < best.v.memMiB) ||
+            (gain > best.gain * 0.95 && v.memMiB === best.v.memMiB && v.name < best.v.name)
+          ) {
+            best = { v, from, to, gain };
           }
         }
       }
-      if (!best) break;
-      record(best.v, best.from, best.to, `lowers imbalance by ${best.gain.toFixed(4)}`);
     }
-  } else {
-    // Density: try to empty hosts, least loaded first; a host is emptied only if all its VMs fit
-    // elsewhere (best fit: the fullest host with room), so no half-emptied host is left behind.
-    const maxCpu = opts.maxCpuUse ?? 0.8;
-    const order = hosts
-      .filter((h) => !h.spec.maintenance && h.vms.size > 0)
-      .sort((a, b) => c.load(a) - c.load(b) || a.spec.name.localeCompare(b.spec.name));
-    const emptied = new Set<HostState>();
-    for (const h of order) {
-      const vmsHere = [...h.vms];
-      if (vmsHere.some((v) => !movable(v, cooldown))) continue;
-      if (moves.length + vmsHere.length > maxMoves) continue;
-      const plan: [BalanceVm, HostState][] = [];
-      const extra = new Map<HostState, { mem: number; cpu: number; groups: string[] }>();
-      const room = (to: HostState, v: BalanceVm) => {
-        const e = extra.get(to) ?? { mem: 0, cpu: 0, groups: [] };
-        if (to === h || emptied.has(to) || to.spec.maintenance || to.vms.size === 0) return false;
-        if (to.mem + e.mem + v.memMiB > to.spec.memMiB) return false;
-        if ((to.cpu + e.cpu + v.cpuLoad) / to.spec.cpus > maxCpu) return false;
-        if (v.antiAffinity && ((to.groups.get(v.antiAffinity) ?? 0) > 0 || e.groups.includes(v.antiAffinity)))
-          return false;
-        return true;
-      };
-      let ok = true;
-      for (const v of vmsHere.sort((a, b) => b.memMiB - a.memMiB || a.name.localeCompare(b.name))) {
-        const to = hosts
-          .filter((x) => room(x, v))
-          .sort(
-            (a, b) =>
-              b.mem + (extra.get(b)?.mem ?? 0) - (a.mem + (extra.get(a)?.mem ?? 0)) ||
-              a.spec.name.localeCompare(b.spec.name),
-          )[0];
-        if (!to) {
-          ok = false;
-          break;
-        }
-        const e = extra.get(to) ?? { mem: 0, cpu: 0, groups: [] };
-        extra.set(to, {
-          mem: e.mem + v.memMiB,
-          cpu: e.cpu + v.cpuLoad,
-          groups: v.antiAffinity ? [...e.groups, v.antiAffinity] : e.groups,
-        });
-        plan.push([v, to]);
-      }
-      if (!ok) continue;
-      for (const [v, to] of plan) record(v, h, to, `empties ${h.spec.name} (density)`);
-      emptied.add(h);
-    }
+    if (!best) break;
+    run.record(best.v, best.from, best.to, `lowers imbalance by ${best.gain.toFixed(4)}`);
   }
+}
 
-  return {
-    moves,
-    imbalanceBefore: before,
-    imbalanceAfter: c.score(),
-    cpuStdBefore,
-    cpuStdAfter: c.cpuStd(),
-    memStdBefore,
-    memStdAfter: c.memStd(),
-    emptyHosts: hosts
-      .filter((h) => h.vms.size === 0)
-      .map((h) => h.spec.name)
-      .sort(),
-    stuck,
-  };
+/**
+ * Density mode: empties hosts, least loaded first; a host is emptied only if all its VMs fit elsewhere
+ * (best fit: the fullest host with room), so no half-emptied host is left behind.
+ */
+function emptyHosts(run: BalanceRun, maxCpu: number): void {
+  const { c, hosts, moves, maxMoves, cooldown } = run;
+  const order = hosts
+    .filter((h) => !h.spec.maintenance && h.vms.size > 0)
+    .sort((a, b) => c.load(a) - c.load(b) || a.spec.name.localeCompare(b.spec.name));
+  const emptied = new Set<HostState>();
+  for (const h of order) {
+    const vmsHere = [...h.vms];
+    if (vmsHere.some((v) => !movable(v, cooldown))) continue;
+    if (moves.length + vmsHere.length > maxMoves) continue;
+    const plan: [BalanceVm, HostState][] = [];
+    const extra = new Map<HostState, { mem: number; cpu: number; groups: string[] }>();
+    const room = (to: HostState, v: BalanceVm) => {
+      const e = extra.get(to) ?? { mem: 0, cpu: 0, groups: [] };
+      if (to === h || emptied.has(to) || to.spec.maintenance || to.vms.size === 0) return false;
+      if (to.mem + e.mem + v.memMiB > to.spec.memMiB) return false;
+      if ((to.cpu + e.cpu + v.cpuLoad) / to.spec.cpus > maxCpu) return false;
+      if (v.antiAffinity && ((to.groups.get(v.antiAffinity) ?? 0) > 0 || e.groups.includes(v.antiAffinity)))
+        return false;
+      return true;
+    };
+    let ok = true;
+    for (const v of vmsHere.sort((a, b) => b.memMiB - a.memMiB || a.name.localeCompare(b.name))) {
+      const to = hosts
+        .filter((x) => room(x, v))
+        .sort(
+          (a, b) =>
+            b.mem + (extra.get(b)?.mem ?? 0) - (a.mem + (extra.get(a)?.mem ?? 0)) ||
+            a.spec.name.localeCompare(b.spec.name),
+        )[0];
+      if (!to) {
+        ok = false;
+        break;
+      }
+      const e = extra.get(to) ?? { mem: 0, cpu: 0, groups: [] };
+      extra.set(to, {
+        mem: e.mem + v.memMiB,
+        cpu: e.cpu + v.cpuLoad,
+        groups: v.antiAffinity ? [...e.groups, v.antiAffinity] : e.groups,
+      });
+      plan.push([v, to]);
+    }
+    if (!ok) continue;
+    for (const [v, to] of plan) run.record(v, h, to, `empties ${h.spec.name} (density)`);
+    emptied.add(h);
+  }
 }
 
 /** The same imbalance measure, for any placement (used to score hbal's answer in the benchmark). */
