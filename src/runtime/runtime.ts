@@ -5,9 +5,8 @@
 import { bullmqTelemetry } from '../lib/tracing.ts';
 import { FlowProducer, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { closeWhenReady, connectRedis, type RedisConfig } from '../lib/redis.ts';
+import { closeWhenReady, connectRedis, deleteKeysByPrefix, type RedisConfig } from '../lib/redis.ts';
 import { AuditStore } from '../state/audit-store.ts';
-import { deleteEverythingUnder } from '../state/prefix.ts';
 import { upgradeQueueData, type QueueDataReport } from '../state/queue-data.ts';
 import { SessionStore } from '../state/session-store.ts';
 import { redisStores, type Stores } from '../state/stores.ts';
@@ -80,7 +79,7 @@ export class XsmRuntime implements Stores {
   }
   /** Removes every key of this runtime's prefix: the demo's cleanup, never a real site's. */
   wipe(): Promise<number> {
-    return deleteEverythingUnder(this.redis, this.config.prefix);
+    return deleteKeysByPrefix(this.config, this.config.prefix);
   }
   async close(): Promise<void> {
     await Promise.all([...this.queues.values(), this.flows].map((q) => closeWhenReady(q)));

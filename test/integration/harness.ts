@@ -24,7 +24,7 @@ export interface TestSite {
   rt: XsmRuntime;
   store: SimStore;
   hv: Map<string, SimulatedXenHost>;
-  agents: Map<string, { close: () => Promise<void> }>;
+  agents: Map<string, { worker: Worker; close: () => Promise<void> }>;
   control: Worker;
   startAgent(host: string): void;
   /** Submits as the API does (planned once, stored with its plan) and enqueues the apply. */
@@ -45,16 +45,17 @@ export function freshPrefix(): string {
   return `xsm-test-${randomBytes(4).toString('hex')}`;
 }
 
-export async function deleteKeys(prefix: string): Promise<void> {
-  await deleteKeysByPrefix(redisConfigFromEnv(), prefix);
+export async function deleteKeys(prefix: string, url?: string): Promise<void> {
+  await deleteKeysByPrefix({ ...redisConfigFromEnv(), ...(url ? { url } : {}) }, prefix);
 }
 
 export async function startTestSite(
   hosts: { name: string; memMiB: number; cpus?: number }[],
-  opts: { store?: SimStore; agents?: boolean } = {},
+  /** redisUrl: another Redis than XSM_REDIS_URL's (a test's own, which it may restart). */
+  opts: { store?: SimStore; agents?: boolean; redisUrl?: string } = {},
 ): Promise<TestSite> {
   const prefix = freshPrefix();
-  const rt = new XsmRuntime({ ...redisConfigFromEnv(), prefix });
+  const rt = new XsmRuntime({ ...redisConfigFromEnv(), ...(opts.redisUrl ? { url: opts.redisUrl } : {}), prefix });
   const store = opts.store ?? new MemorySimStore();
   const hv = new Map<string, SimulatedXenHost>();
   for (const h of hosts) {
@@ -62,7 +63,7 @@ export async function startTestSite(
     await provisionSimHost(store, { name: h.name, totalMemMiB: h.memMiB + 512, dom0MemMiB: 512, nrCpus: h.cpus ?? 8 });
     hv.set(h.name, new SimulatedXenHost(store, h.name, { createMs: 5, shutdownMs: 2, migrateMsPerGiB: 10 }));
   }
-  const agents = new Map<string, { close: () => Promise<void> }>();
+  const agents = new Map<string, { worker: Worker; close: () => Promise<void> }>();
   // Fencing: a host the site file gives a <Power> element uses that real driver; the others are
   // simulated hosts whose plug the simulator pulls.
   const sitePower = sitePowerResolver(rt);
@@ -130,7 +131,7 @@ export async function startTestSite(
       await Promise.all([...agents.values()].map((a) => a.close()));
       await closeWhenReady(control);
       await rt.close();
-      await deleteKeys(prefix);
+      await deleteKeys(prefix, opts.redisUrl);
     },
   };
   if (opts.agents !== false) for (const h of hosts) site.startAgent(h.name);

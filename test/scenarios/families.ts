@@ -274,3 +274,101 @@ export function raceScenarios(): Scenario[] {
     });
   return out;
 }
+
+/**
+ * An agent killed in the middle of each kind of toolstack call, before and after the call took effect: the
+ * job is taken over by a new agent and resumed at its step. The invariants say what must hold (no VM twice,
+ * none down that was not planned to stop, the end state the desired one).
+ */
+export function crashScenarios(): Scenario[] {
+  const out: Scenario[] = [];
+  for (const when of ['before', 'after'] as const) {
+    out.push({
+      name: `agent killed ${when} xl create: the new agent finishes the create, once`,
+      hosts: HOSTS,
+      steps: [{ submit: spread(3), expect: 'stored', crash: { host: 'h1', op: 'create', when } }],
+      ends: 'converged',
+    });
+    out.push({
+      name: `source agent killed ${when} xl migrate: the VM ends on the target, running once`,
+      hosts: HOSTS,
+      steps: [
+        { submit: [vm(0, 'h1'), vm(1, 'h2')], expect: 'stored' },
+        { submit: [vm(0, 'h2'), vm(1, 'h2')], expect: 'stored', crash: { host: 'h1', op: 'migrate', when } },
+      ],
+      ends: 'converged',
+    });
+    out.push({
+      name: `agent killed ${when} the shutdown of a consented removal: the VM is gone, the others untouched`,
+      hosts: HOSTS,
+      steps: [
+        { submit: spread(3), expect: 'stored' },
+        { submit: spread(3).slice(1), consent: true, expect: 'stored', crash: { host: 'h1', op: 'shutdown', when } },
+      ],
+      ends: 'converged',
+    });
+    out.push({
+      name: `agent killed ${when} a live memory change: the VM keeps running with its new size`,
+      hosts: HOSTS,
+      steps: [
+        { submit: [vm(0, 'h1'), vm(1, 'h2')], expect: 'stored' },
+        {
+          submit: [vm(0, 'h1', { mem: 256 }), vm(1, 'h2')],
+          expect: 'stored',
+          crash: { host: 'h1', op: 'setMemory', when },
+        },
+      ],
+      ends: 'converged',
+    });
+    out.push({
+      name: `agent killed ${when} the create of a restart reconfigure: the VM comes back once, resized`,
+      hosts: HOSTS,
+      steps: [
+        { submit: [vm(0, 'h1', { config: 'fixed' }), vm(1, 'h2')], expect: 'stored' },
+        {
+          submit: [vm(0, 'h1', { config: 'fixed', mem: 256 }), vm(1, 'h2')],
+          consent: true,
+          expect: 'stored',
+          crash: { host: 'h1', op: 'create', when },
+        },
+      ],
+      ends: 'converged',
+    });
+  }
+  return out;
+}
+
+/**
+ * Redis restarted while an apply runs (down long enough for every worker to lose its connection), on a
+ * Redis of the scenario's own that persists every write: the apply picks up where it was and converges.
+ */
+export function redisRestartScenarios(): Scenario[] {
+  const out: Scenario[] = [];
+  for (const [afterMs, downMs] of [
+    [0, 500],
+    [30, 1500],
+    [100, 3000],
+  ] as const)
+    out.push({
+      name: `Redis restarted ${afterMs} ms into creating 6 VMs, down ${downMs} ms: the apply converges, each VM once`,
+      hosts: HOSTS,
+      privateRedis: true,
+      steps: [{ submit: spread(6), expect: 'stored', restartRedis: { afterMs, downMs } }],
+      ends: 'converged',
+    });
+  out.push({
+    name: 'Redis restarted during live migrations: every VM ends on its target, running once',
+    hosts: HOSTS,
+    privateRedis: true,
+    steps: [
+      { submit: spread(6), expect: 'stored' },
+      {
+        submit: spread(6).map((v, i) => ({ ...v, host: H[(i + 1) % 3]! })),
+        expect: 'stored',
+        restartRedis: { afterMs: 20, downMs: 1000 },
+      },
+    ],
+    ends: 'converged',
+  });
+  return out;
+}

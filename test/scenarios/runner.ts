@@ -10,6 +10,7 @@ import { versionOutcome } from '../../src/services/inspect.ts';
 import { siteXml, type VmLine } from '../integration/fixtures.ts';
 import { startTestSite, type TestSite } from '../integration/harness.ts';
 import { INVARIANTS, type Trace, type WorldState } from './invariants.ts';
+import { PrivateRedis } from './private-redis.ts';
 
 export type Step =
   /** Submit a version with these VMs (on the scenario's hosts). */
@@ -20,6 +21,10 @@ export type Step =
       apply?: boolean;
       /** Store identical content again so its plan repairs drift. */
       repair?: boolean;
+      /** Kill this host's agent the first time its workflow calls `op`, then start a new agent. */
+      crash?: Crash;
+      /** Restart Redis `afterMs` after the version is stored, while its apply runs; down for `downMs`. */
+      restartRedis?: { afterMs: number; downMs: number };
     }
   /** Submit several versions at once on the same base: exactly one may be stored. */
   | { race: VmLine[][] }
@@ -30,10 +35,24 @@ export type Step =
   /** Enqueue the apply of the current version (stored with apply: false). */
   | { applyCurrent: true };
 
+/**
+ * A host agent killed in the middle of a step, as `kill -9` would: its job is neither finished nor failed,
+ * its lock is not renewed, and a new agent takes the job over (BullMQ's stalled-job check) and resumes it at
+ * that step from the journal. `after`: the toolstack call took effect before the process died, so the
+ * resumed step must find the change already made; `before`: it died first.
+ */
+export interface Crash {
+  host: string;
+  op: 'create' | 'migrate' | 'shutdown' | 'destroy' | 'setMemory' | 'setVcpus';
+  when: 'before' | 'after';
+}
+
 export interface Scenario {
   name: string;
   hosts: { name: string; memMiB: number; cpus?: number }[];
   steps: Step[];
+  /** Run on a Redis of the scenario's own (needed to restart it). */
+  privateRedis?: boolean;
   /** The last apply's end state the scenario means to reach (the invariants hold either way). */
   ends?: 'converged' | 'partially-failed';
 }
@@ -75,6 +94,41 @@ class RecordingStore extends MemorySimStore {
   }
 }
 
+/**
+ * Arms `crash`: the host's agent is replaced by one whose hypervisor, on the first `op`, kills that agent
+ * (a forced close: the running job is abandoned, not failed) and starts a fresh agent on the real one.
+ * Returns whether it fired.
+ */
+async function armCrash(s: TestSite, crash: Crash): Promise<() => boolean> {
+  const real = s.hv.get(crash.host)!;
+  let fired = false;
+  const kill = async () => {
+    const victim = s.agents.get(crash.host)!;
+    await victim.worker.close(true);
+    await victim.close();
+    s.hv.set(crash.host, real);
+    s.startAgent(crash.host);
+  };
+  const trapped = new Proxy(real, {
+    get(target, prop) {
+      const v: unknown = Reflect.get(target, prop);
+      if (typeof v !== 'function') return v;
+      if (prop !== crash.op || fired) return (v as (...a: unknown[]) => unknown).bind(target);
+      return async (...args: unknown[]) => {
+        fired = true;
+        if (crash.when === 'after') await (v as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+        void kill();
+        // The killed process never sees the call return.
+        return new Promise(() => {});
+      };
+    },
+  });
+  await s.agents.get(crash.host)!.close();
+  s.hv.set(crash.host, trapped);
+  s.startAgent(crash.host);
+  return () => fired;
+}
+
 const refusal = (e: unknown) => (e instanceof Error ? `${e.name}: ${e.message}` : String(e));
 
 export async function runScenario(sc: Scenario): Promise<{ trace: Trace; problems: string[] }> {
@@ -90,7 +144,8 @@ export async function runScenario(sc: Scenario): Promise<{ trace: Trace; problem
   };
   const problems: string[] = [];
   const store = new RecordingStore(trace.states);
-  const s: TestSite = await startTestSite(sc.hosts, { store });
+  const redis = sc.privateRedis ? await PrivateRedis.start() : undefined;
+  const s: TestSite = await startTestSite(sc.hosts, { store, ...(redis ? { redisUrl: redis.url } : {}) });
   try {
     type Answer = { version?: number; unchanged?: boolean; refused?: string };
     const submit = async (
@@ -123,10 +178,22 @@ export async function runScenario(sc: Scenario): Promise<{ trace: Trace; problem
     };
     for (const [i, step] of sc.steps.entries()) {
       if ('submit' in step) {
+        const fired = step.crash ? await armCrash(s, step.crash) : undefined;
         const r = await submit(step.submit, step.consent ?? false, step.apply ?? true, undefined, step.repair ?? false);
         const got = r.refused !== undefined ? 'refused' : r.unchanged ? 'unchanged' : 'stored';
         if (got !== step.expect) problems.push(`step ${i}: expected ${step.expect}, got ${got} ${JSON.stringify(r)}`);
+        if (step.restartRedis) {
+          if (!redis) throw new Error(`step ${i}: restartRedis needs privateRedis: true on the scenario`);
+          await new Promise((done) => setTimeout(done, step.restartRedis!.afterMs));
+          await redis.down();
+          await new Promise((done) => setTimeout(done, step.restartRedis!.downMs));
+          await redis.up();
+          // A BullMQ worker closed while its blocking connection is still reconnecting does not close (seen
+          // on BullMQ 6.7): give the workers time to reconnect before anything may close them.
+          await new Promise((done) => setTimeout(done, 2000));
+        }
         if (got === 'stored' && (step.apply ?? true)) await s.waitApplyEnded(r.version!, 30_000);
+        if (fired && !fired()) problems.push(`step ${i}: the agent of ${step.crash!.host} was never killed`);
       } else if ('race' in step) {
         const base = await s.rt.sites.currentVersion();
         const rs = await Promise.all(step.race.map((vms) => submit(vms, true, true, base)));
@@ -216,6 +283,7 @@ export async function runScenario(sc: Scenario): Promise<{ trace: Trace; problem
     }
   } finally {
     await s.close();
+    await redis?.stop();
   }
   for (const [name, check] of Object.entries(INVARIANTS)) for (const v of check(trace)) problems.push(`${name}: ${v}`);
   return { trace, problems };
