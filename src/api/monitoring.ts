@@ -61,16 +61,10 @@ const COUNTER_LABELS: Record<keyof typeof COUNTERS, string[]> = {
 /** A Ganglia metric's Prometheus family: `xsm_ganglia_load_one`, one meaning per family. */
 const gangliaFamily = (metric: string) => `xsm_ganglia_${metric.replace(/[^a-zA-Z0-9_]/g, '_')}`;
 
-/**
- * The Prometheus registry of one API app, by the book: base units (`_bytes`, `_seconds`), counters ending in
- * `_total` and histograms for what happened (recorded by whichever process did it, kept in Redis:
- * src/state/event-metrics-store.ts), gauges with stable labels for what is. Every value is read from Redis
- * at scrape time, so any API host answers the same.
- */
-export function prometheusRegistry(rt: XsmRuntime): Registry {
-  const registry = new Registry();
-  const metrics = rt.metrics;
-  const events = rt.events;
+const MiB = 1024 * 1024;
+
+/** The current, applied and converged site versions. */
+function siteVersionGauge(registry: Registry, rt: XsmRuntime): void {
   new Gauge({
     name: 'xsm_site_version',
     help: 'Site file version: current (newest accepted), applied (planned into jobs), converged (all its jobs done)',
@@ -82,6 +76,10 @@ export function prometheusRegistry(rt: XsmRuntime): Registry {
       this.set({ kind: 'converged' }, await convergedVersion(rt));
     },
   });
+}
+
+/** Per host as its agent last reported it, and its failover state. */
+function hostGauges(registry: Registry, rt: XsmRuntime): void {
   const hostGauge = (
     name: string,
     help: string,
@@ -103,7 +101,6 @@ export function prometheusRegistry(rt: XsmRuntime): Registry {
         for (const h of Object.values((await rt.observed.all()).hosts)) this.set({ host: h.name }, value(h));
       },
     });
-  const MiB = 1024 * 1024;
   hostGauge(
     'xsm_host_heartbeat_age_seconds',
     'Seconds since the host agent last reported',
@@ -125,6 +122,10 @@ export function prometheusRegistry(rt: XsmRuntime): Registry {
         this.set({ host: name, state: health[name]?.state ?? 'healthy' }, 1);
     },
   });
+}
+
+/** Per running VM as its host reports it, and whether it runs as the current site version says. */
+function vmGauges(registry: Registry, rt: XsmRuntime): void {
   new Gauge({
     name: 'xsm_vm_memory_bytes',
     help: 'Memory of each running VM as its host reports it',
@@ -168,8 +169,13 @@ export function prometheusRegistry(rt: XsmRuntime): Registry {
       }
     },
   });
-  // One family per Ganglia metric XSM keeps history of (a Dom0's load_one, a VM's vm_cpu_pct spoofed as its
-  // own Ganglia host), each with its own meaning, instead of one catch-all family.
+}
+
+/**
+ * One family per Ganglia metric XSM keeps history of (a Dom0's load_one, a VM's vm_cpu_pct spoofed as its
+ * own Ganglia host), each with its own meaning, instead of one catch-all family.
+ */
+function gangliaGauges(registry: Registry, metrics: XsmRuntime['metrics']): void {
   for (const metric of HISTORY_METRICS)
     new Gauge({
       name: gangliaFamily(metric),
@@ -184,6 +190,10 @@ export function prometheusRegistry(rt: XsmRuntime): Registry {
         }
       },
     });
+}
+
+/** Jobs per queue and state, counted at scrape time. */
+function jobGauge(registry: Registry, rt: XsmRuntime): void {
   new Gauge({
     name: 'xsm_jobs',
     help: 'Jobs per queue and state, now',
@@ -197,6 +207,10 @@ export function prometheusRegistry(rt: XsmRuntime): Registry {
       }
     },
   });
+}
+
+/** The event counters, as whichever process counted them stored them. */
+function eventCounters(registry: Registry, events: XsmRuntime['events']): void {
   for (const [name, help] of Object.entries(COUNTERS) as [keyof typeof COUNTERS, string][])
     new Counter({
       name,
@@ -210,6 +224,10 @@ export function prometheusRegistry(rt: XsmRuntime): Registry {
           this.inc(Object.fromEntries(COUNTER_LABELS[name].map((l) => [l, labels[l] ?? ''])), value);
       },
     });
+}
+
+/** The event histograms: stored cumulative by bucket, so they are handed to prom-client as they are. */
+function eventHistograms(registry: Registry, events: XsmRuntime['events']): void {
   for (const [name, help] of Object.entries(HISTOGRAM_HELP))
     registry.registerMetric({
       name,
@@ -234,6 +252,23 @@ export function prometheusRegistry(rt: XsmRuntime): Registry {
         return { name, help, type: 'histogram', aggregator: 'sum', values };
       },
     } as unknown as Metric);
+}
+
+/**
+ * The Prometheus registry of one API app, by the book: base units (`_bytes`, `_seconds`), counters ending in
+ * `_total` and histograms for what happened (recorded by whichever process did it, kept in Redis:
+ * src/state/event-metrics-store.ts), gauges with stable labels for what is. Every value is read from Redis
+ * at scrape time, so any API host answers the same. Families print in the order registered here.
+ */
+export function prometheusRegistry(rt: XsmRuntime): Registry {
+  const registry = new Registry();
+  siteVersionGauge(registry, rt);
+  hostGauges(registry, rt);
+  vmGauges(registry, rt);
+  gangliaGauges(registry, rt.metrics);
+  jobGauge(registry, rt);
+  eventCounters(registry, rt.events);
+  eventHistograms(registry, rt.events);
   return registry;
 }
 
@@ -306,10 +341,9 @@ export async function dashboardData(rt: XsmRuntime, points = 120) {
   return { version, generatedAt: now, hosts, vms };
 }
 
-export function mountMonitoringRoutes(app: express.Express, rt: XsmRuntime, guard: Guard, fail: Fail): void {
+/** Rebalancing on demand (an operator's moves only VMs of Sets it owns) and its schedule. */
+function mountRebalanceRoutes(app: express.Express, rt: XsmRuntime, guard: Guard, fail: Fail): void {
   const json = express.json({ limit: '64kb' });
-
-  // --- rebalancing -------------------------------------------------------------------------------------
   app.post('/api/rebalance', guard('operator'), json, async (req, res) => {
     const r = rebalanceRequest(input(rebalanceBody, req.body, 'body') ?? {});
     try {
@@ -350,8 +384,10 @@ export function mountMonitoringRoutes(app: express.Express, rt: XsmRuntime, guar
     else await scheduleRebalance(rt, every * 60_000, r);
     res.json({ everyMinutes: every, request: r });
   });
+}
 
-  // --- host health and manual power --------------------------------------------------------------------
+/** Host health as failover has it, and confirming a manual power change (fencing a host without a BMC). */
+function mountHostHealthRoutes(app: express.Express, rt: XsmRuntime, guard: Guard, fail: Fail): void {
   app.get('/api/hosts/health', guard('viewer'), async (_req, res) => {
     const health = await rt.failover.allHealth();
     res.json({
@@ -371,15 +407,15 @@ export function mountMonitoringRoutes(app: express.Express, rt: XsmRuntime, guar
       );
     res.json({ host, confirmed: true });
   });
+}
 
-  // --- Prometheus --------------------------------------------------------------------------------------
+/** Prometheus's /metrics and the site dashboard. */
+function mountMetricsAndDashboard(app: express.Express, rt: XsmRuntime, guard: Guard): void {
   // Behind a viewer token like the rest: Prometheus sends it with `authorization: {credentials: TOKEN}`.
   const registry = prometheusRegistry(rt);
   app.get('/metrics', guard('viewer'), async (_req, res) => {
     res.type(registry.contentType).send(await registry.metrics());
   });
-
-  // --- dashboard ---------------------------------------------------------------------------------------
   app.get('/admin/site', guard('viewer'), (_req, res) => {
     res.type('html').send(dashboardHtml);
   });
@@ -387,4 +423,10 @@ export function mountMonitoringRoutes(app: express.Express, rt: XsmRuntime, guar
     const points = Math.min(720, Math.max(2, Number(req.query.points ?? 120) || 120));
     res.json(await dashboardData(rt, points));
   });
+}
+
+export function mountMonitoringRoutes(app: express.Express, rt: XsmRuntime, guard: Guard, fail: Fail): void {
+  mountRebalanceRoutes(app, rt, guard, fail);
+  mountHostHealthRoutes(app, rt, guard, fail);
+  mountMetricsAndDashboard(app, rt, guard);
 }

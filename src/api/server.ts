@@ -224,8 +224,8 @@ function errorAnswer(log: Logger): express.ErrorRequestHandler {
   };
 }
 
-function toApiError(err: unknown): ApiError {
-  if (err instanceof ApiError) return err;
+/** The answer to an error XSM throws on purpose (bad input, an invalid site, a refusal); undefined for others. */
+function knownError(err: unknown): ApiError | undefined {
   if (err instanceof InputError)
     return new ApiError(400, 'bad-parameter', err.message, 'see docs/api.md for what this route takes', {
       issues: err.issues,
@@ -282,6 +282,11 @@ function toApiError(err: unknown): ApiError {
         ...(err.details.plan ? { plan: planJson(err.details.plan) } : {}),
       },
     );
+  return undefined;
+}
+
+/** The answer to any other error: the body parser's (bad JSON, too large, ...) as 4xx, the rest as 500. */
+function otherError(err: unknown): ApiError {
   const status =
     (err as { status?: number; statusCode?: number })?.status ?? (err as { statusCode?: number })?.statusCode;
   const type = (err as { type?: string }).type;
@@ -307,4 +312,9 @@ function toApiError(err: unknown): ApiError {
     err instanceof Error ? err.message : String(err),
     'see the API log on the host that answered',
   );
+}
+
+function toApiError(err: unknown): ApiError {
+  if (err instanceof ApiError) return err;
+  return knownError(err) ?? otherError(err);
 }

@@ -6,9 +6,7 @@ import { bullmqTelemetry } from '../lib/tracing.ts';
 import { FlowProducer, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { closeWhenReady, connectRedis, deleteKeysByPrefix, type RedisConfig } from '../lib/redis.ts';
-import { AuditStore } from '../state/audit-store.ts';
 import { upgradeQueueData, type QueueDataReport } from '../state/queue-data.ts';
-import { SessionStore } from '../state/session-store.ts';
 import { redisStores, type Stores } from '../state/stores.ts';
 import type { Logger } from '../lib/log.ts';
 import { CONTROL_QUEUE, hostQueueName } from './queues.ts';
@@ -24,9 +22,8 @@ export class XsmRuntime implements Stores {
   readonly deploys: Stores['deploys'];
   readonly cooldowns: Stores['cooldowns'];
   readonly manualPower: Stores['manualPower'];
-  /** The audit log and console sessions: Redis streams and expiring keys, with no twin yet. */
-  readonly audit: AuditStore;
-  readonly sessions: SessionStore;
+  readonly audit: Stores['audit'];
+  readonly sessions: Stores['sessions'];
   readonly flows: FlowProducer;
   private readonly queues = new Map<string, Queue>();
 
@@ -42,8 +39,8 @@ export class XsmRuntime implements Stores {
     this.deploys = stores.deploys;
     this.cooldowns = stores.cooldowns;
     this.manualPower = stores.manualPower;
-    this.audit = new AuditStore(this.redis, config.prefix);
-    this.sessions = new SessionStore(this.redis, config.prefix);
+    this.audit = stores.audit;
+    this.sessions = stores.sessions;
     this.flows = new FlowProducer({ connection: this.redis, prefix: config.prefix, ...bullmqTelemetry() });
   }
 

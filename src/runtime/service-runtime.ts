@@ -1,10 +1,9 @@
-// What services need of a process: the stores, the audit log, and the control queue to enqueue on. The
-// XsmRuntime is one (on Redis and BullMQ); memoryRuntime() is another, all twins, so the services' logic
+// What services need of a process: the stores (the audit log among them) and the control queue to enqueue on.
+// The XsmRuntime is one (on Redis and BullMQ); memoryRuntime() is another, all twins, so the services' logic
 // (submit and plan, health checks, rebalancing) is tested in milliseconds without Redis. Integration tests
 // still run the same services on the real runtime.
 
 import type { JobsOptions } from 'bullmq';
-import type { AuditEntry } from '../state/audit-store.ts';
 import { memoryStores, type Stores } from '../state/stores.ts';
 
 /** What services do with a queue: add a job under an id (a second add of an id is a no-op), look an id up. */
@@ -14,7 +13,6 @@ export interface JobSink {
 }
 
 export interface ServiceRuntime extends Stores {
-  audit: { append(entry: Omit<AuditEntry, 'time' | 'id'>): Promise<string> };
   control(): JobSink;
 }
 
@@ -34,26 +32,14 @@ export class MemoryJobSink implements JobSink {
 }
 
 export interface MemoryRuntime extends ServiceRuntime {
-  audit: {
-    entries: Omit<AuditEntry, 'time' | 'id'>[];
-    append(entry: Omit<AuditEntry, 'time' | 'id'>): Promise<string>;
-  };
   controlQueue: MemoryJobSink;
 }
 
-/** A runtime made of twins: empty stores, an audit log in an array, a control queue that keeps its jobs. */
+/** A runtime made of twins: empty stores (read its audit log with `audit.query()`), a queue that keeps its jobs. */
 export function memoryRuntime(now: () => number = Date.now): MemoryRuntime {
   const controlQueue = new MemoryJobSink();
-  const entries: Omit<AuditEntry, 'time' | 'id'>[] = [];
   return {
     ...memoryStores(now),
-    audit: {
-      entries,
-      append: (entry) => {
-        entries.push(entry);
-        return Promise.resolve(String(entries.length));
-      },
-    },
     controlQueue,
     control: () => controlQueue,
   };

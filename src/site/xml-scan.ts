@@ -58,6 +58,23 @@ function isNameChar(c: number): boolean {
 }
 
 /**
+ * Where a start tag whose name ends at `from` ends: the offset of its `>`, or of a `<` or the text's end when it
+ * is malformed. Quoted attribute values are skipped (they may contain '>' or '/').
+ */
+function tagEnd(text: string, from: number): number {
+  let end = from;
+  let quote = 0;
+  for (; end < text.length; end++) {
+    const c = text.charCodeAt(end);
+    if (quote) {
+      if (c === quote) quote = 0;
+    } else if (c === 0x22 || c === 0x27) quote = c;
+    else if (c === 0x3e /* > */ || c === 0x3c /* < */) break;
+  }
+  return end;
+}
+
+/**
  * One pass over the text, allocating only what it records (line/col are counted as it goes, not looked up).
  * Meant to run before the validator: on malformed input it records nonsense but stays linear and never throws.
  */
@@ -117,16 +134,7 @@ export function scanElements(text: string): ScanResult {
     let j = i + 2;
     while (j < text.length && isNameChar(text.charCodeAt(j))) j++;
     const name = text.slice(i + 1, j);
-    // Find the tag's end, skipping quoted attribute values (they may contain '>' or '/').
-    let end = j;
-    let quote = 0;
-    for (; end < text.length; end++) {
-      const c = text.charCodeAt(end);
-      if (quote) {
-        if (c === quote) quote = 0;
-      } else if (c === 0x22 || c === 0x27) quote = c;
-      else if (c === 0x3e /* > */ || c === 0x3c /* < */) break;
-    }
+    const end = tagEnd(text, j);
     if (end >= text.length || text.charCodeAt(end) !== 0x3e) {
       i = text.indexOf('<', i + 1);
       continue;

@@ -5,6 +5,7 @@
 import type { Redis } from 'ioredis';
 import type { ManualPowerRequests } from '../drivers/power/manual.ts';
 import { ApplyStore, MemoryApplyStore } from './apply-store.ts';
+import { AuditStore, MemoryAuditStore } from './audit-store.ts';
 import { MemoryCooldownStore, RedisCooldownStore, type CooldownStore } from './cooldown-store.ts';
 import { MemoryDeployStore, RedisDeployStore, type DeployStore } from './deploy-store.ts';
 import { EventMetrics, MemoryEventMetrics } from './event-metrics-store.ts';
@@ -12,6 +13,7 @@ import { MemoryFailoverStore, RedisFailoverStore, type FailoverStore } from './f
 import { MemoryManualPowerStore, RedisManualPowerStore } from './manual-power-store.ts';
 import { MemoryMetricsStore, MetricsStore } from './metrics-store.ts';
 import { MemoryObservedStore, ObservedStore } from './observed-store.ts';
+import { MemorySessionStore, SessionStore } from './session-store.ts';
 import { MemorySiteStore, SiteStore } from './site-store.ts';
 
 /** A class's public face: what a caller may use, so a twin with other private parts fits the same type. */
@@ -32,9 +34,21 @@ export interface Stores {
   deploys: DeployStore;
   cooldowns: CooldownStore;
   manualPower: ManualPowerRequests;
+  /** Who changed what, when, from where, and how it ended. */
+  audit: Public<AuditStore>;
+  /** Console and dashboard login sessions. */
+  sessions: Public<SessionStore>;
 }
 
-export function redisStores(redis: Redis, prefix: string): Stores {
+/** Settings of the stores that keep things for a while; each defaults to its environment variable. */
+export interface StoreOptions {
+  /** How long the audit log keeps an entry (XSM_AUDIT_DAYS); tests may give a fraction of a day. */
+  auditRetentionDays?: number;
+  /** How long a login session lives (XSM_SESSION_HOURS). */
+  sessionTtlSec?: number;
+}
+
+export function redisStores(redis: Redis, prefix: string, opts: StoreOptions = {}): Stores {
   return {
     sites: new SiteStore(redis, prefix),
     observed: new ObservedStore(redis, prefix),
@@ -45,11 +59,13 @@ export function redisStores(redis: Redis, prefix: string): Stores {
     deploys: new RedisDeployStore(redis, prefix),
     cooldowns: new RedisCooldownStore(redis, prefix),
     manualPower: new RedisManualPowerStore(redis, prefix),
+    audit: new AuditStore(redis, prefix, opts.auditRetentionDays),
+    sessions: new SessionStore(redis, prefix, opts.sessionTtlSec),
   };
 }
 
-/** Fresh, empty twins; `now` drives the ones that expire entries (cooldowns). */
-export function memoryStores(now: () => number = Date.now): Stores {
+/** Fresh, empty twins; `now` drives the ones that expire or stamp entries (cooldowns, audit log, sessions). */
+export function memoryStores(now: () => number = Date.now, opts: StoreOptions = {}): Stores {
   return {
     sites: new MemorySiteStore(),
     observed: new MemoryObservedStore(),
@@ -60,5 +76,7 @@ export function memoryStores(now: () => number = Date.now): Stores {
     deploys: new MemoryDeployStore(),
     cooldowns: new MemoryCooldownStore(now),
     manualPower: new MemoryManualPowerStore(),
+    audit: new MemoryAuditStore(now, opts.auditRetentionDays),
+    sessions: new MemorySessionStore(now, opts.sessionTtlSec),
   };
 }

@@ -3,29 +3,47 @@
 // services' unit tests that run on twins (test/services/) test what production runs.
 
 import test, { type ExecutionContext } from 'ava';
+import { createHash } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { redisConfigFromEnv } from '../../src/lib/redis.ts';
 import type { DomainInfo } from '../../src/site/domain.ts';
 import { serializeSite } from '../../src/site/serialize.ts';
+import type { AuditEntry } from '../../src/state/audit-store.ts';
 import { InvalidSiteError, StaleVersionError } from '../../src/state/site-store.ts';
-import { memoryStores, redisStores, type Stores } from '../../src/state/stores.ts';
+import { memoryStores, redisStores, type StoreOptions, type Stores } from '../../src/state/stores.ts';
 import { deleteKeys, freshPrefix } from '../integration/harness.ts';
 import { host, template, vm } from '../site/helpers.ts';
 
-type Build = (t: ExecutionContext) => Promise<Stores>;
+/**
+ * The stores of one build, and `pass(ms)` to let time go by: the twins run on a clock the test moves, the
+ * Redis build waits (Redis keeps its own time).
+ */
+type Built = Stores & { pass(ms: number): Promise<void> };
+type Build = (t: ExecutionContext, opts?: StoreOptions) => Promise<Built>;
 
 const builds: [string, Build][] = [
-  ['memory', () => Promise.resolve(memoryStores())],
+  [
+    'memory',
+    (_t, opts) => {
+      let now = Date.now();
+      const pass = (ms: number) => {
+        now += ms;
+        return Promise.resolve();
+      };
+      return Promise.resolve({ ...memoryStores(() => now, opts), pass });
+    },
+  ],
   [
     'redis',
-    (t) => {
+    (t, opts) => {
       const prefix = freshPrefix();
       const redis = new Redis(redisConfigFromEnv().url);
       t.teardown(async () => {
         await deleteKeys(prefix);
         redis.disconnect();
       });
-      return Promise.resolve(redisStores(redis, prefix));
+      return Promise.resolve({ ...redisStores(redis, prefix, opts), pass: (ms: number) => sleep(ms) });
     },
   ],
 ];
@@ -222,5 +240,126 @@ for (const [kind, build] of builds) {
     t.is(h?.count, 2);
     t.is(h?.buckets.at(-1)?.[1], 2, 'the +Inf bucket counts every observation');
     t.is(h?.buckets[0]?.[1], 1);
+  });
+
+  test(`${kind}: the audit log answers newest first, by user, kind and Set, and gives back what was appended`, async (t) => {
+    const { audit } = await build(t);
+    const base = { role: 'operator', from: '10.0.0.9', what: 'POST /api/site', outcome: 'ok' };
+    const id1 = await audit.append({ ...base, user: 'ann', kind: 'submit', sets: ['web'], version: 3 });
+    await audit.append({ ...base, user: 'bob', kind: 'edit', sets: ['web', 'db'], consent: true, status: 200 });
+    await audit.append({ ...base, user: 'ann', kind: 'apply', reason: undefined, job: 'apply-v3' });
+    await audit.append({ ...base, user: 'system:rebalance', role: 'system', kind: 'rebalance', outcome: 'failed' });
+    const all = await audit.query();
+    t.deepEqual(
+      all.map((e) => [e.user, e.kind]),
+      [
+        ['system:rebalance', 'rebalance'],
+        ['ann', 'apply'],
+        ['bob', 'edit'],
+        ['ann', 'submit'],
+      ],
+    );
+    t.regex(id1, /^[0-9]+-[0-9]+$/);
+    const first = all.at(-1)!;
+    t.deepEqual(first, { ...base, id: id1, user: 'ann', kind: 'submit', sets: ['web'], version: 3, time: first.time });
+    t.true(Math.abs(Date.parse(first.time) - Number(id1.split('-')[0])) < 1000, 'time is when it was appended');
+    t.like(all[2], { consent: true, status: 200, sets: ['web', 'db'] }, 'numbers and flags come back typed');
+    t.false('reason' in all[1]!, 'an undefined field is not stored');
+    const users = (es: AuditEntry[]) => es.map((e) => e.user);
+    t.deepEqual(users(await audit.query({ user: 'ann' })), ['ann', 'ann']);
+    t.deepEqual(users(await audit.query({ kind: 'edit' })), ['bob']);
+    t.deepEqual(users(await audit.query({ set: 'db' })), ['bob']);
+    t.deepEqual(users(await audit.query({ set: 'web', user: 'ann' })), ['ann']);
+    t.deepEqual(await audit.query({ user: 'nobody' }), []);
+    t.deepEqual(await audit.query({ set: 'web', kind: 'rebalance' }), [], 'an entry without Sets is in no Set');
+  });
+
+  test(`${kind}: the audit log pages by limit and cursor, and bounds by time inclusively`, async (t) => {
+    const { audit, pass } = await build(t);
+    const add = (user: string) =>
+      audit.append({ user, role: 'operator', from: 'test', kind: 'edit', what: 'x', outcome: 'ok' });
+    const ida = await add('a');
+    await pass(5);
+    const idb = await add('b');
+    const idb2 = await add('b2'); // in b's millisecond on the twin, maybe a later one on Redis
+    await pass(5);
+    const idc = await add('c');
+    const ms = (id: string) => Number(id.split('-')[0]);
+    const users = (es: AuditEntry[]) => es.map((e) => e.user);
+    t.deepEqual(users(await audit.query({ limit: 2 })), ['c', 'b2']);
+    t.deepEqual(users(await audit.query({ limit: 2, cursor: idc })), ['b2', 'b'], 'older than the cursor');
+    t.deepEqual(users(await audit.query({ limit: 2, cursor: idb })), ['a']);
+    t.deepEqual(users(await audit.query({ since: ms(idb) })), ['c', 'b2', 'b'], 'since includes its millisecond');
+    t.deepEqual(users(await audit.query({ until: ms(idb2) })), ['b2', 'b', 'a'], 'until includes its millisecond');
+    t.deepEqual(users(await audit.query({ since: ms(idb), until: ms(idb2) })), ['b2', 'b']);
+    t.deepEqual(users(await audit.query({ until: ms(ida) })), ['a']);
+    t.deepEqual(users(await audit.query({ since: ms(ida), cursor: idb })), ['a']);
+    t.deepEqual(await audit.query({ since: ms(idc) + 1 }), []);
+    t.deepEqual(await audit.query({ since: ms(idc), until: ms(ida) }), [], 'since after until: nothing');
+    await t.throwsAsync(audit.query({ since: -1 }), { message: /Invalid stream ID/ }, 'before 1970 is no id');
+    await t.throwsAsync(audit.query({ cursor: 'yesterday' }), { message: /Invalid stream ID/ });
+  });
+
+  test(`${kind}: the audit log answers 100 entries by default and finds rare matches past a page of 500`, async (t) => {
+    const { audit } = await build(t);
+    const add = (user: string) =>
+      audit.append({ user, role: 'operator', from: 'test', kind: 'edit', what: 'x', outcome: 'ok' });
+    await add('rare-old');
+    for (let i = 0; i < 600; i++) await add(`u${i}`);
+    await add('rare-new');
+    const page = await audit.query();
+    t.is(page.length, 100);
+    t.is(page[0]!.user, 'rare-new');
+    t.is(page[99]!.user, 'u501');
+    t.deepEqual((await audit.query({ limit: 1000 })).map((e) => e.user).slice(-2), ['u0', 'rare-old']);
+    t.deepEqual(
+      (await audit.query({ user: 'rare-old' })).map((e) => e.user),
+      ['rare-old'],
+      'a filter reads on past the first 500 entries',
+    );
+    t.deepEqual(
+      (await audit.query({ kind: 'edit', limit: 2, cursor: page[99]!.id })).map((e) => e.user),
+      ['u500', 'u499'],
+    );
+  });
+
+  test(`${kind}: the audit log trims entries older than the retention and keeps every newer one`, async (t) => {
+    // A retention of half a second, so the Redis build can wait it out.
+    const { audit, pass } = await build(t, { auditRetentionDays: 500 / 86_400_000 });
+    const add = (user: string) =>
+      audit.append({ user, role: 'operator', from: 'test', kind: 'edit', what: 'x', outcome: 'ok' });
+    // Enough entries to fill whole stream nodes: Redis's `MINID ~` drops only whole nodes.
+    for (let i = 0; i < 250; i++) await add(`old${i}`);
+    await pass(700);
+    for (const u of ['new1', 'new2', 'new3']) await add(u);
+    const users = (await audit.query({ limit: 1000 })).map((e) => e.user);
+    t.deepEqual(users.slice(0, 3), ['new3', 'new2', 'new1'], 'every entry within the retention is kept');
+    t.false(users.includes('old0'), 'the oldest entries are gone');
+    t.true(users.length < 253);
+  });
+
+  test(`${kind}: a session gives back its token's digest until it is ended or expires`, async (t) => {
+    const { sessions, pass } = await build(t, { sessionTtlSec: 1 });
+    const digest = createHash('sha256').update('a token').digest();
+    const id = await sessions.create(digest);
+    t.regex(id, /^[A-Za-z0-9_-]{43}$/);
+    t.deepEqual(await sessions.tokenDigest(id), digest);
+    const other = await sessions.create(createHash('sha256').update('another token').digest());
+    t.not(other, id);
+    t.is(await sessions.tokenDigest('A'.repeat(43)), undefined, 'an unknown id');
+    t.is(await sessions.tokenDigest(`${id}=`), undefined, 'an id of another shape is not looked up');
+    await sessions.end(id);
+    t.is(await sessions.tokenDigest(id), undefined, 'ended');
+    await sessions.end(id);
+    t.truthy(await sessions.tokenDigest(other), 'ending one session leaves the others');
+    await pass(400);
+    t.truthy(await sessions.tokenDigest(other), 'alive within its TTL');
+    await pass(800);
+    t.is(await sessions.tokenDigest(other), undefined, 'expired after its TTL');
+  });
+
+  test(`${kind}: a session TTL Redis cannot keep is refused when a session is made`, async (t) => {
+    const { sessions } = await build(t, { sessionTtlSec: 0 });
+    await t.throwsAsync(sessions.create(Buffer.alloc(32)), { message: /invalid expire time/ });
   });
 }

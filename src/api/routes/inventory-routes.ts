@@ -8,8 +8,9 @@ import type { SiteEdit } from '../../site/edit.ts';
 import { input, migrateBody, reconfigureBody, removeBody, vmPath } from '../schemas.ts';
 import { authorizeChange, isEmptyBody, planAnswer, submitAnswer, type RouteKit } from '../http.ts';
 
-export function mountInventoryRoutes(app: express.Express, kit: RouteKit): void {
-  const { rt, viewer, operator, json } = kit;
+/** Each host the site file declares or an agent reports: its spec, its last report and its health. */
+function mountHostList(app: express.Express, kit: RouteKit): void {
+  const { rt, viewer } = kit;
   app.get('/api/hosts', viewer, async (_req, res) => {
     const { site } = await currentSite(rt);
     const observed = await rt.observed.all();
@@ -42,7 +43,11 @@ export function mountInventoryRoutes(app: express.Express, kit: RouteKit): void 
       }),
     });
   });
+}
 
+/** Each VM the site file declares, where it runs and whether as declared; and VMs running that it does not declare. */
+function mountVmList(app: express.Express, kit: RouteKit): void {
+  const { rt, viewer } = kit;
   app.get('/api/vms', viewer, async (_req, res) => {
     const { site } = await currentSite(rt);
     const observed = await rt.observed.all();
@@ -68,7 +73,11 @@ export function mountInventoryRoutes(app: express.Express, kit: RouteKit): void 
     });
     res.json({ vms, unmanaged: [...seen].map(([name, at]) => ({ name, observed: at })) });
   });
+}
 
+/** Migrate, reconfigure and remove one VM: each a new site version. */
+function mountVmOperations(app: express.Express, kit: RouteKit): void {
+  const { rt, operator, json } = kit;
   /** A single VM operation: its input checked first, then made an edit of the current version. */
   const edit =
     (build: (req: Request) => SiteEdit & { reason?: string | undefined; allowDisruption?: boolean | undefined }) =>
@@ -124,4 +133,10 @@ export function mountInventoryRoutes(app: express.Express, kit: RouteKit): void 
       ...input(removeBody, isEmptyBody(req.body) ? undefined : req.body, 'body'),
     })),
   );
+}
+
+export function mountInventoryRoutes(app: express.Express, kit: RouteKit): void {
+  mountHostList(app, kit);
+  mountVmList(app, kit);
+  mountVmOperations(app, kit);
 }

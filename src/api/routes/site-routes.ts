@@ -16,8 +16,9 @@ import {
   type RouteKit,
 } from '../http.ts';
 
-export function mountSiteRoutes(app: express.Express, kit: RouteKit): void {
-  const { rt, log, viewer, operator, xml, pool, loadXml, loadedOrThrow } = kit;
+/** The current version, the history, and one version (its file as XML, or its record with plan and apply). */
+function mountVersionReads(app: express.Express, kit: RouteKit): void {
+  const { rt, viewer } = kit;
   app.get('/api/site', viewer, async (_req, res) => {
     const version = await rt.sites.currentVersion();
     const stored = version ? await rt.sites.get(version) : undefined;
@@ -64,7 +65,11 @@ export function mountSiteRoutes(app: express.Express, kit: RouteKit): void {
       });
     }
   });
+}
 
+/** Where the run of a version's plan is, for automation to poll. */
+function mountVersionProgress(app: express.Express, kit: RouteKit): void {
+  const { rt, viewer } = kit;
   /**
    * Per action of a version's plan, where it is — planned, running, done, failed, blocked (and by what) — for
    * automation (an Ansible module, a Terraform provider) that polls one answer instead of the job list.
@@ -103,7 +108,11 @@ export function mountSiteRoutes(app: express.Express, kit: RouteKit): void {
       );
     res.json(outcome);
   });
+}
 
+/** Validate, plan, submit (each parsed off the event loop) and apply. */
+function mountSiteWrites(app: express.Express, kit: RouteKit): void {
+  const { rt, log, viewer, operator, xml, pool, loadXml, loadedOrThrow } = kit;
   app.post('/api/site/validate', viewer, xml, async (req, res) => {
     const file = input(fileQuery, req.query, 'query').file ?? 'upload.xml';
     const r = await loadXml(req, file, (xml) => pool.validate(xml, file));
@@ -179,4 +188,10 @@ export function mountSiteRoutes(app: express.Express, kit: RouteKit): void {
     const job = await enqueueApply(rt, v, req.principal!.name);
     res.status(job.duplicate ? 200 : 202).json({ version: v, applyJob: job.jobId, duplicate: job.duplicate });
   });
+}
+
+export function mountSiteRoutes(app: express.Express, kit: RouteKit): void {
+  mountVersionReads(app, kit);
+  mountVersionProgress(app, kit);
+  mountSiteWrites(app, kit);
 }
