@@ -1,8 +1,8 @@
 // The site console: one self-contained page (no external scripts, fonts or CDNs: a site network often has
 // no Internet, and the CSP allows only this page's one inline script). It reads /admin/site/data.json,
 // follows jobs live through /admin/site/events (server-sent events), draws Ganglia history as inline SVG
-// graphs with axes, units and a time range, warns of failed jobs and out-of-sync VMs, and migrates a VM:
-// the plan first (a dry run), disruptive actions marked, consent asked before anything is stored.
+// graphs with axes, units and a time range, warns of failed jobs and out-of-sync VMs, and migrates or resizes
+// a VM: the plan first (a dry run), disruptive actions marked, consent asked before anything is stored.
 // Text from the data is inserted with textContent only, never as HTML.
 
 const STYLE = `
@@ -29,7 +29,7 @@ progress{width:8em;vertical-align:middle}
 svg.chart{width:100%;height:auto;display:block} svg.chart text{font-size:11px;fill:#424a53}
 .range button[aria-pressed=true]{background:#1f5fbf;color:#fff}
 dialog{border:1px solid #d0d7de;border-radius:10px;max-width:34em;width:calc(100% - 2em);padding:1em 1.2em}
-dialog::backdrop{background:rgba(0,0,0,.35)} select{font:inherit;padding:.3em;margin:.3em 0}
+dialog::backdrop{background:rgba(0,0,0,.35)} select,input[type=number]{font:inherit;padding:.3em;margin:.3em 0;max-width:7em}
 .plan{padding-left:1.2em} .plan li{margin:.3em 0} .disruptive{color:#b00020;font-weight:600}
 .tag{display:inline-block;font-size:.8em;font-weight:700;padding:0 .4em;border-radius:4px;background:#b00020;color:#fff;margin-right:.4em}
 .tag.live{background:#1a7f37}
@@ -119,7 +119,7 @@ function drawVms(d) {
     tr.appendChild(cell('MEM / vCPUs', v.memMiB + ' MiB / ' + v.vcpus));
     const acts = el('span');
     acts.appendChild(button('Graphs', () => openGraph('vm', v.name)));
-    if (mayChange) acts.appendChild(button('Migrate…', () => openMigrate(v)));
+    if (mayChange) { acts.appendChild(button('Migrate…', () => openChange(v, 'migrate'))); acts.appendChild(button('Resize…', () => openChange(v, 'reconfigure'))); }
     tr.appendChild(cell('Actions', acts));
     tb.appendChild(tr);
   }
@@ -200,31 +200,49 @@ function drawPlan(actions, disruptive) {
   $('mig-consent-row').hidden = !disruptive.length; $('mig-consent').checked = false;
   $('mig-go').disabled = disruptive.length > 0;
 }
-const mig = { vm: null };
-function openMigrate(v) {
-  mig.vm = v; $('mig-title').textContent = 'Migrate ' + v.name + ' from ' + v.desiredHost;
+// One dialog for both operations: what differs is the route, the body and the words.
+const mig = { vm: null, kind: 'migrate' };
+function changeBody() {
+  if (mig.kind === 'migrate') return { to: $('mig-to').value };
+  const b = {}, mem = Number($('rs-mem').value), vcpus = Number($('rs-vcpus').value);
+  if (mem && mem !== mig.vm.memMiB) b.memMiB = mem;
+  if (vcpus && vcpus !== mig.vm.vcpus) b.vcpus = vcpus;
+  return b;
+}
+function changeWords(b) { return mig.kind === 'migrate' ? 'migrate ' + mig.vm.name + ' to ' + b.to : 'resize ' + mig.vm.name + ' to ' + (b.memMiB || mig.vm.memMiB) + ' MiB, ' + (b.vcpus || mig.vm.vcpus) + ' vCPUs'; }
+function openChange(v, kind) {
+  mig.vm = v; mig.kind = kind;
+  $('mig-title').textContent = kind === 'migrate' ? 'Migrate ' + v.name + ' from ' + v.desiredHost : 'Resize ' + v.name + ' (now ' + v.memMiB + ' MiB, ' + v.vcpus + ' vCPUs)';
+  $('mig-go').textContent = kind === 'migrate' ? 'Migrate' : 'Resize';
+  $('chg-migrate').hidden = kind !== 'migrate'; $('chg-resize').hidden = kind === 'migrate';
   const sel = $('mig-to'); sel.replaceChildren();
   for (const h of state.data.hosts) if (h.name !== v.desiredHost) { const o = el('option', h.name); o.value = h.name; sel.appendChild(o); }
+  $('rs-mem').value = v.memMiB; $('rs-vcpus').value = v.vcpus;
   $('mig-msg').textContent = ''; $('mig-plan').replaceChildren(); $('mig-go').disabled = true; $('mig-consent-row').hidden = true;
-  $('migrate').showModal(); previewMigrate();
+  $('migrate').showModal();
+  if (kind === 'migrate') previewChange(); else $('mig-msg').textContent = 'Change the size, then Show plan.';
 }
-async function previewMigrate() {
-  const to = $('mig-to').value; $('mig-go').disabled = true; $('mig-msg').textContent = 'planning…';
-  const r = await api('POST', '/api/vms/' + encodeURIComponent(mig.vm.name) + '/migrate', { to: to, dryRun: true });
+const opPath = () => '/api/vms/' + encodeURIComponent(mig.vm.name) + '/' + mig.kind;
+async function previewChange() {
+  const b = changeBody(); $('mig-go').disabled = true; $('mig-plan').replaceChildren();
+  if (!Object.keys(b).length) { $('mig-msg').textContent = 'Nothing to change.'; return; }
+  $('mig-msg').textContent = 'planning…';
+  const r = await api('POST', opPath(), Object.assign({ dryRun: true }, b));
   if (r.status !== 200) { $('mig-msg').textContent = 'cannot plan: ' + (r.body && r.body.error ? r.body.error.message : 'HTTP ' + r.status); return; }
+  if (!r.body.plan.actions.length) { $('mig-msg').textContent = 'Nothing to do: this is what the site says already.'; return; }
   drawPlan(r.body.plan.actions, r.body.disruptive);
-  $('mig-msg').textContent = r.body.disruptive.length ? 'This plan stops running VMs: tick the box to consent.' : 'A live migration: the VM keeps running. Migrate to go ahead.';
+  $('mig-msg').textContent = r.body.disruptive.length ? 'This plan stops running VMs: tick the box to consent.' : 'Nothing stops: the VM keeps running. ' + $('mig-go').textContent + ' to go ahead.';
 }
-async function goMigrate() {
-  const to = $('mig-to').value, consent = $('mig-consent').checked;
+async function goChange() {
+  const b = changeBody(), consent = $('mig-consent').checked;
   $('mig-go').disabled = true; $('mig-msg').textContent = 'storing the new version…';
-  const r = await api('POST', '/api/vms/' + encodeURIComponent(mig.vm.name) + '/migrate', consent ? { to: to, allowDisruption: true } : { to: to });
+  const r = await api('POST', opPath(), consent ? Object.assign({ allowDisruption: true }, b) : b);
   if (r.status === 409 && r.body && r.body.error && r.body.error.code === 'consent-required') {
     const acts = r.body.error.details.actions; drawPlan(acts, acts);
-    $('mig-msg').textContent = 'The plan changed and now stops running VMs: tick the box to consent, then Migrate again.'; return;
+    $('mig-msg').textContent = 'The plan changed and now stops running VMs: tick the box to consent, then try again.'; return;
   }
   if (r.status !== 202 && r.status !== 200) { $('mig-msg').textContent = 'refused: ' + (r.body && r.body.error ? r.body.error.message : 'HTTP ' + r.status); $('mig-go').disabled = false; return; }
-  state.following = { version: r.body.version, what: 'migrate ' + mig.vm.name + ' to ' + to };
+  state.following = { version: r.body.version, what: changeWords(b) };
   $('migrate').close(); drawBanners(); refreshSoon();
 }
 function listen() {
@@ -238,9 +256,10 @@ function listen() {
   });
   es.addEventListener('error', () => { $('live').textContent = 'live updates interrupted; reconnecting…'; });
 }
-$('mig-to').addEventListener('change', previewMigrate);
+$('mig-to').addEventListener('change', previewChange);
+$('rs-plan').addEventListener('click', previewChange);
 $('mig-consent').addEventListener('change', () => { $('mig-go').disabled = !$('mig-consent').checked; });
-$('mig-go').addEventListener('click', goMigrate);
+$('mig-go').addEventListener('click', goChange);
 $('mig-cancel').addEventListener('click', () => $('migrate').close());
 $('graph-close').addEventListener('click', () => { state.graph = null; $('graph').hidden = true; });
 for (const b of document.querySelectorAll('.range button')) b.addEventListener('click', () => setRange(Number(b.getAttribute('data-ms'))));
@@ -270,7 +289,8 @@ export const dashboardHtml = `<!doctype html>
 <div id="charts" class="charts"></div><p class="muted">Ganglia history, newest right.</p></section>
 </main>
 <dialog id="migrate" aria-labelledby="mig-title"><h2 id="mig-title">Migrate</h2>
-<label for="mig-to">To host</label> <select id="mig-to"></select>
+<p id="chg-migrate"><label for="mig-to">To host</label> <select id="mig-to"></select></p>
+<p id="chg-resize" hidden><label for="rs-mem">Memory (MiB)</label> <input id="rs-mem" type="number" min="16" step="1" size="7"> <label for="rs-vcpus">vCPUs</label> <input id="rs-vcpus" type="number" min="1" max="512" size="4"> <button type="button" class="act" id="rs-plan">Show plan</button></p>
 <h3>Plan</h3><div id="mig-plan"></div>
 <p id="mig-consent-row" hidden><input type="checkbox" id="mig-consent"> <label for="mig-consent">I consent to the actions marked DISRUPTIVE (they stop running VMs)</label></p>
 <p id="mig-msg" role="status"></p>

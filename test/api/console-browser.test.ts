@@ -2,7 +2,8 @@
 // is skipped where /usr/bin/chromium is missing: `apt-get install chromium`, as .ci/packages.d/console says).
 // A simulated four-host site (the demo's paper site) with simulated Ganglia metrics, the API on a random
 // loopback port; the test logs in, migrates a VM through the console with its plan shown first, follows it
-// until the console says it converged, reads a VM's graph, and checks the page with axe-core.
+// until the console says it converged, resizes one with consent to its restart, reads a VM's graph, and
+// checks the page with axe-core.
 // Screenshots go to a temporary folder; XSM_SCREENSHOT_DIR=docs/img refreshes the README's.
 
 import test from 'ava';
@@ -44,7 +45,7 @@ async function consoleSite(t: import('ava').ExecutionContext) {
 }
 
 withChromium(
-  'an admin logs in, migrates a VM through the console after seeing its plan, and reads its graph',
+  'an admin logs in, migrates a VM after seeing its plan, resizes one with consent, and reads its graph',
   async (t) => {
     t.timeout(90_000);
     const { s, api } = await consoleSite(t);
@@ -105,6 +106,21 @@ withChromium(
     t.is(await row.locator('td.sync').textContent(), 'in sync');
     t.is((await s.where()).vm1, '192.168.5.102');
 
+    // Resizing beyond what vm4 can take live: the plan marks the restart, and nothing goes without consent.
+    await page.click('#vms tr[data-vm="vm4"] button:text("Resize")');
+    await page.fill('#rs-mem', '512');
+    await page.click('#rs-plan');
+    const restart = page.locator('#mig-plan li.disruptive');
+    await restart.waitFor();
+    t.regex((await restart.textContent()) ?? '', /^DISRUPTIVEreconfigure:vm4 \(restart\): vm4 is shut down/);
+    t.true(await page.isDisabled('#mig-go'), 'no resize without consent');
+    await page.screenshot({ path: join(shots, 'console-consent.png') });
+    await page.check('#mig-consent');
+    await page.click('#mig-go');
+    await page.waitForSelector('#following:has-text("version 3 converged")', { timeout: 30_000 });
+    t.is(await page.textContent('#vms tr[data-vm="vm4"] td[data-label="MEM / vCPUs"]'), '512 MiB / 4');
+    t.is((await s.rt.sites.history())[0]?.reason, 'reconfigure vm4: MEM 96->512 MiB');
+
     // A VM's graphs: axes with tick labels, a unit, and points.
     await row.locator('button:text("Graphs")').click();
     const cpu = page.locator('svg.chart[data-metric="vm_cpu_pct"]');
@@ -142,7 +158,7 @@ withChromium(
     // Usable at 375 px: nothing wider than the screen.
     t.true(await page.evaluate(() => document.documentElement.scrollWidth <= 375), 'no horizontal scrolling');
     await page.screenshot({ path: join(shots, 'console-375.png'), fullPage: true });
-    for (const f of ['console.png', 'console-375.png', 'console-migrate.png'])
+    for (const f of ['console.png', 'console-375.png', 'console-migrate.png', 'console-consent.png'])
       t.true(statSync(join(shots, f)).size > 10_000, f);
 
     t.deepEqual(problems, [], 'the page logged no errors');
