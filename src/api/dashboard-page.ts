@@ -152,6 +152,7 @@ function jobLine(j) {
   li.appendChild(document.createTextNode(' · ' + j.queue + ' · ' + j.state + (pr.step ? ' · step ' + pr.step + ' (' + pr.index + '/' + pr.total + ')' : '')));
   if (pr.total) { const bar = el('progress'); bar.max = pr.total; bar.value = j.state === 'completed' ? pr.total : Math.max(0, (pr.index || 1) - 1); bar.setAttribute('aria-label', 'progress of ' + j.id); li.appendChild(document.createTextNode(' ')); li.appendChild(bar); }
   if (j.failedReason) li.appendChild(el('div', j.failedReason, 'bad'));
+  if (j.state === 'failed' && state.you && state.you.role !== 'viewer') li.appendChild(button('Retry', () => retry(j)));
   return li;
 }
 function drawJobs() {
@@ -161,6 +162,11 @@ function drawJobs() {
   if (!list.length) ul.appendChild(el('li', 'no jobs yet', 'muted'));
   for (const j of list) ul.appendChild(jobLine(j));
   $('applystate').textContent = 'version ' + p.version + (p.apply ? ': ' + p.apply.state + (p.apply.summary ? ' (' + p.apply.summary + ')' : '') : '') + (p.converged < p.version ? ' · last converged: ' + (p.converged || 'none') : '');
+}
+// A failed job resumes at the step it failed in; the API refuses one a newer version superseded.
+async function retry(j) {
+  const r = await api('POST', '/api/jobs/' + encodeURIComponent(j.queue) + '/' + encodeURIComponent(j.id) + '/retry');
+  $('jobmsg').textContent = r.status === 202 ? 'retrying ' + j.id : 'cannot retry ' + j.id + ': ' + (r.body && r.body.error ? r.body.error.message : 'HTTP ' + r.status);
 }
 async function refresh() {
   try {
@@ -281,7 +287,7 @@ export const dashboardHtml = `<!doctype html>
 <main>
 <p id="meta" class="muted">loading…</p>
 <div id="banners"></div>
-<section aria-labelledby="h-jobs"><h2 id="h-jobs">Jobs <span id="live" class="muted"></span></h2><p id="applystate" class="muted"></p><ul id="jobs"></ul></section>
+<section aria-labelledby="h-jobs"><h2 id="h-jobs">Jobs <span id="live" class="muted"></span></h2><p id="applystate" class="muted"></p><p id="jobmsg" role="status"></p><ul id="jobs"></ul></section>
 <section aria-labelledby="h-hosts"><h2 id="h-hosts">Hosts</h2><table id="hosts"><thead><tr><th>Host</th><th>Health</th><th>Heartbeat</th><th>Memory free</th><th>CPUs</th><th>VMs</th><th>Graphs</th></tr></thead><tbody></tbody></table></section>
 <section aria-labelledby="h-vms"><h2 id="h-vms">Virtual machines</h2><table id="vms"><thead><tr><th>VM</th><th>Set</th><th>Desired host</th><th>Running on</th><th>State</th><th>MEM / vCPUs</th><th>Actions</th></tr></thead><tbody></tbody></table></section>
 <section id="graph" hidden aria-labelledby="graph-title"><h2 id="graph-title">Graphs</h2>

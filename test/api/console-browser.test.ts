@@ -3,7 +3,7 @@
 // A simulated four-host site (the demo's paper site) with simulated Ganglia metrics, the API on a random
 // loopback port; the test logs in, migrates a VM through the console with its plan shown first, follows it
 // until the console says it converged, resizes one with consent to its restart, reads a VM's graph, and
-// checks the page with axe-core.
+// checks the page with axe-core; and a failed job's banner goes away after Retry in the console.
 // Screenshots go to a temporary folder; XSM_SCREENSHOT_DIR=docs/img refreshes the README's.
 
 import test from 'ava';
@@ -16,6 +16,7 @@ import { startApi } from '../../src/api/listen.ts';
 import { TokenTable } from '../../src/api/auth.ts';
 import { silentLogger } from '../../src/lib/log.ts';
 import { simulatedMetricsFeed } from '../../src/demo/simulated-metrics.ts';
+import { enqueueApply } from '../../src/services/site-service.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 const withChromium = existsSync(CHROMIUM) ? test.serial : test.skip;
@@ -24,6 +25,7 @@ if (!existsSync(CHROMIUM)) console.log(`console browser test skipped: no ${CHROM
 const ADMIN = 'console-admin-token-0123456789';
 const DOM0S = ['192.168.5.101', '192.168.5.102', '192.168.5.103', '192.168.5.104'];
 const require = createRequire(import.meta.url);
+const paper = readFileSync(new URL('../../src/demo/paper-site.xml', import.meta.url), 'utf8');
 
 async function consoleSite(t: import('ava').ExecutionContext) {
   const s = await startTestSite(DOM0S.map((name) => ({ name, memMiB: 1536, cpus: 4 })));
@@ -38,10 +40,40 @@ async function consoleSite(t: import('ava').ExecutionContext) {
     await api.close();
     await s.close();
   });
-  const paper = readFileSync(new URL('../../src/demo/paper-site.xml', import.meta.url), 'utf8');
   await s.waitConverged(await s.submitAndApply(paper));
   feed.start(250);
   return { s, api };
+}
+
+const shots = process.env.XSM_SCREENSHOT_DIR ?? join(tmpdir(), 'xsm-console-shots');
+
+/** Chromium, logged in as the admin, on the console (reached through bull-board's link back). */
+async function openConsole(t: import('ava').ExecutionContext, url: string) {
+  mkdirSync(shots, { recursive: true });
+  const { chromium } = await import('playwright-core');
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+  t.teardown(() => browser.close());
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  const problems: string[] = [];
+  // Errors the console page logs; bull-board's page (where an admin's login lands) is not ours to judge.
+  page.on('console', (m) => {
+    if (m.type() === 'error' && page.url().includes('/admin/site'))
+      problems.push(`console: ${m.text()} ${m.location().url}`);
+  });
+  page.on('pageerror', (e) => problems.push(`page: ${e.message}`));
+  page.on('response', (r) => {
+    if (r.status() >= 400) problems.push(`HTTP ${r.status()} ${r.url()}`);
+  });
+
+  await page.goto(`${url}/admin/login`);
+  await page.fill('#token', ADMIN);
+  await Promise.all([page.waitForURL(/\/admin\/queues/), page.click('button')]);
+  // bull-board links back to the console (in its header's menu of links).
+  await page.locator('ul[class^="actions"] > li').last().click();
+  await Promise.all([page.waitForURL(/\/admin\/site$/), page.getByText('Site console').click()]);
+  problems.length = 0;
+  await page.reload();
+  return { page, problems, shots };
 }
 
 withChromium(
@@ -49,31 +81,7 @@ withChromium(
   async (t) => {
     t.timeout(90_000);
     const { s, api } = await consoleSite(t);
-    const shots = process.env.XSM_SCREENSHOT_DIR ?? join(tmpdir(), 'xsm-console-shots');
-    mkdirSync(shots, { recursive: true });
-    const { chromium } = await import('playwright-core');
-    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
-    t.teardown(() => browser.close());
-    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-    const problems: string[] = [];
-    // Errors the console page logs; bull-board's page (where an admin's login lands) is not ours to judge.
-    page.on('console', (m) => {
-      if (m.type() === 'error' && page.url().includes('/admin/site'))
-        problems.push(`console: ${m.text()} ${m.location().url}`);
-    });
-    page.on('pageerror', (e) => problems.push(`page: ${e.message}`));
-    page.on('response', (r) => {
-      if (r.status() >= 400) problems.push(`HTTP ${r.status()} ${r.url()}`);
-    });
-
-    await page.goto(`${api.url}/admin/login`);
-    await page.fill('#token', ADMIN);
-    await Promise.all([page.waitForURL(/\/admin\/queues/), page.click('button')]);
-    // bull-board links back to the console (in its header's menu of links).
-    await page.locator('ul[class^="actions"] > li').last().click();
-    await Promise.all([page.waitForURL(/\/admin\/site$/), page.getByText('Site console').click()]);
-    problems.length = 0;
-    await page.reload();
+    const { page, problems, shots } = await openConsole(t, api.url);
 
     // The demo's four VMs, each where the paper puts it, and the way to the job dashboard for an admin.
     await page.waitForSelector('#vms tbody tr[data-vm="vm4"]');
@@ -164,3 +172,32 @@ withChromium(
     t.deepEqual(problems, [], 'the page logged no errors');
   },
 );
+
+withChromium('a failed job raises a banner, and Retry in the console finishes it once the cause is gone', async (t) => {
+  t.timeout(90_000);
+  const { s, api } = await consoleSite(t);
+  const { page, problems } = await openConsole(t, api.url);
+  await page.waitForSelector('#vms tbody tr[data-vm="vm4"]');
+  // vm5 is planned onto .101 while it has room; then something outside XSM takes the room, and the apply runs.
+  const vm5 =
+    '<VM name="vm5" config="apache_svr"><DOM0>192.168.5.101</DOM0><VCPUS>1</VCPUS>' +
+    '<HWADDR>AA:00:00:00:00:05</HWADDR><IP>DHCP</IP><MEM>256</MEM></VM>\n  </Set>';
+  const v = await s.submitAndApply(paper.replace('</Set>', vm5), undefined, 'add vm5', { apply: false });
+  const host = s.hv.get('192.168.5.101')!;
+  await host.create({ name: 'intruder', text: 'name = "intruder"\nmemory = 1400\nvcpus = 1\n' });
+  await enqueueApply(s.rt, v, 'test');
+
+  const failed = page.locator('#banners .banner.bad');
+  await failed.waitFor({ timeout: 30_000 });
+  t.regex((await failed.textContent()) ?? '', new RegExp(`^1 failed job: v${v}-create-vm5 \\(.+\\)`));
+  t.regex((await page.textContent('#banners .banner.warn')) ?? '', /1 VM is out of sync: vm5/);
+  await page.screenshot({ path: join(shots, 'console-failed.png') });
+
+  await host.destroy('intruder');
+  await page.click('#jobs li:has-text("create vm5") button:text("Retry")');
+  await page.waitForSelector('#jobmsg:has-text("retrying")');
+  await page.waitForSelector('#banners .banner.bad', { state: 'detached', timeout: 30_000 });
+  await page.waitForSelector('#vms tr[data-vm="vm5"] td.sync:text("in sync")', { timeout: 30_000 });
+  t.is((await s.where()).vm5, '192.168.5.101');
+  t.deepEqual(problems, [], 'the page logged no errors');
+});
