@@ -182,7 +182,7 @@ async function main(): Promise<void> {
       await stopRequested;
     }
   } finally {
-    feed.stop();
+    await feed.stop();
     await server.close();
     await Promise.all(agents.map((a) => a.close()));
     await closeWhenReady(control);

@@ -63,7 +63,8 @@ export interface SimulatedMetricsFeed {
   poll(now?: number): Promise<void>;
   /** Polls every `everyMs` until stopped. */
   start(everyMs: number): void;
-  stop(): void;
+  /** Stops polling; resolves once a poll under way has been stored (so cleaning up after it is final). */
+  stop(): Promise<void>;
 }
 
 export function simulatedMetricsFeed(
@@ -77,6 +78,7 @@ export function simulatedMetricsFeed(
   });
   let timer: NodeJS.Timeout | undefined;
   let running = false;
+  let inFlight: Promise<void> = Promise.resolve();
   const feed: SimulatedMetricsFeed = {
     async poll(now = Date.now()) {
       const hosts: GangliaHost[] = [];
@@ -112,12 +114,15 @@ export function simulatedMetricsFeed(
       const next = () => {
         if (running) timer = setTimeout(tick, everyMs);
       };
-      const tick = () => void feed.poll().then(next, next);
+      const tick = () => {
+        inFlight = feed.poll().then(next, next);
+      };
       tick();
     },
-    stop() {
+    async stop() {
       running = false;
       clearTimeout(timer);
+      await inFlight;
     },
   };
   return feed;

@@ -36,7 +36,7 @@ async function consoleSite(t: import('ava').ExecutionContext) {
     log: silentLogger,
   });
   t.teardown(async () => {
-    feed.stop();
+    await feed.stop();
     await api.close();
     await s.close();
   });
