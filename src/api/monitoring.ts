@@ -20,6 +20,7 @@ const HISTOGRAM_LABELS: Record<string, string[]> = {
 };
 import { StaleVersionError } from '../state/site-store.ts';
 import type { Role } from './auth.ts';
+import { consoleEvents } from './console-events.ts';
 import { dashboardHtml } from './dashboard-page.ts';
 import { input, namePath, rebalanceBody, scheduleBody } from './schemas.ts';
 
@@ -289,6 +290,13 @@ export async function dashboardData(rt: XsmRuntime, points = 120) {
     }
     return out;
   };
+  // Each graphed metric's unit as Ganglia reports it (`%`, `MiB`, `bytes/sec`), for the graphs' axes.
+  const units = (gangliaHost: string | undefined): Record<string, string> =>
+    Object.fromEntries(
+      Object.entries(gangliaHost ? (ganglia.get(gangliaHost)?.metrics ?? {}) : {})
+        .filter(([n, m]) => HISTORY_METRICS.has(n) && m.units)
+        .map(([n, m]) => [n, m.units]),
+    );
   const now = Date.now();
   const hostNames = [...new Set([...(site?.hosts.map((h) => h.name) ?? []), ...Object.keys(observed.hosts)])].sort();
   const hosts = await Promise.all(
@@ -308,6 +316,7 @@ export async function dashboardData(rt: XsmRuntime, points = 120) {
         totalMemMiB: o?.totalMemMiB,
         cpus: o?.nrCpus ?? spec?.cpus,
         vms: o?.domains.map((d) => d.name) ?? [],
+        units: units(g),
         graphs: await series(g, [
           'load_one',
           'cpu_idle',
@@ -320,25 +329,29 @@ export async function dashboardData(rt: XsmRuntime, points = 120) {
       };
     }),
   );
-  const at = new Map<string, string[]>();
+  const at = new Map<string, { host: string; memMiB: number; vcpus: number }[]>();
   for (const h of Object.values(observed.hosts))
-    for (const d of h.domains) at.set(d.name, [...(at.get(d.name) ?? []), h.name]);
+    for (const d of h.domains) at.set(d.name, [...(at.get(d.name) ?? []), { host: h.name, ...d }]);
   const vms = await Promise.all(
-    (site?.vms ?? []).map(async (v) => ({
-      name: v.name,
-      set: v.set,
-      desiredHost: v.host,
-      observedHosts: at.get(v.name) ?? [],
-      memMiB: v.memMiB,
-      vcpus: v.vcpus,
-      graphs: await series(ganglia.has(v.name) ? v.name : v.ip !== 'DHCP' && ganglia.has(v.ip) ? v.ip : undefined, [
-        'vm_cpu_pct',
-        'vm_mem_used',
-        'vm_vcpus_online',
-      ]),
-    })),
+    (site?.vms ?? []).map(async (v) => {
+      const seen = at.get(v.name) ?? [];
+      const g = ganglia.has(v.name) ? v.name : v.ip !== 'DHCP' && ganglia.has(v.ip) ? v.ip : undefined;
+      return {
+        name: v.name,
+        set: v.set,
+        desiredHost: v.host,
+        observedHosts: seen.map((s) => s.host),
+        // Runs once, where and at the size the current version says (as xsm_vm_in_sync and /api/vms).
+        inSync:
+          seen.length === 1 && seen[0]!.host === v.host && seen[0]!.memMiB === v.memMiB && seen[0]!.vcpus === v.vcpus,
+        memMiB: v.memMiB,
+        vcpus: v.vcpus,
+        units: units(g),
+        graphs: await series(g, ['vm_cpu_pct', 'vm_mem_used', 'vm_vcpus_online']),
+      };
+    }),
   );
-  return { version, generatedAt: now, hosts, vms };
+  return { version, converged: await convergedVersion(rt), generatedAt: now, hosts, vms };
 }
 
 /** Rebalancing on demand (an operator's moves only VMs of Sets it owns) and its schedule. */
@@ -421,8 +434,11 @@ function mountMetricsAndDashboard(app: express.Express, rt: XsmRuntime, guard: G
   });
   app.get('/admin/site/data.json', guard('viewer'), async (req, res) => {
     const points = Math.min(720, Math.max(2, Number(req.query.points ?? 120) || 120));
-    res.json(await dashboardData(rt, points));
+    // Who is looking: the page offers actions and the job dashboard by role (the routes check again).
+    const you = { name: req.principal!.name, role: req.principal!.role };
+    res.json({ ...(await dashboardData(rt, points)), you });
   });
+  app.get('/admin/site/events', guard('viewer'), consoleEvents(rt));
 }
 
 export function mountMonitoringRoutes(app: express.Express, rt: XsmRuntime, guard: Guard, fail: Fail): void {

@@ -270,7 +270,14 @@ export const ROUTES: RouteDoc[] = [
     path: '/admin/site/data.json',
     summary: "the console's data",
     role: 'viewer',
-    ok: [200, '{hosts, vms, ...}'],
+    ok: [200, '{version, converged, hosts, vms, you, ...}'],
+  },
+  {
+    method: 'get',
+    path: '/admin/site/events',
+    summary: "the console's live job progress (text/event-stream: `progress` events)",
+    role: 'viewer',
+    ok: [200, 'server-sent events, each {version, converged, apply?, running, failed, finished}'],
   },
 ];
 

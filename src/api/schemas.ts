@@ -128,6 +128,8 @@ export const submitQuery = z.strictObject({
 const editBody = {
   reason: text(500).optional(),
   allowDisruption: z.boolean().optional(),
+  /** Answer the plan the edit would get, store nothing (the console's preview before consent). */
+  dryRun: z.boolean().optional(),
 };
 export const migrateBody = z.strictObject({ to: name, ...editBody });
 export const reconfigureBody = z

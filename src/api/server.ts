@@ -175,7 +175,13 @@ function mountDashboard(app: express.Express, rt: XsmRuntime, admin: express.Req
   const { replaceQueues } = createBullBoard({
     queues: [],
     serverAdapter: board,
-    options: { uiConfig: { boardTitle: 'XSM jobs' } },
+    // The way back to the site console (the console links here for admins).
+    options: {
+      uiConfig: {
+        boardTitle: 'XSM jobs',
+        miscLinks: [{ text: 'Site console', url: '/admin/site' }],
+      },
+    },
   });
   let boardRefreshed = 0;
   const refreshBoard: express.RequestHandler = async (_req, _res, next) => {

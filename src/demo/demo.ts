@@ -19,6 +19,7 @@ import { createLogger } from '../lib/log.ts';
 import { formatPlan, formatTable } from '../site/plan-format.ts';
 import { startHostAgent } from '../../workers/host-agent-lib.ts';
 import { startControlWorker } from '../../workers/control-lib.ts';
+import { simulatedMetricsFeed } from './simulated-metrics.ts';
 
 const USAGE = `usage: npm run demo -- [--serve] [--port N] [--token TOKEN]
 
@@ -159,6 +160,9 @@ async function main(): Promise<void> {
   const agents = DOM0S.map((name) =>
     startHostAgent({ rt, hv: hv.get(name)!, log: log.child({ host: name }), heartbeatMs: 500, peer: (h) => hv.get(h) }),
   );
+  // The console's graphs: simulated Ganglia metrics every 5 s, stored as the poller stores them.
+  const feed = simulatedMetricsFeed(hv, rt.metrics);
+  feed.start(5000);
   try {
     await applyVersion(api, paper, 'the paper site (Figure 3)', hv);
     const changed = paper
@@ -178,6 +182,7 @@ async function main(): Promise<void> {
       await stopRequested;
     }
   } finally {
+    await feed.stop();
     await server.close();
     await Promise.all(agents.map((a) => a.close()));
     await closeWhenReady(control);

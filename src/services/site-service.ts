@@ -317,3 +317,21 @@ export async function editSite(
   });
   return { base: version, reason, result };
 }
+
+/**
+ * The plan a single VM operation would get now, stored nowhere: what the console shows before it asks for
+ * consent (`"dryRun": true` on the VM routes). The same edit and planning as editSite, minus the store; the
+ * real submit plans again and refuses disruptive actions without consent, so a preview grants nothing.
+ */
+export async function previewEdit(
+  rt: ServiceRuntime,
+  edit: SiteEdit,
+  authorize?: SubmitRequest['authorize'],
+): Promise<{ base: number; reason: string; preview: PlanPreview; disruptive: Action[] }> {
+  const { version, site } = await currentSite(rt);
+  if (!site) throw new NoSiteError();
+  const { site: next, reason } = applyEdit(site, edit);
+  authorize?.(site, next);
+  const preview = await previewPlan(rt, serializeSite(next), `edit of v${version}`);
+  return { base: version, reason, preview, disruptive: disruptiveActions(preview.plan) };
+}

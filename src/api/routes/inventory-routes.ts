@@ -3,7 +3,7 @@
 
 import type express from 'express';
 import type { Request, Response } from 'express';
-import { currentSite, editSite } from '../../services/site-service.ts';
+import { currentSite, editSite, previewEdit } from '../../services/site-service.ts';
 import type { SiteEdit } from '../../site/edit.ts';
 import { input, migrateBody, reconfigureBody, removeBody, vmPath } from '../schemas.ts';
 import { authorizeChange, isEmptyBody, planAnswer, submitAnswer, type RouteKit } from '../http.ts';
@@ -80,9 +80,25 @@ function mountVmOperations(app: express.Express, kit: RouteKit): void {
   const { rt, operator, json } = kit;
   /** A single VM operation: its input checked first, then made an edit of the current version. */
   const edit =
-    (build: (req: Request) => SiteEdit & { reason?: string | undefined; allowDisruption?: boolean | undefined }) =>
+    (
+      build: (req: Request) => SiteEdit & {
+        reason?: string | undefined;
+        allowDisruption?: boolean | undefined;
+        dryRun?: boolean | undefined;
+      },
+    ) =>
     async (req: Request, res: Response) => {
-      const e = build(req);
+      const { dryRun, ...e } = build(req);
+      if (dryRun) {
+        const p = await previewEdit(rt, e, authorizeChange(req));
+        return res.status(200).json({
+          dryRun: true,
+          reason: p.reason,
+          ...planAnswer(p.preview.plan),
+          base: p.base,
+          disruptive: p.disruptive.map((a) => ({ id: a.id, kind: a.kind, vm: a.vm, disruption: a.disruption })),
+        });
+      }
       const r = await editSite(rt, {
         edit: e,
         author: req.principal!.name,
