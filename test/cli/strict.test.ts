@@ -190,3 +190,12 @@ test.serial(
     t.deepEqual(requests.slice(before), []);
   },
 );
+
+test('the README shows `xsm --help` as the CLI prints it', async (t) => {
+  const readme = await readFile(new URL('../../README.md', import.meta.url), 'utf8');
+  const shown = /<summary><code>xsm --help<\/code><\/summary>\n\n```text\n([\s\S]*?)\n```/.exec(readme)?.[1];
+  t.truthy(shown, 'the README has the help block');
+  const r = await xsm('--help');
+  t.is(r.code, 0);
+  t.is(r.out.trimEnd(), shown);
+});
