@@ -197,5 +197,5 @@ test('the README shows `xsm --help` as the CLI prints it', async (t) => {
   t.truthy(shown, 'the README has the help block');
   const r = await xsm('--help');
   t.is(r.code, 0);
-  t.is(r.out.trimEnd(), shown);
+  t.is(r.out.trimEnd(), shown ?? '');
 });
