@@ -49,8 +49,47 @@ export async function consoleProgress(rt: XsmRuntime): Promise<ConsoleProgress> 
   };
 }
 
-/** The event stream: a `progress` event at once and on every change, read every `everyMs`. */
+interface Subscriber {
+  res: express.Response;
+  /** The last progress this subscriber was sent. */
+  last: string;
+  /** Ticks since it was last sent anything. */
+  idle: number;
+}
+
+/**
+ * The event stream: a `progress` event at once and on every change. One reading every `everyMs` serves every
+ * open console of this process (the reading lists every queue: doing it once per viewer would multiply the
+ * load on Redis by the number of open pages); it runs only while someone is subscribed.
+ */
 export function consoleEvents(rt: XsmRuntime, everyMs = 1000): express.RequestHandler {
+  const subscribers = new Set<Subscriber>();
+  let latest = '';
+  let reading = false;
+  let timer: NodeJS.Timeout | undefined;
+  const send = (s: Subscriber, payload: string) => {
+    if (payload !== s.last) {
+      s.last = payload;
+      s.idle = 0;
+      s.res.write(`event: progress\ndata: ${payload}\n\n`);
+    } else if (++s.idle * everyMs >= 15_000) {
+      s.idle = 0;
+      s.res.write(': idle\n\n');
+    }
+  };
+  const tick = async () => {
+    reading = true;
+    timer = undefined;
+    try {
+      latest = JSON.stringify(await consoleProgress(rt));
+      for (const s of subscribers) send(s, latest);
+    } catch (e) {
+      const trouble = `event: trouble\ndata: ${JSON.stringify({ message: (e as Error).message })}\n\n`;
+      for (const s of subscribers) s.res.write(trouble);
+    }
+    reading = false;
+    if (subscribers.size) timer = setTimeout(() => void tick(), everyMs);
+  };
   return (req, res) => {
     res.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',
@@ -59,32 +98,21 @@ export function consoleEvents(rt: XsmRuntime, everyMs = 1000): express.RequestHa
       'x-accel-buffering': 'no',
     });
     res.write('retry: 3000\n\n');
-    let last = '';
-    let idle = 0;
-    let timer: NodeJS.Timeout | undefined;
-    let closed = false;
+    const s: Subscriber = { res, last: '', idle: 0 };
+    subscribers.add(s);
     req.on('close', () => {
-      closed = true;
-      clearTimeout(timer);
-    });
-    const tick = async () => {
-      try {
-        const now = JSON.stringify(await consoleProgress(rt));
-        if (closed) return;
-        if (now !== last) {
-          last = now;
-          idle = 0;
-          res.write(`event: progress\ndata: ${now}\n\n`);
-        } else if (++idle * everyMs >= 15_000) {
-          idle = 0;
-          res.write(': idle\n\n');
-        }
-      } catch (e) {
-        if (closed) return;
-        res.write(`event: trouble\ndata: ${JSON.stringify({ message: (e as Error).message })}\n\n`);
+      subscribers.delete(s);
+      if (!subscribers.size && timer) {
+        clearTimeout(timer);
+        timer = undefined;
       }
-      if (!closed) timer = setTimeout(() => void tick(), everyMs);
-    };
+    });
+    if (reading) return; // the reading under way sends it the progress
+    if (timer) {
+      // Readings are running for others: the newest one now, the next ones with everyone.
+      if (latest) send(s, latest);
+      return;
+    }
     void tick();
   };
 }
