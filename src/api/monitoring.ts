@@ -21,21 +21,12 @@ const HISTOGRAM_LABELS: Record<string, string[]> = {
 import { StaleVersionError } from '../state/site-store.ts';
 import type { Role } from './auth.ts';
 import { consoleEvents } from './console-events.ts';
+import { JOB_STATES } from '../services/inspect.ts';
 import { dashboardHtml } from './dashboard-page.ts';
 import { input, namePath, rebalanceBody, scheduleBody } from './schemas.ts';
 
 type Guard = (role: Role) => express.RequestHandler;
 type Fail = (status: number, code: string, message: string, hint?: string) => Error;
-
-const JOB_COUNT_STATES = [
-  'active',
-  'waiting',
-  'waiting-children',
-  'delayed',
-  'prioritized',
-  'failed',
-  'completed',
-] as const;
 
 /** The rebalance request a body asks for, with only the fields given. */
 function rebalanceRequest(b: {
@@ -203,8 +194,8 @@ function jobGauge(registry: Registry, rt: XsmRuntime): void {
     async collect() {
       this.reset();
       for (const q of await rt.allQueues()) {
-        const counts = await q.getJobCounts(...JOB_COUNT_STATES);
-        for (const s of JOB_COUNT_STATES) this.set({ queue: q.name, state: s }, counts[s] ?? 0);
+        const counts = await q.getJobCounts(...JOB_STATES);
+        for (const s of JOB_STATES) this.set({ queue: q.name, state: s }, counts[s] ?? 0);
       }
     },
   });
