@@ -20,6 +20,26 @@ end
 return 1
 `;
 
+/** A fenced host's report: no domains, no free memory, the last heartbeat kept, and when it was fenced. */
+function fencedReport(host: string, last: ObservedHost | undefined, at: number): ObservedHost {
+  return {
+    name: host,
+    heartbeatAt: last?.heartbeatAt ?? 0,
+    totalMemMiB: last?.totalMemMiB ?? 0,
+    freeMemMiB: 0,
+    nrCpus: last?.nrCpus ?? 0,
+    domains: [],
+    fencedAt: at,
+  };
+}
+
+/** Hosts whose heartbeat is older than `maxAgeMs` at `now`. */
+function staleHosts(state: ObservedState, maxAgeMs: number, now: number): string[] {
+  return Object.values(state.hosts)
+    .filter((h) => now - h.heartbeatAt > maxAgeMs)
+    .map((h) => h.name);
+}
+
 export class ObservedStore {
   private readonly hostsKey: string;
   constructor(
@@ -86,17 +106,7 @@ export class ObservedStore {
    * (keeping the heartbeat time), so the planner recreates its VMs elsewhere and starts nothing on it.
    */
   async markFenced(host: string, at = Date.now()): Promise<void> {
-    const last = await this.host(host);
-    const report: ObservedHost = {
-      name: host,
-      heartbeatAt: last?.heartbeatAt ?? 0,
-      totalMemMiB: last?.totalMemMiB ?? 0,
-      freeMemMiB: 0,
-      nrCpus: last?.nrCpus ?? 0,
-      domains: [],
-      fencedAt: at,
-    };
-    await this.report(report);
+    await this.report(fencedReport(host, await this.host(host), at));
   }
   async host(name: string): Promise<ObservedHost | undefined> {
     const v = await this.redis.get(this.key(name));
@@ -116,10 +126,7 @@ export class ObservedStore {
   }
   /** Hosts whose heartbeat is older than `maxAgeMs`. */
   async stale(maxAgeMs: number, now = Date.now()): Promise<string[]> {
-    const all = await this.all();
-    return Object.values(all.hosts)
-      .filter((h) => now - h.heartbeatAt > maxAgeMs)
-      .map((h) => h.name);
+    return staleHosts(await this.all(), maxAgeMs, now);
   }
 }
 
@@ -148,16 +155,7 @@ export class MemoryObservedStore {
     return Promise.resolve();
   }
   async markFenced(host: string, at = Date.now()): Promise<void> {
-    const last = await this.host(host);
-    await this.report({
-      name: host,
-      heartbeatAt: last?.heartbeatAt ?? 0,
-      totalMemMiB: last?.totalMemMiB ?? 0,
-      freeMemMiB: 0,
-      nrCpus: last?.nrCpus ?? 0,
-      domains: [],
-      fencedAt: at,
-    });
+    await this.report(fencedReport(host, await this.host(host), at));
   }
   host(name: string): Promise<ObservedHost | undefined> {
     const v = this.hosts.get(name);
@@ -169,9 +167,6 @@ export class MemoryObservedStore {
     return Promise.resolve({ hosts });
   }
   async stale(maxAgeMs: number, now = Date.now()): Promise<string[]> {
-    const all = await this.all();
-    return Object.values(all.hosts)
-      .filter((h) => now - h.heartbeatAt > maxAgeMs)
-      .map((h) => h.name);
+    return staleHosts(await this.all(), maxAgeMs, now);
   }
 }

@@ -56,6 +56,27 @@ redis.call('RPUSH', KEYS[3], v)
 return {v, current}
 `;
 
+/** The file to store, validated (unless the caller already loaded it); invalid: nothing is stored. */
+function validForStore(
+  xml: string,
+  file: string | undefined,
+  options: LoadOptions,
+  parsed: Extract<LoadResult, { ok: true }> | undefined,
+): Extract<LoadResult, { ok: true }> {
+  const loaded = parsed ?? loadSite(xml, file ?? 'site.xml', options);
+  if (!loaded.ok) throw new InvalidSiteError(loaded.errors);
+  return loaded;
+}
+
+/** A plan as stored: JSON without the source positions (they belong to the file, which is stored beside it). */
+function planText(plan: PlanRecord): string {
+  return JSON.stringify(plan, (k, v: unknown) => (k === 'pos' ? undefined : v));
+}
+
+function planFromText(text: string | null | undefined, version: number): StoredPlan | undefined {
+  return text ? { ...(JSON.parse(text) as PlanRecord), version } : undefined;
+}
+
 /** Parsed sites by version, newest few kept; a stored version's XML never changes, so an entry never goes stale. */
 class ParsedSites {
   private readonly byVersion = new Map<number, Site>();
@@ -118,8 +139,7 @@ export class SiteStore {
     /** `xml` already loaded by the caller (the submit path): not parsed a second time. */
     parsed?: Extract<LoadResult, { ok: true }>,
   ): Promise<{ version: number; site: Site; warnings: SiteIssue[] }> {
-    const loaded = parsed ?? loadSite(xml, meta.file ?? 'site.xml', options);
-    if (!loaded.ok) throw new InvalidSiteError(loaded.errors);
+    const loaded = validForStore(xml, meta.file, options, parsed);
     const res = (await this.redis.eval(
       SUBMIT,
       5,
@@ -133,7 +153,7 @@ export class SiteStore {
       meta.author,
       meta.reason,
       String(Date.now()),
-      plan ? JSON.stringify(plan, (k, v) => (k === 'pos' ? undefined : v)) : '',
+      plan ? planText(plan) : '',
     )) as [number, number];
     if (res[0] === -1) throw new StaleVersionError(meta.base, res[1]);
     return { version: res[0], site: loaded.site, warnings: loaded.warnings };
@@ -141,8 +161,7 @@ export class SiteStore {
 
   /** The plan stored with `version`, exactly as it was shown when the version was submitted. */
   async plan(version: number): Promise<StoredPlan | undefined> {
-    const v = await this.redis.get(`${this.k.plan}${version}`);
-    return v ? { ...(JSON.parse(v) as PlanRecord), version } : undefined;
+    return planFromText(await this.redis.get(`${this.k.plan}${version}`), version);
   }
 
   async currentVersion(): Promise<number> {
@@ -207,29 +226,23 @@ export class MemorySiteStore {
   private readonly plans = new Map<number, string>();
   private applied = 0;
 
-  submit(
+  async submit(
     xml: string,
     meta: { base: number; author: string; reason: string; file?: string },
     options: LoadOptions = {},
     plan?: PlanRecord,
     parsed?: Extract<LoadResult, { ok: true }>,
   ): Promise<{ version: number; site: Site; warnings: SiteIssue[] }> {
-    const loaded = parsed ?? loadSite(xml, meta.file ?? 'site.xml', options);
-    if (!loaded.ok) return Promise.reject(new InvalidSiteError(loaded.errors));
+    const loaded = validForStore(xml, meta.file, options, parsed);
     const current = this.versions.length;
-    if (meta.base !== current) return Promise.reject(new StaleVersionError(meta.base, current));
+    if (meta.base !== current) throw new StaleVersionError(meta.base, current);
     const version = current + 1;
     this.versions.push({ version, xml, author: meta.author, reason: meta.reason, time: Date.now(), base: meta.base });
-    if (plan)
-      this.plans.set(
-        version,
-        JSON.stringify(plan, (k, v: unknown) => (k === 'pos' ? undefined : v)),
-      );
-    return Promise.resolve({ version, site: loaded.site, warnings: loaded.warnings });
+    if (plan) this.plans.set(version, planText(plan));
+    return { version, site: loaded.site, warnings: loaded.warnings };
   }
   plan(version: number): Promise<StoredPlan | undefined> {
-    const v = this.plans.get(version);
-    return Promise.resolve(v ? { ...(JSON.parse(v) as PlanRecord), version } : undefined);
+    return Promise.resolve(planFromText(this.plans.get(version), version));
   }
   currentVersion(): Promise<number> {
     return Promise.resolve(this.versions.length);
