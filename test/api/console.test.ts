@@ -2,33 +2,17 @@
 // consent), the live job events, the data the page draws, and the simulated metrics the demo's graphs show.
 
 import test from 'ava';
-import { startTestSite } from '../integration/harness.ts';
 import { siteXml } from '../integration/fixtures.ts';
-import { startApi } from '../../src/api/listen.ts';
-import { TokenTable } from '../../src/api/auth.ts';
-import { silentLogger } from '../../src/lib/log.ts';
+import { TOKENS, withApi } from './with-api.ts';
 import { simulatedMetricsFeed } from '../../src/demo/simulated-metrics.ts';
 
 const HOSTS = [
   { name: 'h1', memMiB: 2048, cpus: 4 },
   { name: 'h2', memMiB: 2048, cpus: 4 },
 ];
-const TOKENS = { viewer: 'console-viewer-token-0123456789', operator: 'console-operator-token-0123456789' };
-
+/** The two-host site the console tests use: VMs a and b (b's template cannot grow live) on h1, converged. */
 async function site(t: import('ava').ExecutionContext) {
-  const s = await startTestSite(HOSTS);
-  const api = await startApi({
-    rt: s.rt,
-    tokens: new TokenTable([
-      { token: TOKENS.viewer, role: 'viewer', name: 'vera' },
-      { token: TOKENS.operator, role: 'operator', name: 'otto' },
-    ]),
-    log: silentLogger,
-  });
-  t.teardown(async () => {
-    await api.close();
-    await s.close();
-  });
+  const { s, api, call: apiCall } = await withApi(t, HOSTS);
   const v1 = await s.submitAndApply(
     siteXml(HOSTS, [
       { name: 'a', host: 'h1', mem: 256 },
@@ -36,17 +20,8 @@ async function site(t: import('ava').ExecutionContext) {
     ]),
   );
   await s.waitConverged(v1);
-  const call = async (method: string, path: string, role: keyof typeof TOKENS | null, json?: unknown) => {
-    const headers: Record<string, string> = { accept: 'application/json' };
-    if (role) headers.authorization = `Bearer ${TOKENS[role]}`;
-    if (json !== undefined) headers['content-type'] = 'application/json';
-    const res = await fetch(api.url + path, {
-      method,
-      headers,
-      ...(json !== undefined ? { body: JSON.stringify(json) } : {}),
-    });
-    return { status: res.status, body: (await res.json()) as any };
-  };
+  const call = (method: string, path: string, role: keyof typeof TOKENS | null, json?: unknown) =>
+    apiCall(method, path, role, json === undefined ? undefined : { json });
   return { s, api, call };
 }
 
