@@ -48,6 +48,37 @@ export interface DiskSpec {
   vdev: string;
   format: 'raw' | 'qcow2' | 'vhd';
   access: 'rw' | 'ro';
+  /** The storage pool XSM provisions the disk in (src/site/storage.ts); absent: a path XSM does not manage. */
+  pool?: string;
+  /** The base image the disk is made from: a file in the pool's directory, or an LV in its volume group. */
+  image?: string;
+  /** How the disk is made from the image: a full copy (file, nfs), a qcow2 overlay (file, nfs) or a thin snapshot (lvm). */
+  clone?: DiskClone;
+}
+
+export type DiskClone = 'copy' | 'overlay' | 'snapshot';
+export type PoolType = 'file' | 'lvm' | 'nfs';
+
+/**
+ * Where VM disks live. A `file` pool is a directory and an `lvm` pool a volume group on each host that has it
+ * (each host its own: a disk there is seen by that host only); an `nfs` pool is one export, mounted at `path` by
+ * every host that lists it, so its disks are seen by all of them.
+ */
+export interface PoolSpec {
+  name: string;
+  type: PoolType;
+  /** file: the directory; nfs: where the export is mounted on each host. Absent for lvm. */
+  path?: string;
+  /** lvm: the volume group. */
+  vg?: string;
+  /** lvm: the thin pool LV in the volume group, when there is one (snapshots are then thin). */
+  thinPool?: string;
+  /** nfs: the server's address and its export path. */
+  server?: string;
+  export?: string;
+  /** Hosts that have (file, lvm) or mount (nfs) the pool; absent: every host. */
+  hosts?: string[];
+  pos?: SourcePos;
 }
 
 /** What a VM's `config` attribute names: the parts of a real xl.cfg that are shared by many VMs. */
@@ -113,6 +144,8 @@ export interface SetSpec {
 export interface Site {
   hosts: HostSpec[];
   templates: TemplateSpec[];
+  /** Storage pools (<Pools>); absent when the file declares none (the paper's files). */
+  pools?: PoolSpec[];
   sets: SetSpec[];
   /** All VMs of all sets, file order. Names are unique site-wide. */
   vms: VmSpec[];

@@ -17,6 +17,18 @@ export interface ObservedHost {
    * nothing may be started there until its agent reports again. The agent's next report clears it.
    */
   fencedAt?: number;
+  /** The site's storage pools this host sees (absent: the agent reports none, or the site declares none). */
+  pools?: ObservedPool[];
+}
+
+/** A storage pool as one host sees it: its space and the base images and disks in it. */
+export interface ObservedPool {
+  name: string;
+  type: 'file' | 'lvm' | 'nfs';
+  sizeMiB: number;
+  freeMiB: number;
+  /** Files (file, nfs) or logical volumes (lvm) in the pool, by name, with their size. */
+  images: { name: string; sizeMiB: number }[];
 }
 
 export interface ObservedState {

@@ -2,10 +2,11 @@
 // VM is checked against the hosts and templates declared (or implied by the VMs that name them) and against
 // what earlier VMs took: names, MACs, static IPs and host capacity.
 
-import type { HostSpec, PlacementHints, SetSpec, Site, TemplateSpec, VmSpec } from './model.ts';
+import type { HostSpec, PlacementHints, PoolSpec, SetSpec, Site, TemplateSpec, VmSpec } from './model.ts';
 import { addVm, declaredCapacity, emptyLoad, whyNotFits, type HostLoad } from './capacity.ts';
 import { readHosts } from './parse-hosts.ts';
 import { asArray, attr, MAX_MEM_MIB, MAX_VCPUS, text, type Collector, type XmlNode } from './parse-nodes.ts';
+import { readPools } from './parse-pools.ts';
 import { readTemplates } from './parse-templates.ts';
 import type { PowerPolicy } from './power-policy.ts';
 import { impliedTemplate } from './templates.ts';
@@ -22,7 +23,13 @@ export function readSite(
 ): Site {
   const r = readDeclarations(c, root, rootPos, inventory, policy);
   asArray(root.Set).forEach((setNode, si) => readSet(r, setNode, childPos(rootPos, 'Set', si)));
-  return { hosts: r.hosts, templates: r.templates, sets: r.sets, vms: r.vms };
+  return {
+    hosts: r.hosts,
+    templates: r.templates,
+    ...(r.pools.length ? { pools: r.pools } : {}),
+    sets: r.sets,
+    vms: r.vms,
+  };
 }
 
 /** What reading the Sets shares: the hosts and templates, the Sets and VMs read so far, and what they took. */
@@ -36,6 +43,7 @@ interface SiteReading {
   /** Implied hosts and templates are added as VMs name them. */
   readonly hosts: HostSpec[];
   readonly templates: TemplateSpec[];
+  readonly pools: PoolSpec[];
   readonly hostByName: Map<string, HostSpec>;
   readonly hostByAddress: Map<string, HostSpec>;
   readonly templateByName: Map<string, TemplateSpec>;
@@ -61,7 +69,11 @@ function readDeclarations(
   const hostsDeclared = root.Hosts !== undefined;
   const refused = new Set<string>();
   const hosts = readHosts(c, root, rootPos, refused, policy);
-  const templates = readTemplates(c, root, rootPos, refused);
+  const hostNames = hostsDeclared
+    ? new Set(hosts.map((h) => h.name))
+    : inventory && new Set(inventory.map((h) => h.name));
+  const pools = readPools(c, root, rootPos, hostNames);
+  const templates = readTemplates(c, root, rootPos, refused, new Map(pools.map((p) => [p.name, p])));
 
   if (!hostsDeclared && inventory) {
     for (const h of inventory) hosts.push({ ...h });
@@ -75,6 +87,7 @@ function readDeclarations(
     refused,
     hosts,
     templates,
+    pools,
     hostByName: new Map(hosts.map((h) => [h.name, h])),
     hostByAddress: new Map(hosts.map((h) => [canonicalIp(h.address), h])),
     templateByName: new Map(templates.map((t) => [t.name, t])),

@@ -1,7 +1,8 @@
 // Reads a site file's <Templates>: each Template's type, limits, boot files, extra xl text, bridge and disks,
 // each checked. A refused Template is remembered so that VMs naming it get no second error.
 
-import type { DiskSpec, TemplateSpec } from './model.ts';
+import type { DiskSpec, PoolSpec, TemplateSpec } from './model.ts';
+import { readPooledDisk } from './parse-disk-pool.ts';
 import { asArray, attr, MAX_MEM_MIB, MAX_VCPUS, text, type Collector, type XmlNode } from './parse-nodes.ts';
 import { checkConfigText, checkName, checkPath, parseInteger } from './validate.ts';
 import { childPos, type ElementPos } from './xml-scan.ts';
@@ -9,7 +10,13 @@ import { childPos, type ElementPos } from './xml-scan.ts';
 /** Reports a refused value of one Template, at `at` (the Template's own place when not given). */
 type Refuse = (element: string, message: string, at?: ElementPos) => void;
 
-export function readTemplates(c: Collector, root: XmlNode, rootPos: ElementPos, refused: Set<string>): TemplateSpec[] {
+export function readTemplates(
+  c: Collector,
+  root: XmlNode,
+  rootPos: ElementPos,
+  refused: Set<string>,
+  pools: ReadonlyMap<string, PoolSpec> = new Map(),
+): TemplateSpec[] {
   const templates: TemplateSpec[] = [];
   if (root.Templates === undefined) return templates;
   const tPos = childPos(rootPos, 'Templates');
@@ -17,7 +24,7 @@ export function readTemplates(c: Collector, root: XmlNode, rootPos: ElementPos, 
   c.unknown(tNode, tPos, 'Templates', [], ['Template']);
   const names = new Set<string>();
   asArray(tNode.Template).forEach((node, i) => {
-    const template = readTemplate(c, node, childPos(tPos, 'Template', i), names, refused);
+    const template = readTemplate(c, node, childPos(tPos, 'Template', i), names, refused, pools);
     if (template) templates.push(template);
   });
   return templates;
@@ -30,6 +37,7 @@ function readTemplate(
   p: ElementPos | undefined,
   names: Set<string>,
   refused: Set<string>,
+  pools: ReadonlyMap<string, PoolSpec>,
 ): TemplateSpec | undefined {
   const name = attr(node, 'name');
   const label = `Template[name=${name ?? '?'}]`;
@@ -72,7 +80,7 @@ function readTemplate(
   const bridge = text(node.Bridge)?.trim() || 'xenbr0';
   const bErr = checkName(bridge, 'Bridge');
   if (bErr) bad(`${label}/Bridge`, bErr, childPos(p, 'Bridge') ?? p);
-  const disks = readDisks(c, node, p, label, bad);
+  const disks = readDisks(c, node, p, label, bad, pools);
   if (!ok) {
     if (name) refused.add(`template:${name}`);
     return undefined;
@@ -114,28 +122,44 @@ function readTemplateLimits(
 }
 
 /** A Template's <Disk> elements; a disk without a target is left out (and refused). */
-function readDisks(c: Collector, node: XmlNode, p: ElementPos | undefined, label: string, bad: Refuse): DiskSpec[] {
+function readDisks(
+  c: Collector,
+  node: XmlNode,
+  p: ElementPos | undefined,
+  label: string,
+  bad: Refuse,
+  pools: ReadonlyMap<string, PoolSpec>,
+): DiskSpec[] {
   const disks: DiskSpec[] = [];
   const vdevs = new Set<string>();
   asArray(node.Disk).forEach((d, di) => {
     const dp = childPos(p, 'Disk', di);
     const el = `${label}/Disk[${di + 1}]`;
-    c.unknown(d, dp, el, ['target', 'vdev', 'format', 'access'], []);
-    const target = attr(d, 'target');
-    const tErr = checkPath(target, 'disk target');
-    if (tErr) bad(el, tErr, dp);
+    c.unknown(d, dp, el, ['target', 'vdev', 'format', 'access', 'pool', 'image', 'clone'], []);
     const vdev = attr(d, 'vdev') ?? 'xvda';
+    const pooled = readPooledDisk(d, vdev, pools, (msg) => bad(el, msg, dp));
+    const target = pooled?.target ?? attr(d, 'target');
+    const tErr = pooled ? undefined : checkPath(target, 'disk target');
+    if (tErr) bad(el, tErr, dp);
     if (!/^(xvd|hd|sd)[a-z]{1,2}$/.test(vdev))
       bad(el, `vdev ${JSON.stringify(vdev)} must look like xvda, hda or sda`, dp);
     else if (vdevs.has(vdev)) bad(el, `vdev ${vdev} is used by two disks`, dp);
     vdevs.add(vdev);
-    const format = attr(d, 'format') ?? 'raw';
+    const format = attr(d, 'format') ?? pooled?.format ?? 'raw';
+    if (pooled && format !== pooled.format)
+      bad(el, `a disk made by ${pooled.clone} is ${pooled.format}, not ${format}; leave format out`, dp);
     if (format !== 'raw' && format !== 'qcow2' && format !== 'vhd')
       bad(el, `format ${JSON.stringify(format)} is not raw, qcow2 or vhd`, dp);
     const access = attr(d, 'access') ?? 'rw';
     if (access !== 'rw' && access !== 'ro') bad(el, `access ${JSON.stringify(access)} is not rw or ro`, dp);
     if (target)
-      disks.push({ target, vdev, format: format as DiskSpec['format'], access: access as DiskSpec['access'] });
+      disks.push({
+        target,
+        vdev,
+        format: format as DiskSpec['format'],
+        access: access as DiskSpec['access'],
+        ...(pooled ? { pool: pooled.pool, image: pooled.image, clone: pooled.clone } : {}),
+      });
   });
   return disks;
 }

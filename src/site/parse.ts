@@ -86,7 +86,7 @@ export function loadSite(xml: string, file: string, options: LoadOptions = {}): 
   const doc = parseSiteXml(xml, c);
   if (doc === undefined) return refusal(c);
   const root = (doc.XSMConfig && typeof doc.XSMConfig === 'object' ? doc.XSMConfig : {}) as XmlNode;
-  c.unknown(root, rootPos, 'XSMConfig', ['version'], ['Hosts', 'Templates', 'Set']);
+  c.unknown(root, rootPos, 'XSMConfig', ['version'], ['Hosts', 'Pools', 'Templates', 'Set']);
 
   const site = readSite(c, root, rootPos, options.inventory, options.power ?? powerPolicyFromEnv());
   if (c.errors.length) return refusal(c);

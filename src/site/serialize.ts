@@ -1,7 +1,7 @@
 // Writes a Site back as a site file. Implied hosts and templates are not written, so a paper-format file
 // round-trips to a paper-format file; defaults are omitted so the output stays as small as the input.
 
-import type { HostSpec, Site, TemplateSpec, VmSpec } from './model.ts';
+import type { DiskSpec, HostSpec, PoolSpec, Site, TemplateSpec, VmSpec } from './model.ts';
 
 function esc(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
@@ -32,10 +32,26 @@ function templateXml(t: TemplateSpec): string {
   if (t.ramdisk) lines.push(`      <Ramdisk>${esc(t.ramdisk)}</Ramdisk>`);
   if (t.bootloader) lines.push(`      <Bootloader>${esc(t.bootloader)}</Bootloader>`);
   if (t.extra) lines.push(`      <Extra>${esc(t.extra)}</Extra>`);
-  for (const d of t.disks)
-    lines.push(`      <Disk target="${esc(d.target)}" vdev="${d.vdev}" format="${d.format}" access="${d.access}"/>`);
+  for (const d of t.disks) lines.push(`      ${diskXml(d)}`);
   lines.push(`      <Bridge>${esc(t.bridge)}</Bridge>`, '    </Template>');
   return lines.join('\n');
+}
+
+function diskXml(d: DiskSpec): string {
+  if (d.pool && d.image)
+    return `<Disk vdev="${d.vdev}" pool="${esc(d.pool)}" image="${esc(d.image)}"${d.clone ? ` clone="${d.clone}"` : ''} access="${d.access}"/>`;
+  return `<Disk target="${esc(d.target)}" vdev="${d.vdev}" format="${d.format}" access="${d.access}"/>`;
+}
+
+function poolXml(p: PoolSpec): string {
+  const attrs = [`name="${esc(p.name)}"`, `type="${p.type}"`];
+  if (p.server) attrs.push(`server="${esc(p.server)}"`);
+  if (p.export) attrs.push(`export="${esc(p.export)}"`);
+  if (p.path) attrs.push(`path="${esc(p.path)}"`);
+  if (p.vg) attrs.push(`vg="${esc(p.vg)}"`);
+  if (p.thinPool) attrs.push(`thinpool="${esc(p.thinPool)}"`);
+  if (p.hosts) attrs.push(`hosts="${esc(p.hosts.join(' '))}"`);
+  return `    <Pool ${attrs.join(' ')}/>`;
 }
 
 function vmXml(vm: VmSpec, dom0: string): string {
@@ -62,6 +78,7 @@ export function serializeSite(site: Site): string {
   const out = ['<?xml version="1.0" encoding="UTF-8"?>', '<XSMConfig>'];
   const declaredHosts = site.hosts.filter((h) => !h.implied);
   if (declaredHosts.length) out.push('  <Hosts>', ...declaredHosts.map(hostXml), '  </Hosts>');
+  if (site.pools?.length) out.push('  <Pools>', ...site.pools.map(poolXml), '  </Pools>');
   const declaredTemplates = site.templates.filter((t) => !t.implied);
   if (declaredTemplates.length) out.push('  <Templates>', ...declaredTemplates.map(templateXml), '  </Templates>');
   const hostByName = new Map(site.hosts.map((h) => [h.name, h]));
