@@ -7,6 +7,7 @@ import { Worker } from 'bullmq';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Hypervisor } from '../src/drivers/hypervisor/hypervisor.ts';
+import type { Storage } from '../src/drivers/storage/storage.ts';
 import { recordJobMetrics } from '../src/jobs/job-metrics.ts';
 import { HOST_JOB_KINDS, jobRouter } from '../src/jobs/registry.ts';
 import { freshAfterCall, queueRemote, reportObserved, type VmActionDeps } from '../src/jobs/vm-action.ts';
@@ -19,6 +20,8 @@ import type { XsmRuntime } from '../src/runtime/runtime.ts';
 export interface HostAgentOptions {
   rt: XsmRuntime;
   hv: Hypervisor;
+  /** The host's disks and pools (ShellStorage on a Dom0, SimulatedStorage with the simulator). */
+  storage?: Storage;
   log: Logger;
   concurrency?: number;
   heartbeatMs?: number;
@@ -38,13 +41,22 @@ export function startHostAgent(opts: HostAgentOptions): { worker: Worker; close:
   // Every toolstack call a span (`xl.migrate`, ...) when tracing is on; the driver itself otherwise.
   const hv = tracedDriver(opts.hv, 'xl', { [ATTR.host]: host });
   let cachedVersion = 0;
-  const observe = freshAfterCall(() => reportObserved(rt, hv));
+  const observe = freshAfterCall(() => reportObserved(rt, hv, opts.storage));
   const remote = queueRemote(rt, opts.partWaitMs ?? 600_000);
   // Each durable step's duration, as a histogram by workflow and step.
   const events = rt.events;
   const stepTimed = (workflow: string, step: string, seconds: number) =>
     events.observe('xsm_step_duration_seconds', { workflow, step }, seconds);
-  const deps: VmActionDeps = { rt, hv, log, peer: opts.peer, remote, observe, stepTimed };
+  const deps: VmActionDeps = {
+    rt,
+    hv,
+    log,
+    peer: opts.peer,
+    remote,
+    observe,
+    stepTimed,
+    ...(opts.storage ? { storage: opts.storage } : {}),
+  };
   const worker = new Worker(hostQueueName(host), jobRouter(HOST_JOB_KINDS, deps, hostQueueName(host)), {
     connection: workerConnectionOptions(rt.config),
     prefix: rt.config.prefix,

@@ -8,7 +8,7 @@ import type { Step } from '../src/lib/steps.ts';
 import type { VmSpec } from '../src/site/model.ts';
 import { heldSize } from '../src/drivers/hypervisor/hypervisor.ts';
 import { checkPlanStep } from './check-plan.ts';
-import { verifyMatches, waitRunning, type VmWorkflowContext } from './steps-common.ts';
+import { storageOf, verifyMatches, waitRunning, type VmWorkflowContext } from './steps-common.ts';
 
 function specOf(ctx: VmWorkflowContext): VmSpec {
   const a = ctx.data.action;
@@ -33,6 +33,23 @@ export const createSteps: Step<VmWorkflowContext>[] = [
     name: 'render-config',
     run: async (ctx) => {
       domainConfigFor(ctx);
+    },
+  },
+  {
+    // Before xl create, so a domain never starts without its disk. A disk at its final path is complete
+    // (drivers make it under another name and rename it), so a resumed step keeps it and goes on.
+    name: 'provision-disks',
+    run: async (ctx, rt) => {
+      const a = ctx.data.action;
+      if (a.kind !== 'create' || !a.disks?.length) return;
+      const storage = storageOf(ctx);
+      for (const d of a.disks) {
+        if (await storage.exists(d)) {
+          rt.log.info('disk already there; not making it again', { vm: a.vm, disk: d.path });
+          continue;
+        }
+        await storage.provision(d, (percent, message) => rt.report({ percent, message }));
+      }
     },
   },
   {

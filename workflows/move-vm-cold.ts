@@ -10,7 +10,7 @@ import { PermanentError } from '../src/lib/errors.ts';
 import type { Rollback, Step } from '../src/lib/steps.ts';
 import type { CreateAction, MigrateAction, ViaMove } from '../src/site/actions.ts';
 import { checkPlanStep } from './check-plan.ts';
-import { waitRunning, type RemoteActions, type VmWorkflowContext } from './steps-common.ts';
+import { storageOf, waitRunning, type RemoteActions, type VmWorkflowContext } from './steps-common.ts';
 
 /** A part of a cold move that has not finished on the other host: never rolled back over. */
 export class PartStillRunning extends Error {
@@ -95,6 +95,35 @@ export const coldMoveSteps: Step<VmWorkflowContext>[] = [
     run: async (ctx) => {
       const a = action(ctx);
       if (await ctx.hv.find(a.vm)) await ctx.hv.shutdown(a.vm, 60000);
+    },
+  },
+  {
+    // The VM is stopped: its disks do not change while they are copied. A copy whose sha256 already matches
+    // (made before a crash) is not made again; one that does not match is made again, then must match.
+    name: 'copy-disks',
+    run: async (ctx, rt) => {
+      const a = action(ctx);
+      if (!a.disks?.length) return;
+      const storage = storageOf(ctx);
+      const address = ctx.data.addresses?.[a.to];
+      if (!address) throw new PermanentError(`no Dom0 address for ${a.to} in this cold move`);
+      const target = { host: a.to, address };
+      for (const d of a.disks) {
+        const sum = await storage.checksum(d);
+        const there = await storage.checksumOn(d, target).catch(() => undefined);
+        if (there === sum) {
+          rt.log.info('disk already copied; checksum matches', { vm: a.vm, disk: d.path, sha256: sum });
+          continue;
+        }
+        await storage.copyTo(d, target, (percent, message) => rt.report({ percent, message }));
+        const copied = await storage.checksumOn(d, target);
+        if (copied !== sum)
+          throw new PermanentError(
+            `${d.path} on ${a.to} has sha256 ${copied}, not ${sum} as on ${a.from}: the copy is damaged`,
+            `check the disk and network of ${a.to}, then apply again`,
+          );
+        await rt.report({ message: `${d.path} copied to ${a.to}, sha256 ${sum.slice(0, 16)}... matches` });
+      }
     },
   },
   {

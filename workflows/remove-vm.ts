@@ -1,9 +1,10 @@
 // Remove a VM: check the plan still holds (it runs here, at the size planned) -> shut it down (destroy
-// after a timeout) -> verify it is gone.
+// after a timeout) -> verify it is gone -> delete its pooled disks only when the request asked (else they stay, and
+// the plan said where).
 
 import type { Step } from '../src/lib/steps.ts';
 import { checkPlanStep } from './check-plan.ts';
-import type { VmWorkflowContext } from './steps-common.ts';
+import { storageOf, type VmWorkflowContext } from './steps-common.ts';
 
 export const removeSteps: Step<VmWorkflowContext>[] = [
   checkPlanStep,
@@ -31,6 +32,22 @@ export const removeSteps: Step<VmWorkflowContext>[] = [
         d = await ctx.hv.find(name);
       }
       if (d) throw new Error(`${ctx.hv.hostName}: domain ${name} is still ${d.state} after shutdown and xl destroy`);
+    },
+  },
+  {
+    name: 'delete-disks',
+    run: async (ctx, rt) => {
+      const a = ctx.data.action;
+      if (a.kind !== 'remove' || !a.disks?.length) return;
+      if (!a.deleteDisks) {
+        for (const d of a.disks) rt.log.info('disk kept', { vm: a.vm, disk: d.path });
+        return;
+      }
+      const storage = storageOf(ctx);
+      for (const d of a.disks) {
+        await storage.remove(d);
+        await rt.report({ message: `deleted ${d.path}` });
+      }
     },
   },
 ];

@@ -3,6 +3,7 @@ import { heldSize, type Hypervisor, type DomainInfo } from '../src/drivers/hyper
 import type { ActionJobData } from '../src/runtime/queues.ts';
 import { PermanentError } from '../src/lib/errors.ts';
 import type { ObservedHost } from '../src/site/observed.ts';
+import type { Storage } from '../src/drivers/storage/storage.ts';
 
 /** What another host's agent last reported (the observed store): for checks about hosts this one cannot see. */
 export interface ObservedReader {
@@ -21,6 +22,8 @@ export interface RemoteActions {
 
 export interface VmWorkflowContext {
   hv: Hypervisor;
+  /** The host's disks and pools (absent: an action that makes, copies or deletes disks fails, saying so). */
+  storage?: Storage;
   data: ActionJobData;
   /** Hypervisor of another host, when this process can reach it (the simulator can; used to verify migrations). */
   peer?: (host: string) => Hypervisor | undefined;
@@ -64,4 +67,13 @@ export function verifyMatches(
       `${host}: domain ${name} has ${mem} MiB / ${cpus} vCPUs${mem !== d.memMiB || cpus !== d.vcpus ? ` as Xen's targets (${d.memMiB} MiB / ${d.vcpus} vCPUs in the guest now)` : ''}, expected ${memMiB} MiB / ${vcpus} vCPUs`,
     );
   }
+}
+
+export function storageOf(ctx: VmWorkflowContext): Storage {
+  if (!ctx.storage)
+    throw new PermanentError(
+      `${ctx.hv.hostName}: this agent has no storage driver, and ${ctx.data.action.vm}'s disks are in a pool`,
+      'run the host agent with its storage driver (workers/host-agent-lib.ts)',
+    );
+  return ctx.storage;
 }

@@ -5,6 +5,7 @@
 import { addVm, capacityOf, emptyLoad, loadByHost, whyNotFits, type HostLoad } from '../site/capacity.ts';
 import type { HostSpec, Site, VmSpec } from '../site/model.ts';
 import type { ObservedState } from '../site/observed.ts';
+import { unreachableFrom } from '../site/storage.ts';
 
 export interface Evacuation {
   site: Site;
@@ -54,7 +55,14 @@ export function evacuate(site: Site, failedHost: string, opts: EvacuationOptions
       stranded.push({ vm: vm.name, why: `pinned to ${failedHost}` });
       continue;
     }
-    const fits = candidates.filter((h) => {
+    // A VM restarts only where its disks are: an NFS pool the host mounts, not a failed host's local pool.
+    const reach = candidates.filter((h) => unreachableFrom(site, vm, failedHost, h.name).length === 0);
+    if (candidates.length && !reach.length) {
+      const why = [...new Set(candidates.flatMap((h) => unreachableFrom(site, vm, failedHost, h.name)))];
+      stranded.push({ vm: vm.name, why: `no surviving host can reach its disks: ${why.join('; ')}` });
+      continue;
+    }
+    const fits = reach.filter((h) => {
       const load = loads.get(h.name) ?? emptyLoad();
       return !whyNotFits(capacity(h), load, vm);
     });

@@ -4,6 +4,7 @@
 
 import { UnrecoverableError, type Job } from 'bullmq';
 import { HypervisorRefusal, type Hypervisor } from '../drivers/hypervisor/hypervisor.ts';
+import { StorageRefusal, type Storage } from '../drivers/storage/storage.ts';
 import { PermanentError } from '../lib/errors.ts';
 import type { Logger } from '../lib/log.ts';
 import { jobJournal, runSteps, type Rollback, type Step } from '../lib/steps.ts';
@@ -22,6 +23,8 @@ export interface VmActionDeps {
   rt: XsmRuntime;
   /** The host's hypervisor (traced when tracing is on). */
   hv: Hypervisor;
+  /** The host's disks and pools, when the agent has a storage driver. */
+  storage?: Storage;
   log: Logger;
   peer?: (host: string) => Hypervisor | undefined;
   remote: RemoteActions;
@@ -80,8 +83,18 @@ export function queueRemote(rt: XsmRuntime, waitMs: number): RemoteActions {
   };
 }
 
-export async function reportObserved(rt: XsmRuntime, hv: Hypervisor): Promise<void> {
-  const [info, domains] = await Promise.all([hv.info(), hv.list()]);
+/** The pools of the current site version, which a host's storage driver reports on. */
+async function sitePools(rt: XsmRuntime) {
+  const v = await rt.sites.currentVersion();
+  return v ? ((await rt.sites.load(v)).site.pools ?? []) : [];
+}
+
+export async function reportObserved(rt: XsmRuntime, hv: Hypervisor, storage?: Storage): Promise<void> {
+  const [info, domains, pools] = await Promise.all([
+    hv.info(),
+    hv.list(),
+    storage ? sitePools(rt).then((p) => (p.length ? storage.report(p) : undefined)) : undefined,
+  ]);
   await rt.observed.report({
     name: hv.hostName,
     heartbeatAt: Date.now(),
@@ -89,6 +102,7 @@ export async function reportObserved(rt: XsmRuntime, hv: Hypervisor): Promise<vo
     freeMemMiB: info.freeMemMiB,
     nrCpus: info.nrCpus,
     domains: domains.filter((d) => d.domid !== 0),
+    ...(pools ? { pools } : {}),
   });
 }
 
@@ -148,9 +162,16 @@ async function runVmAction(deps: VmActionDeps, job: Job<ActionJobData>): Promise
   // A part still running on another host is never rolled back over (two copies of one disk image).
   const isFinal = (e: unknown) =>
     !(e instanceof PartStillRunning) &&
-    (e instanceof UnrecoverableError || e instanceof HypervisorRefusal || lastAttempt);
+    (e instanceof UnrecoverableError || e instanceof HypervisorRefusal || e instanceof StorageRefusal || lastAttempt);
   try {
-    const ctx: VmWorkflowContext = { hv, data: job.data, peer: deps.peer, observed: rt.observed, remote: deps.remote };
+    const ctx: VmWorkflowContext = {
+      hv,
+      data: job.data,
+      peer: deps.peer,
+      observed: rt.observed,
+      remote: deps.remote,
+      ...(deps.storage ? { storage: deps.storage } : {}),
+    };
     await runSteps(workflow, steps, ctx, jobJournal(job), jobLog, {
       ...(rollback ? { rollback, isFinal } : {}),
       onStepDone: deps.stepTimed,
@@ -160,6 +181,8 @@ async function runVmAction(deps: VmActionDeps, job: Job<ActionJobData>): Promise
     // Xen said no (no memory, over maxmem): retrying will not change its mind.
     if (e instanceof HypervisorRefusal)
       throw new PermanentError(e.message, 'change the site file or free resources on the host, then apply again');
+    if (e instanceof StorageRefusal)
+      throw new PermanentError(e.message, 'free space in the pool or put the base image there, then apply again');
     jobLog.warn('step failed', { error: e instanceof Error ? e.message : String(e), attempt: job.attemptsMade + 1 });
     throw e;
   } finally {

@@ -3,6 +3,7 @@
 // worker turns each into one job, exactly as stored.
 
 import type { TemplateSpec, VmSpec } from './model.ts';
+import type { VmDisk } from './storage.ts';
 
 /**
  * What the plan assumed about the world when an action starts (after the actions it depends on ran).
@@ -52,11 +53,17 @@ export interface CreateAction extends ActionBase {
   kind: 'create';
   host: string;
   spec: VmSpec;
+  /** Disks made from the template's images before `xl create` (a disk already there is kept as it is). */
+  disks?: VmDisk[];
 }
 
 export interface RemoveAction extends ActionBase {
   kind: 'remove';
   host: string;
+  /** The VM's pooled disks: kept (and named in the plan) unless `deleteDisks`. */
+  disks?: VmDisk[];
+  /** The request asked for the disks to go too (with consent, like the removal itself). */
+  deleteDisks?: true;
 }
 
 export interface ReconfigureAction extends ActionBase {
@@ -101,6 +108,8 @@ export interface MigrateAction extends ActionBase {
   via?: ViaMove[];
   /** Cold only: the VM as it ran on `from`. */
   previous?: PreviousVm;
+  /** Cold only: disks on storage `to` does not share, copied (and checked by sha256) while the VM is stopped. */
+  disks?: VmDisk[];
 }
 
 export type Action = CreateAction | RemoveAction | ReconfigureAction | MigrateAction;

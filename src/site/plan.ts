@@ -12,6 +12,7 @@ import { PlanError, type Pending, type Present } from './plan-types.ts';
 import { addVmPreconditions } from './preconditions.ts';
 import { scheduleWaves } from './schedule.ts';
 import { heldSize } from './domain.ts';
+import { checkDiskSpace, coldDiskMove, disksToMake, removalDisks } from './plan-storage.ts';
 
 export { PlanError };
 
@@ -26,6 +27,13 @@ interface PlanInput {
   currentTemplates: Map<string, TemplateSpec>;
   hosts: Map<string, HostSpec>;
   notes: string[];
+  options: PlanOptions;
+}
+
+/** What a request adds to the site file it plans. */
+export interface PlanOptions {
+  /** VMs whose removal also deletes their pooled disks (else the disks are kept and the plan says where). */
+  deleteDisks?: ReadonlySet<string>;
 }
 
 function byName<T extends { name: string }>(list: readonly T[]): Map<string, T> {
@@ -45,7 +53,12 @@ export function withoutPos<T extends object>(x: T): T {
   return rest as T;
 }
 
-export function planChanges(current: Site | undefined, desired: Site, observed?: ObservedState): Plan {
+export function planChanges(
+  current: Site | undefined,
+  desired: Site,
+  observed?: ObservedState,
+  options: PlanOptions = {},
+): Plan {
   const input: PlanInput = {
     current,
     desired,
@@ -56,6 +69,7 @@ export function planChanges(current: Site | undefined, desired: Site, observed?:
     currentTemplates: byName(current?.templates ?? []),
     hosts: new Map<string, HostSpec>([...byName(current?.hosts ?? []), ...byName(desired.hosts)]),
     notes: [],
+    options,
   };
   const present = presentState(input);
   const pending = pendingActions(input, present);
@@ -66,6 +80,7 @@ export function planChanges(current: Site | undefined, desired: Site, observed?:
     present,
   });
   addVmPreconditions(scheduled.actions, present);
+  checkDiskSpace(desired, scheduled.actions, observed, input.notes);
   return { ...scheduled, notes: input.notes };
 }
 
@@ -168,7 +183,7 @@ function pendingActions(input: PlanInput, present: Map<string, Present>): Pendin
   for (const name of names) {
     const now = present.get(name);
     const want = input.desiredVms.get(name);
-    if (now && !want) pending.push(removal(name, now));
+    if (now && !want) pending.push(removal(input, name, now));
     else if (!now && want) {
       const p = creation(input, name, want);
       if (p) pending.push(p);
@@ -181,13 +196,20 @@ function base(id: string, vm: string, reason: string) {
   return { id, vm, reason, wave: 0, dependsOn: [] as string[], preconditions: [] };
 }
 
-function removal(name: string, now: Present): Pending {
+function removal(input: PlanInput, name: string, now: Present): Pending {
+  const { disks } = removalDisks(input.current, now.spec ?? input.currentVms.get(name), now.host);
+  const drop = Boolean(disks && input.options.deleteDisks?.has(name));
+  const where = disks
+    ?.map((d) => `${d.path} on ${d.pool.type === 'nfs' ? `NFS pool ${d.pool.name}` : now.host}`)
+    .join(', ');
   const a: RemoveAction = {
     kind: 'remove',
     ...base(`remove:${name}`, name, `${name} is no longer in the site file`),
     host: now.host,
     disruptive: true,
-    disruption: `${name} is shut down and destroyed on ${now.host}`,
+    disruption: `${name} is shut down and destroyed on ${now.host}${disks ? (drop ? `; its disks are DELETED (${where})` : `; its disks are kept: ${where}`) : ''}`,
+    ...(disks ? { disks } : {}),
+    ...(drop ? { deleteDisks: true as const } : {}),
   };
   return { action: a, needMiB: 0, vcpus: 0, freeHost: now.host, freeMiB: now.memMiB };
 }
@@ -218,6 +240,7 @@ function creation(input: PlanInput, name: string, want: VmSpec): Pending | undef
     ),
     host: want.host,
     spec: want,
+    ...disksToMake(input.desired, want),
     ...(lostWith
       ? {
           disruptive: true as const,
@@ -231,7 +254,14 @@ function creation(input: PlanInput, name: string, want: VmSpec): Pending | undef
 function changes(input: PlanInput, name: string, now: Present, want: VmSpec): Pending[] {
   const out: Pending[] = [];
   let at = now.host;
-  if (want.host !== now.host) {
+  const cold =
+    want.host !== now.host
+      ? coldDiskMove(input.desired, name, now, want, previousOf(input, name, now, want, now.host))
+      : undefined;
+  if (cold) {
+    out.push(cold);
+    at = want.host;
+  } else if (want.host !== now.host) {
     const a: MigrateAction = {
       kind: 'migrate',
       ...base(`migrate:${name}`, name, `DOM0 of ${name} changed from ${now.host} to ${want.host}`),

@@ -52,9 +52,10 @@ export function templateDisks(template: TemplateSpec | undefined, pools: readonl
   for (const d of template?.disks ?? []) {
     const pool = d.pool ? byName.get(d.pool) : undefined;
     if (!pool || !d.image) continue;
+    const { pos: _pos, ...where } = pool;
     out.push({
       vdev: d.vdev,
-      pool,
+      pool: where,
       image: d.image,
       clone: d.clone ?? defaultClone(pool),
       path: d.target.replaceAll('{vm}', vm),
