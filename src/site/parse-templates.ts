@@ -139,7 +139,7 @@ function readDisks(
     const vdev = attr(d, 'vdev') ?? 'xvda';
     const pooled = readPooledDisk(d, vdev, pools, (msg) => bad(el, msg, dp));
     const target = pooled?.target ?? attr(d, 'target');
-    const tErr = pooled ? undefined : checkPath(target, 'disk target');
+    const tErr = pooled || attr(d, 'pool') !== undefined ? undefined : checkPath(target, 'disk target');
     if (tErr) bad(el, tErr, dp);
     if (!/^(xvd|hd|sd)[a-z]{1,2}$/.test(vdev))
       bad(el, `vdev ${JSON.stringify(vdev)} must look like xvda, hda or sda`, dp);
