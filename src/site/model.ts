@@ -52,7 +52,7 @@ export interface DiskSpec {
   pool?: string;
   /** The base image the disk is made from: a file in the pool's directory, or an LV in its volume group. */
   image?: string;
-  /** How the disk is made from the image: a full copy (file, nfs), a qcow2 overlay (file, nfs) or a thin snapshot (lvm). */
+  /** How the disk is made from the image: a copy (file, nfs), a qcow2 overlay (file, nfs) or a thin snapshot (lvm). */
   clone?: DiskClone;
 }
 
