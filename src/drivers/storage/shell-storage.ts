@@ -53,12 +53,6 @@ export function parseFind(stdout: string): { name: string; sizeMiB: number }[] {
     });
 }
 
-/** `rsync --info=progress2` lines: `    524,288,000  50%   98.21MB/s    0:00:05`; the last percent seen. */
-export function parseRsyncPercent(chunk: string): number | undefined {
-  const all = [...chunk.matchAll(/\s(\d{1,3})%\s/g)];
-  return all.length ? Number(all.at(-1)![1]) : undefined;
-}
-
 const lvName = (disk: VmDisk) => disk.path.slice(disk.path.lastIndexOf('/') + 1);
 const NO_SPACE = /No space left on device|Insufficient free space|insufficient free space/;
 
