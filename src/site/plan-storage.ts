@@ -104,7 +104,8 @@ export function checkDiskSpace(
           `disk ${d.vdev} is in pool ${d.pool.name}, which ${host} does not have (it is on ${d.pool.hosts?.join(', ')}); place the VM on one of those hosts or add ${host} to the pool's hosts`,
         );
       const report = observed?.hosts[host];
-      if (!report) {
+      // No report, or one made before the site declared pools (the agent reports the pools of the current version).
+      if (!report || report.pools === undefined) {
         unknown.add(`${d.pool.name} on ${host}`);
         continue;
       }

@@ -173,5 +173,10 @@ test('the simulator: an NFS pool one space seen by the hosts that mount it, loca
   t.is(await h1.checksum(local), imageSha('local', 'deb12.img'));
   await h1.copyTo(local, { host: 'h2', address: 'h2' }, progress);
   t.is(await h1.checksumOn(local, { host: 'h2', address: 'h2' }), await h1.checksum(local));
-  await t.throwsAsync(h3.exists(shared), { instanceOf: StorageRefusal, message: /No such file or directory/ });
+  // h3 does not list the NFS pool: it never mounts it, sees no disk there, and cannot make one.
+  t.false(await h3.exists(shared));
+  await t.throwsAsync(h3.provision(disk(nfsPool, 'vm9'), progress), {
+    instanceOf: StorageRefusal,
+    message: /h3: \/mnt\/xsm\/shared: No such file or directory/,
+  });
 });

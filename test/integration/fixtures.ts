@@ -7,7 +7,13 @@ export interface VmLine {
   priority?: number;
   pinned?: boolean;
   /** Template: `tiny` (default; grows live up to 2048 MiB / 4 vCPUs) or `fixed` (no live growth). */
-  config?: 'tiny' | 'fixed';
+  config?: 'tiny' | 'fixed' | (string & {});
+}
+
+/** Extra site file parts: <Pools> and more <Template>s (storage scenarios). */
+export interface SiteExtras {
+  pools?: string;
+  templates?: string;
 }
 
 export interface HostLine {
@@ -17,7 +23,7 @@ export interface HostLine {
   power?: { driver: string; address?: string; user?: string; passwordFile?: string; insecureTls?: boolean };
 }
 
-export function siteXml(hosts: HostLine[], vms: VmLine[]): string {
+export function siteXml(hosts: HostLine[], vms: VmLine[], extras: SiteExtras = {}): string {
   const hostLines = hosts.map((h, i) => {
     const attrs = `name="${h.name}" address="10.77.0.${i + 1}" cpus="${h.cpus ?? 8}" memory="${h.memMiB}"`;
     if (!h.power) return `    <Host ${attrs}/>`;
@@ -42,9 +48,9 @@ export function siteXml(hosts: HostLine[], vms: VmLine[]): string {
   return `<XSMConfig>
   <Hosts>
 ${hostLines.join('\n')}
-  </Hosts>
+  </Hosts>${extras.pools ? `\n${extras.pools}` : ''}
   <Templates>
-    <Template name="tiny" type="pvh" maxmem="2048" maxvcpus="4"><Kernel>/srv/xen/kernels/vmlinuz</Kernel><Disk target="/srv/xen/disks/{vm}.img" vdev="xvda"/><Bridge>xenbr0</Bridge></Template><Template name="fixed" type="pvh"><Kernel>/srv/xen/kernels/vmlinuz</Kernel><Disk target="/srv/xen/disks/{vm}.img" vdev="xvda"/><Bridge>xenbr0</Bridge></Template>
+    <Template name="tiny" type="pvh" maxmem="2048" maxvcpus="4"><Kernel>/srv/xen/kernels/vmlinuz</Kernel><Disk target="/srv/xen/disks/{vm}.img" vdev="xvda"/><Bridge>xenbr0</Bridge></Template><Template name="fixed" type="pvh"><Kernel>/srv/xen/kernels/vmlinuz</Kernel><Disk target="/srv/xen/disks/{vm}.img" vdev="xvda"/><Bridge>xenbr0</Bridge></Template>${extras.templates ? `\n${extras.templates}` : ''}
   </Templates>
   <Set name="test">
 ${vmLines.join('\n')}

@@ -19,6 +19,7 @@ import type { ApplyStatus } from '../../src/state/apply-store.ts';
 import type { Worker } from 'bullmq';
 import { SimulatedPower } from '../../src/drivers/power/simulated.ts';
 import { sitePowerResolver } from '../../src/jobs/failover.ts';
+import type { Storage } from '../../src/drivers/storage/storage.ts';
 
 export interface TestSite {
   rt: XsmRuntime;
@@ -52,7 +53,8 @@ export async function deleteKeys(prefix: string, url?: string): Promise<void> {
 export async function startTestSite(
   hosts: { name: string; memMiB: number; cpus?: number }[],
   /** redisUrl: another Redis than XSM_REDIS_URL's (a test's own, which it may restart). */
-  opts: { store?: SimStore; agents?: boolean; redisUrl?: string } = {},
+  /** storage: each agent's storage driver, built when the agent starts (absent: agents have none). */
+  opts: { store?: SimStore; agents?: boolean; redisUrl?: string; storage?: (host: string) => Storage } = {},
 ): Promise<TestSite> {
   const prefix = freshPrefix();
   const rt = new XsmRuntime({ ...redisConfigFromEnv(), ...(opts.redisUrl ? { url: opts.redisUrl } : {}), prefix });
@@ -86,6 +88,7 @@ export async function startTestSite(
           heartbeatMs: 200,
           lockDurationMs: 4000,
           peer: (h) => hv.get(h),
+          ...(opts.storage ? { storage: opts.storage(host) } : {}),
         }),
       );
     },

@@ -7,7 +7,13 @@
 import { MemorySimStore, type SimHostState } from '../../src/drivers/hypervisor/simulated.ts';
 import { submitSite } from '../../src/services/site-service.ts';
 import { versionOutcome } from '../../src/services/inspect.ts';
-import { siteXml, type VmLine } from '../integration/fixtures.ts';
+import { siteXml, type SiteExtras, type VmLine } from '../integration/fixtures.ts';
+import {
+  provisionSimPool,
+  SimulatedStorage,
+  type SimPoolSpec,
+  type SimPoolStore,
+} from '../../src/drivers/storage/simulated.ts';
 import { startTestSite, type TestSite } from '../integration/harness.ts';
 import { INVARIANTS, type Trace, type WorldState } from './invariants.ts';
 import { PrivateRedis } from './private-redis.ts';
@@ -43,8 +49,17 @@ export type Step =
  */
 export interface Crash {
   host: string;
-  op: 'create' | 'migrate' | 'shutdown' | 'destroy' | 'setMemory' | 'setVcpus';
+  /** A toolstack call, or a disk operation of the storage driver (`provision`, `copy`). */
+  op: 'create' | 'migrate' | 'shutdown' | 'destroy' | 'setMemory' | 'setVcpus' | 'provision' | 'copy';
   when: 'before' | 'after';
+}
+
+/** Pools for a scenario: the site file's <Pools> and templates, and the simulated pools behind them. */
+export interface ScenarioStorage {
+  extras: SiteExtras;
+  /** Kept by the test, to look at the disks afterwards. */
+  store: SimPoolStore;
+  pools: SimPoolSpec[];
 }
 
 export interface Scenario {
@@ -55,6 +70,8 @@ export interface Scenario {
   privateRedis?: boolean;
   /** The last apply's end state the scenario means to reach (the invariants hold either way). */
   ends?: 'converged' | 'partially-failed';
+  /** Storage pools (agents then run a simulated storage driver). */
+  storage?: ScenarioStorage;
 }
 
 /** A simulator store that records the whole site's domains after every change, at the moment it is made. */
@@ -99,7 +116,8 @@ class RecordingStore extends MemorySimStore {
  * (a forced close: the running job is abandoned, not failed) and starts a fresh agent on the real one.
  * Returns whether it fired.
  */
-async function armCrash(s: TestSite, crash: Crash): Promise<() => boolean> {
+async function armCrash(s: TestSite, crash: Crash, disks: DiskTrap): Promise<() => boolean> {
+  if (crash.op === 'provision' || crash.op === 'copy') return disks.arm(crash, s);
   const real = s.hv.get(crash.host)!;
   let fired = false;
   const kill = async () => {
@@ -129,6 +147,34 @@ async function armCrash(s: TestSite, crash: Crash): Promise<() => boolean> {
   return () => fired;
 }
 
+/** The storage drivers' crash hook: kills the host's agent at the armed disk operation, as armCrash does. */
+class DiskTrap {
+  private armed: Crash | undefined;
+  private fired = false;
+  private site: TestSite | undefined;
+  arm(crash: Crash, s: TestSite): () => boolean {
+    this.armed = crash;
+    this.fired = false;
+    this.site = s;
+    return () => this.fired;
+  }
+  hook(host: string) {
+    return async (op: string, when: 'before' | 'after') => {
+      const c = this.armed;
+      if (!c || this.fired || c.host !== host || c.op !== op || c.when !== when) return;
+      this.fired = true;
+      const s = this.site!;
+      void (async () => {
+        const victim = s.agents.get(host)!;
+        await victim.worker.close(true);
+        await victim.close();
+        s.startAgent(host);
+      })();
+      return new Promise<void>(() => {});
+    };
+  }
+}
+
 const refusal = (e: unknown) => (e instanceof Error ? `${e.name}: ${e.message}` : String(e));
 
 export async function runScenario(sc: Scenario): Promise<{ trace: Trace; problems: string[] }> {
@@ -145,7 +191,14 @@ export async function runScenario(sc: Scenario): Promise<{ trace: Trace; problem
   const problems: string[] = [];
   const store = new RecordingStore(trace.states);
   const redis = sc.privateRedis ? await PrivateRedis.start() : undefined;
-  const s: TestSite = await startTestSite(sc.hosts, { store, ...(redis ? { redisUrl: redis.url } : {}) });
+  const disks = new DiskTrap();
+  const st = sc.storage;
+  for (const p of st?.pools ?? []) provisionSimPool(st!.store, p);
+  const s: TestSite = await startTestSite(sc.hosts, {
+    store,
+    ...(redis ? { redisUrl: redis.url } : {}),
+    ...(st ? { storage: (host: string) => new SimulatedStorage(st.store, host, 20, disks.hook(host)) } : {}),
+  });
   try {
     type Answer = { version?: number; unchanged?: boolean; refused?: string };
     const submit = async (
@@ -158,7 +211,7 @@ export async function runScenario(sc: Scenario): Promise<{ trace: Trace; problem
       const b = base ?? (await s.rt.sites.currentVersion());
       try {
         const r = await submitSite(s.rt, {
-          xml: siteXml(sc.hosts, vms),
+          xml: siteXml(sc.hosts, vms, st?.extras),
           file: `${sc.name}.xml`,
           base: b,
           author: 'scenario',
@@ -178,7 +231,7 @@ export async function runScenario(sc: Scenario): Promise<{ trace: Trace; problem
     };
     for (const [i, step] of sc.steps.entries()) {
       if ('submit' in step) {
-        const fired = step.crash ? await armCrash(s, step.crash) : undefined;
+        const fired = step.crash ? await armCrash(s, step.crash, disks) : undefined;
         const r = await submit(step.submit, step.consent ?? false, step.apply ?? true, undefined, step.repair ?? false);
         const got = r.refused !== undefined ? 'refused' : r.unchanged ? 'unchanged' : 'stored';
         if (got !== step.expect) problems.push(`step ${i}: expected ${step.expect}, got ${got} ${JSON.stringify(r)}`);

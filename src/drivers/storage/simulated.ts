@@ -23,6 +23,8 @@ export interface SimPool {
   files: SimFile[];
   /** NFS only: hosts that have mounted the export. */
   mounted: string[];
+  /** Every disk made or copied in, in order: what a test checks to see that nothing was done twice. */
+  log: string[];
 }
 
 /** Where the simulated pools live; in memory, shared by every SimulatedStorage built on it. */
@@ -68,6 +70,7 @@ export function provisionSimPool(store: SimPoolStore, spec: SimPoolSpec): void {
     sizeMiB: spec.sizeMiB,
     files: spec.images.map((i) => ({ ...i, sha256: imageSha(spec.pool.name, i.name) })),
     mounted: [],
+    log: [],
   });
 }
 
@@ -83,8 +86,8 @@ export class SimulatedStorage implements Storage {
     readonly hostName: string,
     /** Time a copy takes per GiB (progress is reported in steps of a quarter). */
     readonly copyMsPerGiB = 40,
-    /** Called before a disk operation takes effect (the scenario runner's crash hook). */
-    readonly before?: (op: string) => Promise<void>,
+    /** Called right before and right after a disk operation takes effect (the scenario runner's crash hook). */
+    readonly hook?: (op: 'provision' | 'copy', when: 'before' | 'after') => Promise<void>,
   ) {}
 
   private key(pool: PoolSpec, host = this.hostName): string {
@@ -114,8 +117,7 @@ export class SimulatedStorage implements Storage {
       const key = this.key(pool);
       const p = this.store.get(key);
       if (!p) continue;
-      if (p.type === 'nfs' && !p.mounted.includes(this.hostName))
-        this.store.update(key, (q) => void q.mounted.push(this.hostName));
+      this.mount(pool);
       out.push({
         name: pool.name,
         type: pool.type,
@@ -128,10 +130,22 @@ export class SimulatedStorage implements Storage {
   }
 
   async exists(disk: VmDisk): Promise<boolean> {
+    // An NFS mount point that is not mounted yet is an empty directory, as on a Dom0.
+    const p = this.store.get(this.key(disk.pool));
+    if (p?.type === 'nfs' && !p.mounted.includes(this.hostName)) return false;
     return this.seen(disk.pool).files.some((f) => f.name === base(disk.path));
   }
 
+  /** `mount -t nfs` where the host lists the pool and has not mounted it yet (ShellStorage.mount). */
+  private mount(pool: PoolSpec): void {
+    const key = this.key(pool);
+    const p = this.store.get(key);
+    if (p?.type === 'nfs' && poolOnHost(pool, this.hostName) && !p.mounted.includes(this.hostName))
+      this.store.update(key, (q) => void q.mounted.push(this.hostName));
+  }
+
   async provision(disk: VmDisk, progress: DiskProgress): Promise<void> {
+    this.mount(disk.pool);
     const p = this.seen(disk.pool);
     const image = p.files.find((f) => f.name === disk.image);
     if (!image)
@@ -144,8 +158,9 @@ export class SimulatedStorage implements Storage {
       throw new StorageRefusal(this.hostName, `error writing '${disk.path}': No space left on device`);
     if (disk.clone === 'copy')
       await this.progressively(image.sizeMiB, `copying ${disk.image} to ${disk.path}`, progress);
-    await this.before?.('provision');
+    await this.hook?.('provision', 'before');
     this.store.update(this.key(disk.pool), (q) => {
+      q.log.push(`${this.hostName}: provision ${disk.path}`);
       if (need > q.sizeMiB - used(q))
         throw new StorageRefusal(this.hostName, `error writing '${disk.path}': No space left on device`);
       if (!q.files.some((f) => f.name === base(disk.path)))
@@ -156,6 +171,7 @@ export class SimulatedStorage implements Storage {
           sha256: image.sha256,
         });
     });
+    await this.hook?.('provision', 'after');
     await progress(100, `${disk.path} made from ${disk.image} (${disk.clone})`);
   }
 
@@ -193,11 +209,13 @@ export class SimulatedStorage implements Storage {
     if (src.sizeMiB > dst.sizeMiB - used(dst))
       throw new StorageRefusal(target.host, `rsync: write failed on "${disk.path}": No space left on device (28)`);
     await this.progressively(src.sizeMiB, `copying ${disk.path} to ${target.host}`, progress);
-    await this.before?.('copy');
+    await this.hook?.('copy', 'before');
     this.store.update(this.key(disk.pool, target.host), (q) => {
+      q.log.push(`${this.hostName}: copy ${disk.path} to ${target.host}`);
       q.files = q.files.filter((f) => f.name !== src.name);
       q.files.push({ ...src });
     });
+    await this.hook?.('copy', 'after');
     await progress(100, `${disk.path} copied to ${target.host}`);
   }
 }
