@@ -23,6 +23,8 @@ import { XsmRuntime } from '../src/runtime/runtime.ts';
 import { errorMessage } from '../src/lib/errors.ts';
 import { checkName } from '../src/site/validate.ts';
 import { startHostAgent } from './host-agent-lib.ts';
+import { ShellStorage } from '../src/drivers/storage/shell-storage.ts';
+import type { Storage } from '../src/drivers/storage/storage.ts';
 
 function fail(message: string): never {
   process.stderr.write(`xsm host agent: ${message}\n`);
@@ -48,6 +50,9 @@ const rt = new XsmRuntime(redisConfigFromEnv());
 await rt.upgradeQueueData(log).catch((e: unknown) => fail(errorMessage(e)));
 
 let hv: Hypervisor;
+// VM disks in the site's pools: made, copied and deleted over the same shell as xl. The sim agent has none yet
+// (its simulated pools live in one process; a pooled disk then fails saying the agent has no storage driver).
+let storage: Storage | undefined;
 let peer: ((h: string) => Hypervisor | undefined) | undefined;
 if (kind === 'sim') {
   const dir =
@@ -77,6 +82,7 @@ if (kind === 'sim') {
       })
     : new LocalShell();
   hv = new XlHypervisor(shell, host);
+  storage = new ShellStorage(shell, host);
 } else fail(`XSM_HYPERVISOR=${kind}: use xl or sim`);
 
 // XSM_GMOND=host:port: publish host and per-VM metrics to that gmond (its udp_recv_channel);
@@ -93,6 +99,7 @@ const agent = startHostAgent({
   hv,
   log,
   peer,
+  ...(storage ? { storage } : {}),
   concurrency: intEnv('XSM_CONCURRENCY', 4),
   heartbeatMs: intEnv('XSM_HEARTBEAT_MS', 5000),
   lockDurationMs: intEnv('XSM_LOCK_MS', 30000),

@@ -143,7 +143,7 @@ export const reconfigureBody = z
     path: ['memMiB'],
   });
 /** DELETE may come without a body: express leaves `{}` or undefined. */
-export const removeBody = z.strictObject(editBody).optional();
+export const removeBody = z.strictObject({ ...editBody, deleteDisks: z.boolean().optional() }).optional();
 
 export const jobsQuery = z.strictObject({
   state: z

@@ -13,7 +13,7 @@ import { applyEdit, type SiteEdit } from '../site/edit.ts';
 import { loadSite, type LoadOptions } from '../site/parse.ts';
 import { serializeSite } from '../site/serialize.ts';
 import { planHash, sameContent, sha256 } from '../site/plan-hash.ts';
-import { planChanges, PlanError } from '../site/plan.ts';
+import { planChanges, PlanError, type PlanOptions } from '../site/plan.ts';
 import { InvalidSiteError, StaleVersionError, type PlanRecord } from '../state/site-store.ts';
 import { applyJobId, type ApplyJobData } from '../runtime/queues.ts';
 import type { ServiceRuntime } from '../runtime/service-runtime.ts';
@@ -47,6 +47,8 @@ export interface SubmitRequest {
    * (e.g. only an admin may touch a host's <Power>); throws to refuse.
    */
   authorize?: (current: Site | undefined, next: Site) => void;
+  /** What the request adds to the file's plan (a removal that deletes the VM's disks). */
+  planOptions?: PlanOptions;
 }
 
 export interface Unchanged {
@@ -111,11 +113,17 @@ async function makePlan(
   base: { version: number; site: Site | undefined },
   desired: Site,
   xml: string,
+  planOptions: PlanOptions = {},
 ) {
   const started = performance.now();
   const observedAt = Date.now();
   const observed: ObservedState = await rt.observed.all();
-  const planned = planChanges(base.site, desired, Object.keys(observed.hosts).length ? observed : undefined);
+  const planned = planChanges(
+    base.site,
+    desired,
+    Object.keys(observed.hosts).length ? observed : undefined,
+    planOptions,
+  );
   // Exactly what is stored (source positions are not part of a plan), so what is shown is what runs.
   const plan = JSON.parse(JSON.stringify(planned, (k, v) => (k === 'pos' ? undefined : v))) as Plan;
   const record: PlanRecord = {
@@ -136,10 +144,11 @@ export async function previewPlan(
   file: string,
   options?: LoadOptions,
   parsed?: Extract<LoadResult, { ok: true }>,
+  planOptions?: PlanOptions,
 ): Promise<PlanPreview> {
   const loaded = parsed ?? loadOrThrow(xml, file, options);
   const base = await currentState(rt);
-  return { plan: await makePlan(rt, base, loaded.site, xml), warnings: loaded.warnings };
+  return { plan: await makePlan(rt, base, loaded.site, xml, planOptions), warnings: loaded.warnings };
 }
 
 /** Disruptive actions the given consent does not cover. */
@@ -211,7 +220,7 @@ export async function submitSite(rt: ServiceRuntime, req: SubmitRequest): Promis
   if (req.expectedPlanHash !== undefined && req.base !== current.version)
     throw staleSavedPlan(req.base, current.version, req.expectedPlanHash);
   if (req.base !== current.version) throw new StaleVersionError(req.base, current.version);
-  const plan = await makePlan(rt, current, loaded.site, req.xml);
+  const plan = await makePlan(rt, current, loaded.site, req.xml, req.planOptions);
   if (identical && plan.actions.length === 0) return unchangedResult(rt, current, req.xml);
   if (req.expectedPlanHash !== undefined && plan.planHash !== req.expectedPlanHash)
     throw staleSavedPlan(req.base, current.version, req.expectedPlanHash, plan);
@@ -293,6 +302,10 @@ export interface EditRequest {
   authorize?: SubmitRequest['authorize'];
 }
 
+function editPlanOptions(edit: SiteEdit): PlanOptions {
+  return edit.kind === 'remove' && edit.deleteDisks ? { deleteDisks: new Set([edit.vm]) } : {};
+}
+
 /**
  * A single VM operation as a new version of the current site: the edit is applied to the current site's
  * objects, written as XML once, and submitted (parsed once more: the same validation as an uploaded file),
@@ -314,6 +327,7 @@ export async function editSite(
     reason: req.reason ?? reason,
     consent: req.consent,
     apply: true,
+    planOptions: editPlanOptions(req.edit),
   });
   return { base: version, reason, result };
 }
@@ -332,6 +346,13 @@ export async function previewEdit(
   if (!site) throw new NoSiteError();
   const { site: next, reason } = applyEdit(site, edit);
   authorize?.(site, next);
-  const preview = await previewPlan(rt, serializeSite(next), `edit of v${version}`);
+  const preview = await previewPlan(
+    rt,
+    serializeSite(next),
+    `edit of v${version}`,
+    undefined,
+    undefined,
+    editPlanOptions(edit),
+  );
   return { base: version, reason, preview, disruptive: disruptiveActions(preview.plan) };
 }

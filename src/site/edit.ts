@@ -7,7 +7,8 @@ import type { Site, VmSpec } from './model.ts';
 export type SiteEdit =
   | { kind: 'migrate'; vm: string; to: string }
   | { kind: 'reconfigure'; vm: string; memMiB?: number; vcpus?: number }
-  | { kind: 'remove'; vm: string };
+  /** deleteDisks: the VM's pooled disks go too (else they are kept, and the plan says where). */
+  | { kind: 'remove'; vm: string; deleteDisks?: boolean };
 
 export class EditError extends Error {
   constructor(

@@ -57,7 +57,7 @@ test.serial('xsm apply, status, jobs, site get, vm migrate against a running API
   t.is(applied.code, 0, applied.err);
   t.regex(applied.out, /version 1 stored/);
   // Piped output: one line per job step change, ending with the version applied.
-  t.regex(applied.out, /completed\s+host-h1\s+v1-create-a\s+create-vm 5\/5 done/);
+  t.regex(applied.out, /completed\s+host-h1\s+v1-create-a\s+create-vm 6\/6 done/);
   t.regex(applied.out, /version 1 applied$/);
   t.deepEqual(await s.where(), { a: 'h1', b: 'h2' });
 

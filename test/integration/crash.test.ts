@@ -72,7 +72,7 @@ test('kill -9 of a host agent mid-create, then restart: the job resumes at its s
   const job = (await q.getJob(jobId))!;
   t.is(await job.getState(), 'completed');
   const journal = (job.progress as JobProgress).journal;
-  t.deepEqual(journal.done, ['check-plan', 'render-config', 'xl-create', 'wait-running', 'verify']);
+  t.deepEqual(journal.done, ['check-plan', 'render-config', 'provision-disks', 'xl-create', 'wait-running', 'verify']);
   t.is(journal.attempts?.['check-plan'], 1, 'the plan was checked once: a resumed job does not check again');
   t.is(journal.attempts?.['xl-create'], 2, 'xl-create was resumed, not skipped');
   t.is(journal.attempts?.['render-config'], 1, 'finished steps were not redone');

@@ -485,9 +485,25 @@ export const vmRemove = defineCommand({
   name: 'vm remove',
   summary: 'destroy a VM and remove it from the site file (asks for consent, or --yes)',
   positionals: [VM],
-  options: { reason: REASON, yes: YES, 'no-wait': NO_WAIT },
+  options: {
+    reason: REASON,
+    yes: YES,
+    'no-wait': NO_WAIT,
+    'delete-disks': {
+      type: 'boolean',
+      description: "delete the VM's disks in its pools too (by default they are kept, and the plan says where)",
+    },
+  },
   async run({ positionals: { VM }, options }, ctx) {
-    return submitEdit(ctx, { method: 'DELETE', path: `/api/vms/${encodeURIComponent(VM)}` }, options);
+    return submitEdit(
+      ctx,
+      {
+        method: 'DELETE',
+        path: `/api/vms/${encodeURIComponent(VM)}`,
+        ...(options['delete-disks'] ? { json: { deleteDisks: true } } : {}),
+      },
+      options,
+    );
   },
 });
 
