@@ -39,7 +39,9 @@ export type Step =
   /** Start an unmanaged domain using memory on a host (someone else's guest). */
   | { hog: string; memMiB: number }
   /** Enqueue the apply of the current version (stored with apply: false). */
-  | { applyCurrent: true };
+  | { applyCurrent: true }
+  /** Someone else's file takes `mib` of a simulated pool (its key: `name@host`, or the NFS pool's name). */
+  | { fillPool: string; mib: number };
 
 /**
  * A host agent killed in the middle of a step, as `kill -9` would: its job is neither finished nor failed,
@@ -284,6 +286,9 @@ export async function runScenario(sc: Scenario): Promise<{ trace: Trace; problem
         await eventually(async () =>
           Boolean((await s.rt.observed.host(step.hog))?.domains.some((d) => d.name === name)),
         );
+      } else if ('fillPool' in step) {
+        if (!st) throw new Error(`step ${i}: fillPool needs the scenario's storage`);
+        st.store.update(step.fillPool, (p) => void p.files.push({ name: `filler${i}`, sizeMiB: step.mib, sha256: '' }));
       } else if ('applyCurrent' in step) {
         const { enqueueApply } = await import('../../src/services/site-service.ts');
         const v = await s.rt.sites.currentVersion();

@@ -151,6 +151,32 @@ for (const [op, when] of [
     t.deepEqual(log(st, 'local@h1'), ['h1: provision /srv/xen/pool/vf-xvda.img']);
   });
 
+test.serial('a cold move whose copy fails starts the VM again on its source, and says so', async (t) => {
+  const st = storage();
+  const trace = await run(t, {
+    name: 'failed copy rolls back',
+    hosts: HOSTS,
+    storage: st,
+    steps: [
+      { submit: [vm('vf', 'h1', 'onlocal')], expect: 'stored' },
+      { submit: [vm('vf', 'h2', 'onlocal')], consent: true, apply: false, expect: 'stored' },
+      // Planned with room on h2; by the time it runs, someone else took it.
+      { fillPool: 'local@h2', mib: 7000 },
+      { applyCurrent: true },
+    ],
+    ends: 'partially-failed',
+  });
+  const out = trace.outcome!.actions.find((a) => a.id === 'migrate:vf')!;
+  t.is(out.outcome, 'failed');
+  t.regex(out.reason ?? '', /rolled back: vf runs again on h1 as before .*No space left on device/);
+  const last = trace.states.at(-1)!.hosts;
+  t.deepEqual(
+    last.h1?.map((d) => [d.name, d.state]),
+    [['vf', 'running']],
+  );
+  t.deepEqual(last.h2, []);
+});
+
 test.serial('an agent killed after the cold copy resumes the move without copying again', async (t) => {
   const st = storage();
   await run(t, {
