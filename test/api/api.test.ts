@@ -234,7 +234,7 @@ test('jobs are listed with their step, and a failed job can be retried once its 
   t.like(failed[0], { queue: 'host-h1', id: 'v1-create-a' });
   t.regex(failed[0]!.failedReason, /h1 has \d+ MiB free but a needs 512 MiB/);
   const one = await call('GET', '/api/jobs/host-h1/v1-create-a', 'viewer');
-  t.like(one.body.progress, { workflow: 'create-vm', step: 'check-plan', index: 1, total: 5 });
+  t.like(one.body.progress, { workflow: 'create-vm', step: 'check-plan', index: 1, total: 6 });
   t.is(one.body.progress.journal, undefined, 'the journal is internal');
   t.is((await call('POST', '/api/jobs/host-h1/v1-create-a/retry', 'viewer')).status, 403);
   await s.hv.get('h1')!.destroy('intruder');
