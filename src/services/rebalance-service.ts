@@ -10,8 +10,15 @@ import type { XsmRuntime } from '../runtime/runtime.ts';
 import type { ServiceRuntime } from '../runtime/service-runtime.ts';
 import { capacityOf } from '../site/capacity.ts';
 import { serializeSite } from '../site/serialize.ts';
+import type { Site, VmSpec } from '../site/model.ts';
+import { vmDisks } from '../site/storage.ts';
 import { SYSTEM } from '../state/audit-store.ts';
 import { balance, type BalanceOptions, type BalanceResult } from '../rebalance/balance.ts';
+
+/** True when the VM has a disk only its host sees: no live move exists for it (NFS pools: see canMoveLive). */
+function hasLocalDisk(site: Site, vm: VmSpec): boolean {
+  return vmDisks(site, vm).some((d) => d.pool.type !== 'nfs');
+}
 
 export interface RebalanceOutcome extends BalanceResult {
   baseVersion: number;
@@ -53,7 +60,8 @@ export async function runRebalance(
     vcpus: v.vcpus,
     cpuLoad: typeof loads[i] === 'number' ? Math.min(v.vcpus, (loads[i] as number) / 100) : v.vcpus / 2,
     // A VM the actor may not move is held in place, but its load still counts.
-    pinned: v.placement.pinned || (actor !== undefined && !actor.mayMove(v.set)),
+    // So is a VM with a disk in a pool only its host sees (file, lvm): it cannot move live anywhere.
+    pinned: v.placement.pinned || (actor !== undefined && !actor.mayMove(v.set)) || hasLocalDisk(site, v),
     noRebalance: v.placement.noRebalance,
     ...(v.placement.antiAffinity ? { antiAffinity: v.placement.antiAffinity } : {}),
   }));

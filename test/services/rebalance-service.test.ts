@@ -74,3 +74,46 @@ test('a run writes one version of live migrations, audits it, and cools the move
     'a VM in cooldown is not moved again',
   );
 });
+
+test('a VM whose disk is in a pool only its host sees is never proposed for a live move', async (t) => {
+  const rt = memoryRuntime();
+  const vms = ['a', 'b', 'c', 'd'].map((n) => ({ ...vm(n, 'h1', 512, 2), config: n === 'd' ? 'shared' : 'local' }));
+  const pooled = (name: string, pool: string) => ({
+    ...template,
+    name,
+    disks: [
+      {
+        target: `/p/${pool}/{vm}-xvda.img`,
+        vdev: 'xvda',
+        format: 'raw' as const,
+        access: 'rw' as const,
+        pool,
+        image: 'i.img',
+        clone: 'copy' as const,
+      },
+    ],
+  });
+  const xml = serializeSite({
+    sets: [{ name: 's', vms: vms.map((v) => v.name) }],
+    hosts: [host('h1', 4096, 8), host('h2', 4096, 8)],
+    pools: [
+      { name: 'local', type: 'file', path: '/p/local' },
+      { name: 'shared', type: 'nfs', server: '10.0.0.1', export: '/e', path: '/p/shared' },
+    ],
+    templates: [pooled('local', 'local'), pooled('shared', 'shared')],
+    vms,
+  });
+  await submitSite(rt, { xml, file: 'site.xml', base: 0, author: 'ann', reason: 't', consent: 'none', apply: false });
+  const report = (name: string, domains: DomainInfo[]) =>
+    rt.observed.report({ name, heartbeatAt: Date.now(), totalMemMiB: 4096, freeMemMiB: 2048, nrCpus: 8, domains });
+  await report(
+    'h1',
+    vms.map((v) => running(v.name)),
+  );
+  await report('h2', []);
+  const r = await runRebalance(rt, { dryRun: true });
+  t.deepEqual(
+    r.moves.map((m) => m.vm),
+    ['d'],
+  );
+});
