@@ -21,6 +21,16 @@ export function disksToMake(site: Site, vm: VmSpec): { disks?: VmDisk[] } {
   return disks.length ? { disks } : {};
 }
 
+/** The disks a create makes, in the words of the plan's reason (empty when none). */
+export function disksReason(disks: readonly VmDisk[] | undefined): string {
+  if (!disks?.length) return '';
+  const what = disks.map(
+    (d) =>
+      `${d.vdev} ${d.clone === 'copy' ? 'copied' : `as a ${d.clone === 'overlay' ? 'qcow2 overlay' : 'thin snapshot'}`} from ${d.image} into pool ${d.pool.name} (${d.path})`,
+  );
+  return `; disk ${what.join(', ')}`;
+}
+
 /**
  * A move between hosts that do not share the VM's disks: a cold move that copies them. Undefined when the
  * move can be live (every disk on an NFS pool both mount, or in no pool).

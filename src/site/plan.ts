@@ -12,7 +12,7 @@ import { PlanError, type Pending, type Present } from './plan-types.ts';
 import { addVmPreconditions } from './preconditions.ts';
 import { scheduleWaves } from './schedule.ts';
 import { heldSize } from './domain.ts';
-import { checkDiskSpace, coldDiskMove, disksToMake, removalDisks } from './plan-storage.ts';
+import { checkDiskSpace, coldDiskMove, disksReason, disksToMake, removalDisks } from './plan-storage.ts';
 
 export { PlanError };
 
@@ -225,6 +225,7 @@ function creation(input: PlanInput, name: string, want: VmSpec): Pending | undef
     return undefined;
   }
   const was = input.currentVms.get(name);
+  const disks = disksToMake(input.desired, want);
   // A VM whose host failover fenced lost its running state: starting it elsewhere is a restart.
   const lostWith = was && was.host !== want.host && input.observed?.hosts[was.host]?.fencedAt ? was.host : undefined;
   const a: CreateAction = {
@@ -235,12 +236,12 @@ function creation(input: PlanInput, name: string, want: VmSpec): Pending | undef
       lostWith
         ? `${name} ran on ${lostWith}, which was fenced; start it on ${want.host}`
         : was
-          ? `${name} is not running; create it on ${want.host}`
-          : `${name} is new in the site file`,
+          ? `${name} is not running; create it on ${want.host}${disksReason(disks.disks)}`
+          : `${name} is new in the site file${disksReason(disks.disks)}`,
     ),
     host: want.host,
     spec: want,
-    ...disksToMake(input.desired, want),
+    ...disks,
     ...(lostWith
       ? {
           disruptive: true as const,

@@ -274,3 +274,21 @@ test('failover restarts only VMs whose disks a survivor reaches, and names the o
     },
   ]);
 });
+
+test("the plan's reason says which disk a create makes, from which image, in which pool", (t) => {
+  const site = ok(
+    loadSite(
+      siteXml([
+        { name: 'a', host: 'xen01', tpl: 'onlocalqcow' },
+        { name: 'b', host: 'xen01', tpl: 'onlvm' },
+      ]),
+      's.xml',
+    ),
+  );
+  const [a, b] = planChanges(undefined, site).actions;
+  t.is(
+    a!.reason,
+    'a is new in the site file; disk xvda as a qcow2 overlay from deb12.img into pool local (/srv/xen/pool/a-xvda.qcow2)',
+  );
+  t.is(b!.reason, 'b is new in the site file; disk xvda as a thin snapshot from deb12 into pool vg (/dev/vg0/b-xvda)');
+});
