@@ -12,6 +12,7 @@ import { PlanError, type Pending, type Present } from './plan-types.ts';
 import { addVmPreconditions } from './preconditions.ts';
 import { scheduleWaves } from './schedule.ts';
 import { heldSize } from './domain.ts';
+import { unreachableFrom } from './storage.ts';
 import { checkDiskSpace, coldDiskMove, disksReason, disksToMake, removalDisks } from './plan-storage.ts';
 
 export { PlanError };
@@ -226,6 +227,13 @@ function creation(input: PlanInput, name: string, want: VmSpec): Pending | undef
   }
   const was = input.currentVms.get(name);
   const disks = disksToMake(input.desired, want);
+  // Created on another host than its old one, where its disks were only there: it starts from fresh disks.
+  const fresh =
+    was && was.host !== want.host && disks.disks ? unreachableFrom(input.desired, want, was.host, want.host) : [];
+  if (fresh.length)
+    input.notes.push(
+      `${name} is created on ${want.host} with NEW disks made from its template's images: its disks on ${was!.host} are out of reach (${fresh.join('; ')})`,
+    );
   // A VM whose host failover fenced lost its running state: starting it elsewhere is a restart.
   const lostWith = was && was.host !== want.host && input.observed?.hosts[was.host]?.fencedAt ? was.host : undefined;
   const a: CreateAction = {

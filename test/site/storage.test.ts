@@ -292,3 +292,20 @@ test("the plan's reason says which disk a create makes, from which image, in whi
   );
   t.is(b!.reason, 'b is new in the site file; disk xvda as a thin snapshot from deb12 into pool vg (/dev/vg0/b-xvda)');
 });
+
+test('a VM created on another host than its old one, away from its local disk, is planned with a note saying it starts from fresh disks', (t) => {
+  const v1 = ok(loadSite(siteXml([{ name: 'l', host: 'xen01', tpl: 'onlocal' }]), 'v1.xml'));
+  const v2 = ok(loadSite(siteXml([{ name: 'l', host: 'xen02', tpl: 'onlocal' }]), 'v2.xml'));
+  // Not running anywhere (its host restarted empty): the planner creates it where the file now puts it.
+  const obs = observedWith({ xen02: [pool('local', 'file', 9000, [['deb12.img', 2048]])] });
+  const plan = planChanges(v1, v2, obs);
+  t.like(plan.actions[0], { kind: 'create', host: 'xen02' });
+  t.true(
+    plan.notes.some((n) =>
+      n.startsWith(
+        "l is created on xen02 with NEW disks made from its template's images: its disks on xen01 are out of reach",
+      ),
+    ),
+    plan.notes.join('\n'),
+  );
+});
