@@ -362,4 +362,30 @@ for (const [kind, build] of builds) {
     const { sessions } = await build(t, { sessionTtlSec: 0 });
     await t.throwsAsync(sessions.create(Buffer.alloc(32)), { message: /invalid expire time/ });
   });
+  test(`${kind}: fencing raises a host's epoch once per incident; other hosts keep theirs`, async (t) => {
+    const { fence } = await build(t);
+    t.is(await fence.epoch('h1'), 0, 'never fenced');
+    t.deepEqual(await fence.epochs(), {});
+    t.is(await fence.fence('h1', 1000), 1);
+    t.is(await fence.fence('h1', 1000), 1, 'a retried failover of the same incident gets the same epoch');
+    t.is(await fence.fence('h1', 2000), 2, 'a new incident fences again');
+    t.is(await fence.fence('h2', 1000), 1);
+    t.deepEqual(await fence.epochs(), { h1: 2, h2: 1 });
+    t.is(await fence.epoch('h3'), 0);
+  });
+
+  test(`${kind}: a lease is kept by renewing it and expires its TTL after the last renewal`, async (t) => {
+    const { fence, pass } = await build(t);
+    t.is(await fence.lease('h1'), undefined, 'a host that never kept a lease');
+    await fence.renewLease('h1', 300);
+    const fresh = (await fence.lease('h1'))!;
+    t.is(fresh.ttlMs, 300);
+    t.true(fresh.remainingMs > 200 && fresh.remainingMs <= 300, `${fresh.remainingMs} ms left`);
+    await pass(200);
+    await fence.renewLease('h1', 300);
+    await pass(200);
+    t.true((await fence.lease('h1'))!.remainingMs > 0, 'renewed: alive past its first TTL');
+    await pass(200);
+    t.deepEqual(await fence.lease('h1'), { ttlMs: 300, remainingMs: 0 }, 'expired, and still known as a lease');
+  });
 }
