@@ -32,6 +32,9 @@ export interface FenceStore {
    * same epoch back) and returns the epoch now in force.
    */
   fence(host: string, incident: number): Promise<number>;
+  /** Records the epochs a site version was planned under: its jobs carry them. */
+  setPlannedEpochs(version: number, epochs: Record<string, number>): Promise<void>;
+  plannedEpochs(version: number): Promise<Record<string, number> | undefined>;
   /** The agent of `host` renews its lease for `ttlMs`. */
   renewLease(host: string, ttlMs: number): Promise<void>;
   /** The host's lease, or undefined when its agent never kept one. */
@@ -50,6 +53,7 @@ export class RedisFenceStore implements FenceStore {
   private readonly epochsKey: string;
   private readonly incidentsKey: string;
   private readonly leaseTtlKey: string;
+  private readonly plannedKey: string;
   constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
@@ -57,6 +61,7 @@ export class RedisFenceStore implements FenceStore {
     this.epochsKey = `${prefix}:fence:epochs`;
     this.incidentsKey = `${prefix}:fence:incidents`;
     this.leaseTtlKey = `${prefix}:fence:lease-ttl`;
+    this.plannedKey = `${prefix}:fence:planned`;
   }
   private leaseKey(host: string): string {
     return `${this.prefix}:fence:lease:${host}`;
@@ -70,6 +75,13 @@ export class RedisFenceStore implements FenceStore {
   }
   async fence(host: string, incident: number): Promise<number> {
     return Number(await this.redis.eval(FENCE, 2, this.epochsKey, this.incidentsKey, host, String(incident)));
+  }
+  async setPlannedEpochs(version: number, epochs: Record<string, number>): Promise<void> {
+    await this.redis.hset(this.plannedKey, String(version), JSON.stringify(epochs));
+  }
+  async plannedEpochs(version: number): Promise<Record<string, number> | undefined> {
+    const v = await this.redis.hget(this.plannedKey, String(version));
+    return v === null ? undefined : (JSON.parse(v) as Record<string, number>);
   }
   async renewLease(host: string, ttlMs: number): Promise<void> {
     await this.redis.multi().set(this.leaseKey(host), '1', 'PX', ttlMs).hset(this.leaseTtlKey, host, ttlMs).exec();
@@ -102,6 +114,15 @@ export class MemoryFenceStore implements FenceStore {
       this.epochByHost.set(host, (this.epochByHost.get(host) ?? 0) + 1);
     }
     return Promise.resolve(this.epochByHost.get(host) ?? 0);
+  }
+  private readonly planned = new Map<number, string>();
+  setPlannedEpochs(version: number, epochs: Record<string, number>): Promise<void> {
+    this.planned.set(version, JSON.stringify(epochs));
+    return Promise.resolve();
+  }
+  plannedEpochs(version: number): Promise<Record<string, number> | undefined> {
+    const v = this.planned.get(version);
+    return Promise.resolve(v === undefined ? undefined : (JSON.parse(v) as Record<string, number>));
   }
   renewLease(host: string, ttlMs: number): Promise<void> {
     this.leases.set(host, { ttlMs, until: this.now() + ttlMs });
