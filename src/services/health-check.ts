@@ -98,7 +98,11 @@ export async function checkHosts(
           since: prev?.since ?? now,
           detail,
         });
-        if (!prev) out.push({ host: d.name, to: 'suspect', detail });
+        if (!prev) {
+          out.push({ host: d.name, to: 'suspect', detail });
+          // The alert: /metrics counts each host the storm guard kept from being fenced.
+          rt.events.count('xsm_fences_total', { outcome: 'held-back' });
+        }
       }
     }
     return out;
