@@ -79,9 +79,20 @@ async function runFencing(returnAt: ReturnAt): Promise<{ states: WorldState[]; s
     if (returnAt === 'applied') await comeBack(s);
     // h1 rejoined: its agent reports again, at the new epoch (back before the fence, it was powered off).
     if (returnAt !== 'fence') await until(async () => !(await s.rt.observed.host('h1'))?.fencedAt, 'h1 to rejoin');
+    // The job queued for h1 before the fence ends (after the rejoin, a returning agent takes it at once).
+    const staleJobs = async () =>
+      (await s.rt.hostQueue('h1').getJobs(['completed', 'failed', 'active', 'waiting', 'delayed'])).filter(
+        (j) => j && (j.data as { version: number }).version === v2,
+      );
+    await until(
+      async () =>
+        (await Promise.all((await staleJobs()).map((j) => j.getState()))).every(
+          (st) => st === 'completed' || st === 'failed',
+        ),
+      'the job queued for h1 to end',
+    );
     const stale: string[] = [];
-    for (const j of await s.rt.hostQueue('h1').getJobs(['completed', 'failed', 'active', 'waiting', 'delayed']))
-      if (j && (j.data as { version: number }).version === v2) stale.push(`${await j.getState()}: ${j.failedReason}`);
+    for (const j of await staleJobs()) stale.push(`${await j.getState()}: ${j.failedReason}`);
     return { states, s, stale };
   } catch (e) {
     await s.close();
