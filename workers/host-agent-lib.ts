@@ -56,10 +56,17 @@ export function startHostAgent(opts: HostAgentOptions): { worker: Worker; close:
   const stepTimed = (workflow: string, step: string, seconds: number) =>
     events.observe('xsm_step_duration_seconds', { workflow, step }, seconds);
   const deps: VmActionDeps = { rt, hv, log, peer: opts.peer, remote, observe, stepTimed };
+  // Kept on local disk so a restarted agent knows it was fenced; a disk that refuses it must not stop the beat.
   const saveEpoch = async (epoch: number) => {
     if (!opts.cacheDir) return;
-    await mkdir(opts.cacheDir, { recursive: true });
-    await writeFile(join(opts.cacheDir, 'epoch'), String(epoch));
+    await mkdir(opts.cacheDir, { recursive: true })
+      .then(() => writeFile(join(opts.cacheDir!, 'epoch'), String(epoch)))
+      .catch((e: unknown) =>
+        log.warn('could not keep the fencing epoch on disk', {
+          host,
+          error: e instanceof Error ? e.message : String(e),
+        }),
+      );
   };
   const fence = cachedEpoch(opts.cacheDir).then(
     (cached) => new AgentFence(rt, hv, log, opts.epoch ?? cached, opts.lease, saveEpoch),
