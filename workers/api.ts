@@ -3,7 +3,7 @@
 //   XSM_API_PORT (default 8080), XSM_API_BIND (default 127.0.0.1; 0.0.0.0 to serve the site network)
 //   XSM_TOKENS="token:role,..." or XSM_TOKENS_FILE (lines "TOKEN ROLE [NAME]"); roles viewer|operator|admin
 //   XSM_CONTROL=0 to serve the API only (run the control worker elsewhere)
-//   XSM_FAILOVER_CHECK_S (default 10; 0 = off): host health check; XSM_SUSPECT_AFTER_S (30), XSM_FENCE_AFTER_S (30)
+//   XSM_FAILOVER_CHECK_S (default 5; 0 = off): host health check; XSM_SUSPECT_AFTER_S (20), XSM_FENCE_AFTER_S (20)
 //   XSM_REBALANCE_EVERY_MIN (unset: keep the schedule set through the API; 0 = off),
 //   XSM_REBALANCE_MODE (performance|density)
 //   XSM_SECRETS_DIR (default /etc/xsm/secrets), XSM_QMP_DIR (default /run/xsm/qmp): where <Power> may point;
@@ -19,7 +19,7 @@ import { errorMessage } from '../src/lib/errors.ts';
 import { createLogger } from '../src/lib/log.ts';
 import { closeWhenReady, redisConfigFromEnv } from '../src/lib/redis.ts';
 import { startControlWorker } from './control-lib.ts';
-import { scheduleFailoverCheck } from '../src/services/health-check.ts';
+import { DEFAULT_FAILOVER_POLICY, scheduleFailoverCheck } from '../src/services/health-check.ts';
 import { scheduleRebalance } from '../src/services/rebalance-service.ts';
 
 function fail(message: string): never {
@@ -60,11 +60,11 @@ await rt.upgradeQueueData(log).catch((e: unknown) => fail(errorMessage(e)));
 const control = process.env.XSM_CONTROL === '0' ? undefined : startControlWorker(rt, log);
 if (control) {
   // Job schedulers live in Redis, one per site: every API/control process may upsert them, the jobs run once.
-  const checkS = envNumber('XSM_FAILOVER_CHECK_S', 10);
+  const checkS = envNumber('XSM_FAILOVER_CHECK_S', 5);
   if (checkS > 0)
     await scheduleFailoverCheck(rt, checkS * 1000, {
-      suspectAfterMs: envNumber('XSM_SUSPECT_AFTER_S', 30) * 1000,
-      fenceAfterMs: envNumber('XSM_FENCE_AFTER_S', 30) * 1000,
+      suspectAfterMs: envNumber('XSM_SUSPECT_AFTER_S', DEFAULT_FAILOVER_POLICY.suspectAfterMs / 1000) * 1000,
+      fenceAfterMs: envNumber('XSM_FENCE_AFTER_S', DEFAULT_FAILOVER_POLICY.fenceAfterMs / 1000) * 1000,
     });
   else await rt.control().removeJobScheduler('failover-check');
   // Unset leaves the schedule as it is (it may have been set through the API); 0 removes it.

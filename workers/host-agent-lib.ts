@@ -3,11 +3,12 @@
 // state with a heartbeat. It also keeps the last applied site file on local disk, so a Dom0 knows its
 // intended VMs even while Redis is unreachable.
 
-import { Worker } from 'bullmq';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { Worker, type Job } from 'bullmq';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Hypervisor } from '../src/drivers/hypervisor/hypervisor.ts';
 import type { Storage } from '../src/drivers/storage/storage.ts';
+import { AgentFence, type LeaseOptions } from '../src/jobs/agent-fence.ts';
 import { recordJobMetrics } from '../src/jobs/job-metrics.ts';
 import { HOST_JOB_KINDS, jobRouter } from '../src/jobs/registry.ts';
 import { freshAfterCall, queueRemote, reportObserved, type VmActionDeps } from '../src/jobs/vm-action.ts';
@@ -33,6 +34,16 @@ export interface HostAgentOptions {
   publishMetrics?: () => Promise<unknown>;
   /** How long a cold move waits for its part on another host before it retries (default 10 min). */
   partWaitMs?: number;
+  /** The fencing epoch this agent last joined under; default: read from cacheDir, else the stored one. */
+  epoch?: number;
+  /** Keep a self-fence lease (src/jobs/agent-fence.ts); none by default. */
+  lease?: LeaseOptions;
+}
+
+async function cachedEpoch(dir: string | undefined): Promise<number | undefined> {
+  if (!dir) return undefined;
+  const raw = await readFile(join(dir, 'epoch'), 'utf8').catch(() => undefined);
+  return raw !== undefined && /^\d+$/.test(raw.trim()) ? Number(raw.trim()) : undefined;
 }
 
 export function startHostAgent(opts: HostAgentOptions): { worker: Worker; close: () => Promise<void> } {
@@ -57,7 +68,28 @@ export function startHostAgent(opts: HostAgentOptions): { worker: Worker; close:
     stepTimed,
     ...(opts.storage ? { storage: opts.storage } : {}),
   };
-  const worker = new Worker(hostQueueName(host), jobRouter(HOST_JOB_KINDS, deps, hostQueueName(host)), {
+  // Kept on local disk so a restarted agent knows it was fenced; a disk that refuses it must not stop the beat.
+  const saveEpoch = async (epoch: number) => {
+    if (!opts.cacheDir) return;
+    await mkdir(opts.cacheDir, { recursive: true })
+      .then(() => writeFile(join(opts.cacheDir!, 'epoch'), String(epoch)))
+      .catch((e: unknown) =>
+        log.warn('could not keep the fencing epoch on disk', {
+          host,
+          error: e instanceof Error ? e.message : String(e),
+        }),
+      );
+  };
+  const fence = cachedEpoch(opts.cacheDir).then(
+    (cached) => new AgentFence(rt, hv, log, opts.epoch ?? cached, opts.lease, saveEpoch),
+  );
+  const route = jobRouter(HOST_JOB_KINDS, deps, hostQueueName(host));
+  // Every job first shows its fencing epoch: none runs on an agent that was fenced and has not rejoined.
+  const admitted = async (job: Job) => {
+    await (await fence).admit((job.data as ActionJobData).epoch);
+    return route(job);
+  };
+  const worker = new Worker(hostQueueName(host), admitted, {
     connection: workerConnectionOptions(rt.config),
     prefix: rt.config.prefix,
     concurrency: opts.concurrency ?? 4,
@@ -76,6 +108,7 @@ export function startHostAgent(opts: HostAgentOptions): { worker: Worker; close:
         );
     }
     try {
+      if (!(await (await fence).beat())) return;
       await observe();
       if (opts.cacheDir) {
         const applied = await rt.sites.appliedVersion();
@@ -95,10 +128,23 @@ export function startHostAgent(opts: HostAgentOptions): { worker: Worker; close:
   };
   void beat();
   const timer = setInterval(beat, opts.heartbeatMs ?? 5000);
+  let watchdog: NodeJS.Timeout | undefined;
+  void fence.then((f) => {
+    const every = f.watchdogEveryMs;
+    if (every !== undefined && !closed)
+      watchdog = setInterval(() => {
+        f.watchdog().catch((e: unknown) =>
+          log.error('self-fence failed', { host, error: e instanceof Error ? e.message : String(e) }),
+        );
+      }, every);
+  });
+  let closed = false;
   return {
     worker,
     close: async () => {
+      closed = true;
       clearInterval(timer);
+      clearInterval(watchdog);
       await closeWhenReady(worker);
     },
   };

@@ -6,6 +6,8 @@
 //   XSM_CACHE_DIR     where the last applied site file is kept (default /var/lib/xsm)
 //   XSM_SSH_HOST, XSM_SSH_PORT, XSM_SSH_KEY, XSM_SSH_HOSTKEY: drive a remote Dom0's xl over SSH
 //   XSM_GMOND (host:port), XSM_HOST_ADDRESS: publish host and VM metrics to Ganglia via gmetric
+//   XSM_LEASE_MS      keep a self-fence lease of this TTL (unset: none); the agent stops every domain when it
+//                     could not renew it for half of it (docs/operations.md, "Fencing")
 //   XSM_HEARTBEAT_MS, XSM_LOCK_MS, XSM_CONCURRENCY, XSM_REDIS_URL, XSM_PREFIX
 
 import { startTracing } from '../src/lib/tracing.ts';
@@ -93,7 +95,15 @@ if (process.env.XSM_GMOND) {
   publishMetrics = vmMetricsPublisher(hv, gmetricSender(ep, host), process.env.XSM_HOST_ADDRESS ?? '127.0.0.1');
 }
 
+const leaseMs = intEnv('XSM_LEASE_MS', 0);
+const heartbeatMs = intEnv('XSM_HEARTBEAT_MS', 5000);
+// The agent must renew at least twice within the self-fence window, or a single late heartbeat stops every VM.
+if (leaseMs && leaseMs < 4 * heartbeatMs)
+  fail(
+    `XSM_LEASE_MS=${leaseMs} is under four heartbeats (XSM_HEARTBEAT_MS=${heartbeatMs}); use at least ${4 * heartbeatMs}`,
+  );
 const agent = startHostAgent({
+  ...(leaseMs ? { lease: { ttlMs: leaseMs } } : {}),
   publishMetrics,
   rt,
   hv,
@@ -101,7 +111,7 @@ const agent = startHostAgent({
   peer,
   ...(storage ? { storage } : {}),
   concurrency: intEnv('XSM_CONCURRENCY', 4),
-  heartbeatMs: intEnv('XSM_HEARTBEAT_MS', 5000),
+  heartbeatMs,
   lockDurationMs: intEnv('XSM_LOCK_MS', 30000),
   cacheDir: process.env.XSM_CACHE_DIR ?? '/var/lib/xsm',
 });

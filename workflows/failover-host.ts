@@ -1,7 +1,9 @@
 // Failover of one failed host, as a durable job on the control queue:
 //   confirm-down -> fence -> mark-fenced -> restart-elsewhere -> apply
 // The order is the safety argument: a VM is restarted elsewhere only after its host was powered off and
-// its power driver confirmed "off". A VM whose host might still be running it is never started twice
+// its power driver confirmed "off" (or, without a working power driver, after its self-fence lease surely
+// expired), and the host's fencing epoch is raised before either, so a host that comes back refuses the jobs
+// it had queued. A VM whose host might still be running it is never started twice
 // (two writers on one disk image destroy it), so a failed fence restarts nothing and says what to do.
 
 import type { PowerControl } from '../src/drivers/power/power.ts';
@@ -12,7 +14,8 @@ import { submitSite } from '../src/services/site-service.ts';
 import { SYSTEM } from '../src/state/audit-store.ts';
 import type { XsmRuntime } from '../src/runtime/runtime.ts';
 import { PermanentError } from '../src/lib/errors.ts';
-import type { Step } from '../src/lib/steps.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Step, StepRuntime } from '../src/lib/steps.ts';
 import type { HostSpec } from '../src/site/model.ts';
 import { serializeSite } from '../src/site/serialize.ts';
 import { StaleVersionError } from '../src/state/site-store.ts';
@@ -46,6 +49,28 @@ async function hostSpec(ctx: FailoverContext): Promise<HostSpec> {
   return host;
 }
 
+/** After a lease expired on Redis' clock, how long failover still waits before it trusts it. */
+export const LEASE_MARGIN_MS = 1000;
+
+/**
+ * The second fencing method: the host's agent keeps a lease and stops its own domains when it cannot renew
+ * it, well before the lease expires here (docs/operations.md gives the timing). True once the lease has
+ * expired and stayed expired for LEASE_MARGIN_MS; false when the host never kept a lease.
+ */
+async function leaseExpired(ctx: FailoverContext, host: string, srt: StepRuntime): Promise<boolean> {
+  for (;;) {
+    const lease = await ctx.rt.fence.lease(host);
+    if (!lease) return false;
+    if (lease.remainingMs === 0) {
+      await sleep(LEASE_MARGIN_MS);
+      if ((await ctx.rt.fence.lease(host))?.remainingMs === 0) return true;
+      continue;
+    }
+    await srt.report({ message: `power fence failed; waiting ${lease.remainingMs} ms for ${host}'s lease to expire` });
+    await sleep(lease.remainingMs);
+  }
+}
+
 export const failoverSteps: readonly Step<FailoverContext>[] = [
   {
     name: 'confirm-down',
@@ -63,6 +88,10 @@ export const failoverSteps: readonly Step<FailoverContext>[] = [
     name: 'fence',
     run: async (ctx, srt) => {
       const host = await hostSpec(ctx);
+      // The epoch first: from here on the host's agent and every job issued to it before are stale, so
+      // whatever the power driver does, nothing the host had queued runs once it comes back.
+      const epoch = await ctx.rt.fence.fence(host.name, ctx.data.incident);
+      await srt.report({ message: `${host.name} fenced at epoch ${epoch}` });
       let power: PowerControl | undefined;
       try {
         power = await ctx.power(host);
@@ -72,8 +101,13 @@ export const failoverSteps: readonly Step<FailoverContext>[] = [
         if (state !== 'off') throw new Error(`${power.describe} reports the host ${state} after power off`);
         ctx.rt.events.count('xsm_fences_total', { outcome: 'off' });
       } catch (e) {
-        ctx.rt.events.count('xsm_fences_total', { outcome: 'failed' });
         const why = e instanceof Error ? e.message : String(e);
+        if (await leaseExpired(ctx, host.name, srt)) {
+          ctx.rt.events.count('xsm_fences_total', { outcome: 'lease' });
+          srt.log.warn('host fenced by its lease', { host: host.name, power: power?.describe, error: why });
+          return;
+        }
+        ctx.rt.events.count('xsm_fences_total', { outcome: 'failed' });
         const msg = `fencing ${host.name} failed (${power?.describe ?? 'no power driver'}: ${why}); none of its VMs was restarted elsewhere, because they may still be running`;
         const hint = `power ${host.name} off by other means and confirm it, or fix its <Power> element, then retry this job (xsm job retry control <id>)`;
         await ctx.rt.failover.setHealth(host.name, {

@@ -1,6 +1,7 @@
 // Per-VM metrics as the paper lists them (CPU time and weight, max and used memory, vCPUs online and
 // available, state), read from the hypervisor and published through gmetric, each VM spoofed as its own
-// Ganglia host. CPU use in percent comes from the CPU-time delta between two samples.
+// Ganglia host; Domain-0's own, named dom0_*, on the Dom0's Ganglia host. CPU use in percent comes from the
+// CPU-time delta between two samples.
 
 import type { Hypervisor } from '../drivers/hypervisor/hypervisor.ts';
 import type { DomainInfo } from '../site/domain.ts';
@@ -97,6 +98,16 @@ function guestMetrics(d: DomainInfo, dom0: string, spoof: string, cpuPct: number
   return out;
 }
 
+/** Domain-0's CPU sample, apart from any guest's (a guest cannot be named with a space). */
+const DOM0_KEY = 'Domain 0';
+
+/** Domain-0's metrics: the guests' set without what only a guest has (its Dom0, its scheduler weight). */
+function dom0Metrics(d: DomainInfo, spoof: string, cpuPct: number | undefined): GmetricSpec[] {
+  return guestMetrics(d, '', spoof, cpuPct)
+    .filter((m) => m.name !== 'vm_dom0' && m.name !== 'vm_weight')
+    .map((m) => ({ ...m, name: m.name.replace(/^vm_/, 'dom0_'), group: 'xen_dom0' }));
+}
+
 /**
  * gmond keys spoofed hosts by their address, so every VM needs its own: its static IP when the site file
  * gives one (`addressOf`), else its name, which Ganglia then shows as the VM's "IP".
@@ -111,7 +122,15 @@ export function vmMetricsPublisher(
   return async function publish(now = Date.now()): Promise<GmetricSpec[]> {
     const [info, domains] = await Promise.all([hv.info(), hv.list()]);
     const guests = domains.filter((d) => d.domid !== 0);
-    const out = hostMetrics(info, guests.length, `${dom0Address}:${hv.hostName}`);
+    const hostSpoof = `${dom0Address}:${hv.hostName}`;
+    const out = hostMetrics(info, guests.length, hostSpoof);
+    // Domain-0 itself, as the paper asks: the guests' metrics, named dom0_*, on the Dom0's own Ganglia host.
+    const dom0 = domains.find((d) => d.domid === 0);
+    if (dom0) {
+      const cpuPct = cpuPercent(last.get(DOM0_KEY), dom0.cpuTimeSec, now);
+      last.set(DOM0_KEY, { cpuTimeSec: dom0.cpuTimeSec, at: now });
+      out.push(...dom0Metrics(dom0, hostSpoof, cpuPct));
+    }
     const seen = new Set<string>();
     for (const d of guests) {
       seen.add(d.name);
@@ -120,7 +139,7 @@ export function vmMetricsPublisher(
       last.set(d.name, { cpuTimeSec: d.cpuTimeSec, at: now });
       out.push(...guestMetrics(d, hv.hostName, spoof, cpuPct));
     }
-    for (const name of [...last.keys()]) if (!seen.has(name)) last.delete(name);
+    for (const name of [...last.keys()]) if (!seen.has(name) && name !== DOM0_KEY) last.delete(name);
     await sender.send(out);
     return out;
   };

@@ -186,6 +186,8 @@ export async function enqueueWave(
   actions: readonly Action[],
 ): Promise<void> {
   const idx = indexSite(site);
+  // The epochs the version was planned under (a version stored before epochs existed: the current ones).
+  const epochs = (await rt.fence.plannedEpochs(version)) ?? (await rt.fence.epochs());
   await rt.flows.add({
     name: 'wave',
     queueName: CONTROL_QUEUE,
@@ -194,7 +196,7 @@ export async function enqueueWave(
     children: actions.map((a) => ({
       name: a.kind,
       queueName: hostQueueName(actionHost(a)),
-      data: actionData(idx, version, a),
+      data: { ...actionData(idx, version, a), epoch: epochs[actionHost(a)] ?? 0 },
       opts: { ...actionJobOptions, jobId: actionJobId(version, a) },
     })),
   });

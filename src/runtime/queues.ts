@@ -37,6 +37,11 @@ export interface ActionJobData {
   targetAddress?: string;
   /** Cold moves: the Dom0 address of every host they move a VM to (and back, when rolling back). */
   addresses?: Record<string, string>;
+  /**
+   * The fencing epoch of the job's host when the job was issued (src/state/fence-store.ts): an agent refuses
+   * a job whose host was fenced since. Absent on jobs issued before epochs existed, and on cold moves' parts.
+   */
+  epoch?: number;
 }
 
 export interface ApplyJobData {

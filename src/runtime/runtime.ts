@@ -19,6 +19,7 @@ export class XsmRuntime implements Stores {
   readonly metrics: Stores['metrics'];
   readonly events: Stores['events'];
   readonly failover: Stores['failover'];
+  readonly fence: Stores['fence'];
   readonly deploys: Stores['deploys'];
   readonly cooldowns: Stores['cooldowns'];
   readonly manualPower: Stores['manualPower'];
@@ -36,6 +37,7 @@ export class XsmRuntime implements Stores {
     this.metrics = stores.metrics;
     this.events = stores.events;
     this.failover = stores.failover;
+    this.fence = stores.fence;
     this.deploys = stores.deploys;
     this.cooldowns = stores.cooldowns;
     this.manualPower = stores.manualPower;

@@ -220,6 +220,8 @@ export async function submitSite(rt: ServiceRuntime, req: SubmitRequest): Promis
   if (req.expectedPlanHash !== undefined && req.base !== current.version)
     throw staleSavedPlan(req.base, current.version, req.expectedPlanHash);
   if (req.base !== current.version) throw new StaleVersionError(req.base, current.version);
+  // Read before planning: a fence after this read makes the version's jobs stale, never the other way round.
+  const epochs = await rt.fence.epochs();
   const plan = await makePlan(rt, current, loaded.site, req.xml, req.planOptions);
   if (identical && plan.actions.length === 0) return unchangedResult(rt, current, req.xml);
   if (req.expectedPlanHash !== undefined && plan.planHash !== req.expectedPlanHash)
@@ -244,6 +246,7 @@ export async function submitSite(rt: ServiceRuntime, req: SubmitRequest): Promis
     }
     throw e;
   }
+  await rt.fence.setPlannedEpochs(version, epochs);
   const job = req.apply ? await enqueueApply(rt, version, req.author) : undefined;
   return {
     unchanged: false,

@@ -20,7 +20,7 @@ export const COUNTERS = {
   xsm_jobs_finished_total:
     'Jobs that ended, by queue kind (control, host, deploy), job kind and outcome (completed, failed)',
   xsm_migrations_total: 'VM migrations that ended, by mode (live, cold) and outcome (done, failed)',
-  xsm_fences_total: 'Hosts fenced by failover, by outcome (off, failed)',
+  xsm_fences_total: 'Hosts fenced by failover, by outcome (off, lease, self, failed, held-back)',
   xsm_deploys_total: 'Host deployments that ended, by outcome (done, failed)',
   xsm_submits_total:
     'Site changes asked for, by kind (submit, edit, rebalance) and outcome (stored, unchanged, refused)',

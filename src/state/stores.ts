@@ -10,6 +10,7 @@ import { MemoryCooldownStore, RedisCooldownStore, type CooldownStore } from './c
 import { MemoryDeployStore, RedisDeployStore, type DeployStore } from './deploy-store.ts';
 import { EventMetrics, MemoryEventMetrics } from './event-metrics-store.ts';
 import { MemoryFailoverStore, RedisFailoverStore, type FailoverStore } from './failover-store.ts';
+import { MemoryFenceStore, RedisFenceStore, type FenceStore } from './fence-store.ts';
 import { MemoryManualPowerStore, RedisManualPowerStore } from './manual-power-store.ts';
 import { MemoryMetricsStore, MetricsStore } from './metrics-store.ts';
 import { MemoryObservedStore, ObservedStore } from './observed-store.ts';
@@ -31,6 +32,8 @@ export interface Stores {
   /** Counters and histograms of events (jobs, steps, submits) for /metrics. */
   events: Public<EventMetrics>;
   failover: FailoverStore;
+  /** Fencing epochs and self-fence leases. */
+  fence: FenceStore;
   deploys: DeployStore;
   cooldowns: CooldownStore;
   manualPower: ManualPowerRequests;
@@ -56,6 +59,7 @@ export function redisStores(redis: Redis, prefix: string, opts: StoreOptions = {
     metrics: new MetricsStore(redis, prefix),
     events: new EventMetrics(redis, prefix),
     failover: new RedisFailoverStore(redis, prefix),
+    fence: new RedisFenceStore(redis, prefix),
     deploys: new RedisDeployStore(redis, prefix),
     cooldowns: new RedisCooldownStore(redis, prefix),
     manualPower: new RedisManualPowerStore(redis, prefix),
@@ -73,6 +77,7 @@ export function memoryStores(now: () => number = Date.now, opts: StoreOptions = 
     metrics: new MemoryMetricsStore(),
     events: new MemoryEventMetrics(),
     failover: new MemoryFailoverStore(),
+    fence: new MemoryFenceStore(now),
     deploys: new MemoryDeployStore(),
     cooldowns: new MemoryCooldownStore(now),
     manualPower: new MemoryManualPowerStore(),

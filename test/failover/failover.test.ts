@@ -271,6 +271,7 @@ test('when most hosts look dead at once, nobody is fenced (the checker more like
     'nobody got past suspect',
   );
   t.regex(health.h1!.detail!, /look dead at once/);
+  t.is(await s.rt.fence.epoch('h1'), 0, 'nobody fenced: no epoch raised');
   t.is(
     (await s.rt.control().getJobs(['waiting', 'active', 'delayed', 'completed', 'failed'])).filter(
       (j) => j.name === 'failover',

@@ -218,6 +218,11 @@ withGmond(
     t.true(Math.abs((web!.metrics.vm_cpu_pct!.v as number) - 150) < 30, String(web!.metrics.vm_cpu_pct!.v));
     t.is((await metrics.latest('db1'))!.metrics.vm_mem_used!.v, 1024);
     t.is((await metrics.latest('xen01'))!.metrics.vm_count!.v, 2);
+    // Domain-0 itself, on its own Ganglia host: its memory and vCPUs as Xen reports them.
+    const dom0 = (await metrics.latest('xen01'))!.metrics;
+    t.like(dom0.dom0_mem_used, { v: 512, units: 'MiB' });
+    t.is(dom0.dom0_vcpus_online!.v, 4);
+    t.is(dom0.dom0_state!.v, 'running');
     const hist = await metrics.history('web1', 'vm_mem_used');
     t.true(hist.length >= 1);
     t.is(hist[0]![1], 256);

@@ -77,7 +77,7 @@ export interface Scenario {
 }
 
 /** A simulator store that records the whole site's domains after every change, at the moment it is made. */
-class RecordingStore extends MemorySimStore {
+export class RecordingStore extends MemorySimStore {
   private readonly mirror = new Map<string, SimHostState>();
   constructor(private readonly states: WorldState[]) {
     super();

@@ -364,4 +364,34 @@ for (const [kind, build] of builds) {
     const { sessions } = await build(t, { sessionTtlSec: 0 });
     await t.throwsAsync(sessions.create(Buffer.alloc(32)), { message: /invalid expire time/ });
   });
+  test(`${kind}: fencing raises a host's epoch once per incident; other hosts keep theirs`, async (t) => {
+    const { fence } = await build(t);
+    t.is(await fence.epoch('h1'), 0, 'never fenced');
+    t.deepEqual(await fence.epochs(), {});
+    t.is(await fence.fence('h1', 1000), 1);
+    t.is(await fence.fence('h1', 1000), 1, 'a retried failover of the same incident gets the same epoch');
+    t.is(await fence.fence('h1', 2000), 2, 'a new incident fences again');
+    t.is(await fence.fence('h2', 1000), 1);
+    t.deepEqual(await fence.epochs(), { h1: 2, h2: 1 });
+    t.is(await fence.epoch('h3'), 0);
+    t.is(await fence.plannedEpochs(7), undefined, 'a version planned before epochs existed');
+    await fence.setPlannedEpochs(7, await fence.epochs());
+    await fence.fence('h1', 3000);
+    t.deepEqual(await fence.plannedEpochs(7), { h1: 2, h2: 1 }, 'what version 7 was planned under, not today');
+  });
+
+  test(`${kind}: a lease is kept by renewing it and expires its TTL after the last renewal`, async (t) => {
+    const { fence, pass } = await build(t);
+    t.is(await fence.lease('h1'), undefined, 'a host that never kept a lease');
+    await fence.renewLease('h1', 1000);
+    const fresh = (await fence.lease('h1'))!;
+    t.is(fresh.ttlMs, 1000);
+    t.true(fresh.remainingMs > 500 && fresh.remainingMs <= 1000, `${fresh.remainingMs} ms left`);
+    await pass(600);
+    await fence.renewLease('h1', 1000);
+    await pass(600);
+    t.true((await fence.lease('h1'))!.remainingMs > 0, 'renewed: alive past its first TTL');
+    await pass(1100);
+    t.deepEqual(await fence.lease('h1'), { ttlMs: 1000, remainingMs: 0 }, 'expired, and still known as a lease');
+  });
 }

@@ -14,6 +14,9 @@ export interface IpmiOptions {
   /** lanplus cipher suite (-C), e.g. 17 or 3. */
   cipherSuite?: number;
   port?: number;
+  /** ipmitool's per-try timeout in seconds (-N) and retries (-R): how soon a BMC that stopped answering fails. */
+  timeoutS?: number;
+  retries?: number;
   /** How long `off()` waits for the chassis to report off. */
   offTimeoutMs?: number;
   pollMs?: number;
@@ -35,6 +38,8 @@ export class IpmiPower implements PowerControl {
     const base = ['-I', 'lanplus', '-H', this.opts.host, '-U', this.opts.user];
     if (this.opts.port) base.push('-p', String(this.opts.port));
     if (this.opts.cipherSuite !== undefined) base.push('-C', String(this.opts.cipherSuite));
+    if (this.opts.timeoutS !== undefined) base.push('-N', String(this.opts.timeoutS));
+    if (this.opts.retries !== undefined) base.push('-R', String(this.opts.retries));
     let env: Record<string, string> | undefined;
     if (this.opts.passwordFile) base.push('-f', this.opts.passwordFile);
     else {
@@ -75,6 +80,13 @@ export class IpmiPower implements PowerControl {
       if (Date.now() > deadline) throw new Error(`${this.describe}: chassis still on after power off`);
       await new Promise((r) => setTimeout(r, this.opts.pollMs ?? 1000));
     }
+  }
+
+  /** Power cycle (off, then on) of a chassis that is on; the BMC refuses it for one that is off. */
+  async cycle(): Promise<void> {
+    const out = await this.ipmitool(['chassis', 'power', 'cycle']);
+    if (!/Chassis Power Control: Cycle/.test(out))
+      throw new Error(`${this.describe}: unexpected answer to power cycle: ${out.trim()}`);
   }
 
   async bootFromNetwork(): Promise<void> {
