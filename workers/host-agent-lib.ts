@@ -3,7 +3,7 @@
 // state with a heartbeat. It also keeps the last applied site file on local disk, so a Dom0 knows its
 // intended VMs even while Redis is unreachable.
 
-import { Worker } from 'bullmq';
+import type { Worker } from 'bullmq';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Hypervisor } from '../src/drivers/hypervisor/hypervisor.ts';
@@ -11,10 +11,11 @@ import { recordJobMetrics } from '../src/jobs/job-metrics.ts';
 import { HOST_JOB_KINDS, jobRouter } from '../src/jobs/registry.ts';
 import { freshAfterCall, queueRemote, reportObserved, type VmActionDeps } from '../src/jobs/vm-action.ts';
 import type { Logger } from '../src/lib/log.ts';
-import { closeWhenReady, workerConnectionOptions } from '../src/lib/redis.ts';
+import { workerConnectionOptions } from '../src/lib/redis.ts';
 import { ATTR, bullmqTelemetry, tracedDriver } from '../src/lib/tracing.ts';
 import { hostQueueName, type ActionJobData } from '../src/runtime/queues.ts';
 import type { XsmRuntime } from '../src/runtime/runtime.ts';
+import { WorkerSupervisor } from '../src/runtime/worker-supervisor.ts';
 
 export interface HostAgentOptions {
   rt: XsmRuntime;
@@ -32,7 +33,14 @@ export interface HostAgentOptions {
   partWaitMs?: number;
 }
 
-export function startHostAgent(opts: HostAgentOptions): { worker: Worker; close: () => Promise<void> } {
+/** A running agent: `worker` is the one taking jobs now (the supervisor replaces it after a Redis outage). */
+export interface HostAgent {
+  readonly worker: Worker;
+  supervisor: WorkerSupervisor;
+  close: () => Promise<void>;
+}
+
+export function startHostAgent(opts: HostAgentOptions): HostAgent {
   const { rt, log } = opts;
   const host = opts.hv.hostName;
   // Every toolstack call a span (`xl.migrate`, ...) when tracing is on; the driver itself otherwise.
@@ -45,16 +53,22 @@ export function startHostAgent(opts: HostAgentOptions): { worker: Worker; close:
   const stepTimed = (workflow: string, step: string, seconds: number) =>
     events.observe('xsm_step_duration_seconds', { workflow, step }, seconds);
   const deps: VmActionDeps = { rt, hv, log, peer: opts.peer, remote, observe, stepTimed };
-  const worker = new Worker(hostQueueName(host), jobRouter(HOST_JOB_KINDS, deps, hostQueueName(host)), {
-    connection: workerConnectionOptions(rt.config),
-    prefix: rt.config.prefix,
-    concurrency: opts.concurrency ?? 4,
-    lockDuration: opts.lockDurationMs ?? 30000,
-    stalledInterval: Math.max(1000, Math.floor((opts.lockDurationMs ?? 30000) / 2)),
-    ...bullmqTelemetry(),
+  // Supervised: replaced by a fresh worker each time Redis comes back after an outage.
+  const supervisor = new WorkerSupervisor({
+    queue: hostQueueName(host),
+    processor: jobRouter(HOST_JOB_KINDS, deps, hostQueueName(host)),
+    options: {
+      connection: workerConnectionOptions(rt.config),
+      prefix: rt.config.prefix,
+      concurrency: opts.concurrency ?? 4,
+      lockDuration: opts.lockDurationMs ?? 30000,
+      stalledInterval: Math.max(1000, Math.floor((opts.lockDurationMs ?? 30000) / 2)),
+      ...bullmqTelemetry(),
+    },
+    health: rt.health,
+    log: log.child({ host }),
+    setup: (worker) => recordJobMetrics(rt, worker, 'host', (job) => (job.data as ActionJobData).action.kind),
   });
-  worker.on('error', (e) => log.error('worker error', { host, error: e.message }));
-  recordJobMetrics(rt, worker, 'host', (job) => (job.data as ActionJobData).action.kind);
   const beat = async () => {
     if (opts.publishMetrics) {
       await opts
@@ -84,10 +98,13 @@ export function startHostAgent(opts: HostAgentOptions): { worker: Worker; close:
   void beat();
   const timer = setInterval(beat, opts.heartbeatMs ?? 5000);
   return {
-    worker,
+    get worker() {
+      return supervisor.worker;
+    },
+    supervisor,
     close: async () => {
       clearInterval(timer);
-      await closeWhenReady(worker);
+      await supervisor.close();
     },
   };
 }

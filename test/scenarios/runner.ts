@@ -25,6 +25,8 @@ export type Step =
       crash?: Crash;
       /** Restart Redis `afterMs` after the version is stored, while its apply runs; down for `downMs`. */
       restartRedis?: { afterMs: number; downMs: number };
+      /** The apply must end within this long (default 30 s): how soon work resumes after an outage. */
+      endsWithinMs?: number;
     }
   /** Submit several versions at once on the same base: exactly one may be stored. */
   | { race: VmLine[][] }
@@ -33,7 +35,9 @@ export type Step =
   /** Start an unmanaged domain using memory on a host (someone else's guest). */
   | { hog: string; memMiB: number }
   /** Enqueue the apply of the current version (stored with apply: false). */
-  | { applyCurrent: true };
+  | { applyCurrent: true }
+  /** Stop Redis while nothing runs (every worker idle, blocked on it) and start it again `downMs` later. */
+  | { redisOutage: { downMs: number } };
 
 /**
  * A host agent killed in the middle of a step, as `kill -9` would: its job is neither finished nor failed,
@@ -185,14 +189,9 @@ export async function runScenario(sc: Scenario): Promise<{ trace: Trace; problem
         if (step.restartRedis) {
           if (!redis) throw new Error(`step ${i}: restartRedis needs privateRedis: true on the scenario`);
           await new Promise((done) => setTimeout(done, step.restartRedis!.afterMs));
-          await redis.down();
-          await new Promise((done) => setTimeout(done, step.restartRedis!.downMs));
-          await redis.up();
-          // A BullMQ worker closed while its blocking connection is still reconnecting does not close (seen
-          // on BullMQ 6.7): give the workers time to reconnect before anything may close them.
-          await new Promise((done) => setTimeout(done, 2000));
+          await outage(redis, step.restartRedis.downMs);
         }
-        if (got === 'stored' && (step.apply ?? true)) await s.waitApplyEnded(r.version!, 30_000);
+        if (got === 'stored' && (step.apply ?? true)) await s.waitApplyEnded(r.version!, step.endsWithinMs ?? 30_000);
         if (fired && !fired()) problems.push(`step ${i}: the agent of ${step.crash!.host} was never killed`);
       } else if ('race' in step) {
         const base = await s.rt.sites.currentVersion();
@@ -231,6 +230,9 @@ export async function runScenario(sc: Scenario): Promise<{ trace: Trace; problem
         await eventually(async () =>
           Boolean((await s.rt.observed.host(step.hog))?.domains.some((d) => d.name === name)),
         );
+      } else if ('redisOutage' in step) {
+        if (!redis) throw new Error(`step ${i}: redisOutage needs privateRedis: true on the scenario`);
+        await outage(redis, step.redisOutage.downMs);
       } else if ('applyCurrent' in step) {
         const { enqueueApply } = await import('../../src/services/site-service.ts');
         const v = await s.rt.sites.currentVersion();
@@ -287,6 +289,12 @@ export async function runScenario(sc: Scenario): Promise<{ trace: Trace; problem
   }
   for (const [name, check] of Object.entries(INVARIANTS)) for (const v of check(trace)) problems.push(`${name}: ${v}`);
   return { trace, problems };
+}
+
+async function outage(redis: PrivateRedis, downMs: number): Promise<void> {
+  await redis.down();
+  await new Promise((done) => setTimeout(done, downMs));
+  await redis.up();
 }
 
 async function eventually(ok: () => Promise<boolean>, ms = 10_000): Promise<void> {
