@@ -27,7 +27,13 @@ async function freePort(): Promise<number> {
 async function ask<T>(port: number, cmd: (r: Redis) => Promise<T>, ok: (v: T) => boolean, ms: number, what: string) {
   const until = Date.now() + ms;
   for (;;) {
-    const r = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    const r = new Redis({
+      port,
+      host: '127.0.0.1',
+      lazyConnect: true,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+    });
     r.on('error', () => {});
     try {
       await r.connect();
@@ -60,7 +66,13 @@ export class SentinelRedis {
     const [master, replica] = s.dataPorts as [number, number];
     s.data(master);
     s.data(replica, ['--replicaof', '127.0.0.1', String(master)]);
-    await ask(replica, (r) => r.info('replication'), (v) => /master_link_status:up/.test(v), 10_000, 'replication');
+    await ask(
+      replica,
+      (r) => r.info('replication'),
+      (v) => /master_link_status:up/.test(v),
+      10_000,
+      'replication',
+    );
     for (const port of s.sentinelPorts) {
       const conf = join(dir, `sentinel-${port}.conf`);
       await writeFile(
@@ -75,7 +87,7 @@ export class SentinelRedis {
           `sentinel parallel-syncs ${s.name} 1`,
         ].join('\n') + '\n',
       );
-      s.children.set(port, spawn('redis-sentinel', [conf], { stdio: 'ignore' }));
+      s.children.set(port, spawn('redis-server', [conf, '--sentinel'], { stdio: 'ignore' }));
     }
     // Every sentinel knows the replica and the other sentinels, so a failover can be agreed on.
     for (const port of s.sentinelPorts)
