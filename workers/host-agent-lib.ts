@@ -4,13 +4,15 @@
 // intended VMs even while Redis is unreachable.
 
 import type { Worker } from 'bullmq';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Hypervisor } from '../src/drivers/hypervisor/hypervisor.ts';
 import { recordJobMetrics } from '../src/jobs/job-metrics.ts';
 import { HOST_JOB_KINDS, jobRouter } from '../src/jobs/registry.ts';
 import { freshAfterCall, queueRemote, reportObserved, type VmActionDeps } from '../src/jobs/vm-action.ts';
 import type { Logger } from '../src/lib/log.ts';
+import { errorMessage } from '../src/lib/errors.ts';
+import { readSiteCopy, writeSiteCopy } from '../src/lib/site-copy.ts';
 import { workerConnectionOptions } from '../src/lib/redis.ts';
 import { ATTR, bullmqTelemetry, tracedDriver } from '../src/lib/tracing.ts';
 import { hostQueueName, type ActionJobData } from '../src/runtime/queues.ts';
@@ -45,7 +47,8 @@ export function startHostAgent(opts: HostAgentOptions): HostAgent {
   const host = opts.hv.hostName;
   // Every toolstack call a span (`xl.migrate`, ...) when tracing is on; the driver itself otherwise.
   const hv = tracedDriver(opts.hv, 'xl', { [ATTR.host]: host });
-  let cachedVersion = 0;
+  // The version of the copy on disk; read at the first heartbeat, so a restarted agent keeps a newer copy.
+  let cachedVersion: number | undefined;
   const observe = freshAfterCall(() => reportObserved(rt, hv));
   const remote = queueRemote(rt, opts.partWaitMs ?? 600_000);
   // Each durable step's duration, as a histogram by workflow and step.
@@ -81,10 +84,20 @@ export function startHostAgent(opts: HostAgentOptions): HostAgent {
       await observe();
       if (opts.cacheDir) {
         const applied = await rt.sites.appliedVersion();
-        if (applied && applied !== cachedVersion) {
+        // Only ever newer: a Redis wiped or rebuilt empty (applied 0, or a lower number) must not overwrite
+        // the copy a recovery needs.
+        cachedVersion ??= await readSiteCopy(opts.cacheDir).then(
+          (c) => c?.version ?? 0,
+          (e: unknown) => {
+            log.warn('the site copy on disk is unreadable; writing a new one', { host, error: errorMessage(e) });
+            return 0;
+          },
+        );
+        if (applied && applied > cachedVersion) {
           const stored = await rt.sites.get(applied);
           if (stored) {
-            await mkdir(opts.cacheDir, { recursive: true });
+            // The versioned, hashed copy a recovery reads back (src/lib/site-copy.ts); site.xml for people.
+            await writeSiteCopy(opts.cacheDir, applied, stored.xml);
             await writeFile(join(opts.cacheDir, 'site.xml'), stored.xml);
             await writeFile(join(opts.cacheDir, 'site.version'), String(applied));
             cachedVersion = applied;
