@@ -55,7 +55,7 @@ if (tokens.size === 0)
 const port = Number(process.env.XSM_API_PORT ?? 8080);
 if (!Number.isInteger(port) || port < 0 || port > 65535)
   fail(`XSM_API_PORT=${process.env.XSM_API_PORT} is not a port number`);
-const rt = new XsmRuntime(redisConfigFromEnv());
+const rt = new XsmRuntime(redisConfigFromEnv(), log);
 await rt.upgradeQueueData(log).catch((e: unknown) => fail(errorMessage(e)));
 const control = process.env.XSM_CONTROL === '0' ? undefined : startControlWorker(rt, log);
 if (control) {

@@ -44,7 +44,7 @@ try {
 } catch (e) {
   fail(e instanceof Error ? e.message : String(e));
 }
-const rt = new XsmRuntime(redisConfigFromEnv());
+const rt = new XsmRuntime(redisConfigFromEnv(), log);
 await rt.upgradeQueueData(log).catch((e: unknown) => fail(errorMessage(e)));
 const address = need('XSM_PXE_ADDRESS');
 const iface = need('XSM_PXE_INTERFACE');

@@ -3,7 +3,7 @@
 // state with a heartbeat. It also keeps the last applied site file on local disk, so a Dom0 knows its
 // intended VMs even while Redis is unreachable.
 
-import { Worker, type Job } from 'bullmq';
+import type { Job, Worker } from 'bullmq';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Hypervisor } from '../src/drivers/hypervisor/hypervisor.ts';
@@ -13,10 +13,13 @@ import { recordJobMetrics } from '../src/jobs/job-metrics.ts';
 import { HOST_JOB_KINDS, jobRouter } from '../src/jobs/registry.ts';
 import { freshAfterCall, queueRemote, reportObserved, type VmActionDeps } from '../src/jobs/vm-action.ts';
 import type { Logger } from '../src/lib/log.ts';
-import { closeWhenReady, workerConnectionOptions } from '../src/lib/redis.ts';
+import { errorMessage } from '../src/lib/errors.ts';
+import { readSiteCopy, writeSiteCopy } from '../src/lib/site-copy.ts';
+import { workerConnectionOptions } from '../src/lib/redis.ts';
 import { ATTR, bullmqTelemetry, tracedDriver } from '../src/lib/tracing.ts';
 import { hostQueueName, type ActionJobData } from '../src/runtime/queues.ts';
 import type { XsmRuntime } from '../src/runtime/runtime.ts';
+import { WorkerSupervisor } from '../src/runtime/worker-supervisor.ts';
 
 export interface HostAgentOptions {
   rt: XsmRuntime;
@@ -46,12 +49,20 @@ async function cachedEpoch(dir: string | undefined): Promise<number | undefined>
   return raw !== undefined && /^\d+$/.test(raw.trim()) ? Number(raw.trim()) : undefined;
 }
 
-export function startHostAgent(opts: HostAgentOptions): { worker: Worker; close: () => Promise<void> } {
+/** A running agent: `worker` is the one taking jobs now (the supervisor replaces it after a Redis outage). */
+export interface HostAgent {
+  readonly worker: Worker;
+  supervisor: WorkerSupervisor;
+  close: () => Promise<void>;
+}
+
+export function startHostAgent(opts: HostAgentOptions): HostAgent {
   const { rt, log } = opts;
   const host = opts.hv.hostName;
   // Every toolstack call a span (`xl.migrate`, ...) when tracing is on; the driver itself otherwise.
   const hv = tracedDriver(opts.hv, 'xl', { [ATTR.host]: host });
-  let cachedVersion = 0;
+  // The version of the copy on disk; read at the first heartbeat, so a restarted agent keeps a newer copy.
+  let cachedVersion: number | undefined;
   const observe = freshAfterCall(() => reportObserved(rt, hv, opts.storage));
   const remote = queueRemote(rt, opts.partWaitMs ?? 600_000);
   // Each durable step's duration, as a histogram by workflow and step.
@@ -73,12 +84,7 @@ export function startHostAgent(opts: HostAgentOptions): { worker: Worker; close:
     if (!opts.cacheDir) return;
     await mkdir(opts.cacheDir, { recursive: true })
       .then(() => writeFile(join(opts.cacheDir!, 'epoch'), String(epoch)))
-      .catch((e: unknown) =>
-        log.warn('could not keep the fencing epoch on disk', {
-          host,
-          error: e instanceof Error ? e.message : String(e),
-        }),
-      );
+      .catch((e: unknown) => log.warn('could not keep the fencing epoch on disk', { host, error: errorMessage(e) }));
   };
   const fence = cachedEpoch(opts.cacheDir).then(
     (cached) => new AgentFence(rt, hv, log, opts.epoch ?? cached, opts.lease, saveEpoch),
@@ -89,16 +95,22 @@ export function startHostAgent(opts: HostAgentOptions): { worker: Worker; close:
     await (await fence).admit((job.data as ActionJobData).epoch);
     return route(job);
   };
-  const worker = new Worker(hostQueueName(host), admitted, {
-    connection: workerConnectionOptions(rt.config),
-    prefix: rt.config.prefix,
-    concurrency: opts.concurrency ?? 4,
-    lockDuration: opts.lockDurationMs ?? 30000,
-    stalledInterval: Math.max(1000, Math.floor((opts.lockDurationMs ?? 30000) / 2)),
-    ...bullmqTelemetry(),
+  // Supervised: replaced by a fresh worker each time Redis comes back after an outage.
+  const supervisor = new WorkerSupervisor({
+    queue: hostQueueName(host),
+    processor: admitted,
+    options: {
+      connection: workerConnectionOptions(rt.config),
+      prefix: rt.config.prefix,
+      concurrency: opts.concurrency ?? 4,
+      lockDuration: opts.lockDurationMs ?? 30000,
+      stalledInterval: Math.max(1000, Math.floor((opts.lockDurationMs ?? 30000) / 2)),
+      ...bullmqTelemetry(),
+    },
+    health: rt.health,
+    log: log.child({ host }),
+    setup: (worker) => recordJobMetrics(rt, worker, 'host', (job) => (job.data as ActionJobData).action.kind),
   });
-  worker.on('error', (e) => log.error('worker error', { host, error: e.message }));
-  recordJobMetrics(rt, worker, 'host', (job) => (job.data as ActionJobData).action.kind);
   const beat = async () => {
     if (opts.publishMetrics) {
       await opts
@@ -112,10 +124,20 @@ export function startHostAgent(opts: HostAgentOptions): { worker: Worker; close:
       await observe();
       if (opts.cacheDir) {
         const applied = await rt.sites.appliedVersion();
-        if (applied && applied !== cachedVersion) {
+        // Only ever newer: a Redis wiped or rebuilt empty (applied 0, or a lower number) must not overwrite
+        // the copy a recovery needs.
+        cachedVersion ??= await readSiteCopy(opts.cacheDir).then(
+          (c) => c?.version ?? 0,
+          (e: unknown) => {
+            log.warn('the site copy on disk is unreadable; writing a new one', { host, error: errorMessage(e) });
+            return 0;
+          },
+        );
+        if (applied && applied > cachedVersion) {
           const stored = await rt.sites.get(applied);
           if (stored) {
-            await mkdir(opts.cacheDir, { recursive: true });
+            // The versioned, hashed copy a recovery reads back (src/lib/site-copy.ts); site.xml for people.
+            await writeSiteCopy(opts.cacheDir, applied, stored.xml);
             await writeFile(join(opts.cacheDir, 'site.xml'), stored.xml);
             await writeFile(join(opts.cacheDir, 'site.version'), String(applied));
             cachedVersion = applied;
@@ -129,23 +151,24 @@ export function startHostAgent(opts: HostAgentOptions): { worker: Worker; close:
   void beat();
   const timer = setInterval(beat, opts.heartbeatMs ?? 5000);
   let watchdog: NodeJS.Timeout | undefined;
+  let closed = false;
   void fence.then((f) => {
     const every = f.watchdogEveryMs;
     if (every !== undefined && !closed)
       watchdog = setInterval(() => {
-        f.watchdog().catch((e: unknown) =>
-          log.error('self-fence failed', { host, error: e instanceof Error ? e.message : String(e) }),
-        );
+        f.watchdog().catch((e: unknown) => log.error('self-fence failed', { host, error: errorMessage(e) }));
       }, every);
   });
-  let closed = false;
   return {
-    worker,
+    get worker() {
+      return supervisor.worker;
+    },
+    supervisor,
     close: async () => {
       closed = true;
       clearInterval(timer);
       clearInterval(watchdog);
-      await closeWhenReady(worker);
+      await supervisor.close();
     },
   };
 }

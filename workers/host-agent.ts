@@ -48,7 +48,7 @@ const log = createLogger({ component: 'host-agent', host });
 // Before any queue or worker exists: they take BullMQ's telemetry when they are made.
 if (await startTracing('xsm-host-agent'))
   log.info('exporting traces over OTLP', { endpoint: process.env.OTEL_EXPORTER_OTLP_ENDPOINT });
-const rt = new XsmRuntime(redisConfigFromEnv());
+const rt = new XsmRuntime(redisConfigFromEnv(), log);
 await rt.upgradeQueueData(log).catch((e: unknown) => fail(errorMessage(e)));
 
 let hv: Hypervisor;

@@ -59,10 +59,24 @@ export function redisConfigFromEnv(env: NodeJS.ProcessEnv = process.env): RedisC
   return config;
 }
 
+/**
+ * Milliseconds before reconnect attempt `times`: soon at first, then every 2 s at most (plus up to 200 ms
+ * of jitter, so a site's agents do not all knock at once). ioredis 6 waits up to 5 s and BullMQ up to 20 s,
+ * which is how long work would stand still after Redis is back.
+ */
+export function reconnectDelay(times: number): number {
+  return Math.min(times * 100, 2000) + Math.floor(Math.random() * 200);
+}
+
 /** A connection suitable for BullMQ workers too (maxRetriesPerRequest: null is what BullMQ requires). */
 export function connectRedis(config: RedisConfig, extra: RedisOptions = {}): Redis {
   if (config.sentinels) return new Redis({ ...workerConnectionOptions(config), lazyConnect: false, ...extra });
-  return new Redis(config.url, { maxRetriesPerRequest: null, lazyConnect: false, ...extra });
+  return new Redis(config.url, {
+    maxRetriesPerRequest: null,
+    retryStrategy: reconnectDelay,
+    lazyConnect: false,
+    ...extra,
+  });
 }
 
 /**
@@ -86,6 +100,9 @@ export function workerConnectionOptions(config: RedisConfig): WorkerConnectionOp
     ...(u.password ? { password: decodeURIComponent(u.password) } : {}),
     ...(db ? { db: Number(db) } : {}),
     maxRetriesPerRequest: null,
+    // BullMQ's own backoff grows to 20 s between attempts, so a worker came back up to 20 s after Redis
+    // did; retry as the process's main connection does.
+    retryStrategy: reconnectDelay,
   };
   if (config.sentinels) {
     return {

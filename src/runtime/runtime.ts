@@ -8,7 +8,9 @@ import type { Redis } from 'ioredis';
 import { closeWhenReady, connectRedis, deleteKeysByPrefix, type RedisConfig } from '../lib/redis.ts';
 import { upgradeQueueData, type QueueDataReport } from '../state/queue-data.ts';
 import { redisStores, type Stores } from '../state/stores.ts';
-import type { Logger } from '../lib/log.ts';
+import { createLogger, type Logger } from '../lib/log.ts';
+import { RedisHealth } from './redis-health.ts';
+import { errorMessage } from '../lib/errors.ts';
 import { CONTROL_QUEUE, hostQueueName } from './queues.ts';
 
 export class XsmRuntime implements Stores {
@@ -26,10 +28,16 @@ export class XsmRuntime implements Stores {
   readonly audit: Stores['audit'];
   readonly sessions: Stores['sessions'];
   readonly flows: FlowProducer;
+  /** Whether Redis is up; says each outage once, and tells worker supervisors when it is back. */
+  readonly health: RedisHealth;
   private readonly queues = new Map<string, Queue>();
 
-  constructor(readonly config: RedisConfig) {
+  constructor(
+    readonly config: RedisConfig,
+    private readonly log: Logger = createLogger({ component: 'redis' }),
+  ) {
     this.redis = connectRedis(config);
+    this.health = new RedisHealth(this.redis, log);
     const stores = redisStores(this.redis, config.prefix);
     this.sites = stores.sites;
     this.observed = stores.observed;
@@ -44,16 +52,21 @@ export class XsmRuntime implements Stores {
     this.audit = stores.audit;
     this.sessions = stores.sessions;
     this.flows = new FlowProducer({ connection: this.redis, prefix: config.prefix, ...bullmqTelemetry() });
+    this.flows.on('error', (e) => this.handleError('flow producer', e));
   }
 
   queue(name: string): Queue {
     let q = this.queues.get(name);
-    if (!q)
-      this.queues.set(
-        name,
-        (q = new Queue(name, { connection: this.redis, prefix: this.config.prefix, ...bullmqTelemetry() })),
-      );
+    if (!q) {
+      q = new Queue(name, { connection: this.redis, prefix: this.config.prefix, ...bullmqTelemetry() });
+      q.on('error', (e) => this.handleError(`queue ${name}`, e));
+      this.queues.set(name, q);
+    }
     return q;
+  }
+  /** A BullMQ error: said unless an outage, already said once by `health`, explains it. */
+  private handleError(what: string, e: unknown): void {
+    if (!this.health.down) this.log.error(`${what} error`, { error: errorMessage(e) });
   }
   control(): Queue {
     return this.queue(CONTROL_QUEUE);
@@ -81,6 +94,7 @@ export class XsmRuntime implements Stores {
     return deleteKeysByPrefix(this.config, this.config.prefix);
   }
   async close(): Promise<void> {
+    this.health.stop();
     await Promise.all([...this.queues.values(), this.flows].map((q) => closeWhenReady(q)));
     await this.redis.quit().catch(() => {});
   }

@@ -9,14 +9,14 @@ import {
   type SimStore,
 } from '../../src/drivers/hypervisor/simulated.ts';
 import { XsmRuntime } from '../../src/runtime/runtime.ts';
-import { closeWhenReady, deleteKeysByPrefix, redisConfigFromEnv } from '../../src/lib/redis.ts';
+import { closeWhenReady, deleteKeysByPrefix, redisConfigFromEnv, type RedisConfig } from '../../src/lib/redis.ts';
 import { silentLogger } from '../../src/lib/log.ts';
-import { startHostAgent } from '../../workers/host-agent-lib.ts';
+import { startHostAgent, type HostAgent } from '../../workers/host-agent-lib.ts';
 import { startControlWorker } from '../../workers/control-lib.ts';
 import { convergedVersion } from '../../src/services/site-service.ts';
 import { submitSite, type Consent } from '../../src/services/site-service.ts';
 import type { ApplyStatus } from '../../src/state/apply-store.ts';
-import type { Worker } from 'bullmq';
+import type { WorkerSupervisor } from '../../src/runtime/worker-supervisor.ts';
 import { SimulatedPower } from '../../src/drivers/power/simulated.ts';
 import { sitePowerResolver } from '../../src/jobs/failover.ts';
 import type { Storage } from '../../src/drivers/storage/storage.ts';
@@ -25,8 +25,8 @@ export interface TestSite {
   rt: XsmRuntime;
   store: SimStore;
   hv: Map<string, SimulatedXenHost>;
-  agents: Map<string, { worker: Worker; close: () => Promise<void> }>;
-  control: Worker;
+  agents: Map<string, HostAgent>;
+  control: WorkerSupervisor;
   startAgent(host: string): void;
   /** Submits as the API does (planned once, stored with its plan) and enqueues the apply. */
   submitAndApply(
@@ -53,11 +53,19 @@ export async function deleteKeys(prefix: string, url?: string): Promise<void> {
 export async function startTestSite(
   hosts: { name: string; memMiB: number; cpus?: number }[],
   /** redisUrl: another Redis than XSM_REDIS_URL's (a test's own, which it may restart). */
-  /** storage: each agent's storage driver, built when the agent starts (absent: agents have none). */
-  opts: { store?: SimStore; agents?: boolean; redisUrl?: string; storage?: (host: string) => Storage } = {},
+  /** storage: each agent's storage driver, built when the agent starts (absent: agents have none).
+   *  redis: sentinels (and their master's name) to reach Redis through instead. */
+  opts: {
+    store?: SimStore;
+    agents?: boolean;
+    redisUrl?: string;
+    storage?: (host: string) => Storage;
+    redis?: Partial<RedisConfig>;
+  } = {},
 ): Promise<TestSite> {
   const prefix = freshPrefix();
-  const rt = new XsmRuntime({ ...redisConfigFromEnv(), ...(opts.redisUrl ? { url: opts.redisUrl } : {}), prefix });
+  const config = { ...redisConfigFromEnv(), ...(opts.redisUrl ? { url: opts.redisUrl } : {}), ...opts.redis, prefix };
+  const rt = new XsmRuntime(config, silentLogger);
   const store = opts.store ?? new MemorySimStore();
   const hv = new Map<string, SimulatedXenHost>();
   for (const h of hosts) {
@@ -65,7 +73,7 @@ export async function startTestSite(
     await provisionSimHost(store, { name: h.name, totalMemMiB: h.memMiB + 512, dom0MemMiB: 512, nrCpus: h.cpus ?? 8 });
     hv.set(h.name, new SimulatedXenHost(store, h.name, { createMs: 5, shutdownMs: 2, migrateMsPerGiB: 10 }));
   }
-  const agents = new Map<string, { worker: Worker; close: () => Promise<void> }>();
+  const agents = new Map<string, HostAgent>();
   // Fencing: a host the site file gives a <Power> element uses that real driver; the others are
   // simulated hosts whose plug the simulator pulls.
   const sitePower = sitePowerResolver(rt);
@@ -134,7 +142,7 @@ export async function startTestSite(
       await Promise.all([...agents.values()].map((a) => a.close()));
       await closeWhenReady(control);
       await rt.close();
-      await deleteKeys(prefix, opts.redisUrl);
+      await deleteKeysByPrefix(config, prefix);
     },
   };
   if (opts.agents !== false) for (const h of hosts) site.startAgent(h.name);

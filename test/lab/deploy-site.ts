@@ -12,7 +12,7 @@ import type { PxeServerConfig } from '../../src/deploy/dnsmasq.ts';
 import type { ImageServerConfig } from '../../src/deploy/transfer.ts';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import type { Worker } from 'bullmq';
+import type { WorkerSupervisor } from '../../src/runtime/worker-supervisor.ts';
 import { DnsmasqService } from '../../src/deploy/dnsmasq.ts';
 import { buildLabImage, type ImageManifest } from '../../src/deploy/image.ts';
 import { ImageServer } from '../../src/deploy/transfer.ts';
@@ -35,8 +35,8 @@ export interface DeploySite {
   env: DeployEnv;
   image: ImageManifest;
   imagesDir: string;
-  worker?: Worker;
-  startWorker(): Worker;
+  worker?: WorkerSupervisor;
+  startWorker(): WorkerSupervisor;
   /** The deploy worker in a child process (to kill -9 it), its power control through the lab's BMC. */
   spawnWorker(): Promise<ChildProcess>;
   close(): Promise<void>;

@@ -2,7 +2,32 @@
 // Redis or sentinel is contacted here; only the parsed config and the ioredis options are checked.
 
 import test from 'ava';
-import { parseSentinels, redisConfigFromEnv, workerConnectionOptions } from '../../src/lib/redis.ts';
+import {
+  parseSentinels,
+  reconnectDelay,
+  redisConfigFromEnv,
+  workerConnectionOptions as withRetry,
+} from '../../src/lib/redis.ts';
+
+/** The options without their retry function (deepEqual cannot compare functions; it has its own test). */
+const workerConnectionOptions = (...a: Parameters<typeof withRetry>) => {
+  const { retryStrategy: _retry, ...rest } = withRetry(...a);
+  return rest;
+};
+
+test("workers reconnect at most 2.2 s apart, not after BullMQ's growing backoff of up to 20 s", (t) => {
+  for (const env of [{}, { XSM_REDIS_SENTINELS: 's1:26379' }]) {
+    const retry = withRetry(redisConfigFromEnv(env)).retryStrategy!;
+    t.is(retry, reconnectDelay);
+  }
+  const around = (times: number, ms: number) => {
+    const d = reconnectDelay(times);
+    t.true(d >= ms && d < ms + 200, `attempt ${times}: ${d} ms`);
+  };
+  around(1, 100);
+  around(10, 1000);
+  around(1000, 2000);
+});
 
 test('defaults: local Redis, prefix xsm, no sentinels', (t) => {
   const c = redisConfigFromEnv({});

@@ -356,6 +356,26 @@ export function redisRestartScenarios(): Scenario[] {
       steps: [{ submit: spread(6), expect: 'stored', restartRedis: { afterMs, downMs } }],
       ends: 'converged',
     });
+  // Outages past BullMQ's blocking timeout (~5 s): the workers' blocking connections stay parked, and only
+  // the worker supervisor (src/runtime/worker-supervisor.ts) replacing them once Redis is back lets the apply go on.
+  for (const downMs of [8000, 20_000])
+    out.push({
+      name: `Redis down ${downMs / 1000} s while creating 6 VMs and again while idle, then 6 migrations: the workers are replaced, each VM once`,
+      hosts: HOSTS,
+      privateRedis: true,
+      steps: [
+        { submit: spread(6), expect: 'stored', restartRedis: { afterMs: 30, downMs } },
+        // Then down again while every worker is idle, blocked on Redis: the next apply needs them all back.
+        { redisOutage: { downMs } },
+        {
+          submit: spread(6).map((v, i) => ({ ...v, host: H[(i + 1) % 3]! })),
+          expect: 'stored',
+          // Parked workers, or BullMQ's reconnect backoff (up to 20 s), would hold it up past this.
+          endsWithinMs: 8000,
+        },
+      ],
+      ends: 'converged',
+    });
   out.push({
     name: 'Redis restarted during live migrations: every VM ends on its target, running once',
     hosts: HOSTS,

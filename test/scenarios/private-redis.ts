@@ -46,6 +46,7 @@ export class PrivateRedis {
     const until = Date.now() + 10_000;
     for (;;) {
       const probe = new Redis(this.url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+      probe.on('error', () => {}); // refused until the server listens: connect() rejects with it
       try {
         await probe.connect();
         await probe.ping();

@@ -31,6 +31,8 @@ export type Step =
       crash?: Crash;
       /** Restart Redis `afterMs` after the version is stored, while its apply runs; down for `downMs`. */
       restartRedis?: { afterMs: number; downMs: number };
+      /** The apply must end within this long (default 30 s): how soon work resumes after an outage. */
+      endsWithinMs?: number;
     }
   /** Submit several versions at once on the same base: exactly one may be stored. */
   | { race: VmLine[][] }
@@ -41,7 +43,9 @@ export type Step =
   /** Enqueue the apply of the current version (stored with apply: false). */
   | { applyCurrent: true }
   /** Someone else's file takes `mib` of a simulated pool (its key: `name@host`, or the NFS pool's name). */
-  | { fillPool: string; mib: number };
+  | { fillPool: string; mib: number }
+  /** Stop Redis while nothing runs (every worker idle, blocked on it) and start it again `downMs` later. */
+  | { redisOutage: { downMs: number } };
 
 /**
  * A host agent killed in the middle of a step, as `kill -9` would: its job is neither finished nor failed,
@@ -240,14 +244,9 @@ export async function runScenario(sc: Scenario): Promise<{ trace: Trace; problem
         if (step.restartRedis) {
           if (!redis) throw new Error(`step ${i}: restartRedis needs privateRedis: true on the scenario`);
           await new Promise((done) => setTimeout(done, step.restartRedis!.afterMs));
-          await redis.down();
-          await new Promise((done) => setTimeout(done, step.restartRedis!.downMs));
-          await redis.up();
-          // A BullMQ worker closed while its blocking connection is still reconnecting does not close (seen
-          // on BullMQ 6.7): give the workers time to reconnect before anything may close them.
-          await new Promise((done) => setTimeout(done, 2000));
+          await outage(redis, step.restartRedis.downMs);
         }
-        if (got === 'stored' && (step.apply ?? true)) await s.waitApplyEnded(r.version!, 30_000);
+        if (got === 'stored' && (step.apply ?? true)) await s.waitApplyEnded(r.version!, step.endsWithinMs ?? 30_000);
         if (fired && !fired()) problems.push(`step ${i}: the agent of ${step.crash!.host} was never killed`);
       } else if ('race' in step) {
         const base = await s.rt.sites.currentVersion();
@@ -289,6 +288,9 @@ export async function runScenario(sc: Scenario): Promise<{ trace: Trace; problem
       } else if ('fillPool' in step) {
         if (!st) throw new Error(`step ${i}: fillPool needs the scenario's storage`);
         st.store.update(step.fillPool, (p) => void p.files.push({ name: `filler${i}`, sizeMiB: step.mib, sha256: '' }));
+      } else if ('redisOutage' in step) {
+        if (!redis) throw new Error(`step ${i}: redisOutage needs privateRedis: true on the scenario`);
+        await outage(redis, step.redisOutage.downMs);
       } else if ('applyCurrent' in step) {
         const { enqueueApply } = await import('../../src/services/site-service.ts');
         const v = await s.rt.sites.currentVersion();
@@ -345,6 +347,12 @@ export async function runScenario(sc: Scenario): Promise<{ trace: Trace; problem
   }
   for (const [name, check] of Object.entries(INVARIANTS)) for (const v of check(trace)) problems.push(`${name}: ${v}`);
   return { trace, problems };
+}
+
+async function outage(redis: PrivateRedis, downMs: number): Promise<void> {
+  await redis.down();
+  await new Promise((done) => setTimeout(done, downMs));
+  await redis.up();
 }
 
 async function eventually(ok: () => Promise<boolean>, ms = 10_000): Promise<void> {

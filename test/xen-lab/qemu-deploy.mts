@@ -26,7 +26,6 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Worker } from 'bullmq';
 import { DnsmasqService } from '../../src/deploy/dnsmasq.ts';
 import { enqueueDeploy } from '../../src/services/deploy-service.ts';
 import { DEPLOY_QUEUE } from '../../src/runtime/queues.ts';
@@ -385,8 +384,8 @@ const env: DeployEnv = {
     agents.set(data.host, { hv, shell, ssh, agent });
   },
 };
-const deployWorker: Worker = startDeployWorker(env, { lockDurationMs: 60000 });
-const control: Worker = startControlWorker(rt, log.child({ component: 'control' }));
+const deployWorker = startDeployWorker(env, { lockDurationMs: 60000 });
+const control = startControlWorker(rt, log.child({ component: 'control' }));
 cleanups.push(async () => {
   await closeWhenReady(deployWorker);
   await closeWhenReady(control);

@@ -17,7 +17,6 @@ import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Worker } from 'bullmq';
 import { XlHypervisor } from '../../src/drivers/hypervisor/xl.ts';
 import { deleteKeys } from '../integration/harness.ts';
 import { parseXlList } from '../../src/drivers/hypervisor/xl-parse.ts';
@@ -110,7 +109,7 @@ if (leftover) {
 
 // A slow heartbeat: every `xl` run is a process in a Dom0 whose userspace this emulation corrupts at
 // times around domain creation (fixtures/real/README.md); jobs still report state after each job.
-const control: Worker = startControlWorker(rt, log.child({ component: 'control' }));
+const control = startControlWorker(rt, log.child({ component: 'control' }));
 const agent = startHostAgent({
   rt,
   hv,

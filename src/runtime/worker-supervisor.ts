@@ -1,0 +1,134 @@
+// Keeps one BullMQ worker of a queue taking jobs across Redis outages and Sentinel failovers. BullMQ 6.7
+// workers do not always come back by themselves: after an outage longer than their blocking timeout the
+// blocking connection can stay parked in "reconnecting" (no job is taken until the process restarts), its
+// reconnect backoff grows to 20 s, and a worker closed right after Redis returns can hang in close().
+// So when the process's Redis connection is ready again after a loss, the supervisor starts a fresh worker
+// with the same processor and options, and retires the old one: once it had time to reconnect it is asked
+// to close, its running jobs finish under it (their locks still renewed), then it closes; a close that
+// hangs is forced, and a forced close that hangs too is given up on, so it never holds up the work.
+
+import { Worker, type Job, type WorkerOptions } from 'bullmq';
+import type { Logger } from '../lib/log.ts';
+import { errorMessage } from '../lib/errors.ts';
+import type { RedisHealth } from './redis-health.ts';
+
+/** What a supervised worker is made of; `setup` attaches listeners (metrics, logs) to each worker made. */
+export interface SupervisedWorker {
+  queue: string;
+  processor: (job: Job, token?: string) => Promise<unknown>;
+  options: WorkerOptions;
+  /** The process's Redis health: its 'back' event replaces the worker. */
+  health: RedisHealth;
+  log: Logger;
+  setup?: (worker: Worker) => void;
+  /** How long a retiring worker may take to close once its jobs ended before it is forced (default 5 s). */
+  closeTimeoutMs?: number;
+  /**
+   * How long a replaced worker is left to reconnect before it is asked to close (default 2.5 s: more than
+   * the longest reconnect delay); closing one whose connections are still reconnecting can hang.
+   */
+  settleMs?: number;
+  /** Makes the worker (tests hand in a worker that hangs); default: a BullMQ Worker. */
+  make?: (queue: string, processor: SupervisedWorker['processor'], options: WorkerOptions) => Worker;
+}
+
+/** The part of a worker the supervisor retires: close, forced close, dropping its connections. */
+type Closable = Pick<Worker, 'close' | 'disconnect'>;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Resolves true when `p` settles within `ms`, false otherwise. */
+const within = (p: Promise<unknown>, ms: number): Promise<boolean> =>
+  Promise.race([
+    p.then(
+      () => true,
+      () => true,
+    ),
+    sleep(ms).then(() => false),
+  ]);
+
+export class WorkerSupervisor {
+  private current: Worker;
+  private inflight = new Map<Worker, number>();
+  private readonly retiring = new Set<Promise<void>>();
+  private closed = false;
+  /** How many times the worker was replaced (each time Redis came back). */
+  replacements = 0;
+  private readonly onBack = (downMs: number) => void this.replace(`Redis back after ${downMs} ms`);
+
+  constructor(private readonly spec: SupervisedWorker) {
+    this.current = this.start();
+    spec.health.on('back', this.onBack);
+  }
+
+  /** Workers replaced but not yet closed (or given up on). */
+  get retiringCount(): number {
+    return this.retiring.size;
+  }
+
+  /** The worker taking jobs now. */
+  get worker(): Worker {
+    return this.current;
+  }
+
+  waitUntilReady(): Promise<void> {
+    return this.current.waitUntilReady();
+  }
+
+  private start(): Worker {
+    const { queue, processor, options, log } = this.spec;
+    const make = this.spec.make ?? ((q, p, o) => new Worker(q, p, o));
+    // Counts the jobs each worker is running, so a retiring one is forced only once it has none.
+    const counted = (job: Job, token?: string): Promise<unknown> => {
+      this.inflight.set(w, (this.inflight.get(w) ?? 0) + 1);
+      return processor(job, token).finally(() => this.inflight.set(w, (this.inflight.get(w) ?? 1) - 1));
+    };
+    const w = make(queue, counted, options);
+    this.inflight.set(w, 0);
+    // During an outage every reconnect attempt is an error: RedisHealth says it once; others are said here.
+    w.on('error', (e) => {
+      if (!this.spec.health.down) log.error('worker error', { queue, error: errorMessage(e) });
+    });
+    this.spec.setup?.(w);
+    return w;
+  }
+
+  /** Starts a fresh worker and retires the one before it (in the background). */
+  async replace(reason: string): Promise<void> {
+    if (this.closed) return;
+    const old = this.current;
+    this.current = this.start();
+    this.replacements++;
+    this.spec.log.warn('worker replaced', { queue: this.spec.queue, reason });
+    const done = sleep(this.spec.settleMs ?? 2500)
+      .then(() => this.retire(old))
+      .finally(() => this.retiring.delete(done));
+    this.retiring.add(done);
+    await done;
+  }
+
+  private async retire(old: Closable & Worker): Promise<void> {
+    const { queue, log } = this.spec;
+    const timeout = this.spec.closeTimeoutMs ?? 5000;
+    const closing = old.close();
+    // Its running jobs end under it, however long a migration takes; no new job is taken meanwhile.
+    while ((this.inflight.get(old) ?? 0) > 0 && !(await within(closing, 200)));
+    if (!(await within(closing, timeout))) {
+      log.warn('a retired worker did not close; forcing it', { queue, afterMs: timeout });
+      // close(true) on a worker already closing returns the same pending promise: drop its connections.
+      if (!(await within(old.disconnect(), timeout)))
+        log.error('a retired worker could not be closed; left behind', { queue });
+    }
+    this.inflight.delete(old);
+  }
+
+  /** Closes the worker (waiting for its jobs unless `force`) and every one still retiring. */
+  async close(force = false): Promise<void> {
+    this.closed = true;
+    this.spec.health.off('back', this.onBack);
+    const w = this.current;
+    await within(w.waitUntilReady(), this.spec.closeTimeoutMs ?? 5000);
+    if (force) await within(w.close(true), this.spec.closeTimeoutMs ?? 5000);
+    else await this.retire(w);
+    await Promise.all(this.retiring);
+  }
+}

@@ -1,0 +1,176 @@
+// The worker supervisor: a fresh BullMQ worker once Redis is back after an outage, the old one retired
+// without abandoning its jobs, and a retired worker that hangs in close() never holding anything up.
+// Real Redis: a private redis-server (restarted by the test) for the outage, the shared one otherwise.
+
+import test from 'ava';
+import { EventEmitter } from 'node:events';
+import type { Job, Worker } from 'bullmq';
+import { createLogger, silentLogger } from '../../src/lib/log.ts';
+import { redisConfigFromEnv, workerConnectionOptions, type RedisConfig } from '../../src/lib/redis.ts';
+import { RedisHealth } from '../../src/runtime/redis-health.ts';
+import { XsmRuntime } from '../../src/runtime/runtime.ts';
+import { WorkerSupervisor } from '../../src/runtime/worker-supervisor.ts';
+import { deleteKeys, freshPrefix } from '../integration/harness.ts';
+import { PrivateRedis } from '../scenarios/private-redis.ts';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+async function until(ok: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await ok())) {
+    if (Date.now() > end) throw new Error(`${what} not within ${ms} ms`);
+    await sleep(50);
+  }
+}
+
+/** Follows a worker's 'closed' event (its `closed` flag is BullMQ's own). */
+function closing(w: Worker): { closed: boolean } {
+  const state = { closed: false };
+  w.once('closed', () => (state.closed = true));
+  return state;
+}
+
+function supervised(rt: XsmRuntime, processor: (job: Job) => Promise<unknown>, logLines: string[] = []) {
+  return new WorkerSupervisor({
+    queue: 'work',
+    processor,
+    options: { connection: workerConnectionOptions(rt.config), prefix: rt.config.prefix, concurrency: 2 },
+    health: rt.health,
+    log: createLogger({}, 'debug', (l) => logLines.push(l)),
+    closeTimeoutMs: 1000,
+    settleMs: 1000,
+  });
+}
+
+test('Redis down 7 s: the outage is logged once, the worker is replaced when it is back, and the new one takes jobs', async (t) => {
+  const redis = await PrivateRedis.start();
+  const lines: string[] = [];
+  const config: RedisConfig = { ...redisConfigFromEnv(), url: redis.url, prefix: freshPrefix() };
+  const rt = new XsmRuntime(
+    config,
+    createLogger({}, 'debug', (l) => lines.push(l)),
+  );
+  const done: string[] = [];
+  const supLines: string[] = [];
+  const sup = supervised(rt, async (job) => void done.push(job.id!), supLines);
+  const queue = rt.queue('work');
+  try {
+    await sup.waitUntilReady();
+    const first = sup.worker;
+    const firstState = closing(first);
+    await queue.add('x', {}, { jobId: 'before' });
+    await until(() => done.includes('before'), 5000, 'the job before the outage');
+    await redis.down();
+    await sleep(7000);
+    await redis.up();
+    await until(() => sup.replacements === 1, 5000, 'the replacement');
+    t.not(sup.worker, first);
+    const t0 = Date.now();
+    await queue.add('x', {}, { jobId: 'after' });
+    await until(() => done.includes('after'), 5000, 'the job after the outage');
+    t.log(`taken ${Date.now() - t0} ms after it was added`);
+    // Closed, or (BullMQ 6.7 can hang closing a worker right after Redis returns) forced within 2 s.
+    await until(() => sup.retiringCount === 0, 6000, 'the old worker retired');
+    t.log(`old worker closed by itself: ${firstState.closed}`);
+    const said = lines.map((l) => JSON.parse(l) as { msg: string; downMs?: number });
+    t.is(
+      said.filter((l) => /Redis unreachable/.test(l.msg)).length,
+      1,
+      'one line for the outage, however many retries',
+    );
+    const back = said.filter((l) => l.msg === 'Redis is back');
+    t.is(back.length, 1);
+    t.true(back[0]!.downMs! >= 7000 && back[0]!.downMs! < 10_000, `downMs ${back[0]!.downMs}`);
+    t.deepEqual(done, ['before', 'after']);
+    t.log(supLines.join('\n'));
+  } finally {
+    await sup.close();
+    await rt.close();
+    await redis.stop();
+  }
+});
+
+test('a job running when the worker is replaced finishes under the old worker, which closes only then', async (t) => {
+  const config: RedisConfig = { ...redisConfigFromEnv(), prefix: freshPrefix() };
+  const rt = new XsmRuntime(config, silentLogger);
+  let release!: () => void;
+  const held = new Promise<void>((r) => (release = r));
+  const ran: { id: string; worker: Worker }[] = [];
+  const sup = supervised(rt, async (job) => {
+    ran.push({ id: job.id!, worker: sup.worker });
+    if (job.id === 'long') await held;
+  });
+  const queue = rt.queue('work');
+  try {
+    await sup.waitUntilReady();
+    const first = sup.worker;
+    const firstState = closing(first);
+    await queue.add('x', {}, { jobId: 'long' });
+    await until(() => ran.length === 1, 5000, 'the long job started');
+    const replaced = sup.replace('test');
+    await sleep(2500); // longer than settleMs + closeTimeoutMs: a running job is never a reason to force
+    t.false(firstState.closed, 'the old worker waits for its job');
+    await queue.add('x', {}, { jobId: 'next' });
+    await until(() => ran.some((r) => r.id === 'next'), 5000, 'the next job');
+    t.is(ran.find((r) => r.id === 'next')!.worker, sup.worker, 'taken by the new worker');
+    release();
+    await replaced;
+    t.true(firstState.closed);
+    t.is(await queue.getJobState('long'), 'completed');
+  } finally {
+    release();
+    await sup.close();
+    await rt.close();
+    await deleteKeys(config.prefix);
+  }
+});
+
+test('a retired worker whose close hangs is forced, then left behind: replace and close still end', async (t) => {
+  const lines: string[] = [];
+  const health = Object.assign(new EventEmitter(), { down: false }) as unknown as RedisHealth;
+  const made: { closeCalls: number; disconnects: number }[] = [];
+  const hanging = () => {
+    const w = Object.assign(new EventEmitter(), {
+      closeCalls: 0,
+      disconnects: 0,
+      close() {
+        w.closeCalls++;
+        return new Promise<void>(() => {});
+      },
+      disconnect() {
+        w.disconnects++;
+        return new Promise<void>(() => {});
+      },
+      waitUntilReady: () => Promise.resolve(),
+    });
+    made.push(w);
+    return w as unknown as Worker;
+  };
+  const sup = new WorkerSupervisor({
+    queue: 'work',
+    processor: async () => undefined,
+    options: { connection: {} },
+    health,
+    log: createLogger({}, 'debug', (l) => lines.push(l)),
+    closeTimeoutMs: 200,
+    settleMs: 0,
+    make: hanging,
+  });
+  health.emit('back', 9000);
+  await until(() => made.length === 2, 1000, 'a new worker');
+  const t0 = Date.now();
+  await sup.replace('again');
+  t.true(Date.now() - t0 < 1500, 'replace ended');
+  await sup.close(true);
+  t.deepEqual(
+    made.map((w) => [w.closeCalls, w.disconnects]),
+    [
+      [1, 1],
+      [1, 1],
+      [1, 0],
+    ],
+  );
+  const msgs = lines.map((l) => (JSON.parse(l) as { msg: string }).msg);
+  t.true(msgs.includes('a retired worker did not close; forcing it'));
+  t.true(msgs.includes('a retired worker could not be closed; left behind'));
+  t.is(sup.replacements, 2);
+});
