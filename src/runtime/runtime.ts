@@ -21,6 +21,9 @@ export class XsmRuntime implements Stores {
   readonly failover: Stores['failover'];
   readonly deploys: Stores['deploys'];
   readonly cooldowns: Stores['cooldowns'];
+  readonly leases: Stores['leases'];
+  readonly migrationSlots: Stores['migrationSlots'];
+  readonly migrations: Stores['migrations'];
   readonly manualPower: Stores['manualPower'];
   readonly audit: Stores['audit'];
   readonly sessions: Stores['sessions'];
@@ -38,6 +41,9 @@ export class XsmRuntime implements Stores {
     this.failover = stores.failover;
     this.deploys = stores.deploys;
     this.cooldowns = stores.cooldowns;
+    this.leases = stores.leases;
+    this.migrationSlots = stores.migrationSlots;
+    this.migrations = stores.migrations;
     this.manualPower = stores.manualPower;
     this.audit = stores.audit;
     this.sessions = stores.sessions;
