@@ -1,7 +1,8 @@
 // The rebalancer's cooldowns: a VM it moved is left alone for a while, so VMs do not bounce; a host that a
 // move left or reached is left alone too, so one host is not hit by migration after migration while its
 // load figures still settle. Each entry expires by itself (Redis TTL), so nothing has to clean up after a
-// crash.
+// crash. Beside them, the hysteresis state: whether the rebalancer is engaged (it crossed the act threshold
+// and has not yet brought imbalance below the stop threshold).
 
 import type { Redis } from 'ioredis';
 
@@ -14,6 +15,9 @@ export interface CooldownStore {
   hostsCooling(hosts: readonly string[]): Promise<Set<string>>;
   /** A move of `version` left or reached `host`: leave it alone for `seconds`. */
   startHost(host: string, version: number, seconds: number): Promise<void>;
+  /** True between crossing the act threshold and reaching the stop threshold. */
+  engaged(): Promise<boolean>;
+  setEngaged(on: boolean): Promise<void>;
 }
 
 export class RedisCooldownStore implements CooldownStore {
@@ -43,6 +47,13 @@ export class RedisCooldownStore implements CooldownStore {
   async startHost(host: string, version: number, seconds: number): Promise<void> {
     await this.redis.set(this.hostKey(host), String(version), 'EX', seconds);
   }
+  async engaged(): Promise<boolean> {
+    return (await this.redis.exists(`${this.prefix}:rebalance:engaged`)) === 1;
+  }
+  async setEngaged(on: boolean): Promise<void> {
+    if (on) await this.redis.set(`${this.prefix}:rebalance:engaged`, '1');
+    else await this.redis.del(`${this.prefix}:rebalance:engaged`);
+  }
 }
 
 /** The in-memory twin; `now` is injectable so tests can pass time. */
@@ -62,6 +73,14 @@ export class MemoryCooldownStore implements CooldownStore {
   }
   startHost(host: string, _version: number, seconds: number): Promise<void> {
     this.hostUntil.set(host, this.now() + seconds * 1000);
+    return Promise.resolve();
+  }
+  private on = false;
+  engaged(): Promise<boolean> {
+    return Promise.resolve(this.on);
+  }
+  setEngaged(on: boolean): Promise<void> {
+    this.on = on;
     return Promise.resolve();
   }
 }

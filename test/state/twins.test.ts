@@ -199,6 +199,15 @@ for (const [kind, build] of builds) {
     t.deepEqual([...(await cooldowns.hostsCooling(['h1', 'h2']))], []);
   });
 
+  test(`${kind}: the rebalancer's hysteresis state is off until set, and stays as set`, async (t) => {
+    const { cooldowns } = await build(t);
+    t.false(await cooldowns.engaged());
+    await cooldowns.setEngaged(true);
+    t.true(await cooldowns.engaged());
+    await cooldowns.setEngaged(false);
+    t.false(await cooldowns.engaged());
+  });
+
   test(`${kind}: a lease has one holder until it is released or expires`, async (t) => {
     const built = await build(t);
     const { leases } = built;
