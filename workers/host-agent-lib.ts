@@ -15,6 +15,7 @@ import { closeWhenReady, workerConnectionOptions } from '../src/lib/redis.ts';
 import { ATTR, bullmqTelemetry, tracedDriver } from '../src/lib/tracing.ts';
 import { hostQueueName, type ActionJobData } from '../src/runtime/queues.ts';
 import type { XsmRuntime } from '../src/runtime/runtime.ts';
+import type { MigrationLimits } from '../src/state/migration-slot-store.ts';
 
 export interface HostAgentOptions {
   rt: XsmRuntime;
@@ -30,6 +31,8 @@ export interface HostAgentOptions {
   publishMetrics?: () => Promise<unknown>;
   /** How long a cold move waits for its part on another host before it retries (default 10 min). */
   partWaitMs?: number;
+  /** Live-migration limits (site-wide/source/target, default 4/1/2): give every agent the same. */
+  migrationLimits?: MigrationLimits;
 }
 
 export function startHostAgent(opts: HostAgentOptions): { worker: Worker; close: () => Promise<void> } {
@@ -44,7 +47,16 @@ export function startHostAgent(opts: HostAgentOptions): { worker: Worker; close:
   const events = rt.events;
   const stepTimed = (workflow: string, step: string, seconds: number) =>
     events.observe('xsm_step_duration_seconds', { workflow, step }, seconds);
-  const deps: VmActionDeps = { rt, hv, log, peer: opts.peer, remote, observe, stepTimed };
+  const deps: VmActionDeps = {
+    rt,
+    hv,
+    log,
+    peer: opts.peer,
+    remote,
+    observe,
+    stepTimed,
+    ...(opts.migrationLimits ? { migrationLimits: opts.migrationLimits } : {}),
+  };
   const worker = new Worker(hostQueueName(host), jobRouter(HOST_JOB_KINDS, deps, hostQueueName(host)), {
     connection: workerConnectionOptions(rt.config),
     prefix: rt.config.prefix,

@@ -7,6 +7,8 @@
 //   XSM_SSH_HOST, XSM_SSH_PORT, XSM_SSH_KEY, XSM_SSH_HOSTKEY: drive a remote Dom0's xl over SSH
 //   XSM_GMOND (host:port), XSM_HOST_ADDRESS: publish host and VM metrics to Ganglia via gmetric
 //   XSM_HEARTBEAT_MS, XSM_LOCK_MS, XSM_CONCURRENCY, XSM_REDIS_URL, XSM_PREFIX
+//   XSM_MIGRATION_LIMITS  live migrations site-wide/leaving a host/reaching a host (default 4/1/2; the
+//                         same on every agent), apart from XSM_CONCURRENCY (jobs of any kind on this host)
 
 import { startTracing } from '../src/lib/tracing.ts';
 import { DirSimStore, SimulatedXenHost, provisionSimHost } from '../src/drivers/hypervisor/simulated.ts';
@@ -22,6 +24,7 @@ import { redisConfigFromEnv } from '../src/lib/redis.ts';
 import { XsmRuntime } from '../src/runtime/runtime.ts';
 import { errorMessage } from '../src/lib/errors.ts';
 import { checkName } from '../src/site/validate.ts';
+import { parseMigrationLimits } from '../src/state/migration-slot-store.ts';
 import { startHostAgent } from './host-agent-lib.ts';
 
 function fail(message: string): never {
@@ -87,7 +90,14 @@ if (process.env.XSM_GMOND) {
   publishMetrics = vmMetricsPublisher(hv, gmetricSender(ep, host), process.env.XSM_HOST_ADDRESS ?? '127.0.0.1');
 }
 
+let migrationLimits;
+try {
+  migrationLimits = parseMigrationLimits(process.env.XSM_MIGRATION_LIMITS ?? '4/1/2');
+} catch (e) {
+  fail(`XSM_MIGRATION_LIMITS: ${errorMessage(e)}`);
+}
 const agent = startHostAgent({
+  migrationLimits,
   publishMetrics,
   rt,
   hv,

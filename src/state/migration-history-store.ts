@@ -18,7 +18,10 @@ export interface MigrationRecord {
   /** live (xl migrate), cold (stop, copy, start) or restart (failover: the old host died). */
   mode?: 'live' | 'cold' | 'restart';
   source?: MigrationSource;
+  /** Why, as the planner that chose the move said (rebalancer, failover). */
   reason?: string;
+  /** Why, as the plan's action says (every migration has one; the planner's reason, when given, is better). */
+  actionReason?: string;
   /** What the planner expected the move to lower its score by (absent when it gave none). */
   predictedGain?: number;
   outcome?: MigrationOutcome;

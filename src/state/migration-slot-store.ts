@@ -14,6 +14,16 @@ export interface MigrationLimits {
 /** 4 at once site-wide, 1 leaving a host, 2 reaching a host. */
 export const DEFAULT_MIGRATION_LIMITS: MigrationLimits = { global: 4, perSource: 1, perTarget: 2 };
 
+/**
+ * `GLOBAL/SOURCE/TARGET`, e.g. `4/1/2` (XSM_MIGRATION_LIMITS): whole numbers of at least 1. Every host
+ * agent must be given the same, as each checks the shared count against its own.
+ */
+export function parseMigrationLimits(text: string): MigrationLimits {
+  const m = /^([1-9][0-9]{0,3})\/([1-9][0-9]{0,3})\/([1-9][0-9]{0,3})$/.exec(text.trim());
+  if (!m) throw new Error(`migration limits "${text}" are not GLOBAL/SOURCE/TARGET whole numbers >= 1, e.g. 4/1/2`);
+  return { global: Number(m[1]), perSource: Number(m[2]), perTarget: Number(m[3]) };
+}
+
 export interface MigrationSlot {
   /** The migration's job id: taking a slot again under the same id renews it. */
   id: string;
@@ -26,6 +36,8 @@ export type SlotAnswer = { ok: true } | { ok: false; why: string };
 export interface MigrationSlotStore {
   /** Takes a slot for `slot` for `ttlMs` unless a limit is reached; the refusal names the limit. */
   acquire(slot: MigrationSlot, limits: MigrationLimits, ttlMs: number): Promise<SlotAnswer>;
+  /** Extends a slot still held (false when it is not: released or expired); never takes a new one. */
+  renew(id: string, ttlMs: number): Promise<boolean>;
   release(id: string): Promise<void>;
   /** The slots held now. */
   held(): Promise<MigrationSlot[]>;
@@ -71,6 +83,21 @@ end
 redis.call('HSET', KEYS[1], ARGV[1], cjson.encode({from = ARGV[2], to = ARGV[3], expires = now + tonumber(ARGV[4])}))
 return ''`;
 
+// KEYS: slots hash  ARGV: id, ttlMs -> 1 when renewed
+const RENEW = `
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if not cur then return 0 end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local s = cjson.decode(cur)
+if s.expires <= now then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  return 0
+end
+s.expires = now + tonumber(ARGV[2])
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(s))
+return 1`;
+
 export class RedisMigrationSlotStore implements MigrationSlotStore {
   private readonly key: string;
   constructor(
@@ -93,6 +120,9 @@ export class RedisMigrationSlotStore implements MigrationSlotStore {
       String(limits.perTarget),
     )) as string;
     return why === '' ? { ok: true } : { ok: false, why };
+  }
+  async renew(id: string, ttlMs: number): Promise<boolean> {
+    return ((await this.redis.eval(RENEW, 1, this.key, id, String(Math.max(1, Math.round(ttlMs))))) as number) === 1;
   }
   async release(id: string): Promise<void> {
     await this.redis.hdel(this.key, id);
@@ -121,6 +151,12 @@ export class MemoryMigrationSlotStore implements MigrationSlotStore {
     if (why) return Promise.resolve({ ok: false, why });
     this.slots.set(slot.id, { ...slot, expires: this.now() + Math.max(1, Math.round(ttlMs)) });
     return Promise.resolve({ ok: true });
+  }
+  renew(id: string, ttlMs: number): Promise<boolean> {
+    this.live();
+    const s = this.slots.get(id);
+    if (s) s.expires = this.now() + Math.max(1, Math.round(ttlMs));
+    return Promise.resolve(s !== undefined);
   }
   release(id: string): Promise<void> {
     this.slots.delete(id);

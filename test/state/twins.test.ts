@@ -248,9 +248,12 @@ for (const [kind, build] of builds) {
       (await slots.held()).map((s) => s.id),
       ['m1', 'm3', 'm5'],
     );
+    t.true(await slots.renew('m5', 300));
     await built.pass(400);
+    t.false(await slots.renew('m5', 60_000), 'an expired slot is not renewed');
     t.deepEqual(await slots.acquire({ id: 'm6', from: 'h6', to: 'h5' }, limits, 60_000), { ok: true });
     await slots.release('m1');
+    t.false(await slots.renew('m1', 60_000), 'a released slot is not taken back by a renewal');
     t.deepEqual(await slots.acquire({ id: 'm2', from: 'h1', to: 'h3' }, limits, 60_000), { ok: true });
     t.deepEqual(
       (await slots.held()).map((s) => `${s.id}:${s.from}>${s.to}`),
