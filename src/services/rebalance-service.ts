@@ -3,7 +3,7 @@
 // carries out as live migrations. The file stays the truth. Runs on demand, as a dry run, or on a
 // schedule (a BullMQ job scheduler on the control queue).
 
-import { CONTROL_QUEUE, type RebalanceRequest } from '../runtime/queues.ts';
+import { applyJobId, CONTROL_QUEUE, type RebalanceRequest } from '../runtime/queues.ts';
 export type { RebalanceRequest } from '../runtime/queues.ts';
 import { ConsentRequiredError, submitSite } from './site-service.ts';
 import type { XsmRuntime } from '../runtime/runtime.ts';
@@ -166,6 +166,15 @@ function applyHysteresis(
   };
 }
 
+/** True while `version`'s apply runs, or is queued and has not started yet. */
+async function applyUnfinished(rt: ServiceRuntime, version: number): Promise<boolean> {
+  const status = await rt.applies.status(version);
+  if (status) return status.state === 'applying';
+  const job = (await rt.control().getJob(applyJobId(version))) as { getState?: () => Promise<string> } | undefined;
+  const state = typeof job?.getState === 'function' ? await job.getState() : undefined;
+  return state !== undefined && ['waiting', 'active', 'delayed', 'prioritized', 'waiting-children'].includes(state);
+}
+
 async function planRebalance(
   rt: ServiceRuntime,
   req: RebalanceRequest,
@@ -173,7 +182,7 @@ async function planRebalance(
 ): Promise<RebalanceOutcome> {
   const baseVersion = await rt.sites.currentVersion();
   if (!baseVersion) throw new Error('no site version to rebalance; submit a site file first');
-  if (!req.dryRun && (await rt.applies.status(baseVersion))?.state === 'applying')
+  if (!req.dryRun && (await applyUnfinished(rt, baseVersion)))
     return { ...nothing(baseVersion), skipped: `skipped: the apply of version ${baseVersion} is still running` };
   const { site } = await rt.sites.load(baseVersion);
   const { hosts, vms } = await snapshot(rt, site, actor);

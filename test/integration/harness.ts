@@ -1,5 +1,6 @@
 // A small XSM site for integration tests: real Redis under a fresh prefix, the control worker, and one
 // host agent per simulated host, in this process. Cleans up only its own keys.
+import type { MigrationLimits } from '../../src/state/migration-slot-store.ts';
 import { randomBytes } from 'node:crypto';
 import { QueueEvents } from 'bullmq';
 import {
@@ -52,7 +53,7 @@ export async function deleteKeys(prefix: string, url?: string): Promise<void> {
 export async function startTestSite(
   hosts: { name: string; memMiB: number; cpus?: number }[],
   /** redisUrl: another Redis than XSM_REDIS_URL's (a test's own, which it may restart). */
-  opts: { store?: SimStore; agents?: boolean; redisUrl?: string } = {},
+  opts: { store?: SimStore; agents?: boolean; redisUrl?: string; migrationLimits?: MigrationLimits } = {},
 ): Promise<TestSite> {
   const prefix = freshPrefix();
   const rt = new XsmRuntime({ ...redisConfigFromEnv(), ...(opts.redisUrl ? { url: opts.redisUrl } : {}), prefix });
@@ -86,6 +87,7 @@ export async function startTestSite(
           heartbeatMs: 200,
           lockDurationMs: 4000,
           peer: (h) => hv.get(h),
+          ...(opts.migrationLimits ? { migrationLimits: opts.migrationLimits } : {}),
         }),
       );
     },

@@ -11,6 +11,9 @@ import { siteXml, type VmLine } from '../integration/fixtures.ts';
 import { startTestSite, type TestSite } from '../integration/harness.ts';
 import { INVARIANTS, type Trace, type WorldState } from './invariants.ts';
 import { PrivateRedis } from './private-redis.ts';
+import { runRebalance, type RebalanceRequest } from '../../src/services/rebalance-service.ts';
+import { XsmRuntime } from '../../src/runtime/runtime.ts';
+import { DEFAULT_MIGRATION_LIMITS, type MigrationLimits } from '../../src/state/migration-slot-store.ts';
 
 export type Step =
   /** Submit a version with these VMs (on the scenario's hosts). */
@@ -33,7 +36,12 @@ export type Step =
   /** Start an unmanaged domain using memory on a host (someone else's guest). */
   | { hog: string; memMiB: number }
   /** Enqueue the apply of the current version (stored with apply: false). */
-  | { applyCurrent: true };
+  | { applyCurrent: true }
+  /**
+   * Run the rebalancer `rounds` times (default 1), each round on `workers` control workers at once (default 1,
+   * each its own runtime on the same Redis), waiting for a written version's apply to end between rounds.
+   */
+  | { rebalance: RebalanceRequest; workers?: number; rounds?: number };
 
 /**
  * A host agent killed in the middle of a step, as `kill -9` would: its job is neither finished nor failed,
@@ -55,6 +63,8 @@ export interface Scenario {
   privateRedis?: boolean;
   /** The last apply's end state the scenario means to reach (the invariants hold either way). */
   ends?: 'converged' | 'partially-failed';
+  /** The agents' live-migration limits (default 4/1/2), which `migrationLimitsHeld` checks. */
+  migrationLimits?: MigrationLimits;
 }
 
 /** A simulator store that records the whole site's domains after every change, at the moment it is made. */
@@ -141,11 +151,17 @@ export async function runScenario(sc: Scenario): Promise<{ trace: Trace; problem
     outOfBand: [],
     unmanaged: [],
     desired: [],
+    migrationLimits: sc.migrationLimits ?? DEFAULT_MIGRATION_LIMITS,
+    rebalances: [],
   };
   const problems: string[] = [];
   const store = new RecordingStore(trace.states);
   const redis = sc.privateRedis ? await PrivateRedis.start() : undefined;
-  const s: TestSite = await startTestSite(sc.hosts, { store, ...(redis ? { redisUrl: redis.url } : {}) });
+  const s: TestSite = await startTestSite(sc.hosts, {
+    store,
+    ...(redis ? { redisUrl: redis.url } : {}),
+    ...(sc.migrationLimits ? { migrationLimits: sc.migrationLimits } : {}),
+  });
   try {
     type Answer = { version?: number; unchanged?: boolean; refused?: string };
     const submit = async (
@@ -231,6 +247,8 @@ export async function runScenario(sc: Scenario): Promise<{ trace: Trace; problem
         await eventually(async () =>
           Boolean((await s.rt.observed.host(step.hog))?.domains.some((d) => d.name === name)),
         );
+      } else if ('rebalance' in step) {
+        await rebalanceRounds(s, trace, i, step);
       } else if ('applyCurrent' in step) {
         const { enqueueApply } = await import('../../src/services/site-service.ts');
         const v = await s.rt.sites.currentVersion();
@@ -248,6 +266,7 @@ export async function runScenario(sc: Scenario): Promise<{ trace: Trace; problem
         kind: a.kind,
         vm: a.vm,
         disruptive: Boolean((a as { disruptive?: boolean }).disruptive),
+        ...(a.kind === 'migrate' ? { from: a.from, to: a.to } : {}),
       }));
     }
     for (const q of await s.rt.allQueues()) {
@@ -287,6 +306,39 @@ export async function runScenario(sc: Scenario): Promise<{ trace: Trace; problem
   }
   for (const [name, check] of Object.entries(INVARIANTS)) for (const v of check(trace)) problems.push(`${name}: ${v}`);
   return { trace, problems };
+}
+
+/** Runs a `rebalance` step: its rounds, each on its workers at once, recorded in the trace. */
+async function rebalanceRounds(
+  s: TestSite,
+  trace: Trace,
+  step: number,
+  r: { rebalance: RebalanceRequest; workers?: number; rounds?: number },
+): Promise<void> {
+  // Each extra control worker is a process of its own: its own runtime (connection) on the same Redis.
+  const others = Array.from({ length: (r.workers ?? 1) - 1 }, () => new XsmRuntime(s.rt.config));
+  try {
+    for (let round = 0; round < (r.rounds ?? 1); round++) {
+      const results = await Promise.all([s.rt, ...others].map((rt) => runRebalance(rt, r.rebalance)));
+      trace.rebalances.push({
+        step,
+        round,
+        last: round === (r.rounds ?? 1) - 1,
+        results: results.map((x) => ({
+          ...(x.version !== undefined ? { version: x.version } : {}),
+          ...(x.skipped ? { skipped: x.skipped } : {}),
+          moves: x.moves.map((m) => ({ vm: m.vm, from: m.from, to: m.to })),
+        })),
+      });
+      for (const x of results)
+        if (x.version !== undefined) {
+          trace.submits.push({ version: x.version });
+          await s.waitApplyEnded(x.version, 30_000);
+        }
+    }
+  } finally {
+    await Promise.all(others.map((rt) => rt.close()));
+  }
 }
 
 async function eventually(ok: () => Promise<boolean>, ms = 10_000): Promise<void> {
