@@ -61,3 +61,39 @@ export function recordMigrationEnd(
     }),
   );
 }
+
+/** True when `vm`'s create in `version` restarts it after its host failed (failover recorded it so). */
+export async function isRestart(rt: XsmRuntime, version: number, vm: string): Promise<boolean> {
+  try {
+    return (await rt.migrations.get(version, vm))?.mode === 'restart';
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A failover restart's progress: `error` undefined when it starts, null when it ended well, else why it
+ * failed (`final`: not to be retried).
+ */
+export function recordRestart(
+  rt: XsmRuntime,
+  version: number,
+  vm: string,
+  startedAt: number,
+  error: unknown,
+  final: boolean,
+  log: Logger,
+): Promise<void> {
+  if (error === undefined)
+    return quietly(log, () => rt.migrations.record({ vm, version, outcome: 'running', startedAt }));
+  if (error !== null && !final) return Promise.resolve();
+  return quietly(log, () =>
+    rt.migrations.record({
+      vm,
+      version,
+      outcome: error === null ? 'ok' : 'failed',
+      durationMs: Date.now() - startedAt,
+      ...(error === null ? {} : { error: errorMessage(error) }),
+    }),
+  );
+}

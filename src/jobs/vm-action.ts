@@ -18,7 +18,7 @@ import { removeSteps } from '../../workflows/remove-vm.ts';
 import type { RemoteActions, VmWorkflowContext } from '../../workflows/steps-common.ts';
 import { DEFAULT_MIGRATION_LIMITS, type MigrationLimits } from '../state/migration-slot-store.ts';
 import { holdMigrationSlot, type SlotTiming } from './migration-slot.ts';
-import { recordMigrationEnd, recordMigrationStart } from './migration-record.ts';
+import { isRestart, recordMigrationEnd, recordMigrationStart, recordRestart } from './migration-record.ts';
 
 /** What a VM action needs from the agent that runs it, built once per agent. */
 export interface VmActionDeps {
@@ -168,6 +168,9 @@ async function runVmAction(deps: VmActionDeps, job: Job<ActionJobData>): Promise
       : undefined;
   const started = Date.now();
   if (a.kind === 'migrate') await recordMigrationStart(rt, job.data, a, started, jobLog);
+  // A failover restart is a migration of its own kind: its record was written when it was placed.
+  const restart = a.kind === 'create' && (await isRestart(rt, job.data.version, a.vm));
+  if (restart) await recordRestart(rt, job.data.version, a.vm, started, undefined, true, jobLog);
   try {
     const ctx: VmWorkflowContext = { hv, data: job.data, peer: deps.peer, observed: rt.observed, remote: deps.remote };
     await runSteps(workflow, steps, ctx, jobJournal(job), jobLog, {
@@ -176,8 +179,10 @@ async function runVmAction(deps: VmActionDeps, job: Job<ActionJobData>): Promise
     });
     if (a.kind === 'migrate' && migrating) await rt.observed.recordArrival(a.to, { ...migrating, state: 'running' });
     if (a.kind === 'migrate') await recordMigrationEnd(rt, job.data, a, started, undefined, true, jobLog);
+    if (restart) await recordRestart(rt, job.data.version, a.vm, started, null, true, jobLog);
   } catch (e) {
     if (a.kind === 'migrate') await recordMigrationEnd(rt, job.data, a, started, e, isFinal(e), jobLog);
+    if (restart) await recordRestart(rt, job.data.version, a.vm, started, e, isFinal(e), jobLog);
     // Xen said no (no memory, over maxmem): retrying will not change its mind.
     if (e instanceof HypervisorRefusal)
       throw new PermanentError(e.message, 'change the site file or free resources on the host, then apply again');

@@ -40,6 +40,8 @@ export interface MigrationHistoryStore {
   record(update: MigrationUpdate): Promise<void>;
   /** Newest first. */
   list(limit?: number): Promise<MigrationRecord[]>;
+  /** The record of `vm` moved by `version`, if there is one. */
+  get(version: number, vm: string): Promise<MigrationRecord | undefined>;
 }
 
 export const migrationId = (version: number, vm: string) => `v${version}-${vm}`;
@@ -94,6 +96,10 @@ export class RedisMigrationHistoryStore implements MigrationHistoryStore {
       String(HISTORY_KEEP),
     );
   }
+  async get(version: number, vm: string): Promise<MigrationRecord | undefined> {
+    const raw = await this.redis.hget(this.records, migrationId(version, vm));
+    return raw ? (JSON.parse(raw) as MigrationRecord) : undefined;
+  }
   async list(limit = 100): Promise<MigrationRecord[]> {
     const ids = await this.redis.zrevrange(this.order, 0, Math.max(0, limit - 1));
     if (!ids.length) return [];
@@ -119,6 +125,10 @@ export class MemoryMigrationHistoryStore implements MigrationHistoryStore {
       this.seqOf.delete(oldest);
     }
     return Promise.resolve();
+  }
+  get(version: number, vm: string): Promise<MigrationRecord | undefined> {
+    const r = this.records.get(migrationId(version, vm));
+    return Promise.resolve(r ? structuredClone(r) : undefined);
   }
   list(limit = 100): Promise<MigrationRecord[]> {
     return Promise.resolve(

@@ -306,6 +306,8 @@ for (const [kind, build] of builds) {
       (await migrations.list(1)).map((r) => r.id),
       ['v5-b'],
     );
+    t.deepEqual(await migrations.get(4, 'a'), a);
+    t.is(await migrations.get(4, 'b'), undefined);
   });
 
   test(`${kind}: a manual power request waits until it is confirmed; the last confirmed state is kept`, async (t) => {
