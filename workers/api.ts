@@ -5,7 +5,8 @@
 //   XSM_CONTROL=0 to serve the API only (run the control worker elsewhere)
 //   XSM_FAILOVER_CHECK_S (default 5; 0 = off): host health check; XSM_SUSPECT_AFTER_S (20), XSM_FENCE_AFTER_S (20)
 //   XSM_REBALANCE_EVERY_MIN (unset: keep the schedule set through the API; 0 = off),
-//   XSM_REBALANCE_MODE (performance|density)
+//   XSM_REBALANCE_MODE (performance|density), XSM_REBALANCE_ACT_ABOVE / XSM_REBALANCE_STOP_BELOW (hysteresis
+//   thresholds on imbalance, default 0.1 / 0.05)
 //   XSM_SECRETS_DIR (default /etc/xsm/secrets), XSM_QMP_DIR (default /run/xsm/qmp): where <Power> may point;
 //   XSM_POWER_ALLOW_LOCAL=1 (lab only): BMCs on loopback or link-local addresses
 //   XSM_REDIS_URL, XSM_PREFIX
@@ -20,7 +21,7 @@ import { createLogger } from '../src/lib/log.ts';
 import { closeWhenReady, redisConfigFromEnv } from '../src/lib/redis.ts';
 import { startControlWorker } from './control-lib.ts';
 import { DEFAULT_FAILOVER_POLICY, scheduleFailoverCheck } from '../src/services/health-check.ts';
-import { scheduleRebalance } from '../src/services/rebalance-service.ts';
+import { REBALANCE_DEFAULTS, scheduleRebalance } from '../src/services/rebalance-service.ts';
 
 function fail(message: string): never {
   process.stderr.write(`xsm api: ${message}\n`);
@@ -70,7 +71,10 @@ if (control) {
   // Unset leaves the schedule as it is (it may have been set through the API); 0 removes it.
   const rebalanceMin = envNumber('XSM_REBALANCE_EVERY_MIN', -1);
   const mode = process.env.XSM_REBALANCE_MODE === 'density' ? 'density' : 'performance';
-  if (rebalanceMin > 0) await scheduleRebalance(rt, rebalanceMin * 60_000, { mode });
+  const actAbove = envNumber('XSM_REBALANCE_ACT_ABOVE', REBALANCE_DEFAULTS.actAbove);
+  const stopBelow = envNumber('XSM_REBALANCE_STOP_BELOW', REBALANCE_DEFAULTS.stopBelow);
+  if (stopBelow > actAbove) fail(`XSM_REBALANCE_STOP_BELOW=${stopBelow} is above XSM_REBALANCE_ACT_ABOVE=${actAbove}`);
+  if (rebalanceMin > 0) await scheduleRebalance(rt, rebalanceMin * 60_000, { mode, actAbove, stopBelow });
   else if (rebalanceMin === 0) await rt.control().removeJobScheduler('rebalance');
 }
 const api = await startApi({ rt, tokens, log, port, bind: process.env.XSM_API_BIND ?? '127.0.0.1' }).catch((e: Error) =>

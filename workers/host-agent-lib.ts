@@ -20,6 +20,7 @@ import { ATTR, bullmqTelemetry, tracedDriver } from '../src/lib/tracing.ts';
 import { hostQueueName, type ActionJobData } from '../src/runtime/queues.ts';
 import type { XsmRuntime } from '../src/runtime/runtime.ts';
 import { WorkerSupervisor } from '../src/runtime/worker-supervisor.ts';
+import type { MigrationLimits } from '../src/state/migration-slot-store.ts';
 
 export interface HostAgentOptions {
   rt: XsmRuntime;
@@ -41,6 +42,8 @@ export interface HostAgentOptions {
   epoch?: number;
   /** Keep a self-fence lease (src/jobs/agent-fence.ts); none by default. */
   lease?: LeaseOptions;
+  /** Live-migration limits (site-wide/source/target, default 4/1/2): give every agent the same. */
+  migrationLimits?: MigrationLimits;
 }
 
 async function cachedEpoch(dir: string | undefined): Promise<number | undefined> {
@@ -78,6 +81,7 @@ export function startHostAgent(opts: HostAgentOptions): HostAgent {
     observe,
     stepTimed,
     ...(opts.storage ? { storage: opts.storage } : {}),
+    ...(opts.migrationLimits ? { migrationLimits: opts.migrationLimits } : {}),
   };
   // Kept on local disk so a restarted agent knows it was fenced; a disk that refuses it must not stop the beat.
   const saveEpoch = async (epoch: number) => {

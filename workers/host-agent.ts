@@ -9,6 +9,8 @@
 //   XSM_LEASE_MS      keep a self-fence lease of this TTL (unset: none); the agent stops every domain when it
 //                     could not renew it for half of it (docs/operations.md, "Fencing")
 //   XSM_HEARTBEAT_MS, XSM_LOCK_MS, XSM_CONCURRENCY, XSM_REDIS_URL, XSM_PREFIX
+//   XSM_MIGRATION_LIMITS  live migrations site-wide/leaving a host/reaching a host (default 4/1/2; the
+//                         same on every agent), apart from XSM_CONCURRENCY (jobs of any kind on this host)
 
 import { startTracing } from '../src/lib/tracing.ts';
 import { DirSimStore, SimulatedXenHost, provisionSimHost } from '../src/drivers/hypervisor/simulated.ts';
@@ -24,6 +26,7 @@ import { redisConfigFromEnv } from '../src/lib/redis.ts';
 import { XsmRuntime } from '../src/runtime/runtime.ts';
 import { errorMessage } from '../src/lib/errors.ts';
 import { checkName } from '../src/site/validate.ts';
+import { parseMigrationLimits } from '../src/state/migration-slot-store.ts';
 import { startHostAgent } from './host-agent-lib.ts';
 import { ShellStorage } from '../src/drivers/storage/shell-storage.ts';
 import type { Storage } from '../src/drivers/storage/storage.ts';
@@ -95,6 +98,12 @@ if (process.env.XSM_GMOND) {
   publishMetrics = vmMetricsPublisher(hv, gmetricSender(ep, host), process.env.XSM_HOST_ADDRESS ?? '127.0.0.1');
 }
 
+let migrationLimits;
+try {
+  migrationLimits = parseMigrationLimits(process.env.XSM_MIGRATION_LIMITS ?? '4/1/2');
+} catch (e) {
+  fail(`XSM_MIGRATION_LIMITS: ${errorMessage(e)}`);
+}
 const leaseMs = intEnv('XSM_LEASE_MS', 0);
 const heartbeatMs = intEnv('XSM_HEARTBEAT_MS', 5000);
 // The agent must renew at least twice within the self-fence window, or a single late heartbeat stops every VM.
@@ -104,6 +113,7 @@ if (leaseMs && leaseMs < 4 * heartbeatMs)
   );
 const agent = startHostAgent({
   ...(leaseMs ? { lease: { ttlMs: leaseMs } } : {}),
+  migrationLimits,
   publishMetrics,
   rt,
   hv,

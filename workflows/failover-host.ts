@@ -171,6 +171,17 @@ export const failoverSteps: readonly Step<FailoverContext>[] = [
           apply: false,
         });
         await setIncidentVersion(ctx, r.version);
+        if (!r.unchanged)
+          for (const x of ev.restarted)
+            await ctx.rt.migrations.record({
+              vm: x.vm,
+              version: r.version,
+              from: ctx.data.host,
+              to: x.to,
+              mode: 'restart',
+              source: 'failover',
+              reason: `${ctx.data.host} failed and was fenced; restarted on ${x.to} (priority ${x.priority})`,
+            });
         await ctx.rt.audit.append({
           user: SYSTEM.failover.name,
           role: SYSTEM.failover.role,

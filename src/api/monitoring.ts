@@ -9,7 +9,12 @@ import { Counter, Gauge, Registry, type Metric } from 'prom-client';
 import { confirmManualPower } from '../drivers/power/manual.ts';
 import { convergedVersion } from '../services/site-service.ts';
 import type { XsmRuntime } from '../runtime/runtime.ts';
-import { runRebalance, scheduleRebalance, type RebalanceRequest } from '../services/rebalance-service.ts';
+import {
+  REBALANCE_DEFAULTS,
+  runRebalance,
+  scheduleRebalance,
+  type RebalanceRequest,
+} from '../services/rebalance-service.ts';
 import { HISTORY_METRICS } from '../state/metrics-store.ts';
 import { COUNTERS, HISTOGRAM_HELP } from '../state/event-metrics-store.ts';
 
@@ -28,16 +33,32 @@ import { input, namePath, rebalanceBody, scheduleBody } from './schemas.ts';
 type Guard = (role: Role) => express.RequestHandler;
 type Fail = (status: number, code: string, message: string, hint?: string) => Error;
 
-/** The rebalance request a body asks for, with only the fields given. */
-function rebalanceRequest(b: {
-  dryRun?: boolean;
-  mode?: 'performance' | 'density';
-  maxMoves?: number;
-}): RebalanceRequest {
+/** The rebalance request a body asks for, with only the fields given; a stop above the act threshold is refused. */
+function rebalanceRequest(
+  b: {
+    dryRun?: boolean;
+    mode?: 'performance' | 'density';
+    maxMoves?: number;
+    actAbove?: number;
+    stopBelow?: number;
+  },
+  fail: Fail,
+): RebalanceRequest {
+  const act = b.actAbove ?? REBALANCE_DEFAULTS.actAbove;
+  const stop = b.stopBelow ?? REBALANCE_DEFAULTS.stopBelow;
+  if (stop > act)
+    throw fail(
+      400,
+      'bad-body',
+      `stopBelow ${stop} is above actAbove ${act}`,
+      'the stop threshold must be <= the act one',
+    );
   return {
     ...(b.dryRun !== undefined ? { dryRun: b.dryRun } : {}),
     ...(b.mode !== undefined ? { mode: b.mode } : {}),
     ...(b.maxMoves !== undefined ? { maxMoves: b.maxMoves } : {}),
+    ...(b.actAbove !== undefined ? { actAbove: b.actAbove } : {}),
+    ...(b.stopBelow !== undefined ? { stopBelow: b.stopBelow } : {}),
   };
 }
 
@@ -349,7 +370,7 @@ export async function dashboardData(rt: XsmRuntime, points = 120) {
 function mountRebalanceRoutes(app: express.Express, rt: XsmRuntime, guard: Guard, fail: Fail): void {
   const json = express.json({ limit: '64kb' });
   app.post('/api/rebalance', guard('operator'), json, async (req, res) => {
-    const r = rebalanceRequest(input(rebalanceBody, req.body, 'body') ?? {});
+    const r = rebalanceRequest(input(rebalanceBody, req.body, 'body') ?? {}, fail);
     try {
       // An operator's rebalance moves only VMs of Sets it owns; an admin's, any.
       const p = req.principal!;
@@ -383,7 +404,7 @@ function mountRebalanceRoutes(app: express.Express, rt: XsmRuntime, guard: Guard
   });
   app.put('/api/rebalance/schedule', guard('admin'), json, async (req, res) => {
     const { everyMinutes: every, ...rest } = input(scheduleBody, req.body ?? {}, 'body');
-    const r = rebalanceRequest(rest);
+    const r = rebalanceRequest(rest, fail);
     if (every === 0) await rt.control().removeJobScheduler('rebalance');
     else await scheduleRebalance(rt, every * 60_000, r);
     res.json({ everyMinutes: every, request: r });

@@ -183,6 +183,14 @@ export const ROUTES: RouteDoc[] = [
   },
   {
     method: 'get',
+    path: '/api/migrations',
+    summary: 'the migration history, newest first: source, reason, predicted gain, outcome, duration',
+    role: 'viewer',
+    query: S.migrationsQuery,
+    ok: [200, '{migrations}'],
+  },
+  {
+    method: 'get',
     path: '/api/audit',
     summary: 'the audit log, newest first',
     role: 'viewer',

@@ -154,17 +154,28 @@ export const jobsQuery = z.strictObject({
   limit: decimal(10_000).optional(),
 });
 
+/** An imbalance threshold of the rebalancer's hysteresis (imbalance is a sum of two standard deviations). */
+const threshold = z.number().min(0).max(2);
 export const rebalanceBody = z
   .strictObject({
     dryRun: z.boolean().optional(),
     mode: z.enum(['performance', 'density']).optional(),
     maxMoves: wholeNumber(1, 1000).optional(),
+    actAbove: threshold.optional(),
+    stopBelow: threshold.optional(),
   })
   .optional();
 export const scheduleBody = z.strictObject({
   everyMinutes: wholeNumber(0, 10_080),
   mode: z.enum(['performance', 'density']).optional(),
   maxMoves: wholeNumber(1, 1000).optional(),
+  actAbove: threshold.optional(),
+  stopBelow: threshold.optional(),
+});
+
+export const migrationsQuery = z.strictObject({
+  vm: name.optional(),
+  limit: decimal(10_000).optional(),
 });
 
 export const auditQuery = z.strictObject({

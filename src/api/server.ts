@@ -29,6 +29,7 @@ import { OwnershipForbidden } from './ownership.ts';
 import { PowerChangeForbidden } from './power-guard.ts';
 import { mountInventoryRoutes } from './routes/inventory-routes.ts';
 import { mountJobRoutes } from './routes/job-routes.ts';
+import { mountMigrationRoutes } from './routes/migration-routes.ts';
 import { mountSiteRoutes } from './routes/site-routes.ts';
 import { InputError } from './schemas.ts';
 
@@ -89,6 +90,7 @@ export function createApiApp(opts: ApiOptions): express.Express {
   mountSiteRoutes(app, kit);
   mountInventoryRoutes(app, kit);
   mountJobRoutes(app, kit);
+  mountMigrationRoutes(app, kit);
   mountDashboard(app, rt, guard('admin'));
 
   const fail = (status: number, code: string, message: string, hint?: string) =>

@@ -1,11 +1,14 @@
 // Where the VMs of a fenced host go: a new desired state in which they run on the surviving hosts with
 // room, highest priority first. Pure: the failover workflow writes the result as a site version, and the
 // plan engine creates the VMs (their old domains died with the host, so there is nothing to migrate).
+// Where a VM may go is decided by src/rebalance/rules.ts, as for the rebalancer's drain: pinned VMs and
+// excluded hosts are respected, anti-affinity is never broken, and a VM rejoins its affinity group if it can.
 
 import { addVm, capacityOf, emptyLoad, loadByHost, whyNotFits, type HostLoad } from '../site/capacity.ts';
 import type { HostSpec, Site, VmSpec } from '../site/model.ts';
 import type { ObservedState } from '../site/observed.ts';
 import { unreachableFrom } from '../site/storage.ts';
+import { PlacementRules } from '../rebalance/rules.ts';
 
 export interface Evacuation {
   site: Site;
@@ -29,10 +32,20 @@ export function evacuate(site: Site, failedHost: string, opts: EvacuationOptions
   const candidates = site.hosts.filter(
     (h) => h.name !== failedHost && !h.maintenance && !opts.unavailable?.has(h.name),
   );
-  // Anti-affinity groups present on each candidate, so a restarted VM avoids its group's other members.
-  const groupsOn = new Map<string, Set<string>>(candidates.map((h) => [h.name, new Set()]));
-  for (const v of site.vms)
-    if (v.placement.antiAffinity && v.host !== failedHost) groupsOn.get(v.host)?.add(v.placement.antiAffinity);
+  // The failed host's VMs are gone, so they count for no group there.
+  const rules = new PlacementRules(
+    site.hosts,
+    site.vms.map((v) => ({
+      name: v.name,
+      host: v.host,
+      pinned: v.placement.pinned,
+      ...(v.placement.antiAffinity ? { antiAffinity: v.placement.antiAffinity } : {}),
+      ...(v.placement.affinity ? { affinity: v.placement.affinity } : {}),
+      ...(v.placement.excludeHosts ? { excludeHosts: v.placement.excludeHosts } : {}),
+    })),
+  );
+  const nowhere = `${failedHost}:failed`;
+  for (const v of site.vms) if (v.host === failedHost) rules.moved(v.name, nowhere);
 
   const evacuees = site.vms
     .filter((v) => v.host === failedHost)
@@ -70,17 +83,23 @@ export function evacuate(site: Site, failedHost: string, opts: EvacuationOptions
       stranded.push({ vm: vm.name, why: `no surviving host has ${vm.memMiB} MiB and ${vm.vcpus} CPUs free` });
       continue;
     }
-    const group = vm.placement.antiAffinity;
-    const apart = group ? fits.filter((h) => !groupsOn.get(h.name)!.has(group)) : fits;
-    // Spread: the host with the most free memory, so the survivors share the extra load.
-    const pool = apart.length ? apart : fits;
+    const allowed = fits.filter((h) => rules.whyNot(vm.name, h.name, 'evacuate') === undefined);
+    if (!allowed.length) {
+      const why = fits.map((h) => `${h.name}: ${rules.whyNot(vm.name, h.name, 'evacuate')}`).join('; ');
+      stranded.push({ vm: vm.name, why: `no host with room may take it (${why})` });
+      continue;
+    }
+    // Beside its affinity group when one of those hosts has room; then spread: the host with the most free
+    // memory, so the survivors share the extra load.
+    const together = allowed.filter((h) => rules.matesOn(vm.name, h.name) > 0);
+    const pool = together.length ? together : allowed;
     const best = pool.reduce((a, b) =>
       freeOf(b, loads.get(b.name) ?? emptyLoad()) > freeOf(a, loads.get(a.name) ?? emptyLoad()) ? b : a,
     );
     let load = loads.get(best.name);
     if (!load) loads.set(best.name, (load = emptyLoad()));
     addVm(load, vm);
-    if (group) groupsOn.get(best.name)!.add(group);
+    rules.moved(vm.name, best.name);
     moved.set(vm.name, best.name);
     restarted.push({ vm: vm.name, to: best.name, priority: vm.placement.priority });
   }

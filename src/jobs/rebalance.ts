@@ -7,8 +7,8 @@ import { runRebalance } from '../services/rebalance-service.ts';
 
 export async function processRebalance(rt: XsmRuntime, job: Job<RebalanceRequest>): Promise<string> {
   const r = await runRebalance(rt, job.data);
+  if (r.skipped) return r.skipped;
   if (r.refused) return r.refused;
-  return r.version
-    ? `version ${r.version}: ${r.moves.length} moves`
-    : `no move worth making (imbalance ${r.imbalanceBefore.toFixed(3)})`;
+  if (r.version) return `version ${r.version}: ${r.moves.length} moves${r.held ? ` (${r.held})` : ''}`;
+  return r.held ?? `no move worth making (imbalance ${r.imbalanceBefore.toFixed(3)})`;
 }

@@ -17,6 +17,9 @@ import { coldMoveRollback, coldMoveSteps, PartStillRunning } from '../../workflo
 import { reconfigureLiveSteps, reconfigureRestartSteps, restartRollback } from '../../workflows/reconfigure-vm.ts';
 import { removeSteps } from '../../workflows/remove-vm.ts';
 import type { RemoteActions, VmWorkflowContext } from '../../workflows/steps-common.ts';
+import { DEFAULT_MIGRATION_LIMITS, type MigrationLimits } from '../state/migration-slot-store.ts';
+import { holdMigrationSlot, type SlotTiming } from './migration-slot.ts';
+import { isRestart, recordMigrationEnd, recordMigrationStart, recordRestart } from './migration-record.ts';
 
 /** What a VM action needs from the agent that runs it, built once per agent. */
 export interface VmActionDeps {
@@ -32,6 +35,9 @@ export interface VmActionDeps {
   observe: () => Promise<void>;
   /** Records one durable step's duration. */
   stepTimed: (workflow: string, step: string, seconds: number) => void;
+  /** Live migrations site-wide, per source and per target (default 4/1/2); the same on every agent. */
+  migrationLimits?: MigrationLimits;
+  slotTiming?: SlotTiming;
 }
 
 export function stepsFor(data: ActionJobData): {
@@ -163,6 +169,22 @@ async function runVmAction(deps: VmActionDeps, job: Job<ActionJobData>): Promise
   const isFinal = (e: unknown) =>
     !(e instanceof PartStillRunning) &&
     (e instanceof UnrecoverableError || e instanceof HypervisorRefusal || e instanceof StorageRefusal || lastAttempt);
+  // A live migration waits for a slot within the site's limits before anything else, check-plan included.
+  const release =
+    a.kind === 'migrate' && a.mode === 'live'
+      ? await holdMigrationSlot(
+          rt.migrationSlots,
+          { id: job.id ?? a.id, from: a.from, to: a.to },
+          deps.migrationLimits ?? DEFAULT_MIGRATION_LIMITS,
+          jobLog,
+          deps.slotTiming,
+        )
+      : undefined;
+  const started = Date.now();
+  if (a.kind === 'migrate') await recordMigrationStart(rt, job.data, a, started, jobLog);
+  // A failover restart is a migration of its own kind: its record was written when it was placed.
+  const restart = a.kind === 'create' && (await isRestart(rt, job.data.version, a.vm));
+  if (restart) await recordRestart(rt, job.data.version, a.vm, started, undefined, true, jobLog);
   try {
     const ctx: VmWorkflowContext = {
       hv,
@@ -177,7 +199,11 @@ async function runVmAction(deps: VmActionDeps, job: Job<ActionJobData>): Promise
       onStepDone: deps.stepTimed,
     });
     if (a.kind === 'migrate' && migrating) await rt.observed.recordArrival(a.to, { ...migrating, state: 'running' });
+    if (a.kind === 'migrate') await recordMigrationEnd(rt, job.data, a, started, undefined, true, jobLog);
+    if (restart) await recordRestart(rt, job.data.version, a.vm, started, null, true, jobLog);
   } catch (e) {
+    if (a.kind === 'migrate') await recordMigrationEnd(rt, job.data, a, started, e, isFinal(e), jobLog);
+    if (restart) await recordRestart(rt, job.data.version, a.vm, started, e, isFinal(e), jobLog);
     // Xen said no (no memory, over maxmem): retrying will not change its mind.
     if (e instanceof HypervisorRefusal)
       throw new PermanentError(e.message, 'change the site file or free resources on the host, then apply again');
@@ -186,6 +212,7 @@ async function runVmAction(deps: VmActionDeps, job: Job<ActionJobData>): Promise
     jobLog.warn('step failed', { error: e instanceof Error ? e.message : String(e), attempt: job.attemptsMade + 1 });
     throw e;
   } finally {
+    await release?.();
     await deps
       .observe()
       .catch((e: unknown) =>

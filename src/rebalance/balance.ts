@@ -5,7 +5,11 @@
 // use (VM memory / host memory), the measure hbal's cluster score is built on. Performance mode moves,
 // one at a time, the VM whose move lowers imbalance most, preferring cheap moves (little memory to copy)
 // among nearly equal gains, until no move gains enough to be worth a migration. Density mode empties the
-// least used hosts onto the others so whole hosts can be switched off.
+// least used hosts onto the others so whole hosts can be switched off, keeping one spare host's worth of
+// memory. Whether a VM may go to a host at all is src/rebalance/rules.ts's to say (pin, maintenance and
+// host exclusion, anti-affinity, affinity, host cooldown), in its documented order.
+
+import { PlacementRules, whyNoSpare, type Purpose } from './rules.ts';
 
 export interface BalanceHost {
   name: string;
@@ -25,6 +29,10 @@ export interface BalanceVm {
   pinned?: boolean;
   noRebalance?: boolean;
   antiAffinity?: string;
+  /** Kept together with the other VMs of this group (src/rebalance/rules.ts). */
+  affinity?: string;
+  /** Hosts this VM must never run on. */
+  excludeHosts?: readonly string[];
 }
 
 export interface BalanceOptions {
@@ -34,6 +42,8 @@ export interface BalanceOptions {
   maxMoves?: number;
   /** VMs moved recently: not moved again until their cooldown ends. */
   cooldown?: ReadonlySet<string>;
+  /** Hosts a recent move touched: balancing neither takes from nor gives to them (drains still may). */
+  hostCooldown?: ReadonlySet<string>;
   /** A move must lower imbalance by at least this fraction of the starting imbalance (default: 1%, or a
    *  quarter of one host's share on sites of more than 25 hosts). */
   minGainFraction?: number;
@@ -74,6 +84,7 @@ interface HostState {
 
 class Cluster {
   readonly hosts = new Map<string, HostState>();
+  readonly rules: PlacementRules;
   private active: HostState[] = [];
   // Sums over active hosts of u and u^2, for CPU and memory use: the std dev in O(1) after each move.
   private c1 = 0;
@@ -86,7 +97,9 @@ class Cluster {
     vms: readonly BalanceVm[],
     readonly wc: number,
     readonly wm: number,
+    hostCooldown?: ReadonlySet<string>,
   ) {
+    this.rules = new PlacementRules(hosts, vms, hostCooldown ? { coolingHosts: hostCooldown } : {});
     for (const h of hosts) this.hosts.set(h.name, { spec: h, cpu: 0, mem: 0, vms: new Set(), groups: new Map() });
     for (const v of vms) {
       const h = this.hosts.get(v.host);
@@ -138,10 +151,9 @@ class Cluster {
   score() {
     return this.wc * this.cpuStd() + this.wm * this.memStd();
   }
-  fits(v: BalanceVm, to: HostState): boolean {
-    if (to.spec.maintenance || to.mem + v.memMiB > to.spec.memMiB || v.vcpus > to.spec.cpus) return false;
-    if (v.antiAffinity && (to.groups.get(v.antiAffinity) ?? 0) > 0) return false;
-    return true;
+  fits(v: BalanceVm, to: HostState, purpose: Purpose = 'balance'): boolean {
+    if (to.mem + v.memMiB > to.spec.memMiB || v.vcpus > to.spec.cpus) return false;
+    return this.rules.whyNot(v.name, to.spec.name, purpose) === undefined;
   }
   /** Imbalance if `v` moved from `from` to `to`, without moving it. */
   scoreIfMoved(v: BalanceVm, from: HostState, to: HostState): number {
@@ -171,6 +183,7 @@ class Cluster {
     this.account(to, -1);
     this.remove(from, v);
     this.add(to, v);
+    this.rules.moved(v.name, to.spec.name);
     v.host = to.spec.name;
     this.account(from, 1);
     this.account(to, 1);
@@ -189,7 +202,7 @@ export function balance(
 ): BalanceResult {
   // Work on copies: the caller's snapshot stays as it was.
   const vms = vmsIn.map((v) => ({ ...v }));
-  const c = new Cluster(hostsIn, vms, opts.cpuWeight ?? 1, opts.memWeight ?? 1);
+  const c = new Cluster(hostsIn, vms, opts.cpuWeight ?? 1, opts.memWeight ?? 1, opts.hostCooldown);
   const cpuStdBefore = c.cpuStd();
   const memStdBefore = c.memStd();
   const before = c.score();
@@ -245,8 +258,8 @@ interface BalanceRun {
 }
 
 /**
- * Drains hosts in maintenance, biggest VMs first, each to where it hurts balance least. Pinned VMs are
- * moved too: a host going down for maintenance overrides placement, not the other way round.
+ * Drains hosts in maintenance, biggest VMs first, each to where it hurts balance least (beside its affinity
+ * group when one has room). Pinned VMs stay: pin ranks above maintenance (src/rebalance/rules.ts).
  */
 function drainMaintenance(run: BalanceRun): void {
   const { c, hosts, moves, maxMoves } = run;
@@ -256,8 +269,9 @@ function drainMaintenance(run: BalanceRun): void {
       let best: HostState | undefined;
       let bestScore = Infinity;
       for (const to of hosts) {
-        if (to === h || !c.fits(v, to)) continue;
-        const s = c.scoreIfMoved(v, h, to);
+        if (to === h || !c.fits(v, to, 'evacuate')) continue;
+        // Joining the VM's affinity group outranks balance: such hosts score below any other.
+        const s = c.scoreIfMoved(v, h, to) - (c.rules.matesOn(v.name, to.spec.name) > 0 ? 1e6 : 0);
         if (s < bestScore - 1e-12) {
           best = to;
           bestScore = s;
@@ -335,9 +349,8 @@ function emptyHosts(run: BalanceRun, maxCpu: number): void {
       if (to === h || emptied.has(to) || to.spec.maintenance || to.vms.size === 0) return false;
       if (to.mem + e.mem + v.memMiB > to.spec.memMiB) return false;
       if ((to.cpu + e.cpu + v.cpuLoad) / to.spec.cpus > maxCpu) return false;
-      if (v.antiAffinity && ((to.groups.get(v.antiAffinity) ?? 0) > 0 || e.groups.includes(v.antiAffinity)))
-        return false;
-      return true;
+      const planned = new Map(plan.map(([pv, pt]) => [pv.name, pt.spec.name]));
+      return c.rules.whyNot(v.name, to.spec.name, 'pack', planned) === undefined;
     };
     let ok = true;
     for (const v of vmsHere.sort((a, b) => b.memMiB - a.memMiB || a.name.localeCompare(b.name))) {
@@ -360,10 +373,23 @@ function emptyHosts(run: BalanceRun, maxCpu: number): void {
       });
       plan.push([v, to]);
     }
-    if (!ok) continue;
+    if (!ok || !keepsSpare(hosts, h, emptied, extra)) continue;
     for (const [v, to] of plan) run.record(v, h, to, `empties ${h.spec.name} (density)`);
     emptied.add(h);
   }
+}
+
+/** Whether emptying `h` (its VMs going as `extra` says) leaves one spare host's worth of memory. */
+function keepsSpare(
+  hosts: readonly HostState[],
+  h: HostState,
+  emptied: ReadonlySet<HostState>,
+  extra: ReadonlyMap<HostState, { mem: number }>,
+): boolean {
+  const running = hosts
+    .filter((x) => x !== h && !emptied.has(x) && !x.spec.maintenance && x.vms.size > 0)
+    .map((x) => ({ name: x.spec.name, memMiB: x.spec.memMiB, usedMiB: x.mem + (extra.get(x)?.mem ?? 0) }));
+  return whyNoSpare(running) === undefined;
 }
 
 /** The same imbalance measure, for any placement (used to score hbal's answer in the benchmark). */

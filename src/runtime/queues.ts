@@ -95,6 +95,12 @@ export interface RebalanceRequest {
   maxMoves?: number;
   /** Seconds a moved VM is left alone afterwards, so VMs do not bounce. */
   cooldownSec?: number;
+  /** Seconds a host a move left or reached is left alone afterwards. */
+  hostCooldownSec?: number;
+  /** Hysteresis: balancing starts when imbalance is at least this... */
+  actAbove?: number;
+  /** ...and, once started, goes on (round after round) until imbalance is at most this. */
+  stopBelow?: number;
 }
 
 /** What a `failover-check` job carries: the policy's settings that differ from the defaults. */

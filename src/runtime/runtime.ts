@@ -24,6 +24,9 @@ export class XsmRuntime implements Stores {
   readonly fence: Stores['fence'];
   readonly deploys: Stores['deploys'];
   readonly cooldowns: Stores['cooldowns'];
+  readonly leases: Stores['leases'];
+  readonly migrationSlots: Stores['migrationSlots'];
+  readonly migrations: Stores['migrations'];
   readonly manualPower: Stores['manualPower'];
   readonly audit: Stores['audit'];
   readonly sessions: Stores['sessions'];
@@ -48,6 +51,9 @@ export class XsmRuntime implements Stores {
     this.fence = stores.fence;
     this.deploys = stores.deploys;
     this.cooldowns = stores.cooldowns;
+    this.leases = stores.leases;
+    this.migrationSlots = stores.migrationSlots;
+    this.migrations = stores.migrations;
     this.manualPower = stores.manualPower;
     this.audit = stores.audit;
     this.sessions = stores.sessions;

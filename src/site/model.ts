@@ -109,6 +109,10 @@ export interface PlacementHints {
   pinned: boolean;
   /** VMs sharing a group should not share a host. */
   antiAffinity?: string;
+  /** VMs sharing a group are kept together on one host (below anti-affinity: src/rebalance/rules.ts). */
+  affinity?: string;
+  /** Hosts this VM must never run on (host names), e.g. for licensing or hardware it needs. */
+  excludeHosts?: string[];
   /** Excluded from rebalancing (but restarted elsewhere on host failure, unlike pinned). */
   noRebalance: boolean;
   /** Failover restart order: higher first. Default 0. */

@@ -23,6 +23,7 @@ export function readSite(
 ): Site {
   const r = readDeclarations(c, root, rootPos, inventory, policy);
   asArray(root.Set).forEach((setNode, si) => readSet(r, setNode, childPos(rootPos, 'Set', si)));
+  checkExclusions(r);
   return {
     hosts: r.hosts,
     templates: r.templates,
@@ -56,6 +57,8 @@ interface SiteReading {
   readonly setSeen: Set<string>;
   readonly loads: Map<string, HostLoad>;
   readonly impliedWarned: Set<string>;
+  /** Each VM's excludeHosts, checked once every host (implied ones too) is known. */
+  readonly exclusions: { v: VmReading; host: string | undefined; names: string[] }[];
 }
 
 /** Reads <Hosts> and <Templates> (or takes the inventory's hosts) and indexes them for the VMs to name. */
@@ -100,6 +103,7 @@ function readDeclarations(
     setSeen: new Set(),
     loads: new Map(),
     impliedWarned: new Set(),
+    exclusions: [],
   };
 }
 
@@ -162,6 +166,7 @@ function readVm(r: SiteReading, set: SetSpec, vmNode: XmlNode, vmPos: ElementPos
   const template = vmTemplate(r, v, config, !cErr);
   checkTemplateLimits(v, template, vcpus.value, mem.value);
   const placement = readPlacement(v, vmNode);
+  if (placement.excludeHosts) r.exclusions.push({ v, host: host?.name, names: placement.excludeHosts });
 
   if (!v.ok || !host || !template || !name) return;
   const vm: VmSpec = {
@@ -332,12 +337,32 @@ function checkTemplateLimits(
   }
 }
 
-/** The optional <Placement> hints: pinned, rebalance, antiAffinity and priority. */
+/**
+ * Every host an excludeHosts names must be in the site (by name or address; a typo would silently exclude
+ * nothing), and a VM may not run on a host it excludes. Names are stored as host names.
+ */
+function checkExclusions(r: SiteReading): void {
+  for (const { v, host, names } of r.exclusions) {
+    const at = v.at('Placement');
+    const el = `${v.label}/Placement@excludeHosts`;
+    names.forEach((n, i) => {
+      const h = r.hostByName.get(n) ?? r.hostByAddress.get(canonicalIp(n));
+      if (!h) r.c.error(at, el, `excludeHosts names ${n}, which is not a host of this site`);
+      else {
+        names[i] = h.name;
+        if (h.name === host) r.c.error(at, el, `the VM's DOM0 ${h.name} is among its excludeHosts; move it first`);
+      }
+    });
+  }
+}
+
+/** The optional <Placement> hints: pinned, rebalance, antiAffinity, affinity, excludeHosts and priority. */
 function readPlacement(v: VmReading, vmNode: XmlNode): PlacementHints {
   const { label } = v;
   const pl = vmNode.Placement as XmlNode | undefined;
   const plPos = childPos(v.pos, 'Placement');
-  if (pl) v.c.unknown(pl, plPos, `${label}/Placement`, ['pinned', 'antiAffinity', 'rebalance', 'priority'], []);
+  const known = ['pinned', 'antiAffinity', 'affinity', 'excludeHosts', 'rebalance', 'priority'];
+  if (pl) v.c.unknown(pl, plPos, `${label}/Placement`, known, []);
   const pinned = parseBool(attr(pl, 'pinned'), 'pinned', false);
   const rebalance = parseBool(attr(pl, 'rebalance'), 'rebalance', true);
   if (pinned.error) v.bad(plPos, `${label}/Placement@pinned`, pinned.error);
@@ -347,6 +372,12 @@ function readPlacement(v: VmReading, vmNode: XmlNode): PlacementHints {
     const e = checkName(anti, 'antiAffinity group');
     if (e) v.bad(plPos, `${label}/Placement@antiAffinity`, e);
   }
+  const aff = attr(pl, 'affinity');
+  if (aff !== undefined) {
+    const e = checkName(aff, 'affinity group');
+    if (e) v.bad(plPos, `${label}/Placement@affinity`, e);
+  }
+  const excluded = readExcludeHosts(v, attr(pl, 'excludeHosts'), plPos);
   const prioText = attr(pl, 'priority');
   const prio = prioText === undefined ? { value: 0 } : parseInteger(prioText, 'priority', 0, 1000);
   if (prio.error) v.bad(plPos, `${label}/Placement@priority`, prio.error);
@@ -355,7 +386,27 @@ function readPlacement(v: VmReading, vmNode: XmlNode): PlacementHints {
     noRebalance: !rebalance.value,
     priority: prio.value ?? 0,
     ...(anti !== undefined ? { antiAffinity: anti } : {}),
+    ...(aff !== undefined ? { affinity: aff } : {}),
+    ...(excluded?.length ? { excludeHosts: excluded } : {}),
   };
+}
+
+/** `excludeHosts="xen03,xen04"`: host names (or addresses), comma-separated, each once. */
+function readExcludeHosts(v: VmReading, raw: string | undefined, at: ElementPos | undefined): string[] | undefined {
+  if (raw === undefined) return undefined;
+  const el = `${v.label}/Placement@excludeHosts`;
+  const names = raw.split(',').map((n) => n.trim());
+  if (names.some((n) => n === '')) {
+    v.bad(at, el, `excludeHosts "${raw}" has an empty entry; list host names separated by commas`);
+    return undefined;
+  }
+  for (const n of names) {
+    const e = checkAddress(n, 'excluded host') === undefined ? undefined : checkName(n, 'excluded host');
+    if (e) v.bad(at, el, e);
+  }
+  const dup = names.find((n, i) => names.indexOf(n) !== i);
+  if (dup) v.bad(at, el, `excludeHosts names ${dup} twice`);
+  return names;
 }
 
 /** Counts a checked VM on its host and adds it to its Set, or refuses it when the host cannot hold it. */

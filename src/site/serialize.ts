@@ -67,6 +67,8 @@ function vmXml(vm: VmSpec, dom0: string): string {
   const pa: string[] = [];
   if (p.pinned) pa.push('pinned="true"');
   if (p.antiAffinity !== undefined) pa.push(`antiAffinity="${esc(p.antiAffinity)}"`);
+  if (p.affinity !== undefined) pa.push(`affinity="${esc(p.affinity)}"`);
+  if (p.excludeHosts?.length) pa.push(`excludeHosts="${esc(p.excludeHosts.join(','))}"`);
   if (p.noRebalance) pa.push('rebalance="false"');
   if (p.priority) pa.push(`priority="${p.priority}"`);
   if (pa.length) lines.push(`      <Placement ${pa.join(' ')}/>`);

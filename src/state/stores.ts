@@ -9,6 +9,13 @@ import { AuditStore, MemoryAuditStore } from './audit-store.ts';
 import { MemoryCooldownStore, RedisCooldownStore, type CooldownStore } from './cooldown-store.ts';
 import { MemoryDeployStore, RedisDeployStore, type DeployStore } from './deploy-store.ts';
 import { EventMetrics, MemoryEventMetrics } from './event-metrics-store.ts';
+import { MemoryLeaseStore, RedisLeaseStore, type LeaseStore } from './lease-store.ts';
+import {
+  MemoryMigrationHistoryStore,
+  RedisMigrationHistoryStore,
+  type MigrationHistoryStore,
+} from './migration-history-store.ts';
+import { MemoryMigrationSlotStore, RedisMigrationSlotStore, type MigrationSlotStore } from './migration-slot-store.ts';
 import { MemoryFailoverStore, RedisFailoverStore, type FailoverStore } from './failover-store.ts';
 import { MemoryFenceStore, RedisFenceStore, type FenceStore } from './fence-store.ts';
 import { MemoryManualPowerStore, RedisManualPowerStore } from './manual-power-store.ts';
@@ -36,6 +43,12 @@ export interface Stores {
   fence: FenceStore;
   deploys: DeployStore;
   cooldowns: CooldownStore;
+  /** Single-writer leases (only one rebalancer acts at a time). */
+  leases: LeaseStore;
+  /** Live migrations running now, held to the site's concurrency limits. */
+  migrationSlots: MigrationSlotStore;
+  /** Every migration made or tried: why, predicted gain, outcome, duration. */
+  migrations: MigrationHistoryStore;
   manualPower: ManualPowerRequests;
   /** Who changed what, when, from where, and how it ended. */
   audit: Public<AuditStore>;
@@ -62,13 +75,19 @@ export function redisStores(redis: Redis, prefix: string, opts: StoreOptions = {
     fence: new RedisFenceStore(redis, prefix),
     deploys: new RedisDeployStore(redis, prefix),
     cooldowns: new RedisCooldownStore(redis, prefix),
+    leases: new RedisLeaseStore(redis, prefix),
+    migrationSlots: new RedisMigrationSlotStore(redis, prefix),
+    migrations: new RedisMigrationHistoryStore(redis, prefix),
     manualPower: new RedisManualPowerStore(redis, prefix),
     audit: new AuditStore(redis, prefix, opts.auditRetentionDays),
     sessions: new SessionStore(redis, prefix, opts.sessionTtlSec),
   };
 }
 
-/** Fresh, empty twins; `now` drives the ones that expire or stamp entries (cooldowns, audit log, sessions). */
+/**
+ * Fresh, empty twins; `now` drives the ones that expire or stamp entries (cooldowns, leases, migration slots and
+ * history, audit log, sessions).
+ */
 export function memoryStores(now: () => number = Date.now, opts: StoreOptions = {}): Stores {
   return {
     sites: new MemorySiteStore(),
@@ -80,6 +99,9 @@ export function memoryStores(now: () => number = Date.now, opts: StoreOptions = 
     fence: new MemoryFenceStore(now),
     deploys: new MemoryDeployStore(),
     cooldowns: new MemoryCooldownStore(now),
+    leases: new MemoryLeaseStore(now),
+    migrationSlots: new MemoryMigrationSlotStore(now),
+    migrations: new MemoryMigrationHistoryStore(now),
     manualPower: new MemoryManualPowerStore(),
     audit: new MemoryAuditStore(now, opts.auditRetentionDays),
     sessions: new MemorySessionStore(now, opts.sessionTtlSec),

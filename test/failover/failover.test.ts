@@ -142,6 +142,14 @@ test('a failed host is fenced and every one of its VMs runs once, on the survivo
   t.is((await s.rt.failover.health('h1'))!.state, 'fenced');
   const { site } = await s.rt.sites.load(v2);
   t.true(site.hosts.find((h) => h.name === 'h1')!.maintenance);
+  // Each restart is in the migration history: failover placed it, the agent that started it ended it.
+  const restarts = (await s.rt.migrations.list()).filter((m) => m.version === v2);
+  t.deepEqual(restarts.map((m) => m.vm).sort(), ['a', 'b', 'c']);
+  for (const m of restarts) {
+    t.like(m, { from: 'h1', mode: 'restart', source: 'failover', outcome: 'ok', to: where[m.vm] });
+    t.regex(m.reason!, /h1 failed and was fenced/);
+    t.is(typeof m.durationMs, 'number');
+  }
 
   // Another check pass does nothing more: the fenced host stays fenced, no second version.
   await checkHosts(s.rt, POLICY);

@@ -1,5 +1,6 @@
 // A small XSM site for integration tests: real Redis under a fresh prefix, the control worker, and one
 // host agent per simulated host, in this process. Cleans up only its own keys.
+import type { MigrationLimits } from '../../src/state/migration-slot-store.ts';
 import { randomBytes } from 'node:crypto';
 import { QueueEvents } from 'bullmq';
 import {
@@ -61,6 +62,7 @@ export async function startTestSite(
     redisUrl?: string;
     storage?: (host: string) => Storage;
     redis?: Partial<RedisConfig>;
+    migrationLimits?: MigrationLimits;
   } = {},
 ): Promise<TestSite> {
   const prefix = freshPrefix();
@@ -97,6 +99,7 @@ export async function startTestSite(
           lockDurationMs: 4000,
           peer: (h) => hv.get(h),
           ...(opts.storage ? { storage: opts.storage(host) } : {}),
+          ...(opts.migrationLimits ? { migrationLimits: opts.migrationLimits } : {}),
         }),
       );
     },

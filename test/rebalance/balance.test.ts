@@ -60,10 +60,11 @@ test('drains hosts in maintenance even when balance would not, and reports what 
   t.deepEqual(r2.stuck, ['big']);
 });
 
-test('density mode empties lightly used hosts without overfilling others', (t) => {
+test('density mode empties lightly used hosts without overfilling others, keeping a spare host', (t) => {
   const vms = [vm('a', 'h0', 2048, 0.5), vm('b', 'h1', 2048, 0.5), vm('c', 'h2', 2048, 0.5), vm('d', 'h3', 12288, 1)];
   const r = balance(hosts(4), vms, { mode: 'density' });
-  t.true(r.emptyHosts.length >= 2, r.emptyHosts.join());
+  // Two hosts could hold all 18 GiB, but then neither could take the other's VMs: one spare host stays.
+  t.deepEqual(r.emptyHosts.length, 1, r.emptyHosts.join());
   const load = new Map<string, number>();
   const at = new Map(vms.map((v) => [v.name, v.host]));
   for (const m of r.moves) at.set(m.vm, m.to);

@@ -3,7 +3,10 @@
 import test from 'ava';
 import {
   endsConvergedOrExplained,
+  migrationLimitsHeld,
+  noOscillation,
   noUnplannedDown,
+  oneBalancerAtATime,
   noVmRunsTwice,
   onlyPlannedActionsRan,
   refusedStoresNothing,
@@ -23,6 +26,8 @@ function trace(over: Partial<Trace>): Trace {
     unmanaged: [],
     desired: [{ name: 'a', host: 'h1', memMiB: 256, vcpus: 1 }],
     outcome: { version: 1, state: 'converged', actions: [{ id: 'create:a', vm: 'a', outcome: 'done' }] },
+    migrationLimits: { global: 4, perSource: 1, perTarget: 2 },
+    rebalances: [],
     ...over,
   };
 }
@@ -104,4 +109,88 @@ test('only planned actions ran: a job outside its version plan fails; parts of a
   t.deepEqual(onlyPlannedActionsRan(stray), ["job host-h1/v1-remove-z is no action of version 1's plan (create:a)"]);
   const part = trace({ jobs: [{ id: 'v1-create-a-part-1', queue: 'host-h2', version: 1, state: 'completed' }] });
   t.deepEqual(onlyPlannedActionsRan(part), []);
+});
+
+test('migration limits: two VMs leaving one host at once fail per source; one each from two hosts holds', (t) => {
+  const two = trace({
+    states: [
+      { cause: 'h1', hosts: { h1: [d('a'), d('b')], h2: [], h3: [] } },
+      { cause: 'h2', hosts: { h1: [d('a'), d('b')], h2: [d('a--incoming', 'paused')], h3: [] } },
+      {
+        cause: 'h3',
+        hosts: { h1: [d('a'), d('b')], h2: [d('a--incoming', 'paused')], h3: [d('b--incoming', 'paused')] },
+      },
+    ],
+  });
+  t.deepEqual(migrationLimitsHeld(two), ['state 2 (h3): a, b leave h1 at once, limit 1']);
+  const apart = trace({
+    states: [
+      { cause: 'h1', hosts: { h1: [d('a')], h2: [d('b')], h3: [] } },
+      {
+        cause: 'h3',
+        hosts: { h1: [d('a')], h2: [d('b')], h3: [d('a--incoming', 'paused'), d('b--incoming', 'paused')] },
+      },
+    ],
+  });
+  t.deepEqual(migrationLimitsHeld(apart), []);
+  t.deepEqual(migrationLimitsHeld({ ...apart, migrationLimits: { global: 1, perSource: 1, perTarget: 1 } }), [
+    'state 1 (h3): 2 live migrations at once, limit 1',
+    'state 1 (h3): a, b reach h3 at once, limit 1',
+  ]);
+});
+
+test('one balancer at a time: two runs of one round both writing fail; one writing, one skipping holds', (t) => {
+  const moves = [{ vm: 'a', from: 'h1', to: 'h2' }];
+  const both = trace({
+    rebalances: [
+      {
+        step: 0,
+        round: 0,
+        last: true,
+        results: [
+          { version: 2, moves },
+          { version: 3, moves },
+        ],
+      },
+    ],
+  });
+  t.deepEqual(oneBalancerAtATime(both), ['step 0 round 0: 2 rebalancers wrote versions at once']);
+  const silent = trace({
+    rebalances: [{ step: 0, round: 0, last: true, results: [{ version: 2, moves }, { moves }] }],
+  });
+  t.is(oneBalancerAtATime(silent).length, 1);
+  const ok = trace({
+    rebalances: [
+      {
+        step: 0,
+        round: 0,
+        last: true,
+        results: [
+          { version: 2, moves },
+          { skipped: 'skipped: ...', moves: [] },
+        ],
+      },
+    ],
+  });
+  t.deepEqual(oneBalancerAtATime(ok), []);
+});
+
+test('no oscillation: a VM moved back, or a last round still moving, fails; settling holds', (t) => {
+  const back = trace({
+    rebalances: [
+      { step: 0, round: 0, last: false, results: [{ version: 2, moves: [{ vm: 'a', from: 'h1', to: 'h2' }] }] },
+      { step: 0, round: 1, last: true, results: [{ version: 3, moves: [{ vm: 'a', from: 'h2', to: 'h1' }] }] },
+    ],
+  });
+  t.deepEqual(noOscillation(back), [
+    'step 0 round 1: a moved back to h1, which a rebalance moved it off',
+    'step 0: still moving VMs after 2 rounds on the same metrics',
+  ]);
+  const settles = trace({
+    rebalances: [
+      { step: 0, round: 0, last: false, results: [{ version: 2, moves: [{ vm: 'a', from: 'h1', to: 'h2' }] }] },
+      { step: 0, round: 1, last: true, results: [{ moves: [] }] },
+    ],
+  });
+  t.deepEqual(noOscillation(settles), []);
 });

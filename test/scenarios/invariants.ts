@@ -22,6 +22,18 @@ export interface PlannedAction {
   kind: string;
   vm: string;
   disruptive: boolean;
+  /** Migrations: from where to where. */
+  from?: string;
+  to?: string;
+}
+
+/** One round of a rebalance step: what each control worker's run answered. */
+export interface RebalanceRound {
+  step: number;
+  round: number;
+  /** The step's last round. */
+  last: boolean;
+  results: { version?: number; skipped?: string; moves: { vm: string; from: string; to: string }[] }[];
 }
 
 export interface SubmitRecord {
@@ -66,6 +78,10 @@ export interface Trace {
   /** The last stored version's desired VMs, and how its apply ended. */
   desired: DesiredVm[];
   outcome?: OutcomeRecord;
+  /** The live-migration limits the agents ran with. */
+  migrationLimits: { global: number; perSource: number; perTarget: number };
+  /** Every rebalance run, round by round. */
+  rebalances: RebalanceRound[];
 }
 
 const RUNNING = new Set(['running', 'blocked']);
@@ -185,10 +201,89 @@ export function onlyPlannedActionsRan(t: Trace): string[] {
   return out;
 }
 
+/**
+ * 6. Live migrations never exceed the limits: at no recorded moment are more VMs in flight (held on two
+ * hosts: the sender's copy and the receiver's) than the site-wide limit, nor more leaving one host or
+ * reaching one host than the per-source and per-target limits. A VM's source is where it last ran alone.
+ */
+export function migrationLimitsHeld(t: Trace): string[] {
+  const out: string[] = [];
+  const home = new Map<string, string>();
+  t.states.forEach((st, i) => {
+    const where = new Map<string, string[]>();
+    for (const [host, domains] of Object.entries(st.hosts))
+      for (const d of domains) {
+        const vm = baseName(d.name);
+        if (!where.get(vm)?.includes(host)) where.set(vm, [...(where.get(vm) ?? []), host]);
+      }
+    const leaving = new Map<string, string[]>();
+    const reaching = new Map<string, string[]>();
+    let inFlight = 0;
+    for (const [vm, hosts] of where) {
+      if (hosts.length === 1) {
+        home.set(vm, hosts[0]!);
+        continue;
+      }
+      inFlight++;
+      const from = home.get(vm) ?? hosts[0]!;
+      leaving.set(from, [...(leaving.get(from) ?? []), vm]);
+      for (const to of hosts.filter((h) => h !== from)) reaching.set(to, [...(reaching.get(to) ?? []), vm]);
+    }
+    const at = `state ${i} (${st.cause})`;
+    const l = t.migrationLimits;
+    if (inFlight > l.global) out.push(`${at}: ${inFlight} live migrations at once, limit ${l.global}`);
+    for (const [h, vms] of leaving)
+      if (vms.length > l.perSource) out.push(`${at}: ${vms.join(', ')} leave ${h} at once, limit ${l.perSource}`);
+    for (const [h, vms] of reaching)
+      if (vms.length > l.perTarget) out.push(`${at}: ${vms.join(', ')} reach ${h} at once, limit ${l.perTarget}`);
+  });
+  return out;
+}
+
+/** 7. No two balancers act at once: of the runs of one round, at most one writes; the others say why not. */
+export function oneBalancerAtATime(t: Trace): string[] {
+  const out: string[] = [];
+  for (const r of t.rebalances) {
+    const wrote = r.results.filter((x) => x.version !== undefined);
+    if (wrote.length > 1)
+      out.push(`step ${r.step} round ${r.round}: ${wrote.length} rebalancers wrote versions at once`);
+    if (r.results.length > 1)
+      for (const x of r.results)
+        if (x.version === undefined && x.moves.length > 0 && !x.skipped)
+          out.push(`step ${r.step} round ${r.round}: a rebalancer had moves, wrote nothing and did not say why`);
+  }
+  return out;
+}
+
+/**
+ * 8. No oscillation: no rebalance moves a VM back to a host an earlier one moved it off, and the last of
+ * repeated rounds on unchanged metrics writes nothing (the rebalancer settles).
+ */
+export function noOscillation(t: Trace): string[] {
+  const out: string[] = [];
+  const left = new Map<string, Set<string>>();
+  for (const r of t.rebalances) {
+    for (const x of r.results) {
+      if (x.version === undefined) continue;
+      for (const m of x.moves) {
+        if (left.get(m.vm)?.has(m.to))
+          out.push(`step ${r.step} round ${r.round}: ${m.vm} moved back to ${m.to}, which a rebalance moved it off`);
+        left.set(m.vm, new Set([...(left.get(m.vm) ?? []), m.from]));
+      }
+    }
+    if (r.last && r.round > 0 && r.results.some((x) => x.version !== undefined))
+      out.push(`step ${r.step}: still moving VMs after ${r.round + 1} rounds on the same metrics`);
+  }
+  return out;
+}
+
 export const INVARIANTS = {
   noVmRunsTwice,
   noUnplannedDown,
   endsConvergedOrExplained,
   refusedStoresNothing,
   onlyPlannedActionsRan,
+  migrationLimitsHeld,
+  oneBalancerAtATime,
+  noOscillation,
 };

@@ -17,6 +17,9 @@ import {
 import { startTestSite, type TestSite } from '../integration/harness.ts';
 import { INVARIANTS, type Trace, type WorldState } from './invariants.ts';
 import { PrivateRedis } from './private-redis.ts';
+import { runRebalance, type RebalanceRequest } from '../../src/services/rebalance-service.ts';
+import { XsmRuntime } from '../../src/runtime/runtime.ts';
+import { DEFAULT_MIGRATION_LIMITS, type MigrationLimits } from '../../src/state/migration-slot-store.ts';
 
 export type Step =
   /** Submit a version with these VMs (on the scenario's hosts). */
@@ -45,7 +48,13 @@ export type Step =
   /** Someone else's file takes `mib` of a simulated pool (its key: `name@host`, or the NFS pool's name). */
   | { fillPool: string; mib: number }
   /** Stop Redis while nothing runs (every worker idle, blocked on it) and start it again `downMs` later. */
-  | { redisOutage: { downMs: number } };
+  | { redisOutage: { downMs: number } }
+
+  /**
+   * Run the rebalancer `rounds` times (default 1), each round on `workers` control workers at once (default 1,
+   * each its own runtime on the same Redis), waiting for a written version's apply to end between rounds.
+   */
+  | { rebalance: RebalanceRequest; workers?: number; rounds?: number };
 
 /**
  * A host agent killed in the middle of a step, as `kill -9` would: its job is neither finished nor failed,
@@ -78,6 +87,8 @@ export interface Scenario {
   ends?: 'converged' | 'partially-failed';
   /** Storage pools (agents then run a simulated storage driver). */
   storage?: ScenarioStorage;
+  /** The agents' live-migration limits (default 4/1/2), which `migrationLimitsHeld` checks. */
+  migrationLimits?: MigrationLimits;
 }
 
 /** A simulator store that records the whole site's domains after every change, at the moment it is made. */
@@ -193,6 +204,8 @@ export async function runScenario(sc: Scenario): Promise<{ trace: Trace; problem
     outOfBand: [],
     unmanaged: [],
     desired: [],
+    migrationLimits: sc.migrationLimits ?? DEFAULT_MIGRATION_LIMITS,
+    rebalances: [],
   };
   const problems: string[] = [];
   const store = new RecordingStore(trace.states);
@@ -204,6 +217,7 @@ export async function runScenario(sc: Scenario): Promise<{ trace: Trace; problem
     store,
     ...(redis ? { redisUrl: redis.url } : {}),
     ...(st ? { storage: (host: string) => new SimulatedStorage(st.store, host, 20, disks.hook(host)) } : {}),
+    ...(sc.migrationLimits ? { migrationLimits: sc.migrationLimits } : {}),
   });
   try {
     type Answer = { version?: number; unchanged?: boolean; refused?: string };
@@ -291,6 +305,8 @@ export async function runScenario(sc: Scenario): Promise<{ trace: Trace; problem
       } else if ('redisOutage' in step) {
         if (!redis) throw new Error(`step ${i}: redisOutage needs privateRedis: true on the scenario`);
         await outage(redis, step.redisOutage.downMs);
+      } else if ('rebalance' in step) {
+        await rebalanceRounds(s, trace, i, step);
       } else if ('applyCurrent' in step) {
         const { enqueueApply } = await import('../../src/services/site-service.ts');
         const v = await s.rt.sites.currentVersion();
@@ -308,6 +324,7 @@ export async function runScenario(sc: Scenario): Promise<{ trace: Trace; problem
         kind: a.kind,
         vm: a.vm,
         disruptive: Boolean((a as { disruptive?: boolean }).disruptive),
+        ...(a.kind === 'migrate' ? { from: a.from, to: a.to } : {}),
       }));
     }
     for (const q of await s.rt.allQueues()) {
@@ -353,6 +370,39 @@ async function outage(redis: PrivateRedis, downMs: number): Promise<void> {
   await redis.down();
   await new Promise((done) => setTimeout(done, downMs));
   await redis.up();
+}
+
+/** Runs a `rebalance` step: its rounds, each on its workers at once, recorded in the trace. */
+async function rebalanceRounds(
+  s: TestSite,
+  trace: Trace,
+  step: number,
+  r: { rebalance: RebalanceRequest; workers?: number; rounds?: number },
+): Promise<void> {
+  // Each extra control worker is a process of its own: its own runtime (connection) on the same Redis.
+  const others = Array.from({ length: (r.workers ?? 1) - 1 }, () => new XsmRuntime(s.rt.config));
+  try {
+    for (let round = 0; round < (r.rounds ?? 1); round++) {
+      const results = await Promise.all([s.rt, ...others].map((rt) => runRebalance(rt, r.rebalance)));
+      trace.rebalances.push({
+        step,
+        round,
+        last: round === (r.rounds ?? 1) - 1,
+        results: results.map((x) => ({
+          ...(x.version !== undefined ? { version: x.version } : {}),
+          ...(x.skipped ? { skipped: x.skipped } : {}),
+          moves: x.moves.map((m) => ({ vm: m.vm, from: m.from, to: m.to })),
+        })),
+      });
+      for (const x of results)
+        if (x.version !== undefined) {
+          trace.submits.push({ version: x.version });
+          await s.waitApplyEnded(x.version, 30_000);
+        }
+    }
+  } finally {
+    await Promise.all(others.map((rt) => rt.close()));
+  }
 }
 
 async function eventually(ok: () => Promise<boolean>, ms = 10_000): Promise<void> {

@@ -189,6 +189,127 @@ for (const [kind, build] of builds) {
     t.deepEqual([...(await cooldowns.cooling(['a', 'b']))], ['a']);
   });
 
+  test(`${kind}: host cooldowns hold a host a move touched, apart from VM cooldowns, and end`, async (t) => {
+    const built = await build(t);
+    const { cooldowns } = built;
+    await cooldowns.startHost('h1', 3, 1);
+    t.deepEqual([...(await cooldowns.hostsCooling(['h1', 'h2']))], ['h1']);
+    t.deepEqual([...(await cooldowns.cooling(['h1']))], []);
+    await built.pass(1100);
+    t.deepEqual([...(await cooldowns.hostsCooling(['h1', 'h2']))], []);
+  });
+
+  test(`${kind}: the rebalancer's hysteresis state is off until set, and stays as set`, async (t) => {
+    const { cooldowns } = await build(t);
+    t.false(await cooldowns.engaged());
+    await cooldowns.setEngaged(true);
+    t.true(await cooldowns.engaged());
+    await cooldowns.setEngaged(false);
+    t.false(await cooldowns.engaged());
+  });
+
+  test(`${kind}: a lease has one holder until it is released or expires`, async (t) => {
+    const built = await build(t);
+    const { leases } = built;
+    t.deepEqual(await leases.acquire('rebalance', 'w1', 300), { ok: true, holder: 'w1' });
+    t.deepEqual(await leases.acquire('rebalance', 'w2', 300), { ok: false, holder: 'w1' });
+    t.deepEqual(await leases.acquire('rebalance', 'w1', 300), { ok: true, holder: 'w1' });
+    t.false(await leases.release('rebalance', 'w2'));
+    t.is(await leases.holder('rebalance'), 'w1');
+    t.true(await leases.release('rebalance', 'w1'));
+    t.is(await leases.holder('rebalance'), undefined);
+    t.deepEqual(await leases.acquire('rebalance', 'w2', 300), { ok: true, holder: 'w2' });
+    await built.pass(400);
+    t.is(await leases.holder('rebalance'), undefined);
+    t.deepEqual(await leases.acquire('rebalance', 'w1', 300), { ok: true, holder: 'w1' });
+  });
+
+  test(`${kind}: migration slots refuse past each limit, naming it, and free on release or expiry`, async (t) => {
+    const built = await build(t);
+    const { migrationSlots: slots } = built;
+    const limits = { global: 3, perSource: 1, perTarget: 2 };
+    t.deepEqual(await slots.acquire({ id: 'm1', from: 'h1', to: 'h2' }, limits, 60_000), { ok: true });
+    t.deepEqual(await slots.acquire({ id: 'm1', from: 'h1', to: 'h2' }, limits, 60_000), { ok: true });
+    t.deepEqual(await slots.acquire({ id: 'm2', from: 'h1', to: 'h3' }, limits, 60_000), {
+      ok: false,
+      why: '1 of 1 live migrations leave h1',
+    });
+    t.deepEqual(await slots.acquire({ id: 'm3', from: 'h3', to: 'h2' }, limits, 60_000), { ok: true });
+    t.deepEqual(await slots.acquire({ id: 'm4', from: 'h4', to: 'h2' }, limits, 60_000), {
+      ok: false,
+      why: '2 of 2 live migrations reach h2',
+    });
+    t.deepEqual(await slots.acquire({ id: 'm5', from: 'h5', to: 'h6' }, limits, 300), { ok: true });
+    t.deepEqual(await slots.acquire({ id: 'm6', from: 'h6', to: 'h5' }, limits, 60_000), {
+      ok: false,
+      why: '3 of 3 live migrations run site-wide',
+    });
+    t.deepEqual(
+      (await slots.held()).map((s) => s.id),
+      ['m1', 'm3', 'm5'],
+    );
+    t.true(await slots.renew('m5', 300));
+    await built.pass(400);
+    t.false(await slots.renew('m5', 60_000), 'an expired slot is not renewed');
+    t.deepEqual(await slots.acquire({ id: 'm6', from: 'h6', to: 'h5' }, limits, 60_000), { ok: true });
+    await slots.release('m1');
+    t.false(await slots.renew('m1', 60_000), 'a released slot is not taken back by a renewal');
+    t.deepEqual(await slots.acquire({ id: 'm2', from: 'h1', to: 'h3' }, limits, 60_000), { ok: true });
+    t.deepEqual(
+      (await slots.held()).map((s) => `${s.id}:${s.from}>${s.to}`),
+      ['m2:h1>h3', 'm3:h3>h2', 'm6:h6>h5'],
+    );
+  });
+
+  test(`${kind}: the migration history merges the planner's and the agent's writes, newest first`, async (t) => {
+    const { migrations } = await build(t);
+    // The agent may write before the planner: the record is the same either way.
+    await migrations.record({
+      vm: 'a',
+      version: 4,
+      from: 'h1',
+      to: 'h2',
+      mode: 'live',
+      outcome: 'running',
+      startedAt: 5,
+    });
+    await migrations.record({
+      vm: 'a',
+      version: 4,
+      source: 'rebalance',
+      reason: 'lowers imbalance',
+      predictedGain: 0.25,
+    });
+    await migrations.record({ vm: 'b', version: 5, from: 'h2', to: 'h1', source: 'operator', outcome: 'running' });
+    await migrations.record({ vm: 'a', version: 4, outcome: 'ok', durationMs: 120 });
+    const list = await migrations.list();
+    t.deepEqual(
+      list.map((r) => r.id),
+      ['v5-b', 'v4-a'],
+    );
+    const a = list[1]!;
+    t.like(a, {
+      vm: 'a',
+      version: 4,
+      from: 'h1',
+      to: 'h2',
+      mode: 'live',
+      source: 'rebalance',
+      reason: 'lowers imbalance',
+      predictedGain: 0.25,
+      outcome: 'ok',
+      startedAt: 5,
+      durationMs: 120,
+    });
+    t.is(typeof a.at, 'number');
+    t.deepEqual(
+      (await migrations.list(1)).map((r) => r.id),
+      ['v5-b'],
+    );
+    t.deepEqual(await migrations.get(4, 'a'), a);
+    t.is(await migrations.get(4, 'b'), undefined);
+  });
+
   test(`${kind}: a manual power request waits until it is confirmed; the last confirmed state is kept`, async (t) => {
     const { manualPower } = await build(t);
     t.is(await manualPower.pending('h1'), undefined);

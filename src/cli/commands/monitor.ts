@@ -18,6 +18,10 @@ interface RebalanceAnswer {
   imbalanceBefore: number;
   imbalanceAfter: number;
   refused?: string;
+  /** Another rebalancer holds the lease, or the last apply still runs: this run did nothing. */
+  skipped?: string;
+  /** The hysteresis thresholds held balancing moves back or cut them short. */
+  held?: string;
 }
 
 /** Runs `fn` with the API client; an API error propagates to main, which prints it and picks the exit code. */
@@ -52,6 +56,11 @@ export const rebalance = defineCommand({
     return withApi(ctx, async (api) => {
       const { io } = ctx;
       const r = await api.call<RebalanceAnswer>('POST', '/api/rebalance', { json: body });
+      if (r.skipped) {
+        io.out(r.skipped);
+        ctx.result(r);
+        return EXIT.ok;
+      }
       io.out(
         `imbalance ${r.imbalanceBefore.toFixed(3)} -> ${r.imbalanceAfter.toFixed(3)} with ${r.moves.length} live migration${r.moves.length === 1 ? '' : 's'} (from version ${r.baseVersion})`,
       );
@@ -62,6 +71,7 @@ export const rebalance = defineCommand({
             r.moves.map((m) => [m.vm, m.from, m.to]),
           ),
         );
+      if (r.held) io.out(r.held);
       if (r.refused) io.out(r.refused);
       if (!r.version) {
         if (body.dryRun && r.moves.length) io.out('dry run: nothing written');
