@@ -9,7 +9,7 @@
 // The default rate is 20 Mbit/s: 16 lab machines at 100 Mbit/s make this 2-core machine the bottleneck
 // (kernel bridging of 16 streams plus 16 installers), and the table would measure the CPU, not the links.
 // Run (root): npx tsx bench/deploy-figure5.ts [--sizes 1,2,4,8,16] [--rate 20] [--image-mib 16]
-//             [--methods unicast,multicast,chain] [--disk-dir /dev/shm]
+//             [--methods unicast,multicast,broadcast,chain] [--disk-dir /dev/shm]
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execFile } from 'node:child_process';
@@ -34,7 +34,7 @@ async function main() {
     process.exit(0);
   }
   const sizes = arg('sizes', '1,2,4,8,16').split(',').map(Number);
-  const methods = arg('methods', 'unicast,multicast,chain').split(',') as TransferMethod[];
+  const methods = arg('methods', 'unicast,multicast,broadcast,chain').split(',') as TransferMethod[];
   const rateMbit = Number(arg('rate', '20'));
   const payloadMiB = Number(arg('image-mib', '16'));
   const maxN = Math.max(...sizes);
@@ -135,7 +135,7 @@ async function main() {
   const w = rows[0]!.map((_, i) => Math.max(...rows.map((x) => x[i]!.length)));
   console.log('');
   for (const r of rows) console.log(r.map((c, i) => c.padStart(w[i]!)).join('  '));
-  for (const m of ['multicast', 'chain'] as const) {
+  for (const m of ['multicast', 'broadcast', 'chain'] as const) {
     const one = results.find((r) => r.method === m && r.n === 1);
     const big = results.filter((r) => r.method === m).sort((a, b) => b.n - a.n)[0];
     if (one && big && big.n > 1)
