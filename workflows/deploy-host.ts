@@ -1,6 +1,8 @@
 // Deploying one bare machine as a Xen Dom0, as a durable job on the deploy queue:
-//   pxe-install -> power-on -> wait-installer -> partition -> write-image -> configure -> boot-xen
-//   -> verify-xen -> start-agent -> join
+//   pxe-install -> power-on -> wait-installer -> partition -> write-image -> configure -> bootloader
+//   -> boot-xen -> verify-xen -> start-agent -> join
+// The installed host boots Xen from its own disk (GRUB); its network-boot entry is switched to "boot
+// from local disk", so it needs no deploy server at boot; a redeploy switches it back to the installer.
 // Each step looks at the machine first (the journal says which step was running when a worker died):
 // a resumed job never powers a machine on again once its installer answered, never re-partitions a disk
 // that has the layout, and skips an image whose checksum is already on the disk.
@@ -10,11 +12,26 @@ import type { PowerControl } from '../src/drivers/power/power.ts';
 import { parseXlInfo } from '../src/drivers/hypervisor/xl-parse.ts';
 import { runChecked, type Shell } from '../src/drivers/shell.ts';
 import { probeHostKey, shellQuote, SshShell } from '../src/drivers/ssh/ssh-shell.ts';
-import { renderInstallerIpxe, renderXenIpxe, type DnsmasqService, type XenBootSpec } from '../src/deploy/dnsmasq.ts';
+import {
+  renderInstallerIpxe,
+  renderLocalBootIpxe,
+  renderXenIpxe,
+  type DnsmasqService,
+  type XenBootSpec,
+} from '../src/deploy/dnsmasq.ts';
+import {
+  bootFilesFrom,
+  bootMountDir,
+  grubInstallCommand,
+  mountRootCommand,
+  renderGrubXenCfg,
+  unmountCommand,
+} from '../src/deploy/bootloader.ts';
 import { partitionFromJson, sfdiskScript, type DiskLayout } from '../src/deploy/layout.ts';
 import {
   chainReceiver,
   checksumCommand,
+  isUdpcast,
   multicastReceiver,
   multicastReceiverLog,
   unicastReceiver,
@@ -40,6 +57,12 @@ export interface DeployEnv {
   /** Where the installer and Xen boot files are served (tftp://server or http://server). */
   bootBaseUrl: string;
   xenBoot: Omit<XenBootSpec, 'baseUrl'>;
+  /**
+   * Where the installed host boots Xen from: `disk` (GRUB installed by the bootloader step; its network
+   * boot entry then says "boot from local disk") or `server` (iPXE multiboots Xen from the deploy
+   * server at every boot: for an installer without grub-install).
+   */
+  xenBootFrom: 'disk' | 'server';
   layout: DiskLayout;
   /** The installer's network interface (udp-receiver binds it). */
   installerInterface: string;
@@ -173,7 +196,12 @@ async function writeUnicast(c: DeployContext, s: Shell, srt: StepRuntime): Promi
   }
 }
 
-async function writeMulticast(c: DeployContext, s: Shell, srt: StepRuntime): Promise<void> {
+async function writeUdpcast(
+  c: DeployContext,
+  s: Shell,
+  srt: StepRuntime,
+  mode: 'multicast' | 'broadcast',
+): Promise<void> {
   const offset = await rootOffset(c);
   const portbase = portbaseOf(c.data.session);
   const deploys = c.env.rt.deploys;
@@ -184,12 +212,18 @@ async function writeMulticast(c: DeployContext, s: Shell, srt: StepRuntime): Pro
     // sentAt: when the data starts to flow, once the session's machines joined (what Figure 5 times).
     const onStart = () => void deploys.markSessionSent(c.data.session, Date.now()).catch(() => {});
     void c.env.images
-      .multicastSend(c.data.image, { portbase, receivers: c.data.sessionSize, maxWaitS: c.env.sessionWaitS, onStart })
-      .then(() => c.env.log.info('multicast round done', { session: c.data.session }))
+      .multicastSend(c.data.image, {
+        portbase,
+        receivers: c.data.sessionSize,
+        maxWaitS: c.env.sessionWaitS,
+        broadcast: mode === 'broadcast',
+        onStart,
+      })
+      .then(() => c.env.log.info(`${mode} round done`, { session: c.data.session }))
       .catch((e: Error) => c.env.log.warn('udp-sender failed', { session: c.data.session, error: e.message }));
   }
   await srt.report({
-    message: `udp-receiver on portbase ${portbase}${leader ? ' (this machine started the sender)' : ''}`,
+    message: `udp-receiver (${mode}) on portbase ${portbase}${leader ? ' (this machine started the sender)' : ''}`,
   });
   await sh(
     s,
@@ -337,16 +371,15 @@ export const deploySteps: readonly Step<DeployContext>[] = [
         if (method !== c.data.method)
           srt.log.warn('retrying the transfer by unicast', { host: c.data.host, was: c.data.method });
         if (method === 'unicast') await writeUnicast(c, s, srt);
-        else if (method === 'multicast') await writeMulticast(c, s, srt);
+        else if (isUdpcast(method)) await writeUdpcast(c, s, srt, method);
         else await writeChain(c, s, srt);
         if (!(await imageOnDisk(c, s))) {
           // udp-receiver can end early and still exit 0 (a receive timeout): its last words say why.
-          const said =
-            method === 'multicast'
-              ? (await s.run('tail', ['-n', '2', multicastReceiverLog(c.data.host)]).catch(() => undefined))?.stdout
-                  .trim()
-                  .replace(/\s+/g, ' ')
-              : undefined;
+          const said = isUdpcast(method)
+            ? (await s.run('tail', ['-n', '2', multicastReceiverLog(c.data.host)]).catch(() => undefined))?.stdout
+                .trim()
+                .replace(/\s+/g, ' ')
+            : undefined;
           throw new Error(
             `${c.data.host}: the image on ${c.data.disk} does not match its SHA-256 after the ${method} transfer${said ? ` (udp-receiver: ${said})` : ''}`,
           );
@@ -414,16 +447,60 @@ export const deploySteps: readonly Step<DeployContext>[] = [
     },
   },
   {
+    name: 'bootloader',
+    run: async (c, srt) => {
+      if (c.env.xenBootFrom !== 'disk') {
+        await srt.report({ message: 'no bootloader installed: this site boots Xen from the deploy server' });
+        return;
+      }
+      await withShell(c, async (s) => {
+        const dir = bootMountDir(c.data.host);
+        const offset = await rootOffset(c);
+        const ls = await s.run('sh', ['-c', mountRootCommand(c.data.disk, offset, dir)]);
+        if (ls.code !== 0) {
+          await s.run('sh', ['-c', unmountCommand(dir)]);
+          throw new Error(
+            `${c.data.host}: mounting the new root file system failed: ${(ls.stderr || ls.stdout).trim()}`,
+          );
+        }
+        let cfg: string;
+        try {
+          const files = bootFilesFrom(ls.stdout.split('\n').filter(Boolean), c.data.host);
+          cfg = renderGrubXenCfg(files, c.env.xenBoot);
+          await setFields(c, { bootXen: files.xen, bootKernel: files.kernel });
+        } catch (e) {
+          await s.run('sh', ['-c', unmountCommand(dir)]);
+          throw e;
+        }
+        const r = await s.run('sh', ['-c', grubInstallCommand(c.data.disk, dir)], { input: cfg });
+        if (r.code !== 0)
+          throw new PermanentError(
+            `${c.data.host}: grub-install on ${c.data.disk} failed: ${(r.stdout || r.stderr).trim().split('\n').slice(-2).join(' ')}`,
+            'check that the layout has a BIOS boot partition and the installer has grub-pc-bin, then deploy again',
+          );
+      });
+      const xen = await field(c, 'bootXen');
+      await setFields(c, { bootloader: 'grub' });
+      await srt.report({ message: `GRUB installed on ${c.data.disk} with Debian's Xen entry (/boot/${xen})` });
+    },
+  },
+  {
     name: 'boot-xen',
     run: async (c, srt) => {
+      const fromDisk = c.env.xenBootFrom === 'disk';
       await c.env.pxe.setBootScript(
         c.data.mac,
-        renderXenIpxe(c.data.host, { ...c.env.xenBoot, baseUrl: c.env.bootBaseUrl }),
+        fromDisk ? renderLocalBootIpxe() : renderXenIpxe(c.data.host, { ...c.env.xenBoot, baseUrl: c.env.bootBaseUrl }),
       );
+      await setFields(c, { netboot: fromDisk ? 'local-disk' : 'xen-from-server' });
       const power = await c.env.power(c.data.host);
       await power.off();
       await power.on();
-      await srt.report({ message: 'rebooting into Xen from the local disk' });
+      await srt.report({
+        message: fromDisk
+          ? `network boot entry set to "boot from local disk"; power-cycled: GRUB on ${c.data.disk} loads Xen (/boot/${(await field(c, 'bootXen')) ?? '?'})`
+          : `network boot entry set to multiboot Xen from the deploy server (${c.env.bootBaseUrl}); power-cycled: this host needs the deploy server at every boot`,
+      });
     },
   },
   {

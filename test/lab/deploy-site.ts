@@ -35,6 +35,9 @@ export interface DeploySite {
   env: DeployEnv;
   image: ImageManifest;
   imagesDir: string;
+  /** The deploy server's dnsmasq (DHCP + TFTP) and image server, to stop them as an outage would. */
+  pxe: DnsmasqService;
+  images: ImageServer;
   worker?: Worker;
   startWorker(): Worker;
   /** The deploy worker in a child process (to kill -9 it), its power control through the lab's BMC. */
@@ -132,6 +135,8 @@ export async function startDeploySite(
     env,
     image,
     imagesDir,
+    pxe,
+    images,
     startWorker() {
       site.worker = startDeployWorker(env, { lockDurationMs: 10000 });
       return site.worker;
@@ -194,6 +199,7 @@ export async function labDeployEnv(
       kernel: 'vmlinuz',
       kernelArgs: 'root=/dev/sda3 console=hvc0',
     },
+    xenBootFrom: 'disk',
     layout: { swapMiB: 8 },
     installerInterface: 'eth0',
     relayCommand: ['node', join(REPO, 'src/deploy/chain-relay.mjs')],
