@@ -92,8 +92,19 @@ export interface LabOptions {
   authorizedKey: string;
 }
 
+/**
+ * The first letters of every namespace, veth and bridge the lab makes (XSM_LAB_PREFIX, 1-3 lower-case
+ * letters, default "xl"), so labs run side by side on one machine are told apart and cleaned up by name.
+ */
+function labPrefix(): string {
+  const p = process.env.XSM_LAB_PREFIX ?? 'xl';
+  if (!/^[a-z]{1,3}$/.test(p)) throw new Error(`XSM_LAB_PREFIX "${p}": give 1-3 lower-case letters`);
+  return p;
+}
+
 export class NetnsLab {
   readonly id = randomBytes(2).toString('hex');
+  readonly prefix = labPrefix();
   readonly bridge: string;
   readonly subnet: number;
   readonly serverAddress: string;
@@ -103,7 +114,7 @@ export class NetnsLab {
   private proxied = new Set<import('node:net').Socket>();
 
   constructor(readonly opts: LabOptions) {
-    this.bridge = `xl${this.id}br`;
+    this.bridge = `${this.prefix}${this.id}br`;
     this.subnet = 100 + (parseInt(this.id, 16) % 150);
     this.serverAddress = `10.213.${this.subnet}.1`;
   }
@@ -154,8 +165,8 @@ export class NetnsLab {
 
   private async addNode(i: number): Promise<void> {
     const name = `node${i}`;
-    const ns = `xl${this.id}n${i}`;
-    const veth = `xl${this.id}v${i}`;
+    const ns = `${this.prefix}${this.id}n${i}`;
+    const veth = `${this.prefix}${this.id}v${i}`;
     const mac = `52:54:00:${this.id.slice(0, 2)}:${this.id.slice(2, 4)}:${i.toString(16).padStart(2, '0')}`;
     const dir = join(this.dir, name);
     await mkdir(dir, { recursive: true });
