@@ -1,6 +1,6 @@
 // Deploying one bare machine as a Xen Dom0, as a durable job on the deploy queue:
 //   pxe-install -> power-on -> wait-installer -> partition -> write-image -> configure -> bootloader
-//   -> boot-xen -> verify-xen -> start-agent -> join
+//   -> volumes -> boot-xen -> verify-xen -> start-agent -> join
 // The installed host boots Xen from its own disk (GRUB); its network-boot entry is switched to "boot
 // from local disk", so it needs no deploy server at boot; a redeploy switches it back to the installer.
 // Each step looks at the machine first (the journal says which step was running when a worker died):
@@ -27,7 +27,14 @@ import {
   renderGrubXenCfg,
   unmountCommand,
 } from '../src/deploy/bootloader.ts';
-import { partitionFromJson, sfdiskScript, type DiskLayout } from '../src/deploy/layout.ts';
+import {
+  layoutDisks,
+  layoutTools,
+  partitionFromJson,
+  sfdiskScript,
+  volumeCommands,
+  type DiskLayout,
+} from '../src/deploy/layout.ts';
 import {
   chainReceiver,
   checksumCommand,
@@ -135,6 +142,11 @@ async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<
       throw new Error(`${what} within ${Math.round(timeoutMs / 1000)} s${last ? ` (last: ${last})` : ''}`);
     await new Promise((r) => setTimeout(r, 250));
   }
+}
+
+/** The host's layout from the site file (carried in the job), else the deploy worker's default. */
+function layoutOf(c: DeployContext): DiskLayout {
+  return c.data.layout ?? c.env.layout;
 }
 
 function target(offset: number, c: DeployContext) {
@@ -325,8 +337,10 @@ export const deploySteps: readonly Step<DeployContext>[] = [
   {
     name: 'partition',
     run: async (c, srt) => {
+      const layout = layoutOf(c);
+      const disks = layoutDisks(layout, c.data.disk);
       await withShell(c, async (s) => {
-        const script = sfdiskScript(c.env.layout);
+        const script = sfdiskScript(layout);
         if (srt.resumed) {
           const r = await s.run('sfdisk', ['--json', c.data.disk]);
           if (r.code === 0 && /"name":\s*"root"/.test(r.stdout)) {
@@ -335,13 +349,24 @@ export const deploySteps: readonly Step<DeployContext>[] = [
             return;
           }
         }
-        const r = await s.run('sfdisk', ['--wipe', 'always', '-q', c.data.disk], { input: script });
-        // A disk that refuses a partition table is broken or absent: retrying will not fix it.
-        if (r.code !== 0)
+        // Check, then act: a layout the installer cannot make fails before any disk is wiped.
+        const missing = [];
+        for (const tool of layoutTools(layout))
+          if ((await s.run('sh', ['-c', `command -v ${tool}`])).code !== 0) missing.push(tool);
+        if (missing.length)
           throw new PermanentError(
-            `${c.data.host}: partitioning ${c.data.disk} failed: ${(r.stderr || r.stdout).trim().split('\n').pop()}`,
-            'check the disk (or the disk path given to xsm host deploy), then deploy the host again',
+            `${c.data.host}: layout ${layout.name ?? '(default)'} needs ${missing.join(', ')}, which the installer lacks; no disk was touched`,
+            'add mdadm/lvm2 to the installer, or give the host a layout without <Raid1>/<VolumeGroup>',
           );
+        for (const disk of disks) {
+          const r = await s.run('sfdisk', ['--wipe', 'always', '-q', disk], { input: script });
+          // A disk that refuses a partition table is broken or absent: retrying will not fix it.
+          if (r.code !== 0)
+            throw new PermanentError(
+              `${c.data.host}: partitioning ${disk} failed: ${(r.stderr || r.stdout).trim().split('\n').pop()}`,
+              'check the disk (or the disk path given to xsm host deploy), then deploy the host again',
+            );
+        }
         const json = await runChecked(s, 'sfdisk', ['--json', c.data.disk]);
         const p = partitionFromJson(json.stdout, 'root', c.data.disk);
         if (p.bytes < c.data.image.bytes)
@@ -349,7 +374,7 @@ export const deploySteps: readonly Step<DeployContext>[] = [
             `${c.data.host}: root partition has ${p.bytes} bytes, the image needs ${c.data.image.bytes}`,
             'use a larger disk or a smaller swap in the layout',
           );
-        await setFields(c, { rootOffset: p.offset, rootBytes: p.bytes });
+        await setFields(c, { rootOffset: p.offset, rootBytes: p.bytes, layout: layout.name ?? '(default)' });
       });
     },
   },
@@ -482,6 +507,34 @@ export const deploySteps: readonly Step<DeployContext>[] = [
       const xen = await field(c, 'bootXen');
       await setFields(c, { bootloader: 'grub' });
       await srt.report({ message: `GRUB installed on ${c.data.disk} with Debian's Xen entry (/boot/${xen})` });
+    },
+  },
+  {
+    name: 'volumes',
+    run: async (c, srt) => {
+      const layout = layoutOf(c);
+      if (!layout.raid1 && !layout.volumeGroup) return;
+      await withShell(c, async (s) => {
+        const disks = layoutDisks(layout, c.data.disk);
+        const tables = await Promise.all(disks.map((d) => runChecked(s, 'sfdisk', ['--json', d])));
+        const nodes = (name: string) => tables.map((t, i) => partitionFromJson(t.stdout, name, disks[i]!).node);
+        const root = partitionFromJson(tables[0]!.stdout, 'root', disks[0]!);
+        const bios = partitionFromJson(tables[0]!.stdout, 'bios', disks[0]!);
+        const cmds = volumeCommands(
+          layout,
+          { root: nodes('root'), vg: layout.volumeGroup ? nodes('vg') : [] },
+          { offset: root.offset, bytes: root.bytes, biosOffset: bios.offset, disks },
+        );
+        for (const cmd of cmds) await sh(s, cmd, 30 * 60_000);
+      });
+      await srt.report({
+        message: [
+          layout.raid1 ? `RAID1 over ${layout.raid1.join(' and ')} (md0: root)` : '',
+          layout.volumeGroup ? `volume group ${layout.volumeGroup.name} for VM disks` : '',
+        ]
+          .filter(Boolean)
+          .join('; '),
+      });
     },
   },
   {

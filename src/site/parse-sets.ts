@@ -2,7 +2,7 @@
 // VM is checked against the hosts and templates declared (or implied by the VMs that name them) and against
 // what earlier VMs took: names, MACs, static IPs and host capacity.
 
-import type { HostSpec, PlacementHints, SetSpec, Site, TemplateSpec, VmSpec } from './model.ts';
+import type { DiskLayoutSpec, HostSpec, PlacementHints, SetSpec, Site, TemplateSpec, VmSpec } from './model.ts';
 import { addVm, declaredCapacity, emptyLoad, whyNotFits, type HostLoad } from './capacity.ts';
 import { readHosts } from './parse-hosts.ts';
 import { asArray, attr, MAX_MEM_MIB, MAX_VCPUS, text, type Collector, type XmlNode } from './parse-nodes.ts';
@@ -22,7 +22,13 @@ export function readSite(
 ): Site {
   const r = readDeclarations(c, root, rootPos, inventory, policy);
   asArray(root.Set).forEach((setNode, si) => readSet(r, setNode, childPos(rootPos, 'Set', si)));
-  return { hosts: r.hosts, templates: r.templates, sets: r.sets, vms: r.vms };
+  return {
+    hosts: r.hosts,
+    templates: r.templates,
+    sets: r.sets,
+    vms: r.vms,
+    ...(r.layouts.length ? { layouts: r.layouts } : {}),
+  };
 }
 
 /** What reading the Sets shares: the hosts and templates, the Sets and VMs read so far, and what they took. */
@@ -35,6 +41,7 @@ interface SiteReading {
   readonly refused: ReadonlySet<string>;
   /** Implied hosts and templates are added as VMs name them. */
   readonly hosts: HostSpec[];
+  readonly layouts: DiskLayoutSpec[];
   readonly templates: TemplateSpec[];
   readonly hostByName: Map<string, HostSpec>;
   readonly hostByAddress: Map<string, HostSpec>;
@@ -60,7 +67,7 @@ function readDeclarations(
 ): SiteReading {
   const hostsDeclared = root.Hosts !== undefined;
   const refused = new Set<string>();
-  const hosts = readHosts(c, root, rootPos, refused, policy);
+  const { hosts, layouts } = readHosts(c, root, rootPos, refused, policy);
   const templates = readTemplates(c, root, rootPos, refused);
 
   if (!hostsDeclared && inventory) {
@@ -74,6 +81,7 @@ function readDeclarations(
     templatesDeclared: root.Templates !== undefined,
     refused,
     hosts,
+    layouts,
     templates,
     hostByName: new Map(hosts.map((h) => [h.name, h])),
     hostByAddress: new Map(hosts.map((h) => [canonicalIp(h.address), h])),

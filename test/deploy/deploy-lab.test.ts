@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { labSupported } from '../lab/netns-lab.ts';
 import { macHexhyp, renderLocalBootIpxe } from '../../src/deploy/dnsmasq.ts';
 import { SshShell } from '../../src/drivers/ssh/ssh-shell.ts';
-import { runChecked } from '../../src/drivers/shell.ts';
+import { LocalShell, runChecked } from '../../src/drivers/shell.ts';
 import { parseXlInfo } from '../../src/drivers/hypervisor/xl-parse.ts';
 import { startDeploySite, type DeploySite } from '../lab/deploy-site.ts';
 
@@ -197,6 +197,55 @@ labTest(
     await deploy();
     t.is(node.power.console.filter((l) => l === 'installer: sshd up').length, installs + 1);
     t.is(await readFile(script, 'utf8'), renderLocalBootIpxe());
+  },
+);
+
+labTest(
+  'each host gets its site-file layout; one the installer cannot make fails before its disk is touched',
+  async (t) => {
+    const s = await startDeploySite({
+      nodes: 2,
+      layouts: {
+        xml: [
+          '    <Layout name="sized" swap="16" root="40"/>',
+          '    <Layout name="lvm" swap="8"><VolumeGroup name="vg0"/></Layout>',
+        ],
+        of: { node1: 'sized', node2: 'lvm' },
+      },
+    });
+    t.teardown(() => s.close());
+    s.startWorker();
+    const req = await enqueueDeploy(s.rt, s.imagesDir, {
+      macs: s.lab.nodes.map((n) => n.mac),
+      method: 'unicast',
+      image: 'dom0-lab',
+      disks: Object.fromEntries(s.lab.nodes.map((n) => [n.mac, n.disk])),
+    });
+    const [sized, lvm] = await finish(
+      s,
+      req.jobs.map((j) => j.jobId),
+    );
+    t.is(await sized!.getState(), 'completed', sized!.failedReason);
+    const { stdout } = await runChecked(new LocalShell(), 'sfdisk', ['--json', s.lab.nodes[0]!.disk]);
+    const parts = (JSON.parse(stdout) as { partitiontable: { partitions: { name: string; size: number }[] } })
+      .partitiontable.partitions;
+    t.deepEqual(
+      parts.map((p) => [p.name, (p.size * 512) / 1048576]),
+      [
+        ['bios', 1],
+        ['swap', 16],
+        ['root', 40],
+      ],
+    );
+    t.is((await s.rt.deploys.record('node1')).layout, 'sized');
+    t.is(await lvm!.getState(), 'failed');
+    t.is(lvm!.attemptsMade, 1, 'permanent: not retried');
+    t.regex(
+      lvm!.failedReason,
+      /^node2: layout lvm needs pvcreate, vgcreate, which the installer lacks; no disk was touched/,
+    );
+    const blank = await new LocalShell().run('sfdisk', ['--json', s.lab.nodes[1]!.disk]);
+    t.not(blank.code, 0, 'node2 disk still has no partition table');
   },
 );
 

@@ -51,6 +51,8 @@ export async function startDeploySite(
     payloadMiB?: number;
     sessionWaitS?: number;
     log?: Logger;
+    /** <Layout> elements for the site file's <Hosts>, and which layout each machine (by name) gets. */
+    layouts?: { xml: string[]; of: Record<string, string> };
   },
 ): Promise<DeploySite> {
   const lab0 = new NetnsLab({ ...opts, authorizedKey: '' });
@@ -105,9 +107,10 @@ export async function startDeploySite(
   // The site file declares the machines (name, Dom0 address, boot MAC, capacity).
   const hostLines = lab.nodes.map(
     (n) =>
-      `    <Host name="${n.name}" address="${n.address}" mac="${n.mac}" cpus="4" memory="${(opts.memMiB ?? 4096) - 1024}"/>`,
+      `    <Host name="${n.name}" address="${n.address}" mac="${n.mac}" cpus="4" memory="${(opts.memMiB ?? 4096) - 1024}"${opts.layouts?.of[n.name] ? ` layout="${opts.layouts.of[n.name]}"` : ''}/>`,
   );
-  const xml = `<XSMConfig>\n  <Hosts>\n${hostLines.join('\n')}\n  </Hosts>\n</XSMConfig>\n`;
+  const layoutLines = opts.layouts?.xml ?? [];
+  const xml = `<XSMConfig>\n  <Hosts>\n${[...layoutLines, ...hostLines].join('\n')}\n  </Hosts>\n</XSMConfig>\n`;
   await rt.sites.submit(xml, { base: 0, author: 'lab', reason: 'lab machines' });
 
   const cfg: LabDeployConfig = {
