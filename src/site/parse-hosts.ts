@@ -2,7 +2,7 @@
 // unique across the Hosts. A refused Host is remembered so that VMs naming it get no second error.
 
 import type { DiskLayoutSpec, HostSpec, PowerSpec } from './model.ts';
-import { readLayouts } from './parse-layouts.ts';
+import { layoutNames, readLayouts } from './parse-layouts.ts';
 import { asArray, attr, MAX_MEM_MIB, type Collector, type XmlNode } from './parse-nodes.ts';
 import { checkPasswordFilePath, checkPowerAddress, type PowerPolicy } from './power-policy.ts';
 import { canonicalIp, checkAddress, checkName, checkPath, normaliseMac, parseBool, parseInteger } from './validate.ts';
@@ -28,7 +28,7 @@ export function readHosts(
   const hostsNode = (root.Hosts && typeof root.Hosts === 'object' ? root.Hosts : {}) as XmlNode;
   c.unknown(hostsNode, hostsPos, 'Hosts', ['layout'], ['Host', 'Layout']);
   const layouts = readLayouts(c, hostsNode, hostsPos);
-  const names = new Set(layouts.map((l) => l.name));
+  const names = layoutNames(hostsNode);
   const classLayout = attr(hostsNode, 'layout');
   if (classLayout !== undefined && !names.has(classLayout))
     c.error(hostsPos, 'Hosts@layout', unknownLayout(classLayout, names));

@@ -11,6 +11,11 @@ import { childPos, type ElementPos } from './xml-scan.ts';
 const MAX_PART_MIB = 1 << 30;
 const DEVICE = /^\/dev\/[A-Za-z0-9/._-]{1,100}$/;
 
+/** Every <Layout name> in the file, valid or not: a host naming a refused layout gets no second error. */
+export function layoutNames(hostsNode: XmlNode): Set<string> {
+  return new Set(asArray(hostsNode.Layout).flatMap((n) => attr(n, 'name') ?? []));
+}
+
 export function readLayouts(c: Collector, hostsNode: XmlNode, hostsPos: ElementPos | undefined): DiskLayoutSpec[] {
   const layouts: DiskLayoutSpec[] = [];
   const seen = new Set<string>();
@@ -42,7 +47,7 @@ function readLayout(c: Collector, node: XmlNode, p: ElementPos | undefined): Dis
   const swap = parseInteger(attr(node, 'swap') ?? '0', 'swap (MiB)', 0, MAX_PART_MIB);
   if (swap.error) bad(`${label}@swap`, swap.error);
   const rootText = attr(node, 'root');
-  const root = rootText === undefined ? undefined : parseInteger(rootText, 'root (MiB)', 512, MAX_PART_MIB);
+  const root = rootText === undefined ? undefined : parseInteger(rootText, 'root (MiB)', 64, MAX_PART_MIB);
   if (root?.error) bad(`${label}@root`, root.error);
   const fs = attr(node, 'fs') ?? 'ext4';
   if (fs !== 'ext4')

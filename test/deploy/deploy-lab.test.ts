@@ -207,7 +207,7 @@ labTest(
       nodes: 2,
       layouts: {
         xml: [
-          '    <Layout name="sized" swap="16" root="40"/>',
+          '    <Layout name="sized" swap="16" root="64"/>',
           '    <Layout name="lvm" swap="8"><VolumeGroup name="vg0"/></Layout>',
         ],
         of: { node1: 'sized', node2: 'lvm' },
@@ -234,7 +234,7 @@ labTest(
       [
         ['bios', 1],
         ['swap', 16],
-        ['root', 40],
+        ['root', 64],
       ],
     );
     t.is((await s.rt.deploys.record('node1')).layout, 'sized');

@@ -111,7 +111,15 @@ export async function startDeploySite(
   );
   const layoutLines = opts.layouts?.xml ?? [];
   const xml = `<XSMConfig>\n  <Hosts>\n${[...layoutLines, ...hostLines].join('\n')}\n  </Hosts>\n</XSMConfig>\n`;
-  await rt.sites.submit(xml, { base: 0, author: 'lab', reason: 'lab machines' });
+  try {
+    await rt.sites.submit(xml, { base: 0, author: 'lab', reason: 'lab machines' });
+  } catch (e) {
+    // A refused site file must not leave the lab's namespaces, dnsmasq and rsync behind.
+    await Promise.allSettled([pxe.stop(), images.stop()]);
+    await lab.down();
+    await rt.close();
+    throw e;
+  }
 
   const cfg: LabDeployConfig = {
     prefix,

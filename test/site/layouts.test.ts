@@ -72,7 +72,7 @@ test('layouts survive serialisation: the written file loads to the same layouts 
 test('each bad layout is refused at its own line, saying what to give', (t) => {
   const r = loadSite(
     file('', [
-      '    <Layout name="a" swap="-1" root="100" fs="xfs"/>',
+      '    <Layout name="a" swap="-1" root="10" fs="xfs"/>',
       '    <Layout name="b">',
       '      <Raid1 disks="/dev/sda"/>',
       '      <VolumeGroup name="../vg" size="12"/>',
@@ -84,7 +84,7 @@ test('each bad layout is refused at its own line, saying what to give', (t) => {
   );
   t.deepEqual(errors(r), [
     'bad.xml:3:5: Layout[name=a]@swap: swap (MiB) "-1" is not a whole decimal number',
-    'bad.xml:3:5: Layout[name=a]@root: root (MiB) 100 is out of range (512..1073741824)',
+    'bad.xml:3:5: Layout[name=a]@root: root (MiB) 10 is out of range (64..1073741824)',
     'bad.xml:3:5: Layout[name=a]@fs: fs "xfs": the root file system is the Dom0 image\'s, and the images are ext4; give fs="ext4" or leave it out',
     'bad.xml:5:7: Layout[name=b]/Raid1@disks: RAID1 mirrors two disks: give disks="/dev/sda /dev/sdb" (got 1)',
     "bad.xml:6:7: Layout[name=b]/VolumeGroup: volume group name \"../vg\" is not a safe name: use 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit",
