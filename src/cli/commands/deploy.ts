@@ -11,8 +11,7 @@ export const hostDeploy = defineCommand({
     method: {
       type: 'choice',
       choices: ['unicast', 'multicast', 'broadcast', 'chain'],
-      description:
-        'how the image travels: unicast (rsync), multicast or broadcast (udpcast) or chain (host to host)',
+      description: 'how the image travels: unicast (rsync), multicast or broadcast (udpcast) or chain (host to host)',
     },
     image: { type: 'string', value: 'NAME', description: 'the image to install (default dom0)' },
     disk: { type: 'string', value: 'DEVICE', description: 'the disk to install on, e.g. /dev/sda' },
