@@ -47,6 +47,10 @@ try {
 const rt = new XsmRuntime(redisConfigFromEnv(), log);
 await rt.upgradeQueueData(log).catch((e: unknown) => fail(errorMessage(e)));
 const address = need('XSM_PXE_ADDRESS');
+// Installed hosts boot Xen from their own disk (GRUB) unless told to keep booting it from this server.
+const xenBootFrom = process.env.XSM_XEN_BOOT_FROM ?? 'disk';
+if (xenBootFrom !== 'disk' && xenBootFrom !== 'server')
+  fail(`XSM_XEN_BOOT_FROM is "${xenBootFrom}"; give disk (GRUB on the host's disk, the default) or server`);
 const iface = need('XSM_PXE_INTERFACE');
 const stateDir = process.env.XSM_STATE_DIR ?? '/var/lib/xsm/deploy';
 const keyPath = process.env.XSM_DEPLOY_KEY ?? '/etc/xsm/deploy_key';
@@ -102,6 +106,7 @@ const worker = startDeployWorker({
     kernelArgs: 'root=LABEL=root ro console=hvc0',
     initrd: 'initrd.img',
   },
+  xenBootFrom,
   layout: { swapMiB: Number(process.env.XSM_SWAP_MIB ?? 4096) },
   installerInterface: process.env.XSM_INSTALLER_INTERFACE ?? 'eth0',
   relayCommand: (process.env.XSM_CHAIN_RELAY ?? 'node /usr/lib/xsm/chain-relay.mjs').split(' '),

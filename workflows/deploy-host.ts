@@ -1,6 +1,8 @@
 // Deploying one bare machine as a Xen Dom0, as a durable job on the deploy queue:
-//   pxe-install -> power-on -> wait-installer -> partition -> write-image -> configure -> boot-xen
-//   -> verify-xen -> start-agent -> join
+//   pxe-install -> power-on -> wait-installer -> partition -> write-image -> configure -> bootloader
+//   -> volumes -> boot-xen -> verify-xen -> start-agent -> join
+// The installed host boots Xen from its own disk (GRUB); its network-boot entry is switched to "boot
+// from local disk", so it needs no deploy server at boot; a redeploy switches it back to the installer.
 // Each step looks at the machine first (the journal says which step was running when a worker died):
 // a resumed job never powers a machine on again once its installer answered, never re-partitions a disk
 // that has the layout, and skips an image whose checksum is already on the disk.
@@ -10,11 +12,33 @@ import type { PowerControl } from '../src/drivers/power/power.ts';
 import { parseXlInfo } from '../src/drivers/hypervisor/xl-parse.ts';
 import { runChecked, type Shell } from '../src/drivers/shell.ts';
 import { probeHostKey, shellQuote, SshShell } from '../src/drivers/ssh/ssh-shell.ts';
-import { renderInstallerIpxe, renderXenIpxe, type DnsmasqService, type XenBootSpec } from '../src/deploy/dnsmasq.ts';
-import { partitionFromJson, sfdiskScript, type DiskLayout } from '../src/deploy/layout.ts';
+import {
+  renderInstallerIpxe,
+  renderLocalBootIpxe,
+  renderXenIpxe,
+  type DnsmasqService,
+  type XenBootSpec,
+} from '../src/deploy/dnsmasq.ts';
+import {
+  bootFilesFrom,
+  bootMountDir,
+  grubInstallCommand,
+  mountRootCommand,
+  renderGrubXenCfg,
+  unmountCommand,
+} from '../src/deploy/bootloader.ts';
+import {
+  layoutDisks,
+  layoutTools,
+  partitionFromJson,
+  sfdiskScript,
+  volumeCommands,
+  type DiskLayout,
+} from '../src/deploy/layout.ts';
 import {
   chainReceiver,
   checksumCommand,
+  isUdpcast,
   multicastReceiver,
   multicastReceiverLog,
   unicastReceiver,
@@ -40,6 +64,12 @@ export interface DeployEnv {
   /** Where the installer and Xen boot files are served (tftp://server or http://server). */
   bootBaseUrl: string;
   xenBoot: Omit<XenBootSpec, 'baseUrl'>;
+  /**
+   * Where the installed host boots Xen from: `disk` (GRUB installed by the bootloader step; its network
+   * boot entry then says "boot from local disk") or `server` (iPXE multiboots Xen from the deploy
+   * server at every boot: for an installer without grub-install).
+   */
+  xenBootFrom: 'disk' | 'server';
   layout: DiskLayout;
   /** The installer's network interface (udp-receiver binds it). */
   installerInterface: string;
@@ -114,6 +144,11 @@ async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<
   }
 }
 
+/** The host's layout from the site file (carried in the job), else the deploy worker's default. */
+function layoutOf(c: DeployContext): DiskLayout {
+  return c.data.layout ?? c.env.layout;
+}
+
 function target(offset: number, c: DeployContext) {
   return { disk: c.data.disk, offset };
 }
@@ -173,7 +208,12 @@ async function writeUnicast(c: DeployContext, s: Shell, srt: StepRuntime): Promi
   }
 }
 
-async function writeMulticast(c: DeployContext, s: Shell, srt: StepRuntime): Promise<void> {
+async function writeUdpcast(
+  c: DeployContext,
+  s: Shell,
+  srt: StepRuntime,
+  mode: 'multicast' | 'broadcast',
+): Promise<void> {
   const offset = await rootOffset(c);
   const portbase = portbaseOf(c.data.session);
   const deploys = c.env.rt.deploys;
@@ -184,12 +224,18 @@ async function writeMulticast(c: DeployContext, s: Shell, srt: StepRuntime): Pro
     // sentAt: when the data starts to flow, once the session's machines joined (what Figure 5 times).
     const onStart = () => void deploys.markSessionSent(c.data.session, Date.now()).catch(() => {});
     void c.env.images
-      .multicastSend(c.data.image, { portbase, receivers: c.data.sessionSize, maxWaitS: c.env.sessionWaitS, onStart })
-      .then(() => c.env.log.info('multicast round done', { session: c.data.session }))
+      .multicastSend(c.data.image, {
+        portbase,
+        receivers: c.data.sessionSize,
+        maxWaitS: c.env.sessionWaitS,
+        broadcast: mode === 'broadcast',
+        onStart,
+      })
+      .then(() => c.env.log.info(`${mode} round done`, { session: c.data.session }))
       .catch((e: Error) => c.env.log.warn('udp-sender failed', { session: c.data.session, error: e.message }));
   }
   await srt.report({
-    message: `udp-receiver on portbase ${portbase}${leader ? ' (this machine started the sender)' : ''}`,
+    message: `udp-receiver (${mode}) on portbase ${portbase}${leader ? ' (this machine started the sender)' : ''}`,
   });
   await sh(
     s,
@@ -291,8 +337,10 @@ export const deploySteps: readonly Step<DeployContext>[] = [
   {
     name: 'partition',
     run: async (c, srt) => {
+      const layout = layoutOf(c);
+      const disks = layoutDisks(layout, c.data.disk);
       await withShell(c, async (s) => {
-        const script = sfdiskScript(c.env.layout);
+        const script = sfdiskScript(layout);
         if (srt.resumed) {
           const r = await s.run('sfdisk', ['--json', c.data.disk]);
           if (r.code === 0 && /"name":\s*"root"/.test(r.stdout)) {
@@ -301,13 +349,24 @@ export const deploySteps: readonly Step<DeployContext>[] = [
             return;
           }
         }
-        const r = await s.run('sfdisk', ['--wipe', 'always', '-q', c.data.disk], { input: script });
-        // A disk that refuses a partition table is broken or absent: retrying will not fix it.
-        if (r.code !== 0)
+        // Check, then act: a layout the installer cannot make fails before any disk is wiped.
+        const missing = [];
+        for (const tool of layoutTools(layout))
+          if ((await s.run('sh', ['-c', `command -v ${tool}`])).code !== 0) missing.push(tool);
+        if (missing.length)
           throw new PermanentError(
-            `${c.data.host}: partitioning ${c.data.disk} failed: ${(r.stderr || r.stdout).trim().split('\n').pop()}`,
-            'check the disk (or the disk path given to xsm host deploy), then deploy the host again',
+            `${c.data.host}: layout ${layout.name ?? '(default)'} needs ${missing.join(', ')}, which the installer lacks; no disk was touched`,
+            'add mdadm/lvm2 to the installer, or give the host a layout without <Raid1>/<VolumeGroup>',
           );
+        for (const disk of disks) {
+          const r = await s.run('sfdisk', ['--wipe', 'always', '-q', disk], { input: script });
+          // A disk that refuses a partition table is broken or absent: retrying will not fix it.
+          if (r.code !== 0)
+            throw new PermanentError(
+              `${c.data.host}: partitioning ${disk} failed: ${(r.stderr || r.stdout).trim().split('\n').pop()}`,
+              'check the disk (or the disk path given to xsm host deploy), then deploy the host again',
+            );
+        }
         const json = await runChecked(s, 'sfdisk', ['--json', c.data.disk]);
         const p = partitionFromJson(json.stdout, 'root', c.data.disk);
         if (p.bytes < c.data.image.bytes)
@@ -315,7 +374,7 @@ export const deploySteps: readonly Step<DeployContext>[] = [
             `${c.data.host}: root partition has ${p.bytes} bytes, the image needs ${c.data.image.bytes}`,
             'use a larger disk or a smaller swap in the layout',
           );
-        await setFields(c, { rootOffset: p.offset, rootBytes: p.bytes });
+        await setFields(c, { rootOffset: p.offset, rootBytes: p.bytes, layout: layout.name ?? '(default)' });
       });
     },
   },
@@ -337,16 +396,15 @@ export const deploySteps: readonly Step<DeployContext>[] = [
         if (method !== c.data.method)
           srt.log.warn('retrying the transfer by unicast', { host: c.data.host, was: c.data.method });
         if (method === 'unicast') await writeUnicast(c, s, srt);
-        else if (method === 'multicast') await writeMulticast(c, s, srt);
+        else if (isUdpcast(method)) await writeUdpcast(c, s, srt, method);
         else await writeChain(c, s, srt);
         if (!(await imageOnDisk(c, s))) {
           // udp-receiver can end early and still exit 0 (a receive timeout): its last words say why.
-          const said =
-            method === 'multicast'
-              ? (await s.run('tail', ['-n', '2', multicastReceiverLog(c.data.host)]).catch(() => undefined))?.stdout
-                  .trim()
-                  .replace(/\s+/g, ' ')
-              : undefined;
+          const said = isUdpcast(method)
+            ? (await s.run('tail', ['-n', '2', multicastReceiverLog(c.data.host)]).catch(() => undefined))?.stdout
+                .trim()
+                .replace(/\s+/g, ' ')
+            : undefined;
           throw new Error(
             `${c.data.host}: the image on ${c.data.disk} does not match its SHA-256 after the ${method} transfer${said ? ` (udp-receiver: ${said})` : ''}`,
           );
@@ -414,16 +472,88 @@ export const deploySteps: readonly Step<DeployContext>[] = [
     },
   },
   {
+    name: 'bootloader',
+    run: async (c, srt) => {
+      if (c.env.xenBootFrom !== 'disk') {
+        await srt.report({ message: 'no bootloader installed: this site boots Xen from the deploy server' });
+        return;
+      }
+      await withShell(c, async (s) => {
+        const dir = bootMountDir(c.data.host);
+        const offset = await rootOffset(c);
+        const ls = await s.run('sh', ['-c', mountRootCommand(c.data.disk, offset, dir)]);
+        if (ls.code !== 0) {
+          await s.run('sh', ['-c', unmountCommand(dir)]);
+          throw new Error(
+            `${c.data.host}: mounting the new root file system failed: ${(ls.stderr || ls.stdout).trim()}`,
+          );
+        }
+        let cfg: string;
+        try {
+          const files = bootFilesFrom(ls.stdout.split('\n').filter(Boolean), c.data.host);
+          cfg = renderGrubXenCfg(files, c.env.xenBoot);
+          await setFields(c, { bootXen: files.xen, bootKernel: files.kernel });
+        } catch (e) {
+          await s.run('sh', ['-c', unmountCommand(dir)]);
+          throw e;
+        }
+        const r = await s.run('sh', ['-c', grubInstallCommand(c.data.disk, dir)], { input: cfg });
+        if (r.code !== 0)
+          throw new PermanentError(
+            `${c.data.host}: grub-install on ${c.data.disk} failed: ${(r.stdout || r.stderr).trim().split('\n').slice(-2).join(' ')}`,
+            'check that the layout has a BIOS boot partition and the installer has grub-pc-bin, then deploy again',
+          );
+      });
+      const xen = await field(c, 'bootXen');
+      await setFields(c, { bootloader: 'grub' });
+      await srt.report({ message: `GRUB installed on ${c.data.disk} with Debian's Xen entry (/boot/${xen})` });
+    },
+  },
+  {
+    name: 'volumes',
+    run: async (c, srt) => {
+      const layout = layoutOf(c);
+      if (!layout.raid1 && !layout.volumeGroup) return;
+      await withShell(c, async (s) => {
+        const disks = layoutDisks(layout, c.data.disk);
+        const tables = await Promise.all(disks.map((d) => runChecked(s, 'sfdisk', ['--json', d])));
+        const nodes = (name: string) => tables.map((t, i) => partitionFromJson(t.stdout, name, disks[i]!).node);
+        const root = partitionFromJson(tables[0]!.stdout, 'root', disks[0]!);
+        const bios = partitionFromJson(tables[0]!.stdout, 'bios', disks[0]!);
+        const cmds = volumeCommands(
+          layout,
+          { root: nodes('root'), vg: layout.volumeGroup ? nodes('vg') : [] },
+          { offset: root.offset, bytes: root.bytes, biosOffset: bios.offset, disks },
+        );
+        for (const cmd of cmds) await sh(s, cmd, 30 * 60_000);
+      });
+      await srt.report({
+        message: [
+          layout.raid1 ? `RAID1 over ${layout.raid1.join(' and ')} (md0: root)` : '',
+          layout.volumeGroup ? `volume group ${layout.volumeGroup.name} for VM disks` : '',
+        ]
+          .filter(Boolean)
+          .join('; '),
+      });
+    },
+  },
+  {
     name: 'boot-xen',
     run: async (c, srt) => {
+      const fromDisk = c.env.xenBootFrom === 'disk';
       await c.env.pxe.setBootScript(
         c.data.mac,
-        renderXenIpxe(c.data.host, { ...c.env.xenBoot, baseUrl: c.env.bootBaseUrl }),
+        fromDisk ? renderLocalBootIpxe() : renderXenIpxe(c.data.host, { ...c.env.xenBoot, baseUrl: c.env.bootBaseUrl }),
       );
+      await setFields(c, { netboot: fromDisk ? 'local-disk' : 'xen-from-server' });
       const power = await c.env.power(c.data.host);
       await power.off();
       await power.on();
-      await srt.report({ message: 'rebooting into Xen from the local disk' });
+      await srt.report({
+        message: fromDisk
+          ? `network boot entry set to "boot from local disk"; power-cycled: GRUB on ${c.data.disk} loads Xen (/boot/${(await field(c, 'bootXen')) ?? '?'})`
+          : `network boot entry set to multiboot Xen from the deploy server (${c.env.bootBaseUrl}); power-cycled: this host needs the deploy server at every boot`,
+      });
     },
   },
   {

@@ -196,7 +196,7 @@ const mac = z.string().regex(/^[0-9A-Fa-f]{2}([:-][0-9A-Fa-f]{2}){5}$/, 'a MAC a
 const devicePath = z.string().regex(/^\/[A-Za-z0-9/._-]{1,200}$/, 'an absolute device path such as /dev/sda');
 export const deployBody = z.strictObject({
   macs: z.array(mac).min(1).max(1000),
-  method: z.enum(['unicast', 'multicast', 'chain']).optional(),
+  method: z.enum(['unicast', 'multicast', 'broadcast', 'chain']).optional(),
   image: name.optional(),
   disk: devicePath.optional(),
   /** Per machine: boot MAC -> disk. */

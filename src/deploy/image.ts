@@ -74,6 +74,11 @@ export async function buildLabImage(
     await mkdir(join(tree, 'etc/xsm'), { recursive: true });
     await mkdir(join(tree, 'usr/share/xsm'), { recursive: true });
     await mkdir(join(tree, 'root/.ssh'), { recursive: true });
+    // /boot as Debian's xen-hypervisor and linux-image packages leave it; the lab's firmware checks that
+    // GRUB's entry names files that are there (the lab never executes them).
+    await mkdir(join(tree, 'boot'), { recursive: true });
+    for (const f of ['xen-4.17-amd64.gz', 'vmlinuz-6.1.0-28-amd64', 'initrd.img-6.1.0-28-amd64'])
+      await writeFile(join(tree, 'boot', f), `lab stand-in for ${f}\n`);
     await writeFile(join(tree, 'etc/hostname'), 'unconfigured\n');
     await writeFile(
       join(tree, 'etc/os-release'),

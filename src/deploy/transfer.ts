@@ -12,8 +12,13 @@ import { shellQuote } from '../drivers/ssh/ssh-shell.ts';
 import type { Logger } from '../lib/log.ts';
 import type { ImageManifest } from './image.ts';
 
-export type TransferMethod = 'unicast' | 'multicast' | 'chain';
-export const TRANSFER_METHODS: readonly TransferMethod[] = ['unicast', 'multicast', 'chain'];
+export type TransferMethod = 'unicast' | 'multicast' | 'broadcast' | 'chain';
+export const TRANSFER_METHODS: readonly TransferMethod[] = ['unicast', 'multicast', 'broadcast', 'chain'];
+
+/** The methods that send one copy with udpcast (multicast group or the subnet's broadcast address). */
+export function isUdpcast(m: TransferMethod): m is 'multicast' | 'broadcast' {
+  return m === 'multicast' || m === 'broadcast';
+}
 
 export interface ImageServerConfig {
   imagesDir: string;
@@ -170,10 +175,19 @@ export class ImageServer {
    * One multicast round: udp-sender waits for `receivers` machines (or `maxWaitS` once at least one
    * joined) and sends the image once to all of them. Resolves when the sender exits; `onStart` is
    * called when the data starts to flow (udp-sender's "Starting transfer", after the rendezvous).
+   * `broadcast`: the data goes to the subnet's broadcast address (udp-sender --broadcast), for networks
+   * whose switches drop or flood multicast; the receivers are the same.
    */
   multicastSend(
     image: ImageManifest,
-    opts: { portbase: number; receivers: number; maxWaitS: number; maxBitrate?: string; onStart?: () => void },
+    opts: {
+      portbase: number;
+      receivers: number;
+      maxWaitS: number;
+      maxBitrate?: string;
+      broadcast?: boolean;
+      onStart?: () => void;
+    },
   ): Promise<void> {
     const maxBitrate = opts.maxBitrate ?? this.config.multicastMaxBitrate;
     const args = [
@@ -189,6 +203,7 @@ export class ImageServer {
       '--max-wait',
       String(opts.maxWaitS),
       '--full-duplex',
+      ...(opts.broadcast ? ['--broadcast'] : []),
       ...(maxBitrate ? ['--max-bitrate', maxBitrate] : []),
     ];
     return new Promise((resolve, reject) => {

@@ -7,6 +7,7 @@ import type { JobsOptions } from 'bullmq';
 import type { Action } from '../site/actions.ts';
 import type { ImageManifest } from '../deploy/image.ts';
 import type { TransferMethod } from '../deploy/transfer.ts';
+import type { DiskLayout } from '../deploy/layout.ts';
 import type { TemplateSpec } from '../site/model.ts';
 
 export const CONTROL_QUEUE = 'control';
@@ -69,6 +70,8 @@ export interface DeployJobData {
   sessionSize: number;
   /** Memory the site file gives the host's guests: the booted Xen must have at least this. */
   expectMemMiB?: number;
+  /** The host's <Layout> from the site file, as it was when the deploy was asked; absent: the worker's default. */
+  layout?: DiskLayout;
 }
 
 export interface FailoverJobData {

@@ -58,18 +58,40 @@ export async function enqueueDeploy(
   const image = await readManifest(imagesDir, req.image).catch((e: Error) => {
     throw new DeployRequestError(e.message);
   });
+  const layouts = new Map((site.layouts ?? []).map((l) => [l.name, l]));
+  const disks = hosts.map((h, i) => {
+    const asked = req.disks?.[macs[i]!] ?? req.defaultDisk;
+    const mirror = h.layout ? layouts.get(h.layout)?.raid1 : undefined;
+    if (mirror && asked && asked !== mirror[0])
+      throw new DeployRequestError(
+        `host ${h.name}: its layout ${h.layout} mirrors ${mirror.join(' and ')}; the request names disk ${asked}: leave the disk out or give ${mirror[0]}`,
+      );
+    return mirror?.[0] ?? asked ?? '/dev/sda';
+  });
   const session = `${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
   const jobs = hosts.map((h, i) => {
+    const layout = h.layout ? layouts.get(h.layout) : undefined;
     const data: DeployJobData = {
       host: h.name,
       mac: macs[i]!,
       address: h.address,
-      disk: req.disks?.[macs[i]!] ?? req.defaultDisk ?? '/dev/sda',
+      disk: disks[i]!,
       image,
       method,
       session,
       sessionSize: hosts.length,
       ...(h.memoryMiB ? { expectMemMiB: h.memoryMiB } : {}),
+      ...(layout
+        ? {
+            layout: {
+              name: layout.name,
+              swapMiB: layout.swapMiB,
+              ...(layout.rootMiB !== undefined ? { rootMiB: layout.rootMiB } : {}),
+              ...(layout.volumeGroup ? { volumeGroup: layout.volumeGroup } : {}),
+              ...(layout.raid1 ? { raid1: layout.raid1 } : {}),
+            },
+          }
+        : {}),
     };
     return {
       name: 'deploy-host',

@@ -34,11 +34,31 @@ export interface HostSpec {
   memoryMiB: number;
   /** A host in maintenance receives no new VMs and is drained by the rebalancer. */
   maintenance: boolean;
+  /** The <Layout> its disks get at deploy (its own layout="", else <Hosts layout="">); absent: the default. */
+  layout?: string;
   /**
    * True when the host was not declared in the file but inferred from a paper-format <DOM0> address:
    * its capacity is unknown (cpus/memoryMiB are 0) and capacity checks are skipped for it.
    */
   implied: boolean;
+  pos?: SourcePos;
+}
+
+/**
+ * A Dom0 disk layout (<Hosts><Layout>), for one host or a class of hosts naming it: GPT with a BIOS boot
+ * partition for GRUB, swap, the root file system (the image's), optionally a partition holding an LVM
+ * volume group for VM disks, optionally all of it mirrored (RAID1) over two disks.
+ */
+export interface DiskLayoutSpec {
+  name: string;
+  swapMiB: number;
+  /** Root partition size; absent: the rest of the disk (or, with a volume group, 20 GiB). */
+  rootMiB?: number;
+  /** The root file system: the image's (the Dom0 images are ext4). */
+  fs: 'ext4';
+  volumeGroup?: { name: string; /** absent: the rest of the disk */ sizeMiB?: number };
+  /** RAID1 over these two disks (md, metadata 1.0 so each half is a plain partition to GRUB). */
+  raid1?: [string, string];
   pos?: SourcePos;
 }
 
@@ -147,6 +167,8 @@ export interface SetSpec {
 
 export interface Site {
   hosts: HostSpec[];
+  /** Disk layouts declared in <Hosts>; absent or empty: every host gets the deploy worker's default. */
+  layouts?: DiskLayoutSpec[];
   templates: TemplateSpec[];
   /** Storage pools (<Pools>); absent when the file declares none (the paper's files). */
   pools?: PoolSpec[];

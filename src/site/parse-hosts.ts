@@ -1,7 +1,8 @@
 // Reads a site file's <Hosts>: each Host's name, address, boot MAC, capacity and <Power>, each checked, and
 // unique across the Hosts. A refused Host is remembered so that VMs naming it get no second error.
 
-import type { HostSpec, PowerSpec } from './model.ts';
+import type { DiskLayoutSpec, HostSpec, PowerSpec } from './model.ts';
+import { layoutNames, readLayouts } from './parse-layouts.ts';
 import { asArray, attr, MAX_MEM_MIB, type Collector, type XmlNode } from './parse-nodes.ts';
 import { checkPasswordFilePath, checkPowerAddress, type PowerPolicy } from './power-policy.ts';
 import { canonicalIp, checkAddress, checkName, checkPath, normaliseMac, parseBool, parseInteger } from './validate.ts';
@@ -20,18 +21,34 @@ export function readHosts(
   rootPos: ElementPos,
   refused: Set<string>,
   policy: PowerPolicy | false,
-): HostSpec[] {
+): { hosts: HostSpec[]; layouts: DiskLayoutSpec[] } {
   const hosts: HostSpec[] = [];
-  if (root.Hosts === undefined) return hosts;
+  if (root.Hosts === undefined) return { hosts, layouts: [] };
   const hostsPos = childPos(rootPos, 'Hosts');
   const hostsNode = (root.Hosts && typeof root.Hosts === 'object' ? root.Hosts : {}) as XmlNode;
-  c.unknown(hostsNode, hostsPos, 'Hosts', [], ['Host']);
+  c.unknown(hostsNode, hostsPos, 'Hosts', ['layout'], ['Host', 'Layout']);
+  const layouts = readLayouts(c, hostsNode, hostsPos);
+  const names = layoutNames(hostsNode);
+  const classLayout = attr(hostsNode, 'layout');
+  if (classLayout !== undefined && !names.has(classLayout))
+    c.error(hostsPos, 'Hosts@layout', unknownLayout(classLayout, names));
   const taken: TakenByHosts = { names: new Map(), addresses: new Map(), macs: new Map() };
   asArray(hostsNode.Host).forEach((node, i) => {
-    const host = readHost(c, node, childPos(hostsPos, 'Host', i), taken, refused, policy);
-    if (host) hosts.push(host);
+    const at = childPos(hostsPos, 'Host', i);
+    const host = readHost(c, node, at, taken, refused, policy);
+    const own = attr(node, 'layout');
+    if (own !== undefined && !names.has(own)) {
+      c.error(at, `Host[name=${attr(node, 'name') ?? '?'}]@layout`, unknownLayout(own, names));
+      return;
+    }
+    const layout = own ?? classLayout;
+    if (host) hosts.push(layout !== undefined ? { ...host, layout } : host);
   });
-  return hosts;
+  return { hosts, layouts };
+}
+
+function unknownLayout(name: string, names: ReadonlySet<string>): string {
+  return `layout ${JSON.stringify(name.slice(0, 60))} is not declared; ${names.size ? `declared: ${[...names].join(', ')}` : 'declare it as <Layout name=".."> in <Hosts>'}`;
 }
 
 /** One <Host>, or undefined when anything in it is refused (its name and address then go into `refused`). */
@@ -45,7 +62,7 @@ function readHost(
 ): HostSpec | undefined {
   const name = attr(node, 'name');
   const label = `Host[name=${name ?? '?'}]`;
-  c.unknown(node, p, label, ['name', 'address', 'mac', 'cpus', 'memory', 'maintenance'], ['Power']);
+  c.unknown(node, p, label, ['name', 'address', 'mac', 'cpus', 'memory', 'maintenance', 'layout'], ['Power']);
   let ok = true;
   const bad = (el: string, msg: string, at = p) => {
     c.error(at, el, msg);

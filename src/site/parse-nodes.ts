@@ -8,7 +8,7 @@ export const MAX_MEM_MIB = 16 * 1024 * 1024; // 16 TiB
 export const MAX_VCPUS = 512;
 
 export type XmlNode = Record<string, unknown>;
-export const REPEATED = new Set(['Set', 'VM', 'Host', 'Template', 'Disk', 'Pool']);
+export const REPEATED = new Set(['Set', 'VM', 'Host', 'Template', 'Disk', 'Pool', 'Layout']);
 /** Elements that hold only text: attributes on them are ignored (and warned about). */
 const LEAVES = new Set([
   'Owner',

@@ -2,7 +2,16 @@
 // VM is checked against the hosts and templates declared (or implied by the VMs that name them) and against
 // what earlier VMs took: names, MACs, static IPs and host capacity.
 
-import type { HostSpec, PlacementHints, PoolSpec, SetSpec, Site, TemplateSpec, VmSpec } from './model.ts';
+import type {
+  DiskLayoutSpec,
+  HostSpec,
+  PlacementHints,
+  PoolSpec,
+  SetSpec,
+  Site,
+  TemplateSpec,
+  VmSpec,
+} from './model.ts';
 import { addVm, declaredCapacity, emptyLoad, whyNotFits, type HostLoad } from './capacity.ts';
 import { readHosts } from './parse-hosts.ts';
 import { asArray, attr, MAX_MEM_MIB, MAX_VCPUS, text, type Collector, type XmlNode } from './parse-nodes.ts';
@@ -30,6 +39,7 @@ export function readSite(
     ...(r.pools.length ? { pools: r.pools } : {}),
     sets: r.sets,
     vms: r.vms,
+    ...(r.layouts.length ? { layouts: r.layouts } : {}),
   };
 }
 
@@ -43,6 +53,7 @@ interface SiteReading {
   readonly refused: ReadonlySet<string>;
   /** Implied hosts and templates are added as VMs name them. */
   readonly hosts: HostSpec[];
+  readonly layouts: DiskLayoutSpec[];
   readonly templates: TemplateSpec[];
   readonly pools: PoolSpec[];
   readonly hostByName: Map<string, HostSpec>;
@@ -71,7 +82,7 @@ function readDeclarations(
 ): SiteReading {
   const hostsDeclared = root.Hosts !== undefined;
   const refused = new Set<string>();
-  const hosts = readHosts(c, root, rootPos, refused, policy);
+  const { hosts, layouts } = readHosts(c, root, rootPos, refused, policy);
   const hostNames = hostsDeclared
     ? new Set(hosts.map((h) => h.name))
     : inventory && new Set(inventory.map((h) => h.name));
@@ -89,6 +100,7 @@ function readDeclarations(
     templatesDeclared: root.Templates !== undefined,
     refused,
     hosts,
+    layouts,
     templates,
     pools,
     hostByName: new Map(hosts.map((h) => [h.name, h])),

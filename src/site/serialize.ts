@@ -1,7 +1,7 @@
 // Writes a Site back as a site file. Implied hosts and templates are not written, so a paper-format file
 // round-trips to a paper-format file; defaults are omitted so the output stays as small as the input.
 
-import type { DiskSpec, HostSpec, PoolSpec, Site, TemplateSpec, VmSpec } from './model.ts';
+import type { DiskLayoutSpec, DiskSpec, HostSpec, PoolSpec, Site, TemplateSpec, VmSpec } from './model.ts';
 
 function esc(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
@@ -12,6 +12,7 @@ function hostXml(h: HostSpec): string {
   if (h.bootMac) attrs.push(`mac="${h.bootMac}"`);
   attrs.push(`cpus="${h.cpus}"`, `memory="${h.memoryMiB}"`);
   if (h.maintenance) attrs.push('maintenance="true"');
+  if (h.layout) attrs.push(`layout="${esc(h.layout)}"`);
   if (!h.power) return `    <Host ${attrs.join(' ')}/>`;
   const p = h.power;
   const pa = [`driver="${p.driver}"`];
@@ -20,6 +21,18 @@ function hostXml(h: HostSpec): string {
   if (p.passwordFile) pa.push(`passwordFile="${esc(p.passwordFile)}"`);
   if (p.insecureTls) pa.push('insecureTls="true"');
   return `    <Host ${attrs.join(' ')}>\n      <Power ${pa.join(' ')}/>\n    </Host>`;
+}
+
+function layoutXml(l: DiskLayoutSpec): string {
+  const attrs = [`name="${esc(l.name)}"`, `swap="${l.swapMiB}"`];
+  if (l.rootMiB !== undefined) attrs.push(`root="${l.rootMiB}"`);
+  const inner: string[] = [];
+  const vg = l.volumeGroup;
+  if (vg)
+    inner.push(`      <VolumeGroup name="${esc(vg.name)}"${vg.sizeMiB !== undefined ? ` size="${vg.sizeMiB}"` : ''}/>`);
+  if (l.raid1) inner.push(`      <Raid1 disks="${esc(l.raid1.join(' '))}"/>`);
+  if (!inner.length) return `    <Layout ${attrs.join(' ')}/>`;
+  return [`    <Layout ${attrs.join(' ')}>`, ...inner, '    </Layout>'].join('\n');
 }
 
 function templateXml(t: TemplateSpec): string {
@@ -79,7 +92,9 @@ function vmXml(vm: VmSpec, dom0: string): string {
 export function serializeSite(site: Site): string {
   const out = ['<?xml version="1.0" encoding="UTF-8"?>', '<XSMConfig>'];
   const declaredHosts = site.hosts.filter((h) => !h.implied);
-  if (declaredHosts.length) out.push('  <Hosts>', ...declaredHosts.map(hostXml), '  </Hosts>');
+  const layouts = site.layouts ?? [];
+  if (declaredHosts.length || layouts.length)
+    out.push('  <Hosts>', ...layouts.map(layoutXml), ...declaredHosts.map(hostXml), '  </Hosts>');
   if (site.pools?.length) out.push('  <Pools>', ...site.pools.map(poolXml), '  </Pools>');
   const declaredTemplates = site.templates.filter((t) => !t.implied);
   if (declaredTemplates.length) out.push('  <Templates>', ...declaredTemplates.map(templateXml), '  </Templates>');

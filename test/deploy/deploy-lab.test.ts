@@ -6,7 +6,13 @@ import { enqueueDeploy, DeployRequestError } from '../../src/services/deploy-ser
 import { DEPLOY_QUEUE } from '../../src/runtime/queues.ts';
 import type { DeployJobData } from '../../src/runtime/queues.ts';
 import type { Job } from 'bullmq';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { labSupported } from '../lab/netns-lab.ts';
+import { macHexhyp, renderLocalBootIpxe } from '../../src/deploy/dnsmasq.ts';
+import { SshShell } from '../../src/drivers/ssh/ssh-shell.ts';
+import { LocalShell, runChecked } from '../../src/drivers/shell.ts';
+import { parseXlInfo } from '../../src/drivers/hypervisor/xl-parse.ts';
 import { startDeploySite, type DeploySite } from '../lab/deploy-site.ts';
 
 const unsupported = labSupported();
@@ -98,6 +104,151 @@ labTest('the chain delivers one image to 3 machines, each writing and forwarding
   }
 });
 
+labTest('broadcast (udp-sender --broadcast) delivers one copy to 3 machines, all verified', async (t) => {
+  const s = await startDeploySite({ nodes: 3, sessionWaitS: 15 });
+  t.teardown(() => s.close());
+  s.startWorker();
+  const req = await enqueueDeploy(s.rt, s.imagesDir, {
+    macs: s.lab.nodes.map((n) => n.mac),
+    method: 'broadcast',
+    image: 'dom0-lab',
+    disks: Object.fromEntries(s.lab.nodes.map((n) => [n.mac, n.disk])),
+  });
+  const jobs = await finish(
+    s,
+    req.jobs.map((j) => j.jobId),
+  );
+  for (const job of jobs) t.is(await job.getState(), 'completed', job.failedReason);
+  for (const n of s.lab.nodes) {
+    const st = await s.rt.deploys.record(n.name);
+    t.is(st.transferMethod, 'broadcast', `${n.name} got the image in the broadcast round, not by a unicast retry`);
+    t.is(st.imageSha256, s.image.sha256);
+  }
+  t.truthy(await s.rt.deploys.sessionSentAt(req.session), 'one udp-sender round was started for the session');
+});
+
+labTest(
+  'an installed host boots Xen from its own disk with the deploy server down; a redeploy boots the installer again',
+  async (t) => {
+    const s = await startDeploySite({ nodes: 1 });
+    t.teardown(() => s.close());
+    const node = s.lab.nodes[0]!;
+    s.startWorker();
+    const deploy = async () => {
+      const req = await enqueueDeploy(s.rt, s.imagesDir, {
+        macs: [node.mac],
+        method: 'unicast',
+        image: 'dom0-lab',
+        disks: { [node.mac]: node.disk },
+      });
+      const [job] = await finish(s, [req.jobs[0]!.jobId]);
+      t.is(await job!.getState(), 'completed', job!.failedReason);
+      return job!;
+    };
+    const job = await deploy();
+    const script = join(s.pxe.config.tftpRoot, `${macHexhyp(node.mac)}.ipxe`);
+    t.is(await readFile(script, 'utf8'), renderLocalBootIpxe(), 'the network boot entry says: boot the local disk');
+    const st = await s.rt.deploys.record(node.name);
+    t.is(st.bootloader, 'grub');
+    t.is(st.netboot, 'local-disk');
+    t.is(st.bootXen, 'xen-4.17-amd64.gz');
+    const log = await s.rt.queue(DEPLOY_QUEUE).getJobLogs(job.id!);
+    t.log(log.logs.filter((l) => /boot/.test(l)).join('\n'));
+    t.deepEqual(node.power.console.slice(-4), [
+      'iPXE: exit; BIOS: next boot device, the disk',
+      'GRUB: multiboot2 /boot/xen-4.17-amd64.gz; module2 /boot/vmlinuz-6.1.0-28-amd64, /boot/initrd.img-6.1.0-28-amd64',
+      `ifup: ${node.address}/24 (static)`,
+      'disk: booted the installed system',
+    ]);
+
+    // The deploy server goes away (no DHCP, no TFTP, no images); the host is power-cycled.
+    await s.pxe.stop();
+    await s.images.stop();
+    await node.power.off();
+    await node.power.on();
+    const info = await (async () => {
+      const until = Date.now() + 60000;
+      for (;;) {
+        const sh = new SshShell({
+          host: node.address,
+          privateKey: s.env.ssh.privateKey,
+          hostKeySha256: st.hostKey!,
+          readyTimeoutMs: 3000,
+        });
+        try {
+          return parseXlInfo((await runChecked(sh, 'xl', ['info'])).stdout);
+        } catch (e) {
+          if (Date.now() > until)
+            throw new Error(`no xl info after the cycle: ${(e as Error).message}; ${node.power.console.join(' | ')}`);
+          await new Promise((r) => setTimeout(r, 500));
+        } finally {
+          await sh.close();
+        }
+      }
+    })();
+    t.is(info.totalMemMiB, 4096, 'xl info answers with the host key the deploy made');
+    t.is(node.power.console.at(-4), 'PXE: no DHCP answer; BIOS: next boot device, the disk');
+    t.is(node.power.console.at(-1), 'disk: booted the installed system');
+
+    // A redeploy switches the entry back to the installer, which runs again.
+    await s.pxe.start();
+    await s.images.start();
+    const installs = node.power.console.filter((l) => l === 'installer: sshd up').length;
+    await deploy();
+    t.is(node.power.console.filter((l) => l === 'installer: sshd up').length, installs + 1);
+    t.is(await readFile(script, 'utf8'), renderLocalBootIpxe());
+  },
+);
+
+labTest(
+  'each host gets its site-file layout; one the installer cannot make fails before its disk is touched',
+  async (t) => {
+    const s = await startDeploySite({
+      nodes: 2,
+      layouts: {
+        xml: [
+          '    <Layout name="sized" swap="16" root="64"/>',
+          '    <Layout name="lvm" swap="8"><VolumeGroup name="vg0"/></Layout>',
+        ],
+        of: { node1: 'sized', node2: 'lvm' },
+      },
+    });
+    t.teardown(() => s.close());
+    s.startWorker();
+    const req = await enqueueDeploy(s.rt, s.imagesDir, {
+      macs: s.lab.nodes.map((n) => n.mac),
+      method: 'unicast',
+      image: 'dom0-lab',
+      disks: Object.fromEntries(s.lab.nodes.map((n) => [n.mac, n.disk])),
+    });
+    const [sized, lvm] = await finish(
+      s,
+      req.jobs.map((j) => j.jobId),
+    );
+    t.is(await sized!.getState(), 'completed', sized!.failedReason);
+    const { stdout } = await runChecked(new LocalShell(), 'sfdisk', ['--json', s.lab.nodes[0]!.disk]);
+    const parts = (JSON.parse(stdout) as { partitiontable: { partitions: { name: string; size: number }[] } })
+      .partitiontable.partitions;
+    t.deepEqual(
+      parts.map((p) => [p.name, (p.size * 512) / 1048576]),
+      [
+        ['bios', 1],
+        ['swap', 16],
+        ['root', 64],
+      ],
+    );
+    t.is((await s.rt.deploys.record('node1')).layout, 'sized');
+    t.is(await lvm!.getState(), 'failed');
+    t.is(lvm!.attemptsMade, 1, 'permanent: not retried');
+    t.regex(
+      lvm!.failedReason,
+      /^node2: layout lvm needs pvcreate, vgcreate, which the installer lacks; no disk was touched/,
+    );
+    const blank = await new LocalShell().run('sfdisk', ['--json', s.lab.nodes[1]!.disk]);
+    t.not(blank.code, 0, 'node2 disk still has no partition table');
+  },
+);
+
 labTest(
   'a deploy worker killed (-9) mid-image resumes at the image step, without powering the machine on again',
   async (t) => {
@@ -163,7 +314,7 @@ test('a deploy request naming an unknown MAC or method is refused whole, nothing
     enqueueDeploy(s.rt, '/nonexistent', { macs: ['52:54:00:00:00:01'], image: 'x', method: 'carrier-pigeon' as never }),
     { instanceOf: DeployRequestError },
   );
-  t.regex(e2!.message, /method "carrier-pigeon" is not one of unicast, multicast, chain/);
+  t.regex(e2!.message, /method "carrier-pigeon" is not one of unicast, multicast, broadcast, chain/);
   const e3 = await t.throwsAsync(enqueueDeploy(s.rt, '/nonexistent', { macs: ['52:54:00:00:00:01'], image: 'x' }), {
     instanceOf: DeployRequestError,
   });

@@ -35,6 +35,9 @@ export interface DeploySite {
   env: DeployEnv;
   image: ImageManifest;
   imagesDir: string;
+  /** The deploy server's dnsmasq (DHCP + TFTP) and image server, to stop them as an outage would. */
+  pxe: DnsmasqService;
+  images: ImageServer;
   worker?: WorkerSupervisor;
   startWorker(): WorkerSupervisor;
   /** The deploy worker in a child process (to kill -9 it), its power control through the lab's BMC. */
@@ -48,6 +51,8 @@ export async function startDeploySite(
     payloadMiB?: number;
     sessionWaitS?: number;
     log?: Logger;
+    /** <Layout> elements for the site file's <Hosts>, and which layout each machine (by name) gets. */
+    layouts?: { xml: string[]; of: Record<string, string> };
   },
 ): Promise<DeploySite> {
   const lab0 = new NetnsLab({ ...opts, authorizedKey: '' });
@@ -102,10 +107,19 @@ export async function startDeploySite(
   // The site file declares the machines (name, Dom0 address, boot MAC, capacity).
   const hostLines = lab.nodes.map(
     (n) =>
-      `    <Host name="${n.name}" address="${n.address}" mac="${n.mac}" cpus="4" memory="${(opts.memMiB ?? 4096) - 1024}"/>`,
+      `    <Host name="${n.name}" address="${n.address}" mac="${n.mac}" cpus="4" memory="${(opts.memMiB ?? 4096) - 1024}"${opts.layouts?.of[n.name] ? ` layout="${opts.layouts.of[n.name]}"` : ''}/>`,
   );
-  const xml = `<XSMConfig>\n  <Hosts>\n${hostLines.join('\n')}\n  </Hosts>\n</XSMConfig>\n`;
-  await rt.sites.submit(xml, { base: 0, author: 'lab', reason: 'lab machines' });
+  const layoutLines = opts.layouts?.xml ?? [];
+  const xml = `<XSMConfig>\n  <Hosts>\n${[...layoutLines, ...hostLines].join('\n')}\n  </Hosts>\n</XSMConfig>\n`;
+  try {
+    await rt.sites.submit(xml, { base: 0, author: 'lab', reason: 'lab machines' });
+  } catch (e) {
+    // A refused site file must not leave the lab's namespaces, dnsmasq and rsync behind.
+    await Promise.allSettled([pxe.stop(), images.stop()]);
+    await lab.down();
+    await rt.close();
+    throw e;
+  }
 
   const cfg: LabDeployConfig = {
     prefix,
@@ -132,6 +146,8 @@ export async function startDeploySite(
     env,
     image,
     imagesDir,
+    pxe,
+    images,
     startWorker() {
       site.worker = startDeployWorker(env, { lockDurationMs: 10000 });
       return site.worker;
@@ -194,6 +210,7 @@ export async function labDeployEnv(
       kernel: 'vmlinuz',
       kernelArgs: 'root=/dev/sda3 console=hvc0',
     },
+    xenBootFrom: 'disk',
     layout: { swapMiB: 8 },
     installerInterface: 'eth0',
     relayCommand: ['node', join(REPO, 'src/deploy/chain-relay.mjs')],

@@ -18,6 +18,31 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import type { PowerControl, PowerState } from '../../src/drivers/power/power.ts';
+import { parseGrubXenEntry } from '../../src/deploy/bootloader.ts';
+
+/**
+ * The lab installer's grub-install (i386-pc), for machines whose "disk" is a file: like GRUB's, it
+ * needs the GPT's BIOS boot partition to embed core.img, writes boot.img's code (with GRUB's "GRUB "
+ * signature) into the MBR's boot-code area, leaving the partition table alone, and puts its modules in
+ * the boot directory. The lab's firmware boots a disk only when that signature is there.
+ */
+const LAB_GRUB_INSTALL = `#!/bin/sh
+set -e
+target= boot= disk=
+for a; do case "$a" in --target=*) target=\${a#--target=};; --boot-directory=*) boot=\${a#--boot-directory=};; -*) ;; *) disk=$a;; esac; done
+[ "$target" = i386-pc ] || { echo "grub-install: error: this lab's grub-install knows i386-pc only." >&2; exit 1; }
+[ -n "$disk" ] && [ -n "$boot" ] || { echo "grub-install: error: install device isn't specified." >&2; exit 1; }
+echo "Installing for i386-pc platform."
+if ! sfdisk --json "$disk" | grep -qi 21686148-6449-6E6F-744E-656564454649; then
+  echo "grub-install: warning: this GPT partition label contains no BIOS Boot Partition; embedding won't be possible." >&2
+  echo "grub-install: error: embedding is not possible, but this is required for cross-disk install." >&2
+  exit 1
+fi
+mkdir -p "$boot/grub/i386-pc"
+printf 'lab core.img\n' > "$boot/grub/i386-pc/core.img"
+printf 'GRUB \\000Geom\\000Hard Disk\\000Read\\000 Error\\r\\n' | dd of="$disk" bs=1 seek=384 conv=notrunc status=none
+echo "Installation finished. No error reported."
+`;
 
 const run = promisify(execFile);
 const REPO = resolve(import.meta.dirname, '../..');
@@ -67,8 +92,19 @@ export interface LabOptions {
   authorizedKey: string;
 }
 
+/**
+ * The first letters of every namespace, veth and bridge the lab makes (XSM_LAB_PREFIX, 1-3 lower-case
+ * letters, default "xl"), so labs run side by side on one machine are told apart and cleaned up by name.
+ */
+function labPrefix(): string {
+  const p = process.env.XSM_LAB_PREFIX ?? 'xl';
+  if (!/^[a-z]{1,3}$/.test(p)) throw new Error(`XSM_LAB_PREFIX "${p}": give 1-3 lower-case letters`);
+  return p;
+}
+
 export class NetnsLab {
   readonly id = randomBytes(2).toString('hex');
+  readonly prefix = labPrefix();
   readonly bridge: string;
   readonly subnet: number;
   readonly serverAddress: string;
@@ -78,7 +114,7 @@ export class NetnsLab {
   private proxied = new Set<import('node:net').Socket>();
 
   constructor(readonly opts: LabOptions) {
-    this.bridge = `xl${this.id}br`;
+    this.bridge = `${this.prefix}${this.id}br`;
     this.subnet = 100 + (parseInt(this.id, 16) % 150);
     this.serverAddress = `10.213.${this.subnet}.1`;
   }
@@ -129,8 +165,8 @@ export class NetnsLab {
 
   private async addNode(i: number): Promise<void> {
     const name = `node${i}`;
-    const ns = `xl${this.id}n${i}`;
-    const veth = `xl${this.id}v${i}`;
+    const ns = `${this.prefix}${this.id}n${i}`;
+    const veth = `${this.prefix}${this.id}v${i}`;
     const mac = `52:54:00:${this.id.slice(0, 2)}:${this.id.slice(2, 4)}:${i.toString(16).padStart(2, '0')}`;
     const dir = join(this.dir, name);
     await mkdir(dir, { recursive: true });
@@ -304,7 +340,14 @@ export class LabPower implements PowerControl {
   }
 
   private async boot(): Promise<void> {
-    const d = await this.dhcp();
+    let d: DhcpAnswer;
+    try {
+      d = await this.dhcp();
+    } catch {
+      // A PXE ROM that gets no DHCP answer gives up and the BIOS tries its next boot device.
+      this.console.push('PXE: no DHCP answer; BIOS: next boot device, the disk');
+      return this.bootLocal();
+    }
     this.console.push(`DHCP: ${d.ip}/${d.mask} next-server ${d.siaddr} file ${d.bootFile}`);
     if (d.ip !== this.node.address) throw new Error(`DHCP gave ${d.ip}, expected ${this.node.address}`);
     const hexhyp = this.node.mac.replace(/:/g, '-');
@@ -316,6 +359,10 @@ export class LabPower implements PowerControl {
     this.console.push(`TFTP: ${file} (${script.length} bytes)`);
     if (this.state !== 'on') return;
     if (/\/installer\/vmlinuz/.test(script)) return this.startInstaller();
+    if (/^exit$/m.test(script)) {
+      this.console.push('iPXE: exit; BIOS: next boot device, the disk');
+      return this.bootLocal();
+    }
     if (/^kernel /m.test(script)) return this.bootDisk();
     throw new Error(`boot script ${file} boots nothing: ${script.slice(0, 80)}`);
   }
@@ -359,12 +406,15 @@ export class LabPower implements PowerControl {
     await rm(key, { force: true });
     await rm(`${key}.pub`, { force: true });
     await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', key]);
+    const bin = join(this.node.dir, 'installer-bin');
+    await mkdir(bin, { recursive: true });
+    await writeFile(join(bin, 'grub-install'), LAB_GRUB_INSTALL, { mode: 0o755 });
     this.console.push('installer: sshd up');
-    await this.sshd(key, '/usr/sbin:/usr/bin:/sbin:/bin');
+    await this.sshd(key, `${bin}:/usr/sbin:/usr/bin:/sbin:/bin`);
   }
 
-  /** The installed system: its root partition must hold the host key the installer wrote, else no boot. */
-  private async bootDisk(): Promise<void> {
+  /** The root file system's device (the disk at the root partition's offset, as debugfs reads it). */
+  private async rootDevice(): Promise<string> {
     const { stdout } = await this.inNs(['sfdisk', '--json', this.node.disk]).catch(() => ({ stdout: '' }));
     const parts = stdout
       ? (
@@ -375,7 +425,52 @@ export class LabPower implements PowerControl {
       : undefined;
     const root = parts?.partitions.find((p) => p.name === 'root');
     if (!root) throw new Error('no bootable system on the disk (no root partition)');
-    const dev = `${this.node.disk}?offset=${root.start * (parts?.sectorsize ?? 512)}`;
+    return `${this.node.disk}?offset=${root.start * (parts?.sectorsize ?? 512)}`;
+  }
+
+  /**
+   * BIOS boot from the disk: the MBR must hold GRUB's boot code, and GRUB's first entry must load Xen
+   * and a Dom0 kernel that are in the root file system; then the installed system comes up.
+   */
+  private async bootLocal(): Promise<void> {
+    const mbr = Buffer.alloc(512);
+    const { open } = await import('node:fs/promises');
+    const fh = await open(this.node.disk, 'r').catch(() => undefined);
+    if (fh) {
+      await fh.read(mbr, 0, 512, 0);
+      await fh.close();
+    }
+    if (!mbr.subarray(0, 440).includes('GRUB '))
+      throw new Error('BIOS: no bootable device (no boot loader on the disk)');
+    const dev = await this.rootDevice();
+    const cat = async (path: string) =>
+      (await this.inNs(['debugfs', '-R', `cat ${path}`, dev]).catch(() => ({ stdout: '' }))).stdout;
+    const entry = parseGrubXenEntry(await cat('/boot/grub/grub.cfg'));
+    if (!entry) throw new Error('GRUB: no menu entry in /boot/grub/grub.cfg (grub rescue>)');
+    for (const f of [entry.xen, ...entry.modules])
+      if (!(await cat(f))) throw new Error(`GRUB: error: file \`${f}' not found.`);
+    this.console.push(`GRUB: multiboot2 ${entry.xen}; module2 ${entry.modules.join(', ')}`);
+    return this.bootDisk();
+  }
+
+  /**
+   * The installed system brings up the static address the deploy wrote (ifupdown's
+   * /etc/network/interfaces.d/xsm), not a DHCP lease: it comes up without the deploy server.
+   */
+  private async staticNetwork(dev: string): Promise<void> {
+    const { stdout } = await this.inNs(['debugfs', '-R', 'cat /etc/network/interfaces.d/xsm', dev]);
+    const address = /^\s*address\s+(\S+)/m.exec(stdout)?.[1];
+    const mask = /^\s*netmask\s+(\S+)/m.exec(stdout)?.[1];
+    if (!address || !mask) throw new Error('ifup: no static address in /etc/network/interfaces.d/xsm');
+    const prefix = mask.split('.').reduce((n, o) => n + (Number(o) >>> 0).toString(2).replace(/0/g, '').length, 0);
+    await this.inNs(['ip', 'addr', 'flush', 'dev', 'eth0']);
+    await this.inNs(['ip', 'addr', 'add', `${address}/${prefix}`, 'brd', '+', 'dev', 'eth0']);
+    this.console.push(`ifup: ${address}/${prefix} (static)`);
+  }
+
+  /** The installed system: its root partition must hold the host key the installer wrote, else no boot. */
+  private async bootDisk(): Promise<void> {
+    const dev = await this.rootDevice();
     const key = join(this.node.dir, 'system_host_key');
     await rm(key, { force: true });
     await this.inNs(['debugfs', '-R', `dump /etc/ssh/ssh_host_ed25519_key ${key}`, dev]);
@@ -383,6 +478,7 @@ export class LabPower implements PowerControl {
     if (!text.includes('PRIVATE KEY'))
       throw new Error('no bootable system on the disk (no SSH host key in its root file system)');
     await chmod(key, 0o600);
+    await this.staticNetwork(dev);
     // Xen's toolstack on this "Dom0" is the simulated host's xl.
     const bin = join(this.node.dir, 'bin');
     await mkdir(bin, { recursive: true });

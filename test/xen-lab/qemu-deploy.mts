@@ -343,6 +343,8 @@ const env: DeployEnv = {
     kernelArgs: 'root=LABEL=root console=hvc0 earlyprintk=xen',
     initrd: 'initrd.img',
   },
+  // The lab's installer initramfs has no grub-install yet: its Dom0s boot Xen from the deploy server.
+  xenBootFrom: 'server',
   layout: { swapMiB: 8 },
   installerInterface: 'eth0',
   relayCommand: ['false'],

@@ -10,8 +10,8 @@ export const hostDeploy = defineCommand({
   options: {
     method: {
       type: 'choice',
-      choices: ['unicast', 'multicast', 'chain'],
-      description: 'how the image travels: unicast (rsync), multicast (udpcast) or chain (host to host)',
+      choices: ['unicast', 'multicast', 'broadcast', 'chain'],
+      description: 'how the image travels: unicast (rsync), multicast or broadcast (udpcast) or chain (host to host)',
     },
     image: { type: 'string', value: 'NAME', description: 'the image to install (default dom0)' },
     disk: { type: 'string', value: 'DEVICE', description: 'the disk to install on, e.g. /dev/sda' },

@@ -1,0 +1,111 @@
+// Local boot: an installed Dom0 boots Xen from its own disk with GRUB, as a Debian install with
+// xen-hypervisor does, so it needs no deploy server at boot. The installer mounts the new root file
+// system, finds the Xen hypervisor and the Dom0 kernel the image carries in /boot (as Debian's
+// /etc/grub.d/20_linux_xen does), writes grub.cfg with Debian's Xen entry and runs grub-install on the
+// disk (i386-pc: boot.img in the MBR, core.img in the GPT's BIOS boot partition).
+
+import { PermanentError } from '../lib/errors.ts';
+import { shellQuote } from '../drivers/ssh/ssh-shell.ts';
+
+/** What the image's /boot holds, as `ls /boot` lists it. */
+export interface BootFiles {
+  xen: string;
+  kernel: string;
+  initrd?: string;
+}
+
+/** The newest of names like `vmlinuz-6.1.0-18-amd64` (version-sorted, as update-grub sorts). */
+function newest(names: readonly string[], prefix: RegExp): string | undefined {
+  const ms = names.filter((n) => prefix.test(n));
+  ms.sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
+  return ms.at(-1);
+}
+
+/**
+ * Picks Xen and the Dom0 kernel from the image's /boot listing. Debian installs the hypervisor as
+ * `xen-4.17-amd64.gz` (GRUB loads it compressed) and the kernel as `vmlinuz-VERSION`, with its
+ * `initrd.img-VERSION` beside it.
+ */
+export function bootFilesFrom(listing: readonly string[], host: string): BootFiles {
+  const xen = newest(listing, /^xen-[0-9.]+(-[a-z0-9]+)?\.gz$/);
+  const kernel = newest(listing, /^vmlinuz-/);
+  if (!xen || !kernel)
+    throw new PermanentError(
+      `${host}: the image's /boot has ${xen ? '' : 'no Xen hypervisor (xen-*.gz)'}${!xen && !kernel ? ' and ' : ''}${kernel ? '' : 'no Dom0 kernel (vmlinuz-*)'}: GRUB would have nothing to boot`,
+      'rebuild the image with xen-hypervisor-4.17-amd64 and a linux-image package (scripts/build-image)',
+    );
+  const initrd = `initrd.img-${kernel.slice('vmlinuz-'.length)}`;
+  return { xen, kernel, ...(listing.includes(initrd) ? { initrd } : {}) };
+}
+
+/**
+ * grub.cfg with Debian's Xen entry (the shape of /etc/grub.d/20_linux_xen): Xen by multiboot2, the
+ * Dom0 kernel and initrd as its modules. `placeholder` is the word GRUB's multiboot2 passes as argv[0],
+ * which Xen drops. The root file system is found by its label, so the entry holds for any layout.
+ */
+export function renderGrubXenCfg(f: BootFiles, args: { xenArgs: string; kernelArgs: string }): string {
+  for (const [what, v] of [
+    ['Xen arguments', args.xenArgs],
+    ['Dom0 kernel arguments', args.kernelArgs],
+  ] as const)
+    if (/[\n'"{};]/.test(v)) throw new PermanentError(`${what} "${v}" contain a character grub.cfg would misread`);
+  return [
+    '# Written by XSM at deploy (src/deploy/bootloader.ts): Xen from the local disk.',
+    'set default=0',
+    'set timeout=2',
+    'serial --unit=0 --speed=115200',
+    'terminal_input console serial',
+    'terminal_output console serial',
+    "menuentry 'Debian GNU/Linux, with Xen hypervisor' --class debian --class gnu-linux --class xen {",
+    '\tinsmod part_gpt',
+    '\tinsmod ext2',
+    '\tsearch --no-floppy --label --set=root root',
+    `\techo\t'Loading Xen ${f.xen} ...'`,
+    `\tmultiboot2\t/boot/${f.xen} placeholder ${args.xenArgs}`,
+    `\techo\t'Loading Linux ${f.kernel} ...'`,
+    `\tmodule2\t/boot/${f.kernel} placeholder ${args.kernelArgs}`,
+    ...(f.initrd ? [`\techo\t'Loading initial ramdisk ...'`, `\tmodule2\t--nounzip\t/boot/${f.initrd}`] : []),
+    '}',
+    '',
+  ].join('\n');
+}
+
+/** The first menu entry's Xen and modules, read back from a grub.cfg (what GRUB would load). */
+export function parseGrubXenEntry(cfg: string): { xen: string; modules: string[] } | undefined {
+  const entry = /menuentry [^{]*\{([^}]*)\}/.exec(cfg)?.[1];
+  if (!entry) return undefined;
+  const lines = entry.split('\n').map((l) => l.trim().split(/\s+/));
+  const xen = lines.find((w) => w[0] === 'multiboot2')?.[1];
+  const modules = lines.filter((w) => w[0] === 'module2').map((w) => w.find((x, i) => i > 0 && !x.startsWith('--'))!);
+  return xen ? { xen, modules } : undefined;
+}
+
+/** Where the installer mounts the new root file system while installing GRUB (one per host). */
+export function bootMountDir(host: string): string {
+  return `/tmp/xsm-root-${host}`;
+}
+
+/**
+ * The shell lines run in the installer: mount the root partition (by its byte offset, as the other
+ * steps address it), list /boot; then, with grub.cfg on stdin, write it and run grub-install.
+ */
+export function mountRootCommand(disk: string, offset: number, dir: string): string {
+  const q = shellQuote;
+  return `set -e; mkdir -p ${q(dir)}; mountpoint -q ${q(dir)} || mount -o loop,offset=${offset} ${q(disk)} ${q(dir)}; ls -1 ${q(`${dir}/boot`)}`;
+}
+
+export function grubInstallCommand(disk: string, dir: string): string {
+  const q = shellQuote;
+  const boot = `${dir}/boot`;
+  return [
+    'set -e',
+    `trap 'umount ${q(dir)} 2>/dev/null || true' EXIT`,
+    `mkdir -p ${q(`${boot}/grub`)}`,
+    `cat > ${q(`${boot}/grub/grub.cfg`)}`,
+    `grub-install --target=i386-pc --boot-directory=${q(boot)} ${q(disk)} 2>&1`,
+  ].join('; ');
+}
+
+export function unmountCommand(dir: string): string {
+  return `umount ${shellQuote(dir)} 2>/dev/null || true`;
+}
