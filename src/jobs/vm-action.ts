@@ -81,7 +81,9 @@ export function queueRemote(rt: XsmRuntime, waitMs: number): RemoteActions {
 }
 
 export async function reportObserved(rt: XsmRuntime, hv: Hypervisor): Promise<void> {
-  const [info, domains] = await Promise.all([hv.info(), hv.list()]);
+  // Config files that cannot be listed are left out of the report (not reported as none): the planner
+  // then says it could not check them, rather than refusing every VM that names one.
+  const [info, domains, cfg] = await Promise.all([hv.info(), hv.list(), hv.configFiles().catch(() => undefined)]);
   await rt.observed.report({
     name: hv.hostName,
     heartbeatAt: Date.now(),
@@ -89,6 +91,7 @@ export async function reportObserved(rt: XsmRuntime, hv: Hypervisor): Promise<vo
     freeMemMiB: info.freeMemMiB,
     nrCpus: info.nrCpus,
     domains: domains.filter((d) => d.domid !== 0),
+    ...(cfg ? { configDir: cfg.dir, configFiles: cfg.files } : {}),
   });
 }
 
