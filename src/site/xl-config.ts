@@ -141,6 +141,7 @@ class XlReader {
       if (v.kind === 'list') this.fail('a list inside a list is not allowed', this.i);
       items.push(v.value);
       this.skip(true);
+      if (this.i >= this.text.length) this.fail('list opened here is not closed with ]', at);
       if (this.text[this.i] === ',') this.i++;
       else if (this.text[this.i] !== ']')
         this.fail(`expected , or ] in the list opened at line ${this.where(at).line}`);
