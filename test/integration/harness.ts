@@ -15,6 +15,7 @@ import { startHostAgent } from '../../workers/host-agent-lib.ts';
 import { startControlWorker } from '../../workers/control-lib.ts';
 import { convergedVersion } from '../../src/services/site-service.ts';
 import { submitSite, type Consent } from '../../src/services/site-service.ts';
+import { PAPER_CONFIG_FILES } from '../../src/demo/paper-configs.ts';
 import type { ApplyStatus } from '../../src/state/apply-store.ts';
 import type { Worker } from 'bullmq';
 import { SimulatedPower } from '../../src/drivers/power/simulated.ts';
@@ -52,7 +53,13 @@ export async function deleteKeys(prefix: string, url?: string): Promise<void> {
 export async function startTestSite(
   hosts: { name: string; memMiB: number; cpus?: number }[],
   /** redisUrl: another Redis than XSM_REDIS_URL's (a test's own, which it may restart). */
-  opts: { store?: SimStore; agents?: boolean; redisUrl?: string } = {},
+  opts: {
+    store?: SimStore;
+    agents?: boolean;
+    redisUrl?: string;
+    /** Config files on every Dom0 (default: the paper's apache_svr.cfg and mysql_svr.cfg, as its site needs). */
+    configFiles?: readonly { name: string; text: string }[];
+  } = {},
 ): Promise<TestSite> {
   const prefix = freshPrefix();
   const rt = new XsmRuntime({ ...redisConfigFromEnv(), ...(opts.redisUrl ? { url: opts.redisUrl } : {}), prefix });
@@ -60,7 +67,13 @@ export async function startTestSite(
   const hv = new Map<string, SimulatedXenHost>();
   for (const h of hosts) {
     // Dom0 takes 512 MiB on top of what guests may use, as a real host keeps it aside.
-    await provisionSimHost(store, { name: h.name, totalMemMiB: h.memMiB + 512, dom0MemMiB: 512, nrCpus: h.cpus ?? 8 });
+    await provisionSimHost(store, {
+      name: h.name,
+      totalMemMiB: h.memMiB + 512,
+      dom0MemMiB: 512,
+      nrCpus: h.cpus ?? 8,
+      configFiles: opts.configFiles ?? PAPER_CONFIG_FILES,
+    });
     hv.set(h.name, new SimulatedXenHost(store, h.name, { createMs: 5, shutdownMs: 2, migrateMsPerGiB: 10 }));
   }
   const agents = new Map<string, { worker: Worker; close: () => Promise<void> }>();

@@ -146,6 +146,8 @@ export interface SimHostSpec {
   totalMemMiB: number;
   nrCpus: number;
   dom0MemMiB?: number;
+  /** Config files already in its config directory (what an operator put there before XSM came). */
+  configFiles?: readonly { name: string; text: string }[];
 }
 
 export interface SimTiming {
@@ -171,6 +173,7 @@ export async function provisionSimHost(store: SimStore, spec: SimHostSpec): Prom
     powered: true,
     nextDomid: 1,
     domains: [],
+    ...(spec.configFiles ? { configFiles: spec.configFiles.map((f) => ({ ...f })) } : {}),
   });
 }
 
