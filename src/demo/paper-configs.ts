@@ -5,16 +5,14 @@
 export const PAPER_CONFIG_FILES: readonly { name: string; text: string }[] = [
   {
     name: 'apache_svr.cfg',
-    text: `# Web tier of the paper's site: a small PVH guest that can grow live.
+    text: `# Web tier of the paper's site: a small PVH guest.
 name    = "apache_svr"
 type    = "pvh"
 kernel  = "/srv/xen/kernels/vmlinuz"
 ramdisk = "/srv/xen/kernels/initrd.img"
 extra   = "console=hvc0 root=/dev/xvda1 ro"
 memory  = 96
-maxmem  = 512
 vcpus   = 1
-maxvcpus = 4
 vif     = [ 'bridge=xenbr0' ]
 disk    = [ 'format=raw, vdev=xvda, access=rw, target=/srv/xen/disks/apache-root.img' ]
 on_crash = "restart"

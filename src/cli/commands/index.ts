@@ -4,5 +4,6 @@ import { opsCommands } from './ops.ts';
 import { monitorCommands } from './monitor.ts';
 import { hostDeploy } from './deploy.ts';
 import { audit } from './audit.ts';
+import { siteImport } from './site-import.ts';
 
-export const extraCommands: Command[] = [...opsCommands, ...monitorCommands, hostDeploy, audit];
+export const extraCommands: Command[] = [...opsCommands, ...monitorCommands, hostDeploy, audit, siteImport];
