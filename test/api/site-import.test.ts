@@ -45,7 +45,7 @@ test('moving vm4 to a Dom0 without mysql_svr.cfg is refused at plan time, naming
   t.is(r.body.error.code, 'impossible-plan');
   t.regex(
     r.body.error.message,
-    /paper-site\.xml:\d+:\d+: VM\[name=vm4\]@config: config file \/etc\/xen\/mysql_svr\.cfg is missing on host 192\.168\.5\.102/,
+    /^a config file is missing; nothing was stored:\nupload\.xml:29:5: VM\[name=vm4\]@config: config file \/etc\/xen\/mysql_svr\.cfg is missing on host 192\.168\.5\.102/,
   );
   t.is(await s.rt.sites.currentVersion(), 1);
   t.deepEqual(await s.where(), {
