@@ -22,7 +22,10 @@ export const siteImport = defineCommand({
   },
   async run({ options }, ctx) {
     const r = await ctx.api().call<Imported>('GET', '/api/site/import');
-    const marked = `<!-- xsm:base-version ${r.base} -->\n${r.xml}`;
+    // The mark goes after the XML declaration, which must stay first (as `xsm site get` writes it).
+    const decl = /^<\?xml[^>]*\?>\s*/.exec(r.xml);
+    const mark = `<!-- xsm:base-version ${r.base} -->\n`;
+    const marked = decl ? `${decl[0].trimEnd()}\n${mark}${r.xml.slice(decl[0].length)}` : `${mark}${r.xml}`;
     for (const n of r.notes) ctx.io.err(`note: ${n}`);
     if (options.out !== undefined) {
       await writeFile(options.out, marked);
