@@ -33,7 +33,9 @@ export type Step =
   /** Start an unmanaged domain using memory on a host (someone else's guest). */
   | { hog: string; memMiB: number }
   /** Enqueue the apply of the current version (stored with apply: false). */
-  | { applyCurrent: true };
+  | { applyCurrent: true }
+  /** An operator removes an xl config file from a Dom0 (its agent reports the change before the next step). */
+  | { removeConfigFile: string; host: string };
 
 /**
  * A host agent killed in the middle of a step, as `kill -9` would: its job is neither finished nor failed,
@@ -230,6 +232,11 @@ export async function runScenario(sc: Scenario): Promise<{ trace: Trace; problem
         });
         await eventually(async () =>
           Boolean((await s.rt.observed.host(step.hog))?.domains.some((d) => d.name === name)),
+        );
+      } else if ('removeConfigFile' in step) {
+        await s.hv.get(step.host)!.removeConfigFile(step.removeConfigFile);
+        await eventually(async () =>
+          Boolean((await s.rt.observed.host(step.host))?.configFiles?.every((f) => f.name !== step.removeConfigFile)),
         );
       } else if ('applyCurrent' in step) {
         const { enqueueApply } = await import('../../src/services/site-service.ts');
