@@ -54,12 +54,25 @@ export function evacuate(site: Site, failedHost: string, opts: EvacuationOptions
       stranded.push({ vm: vm.name, why: `pinned to ${failedHost}` });
       continue;
     }
-    const fits = candidates.filter((h) => {
+    // A VM run from a config file restarts only where that file is (the plan would refuse it elsewhere).
+    const file = site.templates.find((t) => t.name === vm.config)?.configFile;
+    const hasFile = (h: HostSpec) => {
+      const files = opts.observed?.hosts[h.name]?.configFiles;
+      return !file || !files || files.some((f) => f.name === file);
+    };
+    const reachable = candidates.filter(hasFile);
+    const fits = reachable.filter((h) => {
       const load = loads.get(h.name) ?? emptyLoad();
       return !whyNotFits(capacity(h), load, vm);
     });
     if (!fits.length) {
-      stranded.push({ vm: vm.name, why: `no surviving host has ${vm.memMiB} MiB and ${vm.vcpus} CPUs free` });
+      stranded.push({
+        vm: vm.name,
+        why:
+          candidates.length && !reachable.length
+            ? `no surviving host holds its config file ${file}`
+            : `no surviving host has ${vm.memMiB} MiB and ${vm.vcpus} CPUs free${reachable.length < candidates.length ? ` among those holding ${file}` : ''}`,
+      });
       continue;
     }
     const group = vm.placement.antiAffinity;
