@@ -4,6 +4,8 @@
 //   XSM_HYPERVISOR    xl (default: drive the local Xen toolstack) | sim (the simulated Xen host)
 //   XSM_SIM_DIR       state directory of the simulated hosts (sim); XSM_SIM_MEM_MIB, XSM_SIM_CPUS size it
 //   XSM_CACHE_DIR     where the last applied site file is kept (default /var/lib/xsm)
+//   XSM_XEN_CONFIG_DIR  the operator's xl config files (default /etc/xen): a VM's config="NAME" that names
+//                     no declared template runs NAME.cfg from here; the agent reports the files it holds
 //   XSM_SSH_HOST, XSM_SSH_PORT, XSM_SSH_KEY, XSM_SSH_HOSTKEY: drive a remote Dom0's xl over SSH
 //   XSM_GMOND (host:port), XSM_HOST_ADDRESS: publish host and VM metrics to Ganglia via gmetric
 //   XSM_LEASE_MS      keep a self-fence lease of this TTL (unset: none); the agent stops every domain when it
@@ -86,7 +88,10 @@ if (kind === 'sim') {
           fail('XSM_SSH_HOST needs XSM_SSH_HOSTKEY, the pinned host key fingerprint (SHA256:...)'),
       })
     : new LocalShell();
-  hv = new XlHypervisor(shell, host);
+  const xenConfigDir = process.env.XSM_XEN_CONFIG_DIR ?? '/etc/xen';
+  if (!/^\/[^\0]*$/.test(xenConfigDir) || xenConfigDir.includes('..'))
+    fail(`XSM_XEN_CONFIG_DIR=${xenConfigDir} must be an absolute path without ..`);
+  hv = new XlHypervisor(shell, host, { xenConfigDir: xenConfigDir.replace(/\/+$/, '') || '/' });
   storage = new ShellStorage(shell, host);
 } else fail(`XSM_HYPERVISOR=${kind}: use xl or sim`);
 

@@ -64,6 +64,16 @@ export async function checkPrecondition(ctx: VmWorkflowContext, p: Precondition)
       if (r.freeMemMiB < p.memMiB) return `${p.host} has ${r.freeMemMiB} MiB free but ${vm} needs ${p.memMiB} MiB`;
       return undefined;
     }
+    case 'config-file': {
+      const files =
+        p.host === ctx.hv.hostName
+          ? (await ctx.hv.configFiles()).files
+          : (await ctx.observed?.host(p.host))?.configFiles;
+      if (!files) return undefined;
+      const f = files.find((x) => x.name === p.file);
+      if (!f) return `config file ${p.file} is no longer on ${p.host}`;
+      return f.sha256 === p.sha256 ? undefined : `config file ${p.file} on ${p.host} changed since the plan was made`;
+    }
   }
 }
 

@@ -2,7 +2,7 @@
 // xl create -> wait until running -> verify. Every step first looks at the real host: a domain that already
 // exists is never created twice.
 
-import { renderDomainConfig } from '../src/drivers/hypervisor/domain-config.ts';
+import { buildDomainConfig } from '../src/drivers/hypervisor/domain-config.ts';
 import { PermanentError } from '../src/lib/errors.ts';
 import type { Step } from '../src/lib/steps.ts';
 import type { VmSpec } from '../src/site/model.ts';
@@ -17,14 +17,14 @@ function specOf(ctx: VmWorkflowContext): VmSpec {
   return a.spec;
 }
 
-export function domainConfigFor(ctx: VmWorkflowContext) {
+export async function domainConfigFor(ctx: VmWorkflowContext) {
   const spec = specOf(ctx);
   if (!ctx.data.template)
     throw new PermanentError(
       `no template ${spec.config} in site version ${ctx.data.version}`,
       'declare the template in <Templates>',
     );
-  return renderDomainConfig(spec, ctx.data.template);
+  return buildDomainConfig(ctx.hv, spec, ctx.data.template);
 }
 
 export const createSteps: Step<VmWorkflowContext>[] = [
@@ -32,7 +32,7 @@ export const createSteps: Step<VmWorkflowContext>[] = [
   {
     name: 'render-config',
     run: async (ctx) => {
-      domainConfigFor(ctx);
+      await domainConfigFor(ctx);
     },
   },
   {
@@ -55,7 +55,7 @@ export const createSteps: Step<VmWorkflowContext>[] = [
   {
     name: 'xl-create',
     run: async (ctx, rt) => {
-      const cfg = domainConfigFor(ctx);
+      const cfg = await domainConfigFor(ctx);
       const spec = specOf(ctx);
       const d = await ctx.hv.find(cfg.name);
       if (!d) {

@@ -4,7 +4,7 @@
 // rolled back: the moves are made backwards and the VM starts here again as it was, and the job says so.
 // Only a part still running elsewhere is never rolled back over (two copies of one disk image would
 // destroy it): the job then fails saying which part to look at.
-import { renderDomainConfig } from '../src/drivers/hypervisor/domain-config.ts';
+import { buildDomainConfig } from '../src/drivers/hypervisor/domain-config.ts';
 import { actionJobId, type ActionJobData } from '../src/runtime/queues.ts';
 import { PermanentError } from '../src/lib/errors.ts';
 import type { Rollback, Step } from '../src/lib/steps.ts';
@@ -170,7 +170,7 @@ export const coldMoveRollback: Rollback<VmWorkflowContext> = {
         const d = await ctx.hv.find(prev.spec.name);
         if (d && d.state !== 'crashed') return; // started by an attempt that died before recording it
         if (d) await ctx.hv.destroy(prev.spec.name);
-        await ctx.hv.create(renderDomainConfig(prev.spec, prev.template));
+        await ctx.hv.create(await buildDomainConfig(ctx.hv, prev.spec, prev.template));
         await waitRunning(ctx.hv, prev.spec.name, ctx.waitMs ?? 60000);
       },
     },

@@ -2,7 +2,7 @@
 // Restart (beyond what the running domain allows, or a template change): check the plan -> stop -> create
 // anew -> wait -> verify. A restart never leaves the VM down by its own doing: once the old domain is
 // stopped, a final failure starts it again as it was (journaled rollback) and the job says so.
-import { renderDomainConfig } from '../src/drivers/hypervisor/domain-config.ts';
+import { buildDomainConfig } from '../src/drivers/hypervisor/domain-config.ts';
 import { PermanentError } from '../src/lib/errors.ts';
 import type { Rollback, Step } from '../src/lib/steps.ts';
 import type { ReconfigureAction } from '../src/site/actions.ts';
@@ -62,7 +62,7 @@ export const reconfigureRestartSteps: Step<VmWorkflowContext>[] = [
   {
     name: 'create-new',
     run: async (ctx) => {
-      const cfg = domainConfigFor(ctx);
+      const cfg = await domainConfigFor(ctx);
       if (!(await ctx.hv.find(cfg.name))) await ctx.hv.create(cfg);
     },
   },
@@ -109,7 +109,7 @@ export const restartRollback: Rollback<VmWorkflowContext> = {
           rt.log.warn('removing what the failed restart left before starting the VM as it was', { state: d.state });
           await ctx.hv.destroy(prev.spec.name);
         }
-        await ctx.hv.create(renderDomainConfig(prev.spec, prev.template));
+        await ctx.hv.create(await buildDomainConfig(ctx.hv, prev.spec, prev.template));
       },
     },
     {

@@ -73,6 +73,14 @@ export const ROUTES: RouteDoc[] = [
     errors: [404],
   },
   {
+    method: 'get',
+    path: '/api/site/import',
+    summary: "a site file built from the host agents' reports (domains, config files, hosts); nothing stored",
+    role: 'operator',
+    ok: [200, '{base, xml, hosts, vms, notes}'],
+    errors: [409],
+  },
+  {
     method: 'post',
     path: '/api/site/validate',
     summary: 'validate a site file; nothing stored',

@@ -8,6 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
+import { PAPER_CONFIG_FILES } from './paper-configs.ts';
 import { MemorySimStore, SimulatedXenHost, provisionSimHost } from '../drivers/hypervisor/simulated.ts';
 import { XsmRuntime } from '../runtime/runtime.ts';
 import { convergedVersion, storedPlan } from '../services/site-service.ts';
@@ -143,7 +144,14 @@ async function main(): Promise<void> {
   const store = new MemorySimStore();
   const hv = new Map<string, SimulatedXenHost>();
   for (const name of DOM0S) {
-    await provisionSimHost(store, { name, totalMemMiB: 2048, dom0MemMiB: 512, nrCpus: 4 });
+    // Each Dom0 holds the paper's two config files, as the paper's site assumes.
+    await provisionSimHost(store, {
+      name,
+      totalMemMiB: 2048,
+      dom0MemMiB: 512,
+      nrCpus: 4,
+      configFiles: PAPER_CONFIG_FILES,
+    });
     hv.set(name, new SimulatedXenHost(store, name));
   }
   const control = startControlWorker(rt, log);

@@ -68,9 +68,16 @@ export function evacuate(site: Site, failedHost: string, opts: EvacuationOptions
       stranded.push({ vm: vm.name, why: `pinned to ${failedHost}` });
       continue;
     }
+    // A VM run from a config file restarts only where that file is (the plan would refuse it elsewhere).
+    const file = site.templates.find((t) => t.name === vm.config)?.configFile;
+    const hasFile = (h: HostSpec) => {
+      const files = opts.observed?.hosts[h.name]?.configFiles;
+      return !file || !files || files.some((f) => f.name === file);
+    };
     // A VM restarts only where its disks are: an NFS pool the host mounts, not a failed host's local pool.
-    const reach = candidates.filter((h) => unreachableFrom(site, vm, failedHost, h.name).length === 0);
-    if (candidates.length && !reach.length) {
+    const reachable = candidates.filter(hasFile);
+    const reach = reachable.filter((h) => unreachableFrom(site, vm, failedHost, h.name).length === 0);
+    if (reachable.length && !reach.length) {
       const why = [...new Set(candidates.flatMap((h) => unreachableFrom(site, vm, failedHost, h.name)))];
       stranded.push({ vm: vm.name, why: `no surviving host can reach its disks: ${why.join('; ')}` });
       continue;
@@ -80,7 +87,13 @@ export function evacuate(site: Site, failedHost: string, opts: EvacuationOptions
       return !whyNotFits(capacity(h), load, vm);
     });
     if (!fits.length) {
-      stranded.push({ vm: vm.name, why: `no surviving host has ${vm.memMiB} MiB and ${vm.vcpus} CPUs free` });
+      stranded.push({
+        vm: vm.name,
+        why:
+          candidates.length && !reachable.length
+            ? `no surviving host holds its config file ${file}`
+            : `no surviving host has ${vm.memMiB} MiB and ${vm.vcpus} CPUs free${reachable.length < candidates.length ? ` among those holding ${file}` : ''}`,
+      });
       continue;
     }
     const allowed = fits.filter((h) => rules.whyNot(vm.name, h.name, 'evacuate') === undefined);

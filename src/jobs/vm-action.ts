@@ -96,10 +96,13 @@ async function sitePools(rt: XsmRuntime) {
 }
 
 export async function reportObserved(rt: XsmRuntime, hv: Hypervisor, storage?: Storage): Promise<void> {
-  const [info, domains, pools] = await Promise.all([
+  // Config files that cannot be listed are left out of the report (not reported as none): the planner
+  // then says it could not check them, rather than refusing every VM that names one.
+  const [info, domains, pools, cfg] = await Promise.all([
     hv.info(),
     hv.list(),
     storage ? sitePools(rt).then((p) => (p.length ? storage.report(p) : undefined)) : undefined,
+    hv.configFiles().catch(() => undefined),
   ]);
   await rt.observed.report({
     name: hv.hostName,
@@ -109,6 +112,7 @@ export async function reportObserved(rt: XsmRuntime, hv: Hypervisor, storage?: S
     nrCpus: info.nrCpus,
     domains: domains.filter((d) => d.domid !== 0),
     ...(pools ? { pools } : {}),
+    ...(cfg ? { configDir: cfg.dir, configFiles: cfg.files } : {}),
   });
 }
 

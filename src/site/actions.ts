@@ -17,7 +17,9 @@ export type Precondition =
   /** The VM runs on `host` at this size (what Xen holds: its targets). */
   | { kind: 'vm-runs'; vm: string; host: string; memMiB: number; vcpus: number }
   /** `host` has at least `memMiB` free and at least `vcpus` physical CPUs. */
-  | { kind: 'room'; host: string; memMiB: number; vcpus: number };
+  | { kind: 'room'; host: string; memMiB: number; vcpus: number }
+  /** `host` holds the xl config file `file` with these bytes (src/site/config-files.ts). */
+  | { kind: 'config-file'; host: string; file: string; sha256: string };
 
 /** A VM as it ran before a disruptive action: what a rollback starts again. */
 export interface PreviousVm {

@@ -34,6 +34,15 @@ export interface DomainInfo {
   cpuTimeSec: number;
   /** Scheduler weight when known. */
   weight?: number;
+  /** The domain's network interfaces as Xen holds them (`xl list -l` nics), when the driver knows them. */
+  nics?: DomainNic[];
+}
+
+/** One virtual NIC of a running domain. */
+export interface DomainNic {
+  mac: string;
+  /** The vif's `ip=`, when the config gave one. */
+  ip?: string;
 }
 
 /**

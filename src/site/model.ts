@@ -118,8 +118,14 @@ export interface TemplateSpec {
   maxVcpus?: number;
   /** Credit scheduler weight (1..65535, Xen default 256). */
   weight?: number;
-  /** True when the file did not declare this template: a built-in default was used for a paper-format name. */
+  /** True when the file did not declare this template: `config` names an xl config file on the Dom0. */
   implied: boolean;
+  /**
+   * Set when `config` names no declared template (the paper's `config="apache_svr"`): the file
+   * (`apache_svr.cfg`) in the config directory of the VM's Dom0 is the domain config, run as written with
+   * the VM's name, MEM, VCPUS, HWADDR and IP set over it. The other fields are then unused.
+   */
+  configFile?: string;
   pos?: SourcePos;
 }
 

@@ -19,6 +19,23 @@ export interface ObservedHost {
   fencedAt?: number;
   /** The site's storage pools this host sees (absent: the agent reports none, or the site declares none). */
   pools?: ObservedPool[];
+  /** The agent's xl config directory (default /etc/xen): where a VM's `config="NAME"` finds NAME.cfg. */
+  configDir?: string;
+  /**
+   * The xl config files in `configDir`, sorted by name. Absent when the agent does not report them (an
+   * older agent): the planner then cannot check a VM's file there, and says so.
+   */
+  configFiles?: ConfigFileInfo[];
+}
+
+/** One xl config file a Dom0 holds. */
+export interface ConfigFileInfo {
+  /** File name inside the config directory, e.g. `apache_svr.cfg`. */
+  name: string;
+  /** sha256 of its bytes, hex: two hosts hold the same file when these match. */
+  sha256: string;
+  /** The `name = "..."` the file gives its domain, when it gives one (what `xsm site import` matches). */
+  domain?: string;
 }
 
 /** A storage pool as one host sees it: its space and the base images and disks in it. */

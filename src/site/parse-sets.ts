@@ -18,7 +18,7 @@ import { asArray, attr, MAX_MEM_MIB, MAX_VCPUS, text, type Collector, type XmlNo
 import { readPools } from './parse-pools.ts';
 import { readTemplates } from './parse-templates.ts';
 import type { PowerPolicy } from './power-policy.ts';
-import { impliedTemplate } from './templates.ts';
+import { configFileTemplate } from './templates.ts';
 import { canonicalIp, checkAddress, checkName, checkVmIp, normaliseMac, parseBool, parseInteger } from './validate.ts';
 import { childPos, type ElementPos } from './xml-scan.ts';
 
@@ -48,7 +48,6 @@ interface SiteReading {
   readonly c: Collector;
   /** <Hosts> or an inventory lists the hosts: a DOM0 outside the list is refused, not an implied host. */
   readonly hostsListed: boolean;
-  readonly templatesDeclared: boolean;
   /** Names of declared hosts/templates that were refused: a VM naming one gets no second, misleading error. */
   readonly refused: ReadonlySet<string>;
   /** Implied hosts and templates are added as VMs name them. */
@@ -97,7 +96,6 @@ function readDeclarations(
   return {
     c,
     hostsListed: hostsDeclared || Boolean(inventory?.length),
-    templatesDeclared: root.Templates !== undefined,
     refused,
     hosts,
     layouts,
@@ -300,7 +298,7 @@ function impliedHost(r: SiteReading, v: VmReading, dom0: string): HostSpec | und
   return host;
 }
 
-/** The template a VM's config names; without <Templates>, an unknown name gets the built-in default. */
+/** The template a VM's config names; a name no <Template> declares names an xl config file on the Dom0. */
 function vmTemplate(
   r: SiteReading,
   v: VmReading,
@@ -310,16 +308,14 @@ function vmTemplate(
   let template = config ? r.templateByName.get(config) : undefined;
   if (config && configIsSafe && !template) {
     if (r.refused.has(`template:${config}`)) v.ok = false;
-    else if (r.templatesDeclared)
-      v.bad(v.pos, `${v.label}@config`, `template ${config} is not declared in <Templates>`);
     else {
-      template = impliedTemplate(config);
+      template = configFileTemplate(config);
       r.templates.push(template);
       r.templateByName.set(config, template);
       r.c.warn(
         v.pos,
         `${v.label}@config`,
-        `template ${config} is not declared: using the built-in default (PVH, /srv/xen/kernels/vmlinuz, disk /srv/xen/disks/{vm}.img on xenbr0)`,
+        `${config} is no declared template: the VM runs the xl config file ${config}.cfg from its Dom0's config directory (default /etc/xen), with its own name, MEM, VCPUS, HWADDR and IP; the plan refuses it where the file is missing`,
       );
     }
   }

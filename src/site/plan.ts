@@ -6,6 +6,7 @@
 
 import type { CreateAction, MigrateAction, Plan, PreviousVm, ReconfigureAction, RemoveAction } from './actions.ts';
 import { capacityOf, type HostCapacity } from './capacity.ts';
+import { checkConfigFiles } from './config-files.ts';
 import type { HostSpec, Site, TemplateSpec, VmSpec } from './model.ts';
 import type { ObservedState } from './observed.ts';
 import { PlanError, type Pending, type Present } from './plan-types.ts';
@@ -82,6 +83,12 @@ export function planChanges(
   });
   addVmPreconditions(scheduled.actions, present);
   checkDiskSpace(desired, scheduled.actions, observed, input.notes);
+  checkConfigFiles(scheduled.actions, {
+    templates: input.desiredTemplates,
+    vms: input.desiredVms,
+    observed,
+    notes: input.notes,
+  });
   return { ...scheduled, notes: input.notes };
 }
 

@@ -59,5 +59,7 @@ export function describePrecondition(p: Precondition): string {
       return `${p.vm} runs on ${p.host} with ${p.memMiB} MiB, ${p.vcpus} vCPUs`;
     case 'room':
       return `${p.host} has ${p.memMiB} MiB free and ${p.vcpus} CPUs`;
+    case 'config-file':
+      return `${p.host} holds config file ${p.file} (sha256 ${p.sha256.slice(0, 12)})`;
   }
 }

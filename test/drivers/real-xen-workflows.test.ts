@@ -85,6 +85,12 @@ class ComesBackAfterShutdown implements Hypervisor {
   setWeight(name: string, w: number) {
     return this.inner.setWeight(name, w);
   }
+  configFiles() {
+    return this.inner.configFiles();
+  }
+  readConfigFile(name: string) {
+    return this.inner.readConfigFile(name);
+  }
 }
 
 test('remove destroys a domain that is still there after its shutdown, and then it is gone', async (t) => {

@@ -32,7 +32,14 @@ test('renders an xl.cfg the simulator and xl both read, with the VM name in the 
   t.regex(c.text, /^maxmem = 2048$/m);
   t.regex(c.text, /target=\/srv\/xen\/disks\/web1\.img/);
   t.regex(c.text, /^vif = \[ 'mac=00:16:3e:[0-9a-f:]+,bridge=xenbr0' \]$/m);
-  t.deepEqual(readDomainConfig(c.text), { name: 'web1', memMiB: 512, maxMemMiB: 2048, vcpus: 2, maxVcpus: 8 });
+  t.deepEqual(readDomainConfig(c.text), {
+    name: 'web1',
+    memMiB: 512,
+    maxMemMiB: 2048,
+    vcpus: 2,
+    maxVcpus: 8,
+    nics: [{ mac: c.text.match(/mac=([0-9a-f:]+)/)![1]! }],
+  });
   t.throws(() => renderDomainConfig(vm('x', 'h', 64), { ...template, kernel: '/k"\nextra="evil' }), {
     message: /refusing to write/,
   });

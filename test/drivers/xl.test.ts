@@ -126,3 +126,35 @@ test('xl refusals become permanent HypervisorRefusal, other failures stay transi
   t.false(e2 instanceof HypervisorRefusal);
   t.regex(e2!.message, /cannot connect to xenstored/);
 });
+
+test("lists the operator's config files with find + sha256sum, reads each new one once, and never leaves the directory", async (t) => {
+  const apache = 'name = "apache_svr"\nmemory = 128\n';
+  const sum = 'a'.repeat(64);
+  const shell = new RecordedShell((program, args) => {
+    if (program === 'find')
+      return ok(
+        `${sum}  /etc/xen/apache_svr.cfg\n${'b'.repeat(64)}  /etc/xen/bad name.cfg\n${'c'.repeat(64)}  /etc/xenother/x.cfg\n`,
+      );
+    if (program === 'cat' && args[1] === '/etc/xen/apache_svr.cfg') return ok(apache);
+    if (program === 'cat') return { code: 1, stdout: '', stderr: `cat: ${args[1]}: No such file or directory` };
+    return ok();
+  });
+  const xl = new XlHypervisor(shell, 'xen01');
+  const want = { dir: '/etc/xen', files: [{ name: 'apache_svr.cfg', sha256: sum, domain: 'apache_svr' }] };
+  t.deepEqual(await xl.configFiles(), want);
+  t.deepEqual(await xl.configFiles(), want);
+  t.deepEqual(shell.calls[0], {
+    program: 'find',
+    args: ['/etc/xen', '-maxdepth', '1', '-type', 'f', '-name', '*.cfg', '-exec', 'sha256sum', '{}', '+'],
+  });
+  t.is(shell.calls.filter((c) => c.program === 'cat').length, 1, 'an unchanged file is not read again');
+  t.is(await xl.readConfigFile('missing.cfg'), undefined);
+  t.is(await xl.readConfigFile('../shadow.cfg'), undefined);
+  t.false(shell.calls.some((c) => c.args.includes('/etc/shadow.cfg') || c.args.includes('/etc/xen/../shadow.cfg')));
+});
+
+test("reads each running domain's NICs from `xl list -l`", async (t) => {
+  const xl = new XlHypervisor(recorded(), 'xen01');
+  const withNics = (await xl.list()).filter((d) => d.nics).map((d) => [d.name, d.nics]);
+  t.deepEqual(withNics, [['linux', [{ mac: '00:16:3e:12:34:56' }]]]);
+});

@@ -77,6 +77,36 @@ test('evacuate places VMs by priority on hosts with room, keeps pinned ones, str
   );
 });
 
+test('evacuate restarts a VM run from a config file only on a host that holds the file, and says so', (t) => {
+  const hosts = [
+    { name: 'h1', memMiB: 2048 },
+    { name: 'h2', memMiB: 2048 },
+    { name: 'h3', memMiB: 1024 },
+  ];
+  const site = load(hosts, [
+    { name: 'web', host: 'h1', mem: 256, config: 'apache_svr' },
+    { name: 'db', host: 'h1', mem: 256, config: 'mysql_svr' },
+  ]);
+  const seen = (name: string, files: string[]) => ({
+    name,
+    heartbeatAt: Date.now(),
+    totalMemMiB: 4096,
+    freeMemMiB: 2048,
+    nrCpus: 8,
+    domains: [],
+    configDir: '/etc/xen',
+    configFiles: files.map((f) => ({ name: f, sha256: '0'.repeat(64) })),
+  });
+  // h2 has more room but only h3 holds apache_svr.cfg; nobody holds mysql_svr.cfg.
+  const observed = { hosts: { h2: seen('h2', []), h3: seen('h3', ['apache_svr.cfg']) } };
+  const ev = evacuate(site, 'h1', { observed });
+  t.deepEqual(
+    ev.restarted.map((r) => `${r.vm}@${r.to}`),
+    ['web@h3'],
+  );
+  t.deepEqual(ev.stranded, [{ vm: 'db', why: 'no surviving host holds its config file mysql_svr.cfg' }]);
+});
+
 test('the plan recreates a fenced host VMs elsewhere and starts nothing on the fenced host', (t) => {
   const hosts = [
     { name: 'h1', memMiB: 2048 },

@@ -6,8 +6,11 @@ export interface VmLine {
   vcpus?: number;
   priority?: number;
   pinned?: boolean;
-  /** Template: `tiny` (default; grows live up to 2048 MiB / 4 vCPUs) or `fixed` (no live growth). */
-  config?: 'tiny' | 'fixed' | (string & {});
+  /**
+   * Template: `tiny` (default; grows live up to 2048 MiB / 4 vCPUs) or `fixed` (no live growth); any other
+   * name is an xl config file on the Dom0 (`apache_svr` names /etc/xen/apache_svr.cfg).
+   */
+  config?: 'tiny' | 'fixed' | 'apache_svr' | 'mysql_svr' | (string & {});
 }
 
 /** Extra site file parts: <Pools> and more <Template>s (storage scenarios). */

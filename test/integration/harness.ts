@@ -16,6 +16,7 @@ import { startHostAgent, type HostAgent } from '../../workers/host-agent-lib.ts'
 import { startControlWorker } from '../../workers/control-lib.ts';
 import { convergedVersion } from '../../src/services/site-service.ts';
 import { submitSite, type Consent } from '../../src/services/site-service.ts';
+import { PAPER_CONFIG_FILES } from '../../src/demo/paper-configs.ts';
 import type { ApplyStatus } from '../../src/state/apply-store.ts';
 import type { WorkerSupervisor } from '../../src/runtime/worker-supervisor.ts';
 import { SimulatedPower } from '../../src/drivers/power/simulated.ts';
@@ -63,6 +64,8 @@ export async function startTestSite(
     storage?: (host: string) => Storage;
     redis?: Partial<RedisConfig>;
     migrationLimits?: MigrationLimits;
+    /** Config files on every Dom0 (default: the paper's apache_svr.cfg and mysql_svr.cfg, as its site needs). */
+    configFiles?: readonly { name: string; text: string }[];
   } = {},
 ): Promise<TestSite> {
   const prefix = freshPrefix();
@@ -72,7 +75,13 @@ export async function startTestSite(
   const hv = new Map<string, SimulatedXenHost>();
   for (const h of hosts) {
     // Dom0 takes 512 MiB on top of what guests may use, as a real host keeps it aside.
-    await provisionSimHost(store, { name: h.name, totalMemMiB: h.memMiB + 512, dom0MemMiB: 512, nrCpus: h.cpus ?? 8 });
+    await provisionSimHost(store, {
+      name: h.name,
+      totalMemMiB: h.memMiB + 512,
+      dom0MemMiB: 512,
+      nrCpus: h.cpus ?? 8,
+      configFiles: opts.configFiles ?? PAPER_CONFIG_FILES,
+    });
     hv.set(h.name, new SimulatedXenHost(store, h.name, { createMs: 5, shutdownMs: 2, migrateMsPerGiB: 10 }));
   }
   const agents = new Map<string, HostAgent>();

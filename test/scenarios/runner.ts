@@ -49,12 +49,14 @@ export type Step =
   | { fillPool: string; mib: number }
   /** Stop Redis while nothing runs (every worker idle, blocked on it) and start it again `downMs` later. */
   | { redisOutage: { downMs: number } }
-
   /**
    * Run the rebalancer `rounds` times (default 1), each round on `workers` control workers at once (default 1,
    * each its own runtime on the same Redis), waiting for a written version's apply to end between rounds.
    */
-  | { rebalance: RebalanceRequest; workers?: number; rounds?: number };
+  | { rebalance: RebalanceRequest; workers?: number; rounds?: number }
+
+  /** An operator removes an xl config file from a Dom0 (its agent reports the change before the next step). */
+  | { removeConfigFile: string; host: string };
 
 /**
  * A host agent killed in the middle of a step, as `kill -9` would: its job is neither finished nor failed,
@@ -307,6 +309,11 @@ export async function runScenario(sc: Scenario): Promise<{ trace: Trace; problem
         await outage(redis, step.redisOutage.downMs);
       } else if ('rebalance' in step) {
         await rebalanceRounds(s, trace, i, step);
+      } else if ('removeConfigFile' in step) {
+        await s.hv.get(step.host)!.removeConfigFile(step.removeConfigFile);
+        await eventually(async () =>
+          Boolean((await s.rt.observed.host(step.host))?.configFiles?.every((f) => f.name !== step.removeConfigFile)),
+        );
       } else if ('applyCurrent' in step) {
         const { enqueueApply } = await import('../../src/services/site-service.ts');
         const v = await s.rt.sites.currentVersion();

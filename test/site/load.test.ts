@@ -37,20 +37,20 @@ test('loads the paper site unchanged, with implied hosts and templates and warni
     ['101', '102', '103', '104'].map((n) => [`192.168.5.${n}`, `192.168.5.${n}`, true, 0, 0]),
   );
   t.deepEqual(
-    r.site.templates.map((x) => [x.name, x.type, x.kernel, x.disks[0]?.target, x.bridge, x.implied]),
+    r.site.templates.map((x) => [x.name, x.configFile, x.kernel, x.disks.length, x.implied]),
     [
-      ['apache_svr', 'pvh', '/srv/xen/kernels/vmlinuz', '/srv/xen/disks/{vm}.img', 'xenbr0', true],
-      ['mysql_svr', 'pvh', '/srv/xen/kernels/vmlinuz', '/srv/xen/disks/{vm}.img', 'xenbr0', true],
+      ['apache_svr', 'apache_svr.cfg', undefined, 0, true],
+      ['mysql_svr', 'mysql_svr.cfg', undefined, 0, true],
     ],
   );
   t.deepEqual(
     r.warnings.map((w) => `${w.line}:${w.col} ${w.element}: ${w.message.split(':')[0]}`),
     [
-      '8:5 VM[name=vm1]@config: template apache_svr is not declared',
+      '8:5 VM[name=vm1]@config: apache_svr is no declared template',
       '9:7 VM[name=vm1]/DOM0: host 192.168.5.101 is not declared in <Hosts>',
       '16:7 VM[name=vm2]/DOM0: host 192.168.5.102 is not declared in <Hosts>',
       '23:7 VM[name=vm3]/DOM0: host 192.168.5.103 is not declared in <Hosts>',
-      '29:5 VM[name=vm4]@config: template mysql_svr is not declared',
+      '29:5 VM[name=vm4]@config: mysql_svr is no declared template',
       '30:7 VM[name=vm4]/DOM0: host 192.168.5.104 is not declared in <Hosts>',
     ],
   );

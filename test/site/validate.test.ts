@@ -262,11 +262,17 @@ test('refuses a VM that does not fit its host and names the host and how much is
   ]);
 });
 
-test('refuses an unknown template when templates are declared', (t) => {
+test('a config naming no declared template names an xl config file, also beside declared templates', (t) => {
   const xml = `<XSMConfig>\n<Templates><Template name="db" type="pv"><Kernel>/k</Kernel></Template></Templates>\n<Set name="s">\n${vm({ dom0: 'h1' })}\n</Set></XSMConfig>`;
-  t.deepEqual(errors(loadSite(xml, 't.xml')), [
-    't.xml:4:5: VM[name=a]@config: template web is not declared in <Templates>',
-  ]);
+  const r = loadSite(xml, 't.xml');
+  if (!r.ok) return t.fail(r.errors.map(formatIssue).join('\n'));
+  t.is(r.site.templates.find((x) => x.name === 'web')?.configFile, 'web.cfg');
+  t.deepEqual(
+    r.warnings.map(formatIssue).filter((w) => w.includes('@config')),
+    [
+      "t.xml:4:5: VM[name=a]@config: web is no declared template: the VM runs the xl config file web.cfg from its Dom0's config directory (default /etc/xen), with its own name, MEM, VCPUS, HWADDR and IP; the plan refuses it where the file is missing",
+    ],
+  );
 });
 
 test('a refused host or template causes no second error on the VMs that name it', (t) => {
@@ -284,7 +290,7 @@ test('warns about unknown elements and attributes at their place', (t) => {
   if (!r.ok) return t.fail(r.errors.map(formatIssue).join('\n'));
   t.deepEqual(r.warnings.map(formatIssue), [
     'w.xml:7:5: VM[name=a]: unknown attribute colour is ignored',
-    'w.xml:7:5: VM[name=a]@config: template web is not declared: using the built-in default (PVH, /srv/xen/kernels/vmlinuz, disk /srv/xen/disks/{vm}.img on xenbr0)',
+    "w.xml:7:5: VM[name=a]@config: web is no declared template: the VM runs the xl config file web.cfg from its Dom0's config directory (default /etc/xen), with its own name, MEM, VCPUS, HWADDR and IP; the plan refuses it where the file is missing",
     'w.xml:12:7: VM[name=a]/MEM: attribute unit on <MEM> is ignored (MEM is always MiB)',
     'w.xml:13:7: VM[name=a]/Memory: unknown element <Memory> is ignored',
   ]);

@@ -4,6 +4,7 @@
 import type express from 'express';
 import { convergedVersion, enqueueApply, previewPlan, storedPlan, submitSite } from '../../services/site-service.ts';
 import { versionOutcome } from '../../services/inspect.ts';
+import { importSite, NothingObservedError } from '../../services/site-import.ts';
 import { fileQuery, input, submitQuery, versionPath, versionsQuery } from '../schemas.ts';
 import {
   ApiError,
@@ -190,7 +191,21 @@ function mountSiteWrites(app: express.Express, kit: RouteKit): void {
   });
 }
 
+/** The site file the agents' reports describe (stores nothing; an operator's read, not audited). */
+function mountImport(app: express.Express, kit: RouteKit): void {
+  app.get('/api/site/import', kit.operator, async (_req, res) => {
+    try {
+      res.json(await importSite(kit.rt));
+    } catch (e) {
+      if (e instanceof NothingObservedError)
+        throw new ApiError(409, 'nothing-observed', e.message, 'start the host agents (workers/host-agent.ts) first');
+      throw e;
+    }
+  });
+}
+
 export function mountSiteRoutes(app: express.Express, kit: RouteKit): void {
+  mountImport(app, kit);
   mountVersionReads(app, kit);
   mountVersionProgress(app, kit);
   mountSiteWrites(app, kit);

@@ -5,5 +5,6 @@ import { monitorCommands } from './monitor.ts';
 import { hostDeploy } from './deploy.ts';
 import { audit } from './audit.ts';
 import { migrations } from './migrations.ts';
+import { siteImport } from './site-import.ts';
 
-export const extraCommands: Command[] = [...opsCommands, ...monitorCommands, hostDeploy, audit, migrations];
+export const extraCommands: Command[] = [...opsCommands, ...monitorCommands, hostDeploy, audit, migrations, siteImport];

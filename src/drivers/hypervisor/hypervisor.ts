@@ -4,6 +4,7 @@
 // A running domain as XSM models it (what `xl list` shows) lives with the site model, which plans with it;
 // drivers produce it.
 import type { DomainInfo } from '../../site/domain.ts';
+import type { ConfigFileInfo } from '../../site/observed.ts';
 export { heldSize, type DomainInfo, type DomainState } from '../../site/domain.ts';
 
 export interface HostInfo {
@@ -48,6 +49,21 @@ export interface Hypervisor {
   migrate(name: string, target: MigrationTarget): Promise<void>;
   /** Scheduler weight (credit or credit2, whichever the host runs). */
   setWeight(name: string, weight: number): Promise<void>;
+  /** The operator's xl config files in this Dom0's config directory (`*.cfg`, not its subdirectories). */
+  configFiles(): Promise<ConfigFiles>;
+  /** One of those files' text by its name (`apache_svr.cfg`), or undefined when it is not there. */
+  readConfigFile(name: string): Promise<string | undefined>;
+}
+
+/** What a Dom0's config directory holds. */
+export interface ConfigFiles {
+  dir: string;
+  files: ConfigFileInfo[];
+}
+
+/** A config file name XSM reads: `NAME.cfg` in the directory itself, never a path out of it. */
+export function isConfigFileName(name: string): boolean {
+  return /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}\.cfg$/.test(name) && !name.includes('..');
 }
 
 /**

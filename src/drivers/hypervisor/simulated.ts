@@ -4,10 +4,14 @@
 // directory, one JSON file per host, so it outlives the agent process that drives it (as Xen outlives xl).
 
 import { mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
+import { xlConfigName } from '../../site/xl-config.ts';
 import { readDomainConfig } from './domain-config.ts';
 import {
   HypervisorRefusal,
+  isConfigFileName,
+  type ConfigFiles,
   type DomainConfig,
   type DomainInfo,
   type DomainState,
@@ -43,7 +47,13 @@ export interface SimHostState {
   failing?: string;
   nextDomid: number;
   domains: SimDomain[];
+  /** The Dom0's xl config directory (default /etc/xen) and the files in it, as an operator wrote them. */
+  configDir?: string;
+  configFiles?: { name: string; text: string }[];
 }
+
+/** Where a simulated Dom0 keeps its xl config files unless its state says otherwise. */
+export const SIM_CONFIG_DIR = '/etc/xen';
 
 export interface SimStore {
   read(host: string): Promise<SimHostState | undefined>;
@@ -136,6 +146,8 @@ export interface SimHostSpec {
   totalMemMiB: number;
   nrCpus: number;
   dom0MemMiB?: number;
+  /** Config files already in its config directory (what an operator put there before XSM came). */
+  configFiles?: readonly { name: string; text: string }[];
 }
 
 export interface SimTiming {
@@ -161,6 +173,7 @@ export async function provisionSimHost(store: SimStore, spec: SimHostSpec): Prom
     powered: true,
     nextDomid: 1,
     domains: [],
+    ...(spec.configFiles ? { configFiles: spec.configFiles.map((f) => ({ ...f })) } : {}),
   });
 }
 
@@ -174,7 +187,15 @@ function cpuNow(d: SimDomain, now: number): number {
 }
 
 function toInfo(d: SimDomain, now: number): DomainInfo {
+  // The NICs Xen holds are those of the config the domain was created from (`xl list -l` nics).
+  let nics: DomainInfo['nics'];
+  try {
+    nics = readDomainConfig(d.config).nics;
+  } catch {
+    nics = undefined;
+  }
   return {
+    ...(nics?.length ? { nics } : {}),
     name: d.name,
     domid: d.domid,
     state: d.state,
@@ -408,6 +429,53 @@ export class SimulatedXenHost implements Hypervisor {
     await this.store.update(this.hostName, (s) => {
       s.domains = s.domains.filter((x) => x.name !== name);
     });
+  }
+
+  async configFiles(): Promise<ConfigFiles> {
+    const s = await this.state();
+    const files = (s.configFiles ?? [])
+      .map((f) => {
+        const domain = xlConfigName(f.text);
+        return {
+          name: f.name,
+          sha256: createHash('sha256').update(f.text).digest('hex'),
+          ...(domain ? { domain } : {}),
+        };
+      })
+      .sort((a, b) => a.name.localeCompare(b.name));
+    return { dir: s.configDir ?? SIM_CONFIG_DIR, files };
+  }
+
+  async readConfigFile(name: string): Promise<string | undefined> {
+    if (!isConfigFileName(name)) return undefined;
+    return (await this.state()).configFiles?.find((f) => f.name === name)?.text;
+  }
+
+  /** What an operator does on the Dom0: writes (or replaces) `name` in its config directory. */
+  async writeConfigFile(name: string, text: string): Promise<void> {
+    if (!isConfigFileName(name))
+      throw new HypervisorRefusal(this.hostName, `${name}: config files are NAME.cfg in the config directory`);
+    await this.update((s) => {
+      s.configFiles = [...(s.configFiles ?? []).filter((f) => f.name !== name), { name, text }];
+    });
+  }
+
+  /** `rm` of a config file on the Dom0. */
+  async removeConfigFile(name: string): Promise<void> {
+    await this.update((s) => {
+      s.configFiles = (s.configFiles ?? []).filter((f) => f.name !== name);
+    });
+  }
+
+  /** `xl create PATH` for a file in the config directory: runs it exactly as written. */
+  async createFromFile(path: string): Promise<void> {
+    const s = await this.state();
+    const dir = s.configDir ?? SIM_CONFIG_DIR;
+    const name = path.startsWith(`${dir}/`) ? path.slice(dir.length + 1) : undefined;
+    const text = name !== undefined ? await this.readConfigFile(name) : undefined;
+    if (text === undefined)
+      throw new HypervisorRefusal(this.hostName, `Failed to read config file: ${path}: No such file or directory`);
+    await this.create({ name: readDomainConfig(text).name, text });
   }
 
   /** Pulls the plug: every domain is gone and the host stops answering. */

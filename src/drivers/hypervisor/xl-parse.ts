@@ -49,6 +49,8 @@ export interface XlDomainDetails {
   maxVcpus?: number;
   availVcpus?: number;
   weight?: number;
+  /** `config.nics`: each vif's mac (and ip when the config gave one). */
+  nics?: { mac: string; ip?: string }[];
 }
 
 const UNLIMITED_MEMKB = 17179869180;
@@ -69,6 +71,7 @@ export function parseXlListLong(text: string): XlDomainDetails[] {
           avail_vcpus?: number[];
           sched_params?: { weight?: number };
         };
+        nics?: { mac?: unknown; ip?: unknown }[];
       };
     };
     const b = e.config?.b_info ?? {};
@@ -81,6 +84,10 @@ export function parseXlListLong(text: string): XlDomainDetails[] {
     if (typeof b.max_vcpus === 'number') out.maxVcpus = b.max_vcpus;
     if (Array.isArray(b.avail_vcpus)) out.availVcpus = b.avail_vcpus.length;
     if (typeof b.sched_params?.weight === 'number') out.weight = b.sched_params.weight;
+    const nics = (Array.isArray(e.config?.nics) ? e.config.nics : [])
+      .filter((n) => typeof n?.mac === 'string')
+      .map((n) => ({ mac: String(n.mac).toLowerCase(), ...(typeof n.ip === 'string' && n.ip ? { ip: n.ip } : {}) }));
+    if (nics.length) out.nics = nics;
     return out;
   });
 }

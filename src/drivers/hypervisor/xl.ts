@@ -3,8 +3,11 @@
 // "default kiB" is wrong for 4.17, whose bare numbers are MiB.
 
 import { CommandError, type Shell } from '../shell.ts';
+import { xlConfigName } from '../../site/xl-config.ts';
 import {
   HypervisorRefusal,
+  isConfigFileName,
+  type ConfigFiles,
   type DomainConfig,
   type DomainInfo,
   type HostInfo,
@@ -14,8 +17,10 @@ import {
 import { isRefusal, parseXlInfo, parseXlList, parseXlListLong } from './xl-parse.ts';
 
 export interface XlOptions {
-  /** Where domain configs are written. */
+  /** Where XSM writes the domain configs it renders (its own directory: never the operator's files). */
   configDir: string;
+  /** The operator's xl config files, which a VM's `config="NAME"` names as NAME.cfg (default /etc/xen). */
+  xenConfigDir: string;
   /** `xl migrate -s`: the command that reaches the target Dom0 (key-based, non-interactive). */
   migrateSsh: string;
 }
@@ -27,7 +32,12 @@ export class XlHypervisor implements Hypervisor {
     readonly hostName: string,
     opts: Partial<XlOptions> = {},
   ) {
-    this.opts = { configDir: '/etc/xen/xsm', migrateSsh: 'ssh -o BatchMode=yes -o StrictHostKeyChecking=yes', ...opts };
+    this.opts = {
+      configDir: '/etc/xen/xsm',
+      xenConfigDir: '/etc/xen',
+      migrateSsh: 'ssh -o BatchMode=yes -o StrictHostKeyChecking=yes',
+      ...opts,
+    };
   }
 
   private async xl(args: string[], timeoutMs = 120000, input?: string): Promise<string> {
@@ -69,6 +79,7 @@ export class XlHypervisor implements Hypervisor {
         ...(d?.targetMemMiB !== undefined ? { targetMemMiB: d.targetMemMiB } : {}),
         ...(d?.availVcpus !== undefined ? { targetVcpus: d.availVcpus } : {}),
         ...(d?.weight !== undefined ? { weight: d.weight } : {}),
+        ...(d?.nics ? { nics: d.nics } : {}),
         ...(d ? {} : { limitsUnknown: true as const }),
       };
     });
@@ -119,5 +130,40 @@ export class XlHypervisor implements Hypervisor {
     // Xen 4.17 defaults to credit2; `sched-credit` against it fails ("returned credit2 not credit").
     const { scheduler } = await this.info();
     await this.xl([scheduler === 'credit' ? 'sched-credit' : 'sched-credit2', '-d', name, '-w', String(weight)]);
+  }
+
+  /** Domain names by file hash: a file is read again only when its bytes change. */
+  private readonly domainOf = new Map<string, string | undefined>();
+
+  async configFiles(): Promise<ConfigFiles> {
+    const dir = this.opts.xenConfigDir;
+    const args = [dir, '-maxdepth', '1', '-type', 'f', '-name', '*.cfg', '-exec', 'sha256sum', '{}', '+'];
+    const r = await this.shell.run('find', args);
+    if (r.code !== 0 && !/No such file or directory/.test(r.stderr))
+      throw new CommandError(this.shell.where, 'find', args, r);
+    const files = [];
+    for (const line of r.stdout.split('\n')) {
+      const m = /^([0-9a-f]{64}) [ *](.+)$/.exec(line);
+      if (!m || !m[2]!.startsWith(`${dir}/`)) continue;
+      const name = m[2]!.slice(dir.length + 1);
+      if (!isConfigFileName(name)) continue;
+      const sha256 = m[1]!;
+      if (!this.domainOf.has(sha256)) {
+        const text = await this.readConfigFile(name);
+        this.domainOf.set(sha256, text === undefined ? undefined : xlConfigName(text));
+      }
+      const domain = this.domainOf.get(sha256);
+      files.push({ name, sha256, ...(domain ? { domain } : {}) });
+    }
+    return { dir, files: files.sort((a, b) => a.name.localeCompare(b.name)) };
+  }
+
+  async readConfigFile(name: string): Promise<string | undefined> {
+    if (!isConfigFileName(name)) return undefined;
+    const path = `${this.opts.xenConfigDir}/${name}`;
+    const r = await this.shell.run('cat', ['--', path]);
+    if (r.code === 0) return r.stdout;
+    if (/No such file or directory/.test(r.stderr)) return undefined;
+    throw new CommandError(this.shell.where, 'cat', ['--', path], r);
   }
 }
