@@ -35,6 +35,13 @@ export interface Step<C> {
   name: string;
   /** Must be idempotent: look at the real state, then act only if the step's effect is not there yet. */
   run(ctx: C, rt: StepRuntime): Promise<void>;
+  /**
+   * The step only reads or computes (no effect on any host or store), and its outcome does not change
+   * when the steps after it act: running it again is harmless, so its end is not written on its own but
+   * with the next write (one Redis round trip less). A check of the plan's preconditions is NOT such a
+   * step: after the next step acts it would fail, so its end must be on record first.
+   */
+  pure?: boolean;
 }
 
 export interface JournalState {
@@ -185,8 +192,12 @@ async function runForward<C>(
     state = begin(pending[0].step.name);
     await journal.record(state, { workflow, step: pending[0].step.name, index: pending[0].index, total });
   }
+  // Resumed: the interrupted step, and after a pure one (whose end was not written) every step up to and
+  // including the next that acts, since that one may have been running too.
+  let resuming = false;
   for (const [k, { step, index }] of pending.entries()) {
-    const resumed = step.name === interrupted;
+    if (step.name === interrupted) resuming = true;
+    const resumed = resuming;
     const base: StepProgress = { workflow, step: step.name, index, total };
     const stepLog = log.child({ workflow, step: step.name });
     stepLog.info(resumed ? 'step resumed' : 'step started', { attempt: state.attempts?.[step.name] });
@@ -203,10 +214,12 @@ async function runForward<C>(
     onStepDone?.(workflow, step.name, (Date.now() - started) / 1000);
     state = { ...state, done: [...state.done, step.name], current: undefined };
     const next = pending[k + 1];
+    if (!step.pure) resuming = false;
     if (next) {
-      // The finished step and the start of the next one reach Redis in the same write.
+      // The finished step and the start of the next one reach Redis in the same write; after a pure step
+      // that write waits for the next step's end.
       state = begin(next.step.name);
-      await journal.record(state, { workflow, step: next.step.name, index: next.index, total });
+      if (!step.pure) await journal.record(state, { workflow, step: next.step.name, index: next.index, total });
     } else {
       await journal.record(state, { workflow, step: 'done', index: total, total });
     }

@@ -115,3 +115,29 @@ test('a rollback interrupted by a crash resumes at its own step, and a rollback 
     { message: 'down: no memory; crash in restart-old' },
   );
 });
+
+test('a pure step is not written on its own: its end goes with the next write, and a crash resumes it and the next', async (t) => {
+  const ran: string[] = [];
+  const step = (name: string, pure = false) => ({
+    name,
+    ...(pure ? { pure: true } : {}),
+    run: async (_c: unknown, rt: { resumed: boolean }) => {
+      ran.push(`${name}${rt.resumed ? ' (resumed)' : ''}`);
+    },
+  });
+  const steps = [step('check'), step('render', true), step('create'), step('wait', true), step('verify')];
+  const journal = memoryJournal();
+  await runSteps('w', steps, {}, journal, silentLogger);
+  t.deepEqual(journal.state.done, ['check', 'render', 'create', 'wait', 'verify']);
+  t.deepEqual(
+    journal.reports.map((r) => r.step),
+    ['check', 'render', 'wait', 'done'],
+    'four writes for five steps: none after render or wait',
+  );
+  // A worker died while `create` ran: the journal says `render` was current (its end was not written).
+  ran.length = 0;
+  const crashed = memoryJournal({ done: ['check'], current: 'render' });
+  await runSteps('w', steps, {}, crashed, silentLogger);
+  t.deepEqual(ran, ['render (resumed)', 'create (resumed)', 'wait', 'verify']);
+  t.deepEqual(crashed.state.done, ['check', 'render', 'create', 'wait', 'verify']);
+});
