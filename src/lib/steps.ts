@@ -36,10 +36,10 @@ export interface Step<C> {
   /** Must be idempotent: look at the real state, then act only if the step's effect is not there yet. */
   run(ctx: C, rt: StepRuntime): Promise<void>;
   /**
-   * The step only reads or computes (no effect on any host or store), and its outcome does not change
-   * when the steps after it act: running it again is harmless, so its end is not written on its own but
-   * with the next write (one Redis round trip less). A check of the plan's preconditions is NOT such a
-   * step: after the next step acts it would fail, so its end must be on record first.
+   * The step only reads or computes: no effect on any host or store. Its start is not written: the end of
+   * the step before it, its own end and the start of the next step reach Redis in one write (one round
+   * trip less). A crash inside it resumes at the step before it, which nothing has acted after, so
+   * rerunning that step is exact; every step that acts is still on record before it starts.
    */
   pure?: boolean;
 }
@@ -192,12 +192,8 @@ async function runForward<C>(
     state = begin(pending[0].step.name);
     await journal.record(state, { workflow, step: pending[0].step.name, index: pending[0].index, total });
   }
-  // Resumed: the interrupted step, and after a pure one (whose end was not written) every step up to and
-  // including the next that acts, since that one may have been running too.
-  let resuming = false;
   for (const [k, { step, index }] of pending.entries()) {
-    if (step.name === interrupted) resuming = true;
-    const resumed = resuming;
+    const resumed = step.name === interrupted;
     const base: StepProgress = { workflow, step: step.name, index, total };
     const stepLog = log.child({ workflow, step: step.name });
     stepLog.info(resumed ? 'step resumed' : 'step started', { attempt: state.attempts?.[step.name] });
@@ -214,12 +210,11 @@ async function runForward<C>(
     onStepDone?.(workflow, step.name, (Date.now() - started) / 1000);
     state = { ...state, done: [...state.done, step.name], current: undefined };
     const next = pending[k + 1];
-    if (!step.pure) resuming = false;
     if (next) {
-      // The finished step and the start of the next one reach Redis in the same write; after a pure step
-      // that write waits for the next step's end.
+      // The finished step and the start of the next one reach Redis in the same write (before a pure step:
+      // after it, with its end too).
       state = begin(next.step.name);
-      if (!step.pure) await journal.record(state, { workflow, step: next.step.name, index: next.index, total });
+      if (!next.step.pure) await journal.record(state, { workflow, step: next.step.name, index: next.index, total });
     } else {
       await journal.record(state, { workflow, step: 'done', index: total, total });
     }

@@ -116,7 +116,7 @@ test('a rollback interrupted by a crash resumes at its own step, and a rollback 
   );
 });
 
-test('a pure step is not written on its own: its end goes with the next write, and a crash resumes it and the next', async (t) => {
+test('a pure step is written with its neighbours, and a crash anywhere resumes exactly', async (t) => {
   const ran: string[] = [];
   const step = (name: string, pure = false) => ({
     name,
@@ -131,13 +131,21 @@ test('a pure step is not written on its own: its end goes with the next write, a
   t.deepEqual(journal.state.done, ['check', 'render', 'create', 'wait', 'verify']);
   t.deepEqual(
     journal.reports.map((r) => r.step),
-    ['check', 'render', 'wait', 'done'],
-    'four writes for five steps: none after render or wait',
+    ['check', 'create', 'verify', 'done'],
+    'four writes for five steps: none before render or wait',
   );
-  // A worker died while `create` ran: the journal says `render` was current (its end was not written).
+  // Died inside `create`: on record as running, the pure step before it as done.
   ran.length = 0;
-  const crashed = memoryJournal({ done: ['check'], current: 'render' });
-  await runSteps('w', steps, {}, crashed, silentLogger);
-  t.deepEqual(ran, ['render (resumed)', 'create (resumed)', 'wait', 'verify']);
-  t.deepEqual(crashed.state.done, ['check', 'render', 'create', 'wait', 'verify']);
+  await runSteps('w', steps, {}, memoryJournal({ done: ['check', 'render'], current: 'create' }), silentLogger);
+  t.deepEqual(ran, ['create (resumed)', 'wait', 'verify']);
+  // Died inside `wait` (pure): `create` is on record as running, so it is resumed (it finds its effect) first.
+  ran.length = 0;
+  const j = memoryJournal({ done: ['check', 'render'], current: 'create' });
+  await runSteps('w', steps, {}, j, silentLogger);
+  t.deepEqual(ran, ['create (resumed)', 'wait', 'verify']);
+  t.deepEqual(j.state.done, ['check', 'render', 'create', 'wait', 'verify']);
+  // Died inside `render` (pure): nothing acted since `check`, which is checked again.
+  ran.length = 0;
+  await runSteps('w', steps, {}, memoryJournal({ done: [], current: 'check' }), silentLogger);
+  t.deepEqual(ran, ['check (resumed)', 'render', 'create', 'wait', 'verify']);
 });
