@@ -128,6 +128,7 @@ async function privateRedis(): Promise<() => void> {
       maxRetriesPerRequest: 0,
       retryStrategy: () => null,
     });
+    probe.on('error', () => {}); // refused until the server listens: retried below
     try {
       await probe.connect();
       await probe.ping();
