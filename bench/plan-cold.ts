@@ -103,22 +103,27 @@ try {
         ? { ...m, baseS: median(theirs.map((x) => x.seconds)), baseRss: median(theirs.map((x) => x.rssMiB)) }
         : m,
     );
-    rows.push([
-      vms.toLocaleString('en-US'),
-      spread(
-        ours.map((x) => x.seconds),
-        2,
-      ),
-      spread(ours.map((x) => x.rssMiB)),
-      withBase
-        ? spread(
-            theirs.map((x) => x.seconds),
-            2,
-          )
-        : '—',
-      withBase ? spread(theirs.map((x) => x.rssMiB)) : '—',
-      withBase ? 'yes' : '—',
-    ]);
+    rows.push(
+      ((row) => {
+        console.error(`done: ${row.join(' | ')}`); // progress on stderr: a long run shows its rows as they come
+        return row;
+      })([
+        vms.toLocaleString('en-US'),
+        spread(
+          ours.map((x) => x.seconds),
+          2,
+        ),
+        spread(ours.map((x) => x.rssMiB)),
+        withBase
+          ? spread(
+              theirs.map((x) => x.seconds),
+              2,
+            )
+          : '—',
+        withBase ? spread(theirs.map((x) => x.rssMiB)) : '—',
+        withBase ? 'yes' : '—',
+      ]),
+    );
   }
   console.log(
     `xsm site plan OLD NEW, a new process per run (${opt.form === 'dist' ? 'compiled, as installed' : 'checkout via tsx'}); ` +
