@@ -31,6 +31,7 @@ export const createSteps: Step<VmWorkflowContext>[] = [
   checkPlanStep,
   {
     name: 'render-config',
+    pure: true,
     run: async (ctx) => {
       domainConfigFor(ctx);
     },
@@ -70,6 +71,7 @@ export const createSteps: Step<VmWorkflowContext>[] = [
   },
   {
     name: 'wait-running',
+    pure: true,
     run: async (ctx) => {
       await waitRunning(ctx.hv, specOf(ctx).name, ctx.waitMs ?? 60000);
     },
