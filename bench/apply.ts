@@ -7,6 +7,14 @@
 // (bench/queue-layout.ts), then XSM's own apply. Each figure is the median of XSM_BENCH_RUNS (default 5)
 // runs with min-max; the two majors alternate so drift on a shared machine hits both.
 //
+// Issue 20: the raw baseline, in the same run on the same Redis: BullMQ 6 alone, one FlowProducer parent on
+// the control queue with one child per action over the same per-host queues (hosts x VMs of the measured
+// apply), no-op processors, XSM's action job options. XSM's apply is reported as a fraction of it (goal
+// >= 0.8), with Redis commands per action by command (INFO commandstats deltas) for both. The benchmark
+// starts a Redis of its own (redis-server on a free loopback port, no persistence, like the shared one's
+// defaults) so other clients' commands never count; XSM_BENCH_SHARED_REDIS=1 uses XSM_REDIS_URL instead.
+// XSM_BENCH_MAJORS=6 leaves out the BullMQ 5 comparison.
+//
 // Run: npx tsx bench/apply.ts [baselineHosts baselineVms] [hosts vms]   (default 100 1000 1000 10000)
 // Agents run in worker processes (XSM_BENCH_PROCS, default 2), each hosting a share of the simulated
 // hosts' agents, as on a real site every Dom0 runs its own agent; the simulated hosts use zero-delay
@@ -29,6 +37,9 @@ import { serializeSite } from '../src/site/serialize.ts';
 import { startControlWorker } from '../workers/control-lib.ts';
 import { startHostAgent } from '../workers/host-agent-lib.ts';
 import { generateSite } from './generate.ts';
+import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import { Redis } from 'ioredis';
 
 const self = new URL(import.meta.url).pathname;
 
@@ -72,6 +83,64 @@ interface Result {
   p99: number;
   /** CPU time of the control process and the agent processes per action, from enqueue to converged. */
   cpuMsPerAction: number;
+  /** Redis commands by command name during the run (from enqueue to converged), when counted. */
+  commands?: Record<string, number>;
+}
+
+/** Calls per command since the server started (INFO commandstats). */
+async function commandStats(): Promise<Record<string, number>> {
+  const r = new Redis(redisConfigFromEnv().url, { maxRetriesPerRequest: 1 });
+  try {
+    const out: Record<string, number> = {};
+    for (const m of (await r.info('commandstats')).matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm))
+      out[m[1]!] = Number(m[2]);
+    return out;
+  } finally {
+    r.disconnect();
+  }
+}
+
+function delta(after: Record<string, number>, before: Record<string, number>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(after)) if (v - (before[k] ?? 0) > 0) out[k] = v - (before[k] ?? 0);
+  return out;
+}
+
+/** A redis-server of the benchmark's own on a free port; its URL goes to every process through the env. */
+async function privateRedis(): Promise<() => void> {
+  const port = await new Promise<number>((resolve) => {
+    const srv = createServer().listen(0, '127.0.0.1', () => {
+      const p = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(p));
+    });
+  });
+  const child = spawn(
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+    {
+      stdio: 'ignore',
+    },
+  );
+  process.env.XSM_REDIS_URL = `redis://127.0.0.1:${port}`;
+  for (const until = Date.now() + 10_000; ;) {
+    const probe = new Redis(process.env.XSM_REDIS_URL, {
+      lazyConnect: true,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+    });
+    probe.on('error', () => {}); // refused until the server listens: retried below
+    try {
+      await probe.connect();
+      await probe.ping();
+      break;
+    } catch {
+      if (Date.now() > until) throw new Error(`redis-server on port ${port} did not answer`);
+      await new Promise((r) => setTimeout(r, 50));
+    } finally {
+      probe.disconnect();
+    }
+  }
+  return () => child.kill('SIGTERM');
 }
 
 function pct(sorted: number[], p: number): number {
@@ -114,6 +183,7 @@ async function run(label: string, hostCount: number, vmCount: number, procs: num
     stopped = true;
   };
   try {
+    const stats0 = await commandStats();
     const started = Date.now();
     controlCpu = process.cpuUsage();
     const { version } = await submitSite(rt, {
@@ -134,6 +204,7 @@ async function run(label: string, hostCount: number, vmCount: number, procs: num
       await new Promise((r) => setTimeout(r, 50));
     }
     const seconds = (Date.now() - started) / 1000;
+    const commands = delta(await commandStats(), stats0);
     // Latency of every action job: from its creation (enqueue) to its finish.
     const latencies: number[] = [];
     for (const h of names) {
@@ -155,6 +226,7 @@ async function run(label: string, hostCount: number, vmCount: number, procs: num
       p50: pct(latencies, 50),
       p99: pct(latencies, 99),
       cpuMsPerAction: cpuMs / vmCount,
+      commands,
     };
   } finally {
     await closeWhenReady(control);
@@ -171,7 +243,7 @@ async function run(label: string, hostCount: number, vmCount: number, procs: num
 }
 
 type Major = 5 | 6;
-const MAJORS: Major[] = [5, 6];
+const MAJORS: Major[] = process.env.XSM_BENCH_MAJORS === '6' ? [6] : [5, 6];
 const require = createRequire(import.meta.url);
 const versions: Record<Major, string> = {
   5: `BullMQ ${require('bullmq-v5/package.json').version} (ioredis ${require('bullmq-v5/node_modules/ioredis/package.json').version})`,
@@ -196,10 +268,18 @@ function kit(major: Major, prefix: string): QueueKit {
   };
 }
 
-async function layoutRun(major: Major, shape: LayoutShape, flows: number): Promise<LayoutResult> {
+async function layoutRun(
+  major: Major,
+  shape: LayoutShape,
+  flows: number,
+): Promise<LayoutResult & { commands: Record<string, number> }> {
   const prefix = `xsm-bench-${randomBytes(4).toString('hex')}`;
   try {
-    return await runBurst(kit(major, prefix), shape, flows);
+    let before: Record<string, number> = {};
+    const r = await runBurst(kit(major, prefix), shape, flows, async () => {
+      before = await commandStats();
+    });
+    return { ...r, commands: delta(await commandStats(), before) };
   } finally {
     await deleteKeysByPrefix(redisConfigFromEnv(), prefix);
   }
@@ -227,41 +307,47 @@ async function main(): Promise<void> {
 
   const shape: LayoutShape = { hosts: 100, children: 20, concurrency: 4 };
   const flows = 300;
-  const layout: Record<Major, LayoutResult[]> = { 5: [], 6: [] };
-  for (const major of schedule(runs)) layout[major].push(await layoutRun(major, shape, flows));
-  const jobs = layout[6][0]!.jobs;
-  console.log(
-    `XSM's queue layout, no-op processors: ${flows} wave parents x ${shape.children} children over ${shape.hosts} host queues (${jobs.toLocaleString('en-US')} jobs)`,
-  );
-  console.log(
-    table(
-      ['engine', 'jobs/s', 'p50 ms', 'p99 ms', 'CPU ms per job (this process)', 'every job exactly once'],
-      MAJORS.map((major) => {
-        const rs = layout[major];
-        return [
-          versions[major],
-          spread(rs.map((r) => r.jobsPerSec)),
-          spread(rs.map((r) => r.p50)),
-          spread(rs.map((r) => r.p99)),
-          spread(
-            rs.map((r) => r.clientCpuMsPerJob),
-            3,
-          ),
-          rs.every((r) => r.missing === 0 && r.duplicated === 0) ? `yes (${rs.length}/${rs.length})` : 'NO',
-        ];
-      }),
-    ),
-  );
-  console.log(
-    `BullMQ 6 / BullMQ 5: throughput x${ratio((r) => r.jobsPerSec, layout[6], layout[5])}, p99 x${ratio((r) => r.p99, layout[6], layout[5])}, CPU per job x${ratio((r) => r.clientCpuMsPerJob, layout[6], layout[5])}\n`,
-  );
+  if (MAJORS.length > 1) {
+    const layout: Record<Major, LayoutResult[]> = { 5: [], 6: [] };
+    for (const major of schedule(runs)) layout[major].push(await layoutRun(major, shape, flows));
+    const jobs = layout[6][0]!.jobs;
+    console.log(
+      `XSM's queue layout, no-op processors: ${flows} wave parents x ${shape.children} children over ${shape.hosts} host queues (${jobs.toLocaleString('en-US')} jobs)`,
+    );
+    console.log(
+      table(
+        ['engine', 'jobs/s', 'p50 ms', 'p99 ms', 'CPU ms per job (this process)', 'every job exactly once'],
+        MAJORS.map((major) => {
+          const rs = layout[major];
+          return [
+            versions[major],
+            spread(rs.map((r) => r.jobsPerSec)),
+            spread(rs.map((r) => r.p50)),
+            spread(rs.map((r) => r.p99)),
+            spread(
+              rs.map((r) => r.clientCpuMsPerJob),
+              3,
+            ),
+            rs.every((r) => r.missing === 0 && r.duplicated === 0) ? `yes (${rs.length}/${rs.length})` : 'NO',
+          ];
+        }),
+      ),
+    );
+    console.log(
+      `BullMQ 6 / BullMQ 5: throughput x${ratio((r) => r.jobsPerSec, layout[6], layout[5])}, p99 x${ratio((r) => r.p99, layout[6], layout[5])}, CPU per job x${ratio((r) => r.clientCpuMsPerJob, layout[6], layout[5])}\n`,
+    );
+  }
 
   const apply: Record<Major, { baseline: Result[]; measured: Result[] }> = {
     5: { baseline: [], measured: [] },
     6: { baseline: [], measured: [] },
   };
+  // The raw baseline of issue 20: XSM's measured apply as one flow of no-op jobs, run between XSM's runs.
+  const rawShape: LayoutShape = { hosts: Number(h), children: Number(v), concurrency: 8 };
+  const raw: (LayoutResult & { commands: Record<string, number> })[] = [];
   for (const major of schedule(runs)) {
     apply[major].baseline.push(await applyRun(major, 'baseline', Number(bh), Number(bv), procs));
+    if (major === 6) raw.push(await layoutRun(6, rawShape, 1));
     apply[major].measured.push(await applyRun(major, 'measured', Number(h), Number(v), procs));
   }
   console.log(`XSM's own apply, end to end: ${procs} agent processes, simulated hosts with zero-delay xl`);
@@ -293,7 +379,7 @@ async function main(): Promise<void> {
     ),
   );
   const m6 = apply[6].measured;
-  const m5 = apply[5].measured;
+  const m5 = apply[5].measured.length ? apply[5].measured : m6;
   const b6 = apply[6].baseline;
   console.log(
     `\nBullMQ 6 / BullMQ 5 at ${m6[0]!.hosts} hosts / ${m6[0]!.vms} VMs: throughput x${ratio((r) => r.actionsPerSec, m6, m5)}, p99 x${ratio((r) => r.p99, m6, m5)}, CPU per action x${ratio((r) => r.cpuMsPerAction, m6, m5)}`,
@@ -301,10 +387,72 @@ async function main(): Promise<void> {
   console.log(
     `BullMQ 6 measured/baseline: size x${(m6[0]!.vms / b6[0]!.vms).toFixed(0)}, time x${ratio((r) => r.seconds, m6, b6)}, throughput x${ratio((r) => r.actionsPerSec, m6, b6)}`,
   );
+  printRawComparison(raw, m6);
   const goal = median(m6.map((r) => r.actionsPerSec));
   console.log(
     `goal >= 1000 actions/s at ${m6[0]!.hosts} hosts / ${m6[0]!.vms} VMs on BullMQ 6: ${goal >= 1000 ? 'MET' : 'NOT MET'}`,
   );
+}
+
+/** XSM's apply against raw BullMQ in the same layout: throughput, and Redis commands per action by command. */
+function printRawComparison(raw: (LayoutResult & { commands: Record<string, number> })[], xsm: Result[]): void {
+  const vms = xsm[0]!.vms;
+  console.log(
+    `\nRaw BullMQ 6 in XSM's layout (one flow: a parent on the control queue, ${vms.toLocaleString('en-US')} no-op children over ${xsm[0]!.hosts.toLocaleString('en-US')} host queues, XSM's action job options, concurrency 8) beside XSM's apply of the same size:`,
+  );
+  console.log(
+    table(
+      ['run', 'actions/s', 'seconds', 'Redis commands per action'],
+      [
+        [
+          'raw BullMQ 6',
+          spread(raw.map((r) => r.jobsPerSec)),
+          spread(
+            raw.map((r) => r.seconds),
+            2,
+          ),
+          spread(
+            raw.map((r) => sum(r.commands) / vms),
+            1,
+          ),
+        ],
+        [
+          'XSM apply',
+          spread(xsm.map((r) => r.actionsPerSec)),
+          spread(
+            xsm.map((r) => r.seconds),
+            2,
+          ),
+          spread(
+            xsm.map((r) => sum(r.commands ?? {}) / vms),
+            1,
+          ),
+        ],
+      ],
+    ),
+  );
+  const share = median(xsm.map((r) => r.actionsPerSec)) / median(raw.map((r) => r.jobsPerSec));
+  console.log(`XSM / raw throughput: ${share.toFixed(2)} (goal >= 0.8: ${share >= 0.8 ? 'MET' : 'NOT MET'})`);
+  const kinds = new Set([...raw, ...xsm].flatMap((r) => Object.keys(r.commands ?? {})));
+  const per = (rs: { commands?: Record<string, number> }[], k: string) =>
+    median(rs.map((r) => (r.commands?.[k] ?? 0) / vms));
+  const rows = [...kinds]
+    .map((k) => ({ k, x: per(xsm, k), r: per(raw, k) }))
+    .filter((c) => c.x >= 0.05 || c.r >= 0.05)
+    .sort((a, b) => b.x - a.x);
+  console.log(
+    "\nRedis commands per action by command (medians; INFO commandstats deltas on the benchmark's own Redis):",
+  );
+  console.log(
+    table(
+      ['command', 'XSM', 'raw', 'XSM - raw'],
+      rows.map((c) => [c.k, c.x.toFixed(2), c.r.toFixed(2), (c.x - c.r).toFixed(2)]),
+    ),
+  );
+}
+
+function sum(c: Record<string, number>): number {
+  return Object.values(c).reduce((a, b) => a + b, 0);
 }
 
 if (process.argv.includes('--child')) {
@@ -320,5 +468,10 @@ if (process.argv.includes('--child')) {
   await flushTracing();
   process.send!(r, () => process.exit(0));
 } else {
-  await main();
+  const stop = process.env.XSM_BENCH_SHARED_REDIS === '1' ? () => {} : await privateRedis();
+  try {
+    await main();
+  } finally {
+    stop();
+  }
 }

@@ -193,10 +193,17 @@ export class LayoutRun {
 }
 
 /** Burst: enqueue `flows` waves (at most 16 adds in flight) and wait until every job ran. */
-export async function runBurst(kit: QueueKit, shape: LayoutShape, flows: number): Promise<LayoutResult> {
+export async function runBurst(
+  kit: QueueKit,
+  shape: LayoutShape,
+  flows: number,
+  /** Called once every worker is ready, before the first flow is added (where a caller starts counting). */
+  onReady?: () => Promise<void>,
+): Promise<LayoutResult> {
   const run = new LayoutRun(kit, shape);
   try {
     await run.ready();
+    await onReady?.();
     let next = 0;
     await Promise.all(
       Array.from({ length: 16 }, async () => {

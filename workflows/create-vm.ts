@@ -31,6 +31,7 @@ export const createSteps: Step<VmWorkflowContext>[] = [
   checkPlanStep,
   {
     name: 'render-config',
+    pure: true,
     run: async (ctx) => {
       await domainConfigFor(ctx);
     },
@@ -87,6 +88,7 @@ export const createSteps: Step<VmWorkflowContext>[] = [
   },
   {
     name: 'wait-running',
+    pure: true,
     run: async (ctx) => {
       await waitRunning(ctx.hv, specOf(ctx).name, ctx.waitMs ?? 60000);
     },

@@ -30,11 +30,16 @@ export function apiClient(env: NodeJS.ProcessEnv = process.env): ApiClient {
   const base = (env.XSM_API ?? 'http://127.0.0.1:8080').replace(/\/$/, '');
   const token = env.XSM_TOKEN;
   const timeout = apiTimeoutSeconds(env);
+  // The last answer to each GET with its ETag: a command that polls (`xsm jobs --watch`, `xsm status` in a
+  // loop) sends it back in If-None-Match, and a 304 costs the API no list and the network no body.
+  const validated = new Map<string, { etag: string; text: string }>();
   return {
     base,
     async call<T>(method: string, path: string, body?: { xml: string } | { json: unknown }): Promise<T> {
       const headers: Record<string, string> = { accept: 'application/json' };
       if (token) headers.authorization = `Bearer ${token}`;
+      const known = method === 'GET' ? validated.get(path) : undefined;
+      if (known) headers['if-none-match'] = known.etag;
       let payload: string | undefined;
       if (body && 'xml' in body) {
         headers['content-type'] = 'application/xml';
@@ -55,6 +60,12 @@ export function apiClient(env: NodeJS.ProcessEnv = process.env): ApiClient {
           ...(payload !== undefined ? { body: payload } : {}),
         });
         text = await res.text();
+        if (known && res.status === 304) {
+          text = known.text;
+          res = new Response(text, { status: 200 });
+        }
+        const etag = res.headers.get('etag');
+        if (method === 'GET' && etag && res.ok) validated.set(path, { etag, text });
       } catch (e) {
         if (signal.aborted)
           throw new ApiCallError(

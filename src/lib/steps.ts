@@ -35,6 +35,13 @@ export interface Step<C> {
   name: string;
   /** Must be idempotent: look at the real state, then act only if the step's effect is not there yet. */
   run(ctx: C, rt: StepRuntime): Promise<void>;
+  /**
+   * The step only reads or computes: no effect on any host or store. Its start is not written: the end of
+   * the step before it, its own end and the start of the next step reach Redis in one write (one round
+   * trip less). A crash inside it resumes at the step before it, which nothing has acted after, so
+   * rerunning that step is exact; every step that acts is still on record before it starts.
+   */
+  pure?: boolean;
 }
 
 export interface JournalState {
@@ -204,9 +211,10 @@ async function runForward<C>(
     state = { ...state, done: [...state.done, step.name], current: undefined };
     const next = pending[k + 1];
     if (next) {
-      // The finished step and the start of the next one reach Redis in the same write.
+      // The finished step and the start of the next one reach Redis in the same write (before a pure step:
+      // after it, with its end too).
       state = begin(next.step.name);
-      await journal.record(state, { workflow, step: next.step.name, index: next.index, total });
+      if (!next.step.pure) await journal.record(state, { workflow, step: next.step.name, index: next.index, total });
     } else {
       await journal.record(state, { workflow, step: 'done', index: total, total });
     }

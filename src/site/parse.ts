@@ -7,6 +7,7 @@ import type { HostSpec, LoadResult, SiteIssue } from './model.ts';
 import { Collector, REPEATED, type XmlNode } from './parse-nodes.ts';
 import { readSite } from './parse-sets.ts';
 import { powerPolicyFromEnv, type PowerPolicy } from './power-policy.ts';
+import { parsePlainXml } from './xml-fast.ts';
 import { scanElements, type ElementPos, type ScanResult } from './xml-scan.ts';
 
 export { decodeEntities } from './parse-nodes.ts';
@@ -24,7 +25,8 @@ export interface LoadOptions {
   power?: PowerPolicy | false;
 }
 
-const parser = new XMLParser({
+/** The full path's parser (exported for the test that holds xml-fast.ts to it). */
+export const siteXmlParser = new XMLParser({
   ignoreAttributes: false,
   attributeNamePrefix: '@_',
   parseTagValue: false,
@@ -81,10 +83,9 @@ export async function loadSiteFile(path: string, options: LoadOptions = {}): Pro
 
 export function loadSite(xml: string, file: string, options: LoadOptions = {}): LoadResult {
   const c = new Collector(file);
-  const rootPos = checkSiteText(xml, c);
-  if (!rootPos) return refusal(c);
-  const doc = parseSiteXml(xml, c);
-  if (doc === undefined) return refusal(c);
+  const read = readSiteXml(xml, c);
+  if (!read) return refusal(c);
+  const { doc, rootPos } = read;
   const root = (doc.XSMConfig && typeof doc.XSMConfig === 'object' ? doc.XSMConfig : {}) as XmlNode;
   c.unknown(root, rootPos, 'XSMConfig', ['version'], ['Hosts', 'Pools', 'Templates', 'Set']);
 
@@ -103,12 +104,29 @@ function refusal(c: Collector): LoadResult {
   return { ok: false, errors: inFileOrder(c.errors, c.file), warnings: inFileOrder(c.warnings, c.file) };
 }
 
-/** Checks the text before any XML library reads it; the root element's place, or undefined when refused. */
-function checkSiteText(xml: string, c: Collector): ElementPos | undefined {
+/**
+ * The parsed document and its root's place, or undefined when refused. A plain well-formed file is read in
+ * one pass (xml-fast.ts); anything else goes through the scan, the validator and the parser, which locate
+ * and explain what is wrong.
+ */
+function readSiteXml(xml: string, c: Collector): { doc: XmlNode; rootPos: ElementPos } | undefined {
   if (xml.length > MAX_SITE_BYTES) {
     c.error(undefined, 'XSMConfig', `file is ${xml.length} bytes; the limit is ${MAX_SITE_BYTES}`);
     return undefined;
   }
+  const plain = parsePlainXml(xml, REPEATED, MAX_DEPTH);
+  if (plain) {
+    const rootPos = checkRoot(plain.scan, c);
+    return rootPos && { doc: plain.doc, rootPos };
+  }
+  const rootPos = checkSiteText(xml, c);
+  if (!rootPos) return undefined;
+  const doc = parseSiteXml(xml, c);
+  return doc === undefined ? undefined : { doc, rootPos };
+}
+
+/** Checks the text before any XML library reads it; the root element's place, or undefined when refused. */
+function checkSiteText(xml: string, c: Collector): ElementPos | undefined {
   const scan = scanElements(xml);
   if (!checkScanned(scan, c)) return undefined;
   const valid = XMLValidator.validate(xml);
@@ -129,6 +147,11 @@ function checkSiteText(xml: string, c: Collector): ElementPos | undefined {
     );
     return undefined;
   }
+  return checkRoot(scan, c);
+}
+
+/** The place of the one root element when it is <XSMConfig>; undefined (refused) otherwise. */
+function checkRoot(scan: ScanResult, c: Collector): ElementPos | undefined {
   const rootPos = scan.root.children[0];
   if (!rootPos || rootPos.name !== 'XSMConfig' || scan.root.children.length !== 1) {
     c.error(
@@ -176,7 +199,7 @@ function checkScanned(scan: ScanResult, c: Collector): boolean {
 /** The parsed document, or undefined when the parser refuses text the validator let through. */
 function parseSiteXml(xml: string, c: Collector): XmlNode | undefined {
   try {
-    return parser.parse(xml) as XmlNode;
+    return siteXmlParser.parse(xml) as XmlNode;
   } catch (e) {
     // The validator and the parser disagree on a few malformed inputs (found by fuzzing: `<?"xml ...?>`
     // passes the validator and stops the parser). Such a file is refused like any malformed one, never

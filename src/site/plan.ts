@@ -29,6 +29,8 @@ interface PlanInput {
   currentTemplates: Map<string, TemplateSpec>;
   hosts: Map<string, HostSpec>;
   notes: string[];
+  /** Whether a template's content differs between the versions, by name: compared once, not once per VM. */
+  templateEdited: Map<string, boolean>;
   options: PlanOptions;
 }
 
@@ -72,6 +74,7 @@ export function planChanges(
     hosts: new Map<string, HostSpec>([...byName(current?.hosts ?? []), ...byName(desired.hosts)]),
     notes: [],
     options,
+    templateEdited: new Map(),
   };
   const present = presentState(input);
   const pending = pendingActions(input, present);
@@ -311,11 +314,7 @@ function changes(input: PlanInput, name: string, now: Present, want: VmSpec): Pe
 
 function reconfiguration(input: PlanInput, name: string, now: Present, want: VmSpec, at: string): Pending | undefined {
   const templateChanged = now.config !== undefined && now.config !== want.config;
-  const templateEdited =
-    !templateChanged &&
-    now.spec !== undefined &&
-    JSON.stringify(stripTemplate(input.currentTemplates.get(want.config))) !==
-      JSON.stringify(stripTemplate(input.desiredTemplates.get(want.config)));
+  const templateEdited = !templateChanged && now.spec !== undefined && wasEdited(input, want.config);
   const memChanged = want.memMiB !== now.memMiB;
   const cpuChanged = want.vcpus !== now.vcpus;
   if (!memChanged && !cpuChanged && !templateChanged && !templateEdited) return undefined;
@@ -356,6 +355,17 @@ function reconfiguration(input: PlanInput, name: string, now: Present, want: VmS
     ...(delta < 0 ? { freeHost: at } : {}),
     freeMiB: Math.max(0, -delta),
   };
+}
+
+function wasEdited(input: PlanInput, config: string): boolean {
+  let edited = input.templateEdited.get(config);
+  if (edited === undefined) {
+    edited =
+      JSON.stringify(stripTemplate(input.currentTemplates.get(config))) !==
+      JSON.stringify(stripTemplate(input.desiredTemplates.get(config)));
+    input.templateEdited.set(config, edited);
+  }
+  return edited;
 }
 
 function stripTemplate(t: TemplateSpec | undefined): unknown {

@@ -124,10 +124,11 @@ export function scheduleWaves(pending: Pending[], env: ScheduleEnv): { actions: 
       inWave.add(p.action.vm);
       placed.push(p);
     }
+    // Looked up, not scanned: a wave can place thousands of migrations while thousands wait.
+    const stillMigrating = new Set(later.filter((q) => q.action.kind === 'migrate').map((q) => q.action.vm));
     for (const p of placed) {
       ledger.release(p);
-      if (p.action.kind === 'migrate' && !later.some((q) => q.action.kind === 'migrate' && q.action.vm === p.action.vm))
-        migratingVm.delete(p.action.vm);
+      if (p.action.kind === 'migrate' && !stillMigrating.has(p.action.vm)) migratingVm.delete(p.action.vm);
     }
     if (placed.length > 0) {
       queue = later;

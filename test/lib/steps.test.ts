@@ -115,3 +115,37 @@ test('a rollback interrupted by a crash resumes at its own step, and a rollback 
     { message: 'down: no memory; crash in restart-old' },
   );
 });
+
+test('a pure step is written with its neighbours, and a crash anywhere resumes exactly', async (t) => {
+  const ran: string[] = [];
+  const step = (name: string, pure = false) => ({
+    name,
+    ...(pure ? { pure: true } : {}),
+    run: async (_c: unknown, rt: { resumed: boolean }) => {
+      ran.push(`${name}${rt.resumed ? ' (resumed)' : ''}`);
+    },
+  });
+  const steps = [step('check'), step('render', true), step('create'), step('wait', true), step('verify')];
+  const journal = memoryJournal();
+  await runSteps('w', steps, {}, journal, silentLogger);
+  t.deepEqual(journal.state.done, ['check', 'render', 'create', 'wait', 'verify']);
+  t.deepEqual(
+    journal.reports.map((r) => r.step),
+    ['check', 'create', 'verify', 'done'],
+    'four writes for five steps: none before render or wait',
+  );
+  // Died inside `create`: on record as running, the pure step before it as done.
+  ran.length = 0;
+  await runSteps('w', steps, {}, memoryJournal({ done: ['check', 'render'], current: 'create' }), silentLogger);
+  t.deepEqual(ran, ['create (resumed)', 'wait', 'verify']);
+  // Died inside `wait` (pure): `create` is on record as running, so it is resumed (it finds its effect) first.
+  ran.length = 0;
+  const j = memoryJournal({ done: ['check', 'render'], current: 'create' });
+  await runSteps('w', steps, {}, j, silentLogger);
+  t.deepEqual(ran, ['create (resumed)', 'wait', 'verify']);
+  t.deepEqual(j.state.done, ['check', 'render', 'create', 'wait', 'verify']);
+  // Died inside `render` (pure): nothing acted since `check`, which is checked again.
+  ran.length = 0;
+  await runSteps('w', steps, {}, memoryJournal({ done: [], current: 'check' }), silentLogger);
+  t.deepEqual(ran, ['check (resumed)', 'render', 'create', 'wait', 'verify']);
+});

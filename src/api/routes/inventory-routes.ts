@@ -4,9 +4,14 @@
 import type express from 'express';
 import type { Request, Response } from 'express';
 import { currentSite, editSite, previewEdit } from '../../services/site-service.ts';
+import { listVms } from '../../services/vm-list.ts';
+import { JsonSnapshot, notModified } from '../json-snapshot.ts';
 import type { SiteEdit } from '../../site/edit.ts';
 import { input, migrateBody, reconfigureBody, removeBody, vmPath } from '../schemas.ts';
 import { authorizeChange, isEmptyBody, planAnswer, submitAnswer, type RouteKit } from '../http.ts';
+
+/** How old a VM list a poller may get: one rebuild per interval, whatever the number of readers. */
+export const VM_LIST_MAX_AGE_MS = 1000;
 
 /** Each host the site file declares or an agent reports: its spec, its last report and its health. */
 function mountHostList(app: express.Express, kit: RouteKit): void {
@@ -45,33 +50,19 @@ function mountHostList(app: express.Express, kit: RouteKit): void {
   });
 }
 
-/** Each VM the site file declares, where it runs and whether as declared; and VMs running that it does not declare. */
+/**
+ * Each VM the site file declares, where it runs and whether as declared; and VMs running that it does not
+ * declare. Pollers get it from a snapshot at most VM_LIST_MAX_AGE_MS old (a new or converged version is never
+ * answered from an older one), with an ETag: a client sending it back in If-None-Match gets 304 and no body.
+ */
 function mountVmList(app: express.Express, kit: RouteKit): void {
   const { rt, viewer } = kit;
-  app.get('/api/vms', viewer, async (_req, res) => {
-    const { site } = await currentSite(rt);
-    const observed = await rt.observed.all();
-    const seen = new Map<string, { host: string; state: string; memMiB: number; vcpus: number }[]>();
-    for (const h of Object.values(observed.hosts)) {
-      for (const d of h.domains)
-        seen.set(d.name, [
-          ...(seen.get(d.name) ?? []),
-          { host: h.name, state: d.state, memMiB: d.memMiB, vcpus: d.vcpus },
-        ]);
-    }
-    const vms = (site?.vms ?? []).map((v) => {
-      const at = seen.get(v.name) ?? [];
-      seen.delete(v.name);
-      const here = at.find((a) => a.host === v.host);
-      return {
-        name: v.name,
-        set: v.set,
-        desired: { host: v.host, memMiB: v.memMiB, vcpus: v.vcpus, config: v.config },
-        observed: at,
-        inSync: Boolean(here && at.length === 1 && here.memMiB === v.memMiB && here.vcpus === v.vcpus),
-      };
-    });
-    res.json({ vms, unmanaged: [...seen].map(([name, at]) => ({ name, observed: at })) });
+  const snapshot = new JsonSnapshot(() => listVms(rt), VM_LIST_MAX_AGE_MS);
+  app.get('/api/vms', viewer, async (req, res) => {
+    const snap = await snapshot.get(`${await rt.sites.currentVersion()}:${await rt.applies.convergedVersion()}`);
+    res.set('ETag', snap.etag).set('Cache-Control', 'no-cache');
+    if (notModified(req.headers['if-none-match'], snap.etag)) return res.status(304).end();
+    res.type('application/json').send(snap.body);
   });
 }
 

@@ -1,0 +1,76 @@
+// A list that many clients poll (GET /api/vms: 10,000 VMs, about 2 MB) is built at most once per `maxAgeMs`
+// for the same key (the site version and the converged version), whatever the number of readers: the body
+// and its ETag are kept, readers get them at once (a client holding that ETag gets 304 and no body), and a
+// snapshot older than `maxAgeMs` is rebuilt in the background while readers keep getting the last one. So
+// reads cost the applying processes one rebuild per interval, not one per request. A new key (a new version
+// stored, or one converged) is never answered from the old snapshot: readers wait for the new one.
+
+import { createHash } from 'node:crypto';
+
+export interface Snapshot {
+  key: string;
+  body: string;
+  /** A strong validator of `body`: equal bodies get equal tags, across rebuilds and processes. */
+  etag: string;
+  builtAt: number;
+}
+
+export class JsonSnapshot {
+  private last: Snapshot | undefined;
+  private building: { key: string; done: Promise<Snapshot> } | undefined;
+  /** Builds are numbered as they start; only a later one replaces the kept snapshot. */
+  private started = 0;
+  private kept = 0;
+
+  constructor(
+    private readonly build: () => Promise<unknown>,
+    private readonly maxAgeMs: number,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** The snapshot for `key`: the kept one when it has that key (rebuilt behind it when old), else a new one. */
+  async get(key: string): Promise<Snapshot> {
+    const last = this.last;
+    if (last && last.key === key) {
+      if (this.now() - last.builtAt >= this.maxAgeMs) void this.rebuild(key).catch(() => {});
+      return last;
+    }
+    return this.rebuild(key);
+  }
+
+  private rebuild(key: string): Promise<Snapshot> {
+    if (this.building?.key === key) return this.building.done;
+    const seq = ++this.started;
+    const done = (async () => {
+      const startedAt = this.now();
+      const body = JSON.stringify(await this.build());
+      const etag = `"${createHash('sha256').update(body).digest('base64url').slice(0, 27)}"`;
+      const snap: Snapshot = { key, body, etag, builtAt: startedAt };
+      // A slow build that started earlier never replaces one that started later (its data may be older).
+      if (seq > this.kept) {
+        this.kept = seq;
+        this.last = snap;
+      }
+      return snap;
+    })();
+    const entry = { key, done };
+    this.building = entry;
+    void done
+      .finally(() => {
+        if (this.building === entry) this.building = undefined;
+      })
+      .catch(() => {});
+    return done;
+  }
+}
+
+/**
+ * Whether a conditional GET holds the current ETag (weak comparison, RFC 9110 13.1.2). Not express's
+ * `req.fresh`: that is a cache's rule and answers "stale" to every request with Cache-Control: no-cache,
+ * which fetch() adds to each request carrying If-None-Match, so no poller would ever get a 304.
+ */
+export function notModified(ifNoneMatch: string | undefined, etag: string): boolean {
+  if (!ifNoneMatch) return false;
+  if (ifNoneMatch.trim() === '*') return true;
+  return ifNoneMatch.split(',').some((t) => t.trim().replace(/^W\//, '') === etag);
+}

@@ -1,0 +1,50 @@
+// The VM list of GET /api/vms and `xsm status`: each VM the current version declares, where the agents
+// observe it and whether as declared; and the domains they observe that no version declares.
+
+import type { ServiceRuntime } from '../runtime/service-runtime.ts';
+import { currentSite } from './site-service.ts';
+
+export interface ObservedAt {
+  host: string;
+  state: string;
+  memMiB: number;
+  vcpus: number;
+}
+
+export interface VmListing {
+  vms: {
+    name: string;
+    set: string;
+    desired: { host: string; memMiB: number; vcpus: number; config: string };
+    observed: ObservedAt[];
+    inSync: boolean;
+  }[];
+  unmanaged: { name: string; observed: ObservedAt[] }[];
+}
+
+export async function listVms(rt: ServiceRuntime): Promise<VmListing> {
+  const { site } = await currentSite(rt);
+  const observed = await rt.observed.all();
+  const seen = new Map<string, ObservedAt[]>();
+  for (const h of Object.values(observed.hosts)) {
+    for (const d of h.domains) {
+      const at = { host: h.name, state: d.state, memMiB: d.memMiB, vcpus: d.vcpus };
+      const list = seen.get(d.name);
+      if (list) list.push(at);
+      else seen.set(d.name, [at]);
+    }
+  }
+  const vms = (site?.vms ?? []).map((v) => {
+    const at = seen.get(v.name) ?? [];
+    seen.delete(v.name);
+    const here = at.find((a) => a.host === v.host);
+    return {
+      name: v.name,
+      set: v.set,
+      desired: { host: v.host, memMiB: v.memMiB, vcpus: v.vcpus, config: v.config },
+      observed: at,
+      inSync: Boolean(here && at.length === 1 && here.memMiB === v.memMiB && here.vcpus === v.vcpus),
+    };
+  });
+  return { vms, unmanaged: [...seen].map(([name, at]) => ({ name, observed: at })) };
+}

@@ -1,0 +1,111 @@
+// GET /api/vms under polling (issue 20): one snapshot per interval whatever the number of readers, an ETag
+// that a poller sends back to get 304 and no body, and never an answer older than the stored or converged
+// version. The CLI's client sends the ETag back by itself.
+import test from 'ava';
+import { JsonSnapshot } from '../../src/api/json-snapshot.ts';
+import { apiClient } from '../../src/cli/api-client.ts';
+import { siteXml } from '../integration/fixtures.ts';
+import { TOKENS, withApi } from './with-api.ts';
+
+test('the snapshot is built once for concurrent readers, kept within its age, and rebuilt behind it after', async (t) => {
+  let clock = 0;
+  let builds = 0;
+  let content = 'a';
+  const snap = new JsonSnapshot(
+    async () => {
+      builds++;
+      await new Promise((r) => setTimeout(r, 20));
+      return { content };
+    },
+    1000,
+    () => clock,
+  );
+  const first = await Promise.all(Array.from({ length: 50 }, () => snap.get('v1')));
+  t.is(builds, 1, 'fifty concurrent readers, one build');
+  t.true(first.every((s) => s === first[0]));
+  t.is(first[0]!.body, '{"content":"a"}');
+  clock = 999;
+  content = 'b';
+  t.is((await snap.get('v1')).body, '{"content":"a"}', 'within its age: the kept one, no build');
+  t.is(builds, 1);
+  clock = 1000;
+  t.is((await snap.get('v1')).body, '{"content":"a"}', 'too old: still answered at once...');
+  await new Promise((r) => setTimeout(r, 40));
+  t.is(builds, 2, '...and rebuilt behind it');
+  const rebuilt = await snap.get('v1');
+  t.is(rebuilt.body, '{"content":"b"}');
+  t.not(rebuilt.etag, first[0]!.etag);
+  content = 'c';
+  t.is((await snap.get('v2')).body, '{"content":"c"}', 'a new key is never answered from the old snapshot');
+  t.is(builds, 3);
+});
+
+test('equal bodies get equal ETags across rebuilds', async (t) => {
+  const a = await new JsonSnapshot(async () => ({ x: 1 }), 0).get('k');
+  const b = await new JsonSnapshot(async () => ({ x: 1 }), 0).get('k');
+  t.is(a.etag, b.etag);
+  t.regex(a.etag, /^"[A-Za-z0-9_-]{27}"$/);
+});
+
+test('GET /api/vms answers 304 without a body to a poller holding its ETag, and a new version gets a new one', async (t) => {
+  const hosts = [
+    { name: 'h1', memMiB: 1024 },
+    { name: 'h2', memMiB: 1024 },
+  ];
+  const { s, api, call } = await withApi(t, hosts);
+  const up = await call('POST', '/api/site?base=0', 'admin', {
+    xml: siteXml(hosts, [{ name: 'a', host: 'h1', mem: 256 }]),
+  });
+  t.is(up.status, 201);
+  await s.waitConverged(1);
+  const get = (etag?: string) =>
+    fetch(`${api.url}/api/vms`, {
+      headers: { authorization: `Bearer ${TOKENS.viewer}`, ...(etag ? { 'if-none-match': etag } : {}) },
+    });
+  const full = await get();
+  t.is(full.status, 200);
+  const etag = full.headers.get('etag')!;
+  t.truthy(etag);
+  const body = (await full.json()) as { vms: { name: string; inSync: boolean }[] };
+  t.deepEqual(
+    body.vms.map((v) => [v.name, v.inSync]),
+    [['a', true]],
+    'converged: answered from a snapshot of the converged version',
+  );
+  const again = await get(etag);
+  t.is(again.status, 304);
+  t.is(await again.text(), '');
+  t.is((await get('"something-else"')).status, 200);
+
+  const next = await call('POST', '/api/site?base=1', 'admin', {
+    xml: siteXml(hosts, [
+      { name: 'a', host: 'h1', mem: 256 },
+      { name: 'b', host: 'h2', mem: 256 },
+    ]),
+  });
+  t.is(next.status, 201);
+  const changed = await get(etag);
+  t.is(changed.status, 200, 'a new version is never answered from the old snapshot');
+  t.not(changed.headers.get('etag'), etag);
+  t.deepEqual(((await changed.json()) as { vms: { name: string }[] }).vms.map((v) => v.name).sort(), ['a', 'b']);
+
+  // The CLI's client sends the ETag back and hands the command the same body on 304.
+  const cli = apiClient({ XSM_API: api.url, XSM_TOKEN: TOKENS.viewer });
+  const seen: (string | null)[] = [];
+  const real = globalThis.fetch;
+  globalThis.fetch = async (input, init) => {
+    const res = await real(input, init);
+    seen.push(`${new Headers(init?.headers).get('if-none-match') ?? '-'} ${res.status}`);
+    return res;
+  };
+  try {
+    const one = await cli.call<{ vms: unknown[] }>('GET', '/api/vms');
+    const two = await cli.call<{ vms: unknown[] }>('GET', '/api/vms');
+    t.deepEqual(two, one);
+  } finally {
+    globalThis.fetch = real;
+  }
+  t.is(seen.length, 2);
+  t.regex(seen[0]!, /^- 200$/);
+  t.regex(seen[1]!, /^"[^"]+" 304$/);
+});
