@@ -24,7 +24,7 @@ export interface BalanceOptions extends RuleOptions {
   vcpuWeight?: number;
   n1Weight?: number;
   maxMoves?: number;
-  /** A move must lower the score by at least this fraction of the score as it stands (default 0.2%). */
+  /** A move must lower the score by at least this fraction of the score as it stands (default 2%). */
   minGainFraction?: number;
   /** ... and by at least this much (default 1e-4). */
   minGain?: number;
@@ -219,6 +219,39 @@ class Cluster {
       s += dim.weight * std(s1, s2, this.n);
     }
     return s + this.n1Weight * this.n1IfMoved(v, from, to);
+  }
+  /** Score if `v` (on `a`) and `w` (on `b`) swapped hosts, without moving them. */
+  scoreIfSwapped(v: BalanceVm, a: HostState, w: BalanceVm, b: HostState): number {
+    let s = 0;
+    for (let d = 0; d < this.dims.length; d++) {
+      const dim = this.dims[d]!;
+      const x = dim.x(w) - dim.x(v);
+      let s1 = this.s1[d]!;
+      let s2 = this.s2[d]!;
+      if (x !== 0) {
+        for (const [h, dx] of [
+          [a, x],
+          [b, -x],
+        ] as const) {
+          const u0 = this.value(h, d);
+          const u1 = this.value(h, d, dx);
+          s1 += u1 - u0;
+          s2 += u1 * u1 - u0 * u0;
+        }
+      }
+      s += dim.weight * std(s1, s2, this.n);
+    }
+    if (this.n1Weight === 0) return s;
+    let n1 = this.n1;
+    const dm = w.memMiB - v.memMiB;
+    for (const [h, dmem, keep] of [
+      [a, dm, a.vms.size],
+      [b, -dm, b.vms.size],
+    ] as const) {
+      if (Cluster.failsN1(h.mem, Cluster.freeOf(h), this.free)) n1 -= keep;
+      if (Cluster.failsN1(h.mem + dmem, Cluster.freeOf(h, h.mem + dmem), this.free)) n1 += keep;
+    }
+    return s + this.n1Weight * n1;
   }
   /** N+1 count after the move; exact between active hosts (total free memory does not change then). */
   private n1IfMoved(v: BalanceVm, from: HostState, to: HostState): number {
@@ -483,11 +516,15 @@ function better(a: Candidate, b: Candidate | undefined): boolean {
  * The plan with `v`'s move replaced by one from its origin straight to `to`, put last (or dropped when
  * `to` is its origin), if every move of it still passes the rules in order; undefined otherwise.
  */
-function replanned(run: BalanceRun, v: BalanceVm, to: HostState): PlannedMove[] | undefined {
+function replanned(
+  run: BalanceRun,
+  changes: readonly (readonly [BalanceVm, HostState])[],
+  reason: string,
+): PlannedMove[] | undefined {
   const { c, opts, origin } = run;
-  const kept = run.plan.filter((m) => m.v !== v);
-  const from = origin.get(v)!;
-  const next = to === from ? kept : [...kept, { v, from, to, reason: '' }];
+  const changed = new Set(changes.map(([v]) => v));
+  const next = run.plan.filter((m) => !changed.has(m.v));
+  for (const [v, to] of changes) if (to !== origin.get(v)) next.push({ v, from: origin.get(v)!, to, reason });
   // Replay on the snapshot: each move must fit where the moves before it leave the cluster.
   const copies = new Map<BalanceVm, BalanceVm>();
   const vms = [...origin].map(([vm, h]) => {
@@ -501,19 +538,30 @@ function replanned(run: BalanceRun, v: BalanceVm, to: HostState): PlannedMove[] 
     [],
     0,
   );
-  for (const m of next) {
-    const target = replay.hosts.get(m.to.spec.name)!;
-    const copy = copies.get(m.v)!;
-    if (whyNotPlace(copy, target, opts)) return undefined;
-    replay.move(copy, replay.hosts.get(m.from.spec.name)!, target);
+  // Moves are tried in plan order; one that does not fit yet waits for the others to make room.
+  const ordered: PlannedMove[] = [];
+  let pending = next;
+  while (pending.length) {
+    const waiting: PlannedMove[] = [];
+    for (const m of pending) {
+      const target = replay.hosts.get(m.to.spec.name)!;
+      const copy = copies.get(m.v)!;
+      if (whyNotPlace(copy, target, opts)) waiting.push(m);
+      else {
+        replay.move(copy, replay.hosts.get(m.from.spec.name)!, target);
+        ordered.push(m);
+      }
+    }
+    if (waiting.length === pending.length) return undefined;
+    pending = waiting;
   }
-  return next;
+  return ordered;
 }
 
 /** Performance mode: the best move at a time while it gains enough, within the time budget. */
 function spreadLoad(run: BalanceRun): void {
   const { c, opts } = run;
-  const fraction = opts.minGainFraction ?? 0.002;
+  const fraction = opts.minGainFraction ?? 0.02;
   const floor = Math.max(opts.minGain ?? 1e-4, 1e-9);
   // Retargets the replay refused (they would overfill a host at some step): not tried again this run.
   const refused = new Set<string>();
@@ -524,20 +572,76 @@ function spreadLoad(run: BalanceRun): void {
     }
     const minGain = Math.max(floor, fraction * c.score());
     const m = bestMove(run, minGain, refused);
-    if (!m) return;
-    const reason = `lowers the score by ${m.gain.toFixed(4)}`;
-    if (m.retarget) {
-      const next = replanned(run, m.v, m.to);
-      if (!next) {
-        refused.add(`${m.v.name}\0${m.to.spec.name}`);
-        continue;
-      }
-      const last = next.at(-1);
-      if (last && last.v === m.v) last.reason = reason;
-      run.plan = next;
-    } else run.plan.push({ v: m.v, from: m.from, to: m.to, reason });
-    c.move(m.v, m.from, m.to);
+    if (m) {
+      const reason = `lowers the score by ${m.gain.toFixed(4)}`;
+      if (m.retarget) {
+        const next = replanned(run, [[m.v, m.to]], reason);
+        if (!next) {
+          refused.add(`${m.v.name}\0${m.to.spec.name}`);
+          continue;
+        }
+        run.plan = next;
+      } else run.plan.push({ v: m.v, from: m.from, to: m.to, reason });
+      c.move(m.v, m.from, m.to);
+      continue;
+    }
+    // No single move is worth it: try exchanging two VMs, which single moves cannot reach when both
+    // hosts are full or each half of the exchange alone makes things worse.
+    const sw = bestSwap(run, minGain, refused);
+    if (!sw) return;
+    const reason = `swaps with ${sw.w.name}, lowering the score by ${sw.gain.toFixed(4)}`;
+    const next = replanned(
+      run,
+      [
+        [sw.v, sw.b],
+        [sw.w, sw.a],
+      ],
+      reason,
+    );
+    if (!next || next.length > run.maxMoves) {
+      refused.add(`${sw.v.name}\0${sw.w.name}`);
+      continue;
+    }
+    run.plan = next;
+    c.move(sw.v, sw.a, sw.b);
+    c.move(sw.w, sw.b, sw.a);
   }
+}
+
+interface Swap {
+  v: BalanceVm;
+  a: HostState;
+  w: BalanceVm;
+  b: HostState;
+  gain: number;
+}
+
+/** The exchange of two VMs that gains most (at least `minGain`), among the most and least pressed hosts. */
+function bestSwap(run: BalanceRun, minGain: number, refused: ReadonlySet<string>): Swap | undefined {
+  const { c, opts } = run;
+  const { sources, targets } = candidateHosts(c);
+  const now = c.score();
+  const free = (h: HostState) => h.spec.memMiB - (h.spec.reservedMemMiB ?? 0) - h.mem;
+  let best: Swap | undefined;
+  for (const a of sources) {
+    for (const b of targets) {
+      if (a === b) continue;
+      for (const v of a.vms) {
+        if (whyUnmovable(v, opts)) continue;
+        for (const w of b.vms) {
+          if (v.memMiB === w.memMiB && v.vcpus === w.vcpus && v.cpuLoad === w.cpuLoad) continue;
+          if (whyUnmovable(w, opts) || refused.has(`${v.name}\0${w.name}`)) continue;
+          // One of the two must fit first, with the other still in place.
+          if (v.memMiB > free(b) && w.memMiB > free(a)) continue;
+          const gain = now - c.scoreIfSwapped(v, a, w, b);
+          if (gain < minGain || (best && gain <= best.gain)) continue;
+          best = { v, a, w, b, gain };
+        }
+      }
+    }
+  }
+  // The rules (anti-affinity, ratios, added rules) are checked on the exchange's own order by replanned().
+  return best;
 }
 
 /**

@@ -65,7 +65,10 @@ export function parseHtools(text: string, file: string, utilText?: string, utilF
     if (s === undefined) throw err(l.no, `field ${i + 1} (${what}) is missing`);
     const v = Number(s);
     if (s.trim() === '' || !Number.isFinite(v) || (integer && !Number.isInteger(v)) || v < min)
-      throw err(l.no, `field ${i + 1} (${what}) must be ${integer ? 'a whole number' : 'a number'} >= ${min}, not "${s}"`);
+      throw err(
+        l.no,
+        `field ${i + 1} (${what}) must be ${integer ? 'a whole number' : 'a number'} >= ${min}, not "${s}"`,
+      );
     return v;
   };
   const groupIds = new Set<string>();
@@ -77,7 +80,10 @@ export function parseHtools(text: string, file: string, utilText?: string, utilF
   const free = new Map<string, number>();
   for (const l of nodes) {
     if (l.fields.length < 9)
-      throw err(l.no, `a node needs at least 9 fields (name|t_mem|n_mem|f_mem|t_disk|f_disk|t_cpu|offline|group), found ${l.fields.length}`);
+      throw err(
+        l.no,
+        `a node needs at least 9 fields (name|t_mem|n_mem|f_mem|t_disk|f_disk|t_cpu|offline|group), found ${l.fields.length}`,
+      );
     const name = l.fields[0]!;
     if (!name) throw err(l.no, 'node name is empty');
     if (free.has(name)) throw err(l.no, `node ${name} is listed twice`);
@@ -90,14 +96,24 @@ export function parseHtools(text: string, file: string, utilText?: string, utilF
     if (!groupIds.has(l.fields[8]!)) throw err(l.no, `node ${name} names group ${l.fields[8]}, which is not listed`);
     free.set(name, fMem);
     // An offline node is left by its instances and receives none: the rebalancer's maintenance.
-    hosts.push({ name, cpus, memMiB: fMem, totalMemMiB: tMem, loadPool: 1, ...(offline === 'Y' ? { maintenance: true } : {}) });
+    hosts.push({
+      name,
+      cpus,
+      memMiB: fMem,
+      totalMemMiB: tMem,
+      loadPool: 1,
+      ...(offline === 'Y' ? { maintenance: true } : {}),
+    });
   }
   const byHost = new Map(hosts.map((h) => [h.name, h]));
   const vms: BalanceVm[] = [];
   const seen = new Set<string>();
   for (const l of insts) {
     if (l.fields.length < 9)
-      throw err(l.no, `an instance needs at least 9 fields (name|mem|disk|vcpus|status|auto_balance|pnode|snode|disk_template), found ${l.fields.length}`);
+      throw err(
+        l.no,
+        `an instance needs at least 9 fields (name|mem|disk|vcpus|status|auto_balance|pnode|snode|disk_template), found ${l.fields.length}`,
+      );
     const name = l.fields[0]!;
     if (!name) throw err(l.no, 'instance name is empty');
     if (seen.has(name)) throw err(l.no, `instance ${name} is listed twice`);
@@ -112,7 +128,17 @@ export function parseHtools(text: string, file: string, utilText?: string, utilF
     const running = l.fields[4] === 'running';
     const memMiB = running ? mem : 0;
     host.memMiB += memMiB;
-    vms.push({ name, host: host.name, memMiB, vcpus, cpuLoad: 1, memLoad: 1, diskLoad: 1, netLoad: 1, ...(auto === 'N' ? { pinned: true } : {}) });
+    vms.push({
+      name,
+      host: host.name,
+      memMiB,
+      vcpus,
+      cpuLoad: 1,
+      memLoad: 1,
+      diskLoad: 1,
+      netLoad: 1,
+      ...(auto === 'N' ? { pinned: true } : {}),
+    });
   }
   let maxVcpuRatio = DEFAULT_VCPU_RATIO;
   for (const l of secs[4] ?? []) {
@@ -128,7 +154,8 @@ function applyUtil(vms: BalanceVm[], text: string, file: string): void {
   text.split(/\r?\n/).forEach((raw, i) => {
     if (raw.trim() === '') return;
     const f = raw.trim().split(/\s+/);
-    if (f.length !== 5) throw new HtoolsError(file, i + 1, `expected "name cpu mem disk net", found ${f.length} fields`);
+    if (f.length !== 5)
+      throw new HtoolsError(file, i + 1, `expected "name cpu mem disk net", found ${f.length} fields`);
     const v = byName.get(f[0]!);
     if (!v) throw new HtoolsError(file, i + 1, `instance ${f[0]} is not in the cluster snapshot`);
     const [cpu, mem, disk, net] = f.slice(1).map((s, k) => {
