@@ -24,7 +24,8 @@ export interface BalanceOptions extends RuleOptions {
   vcpuWeight?: number;
   n1Weight?: number;
   maxMoves?: number;
-  /** A move must lower the score by at least this fraction of the score as it stands (default 2%). */
+  /** A move must lower the score by at least this fraction of the score as it stands (default: 0.6 / the
+   *  number of hosts, at most 3%; a move's effect on a standard deviation shrinks like 1/n). */
   minGainFraction?: number;
   /** ... and by at least this much (default 1e-4). */
   minGain?: number;
@@ -71,8 +72,10 @@ interface HostState {
   vcpus: number;
   vms: Set<BalanceVm>;
   groups: Map<string, number>;
-  /** Per scored dimension, the sum of the VMs' contributions. */
+  /** Per scored dimension, the sum of the VMs' contributions, and the host's offset and scale. */
   sums: Float64Array;
+  off: Float64Array;
+  scale: Float64Array;
   active: boolean;
 }
 
@@ -130,6 +133,8 @@ class Cluster {
         vms: new Set(),
         groups: new Map(),
         sums: new Float64Array(dims.length),
+        off: Float64Array.from(dims, (d) => d.offset(h)),
+        scale: Float64Array.from(dims, (d) => d.scale(h)),
         active: !h.maintenance,
       });
     }
@@ -147,8 +152,17 @@ class Cluster {
     this.recountN1();
   }
   private value(h: HostState, d: number, extra = 0): number {
-    const dim = this.dims[d]!;
-    return (h.sums[d]! + extra + dim.offset(h.spec)) / dim.scale(h.spec);
+    return (h.sums[d]! + extra + h.off[d]!) / h.scale[d]!;
+  }
+  /** A VM's contribution to each dimension (computed once per VM). */
+  private readonly xs = new Map<BalanceVm, Float64Array>();
+  xOf(v: BalanceVm): Float64Array {
+    let x = this.xs.get(v);
+    if (!x) {
+      x = Float64Array.from(this.dims, (d) => d.x(v));
+      this.xs.set(v, x);
+    }
+    return x;
   }
   private account(h: HostState, sign: 1 | -1) {
     for (let d = 0; d < this.dims.length; d++) {
@@ -161,14 +175,16 @@ class Cluster {
     h.vms.add(v);
     h.mem += v.memMiB;
     h.vcpus += v.vcpus;
-    for (let d = 0; d < this.dims.length; d++) h.sums[d]! += this.dims[d]!.x(v);
+    const xs = this.xOf(v);
+    for (let d = 0; d < this.dims.length; d++) h.sums[d]! += xs[d]!;
     if (v.antiAffinity) h.groups.set(v.antiAffinity, (h.groups.get(v.antiAffinity) ?? 0) + 1);
   }
   private remove(h: HostState, v: BalanceVm) {
     h.vms.delete(v);
     h.mem -= v.memMiB;
     h.vcpus -= v.vcpus;
-    for (let d = 0; d < this.dims.length; d++) h.sums[d]! -= this.dims[d]!.x(v);
+    const xs = this.xOf(v);
+    for (let d = 0; d < this.dims.length; d++) h.sums[d]! -= xs[d]!;
     if (v.antiAffinity) h.groups.set(v.antiAffinity, (h.groups.get(v.antiAffinity) ?? 1) - 1);
   }
   private static freeOf(h: HostState, mem = h.mem) {
@@ -197,9 +213,10 @@ class Cluster {
   /** Score if `v` moved from `from` to `to`, without moving it. */
   scoreIfMoved(v: BalanceVm, from: HostState, to: HostState): number {
     let s = 0;
+    const xs = this.xOf(v);
     for (let d = 0; d < this.dims.length; d++) {
       const dim = this.dims[d]!;
-      const x = dim.x(v);
+      const x = xs[d]!;
       let s1 = this.s1[d]!;
       let s2 = this.s2[d]!;
       if (x !== 0) {
@@ -223,50 +240,41 @@ class Cluster {
   /** Score if `v` (on `a`) and `w` (on `b`) swapped hosts, without moving them. */
   scoreIfSwapped(v: BalanceVm, a: HostState, w: BalanceVm, b: HostState): number {
     let s = 0;
+    const xv = this.xOf(v);
+    const xw = this.xOf(w);
     for (let d = 0; d < this.dims.length; d++) {
       const dim = this.dims[d]!;
-      const x = dim.x(w) - dim.x(v);
+      const x = xw[d]! - xv[d]!;
       let s1 = this.s1[d]!;
       let s2 = this.s2[d]!;
       if (x !== 0) {
-        for (const [h, dx] of [
-          [a, x],
-          [b, -x],
-        ] as const) {
-          const u0 = this.value(h, d);
-          const u1 = this.value(h, d, dx);
-          s1 += u1 - u0;
-          s2 += u1 * u1 - u0 * u0;
-        }
+        const ua = this.value(a, d);
+        const ua1 = this.value(a, d, x);
+        const ub = this.value(b, d);
+        const ub1 = this.value(b, d, -x);
+        s1 += ua1 - ua + ub1 - ub;
+        s2 += ua1 * ua1 - ua * ua + ub1 * ub1 - ub * ub;
       }
       s += dim.weight * std(s1, s2, this.n);
     }
     if (this.n1Weight === 0) return s;
-    let n1 = this.n1;
     const dm = w.memMiB - v.memMiB;
-    for (const [h, dmem, keep] of [
-      [a, dm, a.vms.size],
-      [b, -dm, b.vms.size],
-    ] as const) {
-      if (Cluster.failsN1(h.mem, Cluster.freeOf(h), this.free)) n1 -= keep;
-      if (Cluster.failsN1(h.mem + dmem, Cluster.freeOf(h, h.mem + dmem), this.free)) n1 += keep;
-    }
+    const n1 = this.n1 + this.n1Change(a, dm, 0, this.free) + this.n1Change(b, -dm, 0, this.free);
     return s + this.n1Weight * n1;
   }
   /** N+1 count after the move; exact between active hosts (total free memory does not change then). */
   private n1IfMoved(v: BalanceVm, from: HostState, to: HostState): number {
     if (this.n1Weight === 0) return 0;
-    let n1 = this.n1;
     const F = this.free + (from.active ? 0 : -Math.min(v.memMiB, Cluster.freeOf(to)));
-    for (const [h, dm, dn] of [
-      [from, -v.memMiB, -1],
-      [to, v.memMiB, 1],
-    ] as const) {
-      if (!h.active) continue;
-      if (Cluster.failsN1(h.mem, Cluster.freeOf(h), this.free)) n1 -= h.vms.size;
-      if (Cluster.failsN1(h.mem + dm, Cluster.freeOf(h, h.mem + dm), F)) n1 += h.vms.size + dn;
-    }
-    return n1;
+    return this.n1 + this.n1Change(from, -v.memMiB, -1, F) + this.n1Change(to, v.memMiB, 1, F);
+  }
+  /** How the N+1 count changes when `h` gains `dmem` memory and `dcount` VMs, with `F` free in all. */
+  private n1Change(h: HostState, dmem: number, dcount: number, F: number): number {
+    if (!h.active) return 0;
+    let n = 0;
+    if (Cluster.failsN1(h.mem, Cluster.freeOf(h), this.free)) n -= h.vms.size;
+    if (Cluster.failsN1(h.mem + dmem, Cluster.freeOf(h, h.mem + dmem), F)) n += h.vms.size + dcount;
+    return n;
   }
   move(v: BalanceVm, from: HostState, to: HostState) {
     if (from.active) this.account(from, -1);
@@ -452,11 +460,10 @@ interface Candidate {
 }
 
 /** Hosts worth taking VMs from and giving VMs to: all on small sites, the extremes on large ones. */
-function candidateHosts(c: Cluster): { sources: HostState[]; targets: HostState[] } {
+function candidateHosts(c: Cluster, K = 32): { sources: HostState[]; targets: HostState[] } {
   const active = c.list.filter((h) => h.active);
-  if (active.length <= 64) return { sources: active, targets: active };
+  if (active.length <= 2 * K) return { sources: active, targets: active };
   const stds = c.stds();
-  const K = 32;
   const byPressure = (p: (h: HostState) => number) =>
     active
       .map((h) => [h, p(h)] as const)
@@ -471,8 +478,8 @@ function candidateHosts(c: Cluster): { sources: HostState[]; targets: HostState[
   for (let d = 0; d < c.dims.length; d++) {
     const one = stds.map((s, i) => (i === d ? s : 0));
     const ranked = byPressure((h) => c.pressure(h, one));
-    ranked.slice(0, K / 4).forEach((h) => sources.add(h));
-    ranked.slice(-K / 4).forEach((h) => targets.add(h));
+    ranked.slice(0, Math.ceil(K / 4)).forEach((h) => sources.add(h));
+    ranked.slice(-Math.ceil(K / 4)).forEach((h) => targets.add(h));
   }
   return { sources: [...sources], targets: [...targets] };
 }
@@ -491,7 +498,8 @@ function bestMove(run: BalanceRun, minGain: number, refused: ReadonlySet<string>
       const retarget = planned.has(v);
       if (full && !retarget) continue;
       for (const to of targets) {
-        if (to === from || refused.has(`${v.name}\0${to.spec.name}`) || whyNotPlace(v, to, opts)) continue;
+        if (to === from || (refused.size && refused.has(`${v.name}\0${to.spec.name}`)) || whyNotPlace(v, to, opts))
+          continue;
         const gain = now - c.scoreIfMoved(v, from, to);
         if (gain < minGain) continue;
         if (better({ v, from, to, gain, retarget }, best)) best = { v, from, to, gain, retarget };
@@ -561,7 +569,9 @@ function replanned(
 /** Performance mode: the best move at a time while it gains enough, within the time budget. */
 function spreadLoad(run: BalanceRun): void {
   const { c, opts } = run;
-  const fraction = opts.minGainFraction ?? 0.02;
+  // One move changes a standard deviation over n hosts by about 1/n of it: the default bar falls with n.
+  const active = c.list.filter((h) => h.active).length || 1;
+  const fraction = opts.minGainFraction ?? Math.min(0.03, 0.6 / active);
   const floor = Math.max(opts.minGain ?? 1e-4, 1e-9);
   // Retargets the replay refused (they would overfill a host at some step): not tried again this run.
   const refused = new Set<string>();
@@ -572,7 +582,9 @@ function spreadLoad(run: BalanceRun): void {
     }
     const minGain = Math.max(floor, fraction * c.score());
     const m = bestMove(run, minGain, refused);
-    if (m) {
+    // An exchange of two VMs competes with the best single move, gain per added migration.
+    const sw0 = m ? bestSwap(run, m.gain, refused, 4) : undefined;
+    if (m && !sw0) {
       const reason = `lowers the score by ${m.gain.toFixed(4)}`;
       if (m.retarget) {
         const next = replanned(run, [[m.v, m.to]], reason);
@@ -587,7 +599,7 @@ function spreadLoad(run: BalanceRun): void {
     }
     // No single move is worth it: try exchanging two VMs, which single moves cannot reach when both
     // hosts are full or each half of the exchange alone makes things worse.
-    const sw = bestSwap(run, minGain, refused);
+    const sw = sw0 ?? bestSwap(run, minGain, refused);
     if (!sw) return;
     const reason = `swaps with ${sw.w.name}, lowering the score by ${sw.gain.toFixed(4)}`;
     const next = replanned(
@@ -617,24 +629,34 @@ interface Swap {
 }
 
 /** The exchange of two VMs that gains most (at least `minGain`), among the most and least pressed hosts. */
-function bestSwap(run: BalanceRun, minGain: number, refused: ReadonlySet<string>): Swap | undefined {
-  const { c, opts } = run;
-  const { sources, targets } = candidateHosts(c);
+function bestSwap(run: BalanceRun, minGain: number, refused: ReadonlySet<string>, K = 32): Swap | undefined {
+  const { c, opts, plan } = run;
+  const { sources, targets } = candidateHosts(c, K);
   const now = c.score();
+  const planned = new Set(plan.map((m) => m.v));
   const free = (h: HostState) => h.spec.memMiB - (h.spec.reservedMemMiB ?? 0) - h.mem;
+  const movableOn = new Map<HostState, BalanceVm[]>();
+  for (const h of new Set([...sources, ...targets]))
+    movableOn.set(
+      h,
+      [...h.vms].filter((v) => !whyUnmovable(v, opts)),
+    );
   let best: Swap | undefined;
   for (const a of sources) {
+    const freeA = free(a);
     for (const b of targets) {
       if (a === b) continue;
-      for (const v of a.vms) {
-        if (whyUnmovable(v, opts)) continue;
-        for (const w of b.vms) {
+      const freeB = free(b);
+      for (const v of movableOn.get(a)!) {
+        for (const w of movableOn.get(b)!) {
           if (v.memMiB === w.memMiB && v.vcpus === w.vcpus && v.cpuLoad === w.cpuLoad) continue;
-          if (whyUnmovable(w, opts) || refused.has(`${v.name}\0${w.name}`)) continue;
           // One of the two must fit first, with the other still in place.
-          if (v.memMiB > free(b) && w.memMiB > free(a)) continue;
+          if (v.memMiB > freeB && w.memMiB > freeA) continue;
           const gain = now - c.scoreIfSwapped(v, a, w, b);
-          if (gain < minGain || (best && gain <= best.gain)) continue;
+          // Each migration the exchange adds to the plan must pay for itself.
+          const cost = (planned.has(v) ? 0 : 1) + (planned.has(w) ? 0 : 1);
+          if (gain < minGain * Math.max(1, cost) || (best && gain <= best.gain)) continue;
+          if (refused.size && refused.has(`${v.name}\0${w.name}`)) continue;
           best = { v, a, w, b, gain };
         }
       }
