@@ -205,6 +205,10 @@ class Cluster {
   stds(): number[] {
     return this.dims.map((_, d) => std(this.s1[d]!, this.s2[d]!, this.n));
   }
+  /** The standard-deviation part of the score (what the stopping bar is a fraction of). */
+  spread(): number {
+    return this.score() - this.n1Weight * this.n1;
+  }
   score(): number {
     let s = this.n1Weight * this.n1;
     for (let d = 0; d < this.dims.length; d++) s += this.dims[d]!.weight * std(this.s1[d]!, this.s2[d]!, this.n);
@@ -573,51 +577,77 @@ function spreadLoad(run: BalanceRun): void {
   const active = c.list.filter((h) => h.active).length || 1;
   const fraction = opts.minGainFraction ?? Math.min(0.03, 0.6 / active);
   const floor = Math.max(opts.minGain ?? 1e-4, 1e-9);
-  // Retargets the replay refused (they would overfill a host at some step): not tried again this run.
+  // Changes that fit in no order from the current placement: not tried again until the placement changes.
   const refused = new Set<string>();
   for (;;) {
     if (performance.now() > run.deadline) {
       run.timedOut = true;
       return;
     }
-    const minGain = Math.max(floor, fraction * c.score());
+    const minGain = Math.max(floor, fraction * c.spread());
     const m = bestMove(run, minGain, refused);
     // An exchange of two VMs competes with the best single move, gain per added migration.
     const sw0 = m ? bestSwap(run, m.gain, refused, 4) : undefined;
     if (m && !sw0) {
       const reason = `lowers the score by ${m.gain.toFixed(4)}`;
-      if (m.retarget) {
-        const next = replanned(run, [[m.v, m.to]], reason);
-        if (!next) {
-          refused.add(`${m.v.name}\0${m.to.spec.name}`);
-          continue;
-        }
-        run.plan = next;
-      } else run.plan.push({ v: m.v, from: m.from, to: m.to, reason });
+      const next = m.retarget ? replanned(run, [[m.v, m.to]], reason) : undefined;
+      if (next) run.plan = next;
+      else if (run.plan.length < run.maxMoves) run.plan.push({ v: m.v, from: m.from, to: m.to, reason });
+      else {
+        refused.add(`${m.v.name}\0${m.to.spec.name}`);
+        continue;
+      }
       c.move(m.v, m.from, m.to);
+      refused.clear();
       continue;
     }
     // No single move is worth it: try exchanging two VMs, which single moves cannot reach when both
     // hosts are full or each half of the exchange alone makes things worse.
     const sw = sw0 ?? bestSwap(run, minGain, refused);
     if (!sw) return;
-    const reason = `swaps with ${sw.w.name}, lowering the score by ${sw.gain.toFixed(4)}`;
-    const next = replanned(
-      run,
-      [
-        [sw.v, sw.b],
-        [sw.w, sw.a],
-      ],
-      reason,
-    );
-    if (!next || next.length > run.maxMoves) {
-      refused.add(`${sw.v.name}\0${sw.w.name}`);
-      continue;
-    }
-    run.plan = next;
+    if (exchange(run, sw)) refused.clear();
+    else refused.add(`${sw.v.name}\0${sw.w.name}`);
+  }
+}
+
+/**
+ * Carries out an exchange in the plan: folded into the VMs' planned moves when the whole plan still fits
+ * step by step, else as two more moves from where the VMs are now, the one that fits first going first.
+ * False when neither order fits (or the plan would grow past maxMoves).
+ */
+function exchange(run: BalanceRun, sw: Swap): boolean {
+  const { c, opts } = run;
+  const reason = `exchange of ${sw.v.name} and ${sw.w.name}: lowers the score by ${sw.gain.toFixed(4)}`;
+  const folded = replanned(
+    run,
+    [
+      [sw.v, sw.b],
+      [sw.w, sw.a],
+    ],
+    reason,
+  );
+  if (folded && folded.length <= run.maxMoves) {
+    run.plan = folded;
     c.move(sw.v, sw.a, sw.b);
     c.move(sw.w, sw.b, sw.a);
+    return true;
   }
+  if (run.plan.length + 2 > run.maxMoves) return false;
+  for (const [x, from, y, to] of [
+    [sw.v, sw.a, sw.w, sw.b],
+    [sw.w, sw.b, sw.v, sw.a],
+  ] as const) {
+    if (whyNotPlace(x, to, opts)) continue;
+    c.move(x, from, to);
+    if (whyNotPlace(y, from, opts)) {
+      c.move(x, to, from);
+      continue;
+    }
+    c.move(y, to, from);
+    run.plan.push({ v: x, from, to, reason }, { v: y, from: to, to: from, reason });
+    return true;
+  }
+  return false;
 }
 
 interface Swap {
