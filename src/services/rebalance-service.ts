@@ -66,7 +66,11 @@ export async function runRebalance(
   if (req.dryRun || result.moves.length === 0) return { ...result, baseVersion };
   const to = new Map(result.moves.map((m) => [m.vm, m.to]));
   const next = { ...site, vms: site.vms.map((v) => (to.has(v.name) ? { ...v, host: to.get(v.name)! } : v)) };
-  const reason = `rebalance (${opts.mode}): ${result.moves.length} live migration${result.moves.length === 1 ? '' : 's'}, imbalance ${result.imbalanceBefore.toFixed(3)} -> ${result.imbalanceAfter.toFixed(3)}`;
+  // The predicted score before and after each move is stored with the version, in its reason.
+  const predicted = result.moves
+    .map((m) => `${m.vm} ${m.from}->${m.to} ${m.scoreBefore.toFixed(4)}->${m.scoreAfter.toFixed(4)}`)
+    .join(', ');
+  const reason = `rebalance (${opts.mode}): ${result.moves.length} live migration${result.moves.length === 1 ? '' : 's'}, score ${result.imbalanceBefore.toFixed(4)} -> ${result.imbalanceAfter.toFixed(4)} (predicted: ${predicted})`;
   // Based on the version read: if an operator changed the site meanwhile, this is refused (409) and
   // the next run plans again from the new version. The rebalancer never stops a VM: a plan that would
   // (a cycle of moves broken by a cold move) is not written.
