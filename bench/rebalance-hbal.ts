@@ -116,7 +116,7 @@ function movesFrom(stdout: string): [string, string][] {
 function hcheckScore(dir: string, text: string, moves: [string, string][]): number {
   const file = join(dir, 'scored.txt');
   writeFileSync(file, writeHtools(text, new Map(moves)));
-  const out = execFileSync('hcheck', ['-t', file, '-U', join(dir, 'util.txt'), '--machine-readable'], {
+  const out = execFileSync('hcheck', ['-t', file, '-U', join(dir, 'util.txt'), '--machine-readable', '--no-simulation'], {
     encoding: 'utf8',
   });
   const m = /HCHECK_INIT_GROUP_0_SCORE=([\d.]+)/.exec(out);
@@ -213,6 +213,8 @@ function main() {
       'goal',
     ],
   ];
+  console.log(`| ${rows[0]!.join(' | ')} |`);
+  console.log(`| ${rows[0]!.map(() => '---').join(' | ')} |`);
   for (const name of names) {
     const { hosts, vms } = SNAPSHOTS[name]!();
     const dir = mkdtempSync(join(tmpdir(), 'xsm-hbal-'));
@@ -260,13 +262,11 @@ function main() {
         hbal.finished ? faster.toFixed(0) : `>${faster.toFixed(0)}`,
         met,
       ]);
+      console.log(`| ${rows.at(-1)!.join(' | ')} |`);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
   }
-  console.log(`| ${rows[0]!.join(' | ')} |`);
-  console.log(`| ${rows[0]!.map(() => '---').join(' | ')} |`);
-  for (const r of rows.slice(1)) console.log(`| ${r.join(' | ')} |`);
   console.log(
     `\n${runs} runs each, medians (min-max). hcheck: Ganeti's cluster score, lower is better. old measure: XSM's former std dev of CPU use + memory use.`,
   );
