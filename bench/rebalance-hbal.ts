@@ -116,9 +116,13 @@ function movesFrom(stdout: string): [string, string][] {
 function hcheckScore(dir: string, text: string, moves: [string, string][]): number {
   const file = join(dir, 'scored.txt');
   writeFileSync(file, writeHtools(text, new Map(moves)));
-  const out = execFileSync('hcheck', ['-t', file, '-U', join(dir, 'util.txt'), '--machine-readable', '--no-simulation'], {
-    encoding: 'utf8',
-  });
+  const out = execFileSync(
+    'hcheck',
+    ['-t', file, '-U', join(dir, 'util.txt'), '--machine-readable', '--no-simulation'],
+    {
+      encoding: 'utf8',
+    },
+  );
   const m = /HCHECK_INIT_GROUP_0_SCORE=([\d.]+)/.exec(out);
   if (!m) throw new Error(`hcheck gave no score:\n${out}`);
   return Number(m[1]);
