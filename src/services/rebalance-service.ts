@@ -18,6 +18,7 @@ import { randomUUID } from 'node:crypto';
 import {
   balance,
   imbalanceOf,
+  scoreOf,
   type BalanceHost,
   type BalanceOptions,
   type BalanceResult,
@@ -89,6 +90,7 @@ function nothing(baseVersion: number): RebalanceOutcome {
     memStdAfter: 0,
     emptyHosts: [],
     stuck: [],
+    timedOut: false,
   };
 }
 
@@ -125,6 +127,8 @@ async function snapshot(rt: ServiceRuntime, site: Site, actor?: RebalanceActor) 
  * Hysteresis: balancing moves are made only while engaged — from the run whose imbalance reaches
  * `actAbove` until one brings it to `stopBelow` — and a run stops at the first move that reaches
  * `stopBelow`. Drains of hosts in maintenance are never held back (maintenance outranks balance).
+ * The thresholds are on the imbalance operators read (the standard deviations of CPU and memory use,
+ * summed), not on the optimiser's score, whose scale depends on the site's size and N+1 terms.
  */
 function applyHysteresis(
   result: BalanceResult,
@@ -135,36 +139,42 @@ function applyHysteresis(
   const draining = new Set(hosts.filter((h) => h.maintenance).map((h) => h.name));
   const drains = result.moves.filter((m) => draining.has(m.from));
   const balancing = result.moves.filter((m) => !draining.has(m.from));
-  const engaged = t.engaged || result.imbalanceBefore >= t.actAbove;
+  const imbalanceWith = (moves: readonly { vm: string; to: string }[]) => {
+    const to = new Map(moves.map((m) => [m.vm, m.to]));
+    return imbalanceOf(
+      hosts,
+      vms.map((v) => ({ ...v, host: to.get(v.name) ?? v.host })),
+    );
+  };
+  const before = imbalanceWith([]).imbalance;
+  const engaged = t.engaged || before >= t.actAbove;
   let kept = balancing;
   let held: string | undefined;
   if (!engaged) {
     kept = [];
-    if (balancing.length)
-      held = `imbalance ${result.imbalanceBefore.toFixed(3)} is below the act threshold ${t.actAbove}`;
+    if (balancing.length) held = `imbalance ${before.toFixed(3)} is below the act threshold ${t.actAbove}`;
   } else {
-    const stopAt = balancing.findIndex((m) => m.imbalanceAfter <= t.stopBelow);
+    const stopAt = balancing.findIndex(
+      (_, i) => imbalanceWith([...drains, ...balancing.slice(0, i + 1)]).imbalance <= t.stopBelow,
+    );
     if (stopAt >= 0 && stopAt < balancing.length - 1) {
       kept = balancing.slice(0, stopAt + 1);
       held = `stopped after ${kept.length} moves: imbalance reached the stop threshold ${t.stopBelow}`;
     }
   }
   const moves = [...drains, ...kept];
-  if (moves.length === result.moves.length) {
-    const still = result.moves.length > 0 && result.imbalanceAfter > t.stopBelow;
-    return { result, engaged: engaged && still };
-  }
-  const to = new Map(moves.map((m) => [m.vm, m.to]));
-  const after = imbalanceOf(
-    hosts,
-    vms.map((v) => ({ ...v, host: to.get(v.name) ?? v.host })),
-  );
+  const after = imbalanceWith(moves);
   const still = kept.length > 0 && after.imbalance > t.stopBelow;
+  if (moves.length === result.moves.length) return { result, engaged: engaged && still };
+  const to = new Map(moves.map((m) => [m.vm, m.to]));
   return {
     result: {
       ...result,
       moves,
-      imbalanceAfter: after.imbalance,
+      imbalanceAfter: scoreOf(
+        hosts,
+        vms.map((v) => ({ ...v, host: to.get(v.name) ?? v.host })),
+      ).score,
       cpuStdAfter: after.cpuStd,
       memStdAfter: after.memStd,
     },
@@ -232,7 +242,11 @@ async function writeMoves(
   const mode = req.mode ?? 'performance';
   const to = new Map(result.moves.map((m) => [m.vm, m.to]));
   const next = { ...site, vms: site.vms.map((v) => (to.has(v.name) ? { ...v, host: to.get(v.name)! } : v)) };
-  const reason = `rebalance (${mode}): ${result.moves.length} live migration${result.moves.length === 1 ? '' : 's'}, imbalance ${result.imbalanceBefore.toFixed(3)} -> ${result.imbalanceAfter.toFixed(3)}`;
+  // The predicted score before and after each move is stored with the version, in its reason.
+  const predicted = result.moves
+    .map((m) => `${m.vm} ${m.from}->${m.to} ${m.scoreBefore.toFixed(4)}->${m.scoreAfter.toFixed(4)}`)
+    .join(', ');
+  const reason = `rebalance (${mode}): ${result.moves.length} live migration${result.moves.length === 1 ? '' : 's'}, score ${result.imbalanceBefore.toFixed(4)} -> ${result.imbalanceAfter.toFixed(4)} (predicted: ${predicted})`;
   // Based on the version read: if an operator changed the site meanwhile, this is refused (409) and
   // the next run plans again from the new version. The rebalancer never stops a VM: a plan that would
   // (a cycle of moves broken by a cold move) is not written.

@@ -64,6 +64,13 @@ test('a run writes one version of live migrations, audits it, and cools the move
   );
   t.deepEqual([...rt.controlQueue.jobs.keys()], ['apply-v2']);
   t.is((await rt.audit.query())[0]?.kind, 'rebalance');
+  // Each move's predicted score before and after is stored with the version.
+  const reason = (await rt.sites.get(2))!.reason;
+  for (const m of r.moves)
+    t.true(
+      reason.includes(`${m.vm} ${m.from}->${m.to} ${m.scoreBefore.toFixed(4)}->${m.scoreAfter.toFixed(4)}`),
+      reason,
+    );
   const moved = r.moves.map((m) => m.vm);
   t.deepEqual([...(await rt.cooldowns.cooling(['a', 'b', 'c', 'd']))].sort(), [...moved].sort());
   // Until the next run, nothing ran the migrations: VMs still on h1 by observation, but the cooling ones

@@ -1,9 +1,10 @@
 // CLI commands for the monitoring side: rebalance (now, as a dry run, or on a schedule) and host health,
 // including the confirmation an operator gives when XSM asks to power a host without a BMC on or off.
 
+import { readFile } from 'node:fs/promises';
 import { formatTable } from '../../site/plan-format.ts';
 import type { ApiClient } from '../api-client.ts';
-import { defineCommand, EXIT, parseDecimal, type CliContext } from '../command.ts';
+import { defineCommand, EXIT, parseDecimal, UsageError, type CliContext } from '../command.ts';
 import { followVersion, NO_WAIT } from './ops.ts';
 
 interface Move {
@@ -46,8 +47,25 @@ export const rebalance = defineCommand({
     mode: MODE,
     'max-moves': MAX_MOVES,
     'no-wait': NO_WAIT,
+    htools: {
+      type: 'string',
+      value: 'FILE',
+      description: "plan offline for a Ganeti cluster snapshot (hbal's -t format); needs --dry-run; no site touched",
+    },
+    'htools-util': {
+      type: 'string',
+      value: 'FILE',
+      description: "with --htools: the instances' dynamic utilisation (hbal's -U format)",
+    },
   },
   async run({ options }, ctx) {
+    if (options['htools-util'] !== undefined && options.htools === undefined)
+      throw new UsageError('--htools-util goes with --htools FILE');
+    if (options.htools !== undefined) {
+      if (!options['dry-run']) throw new UsageError('--htools plans offline only: add --dry-run');
+      if (options['no-wait']) throw new UsageError('--no-wait does not apply to --htools (nothing is written)');
+      return rebalanceHtools(ctx, options.htools, options['htools-util'], options.mode, options['max-moves']);
+    }
     const body = {
       dryRun: options['dry-run'],
       ...(options.mode ? { mode: options.mode } : {}),
@@ -90,6 +108,63 @@ export const rebalance = defineCommand({
     });
   },
 });
+
+async function readOrRefuse(path: string): Promise<string> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (e) {
+    throw new UsageError(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+  }
+}
+
+/** `--htools FILE --dry-run`: plans on a Ganeti snapshot, offline (no API, no Redis), and prints the moves. */
+async function rebalanceHtools(
+  ctx: CliContext,
+  file: string,
+  utilFile: string | undefined,
+  mode: 'performance' | 'density' | undefined,
+  maxMoves: number | undefined,
+): Promise<number> {
+  const { io } = ctx;
+  const text = await readOrRefuse(file);
+  const util = utilFile === undefined ? undefined : await readOrRefuse(utilFile);
+  // Loaded on use: other commands never need the planner.
+  const { parseHtools, HtoolsError } = await import('../../rebalance/htools.ts');
+  const { balance } = await import('../../rebalance/balance.ts');
+  let cluster;
+  try {
+    cluster = parseHtools(text, file, util, utilFile);
+  } catch (e) {
+    if (!(e instanceof HtoolsError)) throw e;
+    io.err(e.message);
+    ctx.result({ error: { code: 'malformed-snapshot', message: e.message } });
+    return EXIT.failed;
+  }
+  const r = balance(cluster.hosts, cluster.vms, {
+    mode: mode ?? 'performance',
+    maxVcpuRatio: cluster.maxVcpuRatio,
+    ...(maxMoves !== undefined ? { maxMoves } : {}),
+  });
+  io.out(
+    `score ${r.imbalanceBefore.toFixed(4)} -> ${r.imbalanceAfter.toFixed(4)} with ${r.moves.length} live migration${r.moves.length === 1 ? '' : 's'} (hbal's cluster score; dry run, nothing touched)`,
+  );
+  if (r.moves.length)
+    io.out(
+      formatTable(
+        ['VM', 'FROM', 'TO', 'SCORE BEFORE', 'AFTER'],
+        r.moves.map((m) => [m.vm, m.from, m.to, m.scoreBefore.toFixed(4), m.scoreAfter.toFixed(4)]),
+      ),
+    );
+  if (r.stuck.length) io.out(`stuck on offline nodes (no room elsewhere): ${r.stuck.join(', ')}`);
+  ctx.result({
+    moves: r.moves.map((m) => ({ vm: m.vm, from: m.from, to: m.to, before: m.scoreBefore, after: m.scoreAfter })),
+    before: r.imbalanceBefore,
+    after: r.imbalanceAfter,
+    ...(r.stuck.length ? { stuck: r.stuck } : {}),
+    ...(r.timedOut ? { timedOut: true } : {}),
+  });
+  return EXIT.ok;
+}
 
 export const rebalanceSchedule = defineCommand({
   name: 'rebalance schedule',
