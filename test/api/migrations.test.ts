@@ -45,7 +45,7 @@ test('an operator migration and a rebalance are in the history with source, reas
   });
   const moved = list.find((m: { version: number }) => m.version === rb.body.version);
   t.like(moved, { source: 'rebalance', outcome: 'ok', mode: 'live' });
-  t.regex(moved.reason, /lowers imbalance/);
+  t.regex(moved.reason, /lowers the score by/);
   t.true(moved.predictedGain > 0);
   const onlyA = await call('GET', '/api/migrations?vm=a', 'viewer');
   t.true(onlyA.body.migrations.every((m: { vm: string }) => m.vm === 'a'));
