@@ -50,6 +50,8 @@ export interface HostChangeOutcome {
   moves: HostMove[];
   /** Drain: VMs that cannot move (a non-empty list refuses the drain). Return: VMs that stay where they are. */
   blockers: Blocker[];
+  /** VMs that can leave only by a cold move (disk not on shared storage): the submit needs consent for them. */
+  cold: Blocker[];
   /** Set on a dry run: the plan the change would get now, stored nowhere. */
   preview?: PlanRecord;
   disruptive?: Action[];
@@ -70,8 +72,8 @@ function hostOrThrow(site: Site, host: string) {
   return h;
 }
 
-/** Hosts and VMs as the balancer sees them, `host` in maintenance; VMs whose disks cannot move live held. */
-async function drainSnapshot(rt: ServiceRuntime, site: Site, host: string, consent: Consent) {
+/** Hosts and VMs as the balancer sees them, `host` in maintenance; pinned VMs held, VMs that must move cold listed. */
+async function drainSnapshot(rt: ServiceRuntime, site: Site, host: string) {
   const observed = await rt.observed.all();
   const managed = new Set(site.vms.map((v) => v.name));
   const hosts: BalanceHost[] = site.hosts.flatMap((h) => {
@@ -81,6 +83,7 @@ async function drainSnapshot(rt: ServiceRuntime, site: Site, host: string, conse
       : [];
   });
   const blockers: Blocker[] = [];
+  const cold: Blocker[] = [];
   const vms: BalanceVm[] = site.vms.map((v) => {
     let held = false;
     if (v.host === host && v.placement.pinned) {
@@ -88,10 +91,7 @@ async function drainSnapshot(rt: ServiceRuntime, site: Site, host: string, conse
       held = true;
     }
     const local = !held && v.host === host ? localDiskWhy(site, v) : undefined;
-    if (local && consent !== 'operator') {
-      blockers.push({ vm: v.name, why: `${local}; a cold move (stop, copy, start) needs consent (--yes)` });
-      held = true;
-    }
+    if (local) cold.push({ vm: v.name, why: `${local}; a cold move (stop, copy, start) needs consent (--yes)` });
     return {
       name: v.name,
       host: v.host,
@@ -104,7 +104,7 @@ async function drainSnapshot(rt: ServiceRuntime, site: Site, host: string, conse
       ...(v.placement.excludeHosts ? { excludeHosts: v.placement.excludeHosts } : {}),
     };
   });
-  return { hosts, vms, blockers };
+  return { hosts, vms, blockers, cold };
 }
 
 /** Why the VM's disks keep it from moving live off its host (to any host), or undefined when they do not. */
@@ -135,8 +135,8 @@ function whyStuck(hosts: readonly BalanceHost[], vms: readonly BalanceVm[], vm: 
 }
 
 /** The drain's moves and blockers, and the site it would make: `host` in maintenance, its VMs elsewhere. */
-async function planDrain(rt: ServiceRuntime, site: Site, host: string, consent: Consent) {
-  const { hosts, vms, blockers } = await drainSnapshot(rt, site, host, consent);
+async function planDrain(rt: ServiceRuntime, site: Site, host: string) {
+  const { hosts, vms, blockers, cold } = await drainSnapshot(rt, site, host);
   const result = balance(hosts, vms, { mode: 'performance' });
   const drained = result.moves.filter((m) => m.from === host);
   const after = vms.map((v) => ({ ...v, host: drained.find((m) => m.vm === v.name)?.to ?? v.host }));
@@ -159,7 +159,13 @@ async function planDrain(rt: ServiceRuntime, site: Site, host: string, consent: 
     hosts: site.hosts.map((h) => (h.name === host ? { ...h, maintenance: true } : h)),
     vms: site.vms.map((v) => (to.has(v.name) ? { ...v, host: to.get(v.name)! } : v)),
   };
-  return { moves, blockers: blockers.sort((a, b) => a.vm.localeCompare(b.vm)), next };
+  const placed = new Set(moves.map((m) => m.vm));
+  return {
+    moves,
+    blockers: blockers.sort((a, b) => a.vm.localeCompare(b.vm)),
+    cold: cold.filter((c) => placed.has(c.vm)),
+    next,
+  };
 }
 
 const moveList = (moves: readonly HostMove[]) =>
@@ -172,9 +178,9 @@ async function submitChange(
   base: number,
   site: Site,
   next: Site,
-  c: { reason: string; moves: HostMove[]; blockers: Blocker[]; recordReason: string },
+  c: { reason: string; moves: HostMove[]; blockers: Blocker[]; cold: Blocker[]; recordReason: string },
 ): Promise<HostChangeOutcome> {
-  const out = { host: req.host, base, reason: c.reason, moves: c.moves, blockers: c.blockers };
+  const out = { host: req.host, base, reason: c.reason, moves: c.moves, blockers: c.blockers, cold: c.cold };
   const xml = serializeSite(next);
   const file = `${c.recordReason} (v${base})`;
   if (req.dryRun) {
@@ -207,20 +213,27 @@ async function submitChange(
 
 /**
  * Puts `host` in maintenance and moves its VMs off, as one new site version. Refused (422, nothing stored)
- * when any VM on it cannot move; a dry run answers the same pre-check and plan without refusing.
+ * when any VM on it cannot move; a VM that can move only cold needs consent (the submit refuses it
+ * otherwise, 409). A dry run answers the same pre-check and plan without refusing.
  */
 export async function drainHost(rt: ServiceRuntime, req: HostChangeRequest): Promise<HostChangeOutcome> {
   const { version, site } = await currentSite(rt);
   if (!site) throw new NoSiteError();
   hostOrThrow(site, req.host);
-  const { moves, blockers, next } = await planDrain(rt, site, req.host, req.consent);
+  const { moves, blockers, cold, next } = await planDrain(rt, site, req.host);
   const reason = `drain ${req.host}: ${moveList(moves)}`;
   if (blockers.length && !req.dryRun)
     throw new EditError(
       `cannot drain ${req.host}: ${blockers.map((b) => `${b.vm}: ${b.why}`).join('; ')}; nothing was stored`,
       422,
     );
-  return submitChange(rt, req, version, site, next, { reason, moves, blockers, recordReason: drainReason(req.host) });
+  return submitChange(rt, req, version, site, next, {
+    reason,
+    moves,
+    blockers,
+    cold,
+    recordReason: drainReason(req.host),
+  });
 }
 
 /**
@@ -305,6 +318,9 @@ export async function undrainHost(rt: ServiceRuntime, req: HostChangeRequest): P
     reason,
     moves,
     blockers,
+    cold: moves
+      .filter((m) => !m.live)
+      .map((m) => ({ vm: m.vm, why: `disk not on shared storage: a cold move back needs consent (--yes)` })),
     recordReason: `return to ${req.host} after its drain`,
   });
 }

@@ -5,7 +5,7 @@
 import test from 'ava';
 import { memoryRuntime, type MemoryRuntime } from '../../src/runtime/service-runtime.ts';
 import { drainHost, undrainHost } from '../../src/services/drain-service.ts';
-import { submitSite } from '../../src/services/site-service.ts';
+import { ConsentRequiredError, submitSite } from '../../src/services/site-service.ts';
 import { EditError } from '../../src/site/edit.ts';
 import type { Site, VmSpec } from '../../src/site/model.ts';
 import { serializeSite } from '../../src/site/serialize.ts';
@@ -139,16 +139,19 @@ test('a VM whose disk only its host sees needs consent for its cold move', async
   s.vms[0] = { ...s.vms[0]!, config: 'db' };
   const rt = await runtimeWith(s);
   const dry = await drainHost(rt, req('h1', { dryRun: true }));
+  t.deepEqual(dry.blockers, []);
   t.deepEqual(
-    dry.blockers.map((b) => b.vm),
+    dry.cold.map((b) => b.vm),
     ['a'],
   );
-  t.regex(dry.blockers[0]!.why, /disk not on shared storage: .*needs consent/);
-  await t.throwsAsync(drainHost(rt, req('h1')), { instanceOf: EditError });
+  t.regex(dry.cold[0]!.why, /disk not on shared storage: .*needs consent/);
+  t.false(dry.moves.find((m) => m.vm === 'a')!.live);
+  t.true(dry.disruptive!.some((a) => a.vm === 'a'));
+  await t.throwsAsync(drainHost(rt, req('h1')), { instanceOf: ConsentRequiredError });
+  t.is(await rt.sites.currentVersion(), 1);
   const r = await drainHost(rt, req('h1', { consent: 'operator' }));
-  t.deepEqual(r.blockers, []);
-  t.false(r.moves.find((m) => m.vm === 'a')!.live);
   t.false(r.result!.unchanged);
+  t.is((await current(rt)).vms.find((v) => v.name === 'a')!.host, r.moves.find((m) => m.vm === 'a')!.to);
 });
 
 test('undrain --return brings back the VMs that left in the drain, and only those', async (t) => {

@@ -22,7 +22,7 @@ function authorizeHostChange(req: Request, host: string): (current: Site | undef
 }
 
 function answer(res: Response, o: HostChangeOutcome): void {
-  const head = { host: o.host, reason: o.reason, moves: o.moves, blockers: o.blockers };
+  const head = { host: o.host, reason: o.reason, moves: o.moves, blockers: o.blockers, cold: o.cold };
   if (o.preview) {
     res.status(200).json({
       dryRun: true,

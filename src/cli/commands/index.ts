@@ -5,5 +5,14 @@ import { monitorCommands } from './monitor.ts';
 import { hostDeploy } from './deploy.ts';
 import { audit } from './audit.ts';
 import { migrations } from './migrations.ts';
+import { hostDrain, hostUndrain } from './drain.ts';
 
-export const extraCommands: Command[] = [...opsCommands, ...monitorCommands, hostDeploy, audit, migrations];
+export const extraCommands: Command[] = [
+  ...opsCommands,
+  ...monitorCommands,
+  hostDeploy,
+  hostDrain,
+  hostUndrain,
+  audit,
+  migrations,
+];
