@@ -90,3 +90,28 @@ test('drain refuses a viewer, an unknown host, an unknown field, and a pinned VM
   t.regex(r.body.error.message, /cannot drain h1: a: pinned to h1; nothing was stored/);
   t.is((await call('GET', '/api/site/versions', 'viewer')).body.versions.length, 1);
 });
+
+test('an operator drains a host only when the VMs it moves are in Sets it owns; each attempt is audited', async (t) => {
+  const { s, call } = await withApi(t, HOSTS);
+  const xml = siteXml(HOSTS, [
+    { name: 'a', host: 'h1', mem: 512 },
+    { name: 'b', host: 'h2', mem: 512 },
+  ]);
+  t.true(xml.includes('<Set name="test">'));
+  const v1 = await call('POST', '/api/site?base=0', 'admin', {
+    xml: xml.replace('<Set name="test">', '<Set name="test"><Owner>carol</Owner>'),
+  });
+  t.is(v1.status, 201, JSON.stringify(v1.body));
+  await s.waitConverged(1);
+  const r = await call('POST', '/api/hosts/h1/drain', 'operator', { json: {} });
+  t.is(r.status, 403, JSON.stringify(r.body));
+  t.regex(r.body.error.message, /Set\[name=test\]/);
+  t.false(r.body.error.message.includes('Host[name=h1]'), 'the maintenance flag itself is the route’s to set');
+  t.is((await call('GET', '/api/site/versions', 'viewer')).body.versions.length, 1);
+  // A host with nothing of carol's on it: the operator may put it in maintenance.
+  const empty = await call('POST', '/api/hosts/h3/drain', 'operator', { json: {} });
+  t.is(empty.status, 202, JSON.stringify(empty.body));
+  const audit = (await call('GET', '/api/audit', 'admin')).body.entries as { what: string; outcome: string }[];
+  t.true(audit.some((e) => e.what === 'POST /api/hosts/h1/drain' && e.outcome === 'refused'));
+  t.true(audit.some((e) => e.what === 'POST /api/hosts/h3/drain' && e.outcome === 'ok'));
+});
