@@ -84,8 +84,10 @@ async function drainSnapshot(rt: ServiceRuntime, site: Site, host: string) {
   });
   const blockers: Blocker[] = [];
   const cold: Blocker[] = [];
+  // Other hosts in maintenance are the rebalancer's to drain: their VMs stay put here, taking no room.
+  const elsewhere = new Set(site.hosts.filter((h) => h.maintenance && h.name !== host).map((h) => h.name));
   const vms: BalanceVm[] = site.vms.map((v) => {
-    let held = false;
+    let held = elsewhere.has(v.host);
     if (v.host === host && v.placement.pinned) {
       blockers.push({ vm: v.name, why: `pinned to ${host}` });
       held = true;

@@ -217,3 +217,14 @@ test('drain of an unknown host is a 404 naming the known hosts', async (t) => {
   t.is(e!.status, 404);
   t.regex(e!.message, /known hosts: h1, h2, h3/);
 });
+
+test('VMs still on another host in maintenance take no room from the drain', async (t) => {
+  const h0 = { ...host('h0', 2048), maintenance: true };
+  const rt = await runtimeWith(
+    site([h0, host('h1', 2048), host('h2', 1024)], [vm('z', 'h0', 1024), vm('a', 'h1', 512), vm('b', 'h1', 512)]),
+  );
+  const r = await drainHost(rt, req('h1'));
+  t.deepEqual(r.blockers, []);
+  t.deepEqual(r.moves.map((m) => `${m.vm}->${m.to}`).sort(), ['a->h2', 'b->h2']);
+  t.is((await current(rt)).vms.find((v) => v.name === 'z')!.host, 'h0');
+});
