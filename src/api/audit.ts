@@ -22,6 +22,7 @@ export function auditKind(method: string, path: string): string | undefined {
   if (/^\/api\/jobs\/[^/]+\/[^/]+\/retry$/.test(path)) return 'retry';
   if (path === '/api/hosts/deploy') return 'deploy';
   if (/^\/api\/hosts\/[^/]+\/power\/confirm$/.test(path)) return 'power-confirm';
+  if (/^\/api\/hosts\/[^/]+\/(un)?drain$/.test(path)) return 'edit';
   if (path === '/api/rebalance') return 'rebalance';
   if (path === '/api/rebalance/schedule') return 'schedule';
   if (path.startsWith('/admin/queues')) return 'dashboard';

@@ -142,6 +142,9 @@ export const reconfigureBody = z
     message: 'give memMiB and/or vcpus',
     path: ['memMiB'],
   });
+/** `xsm host drain` / `undrain`: the same consent and dry run as every edit; undrain may bring VMs back. */
+export const drainBody = z.strictObject({ ...editBody }).optional();
+export const undrainBody = z.strictObject({ ...editBody, return: z.boolean().optional() }).optional();
 /** DELETE may come without a body: express leaves `{}` or undefined. */
 export const removeBody = z.strictObject({ ...editBody, deleteDisks: z.boolean().optional() }).optional();
 

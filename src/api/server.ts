@@ -28,6 +28,7 @@ import { openApiDocument, openApiHtml } from './openapi.ts';
 import { OwnershipForbidden } from './ownership.ts';
 import { PowerChangeForbidden } from './power-guard.ts';
 import { mountInventoryRoutes } from './routes/inventory-routes.ts';
+import { mountDrainRoutes } from './routes/drain-routes.ts';
 import { mountJobRoutes } from './routes/job-routes.ts';
 import { mountMigrationRoutes } from './routes/migration-routes.ts';
 import { mountSiteRoutes } from './routes/site-routes.ts';
@@ -89,6 +90,7 @@ export function createApiApp(opts: ApiOptions): express.Express {
   const kit: RouteKit = { rt, log, guard, viewer, operator, json, ...uploads };
   mountSiteRoutes(app, kit);
   mountInventoryRoutes(app, kit);
+  mountDrainRoutes(app, kit);
   mountJobRoutes(app, kit);
   mountMigrationRoutes(app, kit);
   mountDashboard(app, rt, guard('admin'));

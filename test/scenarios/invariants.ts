@@ -82,6 +82,21 @@ export interface Trace {
   migrationLimits: { global: number; perSource: number; perTarget: number };
   /** Every rebalance run, round by round. */
   rebalances: RebalanceRound[];
+  /** Each simulated host's memory for guests (MiB): what `noHostOverloaded` holds them to. */
+  hostMemMiB?: Record<string, number>;
+  /** After each drain or return step's apply: the VMs on the host then, and what the step promised. */
+  hostChecks?: HostCheck[];
+}
+
+/** A drain must leave its host empty; a return must bring back each VM it moved. */
+export interface HostCheck {
+  step: number;
+  host: string;
+  kind: 'drain' | 'return';
+  /** The VMs the step moved (off the host for a drain, onto it for a return). */
+  moved: string[];
+  /** The domains on the host once the step's apply ended. */
+  on: string[];
 }
 
 const RUNNING = new Set(['running', 'blocked']);
@@ -277,6 +292,31 @@ export function noOscillation(t: Trace): string[] {
   return out;
 }
 
+/** 9. No simulated host ever holds more guest memory than it has, at any recorded moment (drains included). */
+export function noHostOverloaded(t: Trace): string[] {
+  const out: string[] = [];
+  for (const [i, w] of t.states.entries())
+    for (const [host, doms] of Object.entries(w.hosts)) {
+      const cap = t.hostMemMiB?.[host];
+      const used = doms.reduce((n, d) => n + d.memMiB, 0);
+      if (cap !== undefined && used > cap) out.push(`state ${i} (${w.cause}): ${host} holds ${used} MiB of ${cap}`);
+    }
+  return out;
+}
+
+/** 10. A drain leaves its host with no domain; a return brings back every VM it said it moves. */
+export function drainEmptiesReturnRestores(t: Trace): string[] {
+  const out: string[] = [];
+  for (const c of t.hostChecks ?? []) {
+    if (c.kind === 'drain' && c.on.length)
+      out.push(`step ${c.step}: ${c.host} still runs ${c.on.join(', ')} after its drain`);
+    if (c.kind === 'return')
+      for (const vm of c.moved.filter((v) => !c.on.includes(v)))
+        out.push(`step ${c.step}: ${vm} was to return to ${c.host} but is not there`);
+  }
+  return out;
+}
+
 export const INVARIANTS = {
   noVmRunsTwice,
   noUnplannedDown,
@@ -286,4 +326,6 @@ export const INVARIANTS = {
   migrationLimitsHeld,
   oneBalancerAtATime,
   noOscillation,
+  noHostOverloaded,
+  drainEmptiesReturnRestores,
 };

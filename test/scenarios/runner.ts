@@ -18,6 +18,7 @@ import { startTestSite, type TestSite } from '../integration/harness.ts';
 import { INVARIANTS, type Trace, type WorldState } from './invariants.ts';
 import { PrivateRedis } from './private-redis.ts';
 import { runRebalance, type RebalanceRequest } from '../../src/services/rebalance-service.ts';
+import { drainHost, undrainHost } from '../../src/services/drain-service.ts';
 import { XsmRuntime } from '../../src/runtime/runtime.ts';
 import { DEFAULT_MIGRATION_LIMITS, type MigrationLimits } from '../../src/state/migration-slot-store.ts';
 
@@ -56,7 +57,12 @@ export type Step =
   | { rebalance: RebalanceRequest; workers?: number; rounds?: number }
 
   /** An operator removes an xl config file from a Dom0 (its agent reports the change before the next step). */
-  | { removeConfigFile: string; host: string };
+  | { removeConfigFile: string; host: string }
+
+  /** `xsm host drain HOST` (consent: `--yes`); `expect` stored or refused (the pre-check found a VM stuck). */
+  | { drain: string; consent?: boolean; expect: 'stored' | 'refused' }
+  /** `xsm host undrain HOST [--return]`. */
+  | { undrain: string; return?: boolean };
 
 /**
  * A host agent killed in the middle of a step, as `kill -9` would: its job is neither finished nor failed,
@@ -208,6 +214,8 @@ export async function runScenario(sc: Scenario): Promise<{ trace: Trace; problem
     desired: [],
     migrationLimits: sc.migrationLimits ?? DEFAULT_MIGRATION_LIMITS,
     rebalances: [],
+    hostMemMiB: Object.fromEntries(sc.hosts.map((h) => [h.name, h.memMiB])),
+    hostChecks: [],
   };
   const problems: string[] = [];
   const store = new RecordingStore(trace.states);
@@ -314,6 +322,10 @@ export async function runScenario(sc: Scenario): Promise<{ trace: Trace; problem
         await eventually(async () =>
           Boolean((await s.rt.observed.host(step.host))?.configFiles?.every((f) => f.name !== step.removeConfigFile)),
         );
+      } else if ('drain' in step || 'undrain' in step) {
+        const got = await hostStep(s, trace, i, step);
+        if ('drain' in step && got !== step.expect)
+          problems.push(`step ${i}: expected the drain ${step.expect}, got ${got}`);
       } else if ('applyCurrent' in step) {
         const { enqueueApply } = await import('../../src/services/site-service.ts');
         const v = await s.rt.sites.currentVersion();
@@ -410,6 +422,41 @@ async function rebalanceRounds(
   } finally {
     await Promise.all(others.map((rt) => rt.close()));
   }
+}
+
+/** Runs a drain or undrain step through the drain service, as the API route does, and records its check. */
+async function hostStep(
+  s: TestSite,
+  trace: Trace,
+  step: number,
+  d: { drain: string; consent?: boolean } | { undrain: string; return?: boolean },
+): Promise<'stored' | 'refused'> {
+  const host = 'drain' in d ? d.drain : d.undrain;
+  const req = {
+    host,
+    author: 'scenario',
+    consent: 'drain' in d && d.consent ? ('operator' as const) : ('none' as const),
+    ...('undrain' in d && d.return ? { returnVms: true } : {}),
+  };
+  let o;
+  try {
+    o = 'drain' in d ? await drainHost(s.rt, req) : await undrainHost(s.rt, req);
+  } catch (e) {
+    trace.submits.push({ refused: refusal(e) });
+    return 'refused';
+  }
+  const r = o.result!;
+  trace.submits.push(r.unchanged ? { version: r.version, unchanged: true } : { version: r.version });
+  if (!r.unchanged) await s.waitApplyEnded(r.version, 30_000);
+  const on = (trace.states.at(-1)?.hosts[host] ?? []).map((x) => x.name).filter((n) => !trace.unmanaged.includes(n));
+  trace.hostChecks!.push({
+    step,
+    host,
+    kind: 'drain' in d ? 'drain' : 'return',
+    moved: 'drain' in d || d.return ? o.moves.map((m) => m.vm) : [],
+    on,
+  });
+  return 'stored';
 }
 
 async function eventually(ok: () => Promise<boolean>, ms = 10_000): Promise<void> {

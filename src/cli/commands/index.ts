@@ -6,5 +6,15 @@ import { hostDeploy } from './deploy.ts';
 import { audit } from './audit.ts';
 import { migrations } from './migrations.ts';
 import { siteImport } from './site-import.ts';
+import { hostDrain, hostUndrain } from './drain.ts';
 
-export const extraCommands: Command[] = [...opsCommands, ...monitorCommands, hostDeploy, audit, migrations, siteImport];
+export const extraCommands: Command[] = [
+  ...opsCommands,
+  ...monitorCommands,
+  hostDeploy,
+  hostDrain,
+  hostUndrain,
+  audit,
+  migrations,
+  siteImport,
+];
