@@ -6,7 +6,7 @@
 import { formatPlan, formatTable } from '../../site/plan-format.ts';
 import type { Plan } from '../../site/actions.ts';
 import { defineCommand, EXIT, type CliContext } from '../command.ts';
-import { followVersion, NO_WAIT } from './ops.ts';
+import { answerStored, NO_WAIT } from './ops.ts';
 import { reportUnchanged, submitWithConsent, type SubmitAnswer } from './plan-submit.ts';
 
 interface HostMove {
@@ -83,14 +83,12 @@ async function hostChange(
   }
   ctx.io.out(`version ${r.version}: ${r.reason ?? ''}`);
   printCheck(ctx, r as DrainAnswer);
-  const stored = { version: r.version, planHash: r.planHash, moves: r.moves, blockers: r.blockers, cold: r.cold };
-  if (options['no-wait']) {
-    ctx.result(stored);
-    return EXIT.ok;
-  }
-  const { code, outcome } = await followVersion(ctx, api, r.version);
-  ctx.result({ ...stored, outcome });
-  return code;
+  return answerStored(
+    ctx,
+    api,
+    { version: r.version, planHash: r.planHash, moves: r.moves, blockers: r.blockers, cold: r.cold },
+    options['no-wait'],
+  );
 }
 
 export const hostDrain = defineCommand({

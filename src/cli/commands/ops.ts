@@ -56,6 +56,25 @@ export async function followVersion(
   return { code: reportOutcome(ctx.io, ended!), outcome: ended! };
 }
 
+/**
+ * The answer for a stored version: with --no-wait the stored version as it is, else its apply followed to
+ * the end with the outcome added (the exit code is followVersion's).
+ */
+export async function answerStored<T extends { version: number }>(
+  ctx: CliContext,
+  api: ApiClient,
+  stored: T,
+  noWait: unknown,
+): Promise<number> {
+  if (noWait) {
+    ctx.result(stored);
+    return EXIT.ok;
+  }
+  const { code, outcome } = await followVersion(ctx, api, stored.version);
+  ctx.result({ ...stored, outcome });
+  return code;
+}
+
 /** What a refused consent looks like under --json; the exit code is EXIT.refused. */
 function consentRefused(ctx: CliContext): number {
   ctx.result({
@@ -239,14 +258,12 @@ export const apply = defineCommand({
       for (const w of r.warnings ?? []) io.err(`warning: ${w.text}`);
       io.out(`version ${r.version} stored (based on ${base}); plan ${r.planHash.slice(0, 12)}:`);
       io.out(formatPlan(r.plan));
-      const stored = { version: r.version, base, planHash: r.planHash, plan: r.plan };
-      if (options['no-wait']) {
-        ctx.result(stored);
-        return EXIT.ok;
-      }
-      const { code, outcome } = await followVersion(ctx, api, r.version);
-      ctx.result({ ...stored, outcome });
-      return code;
+      return answerStored(
+        ctx,
+        api,
+        { version: r.version, base, planHash: r.planHash, plan: r.plan },
+        options['no-wait'],
+      );
     });
   },
 });
@@ -420,14 +437,7 @@ async function submitEdit(
     }
     ctx.io.out(`version ${r.version}: ${r.reason ?? ''}; plan ${r.planHash.slice(0, 12)}:`);
     ctx.io.out(formatPlan(r.plan));
-    const stored = { version: r.version, planHash: r.planHash, plan: r.plan };
-    if (options['no-wait']) {
-      ctx.result(stored);
-      return EXIT.ok;
-    }
-    const { code, outcome } = await followVersion(ctx, api, r.version);
-    ctx.result({ ...stored, outcome });
-    return code;
+    return answerStored(ctx, api, { version: r.version, planHash: r.planHash, plan: r.plan }, options['no-wait']);
   });
 }
 
