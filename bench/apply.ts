@@ -26,6 +26,7 @@ import { createRequire } from 'node:module';
 import * as bullmq5 from 'bullmq-v5';
 import * as bullmq6 from 'bullmq';
 import { median, ratio, spread, table } from './figures.ts';
+import { privateRedis } from './private-redis.ts';
 import { runBurst, type LayoutResult, type LayoutShape, type QueueKit } from './queue-layout.ts';
 import { MemorySimStore, SimulatedXenHost, provisionSimHost } from '../src/drivers/hypervisor/simulated.ts';
 import { XsmRuntime } from '../src/runtime/runtime.ts';
@@ -37,8 +38,6 @@ import { serializeSite } from '../src/site/serialize.ts';
 import { startControlWorker } from '../workers/control-lib.ts';
 import { startHostAgent } from '../workers/host-agent-lib.ts';
 import { generateSite } from './generate.ts';
-import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import { Redis } from 'ioredis';
 
 const self = new URL(import.meta.url).pathname;
@@ -104,43 +103,6 @@ function delta(after: Record<string, number>, before: Record<string, number>): R
   const out: Record<string, number> = {};
   for (const [k, v] of Object.entries(after)) if (v - (before[k] ?? 0) > 0) out[k] = v - (before[k] ?? 0);
   return out;
-}
-
-/** A redis-server of the benchmark's own on a free port; its URL goes to every process through the env. */
-async function privateRedis(): Promise<() => void> {
-  const port = await new Promise<number>((resolve) => {
-    const srv = createServer().listen(0, '127.0.0.1', () => {
-      const p = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(p));
-    });
-  });
-  const child = spawn(
-    'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-    {
-      stdio: 'ignore',
-    },
-  );
-  process.env.XSM_REDIS_URL = `redis://127.0.0.1:${port}`;
-  for (const until = Date.now() + 10_000; ;) {
-    const probe = new Redis(process.env.XSM_REDIS_URL, {
-      lazyConnect: true,
-      maxRetriesPerRequest: 0,
-      retryStrategy: () => null,
-    });
-    probe.on('error', () => {}); // refused until the server listens: retried below
-    try {
-      await probe.connect();
-      await probe.ping();
-      break;
-    } catch {
-      if (Date.now() > until) throw new Error(`redis-server on port ${port} did not answer`);
-      await new Promise((r) => setTimeout(r, 50));
-    } finally {
-      probe.disconnect();
-    }
-  }
-  return () => child.kill('SIGTERM');
 }
 
 function pct(sorted: number[], p: number): number {

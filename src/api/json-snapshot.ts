@@ -9,7 +9,8 @@ import { createHash } from 'node:crypto';
 
 export interface Snapshot {
   key: string;
-  body: string;
+  /** Kept as bytes: a string would be encoded to UTF-8 again for every reader (2 MB each at 10,000 VMs). */
+  body: Buffer;
   /** A strong validator of `body`: equal bodies get equal tags, across rebuilds and processes. */
   etag: string;
   builtAt: number;
@@ -43,7 +44,7 @@ export class JsonSnapshot {
     const seq = ++this.started;
     const done = (async () => {
       const startedAt = this.now();
-      const body = JSON.stringify(await this.build());
+      const body = Buffer.from(JSON.stringify(await this.build()));
       const etag = `"${createHash('sha256').update(body).digest('base64url').slice(0, 27)}"`;
       const snap: Snapshot = { key, body, etag, builtAt: startedAt };
       // A slow build that started earlier never replaces one that started later (its data may be older).

@@ -26,6 +26,9 @@ export class RedisHealth extends EventEmitter<RedisHealthEvents> {
     private readonly where = 'Redis',
   ) {
     super();
+    // One listener per supervised worker: a process hosting many hosts' agents (the simulator, a scale
+    // run) holds hundreds, which is by design, not a leak.
+    this.setMaxListeners(0);
     // A connection error while the connection is ready is not an outage; ioredis closes it first if it is one.
     redis.on('error', (e: unknown) => (redis.status === 'ready' ? undefined : this.lost(errorMessage(e))));
     redis.on('close', () => this.lost(this.lastError || 'connection closed'));

@@ -59,7 +59,9 @@ function mountVmList(app: express.Express, kit: RouteKit): void {
   const { rt, viewer } = kit;
   const snapshot = new JsonSnapshot(() => listVms(rt), VM_LIST_MAX_AGE_MS);
   app.get('/api/vms', viewer, async (req, res) => {
-    const snap = await snapshot.get(`${await rt.sites.currentVersion()}:${await rt.applies.convergedVersion()}`);
+    // Both reads in one round trip: every poll pays them, and they are what keeps a snapshot from being stale.
+    const [stored, converged] = await Promise.all([rt.sites.currentVersion(), rt.applies.convergedVersion()]);
+    const snap = await snapshot.get(`${stored}:${converged}`);
     res.set('ETag', snap.etag).set('Cache-Control', 'no-cache');
     if (notModified(req.headers['if-none-match'], snap.etag)) return res.status(304).end();
     res.type('application/json').send(snap.body);

@@ -1,0 +1,324 @@
+// Issue 20 goal 3: reads never slow applies. `GET /api/vms` at 10,000 VMs under 100 connections (goal: p99
+// < 100 ms), full answers and conditional ones (If-None-Match with the ETag, how the CLI polls), and a
+// 10,000-action apply with that read load beside the same apply without it (goal: <= 1.2x its time).
+//
+// As deployed: the API is its own process (`tsx workers/api.ts`, the control worker included, the default),
+// the host agents run in two processes (bench/apply.ts --child: simulated Xen hosts with zero-delay timing),
+// and the load is `wrk` (Debian's, C: the client's own cost stays out of the latencies), with a 30 s request
+// timeout so a slow answer is counted, not dropped. Every run starts a fresh API and agents on a fresh key
+// prefix of a private redis-server. Runs alternate which apply comes first, so drift hits both alike.
+//
+// Run: npx tsx bench/reads-under-apply.ts [--runs 5] [--hosts 1000] [--vms 10000] [--connections 100]
+//        [--read-seconds 10]
+import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { randomBytes } from 'node:crypto';
+import { createServer, type AddressInfo } from 'node:net';
+import { loadavg } from 'node:os';
+import { parseArgs } from 'node:util';
+import { median, spread, table } from './figures.ts';
+import { privateRedis } from './private-redis.ts';
+import { XsmRuntime } from '../src/runtime/runtime.ts';
+import { convergedVersion, submitSite } from '../src/services/site-service.ts';
+import { deleteKeysByPrefix, redisConfigFromEnv } from '../src/lib/redis.ts';
+import { serializeSite } from '../src/site/serialize.ts';
+import { generateSite } from './generate.ts';
+
+const { values } = parseArgs({
+  options: {
+    runs: { type: 'string', default: '5' },
+    hosts: { type: 'string', default: '1000' },
+    vms: { type: 'string', default: '10000' },
+    connections: { type: 'string', default: '100' },
+    'read-seconds': { type: 'string', default: '10' },
+  },
+  strict: true,
+});
+const RUNS = Number(values.runs);
+const HOSTS = Number(values.hosts);
+const VMS = Number(values.vms);
+const CONNECTIONS = Number(values.connections);
+const READ_SECONDS = Number(values['read-seconds']);
+const TOKEN = 'bench-reader-token-0000000001';
+const AGENT_PROCS = 2;
+const agentsEntry = new URL('./apply.ts', import.meta.url).pathname;
+
+/** What one `wrk` run printed: latencies in ms, throughput, and answers that were not 2xx/3xx or timed out. */
+interface WrkResult {
+  p50: number;
+  p99: number;
+  max: number;
+  requests: number;
+  perSec: number;
+  bad: number;
+}
+
+function ms(value: string, unit: string): number {
+  const n = Number(value);
+  return unit === 'us' ? n / 1000 : unit === 'ms' ? n : unit === 's' ? n * 1000 : unit === 'm' ? n * 60_000 : NaN;
+}
+
+/** Parses `wrk --latency` output; throws, quoting it, when a figure is missing. */
+function parseWrk(out: string): WrkResult {
+  const pct = (p: string) => {
+    const m = new RegExp(`^\\s*${p}%\\s+([\\d.]+)(us|ms|s|m)\\s*$`, 'm').exec(out);
+    if (!m) throw new Error(`wrk printed no ${p}% latency:\n${out}`);
+    return ms(m[1]!, m[2]!);
+  };
+  const max = /^\s*Latency\s+\S+\s+\S+\s+([\d.]+)(us|ms|s|m)/m.exec(out);
+  const reqs = /^\s*(\d+) requests in/m.exec(out);
+  const perSec = /^Requests\/sec:\s+([\d.]+)/m.exec(out);
+  if (!max || !reqs || !perSec) throw new Error(`wrk's output is not as expected:\n${out}`);
+  const non2xx = /Non-2xx or 3xx responses:\s+(\d+)/.exec(out);
+  const timeouts = /Socket errors:.*timeout (\d+)/.exec(out);
+  return {
+    p50: pct('50'),
+    p99: pct('99'),
+    max: ms(max[1]!, max[2]!),
+    requests: Number(reqs[1]),
+    perSec: Number(perSec[1]),
+    bad: Number(non2xx?.[1] ?? 0) + Number(timeouts?.[1] ?? 0),
+  };
+}
+
+/** Starts wrk against `url`; `stop()` ends it early (SIGINT: wrk prints what it measured so far). */
+function wrk(url: string, seconds: number, headers: string[]): { stop: () => void; result: Promise<WrkResult> } {
+  const args = ['--latency', '-t', '2', '-c', String(CONNECTIONS), '-d', `${seconds}s`, '--timeout', '30s'];
+  for (const h of headers) args.push('-H', h);
+  const child = spawn('wrk', [...args, url], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  const result = once(child, 'exit').then(([code]) => {
+    if (code !== 0) throw new Error(`wrk exited with ${code}:\n${out}`);
+    return parseWrk(out);
+  });
+  return { stop: () => child.kill('SIGINT'), result };
+}
+
+async function freePort(): Promise<number> {
+  const s = createServer().listen(0, '127.0.0.1');
+  await once(s, 'listening');
+  const port = (s.address() as AddressInfo).port;
+  s.close();
+  return port;
+}
+
+interface Site {
+  url: string;
+  rt: XsmRuntime;
+  prefix: string;
+  stop: () => Promise<void>;
+}
+
+/** A fresh API process (with its control worker) and agent processes for every host, on a new key prefix. */
+async function startSite(hostNames: string[]): Promise<Site> {
+  const prefix = `xsm-bench-reads-${randomBytes(3).toString('hex')}`;
+  const port = await freePort();
+  // XSM_BENCH_PROF=DIR: a CPU profile of the API process into DIR.
+  const prof = process.env.XSM_BENCH_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.XSM_BENCH_PROF}`] : [];
+  const api = spawn(process.execPath, [...prof, '--import', 'tsx', 'workers/api.ts'], {
+    env: {
+      ...process.env,
+      XSM_API_PORT: String(port),
+      XSM_PREFIX: prefix,
+      XSM_TOKENS: `${TOKEN}:viewer:reader`,
+      XSM_FAILOVER_CHECK_S: '0',
+      XSM_LOG_LEVEL: 'error',
+    },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const url = `http://127.0.0.1:${port}`;
+  for (let i = 0; ; i++) {
+    if (
+      await fetch(`${url}/api/health`).then(
+        (r) => r.ok,
+        () => false,
+      )
+    )
+      break;
+    if (i > 300 || api.exitCode !== null) throw new Error(`the API on ${url} did not start`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const agents: ChildProcess[] = [];
+  for (let p = 0; p < AGENT_PROCS; p++) {
+    const c = fork(agentsEntry, ['--child'], { execArgv: process.execArgv, stdio: 'inherit' });
+    agents.push(c);
+    await new Promise<void>((resolve, reject) => {
+      c.once('message', () => resolve());
+      c.once('exit', (code) => reject(new Error(`agent process exited with ${code}`)));
+      c.send({ prefix, hosts: hostNames.filter((_, i) => i % AGENT_PROCS === p) });
+    });
+  }
+  const rt = new XsmRuntime({ ...redisConfigFromEnv(), prefix });
+  return {
+    url,
+    rt,
+    prefix,
+    stop: async () => {
+      for (const c of agents) c.send({ stop: true });
+      api.kill('SIGINT'); // SIGINT: the API shuts down cleanly (and writes its profile)
+      await Promise.all([...agents, api].map((c) => (c.exitCode !== null ? null : once(c, 'exit'))));
+      await rt.close();
+      await deleteKeysByPrefix(redisConfigFromEnv(), prefix);
+    },
+  };
+}
+
+/** Submits the site and waits for it to converge; seconds from the submit. */
+async function applySite(rt: XsmRuntime, xml: string): Promise<number> {
+  const t0 = Date.now();
+  const { version } = await submitSite(rt, {
+    xml,
+    file: 'bench.xml',
+    base: 0,
+    author: 'bench',
+    reason: 'reads-under-apply',
+    consent: 'none',
+    apply: true,
+  });
+  while ((await convergedVersion(rt)) < version) {
+    if ((await rt.control().getJobCounts('failed')).failed) throw new Error('a control job failed');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return (Date.now() - t0) / 1000;
+}
+
+interface Run {
+  quietApplyS: number;
+  loadedApplyS: number;
+  duringApply: WrkResult;
+  full: WrkResult;
+  conditional: WrkResult;
+  bodyBytes: number;
+}
+
+async function oneRun(i: number, hostNames: string[], xml: string): Promise<Run> {
+  const auth = `Authorization: Bearer ${TOKEN}`;
+  const loadedFirst = i % 2 === 1;
+  const r: Partial<Run> = {};
+  for (const loaded of loadedFirst ? [true, false] : [false, true]) {
+    const site = await startSite(hostNames);
+    try {
+      if (!loaded) {
+        r.quietApplyS = await applySite(site.rt, xml);
+        continue;
+      }
+      const load = wrk(`${site.url}/api/vms`, 3600, [auth]);
+      r.loadedApplyS = await applySite(site.rt, xml);
+      load.stop();
+      r.duringApply = await load.result;
+      // Steady state at the full size: every answer is the whole list, then only the ETag check.
+      const first = await fetch(`${site.url}/api/vms`, { headers: { authorization: `Bearer ${TOKEN}` } });
+      const body = await first.text();
+      const etag = first.headers.get('etag');
+      if (!first.ok || !etag) throw new Error(`GET /api/vms answered ${first.status} without an ETag`);
+      const listed = (JSON.parse(body) as { vms: unknown[] }).vms.length;
+      if (listed !== VMS) throw new Error(`GET /api/vms listed ${listed} VMs, not ${VMS}`);
+      r.bodyBytes = Buffer.byteLength(body);
+      r.full = await wrk(`${site.url}/api/vms`, READ_SECONDS, [auth]).result;
+      r.conditional = await wrk(`${site.url}/api/vms`, READ_SECONDS, [auth, `If-None-Match: ${etag}`]).result;
+    } finally {
+      await site.stop();
+    }
+  }
+  return r as Run;
+}
+
+async function main(): Promise<void> {
+  const site = generateSite(HOSTS, VMS, 7);
+  const xml = serializeSite(site);
+  const hostNames = site.hosts.map((h) => h.name);
+  const runs: Run[] = [];
+  const load0 = loadavg()[0]!;
+  for (let i = 0; i < RUNS; i++) {
+    const r = await oneRun(i, hostNames, xml);
+    runs.push(r);
+    process.stderr.write(
+      `run ${i + 1}: apply ${r.quietApplyS.toFixed(1)} s quiet, ${r.loadedApplyS.toFixed(1)} s under reads; ` +
+        `p99 ${r.full.p99.toFixed(1)} ms full, ${r.conditional.p99.toFixed(1)} ms conditional\n`,
+    );
+  }
+  const f = (xs: number[], d = 1) => spread(xs, d);
+  console.log(
+    `\n${HOSTS} hosts / ${VMS} VMs, ${CONNECTIONS} connections (wrk, 2 threads), ${RUNS} runs, medians (min–max); ` +
+      `load average ${load0.toFixed(1)} at the start, ${loadavg()[0]!.toFixed(1)} at the end; ` +
+      `GET /api/vms body ${(median(runs.map((r) => r.bodyBytes)) / 1e6).toFixed(2)} MB\n`,
+  );
+  console.log(
+    table(
+      ['reads', 'p50 ms', 'p99 ms', 'max ms', 'req/s', 'bad answers', 'goal'],
+      [
+        [
+          'full list, steady',
+          r1(runs, 'full', 'p50'),
+          r1(runs, 'full', 'p99'),
+          r1(runs, 'full', 'max'),
+          r1(runs, 'full', 'perSec', 0),
+          String(Math.max(...runs.map((r) => r.full.bad))),
+          median(runs.map((r) => r.full.p99)) < 100 ? 'p99 < 100 ms: met' : 'p99 < 100 ms: NOT met',
+        ],
+        [
+          'If-None-Match, steady',
+          r1(runs, 'conditional', 'p50'),
+          r1(runs, 'conditional', 'p99'),
+          r1(runs, 'conditional', 'max'),
+          r1(runs, 'conditional', 'perSec', 0),
+          String(Math.max(...runs.map((r) => r.conditional.bad))),
+          '',
+        ],
+        [
+          'full list, during the apply',
+          r1(runs, 'duringApply', 'p50'),
+          r1(runs, 'duringApply', 'p99'),
+          r1(runs, 'duringApply', 'max'),
+          r1(runs, 'duringApply', 'perSec', 0),
+          String(Math.max(...runs.map((r) => r.duringApply.bad))),
+          '',
+        ],
+      ],
+    ),
+  );
+  const ratios = runs.map((r) => r.loadedApplyS / r.quietApplyS);
+  console.log('');
+  console.log(
+    table(
+      ['apply of ' + VMS + ' creates', 'seconds', 'actions/s', 'ratio to quiet', 'goal'],
+      [
+        [
+          'no reads (baseline)',
+          f(runs.map((r) => r.quietApplyS)),
+          f(
+            runs.map((r) => VMS / r.quietApplyS),
+            0,
+          ),
+          '1.00',
+          '',
+        ],
+        [
+          'under the read load',
+          f(runs.map((r) => r.loadedApplyS)),
+          f(
+            runs.map((r) => VMS / r.loadedApplyS),
+            0,
+          ),
+          spread(ratios, 2),
+          median(ratios) <= 1.2 ? '<= 1.2x: met' : '<= 1.2x: NOT met',
+        ],
+      ],
+    ),
+  );
+}
+
+function r1(runs: Run[], which: 'full' | 'conditional' | 'duringApply', key: keyof WrkResult, digits = 1): string {
+  return spread(
+    runs.map((r) => r[which][key]),
+    digits,
+  );
+}
+
+const stopRedis = await privateRedis();
+try {
+  await main();
+} finally {
+  stopRedis();
+}
