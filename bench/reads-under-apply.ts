@@ -9,7 +9,9 @@
 // prefix of a private redis-server. Runs alternate which apply comes first, so drift hits both alike.
 //
 // Run: npx tsx bench/reads-under-apply.ts [--runs 5] [--hosts 1000] [--vms 10000] [--connections 100]
-//        [--read-seconds 10]
+//        [--read-seconds 10] [--split [--nice N]]
+// --split: the API serves reads only (XSM_CONTROL=0), optionally under `nice -n N`, and the control worker
+// runs in this process, as a site that keeps its API node apart from its control node would run them.
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
@@ -20,7 +22,9 @@ import { median, spread, table } from './figures.ts';
 import { privateRedis } from './private-redis.ts';
 import { XsmRuntime } from '../src/runtime/runtime.ts';
 import { convergedVersion, submitSite } from '../src/services/site-service.ts';
-import { deleteKeysByPrefix, redisConfigFromEnv } from '../src/lib/redis.ts';
+import { closeWhenReady, deleteKeysByPrefix, redisConfigFromEnv } from '../src/lib/redis.ts';
+import { silentLogger } from '../src/lib/log.ts';
+import { startControlWorker } from '../workers/control-lib.ts';
 import { serializeSite } from '../src/site/serialize.ts';
 import { generateSite } from './generate.ts';
 
@@ -31,6 +35,8 @@ const { values } = parseArgs({
     vms: { type: 'string', default: '10000' },
     connections: { type: 'string', default: '100' },
     'read-seconds': { type: 'string', default: '10' },
+    split: { type: 'boolean', default: false },
+    nice: { type: 'string', default: '0' },
   },
   strict: true,
 });
@@ -39,6 +45,8 @@ const HOSTS = Number(values.hosts);
 const VMS = Number(values.vms);
 const CONNECTIONS = Number(values.connections);
 const READ_SECONDS = Number(values['read-seconds']);
+const SPLIT = values.split;
+const NICE = Number(values.nice);
 const TOKEN = 'bench-reader-token-0000000001';
 const AGENT_PROCS = 2;
 const agentsEntry = new URL('./apply.ts', import.meta.url).pathname;
@@ -116,17 +124,23 @@ async function startSite(hostNames: string[]): Promise<Site> {
   const port = await freePort();
   // XSM_BENCH_PROF=DIR: a CPU profile of the API process into DIR.
   const prof = process.env.XSM_BENCH_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.XSM_BENCH_PROF}`] : [];
-  const api = spawn(process.execPath, [...prof, '--import', 'tsx', 'workers/api.ts'], {
-    env: {
-      ...process.env,
-      XSM_API_PORT: String(port),
-      XSM_PREFIX: prefix,
-      XSM_TOKENS: `${TOKEN}:viewer:reader`,
-      XSM_FAILOVER_CHECK_S: '0',
-      XSM_LOG_LEVEL: 'error',
+  const apiArgs = [...prof, '--import', 'tsx', 'workers/api.ts'];
+  const api = spawn(
+    NICE ? 'nice' : process.execPath,
+    NICE ? ['-n', String(NICE), process.execPath, ...apiArgs] : apiArgs,
+    {
+      env: {
+        ...process.env,
+        ...(SPLIT ? { XSM_CONTROL: '0' } : {}),
+        XSM_API_PORT: String(port),
+        XSM_PREFIX: prefix,
+        XSM_TOKENS: `${TOKEN}:viewer:reader`,
+        XSM_FAILOVER_CHECK_S: '0',
+        XSM_LOG_LEVEL: 'error',
+      },
+      stdio: ['ignore', 'ignore', 'inherit'],
     },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
+  );
   const url = `http://127.0.0.1:${port}`;
   for (let i = 0; ; i++) {
     if (
@@ -150,6 +164,7 @@ async function startSite(hostNames: string[]): Promise<Site> {
     });
   }
   const rt = new XsmRuntime({ ...redisConfigFromEnv(), prefix });
+  const control = SPLIT ? startControlWorker(rt, silentLogger) : undefined;
   return {
     url,
     rt,
@@ -158,6 +173,7 @@ async function startSite(hostNames: string[]): Promise<Site> {
       for (const c of agents) c.send({ stop: true });
       api.kill('SIGINT'); // SIGINT: the API shuts down cleanly (and writes its profile)
       await Promise.all([...agents, api].map((c) => (c.exitCode !== null ? null : once(c, 'exit'))));
+      if (control) await closeWhenReady(control);
       await rt.close();
       await deleteKeysByPrefix(redisConfigFromEnv(), prefix);
     },
@@ -241,6 +257,9 @@ async function main(): Promise<void> {
   const f = (xs: number[], d = 1) => spread(xs, d);
   console.log(
     `\n${HOSTS} hosts / ${VMS} VMs, ${CONNECTIONS} connections (wrk, 2 threads), ${RUNS} runs, medians (min–max); ` +
+      (SPLIT
+        ? `API reads only${NICE ? ` under nice -n ${NICE}` : ''}, control worker in its own process; `
+        : 'API with its control worker (the default); ') +
       `load average ${load0.toFixed(1)} at the start, ${loadavg()[0]!.toFixed(1)} at the end; ` +
       `GET /api/vms body ${(median(runs.map((r) => r.bodyBytes)) / 1e6).toFixed(2)} MB\n`,
   );

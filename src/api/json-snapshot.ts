@@ -75,3 +75,23 @@ export function notModified(ifNoneMatch: string | undefined, etag: string): bool
   if (ifNoneMatch.trim() === '*') return true;
   return ifNoneMatch.split(',').some((t) => t.trim().replace(/^W\//, '') === etag);
 }
+
+/**
+ * Calls `read` once for all callers of the same turn of the event loop. A caller joins only a read that has
+ * not been sent yet, so what it gets was read after it asked: never older than a version stored before its
+ * request arrived. Under 100 polling connections this turns one Redis round trip per request (a socket
+ * write each, the largest cost in a profile of GET /api/vms) into one per batch.
+ */
+export class TickBatchedRead<T> {
+  private next: Promise<T> | undefined;
+
+  constructor(private readonly read: () => Promise<T>) {}
+
+  get(): Promise<T> {
+    this.next ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+      this.next = undefined; // sent: a later caller starts the next batch
+      return this.read();
+    });
+    return this.next;
+  }
+}

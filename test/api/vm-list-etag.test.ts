@@ -2,7 +2,7 @@
 // that a poller sends back to get 304 and no body, and never an answer older than the stored or converged
 // version. The CLI's client sends the ETag back by itself.
 import test from 'ava';
-import { JsonSnapshot } from '../../src/api/json-snapshot.ts';
+import { JsonSnapshot, TickBatchedRead } from '../../src/api/json-snapshot.ts';
 import { apiClient } from '../../src/cli/api-client.ts';
 import { siteXml } from '../integration/fixtures.ts';
 import { TOKENS, withApi } from './with-api.ts';
@@ -108,4 +108,33 @@ test('GET /api/vms answers 304 without a body to a poller holding its ETag, and 
   t.is(seen.length, 2);
   t.regex(seen[0]!, /^- 200$/);
   t.regex(seen[1]!, /^"[^"]+" 304$/);
+});
+
+test('polls of one event-loop turn share one version read, and a poll after it was sent gets a new one', async (t) => {
+  let reads = 0;
+  let stored = 1;
+  const batched = new TickBatchedRead(async () => {
+    reads++;
+    return stored;
+  });
+  const same = await Promise.all([batched.get(), batched.get(), batched.get()]);
+  t.deepEqual(same, [1, 1, 1]);
+  t.is(reads, 1, 'one read for the three polls of one turn');
+  stored = 2; // a version stored after that read was sent...
+  t.is(await batched.get(), 2, '...is seen by the next poll: it never joins a read already sent');
+  t.is(reads, 2);
+});
+
+test('a poll arriving while a version read is in flight does not join it', async (t) => {
+  const answers: ((v: number) => void)[] = [];
+  const batched = new TickBatchedRead(() => new Promise<number>((resolve) => answers.push(resolve)));
+  const first = batched.get();
+  await new Promise((r) => setImmediate(r)); // the first read is sent, not answered
+  t.is(answers.length, 1);
+  const second = batched.get();
+  await new Promise((r) => setImmediate(r));
+  t.is(answers.length, 2, 'the later poll sent a read of its own');
+  answers[0]!(1);
+  answers[1]!(2);
+  t.deepEqual(await Promise.all([first, second]), [1, 2]);
 });

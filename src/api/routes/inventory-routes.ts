@@ -5,7 +5,7 @@ import type express from 'express';
 import type { Request, Response } from 'express';
 import { currentSite, editSite, previewEdit } from '../../services/site-service.ts';
 import { listVms } from '../../services/vm-list.ts';
-import { JsonSnapshot, notModified } from '../json-snapshot.ts';
+import { JsonSnapshot, notModified, TickBatchedRead } from '../json-snapshot.ts';
 import type { SiteEdit } from '../../site/edit.ts';
 import { input, migrateBody, reconfigureBody, removeBody, vmPath } from '../schemas.ts';
 import { authorizeChange, isEmptyBody, planAnswer, submitAnswer, type RouteKit } from '../http.ts';
@@ -58,10 +58,14 @@ function mountHostList(app: express.Express, kit: RouteKit): void {
 function mountVmList(app: express.Express, kit: RouteKit): void {
   const { rt, viewer } = kit;
   const snapshot = new JsonSnapshot(() => listVms(rt), VM_LIST_MAX_AGE_MS);
-  app.get('/api/vms', viewer, async (req, res) => {
-    // Both reads in one round trip: every poll pays them, and they are what keeps a snapshot from being stale.
+  // Every poll reads the stored and converged versions (they keep a snapshot from being stale): together,
+  // and once for all the polls of one event-loop turn.
+  const versions = new TickBatchedRead(async () => {
     const [stored, converged] = await Promise.all([rt.sites.currentVersion(), rt.applies.convergedVersion()]);
-    const snap = await snapshot.get(`${stored}:${converged}`);
+    return `${stored}:${converged}`;
+  });
+  app.get('/api/vms', viewer, async (req, res) => {
+    const snap = await snapshot.get(await versions.get());
     res.set('ETag', snap.etag).set('Cache-Control', 'no-cache');
     if (notModified(req.headers['if-none-match'], snap.etag)) return res.status(304).end();
     res.type('application/json').send(snap.body);
