@@ -101,6 +101,7 @@ export class XsmRuntime implements Stores {
   }
   async close(): Promise<void> {
     this.health.stop();
+    await this.events.flush();
     await Promise.all([...this.queues.values(), this.flows].map((q) => closeWhenReady(q)));
     await this.redis.quit().catch(() => {});
   }

@@ -1,8 +1,10 @@
 // Counters and histograms of what XSM did — jobs by kind and outcome, migrations, fences, deploys, submits,
 // job and step durations, plan time, time to converge — kept in Redis, because the process that does the
 // work (a host agent, a control worker) is rarely the one Prometheus scrapes (any API host). Each event is
-// a few HINCRBYs in one round trip; recording never fails the work it measures. /metrics reads them back
-// as Prometheus counters and histograms (src/api/monitoring.ts).
+// added up in the process and written every FLUSH_MS as one pipeline of HINCRBYs (one per field that
+// changed, however many events: a create's six steps used to cost 35 Redis commands, a third of an apply's);
+// recording never fails the work it measures, and at most FLUSH_MS of counts are lost if the process dies.
+// /metrics reads them back as Prometheus counters and histograms (src/api/monitoring.ts).
 
 import type { Redis } from 'ioredis';
 
@@ -36,11 +38,42 @@ export const HISTOGRAM_HELP: Record<string, string> = {
 const key = (labels: Labels) =>
   JSON.stringify(Object.fromEntries(Object.entries(labels).sort(([a], [b]) => a.localeCompare(b))));
 
+/** How long events wait in the process before they are written: short against a scrape interval. */
+export const FLUSH_MS = 250;
+
 export class EventMetrics {
+  /** Increments not yet written: Redis hash -> field -> amount (integer or float by field). */
+  private pending = new Map<string, Map<string, number>>();
+  private timer: NodeJS.Timeout | undefined;
+
   constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
   ) {}
+
+  private add(hash: string, field: string, by: number): void {
+    let h = this.pending.get(hash);
+    if (!h) this.pending.set(hash, (h = new Map()));
+    h.set(field, (h.get(field) ?? 0) + by);
+    // Unref'd: pending metrics never keep a finished process alive; close() flushes them.
+    this.timer ??= setTimeout(() => void this.flush(), FLUSH_MS).unref();
+  }
+
+  /** Writes what was recorded so far in one round trip; a Redis error drops it (metrics never fail work). */
+  async flush(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.pending.size === 0) return;
+    const batch = this.pending;
+    this.pending = new Map();
+    const p = this.redis.pipeline();
+    for (const [hash, fields] of batch)
+      for (const [field, by] of fields)
+        // A histogram's sum is a float field: HINCRBY on it would fail even when the amount is whole.
+        if (field.endsWith('|sum')) p.hincrbyfloat(hash, field, by);
+        else p.hincrby(hash, field, by);
+    await p.exec().catch(() => undefined);
+  }
 
   private counterKey(name: string) {
     return `${this.prefix}:metrics:counter:${name}`;
@@ -51,22 +84,19 @@ export class EventMetrics {
 
   /** Adds to a counter; a Redis error is swallowed: the work being counted has happened either way. */
   count(name: keyof typeof COUNTERS, labels: Labels, by = 1): void {
-    void this.redis.hincrby(this.counterKey(name), key(labels), by).catch(() => undefined);
+    this.add(this.counterKey(name), key(labels), by);
   }
 
-  /** Records one observation (seconds) in its bucket, the sum and the count, in one round trip. */
+  /** Records one observation (seconds) in its bucket, the sum and the count. */
   observe(name: string, labels: Labels, seconds: number): void {
     const buckets = BUCKETS[name];
     if (!buckets || !Number.isFinite(seconds)) return;
     const l = key(labels);
     const le = buckets.find((b) => seconds <= b) ?? Infinity;
-    void this.redis
-      .multi()
-      .hincrby(this.histogramKey(name), `${l}|le=${le}`, 1)
-      .hincrbyfloat(this.histogramKey(name), `${l}|sum`, seconds)
-      .hincrby(this.histogramKey(name), `${l}|count`, 1)
-      .exec()
-      .catch(() => undefined);
+    const hash = this.histogramKey(name);
+    this.add(hash, `${l}|le=${le}`, 1);
+    this.add(hash, `${l}|sum`, seconds);
+    this.add(hash, `${l}|count`, 1);
   }
 
   async counter(name: string): Promise<{ labels: Labels; value: number }[]> {
@@ -120,6 +150,9 @@ export class MemoryEventMetrics {
   }
   count(name: keyof typeof COUNTERS, labels: Labels, by = 1): void {
     this.add(`counter:${name}`, key(labels), by);
+  }
+  flush(): Promise<void> {
+    return Promise.resolve();
   }
   observe(name: string, labels: Labels, seconds: number): void {
     const buckets = BUCKETS[name];

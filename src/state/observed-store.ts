@@ -7,15 +7,27 @@ import type { Redis } from 'ioredis';
 import type { ObservedHost, ObservedState } from '../site/observed.ts';
 
 // KEYS: hostKey, hostsSet, hostDomainsSet, domainIndexPrefix  ARGV: host, report JSON, domain names...
-// Replaces the host's report and moves the index to its domains, in one step.
+// Replaces the host's report and moves the index to its domains, in one step. Only the domains that came or
+// went touch the index: a report after one create costs two SADDs, not three commands per domain the host
+// runs (which made the index most of an apply's Redis commands on hosts with many VMs).
 const REPORT = `
 redis.call('SET', KEYS[1], ARGV[2])
 redis.call('SADD', KEYS[2], ARGV[1])
-for _, d in ipairs(redis.call('SMEMBERS', KEYS[3])) do redis.call('SREM', KEYS[4] .. d, ARGV[1]) end
-redis.call('DEL', KEYS[3])
+local now = {}
+for i = 3, #ARGV do now[ARGV[i]] = true end
+local before = {}
+for _, d in ipairs(redis.call('SMEMBERS', KEYS[3])) do
+  before[d] = true
+  if not now[d] then
+    redis.call('SREM', KEYS[3], d)
+    redis.call('SREM', KEYS[4] .. d, ARGV[1])
+  end
+end
 for i = 3, #ARGV do
-  redis.call('SADD', KEYS[3], ARGV[i])
-  redis.call('SADD', KEYS[4] .. ARGV[i], ARGV[1])
+  if not before[ARGV[i]] then
+    redis.call('SADD', KEYS[3], ARGV[i])
+    redis.call('SADD', KEYS[4] .. ARGV[i], ARGV[1])
+  end
 end
 return 1
 `;

@@ -10,6 +10,7 @@ import { redisConfigFromEnv } from '../../src/lib/redis.ts';
 import type { DomainInfo } from '../../src/site/domain.ts';
 import { serializeSite } from '../../src/site/serialize.ts';
 import type { AuditEntry } from '../../src/state/audit-store.ts';
+import { FLUSH_MS } from '../../src/state/event-metrics-store.ts';
 import { InvalidSiteError, StaleVersionError } from '../../src/state/site-store.ts';
 import { memoryStores, redisStores, type StoreOptions, type Stores } from '../../src/state/stores.ts';
 import { deleteKeys, freshPrefix } from '../integration/harness.ts';
@@ -111,6 +112,11 @@ for (const [kind, build] of builds) {
     t.deepEqual(await observed.whereIs('b'), ['h1', 'h2']);
     await observed.report({ name: 'h1', ...base, domains: [dom('a')] });
     t.deepEqual(await observed.whereIs('b'), ['h2'], 'a new report replaces the old one');
+    await observed.report({ name: 'h1', ...base, domains: [dom('c'), dom('a')] });
+    t.deepEqual(await observed.whereIs('c'), ['h1'], 'a domain that came is indexed...');
+    t.deepEqual(await observed.whereIs('a'), ['h1'], '...and one that stayed is still there');
+    await observed.report({ name: 'h1', ...base, domains: [dom('a')] });
+    t.deepEqual(await observed.whereIs('c'), []);
     await observed.recordArrival('h2', dom('a'));
     t.deepEqual(await observed.whereIs('a'), ['h1', 'h2']);
     await observed.recordArrival('nobody', dom('a'));
@@ -119,6 +125,7 @@ for (const [kind, build] of builds) {
     const h1 = await observed.host('h1');
     t.is(h1?.fencedAt, 5000);
     t.deepEqual(h1?.domains, []);
+    t.deepEqual(await observed.whereIs('a'), ['h2'], 'a fenced host runs nothing');
     t.is(h1?.heartbeatAt, 1000);
     t.deepEqual(Object.keys((await observed.all()).hosts), ['h1', 'h2']);
     t.deepEqual(await observed.stale(500, 2000), ['h1', 'h2']);
@@ -352,8 +359,8 @@ for (const [kind, build] of builds) {
     events.count('xsm_migrations_total', { mode: 'live', outcome: 'done' }, 2);
     events.observe('xsm_plan_duration_seconds', {}, 0.002);
     events.observe('xsm_plan_duration_seconds', {}, 1000);
-    // The Redis build writes without waiting (metrics never slow the work): give it a round trip.
-    await new Promise((r) => setTimeout(r, 50));
+    // The Redis build adds events up in the process and writes them every FLUSH_MS, or when asked.
+    await events.flush();
     t.deepEqual(await events.counter('xsm_migrations_total'), [
       { labels: { mode: 'live', outcome: 'done' }, value: 3 },
     ]);
@@ -516,3 +523,38 @@ for (const [kind, build] of builds) {
     t.deepEqual(await fence.lease('h1'), { ttlMs: 1000, remainingMs: 0 }, 'expired, and still known as a lease');
   });
 }
+
+test('event metrics reach Redis by themselves within FLUSH_MS, many events as one write per field', async (t) => {
+  const prefix = freshPrefix();
+  const redis = new Redis(redisConfigFromEnv().url);
+  t.teardown(async () => {
+    redis.disconnect();
+    await deleteKeys(prefix);
+  });
+  // Every command the store sends goes through a pipeline: count them as they are sent.
+  const sent: string[] = [];
+  const pipeline = redis.pipeline.bind(redis);
+  redis.pipeline = (...args: Parameters<typeof redis.pipeline>) => {
+    const p = pipeline(...args);
+    const exec = p.exec.bind(p);
+    p.exec = (...a: Parameters<typeof p.exec>) => {
+      sent.push(...(p as unknown as { _queue: { name: string }[] })._queue.map((c) => c.name));
+      return exec(...a);
+    };
+    return p;
+  };
+  const { events } = redisStores(redis, prefix);
+  for (let i = 0; i < 100; i++) {
+    events.count('xsm_jobs_finished_total', { queue_kind: 'host', job: 'create', outcome: 'completed' });
+    events.observe('xsm_step_duration_seconds', { workflow: 'create-vm', step: 'xl-create' }, 0.02);
+  }
+  await sleep(FLUSH_MS + 200);
+  t.deepEqual(await events.counter('xsm_jobs_finished_total'), [
+    { labels: { job: 'create', outcome: 'completed', queue_kind: 'host' }, value: 100 },
+  ]);
+  const [h] = await events.histogram('xsm_step_duration_seconds');
+  t.is(h?.count, 100);
+  t.is(Math.round((h?.sum ?? 0) * 1000), 2000);
+  // 200 events: one HINCRBY per counter field, bucket and count, one HINCRBYFLOAT for the sum.
+  t.deepEqual(sent.sort(), ['hincrby', 'hincrby', 'hincrby', 'hincrbyfloat']);
+});
