@@ -8,8 +8,8 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { createServer, type AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
+import { freePort } from './private-redis.ts';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -26,14 +26,6 @@ const { values } = parseArgs({
 const rounds = Number(values.rounds);
 const targetMb = Number(values.mb);
 const TOKENS = ['bench-uploader-1-token-000001', 'bench-uploader-2-token-000002', 'bench-uploader-3-token-000003'];
-
-async function freePort(): Promise<number> {
-  const s = createServer().listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  const port = (s.address() as AddressInfo).port;
-  s.close();
-  return port;
-}
 
 async function startApi(threads: number): Promise<{ url: string; child: ChildProcess; prefix: string }> {
   const port = await freePort();

@@ -1,17 +1,23 @@
 // A redis-server of a benchmark's own on a free loopback port (no persistence, like the shared one's
-// defaults), so other clients' commands never count in its figures.
+// defaults), so other clients' commands never count in its figures; and the free port itself, which the
+// benchmarks' own servers (an API process, PostgreSQL) take too.
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { Redis } from 'ioredis';
 
-/** A redis-server of the benchmark's own on a free port; its URL goes to every process through the env. */
-export async function privateRedis(): Promise<() => void> {
-  const port = await new Promise<number>((resolve) => {
+/** A loopback port nothing listens on now (the kernel's pick). */
+export function freePort(): Promise<number> {
+  return new Promise<number>((resolve) => {
     const srv = createServer().listen(0, '127.0.0.1', () => {
       const p = (srv.address() as { port: number }).port;
       srv.close(() => resolve(p));
     });
   });
+}
+
+/** A redis-server of the benchmark's own on a free port; its URL goes to every process through the env. */
+export async function privateRedis(): Promise<() => void> {
+  const port = await freePort();
   const child = spawn(
     'redis-server',
     ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],

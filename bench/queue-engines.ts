@@ -19,6 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { parseArgs } from 'node:util';
+import { freePort } from './private-redis.ts';
 import { FlowProducer, Worker, createPostgresBackend } from 'bullmq';
 import { median, spread, table } from './figures.ts';
 import { LayoutRun, type LayoutShape, type QueueKit } from './queue-layout.ts';
@@ -30,14 +31,6 @@ const PG_BIN = '/usr/lib/postgresql/15/bin';
 const SHAPE: LayoutShape = { hosts: 20, children: 10, concurrency: 4 };
 const BURST_FLOWS = 100;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function freePort(): Promise<number> {
-  const s = createServer().listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  const port = (s.address() as AddressInfo).port;
-  s.close();
-  return port;
-}
 
 /** user+system CPU seconds of a process and its direct children (PostgreSQL's backends), from /proc. */
 async function cpuSeconds(pid: number): Promise<number> {

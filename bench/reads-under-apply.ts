@@ -15,11 +15,10 @@
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
-import { createServer, type AddressInfo } from 'node:net';
 import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { median, spread, table } from './figures.ts';
-import { privateRedis } from './private-redis.ts';
+import { freePort, privateRedis } from './private-redis.ts';
 import { XsmRuntime } from '../src/runtime/runtime.ts';
 import { convergedVersion, submitSite } from '../src/services/site-service.ts';
 import { closeWhenReady, deleteKeysByPrefix, redisConfigFromEnv } from '../src/lib/redis.ts';
@@ -101,14 +100,6 @@ function wrk(url: string, seconds: number, headers: string[]): { stop: () => voi
     return parseWrk(out);
   });
   return { stop: () => child.kill('SIGINT'), result };
-}
-
-async function freePort(): Promise<number> {
-  const s = createServer().listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  const port = (s.address() as AddressInfo).port;
-  s.close();
-  return port;
 }
 
 interface Site {
