@@ -45,6 +45,10 @@ const self = new URL(import.meta.url).pathname;
 interface ChildInit {
   prefix: string;
   hosts: string[];
+  /** One connection for every agent's non-blocking worker commands (bench/scale-run.ts: 10,000 hosts). */
+  shareConnection?: boolean;
+  /** Heartbeat period of each agent (default 30 s). */
+  heartbeatMs?: number;
 }
 
 /** Child mode: run the agents of the given hosts until told to stop. */
@@ -52,10 +56,20 @@ async function child(init: ChildInit): Promise<void> {
   const rt = new XsmRuntime({ ...redisConfigFromEnv(), prefix: init.prefix });
   const store = new MemorySimStore();
   const agents: ReturnType<typeof startHostAgent>[] = [];
+  const shared = init.shareConnection ? new Redis(redisConfigFromEnv().url, { maxRetriesPerRequest: null }) : undefined;
   for (const name of init.hosts) {
     await provisionSimHost(store, { name, totalMemMiB: 65536 + 1024, dom0MemMiB: 1024, nrCpus: 32 });
     const hv = new SimulatedXenHost(store, name, { createMs: 0, shutdownMs: 0, migrateMsPerGiB: 0 });
-    agents.push(startHostAgent({ rt, hv, log: silentLogger, heartbeatMs: 30000, concurrency: 8 }));
+    agents.push(
+      startHostAgent({
+        rt,
+        hv,
+        log: silentLogger,
+        heartbeatMs: init.heartbeatMs ?? 30000,
+        concurrency: 8,
+        ...(shared ? { workerConnection: shared } : {}),
+      }),
+    );
   }
   // Agents are long-running daemons: let them finish connecting (and loading BullMQ's scripts)
   // before the clock starts, as they would have on a running site.
@@ -66,6 +80,7 @@ async function child(init: ChildInit): Promise<void> {
     if (!m.stop) return;
     const cpu = process.cpuUsage(cpu0);
     await Promise.all(agents.map((a) => a.close()));
+    shared?.disconnect();
     await rt.close();
     await flushTracing();
     process.send!({ cpuMs: (cpu.user + cpu.system) / 1000 }, () => process.exit(0));

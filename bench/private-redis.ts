@@ -15,12 +15,15 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** A redis-server of the benchmark's own on a free port; its URL goes to every process through the env. */
-export async function privateRedis(): Promise<() => void> {
+/**
+ * A redis-server of the benchmark's own on a free port; its URL goes to every process through the env.
+ * `extraArgs` are more redis-server options (`--maxclients 20000`).
+ */
+export async function privateRedis(extraArgs: string[] = []): Promise<() => void> {
   const port = await freePort();
   const child = spawn(
     'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...extraArgs],
     {
       stdio: 'ignore',
     },

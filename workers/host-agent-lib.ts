@@ -16,6 +16,7 @@ import type { Logger } from '../src/lib/log.ts';
 import { errorMessage } from '../src/lib/errors.ts';
 import { readSiteCopy, writeSiteCopy } from '../src/lib/site-copy.ts';
 import { workerConnectionOptions } from '../src/lib/redis.ts';
+import type { Redis } from 'ioredis';
 import { ATTR, bullmqTelemetry, tracedDriver } from '../src/lib/tracing.ts';
 import { hostQueueName, type ActionJobData } from '../src/runtime/queues.ts';
 import type { XsmRuntime } from '../src/runtime/runtime.ts';
@@ -44,6 +45,12 @@ export interface HostAgentOptions {
   lease?: LeaseOptions;
   /** Live-migration limits (site-wide/source/target, default 4/1/2): give every agent the same. */
   migrationLimits?: MigrationLimits;
+  /**
+   * A connection (maxRetriesPerRequest: null) the job worker shares for its non-blocking commands. Only for
+   * processes that host many simulated hosts' agents (a scale run): each host then holds one connection
+   * to Redis (its blocking one) instead of two. A real Dom0's agent has its own.
+   */
+  workerConnection?: Redis;
 }
 
 async function cachedEpoch(dir: string | undefined): Promise<number | undefined> {
@@ -104,7 +111,7 @@ export function startHostAgent(opts: HostAgentOptions): HostAgent {
     queue: hostQueueName(host),
     processor: admitted,
     options: {
-      connection: workerConnectionOptions(rt.config),
+      connection: opts.workerConnection ?? workerConnectionOptions(rt.config),
       prefix: rt.config.prefix,
       concurrency: opts.concurrency ?? 4,
       lockDuration: opts.lockDurationMs ?? 30000,

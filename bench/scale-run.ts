@@ -1,0 +1,201 @@
+// Issue 20 goal 4: the scale run. One end-to-end apply of a generated site (default 10,000 simulated hosts,
+// 100,000 VMs: every VM created from nothing) through the deployed path: the API process with its control
+// worker (`tsx workers/api.ts`, as installed), host agents in a few processes (each hosts a share of the
+// simulated Xen hosts, every host with its own BullMQ worker and blocking connection, as a Dom0 would), on
+// a redis-server of the run's own. It reports the time to converge, Redis's memory and connections before
+// and after, and the peak RSS of the API and of the agent processes; then submits the same file again,
+// which must store nothing.
+//
+// Run: npx tsx bench/scale-run.ts [--hosts 10000] [--vms 100000] [--procs 4]
+// Needs one Redis connection per host and some more: redis-server's maxclients is set to that, and is
+// capped by the open-files limit of this shell (`ulimit -n`); the run says so and stops when it is too low.
+import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { loadavg } from 'node:os';
+import { parseArgs } from 'node:util';
+import { Redis } from 'ioredis';
+import { table } from './figures.ts';
+import { freePort, privateRedis } from './private-redis.ts';
+import { generateSite } from './generate.ts';
+import { XsmRuntime } from '../src/runtime/runtime.ts';
+import { convergedVersion, submitSite } from '../src/services/site-service.ts';
+import { redisConfigFromEnv } from '../src/lib/redis.ts';
+import { serializeSite } from '../src/site/serialize.ts';
+
+const { values } = parseArgs({
+  options: {
+    hosts: { type: 'string', default: '10000' },
+    vms: { type: 'string', default: '100000' },
+    procs: { type: 'string', default: '4' },
+  },
+  strict: true,
+});
+const HOSTS = Number(values.hosts);
+const VMS = Number(values.vms);
+const PROCS = Number(values.procs);
+const TOKEN = 'bench-scale-admin-token-000001';
+const agentsEntry = new URL('./apply.ts', import.meta.url).pathname;
+
+/** Peak and current resident set of a process, MiB (Linux /proc). */
+function rssMiB(pid: number): { peak: number; now: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
+  return { peak: kb('VmHWM') / 1024, now: kb('VmRSS') / 1024 };
+}
+
+async function redisFigures(): Promise<{ usedMiB: number; peakMiB: number; clients: number; keys: number }> {
+  const r = new Redis(redisConfigFromEnv().url);
+  try {
+    const mem = await r.info('memory');
+    const clients = await r.info('clients');
+    const field = (text: string, name: string) => Number(new RegExp(`^${name}:(\\d+)`, 'm').exec(text)?.[1] ?? NaN);
+    return {
+      usedMiB: field(mem, 'used_memory') / 2 ** 20,
+      peakMiB: field(mem, 'used_memory_peak') / 2 ** 20,
+      clients: field(clients, 'connected_clients'),
+      keys: await r.dbsize(),
+    };
+  } finally {
+    r.disconnect();
+  }
+}
+
+const f0 = (n: number) => Math.round(n).toLocaleString('en-US');
+const f1 = (n: number) => n.toLocaleString('en-US', { maximumFractionDigits: 1, minimumFractionDigits: 1 });
+
+async function main(): Promise<void> {
+  const limitOk = await (async () => {
+    const r = new Redis(redisConfigFromEnv().url);
+    const [, max] = (await r.config('GET', 'maxclients')) as [string, string];
+    r.disconnect();
+    return Number(max);
+  })();
+  const needed = HOSTS + 200;
+  if (limitOk < needed)
+    throw new Error(
+      `redis-server allows ${limitOk} clients and the run needs about ${needed} (one per host): raise the ` +
+        `open-files limit of this shell (ulimit -n ${needed + 64}) or run fewer hosts (--hosts)`,
+    );
+  const prefix = `xsm-scale-${randomBytes(3).toString('hex')}`;
+  const site = generateSite(HOSTS, VMS, 7);
+  const xml = serializeSite(site);
+  const names = site.hosts.map((h) => h.name);
+  const load0 = loadavg()[0]!;
+
+  const port = await freePort();
+  const api = spawn(process.execPath, ['--import', 'tsx', 'workers/api.ts'], {
+    env: {
+      ...process.env,
+      XSM_API_PORT: String(port),
+      XSM_PREFIX: prefix,
+      XSM_TOKENS: `${TOKEN}:admin:bench`,
+      XSM_FAILOVER_CHECK_S: '0',
+      XSM_LOG_LEVEL: 'error',
+    },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  for (let i = 0; ; i++) {
+    if (
+      await fetch(`http://127.0.0.1:${port}/api/health`).then(
+        (r) => r.ok,
+        () => false,
+      )
+    )
+      break;
+    if (i > 600 || api.exitCode !== null) throw new Error('the API did not start');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const agents: ChildProcess[] = [];
+  const t0 = Date.now();
+  for (let p = 0; p < PROCS; p++) {
+    const c = fork(agentsEntry, ['--child'], { execArgv: process.execArgv, stdio: 'inherit' });
+    agents.push(c);
+    await new Promise<void>((resolve, reject) => {
+      c.once('message', () => resolve());
+      c.once('exit', (code) => reject(new Error(`agent process exited with ${code}`)));
+      c.send({ prefix, hosts: names.filter((_, i) => i % PROCS === p), shareConnection: true });
+    });
+  }
+  const agentsReadyS = (Date.now() - t0) / 1000;
+  const idle = await redisFigures();
+  const rt = new XsmRuntime({ ...redisConfigFromEnv(), prefix });
+  try {
+    const started = Date.now();
+    const { version } = await submitSite(rt, {
+      xml,
+      file: 'scale.xml',
+      base: 0,
+      author: 'bench',
+      reason: 'scale run',
+      consent: 'none',
+      apply: true,
+    });
+    const storedS = (Date.now() - started) / 1000;
+    let lastSaid = Date.now();
+    while ((await convergedVersion(rt)) < version) {
+      if ((await rt.control().getJobCounts('failed')).failed) throw new Error('a control job failed');
+      if (Date.now() - lastSaid > 30_000) {
+        process.stderr.write(`  ${Math.round((Date.now() - started) / 1000)} s, not converged yet\n`);
+        lastSaid = Date.now();
+      }
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    const convergeS = (Date.now() - started) / 1000;
+    const after = await redisFigures();
+    const again = await submitSite(rt, {
+      xml,
+      file: 'scale.xml',
+      base: version,
+      author: 'bench',
+      reason: 'the same file again',
+      consent: 'none',
+      apply: true,
+    });
+    const apiRss = rssMiB(api.pid!);
+    const agentRss = agents.map((c) => rssMiB(c.pid!));
+    console.log(
+      `\nscale run: ${f0(HOSTS)} simulated hosts, ${f0(VMS)} VMs created from nothing; API + control worker in one ` +
+        `process, agents in ${PROCS} processes; load average ${load0.toFixed(1)} at the start, ` +
+        `${loadavg()[0]!.toFixed(1)} at the end\n`,
+    );
+    console.log(
+      table(
+        ['figure', 'value'],
+        [
+          ['agents started and connected', `${f1(agentsReadyS)} s`],
+          ['submit (parse, validate, plan, store)', `${f1(storedS)} s`],
+          ['submit to converged', `${f1(convergeS)} s (${f0(VMS / convergeS)} actions/s)`],
+          ['same file again', again.unchanged ? 'unchanged: nothing stored, nothing run' : `STORED v${again.version}`],
+          ['Redis clients, agents idle', f0(idle.clients)],
+          ['Redis memory, agents idle', `${f1(idle.usedMiB)} MiB (${f0(idle.keys)} keys)`],
+          [
+            'Redis memory, converged',
+            `${f1(after.usedMiB)} MiB (${f0(after.keys)} keys), peak ${f1(after.peakMiB)} MiB`,
+          ],
+          ['Redis memory per VM, converged', `${f1(((after.usedMiB - idle.usedMiB) * 1024) / VMS)} KiB`],
+          ['API + control RSS', `${f0(apiRss.now)} MiB, peak ${f0(apiRss.peak)} MiB`],
+          [
+            'agent processes RSS',
+            agentRss.map((r) => `${f0(r.peak)}`).join(' / ') +
+              ` MiB peak (${f1((agentRss.reduce((a, r) => a + r.peak, 0) * 1024) / HOSTS)} KiB per host)`,
+          ],
+        ],
+      ),
+    );
+    if (!again.unchanged) process.exitCode = 1;
+  } finally {
+    for (const c of agents) c.send({ stop: true });
+    api.kill('SIGINT');
+    await Promise.all([...agents, api].map((c) => (c.exitCode !== null ? null : once(c, 'exit'))));
+    await rt.close();
+  }
+}
+
+const stopRedis = await privateRedis(['--maxclients', String(HOSTS + 1000)]);
+try {
+  await main();
+} finally {
+  stopRedis();
+}
