@@ -1,0 +1,290 @@
+// Capture and in-place update against real rsync and a real OpenSSH server: sshd on 127.0.0.1 (its own
+// host key, a test-only client key) stands for an installed Dom0 whose root file system is a directory of
+// this test (a few files, fake identity files among them), and `xl` there is the simulated Xen host's.
+// Proves: identity is left out of a capture and kept by an update, a dry run changes nothing, a job resumed
+// after a crash does not redo finished steps, and SSH failures name the host. Needs root (sshd).
+
+import test from 'ava';
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { chmod, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { createServer, connect, type AddressInfo } from 'node:net';
+import { once } from 'node:events';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { LocalShell } from '../../src/drivers/shell.ts';
+import { silentLogger } from '../../src/lib/log.ts';
+import { memoryJournal, runSteps } from '../../src/lib/steps.ts';
+import { MemoryDeployStore } from '../../src/state/deploy-store.ts';
+import { ImageCatalogue } from '../../src/deploy/image-catalogue.ts';
+import { packTree, sha256File, unpackImage, type ImageManifest } from '../../src/deploy/image.ts';
+import { runHostUpdate, runImageCapture } from '../../src/jobs/host-image.ts';
+import { captureSteps } from '../../workflows/capture-image.ts';
+import type { HostImageEnv } from '../../workflows/host-image-env.ts';
+
+const REPO = resolve(import.meta.dirname, '../..');
+const canRun =
+  process.getuid?.() === 0 &&
+  (() => {
+    try {
+      execFileSync('rsync', ['--version'], { stdio: 'ignore' });
+      execFileSync('/usr/sbin/sshd', ['-V'], { stdio: 'ignore' });
+    } catch (e) {
+      return (e as NodeJS.ErrnoException).code !== 'ENOENT';
+    }
+    return true;
+  })();
+const maybe = canRun ? test.serial : test.serial.skip;
+
+interface Lab {
+  dir: string;
+  port: number;
+  fingerprint: string;
+  clientKey: Buffer;
+  sshd: ChildProcess;
+}
+
+async function freePort(): Promise<number> {
+  const s = createServer().listen(0, '127.0.0.1');
+  await once(s, 'listening');
+  const p = (s.address() as AddressInfo).port;
+  s.close();
+  return p;
+}
+
+async function startDom0(): Promise<Lab> {
+  const dir = await mkdtemp(join(tmpdir(), 'xsm-hostimage-'));
+  for (const name of ['host', 'client'])
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, name), '-C', `xsm-test-${name}`]);
+  await writeFile(join(dir, 'authorized_keys'), await readFile(join(dir, 'client.pub')));
+  const bin = join(dir, 'bin');
+  await mkdir(bin);
+  await writeFile(
+    join(bin, 'xl'),
+    `#!/bin/sh\nexport XSM_SIM_DIR=${join(dir, 'xen')} XSM_SIM_HOST=node1\nexec node --import ${join(REPO, 'node_modules/tsx/dist/loader.mjs')} ${join(REPO, 'src/drivers/hypervisor/sim-xl.ts')} "$@"\n`,
+  );
+  await chmod(join(bin, 'xl'), 0o755);
+  await mkdir('/run/sshd', { recursive: true });
+  const port = await freePort();
+  const cfg = [
+    `ListenAddress 127.0.0.1:${port}`,
+    `HostKey ${join(dir, 'host')}`,
+    `AuthorizedKeysFile ${join(dir, 'authorized_keys')}`,
+    'PermitRootLogin prohibit-password',
+    'PasswordAuthentication no',
+    'KbdInteractiveAuthentication no',
+    'UsePAM no',
+    'StrictModes no',
+    'PidFile none',
+    `SetEnv PATH=${bin}:/usr/sbin:/usr/bin:/sbin:/bin`,
+    'LogLevel ERROR',
+  ];
+  await writeFile(join(dir, 'sshd_config'), cfg.join('\n') + '\n');
+  const sshd = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', join(dir, 'sshd_config')], { stdio: 'ignore' });
+  const until = Date.now() + 10_000;
+  for (;;) {
+    const up = await new Promise<boolean>((r) => {
+      const c = connect(port, '127.0.0.1', () => (c.destroy(), r(true)));
+      c.on('error', () => r(false));
+    });
+    if (up) break;
+    if (sshd.exitCode !== null || Date.now() > until) throw new Error('sshd did not start');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const fingerprint = execFileSync('ssh-keygen', ['-lf', join(dir, 'host.pub')]).toString().split(' ')[1]!;
+  return { dir, port, fingerprint, clientKey: await readFile(join(dir, 'client')), sshd };
+}
+
+/** Writes files (path -> content) under root. */
+async function plant(root: string, files: Record<string, string>): Promise<void> {
+  for (const [path, text] of Object.entries(files)) {
+    await mkdir(dirname(join(root, path)), { recursive: true });
+    await writeFile(join(root, path), text);
+  }
+}
+
+/** Every file under root with its content: what "nothing changed" is compared by. */
+async function snapshot(root: string): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const e of await readdir(root, { recursive: true, withFileTypes: true })) {
+    const p = join(e.parentPath, e.name);
+    if (e.isFile()) out[p.slice(root.length)] = `${(await stat(p)).mtimeMs}:${await readFile(p, 'utf8')}`;
+    else if (e.isDirectory()) out[p.slice(root.length) + '/'] = '';
+  }
+  return out;
+}
+
+const IDENTITY = {
+  'etc/hostname': 'node1\n',
+  'etc/ssh/ssh_host_ed25519_key': 'node1 private host key\n',
+  'etc/ssh/ssh_host_ed25519_key.pub': 'ssh-ed25519 AAAA node1\n',
+  'etc/machine-id': '0123456789abcdef0123456789abcdef\n',
+  'var/lib/dbus/machine-id': '0123456789abcdef0123456789abcdef\n',
+  'etc/xsm/host-agent.env': 'XSM_HOST=node1\n',
+  'var/lib/xsm/site.xml': '<XSMConfig/>\n',
+  'root/.ssh/authorized_keys': 'ssh-ed25519 AAAA deploy-worker\n',
+  'etc/network/interfaces.d/xsm': 'address 10.9.0.11\n',
+};
+const HOST_DATA = { 'var/log/syslog': 'node1 log\n', 'tmp/scratch': 'x\n', 'srv/xen/disks/vm1.img': 'vm disk\n' };
+const SYSTEM = { 'usr/bin/tool': 'tool v1\n', 'etc/motd': 'captured system\n', 'etc/xen/xl.conf': 'autoballoon="off"\n' };
+
+let lab: Lab | undefined;
+test.before(async () => {
+  if (canRun) lab = await startDom0();
+});
+test.after.always(async () => {
+  lab?.sshd.kill();
+  if (lab) await rm(lab.dir, { recursive: true, force: true });
+});
+
+async function setup(t: { teardown(fn: () => Promise<void>): void }, opts: { port?: number; hostKey?: string } = {}) {
+  const root = await mkdtemp(join(tmpdir(), 'xsm-dom0-root-'));
+  const imagesDir = await mkdtemp(join(tmpdir(), 'xsm-images-'));
+  t.teardown(async () => {
+    await rm(root, { recursive: true, force: true });
+    await rm(imagesDir, { recursive: true, force: true });
+  });
+  await plant(root, { ...IDENTITY, ...HOST_DATA, ...SYSTEM });
+  const deploys = new MemoryDeployStore();
+  await deploys.setFields('node1', { hostKey: opts.hostKey ?? lab!.fingerprint });
+  const env: HostImageEnv = {
+    deploys,
+    log: silentLogger,
+    imagesDir,
+    local: new LocalShell(),
+    ssh: { privateKey: lab!.clientKey, port: opts.port ?? lab!.port, root },
+    verifyTimeoutMs: 30_000,
+  };
+  return { root, imagesDir, env, deploys };
+}
+
+const node1 = (name: string) => ({ host: 'node1', address: '127.0.0.1', name });
+
+maybe('capture pulls the system into a new version and leaves the host identity and data out', async (t) => {
+  const { imagesDir, env } = await setup(t);
+  const r = await runImageCapture(env, node1('golden'), 'capture-1', memoryJournal());
+  t.is(r.image, 'golden:1');
+  const m = r.manifest!;
+  t.deepEqual(m.source, { kind: 'captured', host: 'node1' });
+  t.is(m.sha256, await sha256File(join(imagesDir, m.file)));
+  t.is(m.bytes, (await stat(join(imagesDir, m.file))).size);
+  t.deepEqual(
+    (await new ImageCatalogue(imagesDir).list()).map((x) => `${x.name}:${x.version}`),
+    ['golden:1'],
+  );
+  const tree = join(imagesDir, 'check');
+  await unpackImage(env.local, join(imagesDir, m.file), tree);
+  for (const [path, text] of Object.entries(SYSTEM)) t.is(await readFile(join(tree, path), 'utf8'), text, path);
+  for (const path of [...Object.keys(IDENTITY), ...Object.keys(HOST_DATA)])
+    t.false(await stat(join(tree, path)).then(() => true, () => false), `${path} must not be in the image`);
+  // The staging copy is gone once the version is registered.
+  t.deepEqual(await readdir(join(imagesDir, '.staging')), []);
+});
+
+maybe('a capture resumed after a crash between steps does not pull again, and registers once', async (t) => {
+  const { root, imagesDir, env } = await setup(t);
+  const journal = memoryJournal();
+  const ctx = { env, data: node1('golden'), jobId: 'capture-crash' };
+  await runSteps('image-capture', captureSteps.slice(0, 2), ctx, journal, silentLogger);
+  // The worker died as pack started: a file that appears on the host now must not reach the image.
+  journal.state.current = 'pack';
+  await plant(root, { 'etc/late': 'written after the pull\n' });
+  const r = await runImageCapture(env, node1('golden'), 'capture-crash', journal);
+  t.is(r.image, 'golden:1');
+  const tree = join(imagesDir, 'check');
+  await unpackImage(env.local, join(imagesDir, r.manifest!.file), tree);
+  t.is(await readFile(join(tree, 'usr/bin/tool'), 'utf8'), 'tool v1\n');
+  t.false(await stat(join(tree, 'etc/late')).then(() => true, () => false), 'pull was redone');
+  // Died again after register but before it was on record: the resumed register finds its version.
+  const again = memoryJournal({ done: ['reach-host', 'pull', 'pack'], current: 'register' });
+  const r2 = await runImageCapture(env, node1('golden'), 'capture-crash', again);
+  t.is(r2.image, 'golden:1');
+  t.deepEqual((await new ImageCatalogue(imagesDir).versions('golden')).map((x) => x.version), [1]);
+});
+
+/** An image version made from a "golden" tree: the next system, with identity files of its own. */
+async function goldenVersion(env: HostImageEnv): Promise<ImageManifest> {
+  const tree = await mkdtemp(join(tmpdir(), 'xsm-golden-'));
+  try {
+    await plant(tree, {
+      'usr/bin/tool': 'tool v2, a longer file than before\n',
+      'etc/xen/xl.conf': 'autoballoon="off"\n',
+      'etc/new-file': 'new in v2\n',
+      'etc/hostname': 'golden\n',
+      'etc/ssh/ssh_host_ed25519_key': 'golden private key\n',
+      'etc/machine-id': 'ffffffffffffffffffffffffffffffff\n',
+    });
+    await mkdir(join(env.imagesDir, 'dom0'), { recursive: true });
+    const packed = await packTree(env.local, tree, join(env.imagesDir, 'dom0/golden.img'));
+    return await new ImageCatalogue(env.imagesDir).add('dom0', 'dom0/golden.img', {
+      ...packed,
+      source: { kind: 'built' },
+      description: 'test',
+    });
+  } finally {
+    await rm(tree, { recursive: true, force: true });
+  }
+}
+
+maybe('a dry run lists what the update would add, change and delete, and touches nothing', async (t) => {
+  const { root, env } = await setup(t);
+  const image = await goldenVersion(env);
+  const before = await snapshot(root);
+  const r = await runHostUpdate(
+    env,
+    { host: 'node1', address: '127.0.0.1', image, dryRun: true },
+    'update-dry',
+    memoryJournal(),
+  );
+  t.deepEqual(await snapshot(root), before);
+  const c = r.changes!;
+  const paths = (kind: string) =>
+    c.listed
+      .filter((x) => x.change === kind && x.kind === 'file')
+      .map((x) => x.path)
+      .sort();
+  t.deepEqual(paths('add'), ['/etc/new-file']);
+  t.deepEqual(paths('change'), ['/usr/bin/tool']);
+  t.deepEqual(paths('delete'), ['/etc/motd']);
+  t.is(c.bytes, 'new in v2\n'.length + 'tool v2, a longer file than before\n'.length);
+  t.is((await env.deploys.field('node1', 'image')) ?? null, null);
+});
+
+maybe('an update installs the image, keeps identity and host data, verifies Xen and records N:V', async (t) => {
+  const { root, env } = await setup(t);
+  const image = await goldenVersion(env);
+  const r = await runHostUpdate(
+    env,
+    { host: 'node1', address: '127.0.0.1', image, dryRun: false },
+    'update-1',
+    memoryJournal(),
+  );
+  t.is(r.image, 'dom0:1');
+  t.is(await readFile(join(root, 'usr/bin/tool'), 'utf8'), 'tool v2, a longer file than before\n');
+  t.is(await readFile(join(root, 'etc/new-file'), 'utf8'), 'new in v2\n');
+  t.false(await stat(join(root, 'etc/motd')).then(() => true, () => false), 'a file the image lacks is deleted');
+  for (const [path, text] of Object.entries({ ...IDENTITY, ...HOST_DATA }))
+    t.is(await readFile(join(root, path), 'utf8'), text, `${path} is the host's own`);
+  t.is(await env.deploys.field('node1', 'image'), 'dom0:1');
+  t.is(await env.deploys.field('node1', 'imageSha256'), image.sha256);
+  // A second dry run: the host is now what the image says.
+  const again = await runHostUpdate(
+    env,
+    { host: 'node1', address: '127.0.0.1', image, dryRun: true },
+    'update-dry-2',
+    memoryJournal(),
+  );
+  t.is(again.changes!.listed.filter((x) => x.kind === 'file').length, 0);
+});
+
+maybe('an unreachable host and a host with another key fail with errors that name the host', async (t) => {
+  const down = await setup(t, { port: await freePort() });
+  const e1 = await t.throwsAsync(runImageCapture(down.env, node1('x'), 'c-down', memoryJournal()));
+  t.regex(e1.message, /host node1 \(127\.0\.0\.1:\d+\): no SSH answer/);
+  const other = await setup(t, { hostKey: 'SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' });
+  const e2 = await t.throwsAsync(runImageCapture(other.env, node1('x'), 'c-key', memoryJournal()));
+  t.regex(e2.message, /host node1 .* not the SHA256:AAAA.* XSM recorded at install; nothing was sent/);
+  const unknown = await setup(t);
+  await unknown.deploys.forget('node1');
+  const e3 = await t.throwsAsync(runImageCapture(unknown.env, node1('x'), 'c-unknown', memoryJournal()));
+  t.regex(e3.message, /host node1: no SSH host key on record/);
+});
