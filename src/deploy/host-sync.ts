@@ -182,7 +182,12 @@ export function parseItemizedChanges(stdout: string): HostChangeSummary {
   for (const line of stdout.split('\n')) {
     const [item, size, ...rest] = line.split('|');
     if (!item || size === undefined || !rest.length) continue;
-    const path = '/' + rest.join('|').replace(/ -> .*$/, '').replace(/\/$/, '');
+    const path =
+      '/' +
+      rest
+        .join('|')
+        .replace(/ -> .*$/, '')
+        .replace(/\/$/, '');
     if (item.startsWith('*deleting')) {
       changes.push({ change: 'delete', kind: rest.join('|').endsWith('/') ? 'dir' : 'file', path, bytes: 0 });
       continue;

@@ -112,14 +112,29 @@ export async function buildLabImage(
  * Packs a root file system tree into the image format deploy writes (ext4, raw, labelled root), sized for
  * what the tree holds plus room to grow; returns the file's size and SHA-256.
  */
-export async function packTree(shell: Shell, tree: string, imagePath: string): Promise<{ bytes: number; sha256: string }> {
+export async function packTree(
+  shell: Shell,
+  tree: string,
+  imagePath: string,
+): Promise<{ bytes: number; sha256: string }> {
   const du = await runChecked(shell, 'du', ['-s', '--block-size=1', '--apparent-size', tree]);
   const used = Number(du.stdout.split(/\s+/)[0]);
   const count = await runChecked(shell, 'sh', ['-c', 'find "$1" -xdev | wc -l', 'count', tree]);
   const inodes = Math.ceil(Number(count.stdout.trim()) * 1.3) + 4096;
   // Metadata and block rounding of many small files: 30% more than the bytes, and 64 MiB for a small tree.
   const sizeMiB = Math.max(64, Math.ceil((used * 1.3) / 1048576) + 64);
-  await runChecked(shell, 'mkfs.ext4', ['-q', '-F', '-L', 'root', '-N', String(inodes), '-d', tree, imagePath, `${sizeMiB}M`]);
+  await runChecked(shell, 'mkfs.ext4', [
+    '-q',
+    '-F',
+    '-L',
+    'root',
+    '-N',
+    String(inodes),
+    '-d',
+    tree,
+    imagePath,
+    `${sizeMiB}M`,
+  ]);
   return { bytes: (await stat(imagePath)).size, sha256: await sha256File(imagePath) };
 }
 

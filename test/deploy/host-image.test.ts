@@ -90,7 +90,9 @@ async function startDom0(): Promise<Lab> {
     if (sshd.exitCode !== null || Date.now() > until) throw new Error('sshd did not start');
     await new Promise((r) => setTimeout(r, 50));
   }
-  const fingerprint = execFileSync('ssh-keygen', ['-lf', join(dir, 'host.pub')]).toString().split(' ')[1]!;
+  const fingerprint = execFileSync('ssh-keygen', ['-lf', join(dir, 'host.pub')])
+    .toString()
+    .split(' ')[1]!;
   return { dir, port, fingerprint, clientKey: await readFile(join(dir, 'client')), sshd };
 }
 
@@ -125,7 +127,11 @@ const IDENTITY = {
   'etc/network/interfaces.d/xsm': 'address 10.9.0.11\n',
 };
 const HOST_DATA = { 'var/log/syslog': 'node1 log\n', 'tmp/scratch': 'x\n', 'srv/xen/disks/vm1.img': 'vm disk\n' };
-const SYSTEM = { 'usr/bin/tool': 'tool v1\n', 'etc/motd': 'captured system\n', 'etc/xen/xl.conf': 'autoballoon="off"\n' };
+const SYSTEM = {
+  'usr/bin/tool': 'tool v1\n',
+  'etc/motd': 'captured system\n',
+  'etc/xen/xl.conf': 'autoballoon="off"\n',
+};
 
 let lab: Lab | undefined;
 test.before(async () => {
@@ -175,7 +181,13 @@ maybe('capture pulls the system into a new version and leaves the host identity 
   await unpackImage(env.local, join(imagesDir, m.file), tree);
   for (const [path, text] of Object.entries(SYSTEM)) t.is(await readFile(join(tree, path), 'utf8'), text, path);
   for (const path of [...Object.keys(IDENTITY), ...Object.keys(HOST_DATA)])
-    t.false(await stat(join(tree, path)).then(() => true, () => false), `${path} must not be in the image`);
+    t.false(
+      await stat(join(tree, path)).then(
+        () => true,
+        () => false,
+      ),
+      `${path} must not be in the image`,
+    );
   // The staging copy is gone once the version is registered.
   t.deepEqual(await readdir(join(imagesDir, '.staging')), []);
 });
@@ -193,12 +205,21 @@ maybe('a capture resumed after a crash between steps does not pull again, and re
   const tree = join(imagesDir, 'check');
   await unpackImage(env.local, join(imagesDir, r.manifest!.file), tree);
   t.is(await readFile(join(tree, 'usr/bin/tool'), 'utf8'), 'tool v1\n');
-  t.false(await stat(join(tree, 'etc/late')).then(() => true, () => false), 'pull was redone');
+  t.false(
+    await stat(join(tree, 'etc/late')).then(
+      () => true,
+      () => false,
+    ),
+    'pull was redone',
+  );
   // Died again after register but before it was on record: the resumed register finds its version.
   const again = memoryJournal({ done: ['reach-host', 'pull', 'pack'], current: 'register' });
   const r2 = await runImageCapture(env, node1('golden'), 'capture-crash', again);
   t.is(r2.image, 'golden:1');
-  t.deepEqual((await new ImageCatalogue(imagesDir).versions('golden')).map((x) => x.version), [1]);
+  t.deepEqual(
+    (await new ImageCatalogue(imagesDir).versions('golden')).map((x) => x.version),
+    [1],
+  );
 });
 
 /** An image version made from a "golden" tree: the next system, with identity files of its own. */
@@ -261,7 +282,13 @@ maybe('an update installs the image, keeps identity and host data, verifies Xen 
   t.is(r.image, 'dom0:1');
   t.is(await readFile(join(root, 'usr/bin/tool'), 'utf8'), 'tool v2, a longer file than before\n');
   t.is(await readFile(join(root, 'etc/new-file'), 'utf8'), 'new in v2\n');
-  t.false(await stat(join(root, 'etc/motd')).then(() => true, () => false), 'a file the image lacks is deleted');
+  t.false(
+    await stat(join(root, 'etc/motd')).then(
+      () => true,
+      () => false,
+    ),
+    'a file the image lacks is deleted',
+  );
   for (const [path, text] of Object.entries({ ...IDENTITY, ...HOST_DATA }))
     t.is(await readFile(join(root, path), 'utf8'), text, `${path} is the host's own`);
   t.is(await env.deploys.field('node1', 'image'), 'dom0:1');
