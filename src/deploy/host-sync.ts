@@ -193,10 +193,12 @@ export function parseItemizedChanges(stdout: string): HostChangeSummary {
       continue;
     }
     const kind = KINDS[item[1] ?? ''];
-    // `.d..t......` on the top directory, and hard links (`h`), whose data is another entry's.
+    // `.d..t......` on the top directory says nothing about a file.
     if (!kind || path === '/.' || path === '/') continue;
     const isNew = item.slice(2).startsWith('+++');
-    changes.push({ change: isNew ? 'add' : 'change', kind, path, bytes: kind === 'file' ? Number(size) || 0 : 0 });
+    // A hard link (`h`) writes no data: its bytes are another entry's.
+    const bytes = kind === 'file' && item[0] !== 'h' ? Number(size) || 0 : 0;
+    changes.push({ change: isNew ? 'add' : 'change', kind, path, bytes });
   }
   const count = (c: HostChange['change']) => changes.filter((x) => x.change === c).length;
   return {
