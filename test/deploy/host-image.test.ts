@@ -19,6 +19,7 @@ import { ImageCatalogue } from '../../src/deploy/image-catalogue.ts';
 import { packTree, sha256File, unpackImage, type ImageManifest } from '../../src/deploy/image.ts';
 import { runHostUpdate, runImageCapture } from '../../src/jobs/host-image.ts';
 import { captureSteps } from '../../workflows/capture-image.ts';
+import { updateSteps } from '../../workflows/update-host.ts';
 import type { HostImageEnv } from '../../workflows/host-image-env.ts';
 
 const REPO = resolve(import.meta.dirname, '../..');
@@ -303,6 +304,23 @@ maybe('an update installs the image, keeps identity and host data, verifies Xen 
   t.is(again.changes!.listed.filter((x) => x.kind === 'file').length, 0);
 });
 
+maybe('an update resumed after a crash between sync and verify does not sync again', async (t) => {
+  const { root, env } = await setup(t);
+  const image = await goldenVersion(env);
+  const data = { host: 'node1', address: '127.0.0.1', image, dryRun: false };
+  const journal = memoryJournal();
+  await runSteps('host-update', updateSteps.slice(0, 2), { env, data, jobId: 'update-crash' }, journal, silentLogger);
+  t.is(await readFile(join(root, 'etc/new-file'), 'utf8'), 'new in v2\n');
+  // The worker died as verify-xen started; a file changed on the host since must stay as it is.
+  journal.state.current = 'verify-xen';
+  await plant(root, { 'usr/bin/tool': 'edited on the host after the sync\n' });
+  const r = await runHostUpdate(env, data, 'update-crash', journal);
+  t.is(r.changes, undefined, 'no sync ran in the resumed job');
+  t.is(await readFile(join(root, 'usr/bin/tool'), 'utf8'), 'edited on the host after the sync\n');
+  t.deepEqual(journal.state.done, ['unpack', 'sync', 'verify-xen', 'record']);
+  t.is(await env.deploys.field('node1', 'image'), 'dom0:1');
+});
+
 maybe('an unreachable host and a host with another key fail with errors that name the host', async (t) => {
   const down = await setup(t, { port: await freePort() });
   const e1 = await t.throwsAsync(runImageCapture(down.env, node1('x'), 'c-down', memoryJournal()));
@@ -310,6 +328,15 @@ maybe('an unreachable host and a host with another key fail with errors that nam
   const other = await setup(t, { hostKey: 'SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' });
   const e2 = await t.throwsAsync(runImageCapture(other.env, node1('x'), 'c-key', memoryJournal()));
   t.regex(e2.message, /host node1 .* not the SHA256:AAAA.* XSM recorded at install; nothing was sent/);
+  const refused = await setup(t);
+  refused.env.ssh.privateKey = Buffer.from(
+    execFileSync('sh', ['-c', `ssh-keygen -q -t ed25519 -N '' -f ${refused.root}.key && cat ${refused.root}.key`]),
+  );
+  t.teardown(() =>
+    rm(`${refused.root}.key`, { force: true }).then(() => rm(`${refused.root}.key.pub`, { force: true })),
+  );
+  const e4 = await t.throwsAsync(runImageCapture(refused.env, node1('x'), 'c-login', memoryJournal()));
+  t.regex(e4.message, /host node1 \(127\.0\.0\.1\): SSH login failed .*Permission denied.*deploy worker's key/);
   const unknown = await setup(t);
   await unknown.deploys.forget('node1');
   const e3 = await t.throwsAsync(runImageCapture(unknown.env, node1('x'), 'c-unknown', memoryJournal()));
