@@ -193,8 +193,9 @@ export function parseItemizedChanges(stdout: string): HostChangeSummary {
       continue;
     }
     const kind = KINDS[item[1] ?? ''];
-    // `.d..t......` on the top directory says nothing about a file.
-    if (!kind || path === '/.' || path === '/') continue;
+    // A directory whose times or modes alone differ (`.d..t......`, often because a file in it changes) is
+    // not a change worth listing; rsync still sets them.
+    if (!kind || path === '/.' || path === '/' || (kind === 'dir' && item[0] === '.')) continue;
     const isNew = item.slice(2).startsWith('+++');
     // A hard link (`h`) writes no data: its bytes are another entry's.
     const bytes = kind === 'file' && item[0] !== 'h' ? Number(size) || 0 : 0;

@@ -92,10 +92,10 @@ export async function runHostUpdate(
   };
 }
 
-export function processImageCapture(env: DeployEnv, job: Job<ImageCaptureJobData>): Promise<ImageCaptureResult> {
-  return runImageCapture(hostImageEnv(env), job.data, job.id ?? job.data.host, jobJournal(job));
+export function processImageCapture(env: HostImageEnv, job: Job<ImageCaptureJobData>): Promise<ImageCaptureResult> {
+  return runImageCapture(env, job.data, job.id ?? job.data.host, jobJournal(job));
 }
 
-export function processHostUpdate(env: DeployEnv, job: Job<HostUpdateJobData>): Promise<HostUpdateResult> {
-  return runHostUpdate(hostImageEnv(env), job.data, job.id ?? job.data.host, jobJournal(job));
+export function processHostUpdate(env: HostImageEnv, job: Job<HostUpdateJobData>): Promise<HostUpdateResult> {
+  return runHostUpdate(env, job.data, job.id ?? job.data.host, jobJournal(job));
 }

@@ -133,9 +133,12 @@ export async function imageJobOutcome<R extends HostUpdateResult | ImageCaptureR
   rt: XsmRuntime,
   jobId: string,
 ): Promise<ImageJobOutcome<R> | undefined> {
-  const job = (await rt.queue(DEPLOY_QUEUE).getJob(jobId)) as Job<unknown, R> | undefined;
+  const queue = rt.queue(DEPLOY_QUEUE);
+  // The state first, then the job: a job read first and completed just after would show no return value.
+  const state = await queue.getJobState(jobId);
+  if (state === 'unknown') return undefined;
+  const job = (await queue.getJob(jobId)) as Job<unknown, R> | undefined;
   if (!job) return undefined;
-  const state = await job.getState();
   if (state === 'completed') return { state, result: job.returnvalue };
   if (state === 'failed') return { state, error: job.failedReason };
   return { state: state === 'active' ? 'running' : 'waiting' };

@@ -17,7 +17,14 @@ import { memoryJournal, runSteps } from '../../src/lib/steps.ts';
 import { MemoryDeployStore } from '../../src/state/deploy-store.ts';
 import { ImageCatalogue } from '../../src/deploy/image-catalogue.ts';
 import { packTree, sha256File, unpackImage, type ImageManifest } from '../../src/deploy/image.ts';
-import { runHostUpdate, runImageCapture } from '../../src/jobs/host-image.ts';
+import { Worker, type Job } from 'bullmq';
+import { processHostUpdate, processImageCapture, runHostUpdate, runImageCapture } from '../../src/jobs/host-image.ts';
+import { DEPLOY_QUEUE, type HostUpdateJobData, type ImageCaptureJobData } from '../../src/runtime/queues.ts';
+import { workerConnectionOptions } from '../../src/lib/redis.ts';
+import { startApi } from '../../src/api/listen.ts';
+import { TokenTable } from '../../src/api/auth.ts';
+import { main } from '../../src/cli/main.ts';
+import { startTestSite } from '../integration/harness.ts';
 import { captureSteps } from '../../workflows/capture-image.ts';
 import { updateSteps } from '../../workflows/update-host.ts';
 import type { HostImageEnv } from '../../workflows/host-image-env.ts';
@@ -342,3 +349,63 @@ maybe('an unreachable host and a host with another key fail with errors that nam
   const e3 = await t.throwsAsync(runImageCapture(unknown.env, node1('x'), 'c-unknown', memoryJournal()));
   t.regex(e3.message, /host node1: no SSH host key on record/);
 });
+
+maybe(
+  'xsm image capture and xsm host update --dry-run run through the API, the deploy queue and a worker',
+  async (t) => {
+    const site = await startTestSite([], { agents: false });
+    const { root, imagesDir, env } = await setup(t);
+    const workerEnv: HostImageEnv = { ...env, deploys: site.rt.deploys };
+    const worker = new Worker(
+      DEPLOY_QUEUE,
+      (job: Job) =>
+        job.name === 'host-update'
+          ? processHostUpdate(workerEnv, job as Job<HostUpdateJobData>)
+          : processImageCapture(workerEnv, job as Job<ImageCaptureJobData>),
+      { connection: workerConnectionOptions(site.rt.config), prefix: site.rt.config.prefix },
+    );
+    const api = await startApi({
+      rt: site.rt,
+      imagesDir,
+      log: silentLogger,
+      tokens: new TokenTable([{ token: 'host-image-admin-0123456789', role: 'admin', name: 'adm' }]),
+    });
+    t.teardown(async () => {
+      await api.close();
+      await worker.close();
+      await site.close();
+    });
+    await site.rt.sites.submit(
+      '<XSMConfig><Hosts><Host name="node1" address="127.0.0.1" cpus="4" memory="2048"/></Hosts></XSMConfig>',
+      { base: 0, author: 't', reason: 't' },
+    );
+    await site.rt.deploys.setFields('node1', { hostKey: lab!.fingerprint });
+    process.env.XSM_API = api.url;
+    process.env.XSM_TOKEN = 'host-image-admin-0123456789';
+    const out: string[] = [];
+    const err: string[] = [];
+    const io = { out: (l: string) => out.push(l), err: (l: string) => err.push(l) };
+
+    t.is(await main(['image', 'capture', 'node1', '--name', 'golden'], io), 0, err.join('\n'));
+    t.regex(out.join('\n'), /^golden:1: [\d.]+ MiB, sha256 [0-9a-f]{64}$/m);
+    // The host drifts from its image: a local file, which the image would delete.
+    await plant(root, { 'etc/local-only': 'made by hand\n' });
+    out.length = 0;
+    t.is(await main(['host', 'update', 'node1', '--image', 'golden', '--dry-run'], io), 0, err.join('\n'));
+    t.regex(out.join('\n'), /^- \/etc\/local-only$/m);
+    t.regex(out.join('\n'), /node1 would get golden:1: 0 added, 0 changed, 1 deleted, 0\.0 MiB to write/);
+    t.is(await readFile(join(root, 'etc/local-only'), 'utf8'), 'made by hand\n', 'the dry run changed nothing');
+    out.length = 0;
+    t.is(await main(['host', 'update', 'node1', '--image', 'golden:1', '--json'], io), 0, err.join('\n'));
+    const doc = JSON.parse(out.join('\n')) as { state: string; result: { changes: { deleted: number } } };
+    t.is(doc.state, 'completed');
+    t.is(doc.result.changes.deleted, 1);
+    t.false(
+      await stat(join(root, 'etc/local-only')).then(
+        () => true,
+        () => false,
+      ),
+    );
+    t.is(await site.rt.deploys.field('node1', 'image'), 'golden:1');
+  },
+);

@@ -110,7 +110,7 @@ test("rsync's itemized changes become files added, changed and deleted with thei
   ].join('\n');
   const s = parseItemizedChanges(out);
   t.is(s.added, 4);
-  t.is(s.changed, 3);
+  t.is(s.changed, 2, 'a directory whose times alone differ is not listed');
   t.is(s.deleted, 2);
   t.is(s.bytes, 3 + 1200 + 10, 'a hard link writes no data');
   t.deepEqual(
