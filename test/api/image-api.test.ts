@@ -115,6 +115,17 @@ test.serial(
     t.is(outcome.status, 200);
     t.is(outcome.body.state, 'waiting');
 
+    // Every capture and update request is audited, refusals included.
+    const audited = await s.rt.audit.query({ limit: 100 });
+    t.deepEqual(
+      audited
+        .filter((e) => e.kind === 'image-capture')
+        .map((e) => e.status)
+        .sort(),
+      [202, 403, 404],
+    );
+    t.true(audited.some((e) => e.kind === 'host-update' && e.user === 'adm' && e.status === 422));
+
     // The CLI speaks the same routes.
     process.env.XSM_API = api.url;
     process.env.XSM_TOKEN = ADMIN;
