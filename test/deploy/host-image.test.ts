@@ -328,6 +328,18 @@ maybe('an update resumed after a crash between sync and verify does not sync aga
   t.is(await env.deploys.field('node1', 'image'), 'dom0:1');
 });
 
+maybe('an image whose file no longer matches its manifest is refused before the host is touched', async (t) => {
+  const { root, env } = await setup(t);
+  const image = await goldenVersion(env);
+  await writeFile(join(env.imagesDir, image.file), 'damaged');
+  const before = await snapshot(root);
+  const e = await t.throwsAsync(
+    runHostUpdate(env, { host: 'node1', address: '127.0.0.1', image, dryRun: false }, 'update-bad', memoryJournal()),
+  );
+  t.regex(e.message, /^image dom0:1: .* has SHA-256 [0-9a-f]{64}, its manifest says .*; the host was not touched/);
+  t.deepEqual(await snapshot(root), before);
+});
+
 maybe('an unreachable host and a host with another key fail with errors that name the host', async (t) => {
   const down = await setup(t, { port: await freePort() });
   const e1 = await t.throwsAsync(runImageCapture(down.env, node1('x'), 'c-down', memoryJournal()));
