@@ -5,12 +5,10 @@
 // after a crash does not redo finished steps, and SSH failures name the host. Needs root (sshd).
 
 import test from 'ava';
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { chmod, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
-import { createServer, connect, type AddressInfo } from 'node:net';
-import { once } from 'node:events';
+import { execFileSync } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join } from 'node:path';
 import { LocalShell } from '../../src/drivers/shell.ts';
 import { silentLogger } from '../../src/lib/log.ts';
 import { memoryJournal, runSteps } from '../../src/lib/steps.ts';
@@ -25,84 +23,19 @@ import { startApi } from '../../src/api/listen.ts';
 import { TokenTable } from '../../src/api/auth.ts';
 import { main } from '../../src/cli/main.ts';
 import { startTestSite } from '../integration/harness.ts';
+import { freePort, loopbackDom0Unsupported, startLoopbackDom0, type LoopbackDom0 } from '../lab/loopback-dom0.ts';
 import { captureSteps } from '../../workflows/capture-image.ts';
 import { updateSteps } from '../../workflows/update-host.ts';
 import type { HostImageEnv } from '../../workflows/host-image-env.ts';
 
-const REPO = resolve(import.meta.dirname, '../..');
-const canRun =
-  process.getuid?.() === 0 &&
-  (() => {
-    try {
-      execFileSync('rsync', ['--version'], { stdio: 'ignore' });
-      execFileSync('/usr/sbin/sshd', ['-V'], { stdio: 'ignore' });
-    } catch (e) {
-      return (e as NodeJS.ErrnoException).code !== 'ENOENT';
-    }
-    return true;
-  })();
+const unsupported = loopbackDom0Unsupported();
+const canRun = unsupported === undefined;
 const maybe = canRun ? test.serial : test.serial.skip;
-
-interface Lab {
-  dir: string;
-  port: number;
-  fingerprint: string;
-  clientKey: Buffer;
-  sshd: ChildProcess;
-}
-
-async function freePort(): Promise<number> {
-  const s = createServer().listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  const p = (s.address() as AddressInfo).port;
-  s.close();
-  return p;
-}
-
-async function startDom0(): Promise<Lab> {
-  const dir = await mkdtemp(join(tmpdir(), 'xsm-hostimage-'));
-  for (const name of ['host', 'client'])
-    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, name), '-C', `xsm-test-${name}`]);
-  await writeFile(join(dir, 'authorized_keys'), await readFile(join(dir, 'client.pub')));
-  const bin = join(dir, 'bin');
-  await mkdir(bin);
-  await writeFile(
-    join(bin, 'xl'),
-    `#!/bin/sh\nexport XSM_SIM_DIR=${join(dir, 'xen')} XSM_SIM_HOST=node1\nexec node --import ${join(REPO, 'node_modules/tsx/dist/loader.mjs')} ${join(REPO, 'src/drivers/hypervisor/sim-xl.ts')} "$@"\n`,
-  );
-  await chmod(join(bin, 'xl'), 0o755);
-  await mkdir('/run/sshd', { recursive: true });
-  const port = await freePort();
-  const cfg = [
-    `ListenAddress 127.0.0.1:${port}`,
-    `HostKey ${join(dir, 'host')}`,
-    `AuthorizedKeysFile ${join(dir, 'authorized_keys')}`,
-    'PermitRootLogin prohibit-password',
-    'PasswordAuthentication no',
-    'KbdInteractiveAuthentication no',
-    'UsePAM no',
-    'StrictModes no',
-    'PidFile none',
-    `SetEnv PATH=${bin}:/usr/sbin:/usr/bin:/sbin:/bin`,
-    'LogLevel ERROR',
-  ];
-  await writeFile(join(dir, 'sshd_config'), cfg.join('\n') + '\n');
-  const sshd = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', join(dir, 'sshd_config')], { stdio: 'ignore' });
-  const until = Date.now() + 10_000;
-  for (;;) {
-    const up = await new Promise<boolean>((r) => {
-      const c = connect(port, '127.0.0.1', () => (c.destroy(), r(true)));
-      c.on('error', () => r(false));
-    });
-    if (up) break;
-    if (sshd.exitCode !== null || Date.now() > until) throw new Error('sshd did not start');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  const fingerprint = execFileSync('ssh-keygen', ['-lf', join(dir, 'host.pub')])
-    .toString()
-    .split(' ')[1]!;
-  return { dir, port, fingerprint, clientKey: await readFile(join(dir, 'client')), sshd };
-}
+if (!canRun)
+  test('host image lab', (t) => {
+    t.log(`skipped: ${unsupported}`);
+    t.pass();
+  });
 
 /** Writes files (path -> content) under root. */
 async function plant(root: string, files: Record<string, string>): Promise<void> {
@@ -141,13 +74,12 @@ const SYSTEM = {
   'etc/xen/xl.conf': 'autoballoon="off"\n',
 };
 
-let lab: Lab | undefined;
+let lab: LoopbackDom0 | undefined;
 test.before(async () => {
-  if (canRun) lab = await startDom0();
+  if (canRun) lab = await startLoopbackDom0();
 });
 test.after.always(async () => {
-  lab?.sshd.kill();
-  if (lab) await rm(lab.dir, { recursive: true, force: true });
+  await lab?.stop();
 });
 
 async function setup(t: { teardown(fn: () => Promise<void>): void }, opts: { port?: number; hostKey?: string } = {}) {
