@@ -10,6 +10,7 @@
 import { createHash } from 'node:crypto';
 import type { PowerControl } from '../src/drivers/power/power.ts';
 import { parseXlInfo } from '../src/drivers/hypervisor/xl-parse.ts';
+import type { HostInfo } from '../src/drivers/hypervisor/hypervisor.ts';
 import { runChecked, type Shell } from '../src/drivers/shell.ts';
 import { probeHostKey, shellQuote, SshShell } from '../src/drivers/ssh/ssh-shell.ts';
 import {
@@ -284,6 +285,49 @@ async function writeChain(c: DeployContext, s: Shell, srt: StepRuntime): Promise
     ),
     30 * 60_000,
   );
+}
+
+/** What verifyXen needs: the Dom0, its pinned host key, and what its Xen must offer. */
+export interface VerifyXenTarget {
+  host: string;
+  address: string;
+  port?: number;
+  privateKey: Buffer;
+  hostKeySha256: string;
+  timeoutMs: number;
+  /** Memory the site file gives the host's guests: Xen must report at least this. */
+  expectMemMiB?: number;
+}
+
+/**
+ * The verify step of deploy and of an in-place update: SSH with the recorded host key only, until `xl info`
+ * answers; a Xen with less memory than the site file gives the host fails for good.
+ */
+export async function verifyXen(t: VerifyXenTarget): Promise<HostInfo> {
+  const info = await waitFor(
+    `${t.host} did not come back with its installed system (host key ${t.hostKeySha256}) and \`xl info\``,
+    t.timeoutMs,
+    async () => {
+      const s = new SshShell({
+        host: t.address,
+        ...(t.port ? { port: t.port } : {}),
+        privateKey: t.privateKey,
+        hostKeySha256: t.hostKeySha256,
+        readyTimeoutMs: 3000,
+      });
+      try {
+        return parseXlInfo((await runChecked(s, 'xl', ['info'])).stdout);
+      } finally {
+        await s.close();
+      }
+    },
+  );
+  if (t.expectMemMiB && info.totalMemMiB < t.expectMemMiB)
+    throw new PermanentError(
+      `${t.host}: Xen reports ${info.totalMemMiB} MiB but the site file gives its guests ${t.expectMemMiB} MiB`,
+      "check the machine's memory, or lower the host's memory in the site file",
+    );
+  return info;
 }
 
 export const deploySteps: readonly Step<DeployContext>[] = [
@@ -561,28 +605,14 @@ export const deploySteps: readonly Step<DeployContext>[] = [
     run: async (c, srt) => {
       const hostKey = await field(c, 'hostKey');
       if (!hostKey) throw new Error(`${c.data.host}: no host key on record from configure`);
-      const info = await waitFor(
-        `${c.data.host} did not come back with its installed system (host key ${hostKey}) and \`xl info\``,
-        c.env.timeouts.bootMs,
-        async () => {
-          const s = new SshShell({
-            host: c.data.address,
-            privateKey: c.env.ssh.privateKey,
-            hostKeySha256: hostKey,
-            readyTimeoutMs: 3000,
-          });
-          try {
-            return parseXlInfo((await runChecked(s, 'xl', ['info'])).stdout);
-          } finally {
-            await s.close();
-          }
-        },
-      );
-      if (c.data.expectMemMiB && info.totalMemMiB < c.data.expectMemMiB)
-        throw new PermanentError(
-          `${c.data.host}: Xen reports ${info.totalMemMiB} MiB but the site file gives its guests ${c.data.expectMemMiB} MiB`,
-          "check the machine's memory, or lower the host's memory in the site file",
-        );
+      const info = await verifyXen({
+        host: c.data.host,
+        address: c.data.address,
+        privateKey: c.env.ssh.privateKey,
+        hostKeySha256: hostKey,
+        timeoutMs: c.env.timeouts.bootMs,
+        ...(c.data.expectMemMiB ? { expectMemMiB: c.data.expectMemMiB } : {}),
+      });
       await setFields(c, { xenVersion: info.xenVersion, totalMemMiB: info.totalMemMiB, nrCpus: info.nrCpus });
       await srt.report({ message: `Xen ${info.xenVersion}: ${info.totalMemMiB} MiB, ${info.nrCpus} CPUs` });
     },
@@ -612,7 +642,8 @@ export const deploySteps: readonly Step<DeployContext>[] = [
           return o && o.heartbeatAt >= since ? o : undefined;
         },
       );
-      await setFields(c, { deployedAt: Date.now() });
+      // The image the host runs, as `xsm host update` records it too (N:V; version 0: unversioned).
+      await setFields(c, { deployedAt: Date.now(), image: `${c.data.image.name}:${c.data.image.version ?? 0}` });
       const hostKey = await field(c, 'hostKey');
       await c.env.rt.deploys.markDeployed(c.data.host, {
         at: Date.now(),

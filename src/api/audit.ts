@@ -21,6 +21,8 @@ export function auditKind(method: string, path: string): string | undefined {
   if (path.startsWith('/api/vms/')) return 'edit';
   if (/^\/api\/jobs\/[^/]+\/[^/]+\/retry$/.test(path)) return 'retry';
   if (path === '/api/hosts/deploy') return 'deploy';
+  if (path === '/api/images/capture') return 'image-capture';
+  if (/^\/api\/hosts\/[^/]+\/update$/.test(path)) return 'host-update';
   if (/^\/api\/hosts\/[^/]+\/power\/confirm$/.test(path)) return 'power-confirm';
   if (/^\/api\/hosts\/[^/]+\/(un)?drain$/.test(path)) return 'edit';
   if (path === '/api/rebalance') return 'rebalance';

@@ -205,3 +205,20 @@ export const deployBody = z.strictObject({
   /** Per machine: boot MAC -> disk. */
   disks: z.record(mac, devicePath).optional(),
 });
+
+/** POST /api/images/capture. */
+export const imageCaptureBody = z.strictObject({
+  host: name,
+  name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'an image name (letters, digits, . _ -; at most 64)'),
+});
+
+/** POST /api/hosts/:name/update: `image` is NAME (its newest version) or NAME:VERSION. */
+export const hostUpdateBody = z.strictObject({
+  image: z.string().min(1).max(80),
+  dryRun: z.boolean().optional(),
+});
+
+/** GET /api/images/jobs/:id */
+export const imageJobPath = z.strictObject({
+  id: z.string().regex(/^(image-capture|host-update)-[A-Za-z0-9._:@+-]{1,200}$/, 'an image job id'),
+});

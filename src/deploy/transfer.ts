@@ -123,6 +123,8 @@ export class ImageServer {
         `    path = ${this.config.imagesDir}`,
         '    read only = yes',
         '    list = yes',
+        // A capture's staging copy and the unpacked trees updates sync from are the deploy server's own.
+        '    exclude = /.staging/ /.trees/',
         `    hosts allow = ${this.config.address.replace(/\.\d+$/, '.0')}/24`,
         '',
       ].join('\n'),

@@ -8,6 +8,7 @@ import type { ControlJobs, DeployJobs, HostJobs } from '../runtime/queues.ts';
 import type { DeployEnv } from '../../workflows/deploy-host.ts';
 import { processApply, processWave } from './apply.ts';
 import { processDeploy } from './deploy.ts';
+import { hostImageEnv, processHostUpdate, processImageCapture } from './host-image.ts';
 import { processFailover, processFailoverCheck, type ControlDeps } from './failover.ts';
 import { processRebalance } from './rebalance.ts';
 import { processVmAction, type VmActionDeps } from './vm-action.ts';
@@ -73,6 +74,14 @@ export const DEPLOY_JOB_KINDS: JobTable<DeployJobs, DeployEnv> = {
   'deploy-host': {
     summary: 'deploys a bare machine as a Dom0: PXE, image, partition, Xen, agent (workflows/deploy-host.ts)',
     process: processDeploy,
+  },
+  'image-capture': {
+    summary: "captures an installed Dom0's root file system as a new image version (workflows/capture-image.ts)",
+    process: (env, job) => processImageCapture(hostImageEnv(env), job),
+  },
+  'host-update': {
+    summary: 'updates an installed Dom0 in place from an image version, or previews it (workflows/update-host.ts)',
+    process: (env, job) => processHostUpdate(hostImageEnv(env), job),
   },
 };
 

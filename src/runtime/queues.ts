@@ -74,6 +74,24 @@ export interface DeployJobData {
   layout?: DiskLayout;
 }
 
+/** `xsm image capture`: pull an installed Dom0's root file system into a new version of image `name`. */
+export interface ImageCaptureJobData {
+  host: string;
+  /** The Dom0's address (from the site file when asked). */
+  address: string;
+  name: string;
+}
+
+/** `xsm host update`: rsync an image version onto an installed Dom0 (or, dryRun, list what would change). */
+export interface HostUpdateJobData {
+  host: string;
+  address: string;
+  image: ImageManifest;
+  dryRun: boolean;
+  /** Memory the site file gives the host's guests: Xen must still report at least this afterwards. */
+  expectMemMiB?: number;
+}
+
 export interface FailoverJobData {
   host: string;
   incident: number;
@@ -121,6 +139,8 @@ export interface ControlJobs {
 export type HostJobs = Record<Action['kind'], ActionJobData>;
 export interface DeployJobs {
   'deploy-host': DeployJobData;
+  'image-capture': ImageCaptureJobData;
+  'host-update': HostUpdateJobData;
 }
 
 /**

@@ -13,7 +13,11 @@ export const hostDeploy = defineCommand({
       choices: ['unicast', 'multicast', 'broadcast', 'chain'],
       description: 'how the image travels: unicast (rsync), multicast or broadcast (udpcast) or chain (host to host)',
     },
-    image: { type: 'string', value: 'NAME', description: 'the image to install (default dom0)' },
+    image: {
+      type: 'string',
+      value: 'NAME[:VERSION]',
+      description: 'the image to install (default dom0; without :VERSION, its newest version)',
+    },
     disk: { type: 'string', value: 'DEVICE', description: 'the disk to install on, e.g. /dev/sda' },
   },
   async run({ positionals: { MAC }, options }, { io, api, result }) {

@@ -3,6 +3,7 @@ import type { Command } from '../command.ts';
 import { opsCommands } from './ops.ts';
 import { monitorCommands } from './monitor.ts';
 import { hostDeploy } from './deploy.ts';
+import { hostUpdate, imageCapture, imageList } from './image.ts';
 import { audit } from './audit.ts';
 import { migrations } from './migrations.ts';
 import { siteImport } from './site-import.ts';
@@ -12,6 +13,9 @@ export const extraCommands: Command[] = [
   ...opsCommands,
   ...monitorCommands,
   hostDeploy,
+  hostUpdate,
+  imageList,
+  imageCapture,
   hostDrain,
   hostUndrain,
   audit,
