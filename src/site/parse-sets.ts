@@ -68,7 +68,8 @@ export interface SiteReading {
   readonly sets: SetSpec[];
   readonly vms: VmSpec[];
   readonly vmSeen: Map<string, { name: string; pos: SourcePos | undefined }>;
-  readonly macSeen: Map<string, ElementPos | undefined>;
+  /** Where each MAC was first given; null where no place is known (one lookup tells seen from not). */
+  readonly macSeen: Map<string, ElementPos | null>;
   readonly ipSeen: Map<string, { vm: string; ip: string }>;
   readonly setSeen: Set<string>;
   readonly loads: Map<string, HostLoad>;
@@ -264,33 +265,41 @@ export function readVm(
 /** Refuses a VM name that is unsafe or already taken by another VM (in any Set). */
 function claimVmName(r: SiteReading, v: VmReading, name: string | undefined): void {
   const nErr = checkName(name, 'VM name');
-  if (nErr) v.bad(v.pos, v.label, nErr);
-  else if (r.vmSeen.has(name!.toLowerCase())) {
-    // Case-blind: Xen domain names, DNS and operators' eyes do not tell vm1 from VM1.
-    const first = r.vmSeen.get(name!.toLowerCase())!;
+  if (nErr) {
+    v.bad(v.pos, v.label, nErr);
+    return;
+  }
+  // Case-blind: Xen domain names, DNS and operators' eyes do not tell vm1 from VM1.
+  const key = name!.toLowerCase();
+  const first = r.vmSeen.get(key);
+  if (first) {
     v.bad(
       v.pos,
       v.label,
       `VM name ${name} is already used${first.name === name ? '' : ` as ${first.name}`} at ${r.c.file}:${first.pos?.line ?? '?'}:${first.pos?.col ?? '?'}; VM names must be unique across all Sets${first.name === name ? '' : ', ignoring case'}`,
     );
-  } else r.vmSeen.set(name!.toLowerCase(), { name: name!, pos: v.source });
+  } else r.vmSeen.set(key, { name: name!, pos: v.source });
 }
 
 /** The VM's MAC, normalised; refused when another VM or a host's boot MAC already has it. */
 function claimVmMac(r: SiteReading, v: VmReading, hwaddr: string | undefined): string | undefined {
   const { label } = v;
   const mac = normaliseMac(hwaddr);
-  if (mac.error) v.bad(v.at('HWADDR'), `${label}/HWADDR`, mac.error);
-  else if (r.macSeen.has(mac.value!)) {
-    const first = r.macSeen.get(mac.value!);
+  if (mac.error) {
+    v.bad(v.at('HWADDR'), `${label}/HWADDR`, mac.error);
+    return undefined;
+  }
+  const first = r.macSeen.get(mac.value!);
+  if (first !== undefined) {
+    const at = first;
     v.bad(
       v.at('HWADDR'),
       `${label}/HWADDR`,
-      `MAC ${mac.value} is already used at ${r.c.file}:${first?.line ?? '?'}:${first?.col ?? '?'}; every VM needs its own MAC`,
+      `MAC ${mac.value} is already used at ${r.c.file}:${at?.line ?? '?'}:${at?.col ?? '?'}; every VM needs its own MAC`,
     );
   } else if (r.hostMacs.has(mac.value!)) {
     v.bad(v.at('HWADDR'), `${label}/HWADDR`, `MAC ${mac.value} is the boot MAC of ${r.hostMacs.get(mac.value!)}`);
-  } else r.macSeen.set(mac.value!, v.at('HWADDR'));
+  } else r.macSeen.set(mac.value!, v.at('HWADDR') ?? null);
   return mac.value;
 }
 
