@@ -9,6 +9,7 @@ import type {
   PoolSpec,
   SetSpec,
   Site,
+  SourcePos,
   TemplateSpec,
   VmSpec,
 } from './model.ts';
@@ -32,6 +33,11 @@ export function readSite(
 ): Site {
   const r = readDeclarations(c, root, rootPos, inventory, policy);
   asArray(root.Set).forEach((setNode, si) => readSet(r, setNode, childPos(rootPos, 'Set', si)));
+  return finishSite(r);
+}
+
+/** The site once every Set is read: excludeHosts checked against all hosts, implied ones included. */
+export function finishSite(r: SiteReading): Site {
   checkExclusions(r);
   return {
     hosts: r.hosts,
@@ -44,7 +50,7 @@ export function readSite(
 }
 
 /** What reading the Sets shares: the hosts and templates, the Sets and VMs read so far, and what they took. */
-interface SiteReading {
+export interface SiteReading {
   readonly c: Collector;
   /** <Hosts> or an inventory lists the hosts: a DOM0 outside the list is refused, not an implied host. */
   readonly hostsListed: boolean;
@@ -61,8 +67,9 @@ interface SiteReading {
   readonly hostMacs: Map<string, string>;
   readonly sets: SetSpec[];
   readonly vms: VmSpec[];
-  readonly vmSeen: Map<string, { name: string; pos: ElementPos | undefined }>;
-  readonly macSeen: Map<string, ElementPos | undefined>;
+  readonly vmSeen: Map<string, { name: string; pos: SourcePos | undefined }>;
+  /** Where each MAC was first given; null where no place is known (one lookup tells seen from not). */
+  readonly macSeen: Map<string, ElementPos | null>;
   readonly ipSeen: Map<string, { vm: string; ip: string }>;
   readonly setSeen: Set<string>;
   readonly loads: Map<string, HostLoad>;
@@ -72,7 +79,7 @@ interface SiteReading {
 }
 
 /** Reads <Hosts> and <Templates> (or takes the inventory's hosts) and indexes them for the VMs to name. */
-function readDeclarations(
+export function readDeclarations(
   c: Collector,
   root: XmlNode,
   rootPos: ElementPos,
@@ -119,32 +126,86 @@ function readDeclarations(
 
 /** One <Set>: its name and owner, then its VMs in file order. */
 function readSet(r: SiteReading, setNode: XmlNode, setPos: ElementPos | undefined): void {
+  r.c.unknown(setNode, setPos, `Set[name=${attr(setNode, 'name') ?? '?'}]`, ['name'], ['Owner', 'VM']);
+  const set = startSet(r, attr(setNode, 'name'), text(setNode.Owner), setPos);
+  asArray(setNode.VM).forEach((vmNode, vi) => {
+    const vmPos = childPos(setPos, 'VM', vi);
+    r.c.unknown(vmNode, vmPos, vmLabel(attr(vmNode, 'name')), ['name', 'config'], VM_CHILDREN);
+    readVm(r, set, vmFields(vmNode), vmPos, (child) => childPos(vmPos, child));
+  });
+}
+
+/** A Set's name checked and its SetSpec added to the site, for its VMs to join. */
+export function startSet(
+  r: SiteReading,
+  setName: string | undefined,
+  owner: string | undefined,
+  setPos: ElementPos | undefined,
+): SetSpec {
   const { c } = r;
-  const setName = attr(setNode, 'name');
   const setLabel = `Set[name=${setName ?? '?'}]`;
-  c.unknown(setNode, setPos, setLabel, ['name'], ['Owner', 'VM']);
   const nameErr = checkName(setName, 'set name');
   if (nameErr) c.error(setPos, setLabel, nameErr);
   else if (r.setSeen.has(setName!))
     c.error(setPos, setLabel, `set name ${setName} is used twice; give each Set its own name`);
   r.setSeen.add(setName ?? '');
-  const owner = text(setNode.Owner);
   const set: SetSpec = { name: setName ?? '', vms: [], pos: c.pos(setPos), ...(owner ? { owner } : {}) };
   r.sets.push(set);
-  asArray(setNode.VM).forEach((vmNode, vi) => readVm(r, set, vmNode, childPos(setPos, 'VM', vi)));
+  return set;
+}
+
+/** The child elements a <VM> may have. */
+export const VM_CHILDREN: readonly string[] = ['DOM0', 'VCPUS', 'HWADDR', 'IP', 'MEM', 'Placement'];
+
+/**
+ * A <VM>'s values as written (entities decoded, text trimmed as the parser trims it), whichever reader read
+ * them: the document (vmFields) or the text in place (parse-sets-fast.ts).
+ */
+export interface VmFields {
+  name: string | undefined;
+  config: string | undefined;
+  dom0: string | undefined;
+  vcpus: string | undefined;
+  mem: string | undefined;
+  hwaddr: string | undefined;
+  ip: string | undefined;
+  /** The <Placement> element, as the parser makes it (attributes as `@_name`). */
+  placement: XmlNode | undefined;
+}
+
+function vmFields(vmNode: XmlNode): VmFields {
+  return {
+    name: attr(vmNode, 'name'),
+    config: attr(vmNode, 'config'),
+    dom0: text(vmNode.DOM0),
+    vcpus: text(vmNode.VCPUS),
+    mem: text(vmNode.MEM),
+    hwaddr: text(vmNode.HWADDR),
+    ip: text(vmNode.IP),
+    placement: vmNode.Placement as XmlNode | undefined,
+  };
+}
+
+function vmLabel(name: string | undefined): string {
+  return `VM[name=${name ?? '?'}]`;
 }
 
 /** One <VM> being read: its place, its label in messages, and whether anything about it was refused. */
 class VmReading {
   ok = true;
+  /** Its place as the VmSpec keeps it (one object for the spec and the name it claims). */
+  readonly source: SourcePos | undefined;
   constructor(
     readonly c: Collector,
     readonly pos: ElementPos | undefined,
     readonly label: string,
-  ) {}
+    private readonly childAt: (child: string) => ElementPos | undefined,
+  ) {
+    this.source = pos && c.pos(pos);
+  }
   /** A child element's place, or the VM's own when the child is absent. */
   at(child: string): ElementPos | undefined {
-    return childPos(this.pos, child) ?? this.pos;
+    return this.childAt(child) ?? this.pos;
   }
   bad(p: ElementPos | undefined, element: string, message: string): void {
     this.c.error(p, element, message);
@@ -152,30 +213,37 @@ class VmReading {
   }
 }
 
-/** One <VM>: every field checked in file order, then counted on its host; a refused VM stays out of the site. */
-function readVm(r: SiteReading, set: SetSpec, vmNode: XmlNode, vmPos: ElementPos | undefined): void {
-  const name = attr(vmNode, 'name');
-  const v = new VmReading(r.c, vmPos, `VM[name=${name ?? '?'}]`);
+/**
+ * One <VM> (its unknown attributes and children already reported): every field checked in file order, then
+ * counted on its host; a refused VM stays out of the site. `childAt` finds where a child element is.
+ */
+export function readVm(
+  r: SiteReading,
+  set: SetSpec,
+  f: VmFields,
+  vmPos: ElementPos | undefined,
+  childAt: (child: string) => ElementPos | undefined,
+): void {
+  const { name, config } = f;
+  const v = new VmReading(r.c, vmPos, vmLabel(name), childAt);
   const label = v.label;
-  r.c.unknown(vmNode, vmPos, label, ['name', 'config'], ['DOM0', 'VCPUS', 'HWADDR', 'IP', 'MEM', 'Placement']);
   claimVmName(r, v, name);
 
-  const config = attr(vmNode, 'config');
   const cErr = checkName(config, 'config (template name)');
   if (cErr) v.bad(vmPos, `${label}@config`, cErr);
 
-  const vcpus = parseInteger(text(vmNode.VCPUS), 'VCPUS', 1, MAX_VCPUS);
+  const vcpus = parseInteger(f.vcpus, 'VCPUS', 1, MAX_VCPUS);
   if (vcpus.error) v.bad(v.at('VCPUS'), `${label}/VCPUS`, vcpus.error);
-  const mem = parseInteger(text(vmNode.MEM), 'MEM (MiB)', 16, MAX_MEM_MIB);
+  const mem = parseInteger(f.mem, 'MEM (MiB)', 16, MAX_MEM_MIB);
   if (mem.error) v.bad(v.at('MEM'), `${label}/MEM`, mem.error);
 
-  const mac = claimVmMac(r, v, text(vmNode.HWADDR));
-  const ip = text(vmNode.IP)?.trim();
+  const mac = claimVmMac(r, v, f.hwaddr);
+  const ip = f.ip?.trim();
   claimVmIp(r, v, ip, name);
-  const host = vmHost(r, v, text(vmNode.DOM0)?.trim());
+  const host = vmHost(r, v, f.dom0?.trim());
   const template = vmTemplate(r, v, config, !cErr);
   checkTemplateLimits(v, template, vcpus.value, mem.value);
-  const placement = readPlacement(v, vmNode);
+  const placement = readPlacement(v, f.placement);
   if (placement.excludeHosts) r.exclusions.push({ v, host: host?.name, names: placement.excludeHosts });
 
   if (!v.ok || !host || !template || !name) return;
@@ -189,7 +257,7 @@ function readVm(r: SiteReading, set: SetSpec, vmNode: XmlNode, vmPos: ElementPos
     hwaddr: mac!,
     ip: ip!,
     placement,
-    pos: r.c.pos(vmPos),
+    pos: v.source ?? r.c.pos(vmPos),
   };
   addToHost(r, v, set, host, vm);
 }
@@ -197,33 +265,41 @@ function readVm(r: SiteReading, set: SetSpec, vmNode: XmlNode, vmPos: ElementPos
 /** Refuses a VM name that is unsafe or already taken by another VM (in any Set). */
 function claimVmName(r: SiteReading, v: VmReading, name: string | undefined): void {
   const nErr = checkName(name, 'VM name');
-  if (nErr) v.bad(v.pos, v.label, nErr);
-  else if (r.vmSeen.has(name!.toLowerCase())) {
-    // Case-blind: Xen domain names, DNS and operators' eyes do not tell vm1 from VM1.
-    const first = r.vmSeen.get(name!.toLowerCase())!;
+  if (nErr) {
+    v.bad(v.pos, v.label, nErr);
+    return;
+  }
+  // Case-blind: Xen domain names, DNS and operators' eyes do not tell vm1 from VM1.
+  const key = name!.toLowerCase();
+  const first = r.vmSeen.get(key);
+  if (first) {
     v.bad(
       v.pos,
       v.label,
       `VM name ${name} is already used${first.name === name ? '' : ` as ${first.name}`} at ${r.c.file}:${first.pos?.line ?? '?'}:${first.pos?.col ?? '?'}; VM names must be unique across all Sets${first.name === name ? '' : ', ignoring case'}`,
     );
-  } else r.vmSeen.set(name!.toLowerCase(), { name: name!, pos: v.pos });
+  } else r.vmSeen.set(key, { name: name!, pos: v.source });
 }
 
 /** The VM's MAC, normalised; refused when another VM or a host's boot MAC already has it. */
 function claimVmMac(r: SiteReading, v: VmReading, hwaddr: string | undefined): string | undefined {
   const { label } = v;
   const mac = normaliseMac(hwaddr);
-  if (mac.error) v.bad(v.at('HWADDR'), `${label}/HWADDR`, mac.error);
-  else if (r.macSeen.has(mac.value!)) {
-    const first = r.macSeen.get(mac.value!);
+  if (mac.error) {
+    v.bad(v.at('HWADDR'), `${label}/HWADDR`, mac.error);
+    return undefined;
+  }
+  const first = r.macSeen.get(mac.value!);
+  if (first !== undefined) {
+    const at = first;
     v.bad(
       v.at('HWADDR'),
       `${label}/HWADDR`,
-      `MAC ${mac.value} is already used at ${r.c.file}:${first?.line ?? '?'}:${first?.col ?? '?'}; every VM needs its own MAC`,
+      `MAC ${mac.value} is already used at ${r.c.file}:${at?.line ?? '?'}:${at?.col ?? '?'}; every VM needs its own MAC`,
     );
   } else if (r.hostMacs.has(mac.value!)) {
     v.bad(v.at('HWADDR'), `${label}/HWADDR`, `MAC ${mac.value} is the boot MAC of ${r.hostMacs.get(mac.value!)}`);
-  } else r.macSeen.set(mac.value!, v.at('HWADDR'));
+  } else r.macSeen.set(mac.value!, v.at('HWADDR') ?? null);
   return mac.value;
 }
 
@@ -364,11 +440,13 @@ function checkExclusions(r: SiteReading): void {
   }
 }
 
+/** The hints of a VM without <Placement> (most of them): one object, frozen, as VmSpecs only read it. */
+const NO_HINTS: PlacementHints = Object.freeze({ pinned: false, noRebalance: false, priority: 0 });
+
 /** The optional <Placement> hints: pinned, rebalance, antiAffinity, affinity, excludeHosts and priority. */
-function readPlacement(v: VmReading, vmNode: XmlNode): PlacementHints {
+function readPlacement(v: VmReading, pl: XmlNode | undefined): PlacementHints {
   const { label } = v;
-  const pl = vmNode.Placement as XmlNode | undefined;
-  const plPos = childPos(v.pos, 'Placement');
+  const plPos = pl && v.at('Placement');
   const known = ['pinned', 'antiAffinity', 'affinity', 'excludeHosts', 'rebalance', 'priority'];
   if (pl) v.c.unknown(pl, plPos, `${label}/Placement`, known, []);
   const pinned = parseBool(attr(pl, 'pinned'), 'pinned', false);
@@ -389,6 +467,8 @@ function readPlacement(v: VmReading, vmNode: XmlNode): PlacementHints {
   const prioText = attr(pl, 'priority');
   const prio = prioText === undefined ? { value: 0 } : parseInteger(prioText, 'priority', 0, 1000);
   if (prio.error) v.bad(plPos, `${label}/Placement@priority`, prio.error);
+  if (!pinned.value && rebalance.value && !prio.value && anti === undefined && aff === undefined && !excluded?.length)
+    return NO_HINTS;
   return {
     pinned: pinned.value,
     noRebalance: !rebalance.value,

@@ -3,9 +3,10 @@
 
 import { readFile, stat } from 'node:fs/promises';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
-import type { HostSpec, LoadResult, SiteIssue } from './model.ts';
+import type { HostSpec, LoadResult, Site, SiteIssue } from './model.ts';
 import { Collector, REPEATED, type XmlNode } from './parse-nodes.ts';
-import { readSite } from './parse-sets.ts';
+import { finishSite, readSite } from './parse-sets.ts';
+import { SetsReader } from './parse-sets-fast.ts';
 import { powerPolicyFromEnv, type PowerPolicy } from './power-policy.ts';
 import { parsePlainXml } from './xml-fast.ts';
 import { scanElements, type ElementPos, type ScanResult } from './xml-scan.ts';
@@ -78,10 +79,45 @@ export async function loadSiteFile(path: string, options: LoadOptions = {}): Pro
       ],
     };
   }
-  return loadSite(await readFile(path, 'utf8'), path, options);
+  // One decode of the whole file: read with an encoding, Node decodes it chunk by chunk into a rope.
+  return loadSite((await readFile(path)).toString('utf8'), path, options);
 }
 
 export function loadSite(xml: string, file: string, options: LoadOptions = {}): LoadResult {
+  return (xml.length <= MAX_SITE_BYTES && loadPlainSite(xml, file, options)) || loadSiteDocument(xml, file, options);
+}
+
+/**
+ * A plain site file without errors, read in one pass with its VMs read in place (parse-sets-fast.ts);
+ * undefined for anything else, which loadSiteDocument reads and reports on as it always has. Exported for
+ * the test that holds it to loadSiteDocument.
+ */
+export function loadPlainSite(xml: string, file: string, options: LoadOptions): LoadResult | undefined {
+  const c = new Collector(file);
+  const policy = () => options.power ?? powerPolicyFromEnv();
+  const sets = new SetsReader(c, options.inventory, policy);
+  const plain = parsePlainXml(xml, REPEATED, MAX_DEPTH, sets);
+  if (!plain) return undefined;
+  const rootPos = checkRoot(plain.scan, c);
+  if (!rootPos) return undefined;
+  let site: Site;
+  if (sets.reading) site = finishSite(sets.reading);
+  else {
+    // No <Set>: the document is all there is.
+    const root = (plain.doc.XSMConfig && typeof plain.doc.XSMConfig === 'object' ? plain.doc.XSMConfig : {}) as XmlNode;
+    c.unknown(root, rootPos, 'XSMConfig', ['version'], ['Hosts', 'Pools', 'Templates', 'Set']);
+    site = readSite(c, root, rootPos, options.inventory, policy());
+  }
+  // Errors are reported by the document's path, which also says where each child element is.
+  if (c.errors.length) return undefined;
+  return { ok: true, site, warnings: inFileOrder(c.warnings, c.file) };
+}
+
+/**
+ * Reads the whole document, then the site from it: every file, every refusal. Exported for the test that
+ * holds loadPlainSite to it.
+ */
+export function loadSiteDocument(xml: string, file: string, options: LoadOptions = {}): LoadResult {
   const c = new Collector(file);
   const read = readSiteXml(xml, c);
   if (!read) return refusal(c);

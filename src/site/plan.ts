@@ -40,8 +40,10 @@ export interface PlanOptions {
   deleteDisks?: ReadonlySet<string>;
 }
 
-function byName<T extends { name: string }>(list: readonly T[]): Map<string, T> {
-  return new Map(list.map((x) => [x.name, x]));
+/** Indexes by name into `into` (a new map by default): no [name, x] pair per entry, for 100,000 VMs. */
+function byName<T extends { name: string }>(list: readonly T[], into = new Map<string, T>()): Map<string, T> {
+  for (const x of list) into.set(x.name, x);
+  return into;
 }
 
 function maxMemFor(template: TemplateSpec | undefined, memMiB: number): number {
@@ -71,7 +73,7 @@ export function planChanges(
     currentVms: byName(current?.vms ?? []),
     desiredTemplates: byName(desired.templates),
     currentTemplates: byName(current?.templates ?? []),
-    hosts: new Map<string, HostSpec>([...byName(current?.hosts ?? []), ...byName(desired.hosts)]),
+    hosts: byName(desired.hosts, byName(current?.hosts ?? [])),
     notes: [],
     options,
     templateEdited: new Map(),
@@ -189,9 +191,15 @@ function previousOf(input: PlanInput, name: string, now: Present, want: VmSpec, 
 }
 
 function pendingActions(input: PlanInput, present: Map<string, Present>): Pending[] {
+  // Most VMs of a large site are unchanged: only the others are sorted and planned, in name order as ever.
+  const names: string[] = [];
+  for (const [name, now] of present) {
+    const want = input.desiredVms.get(name);
+    if (!want || want.host !== now.host || !unchanged(input, now, want)) names.push(name);
+  }
+  for (const name of input.desiredVms.keys()) if (!present.has(name)) names.push(name);
   const pending: Pending[] = [];
-  const names = [...new Set([...present.keys(), ...input.desiredVms.keys()])].sort();
-  for (const name of names) {
+  for (const name of names.sort()) {
     const now = present.get(name);
     const want = input.desiredVms.get(name);
     if (now && !want) pending.push(removal(input, name, now));
@@ -312,12 +320,22 @@ function changes(input: PlanInput, name: string, now: Present, want: VmSpec): Pe
   return out;
 }
 
+/** Whether a VM keeps its size and template (and so needs no reconfigure where it runs). */
+function unchanged(input: PlanInput, now: Present, want: VmSpec): boolean {
+  return (
+    want.memMiB === now.memMiB &&
+    want.vcpus === now.vcpus &&
+    !(now.config !== undefined && now.config !== want.config) &&
+    !(now.spec !== undefined && wasEdited(input, want.config))
+  );
+}
+
 function reconfiguration(input: PlanInput, name: string, now: Present, want: VmSpec, at: string): Pending | undefined {
+  if (unchanged(input, now, want)) return undefined;
   const templateChanged = now.config !== undefined && now.config !== want.config;
   const templateEdited = !templateChanged && now.spec !== undefined && wasEdited(input, want.config);
   const memChanged = want.memMiB !== now.memMiB;
   const cpuChanged = want.vcpus !== now.vcpus;
-  if (!memChanged && !cpuChanged && !templateChanged && !templateEdited) return undefined;
   const live = !templateChanged && !templateEdited && want.memMiB <= now.maxMemMiB && want.vcpus <= now.maxVcpus;
   const what: string[] = [];
   if (memChanged) what.push(`memory ${now.memMiB} -> ${want.memMiB} MiB`);

@@ -14,8 +14,16 @@ interface VmState {
 
 /** Adds the VM preconditions to `actions` (ordered by wave), in front of the room they already carry. */
 export function addVmPreconditions(actions: Action[], present: ReadonlyMap<string, Present>): void {
-  const state = new Map<string, VmState>();
-  for (const [vm, p] of present) state.set(vm, { host: p.host, memMiB: p.memMiB, vcpus: p.vcpus });
+  // What the actions so far changed (null: removed); every other VM is as present says.
+  const changed = new Map<string, VmState | null>();
+  const state = {
+    get: (vm: string): VmState | undefined => {
+      const s = changed.get(vm);
+      return s === undefined ? present.get(vm) : (s ?? undefined);
+    },
+    set: (vm: string, s: VmState) => changed.set(vm, s),
+    delete: (vm: string) => changed.set(vm, null),
+  };
   const runs = (vm: string, host: string): Precondition => {
     const s = state.get(vm);
     return { kind: 'vm-runs', vm, host, memMiB: s?.memMiB ?? 0, vcpus: s?.vcpus ?? 0 };
@@ -41,11 +49,16 @@ export function addVmPreconditions(actions: Action[], present: ReadonlyMap<strin
           pre.push(runs(v.vm, v.from), { kind: 'vm-absent', vm: v.vm, host: v.to });
           state.set(v.vm, { host: v.to, memMiB: v.memMiB, vcpus: v.vcpus });
         }
-        state.set(a.vm, { ...(state.get(a.vm) ?? { memMiB: a.spec.memMiB, vcpus: a.spec.vcpus }), host: a.to });
+        state.set(a.vm, { ...pick(state.get(a.vm) ?? { memMiB: a.spec.memMiB, vcpus: a.spec.vcpus }), host: a.to });
         break;
     }
     a.preconditions = [...pre, ...a.preconditions];
   }
+}
+
+/** The size a VM state records (a Present has more fields, which the state does not keep). */
+function pick(s: Pick<VmState, 'memMiB' | 'vcpus'>): Pick<VmState, 'memMiB' | 'vcpus'> {
+  return { memMiB: s.memMiB, vcpus: s.vcpus };
 }
 
 /** One line an operator reads: what the plan assumed. */

@@ -36,43 +36,99 @@ function isSpace(c: number): boolean {
   return c === 0x20 || c === 0x0a || c === 0x09 || c === 0x0d;
 }
 
+/**
+ * `s` as a string of its own. V8 makes a slice of 13 or more characters a view into the text it was cut
+ * from, so one kept value (a path, a MAC) would keep the whole file alive, tens of MiB for a large site.
+ */
+export function ownString(s: string): string {
+  return s.length < 13 ? s : (' ' + s).slice(1);
+}
+
 /** Thrown inside the pass when the text leaves the subset; caught below, never escapes. */
 class NotPlain extends Error {}
-const notPlain = (): never => {
+/** Leaves the one-pass read: the caller takes the full path. An element reader (below) may call it too. */
+export const notPlain = (): never => {
   throw new NotPlain();
 };
+
+/** The line a position is on, kept while the text is read forwards (never backwards). */
+export class LineTracker {
+  line = 1;
+  lineStart = 0;
+  private nextNewline: number;
+  constructor(private readonly text: string) {
+    this.nextNewline = text.indexOf('\n');
+  }
+  /** Moves to offset `at`; `line` and `col(at)` then describe it. */
+  advance(at: number): void {
+    while (this.nextNewline !== -1 && this.nextNewline < at) {
+      this.line++;
+      this.lineStart = this.nextNewline + 1;
+      this.nextNewline = this.text.indexOf('\n', this.lineStart);
+    }
+  }
+  col(at: number): number {
+    return at - this.lineStart + 1;
+  }
+}
+
+/** What the pass hands an element reader: the text, where the element starts, and the pass's own helpers. */
+export interface ElementReading {
+  text: string;
+  /** Offset of the element's `<`. */
+  lt: number;
+  /** Offset just after its name (where its attributes start). */
+  afterName: number;
+  lines: LineTracker;
+  /** Reads attributes from `i` up to `>`, `/>` or `?>` into `into` (`@_name`, trimmed value); returns the end. */
+  readAttrs(i: number, into: [string, string][]): number;
+  /** The root element read so far (its children before this element, then its attributes) and its place. */
+  root: { node: XmlNode; pos: ElementPos };
+}
+
+/**
+ * Reads one kind of child of the root element in place of the pass, which then neither builds its document
+ * nor records its positions (for the <Set>s of a site: 100,000 VMs need neither). Once it has read one, any
+ * other child element of the root after it leaves the one-pass read, so a reader can act on the root's
+ * earlier children knowing they are all there is.
+ */
+export interface ElementReader {
+  /** The root element's name, and the child's name, it reads. */
+  root: string;
+  name: string;
+  /** Reads the element; returns the offset just after its end. Calls notPlain() on anything it cannot read. */
+  read(at: ElementReading): number;
+}
 
 /**
  * Parses `text` as parse.ts's XMLParser would (attributes as `@_name`, values trimmed strings, `#text` after
  * child elements, `repeated` names always arrays) and records positions as scanElements would; `undefined`
  * when the text is outside the plain subset or deeper than `maxDepth`.
  */
-export function parsePlainXml(text: string, repeated: ReadonlySet<string>, maxDepth: number): FastParse | undefined {
+export function parsePlainXml(
+  text: string,
+  repeated: ReadonlySet<string>,
+  maxDepth: number,
+  reader?: ElementReader,
+): FastParse | undefined {
   if (text.includes('&')) return undefined;
   try {
-    return parse(text, repeated, maxDepth);
+    return parse(text, repeated, maxDepth, reader);
   } catch (e) {
     if (e instanceof NotPlain) return undefined;
     throw e;
   }
 }
 
-function parse(text: string, repeated: ReadonlySet<string>, maxDepth: number): FastParse {
+function parse(text: string, repeated: ReadonlySet<string>, maxDepth: number, reader?: ElementReader): FastParse {
   const root: ElementPos = { name: '#document', line: 1, col: 1, children: [] };
   const doc: XmlNode = {};
   const stack: Frame[] = [];
   let depth = 0;
   let deepest = 0;
-  let line = 1;
-  let lineStart = 0;
-  let nextNewline = text.indexOf('\n');
-  const advance = (at: number) => {
-    while (nextNewline !== -1 && nextNewline < at) {
-      line++;
-      lineStart = nextNewline + 1;
-      nextNewline = text.indexOf('\n', lineStart);
-    }
-  };
+  const lines = new LineTracker(text);
+  /** Whether the reader has read an element: no other child of the root may follow. */
+  let readerStarted = false;
   /** Reads attributes from `i` up to `>`, `/>` or (in the declaration) `?>`; returns where they stopped. */
   const readAttrs = (i: number, into: [string, string][]): number => {
     for (;;) {
@@ -93,13 +149,13 @@ function parse(text: string, repeated: ReadonlySet<string>, maxDepth: number): F
       if (value.includes('<')) notPlain();
       const key = `@_${name}`;
       for (const [k] of into) if (k === key) notPlain();
-      into.push([key, value.trim()]);
+      into.push([key, ownString(value.trim())]);
       i = close + 1;
     }
   };
   const addText = (from: number, to: number) => {
     if (to <= from) return;
-    const t = text.slice(from, to).trim();
+    const t = ownString(text.slice(from, to).trim());
     if (!t) return;
     const top = stack[stack.length - 1];
     if (!top) notPlain();
@@ -171,12 +227,20 @@ function parse(text: string, repeated: ReadonlySet<string>, maxDepth: number): F
       if (rootSeen) notPlain();
       rootSeen = true;
     }
+    if (reader && stack.length === 1 && stack[0]!.name === reader.root) {
+      if (name === reader.name) {
+        readerStarted = true;
+        i = reader.read({ text, lt, afterName: j, lines, readAttrs, root: rootSoFar(stack[0]!) });
+        continue;
+      }
+      if (readerStarted) notPlain();
+    }
     const attrs: [string, string][] = [];
     const end = readAttrs(j, attrs);
     const selfClosing = text.charCodeAt(end) === 0x2f;
     if (selfClosing ? text.charCodeAt(end + 1) !== 0x3e : text.charCodeAt(end) !== 0x3e) notPlain();
-    advance(lt);
-    const pos: ElementPos = { name, line, col: lt - lineStart + 1, children: NO_CHILDREN };
+    lines.advance(lt);
+    const pos: ElementPos = { name, line: lines.line, col: lines.col(lt), children: NO_CHILDREN };
     const parentPos = stack.length ? stack[stack.length - 1]!.pos : root;
     if (parentPos.children === NO_CHILDREN) parentPos.children = [];
     parentPos.children.push(pos);
@@ -194,4 +258,11 @@ function parse(text: string, repeated: ReadonlySet<string>, maxDepth: number): F
   }
   if (stack.length || !rootSeen) notPlain();
   return { doc, scan: { root, maxDepth: deepest } };
+}
+
+/** The root element as close() would make it from what is read so far: children, then attributes. */
+function rootSoFar(f: Frame): { node: XmlNode; pos: ElementPos } {
+  const node: XmlNode = { ...f.children };
+  if (f.attrs) for (const [k, v] of f.attrs) node[k] = v;
+  return { node, pos: f.pos };
 }

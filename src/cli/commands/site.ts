@@ -126,8 +126,9 @@ async function planOffline(oldPath: string, newPath: string, ctx: CliContext): P
   const { planJson } = await import('../../site/plan-format.ts');
   try {
     const plan = planChanges(a, b);
-    ctx.io.out(formatPlan(plan));
-    ctx.result({ plan: JSON.parse(planJson(plan)) as unknown });
+    // Each form is made only when it is printed: the table for people, the JSON document under --json.
+    if (ctx.json) ctx.result({ plan: JSON.parse(planJson(plan)) as unknown });
+    else ctx.io.out(formatPlan(plan));
     return EXIT.ok;
   } catch (e) {
     if (e instanceof PlanError) {
