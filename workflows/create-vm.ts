@@ -58,7 +58,22 @@ export const createSteps: Step<VmWorkflowContext>[] = [
     run: async (ctx, rt) => {
       const cfg = await domainConfigFor(ctx);
       const spec = specOf(ctx);
-      const d = await ctx.hv.find(cfg.name);
+      let d = await ctx.hv.find(cfg.name);
+      // `xl create` builds a domain paused and unpauses it once its devices are attached. One killed in
+      // between (its timeout, a lost SSH session) leaves a paused domain that never ran and may lack its
+      // disks: taking it for this job's own would wait for a guest that never starts (seen in the qemu lab,
+      // test/xen-lab/results/README.md, storage-proof run 1). Destroy it and create the domain again.
+      if (d && d.state === 'paused' && d.cpuTimeSec === 0) {
+        rt.log.warn(
+          'domain was left paused before it ever ran (an interrupted xl create); destroying it and creating it again',
+          {
+            vm: cfg.name,
+            domid: d.domid,
+          },
+        );
+        await ctx.hv.destroy(cfg.name);
+        d = undefined;
+      }
       if (!d) {
         await ctx.hv.create(cfg);
         return;

@@ -139,3 +139,40 @@ test('a create that finds the VM already running at another size resizes it live
   );
   t.is((await sim.list()).length, 2, 'Domain-0 and the one tiny');
 });
+
+test('a create that finds its domain left paused by an interrupted xl create destroys it and creates it again', async (t) => {
+  // Seen in the qemu lab (storage-proof run 1): the first `xl create` was killed at its timeout after
+  // building the domain and before attaching its disk and unpausing it; every retry then took the paused
+  // domain (0 s CPU time, no block devices) for its own and waited for it to run, five times.
+  const store = new MemorySimStore();
+  await provisionSimHost(store, { name: 'xenlab', totalMemMiB: 2047, dom0MemMiB: 1024, nrCpus: 2 });
+  const sim = new SimulatedXenHost(store, 'xenlab', { createMs: 0, shutdownMs: 0, migrateMsPerGiB: 0 });
+  await sim.create(renderDomainConfig(vm('tiny', 'xenlab', 96, 1), template));
+  const leftover = (await sim.find('tiny'))!.domid;
+  const destroyed: string[] = [];
+  // The half-built domain as `xl list` shows it: paused, never ran.
+  const hv = new (class extends ComesBackAfterShutdown {
+    override async find(name: string) {
+      const d = await sim.find(name);
+      return d && d.domid === leftover ? { ...d, state: 'paused' as const, cpuTimeSec: 0 } : d;
+    }
+    override destroy(name: string) {
+      destroyed.push(name);
+      return sim.destroy(name);
+    }
+  })(sim);
+  const spec = vm('tiny', 'xenlab', 96, 1);
+  const ctx = {
+    hv,
+    waitMs: 1000,
+    data: { version: 2, template, action: { kind: 'create', vm: 'tiny', host: 'xenlab', spec, reason: 'test' } },
+  } as unknown as VmWorkflowContext;
+  const rt = { log: silentLogger, report: async () => {} } as unknown as StepRuntime;
+  for (const step of createSteps) await step.run(ctx, rt);
+  t.deepEqual(destroyed, ['tiny']);
+  const now = await sim.find('tiny');
+  t.truthy(now);
+  t.not(now!.domid, leftover, 'a new domain, not the half-built one');
+  t.is(now!.state, 'running');
+  t.is((await sim.list()).length, 2, 'Domain-0 and the one tiny');
+});
