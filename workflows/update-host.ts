@@ -78,6 +78,9 @@ export const updateSteps: readonly Step<UpdateContext>[] = [
     name: 'sync',
     run: async (c, srt) => {
       c.changes = await preview(c, false);
+      // Counts on record, so a job resumed past this step can still say what it changed.
+      const { changes: _paths, ...counts } = c.changes;
+      await c.env.deploys.setFields(c.data.host, { syncJob: c.jobId, syncChanges: JSON.stringify(counts) });
       await srt.report({ message: `${c.data.host} now has ${formatImageRef(c.data.image)}: ${describe(c.changes)}` });
     },
   },
@@ -119,3 +122,14 @@ export const previewSteps: readonly Step<UpdateContext>[] = [
     },
   },
 ];
+
+/** The counts a sync of job `jobId` recorded (a job resumed past its sync step reports these). */
+export async function recordedSyncChanges(
+  env: HostImageEnv,
+  host: string,
+  jobId: string,
+): Promise<Omit<HostChangeSummary, 'changes'> | undefined> {
+  if ((await env.deploys.field(host, 'syncJob')) !== jobId) return undefined;
+  const raw = await env.deploys.field(host, 'syncChanges');
+  return raw ? (JSON.parse(raw) as Omit<HostChangeSummary, 'changes'>) : undefined;
+}

@@ -11,7 +11,7 @@ import { jobJournal, runSteps } from '../lib/steps.ts';
 import type { HostUpdateJobData, ImageCaptureJobData } from '../runtime/queues.ts';
 import type { DeployEnv } from '../../workflows/deploy-host.ts';
 import { captureSteps, type CaptureContext } from '../../workflows/capture-image.ts';
-import { previewSteps, updateSteps, type UpdateContext } from '../../workflows/update-host.ts';
+import { previewSteps, recordedSyncChanges, updateSteps, type UpdateContext } from '../../workflows/update-host.ts';
 import type { HostImageEnv } from '../../workflows/host-image-env.ts';
 
 /** How many changed paths a job's result lists (the counts and bytes always cover all of them). */
@@ -53,7 +53,7 @@ export interface HostUpdateResult {
   host: string;
   image: string;
   dryRun: boolean;
-  /** Absent when a resumed job found its sync already done (the counts were in that attempt's progress). */
+  /** Counts and paths; a job resumed past its sync has the counts only (`listed` empty, `truncated`). */
   changes?: Omit<HostChangeSummary, 'changes'> & { listed: HostChangeSummary['changes']; truncated: boolean };
 }
 
@@ -72,7 +72,10 @@ export async function runHostUpdate(
     journal,
     env.log.child({ host: data.host, job: jobId }),
   );
-  const c = ctx.changes;
+  // Resumed past its sync: the paths are gone with the attempt that synced, the counts are on record.
+  const c: HostChangeSummary | Omit<HostChangeSummary, 'changes'> | undefined =
+    ctx.changes ?? (data.dryRun ? undefined : await recordedSyncChanges(env, data.host, jobId));
+  const paths = ctx.changes?.changes;
   return {
     host: data.host,
     image: formatImageRef(data.image),
@@ -84,8 +87,8 @@ export async function runHostUpdate(
             changed: c.changed,
             deleted: c.deleted,
             bytes: c.bytes,
-            listed: c.changes.slice(0, LISTED_CHANGES),
-            truncated: c.changes.length > LISTED_CHANGES,
+            listed: paths ? paths.slice(0, LISTED_CHANGES) : [],
+            truncated: paths ? paths.length > LISTED_CHANGES : true,
           },
         }
       : {}),

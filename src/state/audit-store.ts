@@ -24,7 +24,10 @@ export interface AuditEntry {
   role: string;
   /** Client address for requests; `internal` for automated actions. */
   from: string;
-  /** What was done: submit, edit, apply, retry, deploy, image-capture, host-update, power-confirm, rebalance, schedule, dashboard, login... */
+  /**
+   * What was done: submit, edit, apply, retry, deploy, image-capture, host-update, power-confirm, rebalance,
+   * schedule, dashboard, login...
+   */
   kind: string;
   /** The request (`POST /api/site`) or the action, in words. */
   what: string;

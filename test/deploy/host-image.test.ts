@@ -254,7 +254,7 @@ maybe('an update resumed after a crash between sync and verify does not sync aga
   journal.state.current = 'verify-xen';
   await plant(root, { 'usr/bin/tool': 'edited on the host after the sync\n' });
   const r = await runHostUpdate(env, data, 'update-crash', journal);
-  t.is(r.changes, undefined, 'no sync ran in the resumed job');
+  t.like(r.changes, { added: 1, changed: 1, deleted: 1, listed: [], truncated: true }, 'the counts of the first sync');
   t.is(await readFile(join(root, 'usr/bin/tool'), 'utf8'), 'edited on the host after the sync\n');
   t.deepEqual(journal.state.done, ['unpack', 'sync', 'verify-xen', 'record']);
   t.is(await env.deploys.field('node1', 'image'), 'dom0:1');
@@ -300,12 +300,15 @@ maybe(
     const site = await startTestSite([], { agents: false });
     const { root, imagesDir, env } = await setup(t);
     const workerEnv: HostImageEnv = { ...env, deploys: site.rt.deploys };
+    const sshdDown: HostImageEnv = { ...workerEnv, ssh: { ...workerEnv.ssh, port: await freePort() } };
     const worker = new Worker(
       DEPLOY_QUEUE,
       (job: Job) =>
         job.name === 'host-update'
           ? processHostUpdate(workerEnv, job as Job<HostUpdateJobData>)
-          : processImageCapture(workerEnv, job as Job<ImageCaptureJobData>),
+          : // The capture's first attempt meets a host whose sshd is not up yet (nothing listens on that
+            // port): a passing failure, retried with backoff by BullMQ.
+            processImageCapture(job.attemptsMade === 0 ? sshdDown : workerEnv, job as Job<ImageCaptureJobData>),
       { connection: workerConnectionOptions(site.rt.config), prefix: site.rt.config.prefix },
     );
     const api = await startApi({
@@ -332,6 +335,10 @@ maybe(
 
     t.is(await main(['image', 'capture', 'node1', '--name', 'golden'], io), 0, err.join('\n'));
     t.regex(out.join('\n'), /^golden:1: [\d.]+ MiB, sha256 [0-9a-f]{64}$/m);
+    const captureJob = (await site.rt.queue(DEPLOY_QUEUE).getJobs(['completed'])).find(
+      (j) => j.name === 'image-capture',
+    )!;
+    t.is(captureJob.attemptsMade, 2, 'the first attempt failed on SSH, the retry captured');
     // The host drifts from its image: a local file, which the image would delete.
     await plant(root, { 'etc/local-only': 'made by hand\n' });
     out.length = 0;

@@ -88,12 +88,12 @@ export const imageCapture = defineCommand({
 function printChanges(io: CliIo, r: HostUpdateResult): void {
   const c = r.changes;
   if (!c) {
-    io.out(`${r.host}: ${r.image} (the change list was in an earlier attempt of the job)`);
+    io.out(`${r.host}: ${r.image}`);
     return;
   }
   const mark = { add: '+', change: '~', delete: '-' } as const;
   for (const x of c.listed) io.out(`${mark[x.change]} ${x.path}${x.kind === 'dir' ? '/' : ''}`);
-  if (c.truncated) io.out('… (the first 1,000 paths; the counts cover all)');
+  if (c.truncated) io.out('… (not every path is listed; the counts cover all)');
   io.out(
     `${r.host} ${r.dryRun ? 'would get' : 'got'} ${r.image}: ${c.added} added, ${c.changed} changed, ${c.deleted} deleted, ${mib(c.bytes)} to write`,
   );
