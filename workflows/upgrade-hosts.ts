@@ -91,7 +91,9 @@ function refusal(host: string, what: string, e: unknown): PermanentError {
   const consent = e instanceof Error && e.name === 'ConsentRequiredError';
   return new PermanentError(
     `${host}: the ${what} was refused: ${msg}`,
-    consent ? 'it moves VMs cold (they stop): run the upgrade again with --yes' : 'see the pre-check: xsm host drain --dry-run',
+    consent
+      ? 'it moves VMs cold (they stop): run the upgrade again with --yes'
+      : 'see the pre-check: xsm host drain --dry-run',
   );
 }
 

@@ -49,7 +49,8 @@ export const CONTROL_JOB_KINDS: JobTable<ControlJobs, ControlDeps> = {
     process: (d, job) => processFailover(d.rt, job, d.power, d.log),
   },
   upgrade: {
-    summary: 'a rolling Dom0 upgrade, one host at a time: drain, update, verify Xen, rejoin, return (workflows/upgrade-hosts.ts)',
+    summary:
+      'a rolling Dom0 upgrade, one host at a time: drain, update, verify Xen, rejoin, return (workflows/upgrade-hosts.ts)',
     process: (d, job) => processUpgrade(d.rt, d.updater, job, d.log),
   },
 };

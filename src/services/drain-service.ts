@@ -137,7 +137,7 @@ function whyStuck(hosts: readonly BalanceHost[], vms: readonly BalanceVm[], vm: 
 }
 
 /** The drain's moves and blockers, and the site it would make: `host` in maintenance, its VMs elsewhere. */
-async function planDrain(rt: ServiceRuntime, site: Site, host: string) {
+export async function planDrain(rt: ServiceRuntime, site: Site, host: string) {
   const { hosts, vms, blockers, cold } = await drainSnapshot(rt, site, host);
   const result = balance(hosts, vms, { mode: 'performance' });
   const drained = result.moves.filter((m) => m.from === host);
@@ -254,7 +254,7 @@ async function leftInDrain(rt: ServiceRuntime, host: string) {
 }
 
 /** What a return moves back, and the VMs that stay (moved since, pinned, no room, a rule says no). */
-async function planReturn(rt: ServiceRuntime, site: Site, host: string) {
+export async function planReturn(rt: ServiceRuntime, site: Site, host: string) {
   const { out, latest } = await leftInDrain(rt, host);
   const observed = await rt.observed.all();
   const managed = new Set(site.vms.map((v) => v.name));

@@ -29,7 +29,8 @@ export class SimulatedImageUpdater implements HostImageUpdater {
   constructor(
     private readonly deploys: DeployStore,
     private readonly store: SimStore,
-    private readonly hooks: SimulatedUpdaterHooks,
+    /** Public so a test can set `beforeUpdate` on a running site. */
+    readonly hooks: SimulatedUpdaterHooks,
     private readonly rebootMs = 300,
   ) {}
 
@@ -40,8 +41,7 @@ export class SimulatedImageUpdater implements HostImageUpdater {
     if (installedMatches((await this.deploys.deployed(host.name))?.image, image))
       return { image: ref, method: this.method, detail: 'already installed' };
     const why = this.failures.get(host.name);
-    if (why)
-      throw new PermanentError(`${host.name}: update to ${ref} failed: ${why}`, 'the host was left as it was');
+    if (why) throw new PermanentError(`${host.name}: update to ${ref} failed: ${why}`, 'the host was left as it was');
     await this.hooks.stopAgent(host.name);
     await this.store.update(host.name, (s) => {
       s.domains = s.domains.filter((d) => d.domid === 0);

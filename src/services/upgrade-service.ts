@@ -9,7 +9,8 @@ import { formatImageRef, installedMatches, parseImageRef, type ImageRef } from '
 import type { UpgradeJobData } from '../runtime/queues.ts';
 import type { XsmRuntime } from '../runtime/runtime.ts';
 import type { JobProgress } from '../lib/steps.ts';
-import { drainHost, type Blocker, type HostMove } from './drain-service.ts';
+import { planDrain, planReturn, type Blocker, type HostMove } from './drain-service.ts';
+import type { Site } from '../site/model.ts';
 import { currentSite, NoSiteError, type Consent } from './site-service.ts';
 import { describeUpgrade, type UpgradeView } from './upgrade-status.ts';
 
@@ -91,6 +92,7 @@ export async function planUpgrade(rt: XsmRuntime, method: string, req: UpgradeRe
   const twice = order.find((h, i) => order.indexOf(h) !== i);
   if (twice) throw new UpgradeRequestError(422, 'bad-hosts', `host ${twice} is named twice`);
   if (!order.length) throw new UpgradeRequestError(422, 'bad-hosts', 'no hosts to upgrade');
+  const atEachTurn = await siteAtEachTurn(rt, site, order);
   const hosts: UpgradePlanHost[] = [];
   for (const host of order) {
     const spec = site.hosts.find((h) => h.name === host)!;
@@ -100,7 +102,7 @@ export async function planUpgrade(rt: XsmRuntime, method: string, req: UpgradeRe
       hosts.push({ host, action: 'skip', ...known, why: `already on ${installed}`, moves: [], blockers: [], cold: [] });
       continue;
     }
-    const d = await drainHost(rt, { host, author: req.author, consent: req.consent, dryRun: true });
+    const d = await planDrain(rt, atEachTurn, host);
     hosts.push({ host, action: 'upgrade', ...known, moves: d.moves, blockers: d.blockers, cold: d.cold });
   }
   return {
@@ -109,6 +111,26 @@ export async function planUpgrade(rt: XsmRuntime, method: string, req: UpgradeRe
     hosts,
     needsConsent: hosts.some((h) => h.cold.length > 0),
   };
+}
+
+/**
+ * The site as each host's drain will find it: every host before it is back out of maintenance with its VMs
+ * returned. Hosts of the upgrade in maintenance now (a run that failed before) get their return planned
+ * first, as the upgrade will do when it reaches them.
+ */
+async function siteAtEachTurn(rt: XsmRuntime, site: Site, order: readonly string[]): Promise<Site> {
+  let at = site;
+  for (const host of order) {
+    if (!at.hosts.find((h) => h.name === host)?.maintenance) continue;
+    const { moves } = await planReturn(rt, at, host);
+    const to = new Map(moves.map((m) => [m.vm, m.to]));
+    at = {
+      ...at,
+      hosts: at.hosts.map((h) => (h.name === host ? { ...h, maintenance: false } : h)),
+      vms: at.vms.map((v) => (to.has(v.name) ? { ...v, host: to.get(v.name)! } : v)),
+    };
+  }
+  return at;
 }
 
 /** The upgrade job running or waiting now, if any. */
