@@ -172,6 +172,16 @@ export async function startUpgrade(
       'consent-required',
       `the drains move VMs cold (they stop): ${plan.hosts.flatMap((h) => h.cold.map((c) => `${h.host}: ${c.vm}`)).join(', ')}; nothing was started`,
       'to allow it, repeat with "allowDisruption": true; `xsm hosts upgrade` asks, or takes --yes',
+      {
+        actions: plan.hosts.flatMap((h) =>
+          h.cold.map((c) => ({
+            id: `migrate:${c.vm}`,
+            kind: 'migrate',
+            vm: c.vm,
+            disruption: `drain of ${h.host}: ${c.why}`,
+          })),
+        ),
+      },
     );
   const id = `upgrade-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
   const data: UpgradeJobData = {

@@ -7,6 +7,7 @@ import { audit } from './audit.ts';
 import { migrations } from './migrations.ts';
 import { siteImport } from './site-import.ts';
 import { hostDrain, hostUndrain } from './drain.ts';
+import { hostsUpgrade, hostsUpgradeStatus } from './upgrade.ts';
 
 export const extraCommands: Command[] = [
   ...opsCommands,
@@ -14,6 +15,8 @@ export const extraCommands: Command[] = [
   hostDeploy,
   hostDrain,
   hostUndrain,
+  hostsUpgrade,
+  hostsUpgradeStatus,
   audit,
   migrations,
   siteImport,
