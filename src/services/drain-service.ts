@@ -11,7 +11,8 @@ import { PlacementRules } from '../rebalance/rules.ts';
 import { disruptiveActions, type Action } from '../site/actions.ts';
 import { capacityOf } from '../site/capacity.ts';
 import { EditError } from '../site/edit.ts';
-import type { Site, VmSpec } from '../site/model.ts';
+import type { HostSpec, Site, VmSpec } from '../site/model.ts';
+import type { ObservedState } from '../site/observed.ts';
 import { serializeSite } from '../site/serialize.ts';
 import { canMoveLive, whyNotLive } from '../site/storage.ts';
 import type { PlanRecord } from '../state/site-store.ts';
@@ -156,9 +157,15 @@ export async function planDrain(rt: ServiceRuntime, site: Site, host: string) {
     live: canMoveLive(site, byName.get(m.vm)!, host, m.to),
   }));
   const to = new Map(moves.map((m) => [m.vm, m.to]));
+  const observed = await rt.observed.all();
+  const managed = new Set(site.vms.map((v) => v.name));
   const next: Site = {
     ...site,
-    hosts: site.hosts.map((h) => (h.name === host ? { ...h, maintenance: true } : h)),
+    hosts: site.hosts.map((h) => {
+      // Once one host is declared, a site file must declare them all.
+      const d = site.hosts.find((x) => x.name === host)!.implied ? declared(h, observed, managed) : h;
+      return h.name === host ? { ...d, maintenance: true } : d;
+    }),
     vms: site.vms.map((v) => (to.has(v.name) ? { ...v, host: to.get(v.name)! } : v)),
   };
   const placed = new Set(moves.map((m) => m.vm));
@@ -168,6 +175,17 @@ export async function planDrain(rt: ServiceRuntime, site: Site, host: string) {
     cold: cold.filter((c) => placed.has(c.vm)),
     next,
   };
+}
+
+/**
+ * A host only a paper-format `<DOM0>` implies is written back only while a VM names it, so an empty one in
+ * maintenance would vanish from the next version (and its flag with it): declare it (and so every host),
+ * with the capacity its agent reports.
+ */
+function declared(h: HostSpec, observed: ObservedState, managed: ReadonlySet<string>): HostSpec {
+  if (!h.implied) return h;
+  const cap = capacityOf(h, observed, (vm) => managed.has(vm));
+  return { ...h, implied: false, cpus: Math.max(1, cap?.cpus ?? 1), memoryMiB: Math.max(64, cap?.memMiB ?? 64) };
 }
 
 const moveList = (moves: readonly HostMove[]) =>
