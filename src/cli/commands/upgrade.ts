@@ -4,6 +4,7 @@
 // exit 0 when every host is done or skipped, 1 when it stopped at a host, saying where and why.
 // `xsm hosts upgrade-status ID` prints where one is.
 
+import { parseImageRef } from '../../deploy/image-ref.ts';
 import { formatTable } from '../../site/plan-format.ts';
 import { defineCommand, EXIT, UsageError, type CliContext } from '../command.ts';
 import { NO_WAIT } from './ops.ts';
@@ -91,6 +92,11 @@ export const hostsUpgrade = defineCommand({
   },
   async run({ options }, ctx) {
     if (options.image === undefined) throw new UsageError('give --image NAME[:VERSION]');
+    try {
+      parseImageRef(options.image, '--image');
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
     const hosts = options.hosts?.split(',');
     if (hosts?.some((h) => !h.trim())) throw new UsageError('--hosts takes host names separated by commas: a,b,c');
     const body = { image: options.image, ...(hosts ? { hosts: hosts.map((h) => h.trim()) } : {}) };
