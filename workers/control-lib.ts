@@ -1,5 +1,5 @@
 // The control worker: turns applied versions into per-host jobs, wave by wave, and runs the rebalancer,
-// the host health check and failover (each job routed by src/jobs/registry.ts). Any host may run it.
+// the host health check, failover and rolling upgrades (each job routed by src/jobs/registry.ts). Any host may run it.
 
 import { sitePowerResolver, type PowerResolver } from '../src/jobs/failover.ts';
 import { recordJobMetrics } from '../src/jobs/job-metrics.ts';
@@ -10,14 +10,25 @@ import { bullmqTelemetry } from '../src/lib/tracing.ts';
 import { CONTROL_QUEUE } from '../src/runtime/queues.ts';
 import type { XsmRuntime } from '../src/runtime/runtime.ts';
 import { WorkerSupervisor } from '../src/runtime/worker-supervisor.ts';
+import type { HostImageUpdater } from '../src/services/host-image-updater.ts';
+import { RedeployImageUpdater } from '../src/services/redeploy-updater.ts';
 
 export interface ControlWorkerOptions {
   /** Power control for fencing; default: each host's <Power> element (the simulator passes its own). */
   power?: PowerResolver;
+  /** How a rolling upgrade updates a host; default the redeploy path (a deploy job with the image). */
+  updater?: HostImageUpdater;
+  /** The images the redeploy updater deploys (default XSM_IMAGES_DIR or /var/lib/xsm/images). */
+  imagesDir?: string;
+  /** BullMQ's job lock (default 30 s): how soon another control worker takes over a dead one's job. */
+  lockDurationMs?: number;
 }
 
 export function startControlWorker(rt: XsmRuntime, log: Logger, opts: ControlWorkerOptions = {}): WorkerSupervisor {
-  const deps = { rt, log, power: opts.power ?? sitePowerResolver(rt) };
+  const updater =
+    opts.updater ??
+    new RedeployImageUpdater(rt, { imagesDir: opts.imagesDir ?? process.env.XSM_IMAGES_DIR ?? '/var/lib/xsm/images' });
+  const deps = { rt, log, power: opts.power ?? sitePowerResolver(rt), updater };
   // Supervised: replaced by a fresh worker each time Redis comes back after an outage.
   return new WorkerSupervisor({
     queue: CONTROL_QUEUE,
@@ -26,6 +37,9 @@ export function startControlWorker(rt: XsmRuntime, log: Logger, opts: ControlWor
       connection: workerConnectionOptions(rt.config),
       prefix: rt.config.prefix,
       concurrency: 4,
+      ...(opts.lockDurationMs
+        ? { lockDuration: opts.lockDurationMs, stalledInterval: Math.max(500, Math.round(opts.lockDurationMs / 2)) }
+        : {}),
       ...bullmqTelemetry(),
     },
     health: rt.health,

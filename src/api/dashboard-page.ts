@@ -1,8 +1,9 @@
 // The site console: one self-contained page (no external scripts, fonts or CDNs: a site network often has
 // no Internet, and the CSP allows only this page's one inline script). It reads /admin/site/data.json,
 // follows jobs live through /admin/site/events (server-sent events), draws Ganglia history as inline SVG
-// graphs with axes, units and a time range, warns of failed jobs and out-of-sync VMs, and migrates or resizes
-// a VM: the plan first (a dry run), disruptive actions marked, consent asked before anything is stored.
+// graphs with axes, units and a time range, warns of failed jobs and out-of-sync VMs, migrates or resizes
+// a VM, and drains or undrains a host: the plan first (a dry run), disruptive actions marked, consent asked
+// before anything is stored.
 // Text from the data is inserted with textContent only, never as HTML.
 
 const STYLE = `
@@ -91,8 +92,9 @@ async function api(method, path, body) {
 }
 function drawHosts(d) {
   const tb = document.querySelector('#hosts tbody'); tb.replaceChildren();
+  const mayChange = state.you && state.you.role !== 'viewer';
   for (const h of d.hosts) {
-    const tr = el('tr');
+    const tr = el('tr'); tr.setAttribute('data-host', h.name);
     tr.appendChild(cell('Host', h.name + (h.address && h.address !== h.name ? ' (' + h.address + ')' : '')));
     const health = cell('Health', h.health + (h.maintenance ? ' · maintenance' : ''), h.health === 'healthy' ? 'ok' : h.health === 'suspect' ? 'warn' : 'bad');
     if (h.healthDetail) health.title = h.healthDetail;
@@ -102,7 +104,8 @@ function drawHosts(d) {
     tr.appendChild(cell('CPUs', h.cpus === undefined ? '-' : h.cpus));
     tr.appendChild(cell('VMs', h.vms.length + (h.vms.length ? ': ' + h.vms.join(', ') : '')));
     const acts = el('span'); acts.appendChild(button('Graphs', () => openGraph('host', h.name)));
-    tr.appendChild(cell('Graphs', acts));
+    if (mayChange) acts.appendChild(h.maintenance ? button('Undrain…', () => openDrain(h, 'undrain')) : button('Drain…', () => openDrain(h, 'drain')));
+    tr.appendChild(cell('Actions', acts));
     tb.appendChild(tr);
   }
 }
@@ -193,7 +196,7 @@ function drawGraph() {
 }
 function setRange(ms) { state.range = ms; for (const b of document.querySelectorAll('.range button')) b.setAttribute('aria-pressed', String(Number(b.getAttribute('data-ms')) === ms)); drawGraph(); }
 // Migrating: the dry run's plan first, disruptive actions marked; consent asked where the plan needs it.
-function drawPlan(actions, disruptive) {
+function planList(actions, disruptive) {
   const ids = new Set(disruptive.map((a) => a.id));
   const ol = el('ol', undefined, 'plan');
   for (const a of actions) {
@@ -202,7 +205,10 @@ function drawPlan(actions, disruptive) {
     li.appendChild(document.createTextNode(a.id + (a.mode ? ' (' + a.mode + ')' : '') + ': ' + (a.disruption || a.reason || '')));
     ol.appendChild(li);
   }
-  $('mig-plan').replaceChildren(ol);
+  return ol;
+}
+function drawPlan(actions, disruptive) {
+  $('mig-plan').replaceChildren(planList(actions, disruptive));
   $('mig-consent-row').hidden = !disruptive.length; $('mig-consent').checked = false;
   $('mig-go').disabled = disruptive.length > 0;
 }
@@ -251,6 +257,51 @@ async function goChange() {
   state.following = { version: r.body.version, what: changeWords(b) };
   $('migrate').close(); drawBanners(); refreshSoon();
 }
+// Draining (or undraining) a host: the same routes as xsm host drain|undrain. The pre-check (what moves
+// where, what cannot move and why, what moves cold) and the plan come first; a blocker leaves nothing to
+// press, and cold moves (they stop VMs) wait for the consent box.
+const dr = { host: null, kind: 'drain' };
+const drPath = () => '/api/hosts/' + encodeURIComponent(dr.host) + '/' + dr.kind;
+const drBody = () => (dr.kind === 'undrain' && $('dr-return').checked ? { return: true } : {});
+function openDrain(h, kind) {
+  dr.host = h.name; dr.kind = kind;
+  $('dr-title').textContent = kind === 'drain' ? 'Drain ' + h.name + ': maintenance, its VMs moved off' : 'Undrain ' + h.name + ': out of maintenance';
+  $('dr-go').textContent = kind === 'drain' ? 'Drain' : 'Undrain';
+  $('dr-return-row').hidden = kind !== 'undrain'; $('dr-return').checked = true;
+  $('drain').showModal(); previewDrain();
+}
+function drawCheck(b) {
+  const ul = el('ul', undefined, 'plan');
+  for (const m of b.moves) { const li = el('li', undefined, 'move' + (m.live ? '' : ' disruptive')); li.appendChild(el('span', m.live ? 'live' : 'COLD', 'tag' + (m.live ? ' live' : ''))); li.appendChild(document.createTextNode(m.vm + ': ' + m.from + ' → ' + m.to + ' (' + m.memMiB + ' MiB)')); ul.appendChild(li); }
+  for (const x of b.blockers) ul.appendChild(el('li', (dr.kind === 'drain' ? 'cannot move ' : 'stays: ') + x.vm + ': ' + x.why, dr.kind === 'drain' ? 'blocker bad' : 'blocker muted'));
+  for (const c of b.cold) ul.appendChild(el('li', 'cold move ' + c.vm + ': ' + c.why, 'cold disruptive'));
+  if (!ul.children.length) ul.appendChild(el('li', 'no VMs to move', 'muted'));
+  $('dr-check').replaceChildren(ul);
+}
+async function previewDrain() {
+  $('dr-go').disabled = true; $('dr-consent-row').hidden = true; $('dr-consent').checked = false;
+  $('dr-check').replaceChildren(); $('dr-plan').replaceChildren(); $('dr-msg').textContent = 'checking…';
+  const r = await api('POST', drPath(), Object.assign({ dryRun: true }, drBody()));
+  if (r.status !== 200) { $('dr-msg').textContent = 'cannot check: ' + (r.body && r.body.error ? r.body.error.message : 'HTTP ' + r.status); return; }
+  drawCheck(r.body);
+  $('dr-plan').replaceChildren(planList(r.body.plan.actions, r.body.disruptive));
+  if (dr.kind === 'drain' && r.body.blockers.length) { $('dr-msg').textContent = 'This drain would be refused: every VM must be able to leave first (see above).'; return; }
+  const stops = r.body.disruptive.length > 0 || r.body.cold.length > 0;
+  $('dr-consent-row').hidden = !stops; $('dr-go').disabled = stops;
+  $('dr-msg').textContent = stops ? 'This stops running VMs (cold moves): tick the box to consent.' : 'Nothing stops: every VM moves live. ' + $('dr-go').textContent + ' to go ahead.';
+}
+async function goDrain() {
+  const consent = $('dr-consent').checked, body = drBody();
+  $('dr-go').disabled = true; $('dr-msg').textContent = 'storing the new version…';
+  const r = await api('POST', drPath(), consent ? Object.assign({ allowDisruption: true }, body) : body);
+  if (r.status === 409 && r.body && r.body.error && r.body.error.code === 'consent-required') {
+    const acts = r.body.error.details.actions; $('dr-plan').replaceChildren(planList(acts, acts));
+    $('dr-consent-row').hidden = false; $('dr-msg').textContent = 'The plan changed and now stops running VMs: tick the box to consent, then try again.'; return;
+  }
+  if (r.status !== 202 && r.status !== 200) { $('dr-msg').textContent = 'refused: ' + (r.body && r.body.error ? r.body.error.message : 'HTTP ' + r.status); $('dr-go').disabled = false; return; }
+  if (r.body.version !== undefined && !r.body.unchanged) state.following = { version: r.body.version, what: dr.kind + ' ' + dr.host };
+  $('drain').close(); drawBanners(); refreshSoon();
+}
 function listen() {
   if (!window.EventSource) { setInterval(refresh, 3000); return; }
   const es = new EventSource('/admin/site/events');
@@ -266,6 +317,10 @@ $('mig-to').addEventListener('change', previewChange);
 $('rs-plan').addEventListener('click', previewChange);
 $('mig-consent').addEventListener('change', () => { $('mig-go').disabled = !$('mig-consent').checked; });
 $('mig-go').addEventListener('click', goChange);
+$('dr-return').addEventListener('change', previewDrain);
+$('dr-consent').addEventListener('change', () => { $('dr-go').disabled = !$('dr-consent').checked; });
+$('dr-go').addEventListener('click', goDrain);
+$('dr-cancel').addEventListener('click', () => $('drain').close());
 $('mig-cancel').addEventListener('click', () => $('migrate').close());
 $('graph-close').addEventListener('click', () => { state.graph = null; $('graph').hidden = true; });
 for (const b of document.querySelectorAll('.range button')) b.addEventListener('click', () => setRange(Number(b.getAttribute('data-ms'))));
@@ -288,7 +343,7 @@ export const dashboardHtml = `<!doctype html>
 <p id="meta" class="muted">loading…</p>
 <div id="banners"></div>
 <section aria-labelledby="h-jobs"><h2 id="h-jobs">Jobs <span id="live" class="muted"></span></h2><p id="applystate" class="muted"></p><p id="jobmsg" role="status"></p><ul id="jobs"></ul></section>
-<section aria-labelledby="h-hosts"><h2 id="h-hosts">Hosts</h2><table id="hosts"><thead><tr><th>Host</th><th>Health</th><th>Heartbeat</th><th>Memory free</th><th>CPUs</th><th>VMs</th><th>Graphs</th></tr></thead><tbody></tbody></table></section>
+<section aria-labelledby="h-hosts"><h2 id="h-hosts">Hosts</h2><table id="hosts"><thead><tr><th>Host</th><th>Health</th><th>Heartbeat</th><th>Memory free</th><th>CPUs</th><th>VMs</th><th>Actions</th></tr></thead><tbody></tbody></table></section>
 <section aria-labelledby="h-vms"><h2 id="h-vms">Virtual machines</h2><table id="vms"><thead><tr><th>VM</th><th>Set</th><th>Desired host</th><th>Running on</th><th>State</th><th>MEM / vCPUs</th><th>Actions</th></tr></thead><tbody></tbody></table></section>
 <section id="graph" hidden aria-labelledby="graph-title"><h2 id="graph-title">Graphs</h2>
 <div class="range" role="group" aria-label="Time range">${RANGES.map(([t, ms]) => `<button type="button" class="act" data-ms="${ms}" aria-pressed="false">${t}</button>`).join('')}<button type="button" class="act" id="graph-close">Close</button></div>
@@ -301,5 +356,13 @@ export const dashboardHtml = `<!doctype html>
 <p id="mig-consent-row" hidden><input type="checkbox" id="mig-consent"> <label for="mig-consent">I consent to the actions marked DISRUPTIVE (they stop running VMs)</label></p>
 <p id="mig-msg" role="status"></p>
 <p><button type="button" class="act primary" id="mig-go" disabled>Migrate</button><button type="button" class="act" id="mig-cancel">Cancel</button></p>
+</dialog>
+<dialog id="drain" aria-labelledby="dr-title"><h2 id="dr-title">Drain</h2>
+<p id="dr-return-row" hidden><input type="checkbox" id="dr-return" checked> <label for="dr-return">Bring back the VMs that left in its drain (return)</label></p>
+<h3>Pre-check</h3><div id="dr-check"></div>
+<h3>Plan</h3><div id="dr-plan"></div>
+<p id="dr-consent-row" hidden><input type="checkbox" id="dr-consent"> <label for="dr-consent">I consent to the cold moves marked COLD (they stop running VMs)</label></p>
+<p id="dr-msg" role="status"></p>
+<p><button type="button" class="act primary" id="dr-go" disabled>Drain</button><button type="button" class="act" id="dr-cancel">Cancel</button></p>
 </dialog>
 <script>${SCRIPT}</script></body></html>`;

@@ -267,6 +267,28 @@ export const ROUTES: RouteDoc[] = [
   },
   {
     method: 'post',
+    path: '/api/hosts/upgrade',
+    summary:
+      'rolling Dom0 upgrade, one host at a time: drain, update, verify Xen, rejoin, return (dryRun shows the plan)',
+    role: 'admin',
+    body: json(S.upgradeBody),
+    ok: [
+      202,
+      '{id, plan: {image, method, hosts: [{host, action, installed?, why?, moves, blockers, cold}], needsConsent}}',
+    ],
+    errors: [404, 409, 422],
+  },
+  {
+    method: 'get',
+    path: '/api/hosts/upgrade/:id',
+    summary: 'a rolling upgrade: per host done, skipped, running, failed (step, why) or not started',
+    role: 'viewer',
+    params: S.upgradePath,
+    ok: [200, '{id, image, state, hosts: [{host, state, step?, why?, detail?, stayed?}], summary}'],
+    errors: [404],
+  },
+  {
+    method: 'post',
     path: '/api/hosts/deploy',
     summary: 'PXE-boot, image and verify machines as Xen hosts',
     role: 'operator',

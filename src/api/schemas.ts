@@ -145,6 +145,15 @@ export const reconfigureBody = z
 /** `xsm host drain` / `undrain`: the same consent and dry run as every edit; undrain may bring VMs back. */
 export const drainBody = z.strictObject({ ...editBody }).optional();
 export const undrainBody = z.strictObject({ ...editBody, return: z.boolean().optional() }).optional();
+/** `xsm hosts upgrade`: the image (`NAME[:VERSION]`), the hosts in order (default all), dry run and consent. */
+export const upgradeBody = z.strictObject({
+  image: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}(:[0-9]{1,9})?$/, 'NAME or NAME:VERSION, e.g. dom0:3'),
+  hosts: z.array(name).min(1).max(10_000).optional(),
+  reason: text(500).optional(),
+  allowDisruption: z.boolean().optional(),
+  dryRun: z.boolean().optional(),
+});
+export const upgradePath = z.strictObject({ id: z.string().regex(/^upgrade-[a-z0-9-]{1,60}$/, 'an upgrade id') });
 /** DELETE may come without a body: express leaves `{}` or undefined. */
 export const removeBody = z.strictObject({ ...editBody, deleteDisks: z.boolean().optional() }).optional();
 

@@ -29,6 +29,8 @@ import { OwnershipForbidden } from './ownership.ts';
 import { PowerChangeForbidden } from './power-guard.ts';
 import { mountInventoryRoutes } from './routes/inventory-routes.ts';
 import { mountDrainRoutes } from './routes/drain-routes.ts';
+import { mountUpgradeRoutes } from './routes/upgrade-routes.ts';
+import { UpgradeRequestError } from '../services/upgrade-service.ts';
 import { mountJobRoutes } from './routes/job-routes.ts';
 import { mountMigrationRoutes } from './routes/migration-routes.ts';
 import { mountSiteRoutes } from './routes/site-routes.ts';
@@ -44,6 +46,8 @@ export interface ApiOptions {
   imagesDir?: string;
   /** Size cap, parser threads and per-identity parse limit of site-file uploads; default from the environment. */
   siteInput?: SiteInputLimits;
+  /** How the control worker's rolling upgrades update a host, as their plans say (default redeploy). */
+  upgradeMethod?: string;
   /** Failed browser logins one address may make per 5 minutes (default 5). */
   loginLimit?: number;
   /** Extra routes added by other parts of XSM. */
@@ -91,6 +95,7 @@ export function createApiApp(opts: ApiOptions): express.Express {
   mountSiteRoutes(app, kit);
   mountInventoryRoutes(app, kit);
   mountDrainRoutes(app, kit);
+  mountUpgradeRoutes(app, kit, opts.upgradeMethod ?? 'redeploy');
   mountJobRoutes(app, kit);
   mountMigrationRoutes(app, kit);
   mountDashboard(app, rt, guard('admin'));
@@ -271,6 +276,7 @@ function knownError(err: unknown): ApiError | undefined {
   if (err instanceof EditError)
     return new ApiError(err.status, err.status === 404 ? 'not-found' : 'bad-edit', err.message);
   if (err instanceof RetryError) return new ApiError(err.status, err.code, err.message, err.hint);
+  if (err instanceof UpgradeRequestError) return new ApiError(err.status, err.code, err.message, err.hint, err.details);
   if (err instanceof ConsentRequiredError)
     return new ApiError(
       409,

@@ -5,6 +5,7 @@ import { powerFor } from '../drivers/power/select.ts';
 import type { PowerControl } from '../drivers/power/power.ts';
 import { LocalShell } from '../drivers/shell.ts';
 import type { XsmRuntime } from '../runtime/runtime.ts';
+import type { HostImageUpdater } from '../services/host-image-updater.ts';
 import type { Logger } from '../lib/log.ts';
 import { jobJournal, runSteps } from '../lib/steps.ts';
 import type { HostSpec } from '../site/model.ts';
@@ -23,6 +24,8 @@ export interface ControlDeps {
   rt: XsmRuntime;
   log: Logger;
   power: PowerResolver;
+  /** How a rolling upgrade puts the image on a host (src/services/host-image-updater.ts). */
+  updater: HostImageUpdater;
 }
 
 /** Real power control from the host's <Power> element: ipmitool, Redfish, QMP, or an operator (manual). */

@@ -11,6 +11,7 @@ import { processDeploy } from './deploy.ts';
 import { hostImageEnv, processHostUpdate, processImageCapture } from './host-image.ts';
 import { processFailover, processFailoverCheck, type ControlDeps } from './failover.ts';
 import { processRebalance } from './rebalance.ts';
+import { processUpgrade } from './upgrade.ts';
 import { processVmAction, type VmActionDeps } from './vm-action.ts';
 
 export type QueueKind = 'control' | 'host' | 'deploy';
@@ -47,6 +48,11 @@ export const CONTROL_JOB_KINDS: JobTable<ControlJobs, ControlDeps> = {
   failover: {
     summary: 'fences a failed host, then restarts its VMs elsewhere through a new site version',
     process: (d, job) => processFailover(d.rt, job, d.power, d.log),
+  },
+  upgrade: {
+    summary:
+      'a rolling Dom0 upgrade, one host at a time: drain, update, verify Xen, rejoin, return (workflows/upgrade-hosts.ts)',
+    process: (d, job) => processUpgrade(d.rt, d.updater, job, d.log),
   },
 };
 

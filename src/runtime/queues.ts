@@ -9,6 +9,8 @@ import type { ImageManifest } from '../deploy/image.ts';
 import type { TransferMethod } from '../deploy/transfer.ts';
 import type { DiskLayout } from '../deploy/layout.ts';
 import type { TemplateSpec } from '../site/model.ts';
+import type { ImageRef } from '../deploy/image-ref.ts';
+import type { HostUpdateResult } from '../services/host-image-updater.ts';
 
 export const CONTROL_QUEUE = 'control';
 /** Deploy jobs: consumed by the deploy worker on the machine that serves PXE and the images. */
@@ -124,6 +126,38 @@ export interface RebalanceRequest {
   stopBelow?: number;
 }
 
+/** One host's part of a rolling upgrade, kept in the job's data so a resumed job knows what it did. */
+export interface UpgradeHostProgress {
+  /** Left alone: already on the image and not in maintenance. */
+  skipped?: string;
+  /** The site version that drained it (or found it drained). */
+  drainVersion?: number;
+  update?: HostUpdateResult;
+  updatedAt?: number;
+  /** What the agent's fresh `xl info` report said, and when. */
+  verified?: string;
+  verifiedAt?: number;
+  rejoinedAt?: number;
+  returnVersion?: number;
+  /** VMs that did not come back (moved since, no room), as undrain --return said. */
+  stayed?: { vm: string; why: string }[];
+  failed?: { step: string; why: string };
+}
+
+export interface UpgradeJobData {
+  /** The job's id too: `upgrade-...`. */
+  id: string;
+  image: ImageRef;
+  /** In the order they are upgraded, one at a time. */
+  hosts: string[];
+  author: string;
+  /** Consent for the cold moves a drain (or return) needs. */
+  consent: 'operator' | 'none';
+  /** How long each drain or return apply, and each host's return with Xen and its agent, may take. */
+  timeouts: { applyMs: number; rejoinMs: number };
+  progress: Record<string, UpgradeHostProgress>;
+}
+
 /** What a `failover-check` job carries: the policy's settings that differ from the defaults. */
 export type FailoverCheckJobData = Partial<FailoverPolicy>;
 
@@ -134,6 +168,7 @@ export interface ControlJobs {
   rebalance: RebalanceRequest;
   'failover-check': FailoverCheckJobData;
   failover: FailoverJobData;
+  upgrade: UpgradeJobData;
 }
 /** A host queue's jobs are named by their action's kind (a cold move's parts too). */
 export type HostJobs = Record<Action['kind'], ActionJobData>;

@@ -23,6 +23,11 @@ export interface DeployRequest {
   /** Disk per MAC (default /dev/sda). */
   disks?: Record<string, string>;
   defaultDisk?: string;
+  /**
+   * The session's id (default: a fresh one). Job ids are `deploy-HOST-SESSION`, so a caller that asks again
+   * with the same session after a crash (a rolling upgrade resuming) finds its job instead of adding one.
+   */
+  session?: string;
 }
 
 export async function enqueueDeploy(
@@ -68,7 +73,7 @@ export async function enqueueDeploy(
       );
     return mirror?.[0] ?? asked ?? '/dev/sda';
   });
-  const session = `${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
+  const session = req.session ?? `${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
   const jobs = hosts.map((h, i) => {
     const layout = h.layout ? layouts.get(h.layout) : undefined;
     const data: DeployJobData = {

@@ -11,7 +11,8 @@ import { PlacementRules } from '../rebalance/rules.ts';
 import { disruptiveActions, type Action } from '../site/actions.ts';
 import { capacityOf } from '../site/capacity.ts';
 import { EditError } from '../site/edit.ts';
-import type { Site, VmSpec } from '../site/model.ts';
+import type { HostSpec, Site, VmSpec } from '../site/model.ts';
+import type { ObservedState } from '../site/observed.ts';
 import { serializeSite } from '../site/serialize.ts';
 import { canMoveLive, whyNotLive } from '../site/storage.ts';
 import type { PlanRecord } from '../state/site-store.ts';
@@ -137,7 +138,7 @@ function whyStuck(hosts: readonly BalanceHost[], vms: readonly BalanceVm[], vm: 
 }
 
 /** The drain's moves and blockers, and the site it would make: `host` in maintenance, its VMs elsewhere. */
-async function planDrain(rt: ServiceRuntime, site: Site, host: string) {
+export async function planDrain(rt: ServiceRuntime, site: Site, host: string) {
   const { hosts, vms, blockers, cold } = await drainSnapshot(rt, site, host);
   const result = balance(hosts, vms, { mode: 'performance' });
   const drained = result.moves.filter((m) => m.from === host);
@@ -156,9 +157,15 @@ async function planDrain(rt: ServiceRuntime, site: Site, host: string) {
     live: canMoveLive(site, byName.get(m.vm)!, host, m.to),
   }));
   const to = new Map(moves.map((m) => [m.vm, m.to]));
+  const observed = await rt.observed.all();
+  const managed = new Set(site.vms.map((v) => v.name));
   const next: Site = {
     ...site,
-    hosts: site.hosts.map((h) => (h.name === host ? { ...h, maintenance: true } : h)),
+    hosts: site.hosts.map((h) => {
+      // Once one host is declared, a site file must declare them all.
+      const d = site.hosts.find((x) => x.name === host)!.implied ? declared(h, observed, managed) : h;
+      return h.name === host ? { ...d, maintenance: true } : d;
+    }),
     vms: site.vms.map((v) => (to.has(v.name) ? { ...v, host: to.get(v.name)! } : v)),
   };
   const placed = new Set(moves.map((m) => m.vm));
@@ -168,6 +175,17 @@ async function planDrain(rt: ServiceRuntime, site: Site, host: string) {
     cold: cold.filter((c) => placed.has(c.vm)),
     next,
   };
+}
+
+/**
+ * A host only a paper-format `<DOM0>` implies is written back only while a VM names it, so an empty one in
+ * maintenance would vanish from the next version (and its flag with it): declare it (and so every host),
+ * with the capacity its agent reports.
+ */
+function declared(h: HostSpec, observed: ObservedState, managed: ReadonlySet<string>): HostSpec {
+  if (!h.implied) return h;
+  const cap = capacityOf(h, observed, (vm) => managed.has(vm));
+  return { ...h, implied: false, cpus: Math.max(1, cap?.cpus ?? 1), memoryMiB: Math.max(64, cap?.memMiB ?? 64) };
 }
 
 const moveList = (moves: readonly HostMove[]) =>
@@ -254,7 +272,7 @@ async function leftInDrain(rt: ServiceRuntime, host: string) {
 }
 
 /** What a return moves back, and the VMs that stay (moved since, pinned, no room, a rule says no). */
-async function planReturn(rt: ServiceRuntime, site: Site, host: string) {
+export async function planReturn(rt: ServiceRuntime, site: Site, host: string) {
   const { out, latest } = await leftInDrain(rt, host);
   const observed = await rt.observed.all();
   const managed = new Set(site.vms.map((v) => v.name));

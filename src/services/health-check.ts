@@ -73,6 +73,12 @@ export async function checkHosts(
     const o = observed.hosts[host.name]!;
     const prev = states[host.name];
     if (o.fencedAt) continue; // fenced: stays down until its agent reports again (which clears fencedAt)
+    // In maintenance with no VM of the site: nothing to fail over, and a rolling upgrade may be rebooting
+    // it; fencing it would cut the power mid-update.
+    if (host.maintenance && !site.vms.some((v) => v.host === host.name)) {
+      if (prev?.state === 'suspect') await rt.failover.clearHealth(host.name);
+      continue;
+    }
     const lastSign = await lastSignOfLife(rt, host, o.heartbeatAt);
     if (now - lastSign < policy.suspectAfterMs) {
       if (prev) {

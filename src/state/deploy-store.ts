@@ -40,6 +40,8 @@ export interface DeployStore {
   chain(session: string): Promise<ChainMember[] | undefined>;
   markDeployed(host: string, d: DeployedHost): Promise<void>;
   deployedHosts(): Promise<string[]>;
+  /** What XSM last installed on `host` (a deploy, an update): the image a rolling upgrade compares against. */
+  deployed(host: string): Promise<DeployedHost | undefined>;
 }
 
 export class RedisDeployStore implements DeployStore {
@@ -103,6 +105,10 @@ export class RedisDeployStore implements DeployStore {
   deployedHosts(): Promise<string[]> {
     return this.redis.hkeys(`${this.prefix}:deploy:deployed`);
   }
+  async deployed(host: string): Promise<DeployedHost | undefined> {
+    const v = await this.redis.hget(`${this.prefix}:deploy:deployed`, host);
+    return v ? (JSON.parse(v) as DeployedHost) : undefined;
+  }
 }
 
 /** The in-memory twin (sessions never expire here: a test's session is shorter than an hour). */
@@ -110,7 +116,7 @@ export class MemoryDeployStore implements DeployStore {
   private readonly records = new Map<string, DeployRecord>();
   private readonly sessions = new Map<string, string>();
   private readonly ready = new Map<string, ChainMember[]>();
-  private readonly deployed = new Map<string, DeployedHost>();
+  private readonly deployedRecords = new Map<string, DeployedHost>();
   record(host: string): Promise<DeployRecord> {
     return Promise.resolve({ ...(this.records.get(host) ?? {}) });
   }
@@ -164,10 +170,14 @@ export class MemoryDeployStore implements DeployStore {
     return Promise.resolve(v ? (JSON.parse(v) as ChainMember[]) : undefined);
   }
   markDeployed(host: string, d: DeployedHost): Promise<void> {
-    this.deployed.set(host, { ...d });
+    this.deployedRecords.set(host, { ...d });
     return Promise.resolve();
   }
   deployedHosts(): Promise<string[]> {
-    return Promise.resolve([...this.deployed.keys()]);
+    return Promise.resolve([...this.deployedRecords.keys()]);
+  }
+  deployed(host: string): Promise<DeployedHost | undefined> {
+    const d = this.deployedRecords.get(host);
+    return Promise.resolve(d ? { ...d } : undefined);
   }
 }

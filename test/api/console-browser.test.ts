@@ -201,3 +201,61 @@ withChromium('a failed job raises a banner, and Retry in the console finishes it
   t.is((await s.where()).vm5, '192.168.5.101');
   t.deepEqual(problems, [], 'the page logged no errors');
 });
+
+withChromium(
+  'an operator drains a host from the console after its pre-check, then undrains it with return',
+  async (t) => {
+    t.timeout(90_000);
+    const { s, api } = await consoleSite(t);
+    const { page, problems } = await openConsole(t, api.url);
+    const host = '192.168.5.101';
+    const row = page.locator(`#hosts tr[data-host="${host}"]`);
+    await row.waitFor();
+    const before = await s.where();
+    const leaving = Object.keys(before).filter((vm) => before[vm] === host);
+    t.true(leaving.length > 0, `${host} runs VMs to move`);
+
+    // The pre-check and the plan come first; nothing is stored until the button is pressed.
+    await row.locator('button:text("Drain")').click();
+    await page.waitForSelector('#dr-check li.move');
+    t.deepEqual(
+      (await page.locator('#dr-check li.move').allTextContents()).map(
+        (x) => x.replace(/^(live|COLD)/, '').split(':')[0],
+      ),
+      leaving,
+    );
+    t.is(await page.locator('#dr-check li.blocker').count(), 0);
+    t.is(await s.rt.sites.currentVersion(), 1, 'the pre-check stored nothing');
+    const cold = await page.locator('#dr-check li.cold').count();
+    if (cold) {
+      // Cold moves stop VMs: the button waits for consent.
+      t.true(await page.isDisabled('#dr-go'));
+      await page.check('#dr-consent');
+    }
+    await page.click('#dr-go');
+    await page.waitForSelector('#following[data-done="yes"]', { timeout: 30_000 });
+    t.regex((await page.textContent('#following')) ?? '', /drain 192\.168\.5\.101: version 2 converged/);
+    await page.waitForSelector(`#hosts tr[data-host="${host}"] td[data-label="Health"]:has-text("maintenance")`);
+    const drained = await s.where();
+    t.deepEqual(
+      leaving.filter((vm) => drained[vm] === host),
+      [],
+      'every VM left the host',
+    );
+
+    // Undrain: the button says so now; with return (the default) the VMs come back.
+    await row.locator('button:text("Undrain")').click();
+    await page.waitForSelector('#dr-check li.move');
+    t.true(await page.isChecked('#dr-return'));
+    if (await page.isVisible('#dr-consent-row')) await page.check('#dr-consent');
+    await page.click('#dr-go');
+    await page.waitForSelector('#following[data-done="yes"]:has-text("version 3")', { timeout: 30_000 });
+    const back = await s.where();
+    t.deepEqual(
+      leaving.filter((vm) => back[vm] !== host),
+      [],
+      'every VM came back',
+    );
+    t.deepEqual(problems, [], 'the page logged no errors');
+  },
+);

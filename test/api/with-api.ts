@@ -29,7 +29,7 @@ export async function withApi(
     { token: TOKENS.operator, role: 'operator', name: 'otto', groups: ['root@domain.com'] },
     { token: TOKENS.admin, role: 'admin', name: 'ada' },
   ]);
-  const api = await startApi({ rt: s.rt, tokens, log: silentLogger });
+  const api = await startApi({ rt: s.rt, tokens, log: silentLogger, upgradeMethod: s.updater.method });
   t.teardown(async () => {
     await api.close();
     await s.close();

@@ -22,14 +22,23 @@ import type { WorkerSupervisor } from '../../src/runtime/worker-supervisor.ts';
 import { SimulatedPower } from '../../src/drivers/power/simulated.ts';
 import { sitePowerResolver } from '../../src/jobs/failover.ts';
 import type { Storage } from '../../src/drivers/storage/storage.ts';
+import { SimulatedImageUpdater } from '../../src/services/simulated-image-updater.ts';
 
 export interface TestSite {
   rt: XsmRuntime;
   store: SimStore;
   hv: Map<string, SimulatedXenHost>;
   agents: Map<string, HostAgent>;
+  /** The control worker now (replaced by `crashControl`). */
   control: WorkerSupervisor;
+  /** What the control worker's rolling upgrades update hosts with: the simulator's reboot. */
+  updater: SimulatedImageUpdater;
   startAgent(host: string): void;
+  /**
+   * Kills the control worker as `kill -9` would (a forced close: its running jobs are abandoned, neither
+   * finished nor failed) and starts a fresh one, which takes those jobs over once their locks lapse.
+   */
+  crashControl(): Promise<void>;
   /** Submits as the API does (planned once, stored with its plan) and enqueues the apply. */
   submitAndApply(
     xml: string,
@@ -64,6 +73,8 @@ export async function startTestSite(
     storage?: (host: string) => Storage;
     redis?: Partial<RedisConfig>;
     migrationLimits?: MigrationLimits;
+    /** The control worker's job lock (default 30 s; lower: a killed control worker's job is taken over sooner). */
+    controlLockMs?: number;
     /** Config files on every Dom0 (default: the paper's apache_svr.cfg and mysql_svr.cfg, as its site needs). */
     configFiles?: readonly { name: string; text: string }[];
   } = {},
@@ -88,15 +99,31 @@ export async function startTestSite(
   // Fencing: a host the site file gives a <Power> element uses that real driver; the others are
   // simulated hosts whose plug the simulator pulls.
   const sitePower = sitePowerResolver(rt);
-  const control = startControlWorker(rt, silentLogger, {
-    power: async (h) => (h.power ? sitePower(h) : new SimulatedPower(hv.get(h.name)!)),
+  const updater = new SimulatedImageUpdater(rt.deploys, store, {
+    stopAgent: async (host) => {
+      await agents.get(host)?.close();
+      agents.delete(host);
+    },
+    startAgent: (host) => site.startAgent(host),
   });
+  const startControl = () =>
+    startControlWorker(rt, silentLogger, {
+      power: async (h) => (h.power ? sitePower(h) : new SimulatedPower(hv.get(h.name)!)),
+      updater,
+      ...(opts.controlLockMs ? { lockDurationMs: opts.controlLockMs } : {}),
+    });
   const site: TestSite = {
     rt,
     store,
     hv,
     agents,
-    control,
+    control: startControl(),
+    updater,
+    async crashControl() {
+      const victim = site.control;
+      site.control = startControl();
+      await victim.close(true);
+    },
     startAgent(host) {
       agents.set(
         host,
@@ -152,7 +179,7 @@ export async function startTestSite(
     },
     async close() {
       await Promise.all([...agents.values()].map((a) => a.close()));
-      await closeWhenReady(control);
+      await closeWhenReady(site.control);
       await rt.close();
       await deleteKeysByPrefix(config, prefix);
     },

@@ -2,6 +2,8 @@
 // never a log recorded from a run. Each is a pure function of a run's trace that returns its violations
 // (empty: it held), so each can be shown to fail on a crafted bad trace (invariants.test.ts).
 
+import type { UpgradeView } from '../../src/services/upgrade-status.ts';
+
 /** One domain as a host holds it at one moment. */
 export interface DomainAt {
   name: string;
@@ -86,6 +88,10 @@ export interface Trace {
   hostMemMiB?: Record<string, number>;
   /** After each drain or return step's apply: the VMs on the host then, and what the step promised. */
   hostChecks?: HostCheck[];
+  /** Each upgrade step: how the upgrade ended, by its own account, and every host update started, in order. */
+  upgrades?: { step: number; view?: UpgradeView; refused?: string; updates: string[]; crashed: boolean }[];
+  /** Each host's VMs before the scenario's first upgrade step: what its return must bring back. */
+  homes?: Map<string, string[]>;
 }
 
 /** A drain must leave its host empty; a return must bring back each VM it moved. */

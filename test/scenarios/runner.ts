@@ -19,6 +19,7 @@ import { INVARIANTS, type Trace, type WorldState } from './invariants.ts';
 import { PrivateRedis } from './private-redis.ts';
 import { runRebalance, type RebalanceRequest } from '../../src/services/rebalance-service.ts';
 import { drainHost, undrainHost } from '../../src/services/drain-service.ts';
+import { getUpgrade, startUpgrade } from '../../src/services/upgrade-service.ts';
 import { XsmRuntime } from '../../src/runtime/runtime.ts';
 import { DEFAULT_MIGRATION_LIMITS, type MigrationLimits } from '../../src/state/migration-slot-store.ts';
 
@@ -62,7 +63,18 @@ export type Step =
   /** `xsm host drain HOST` (consent: `--yes`); `expect` stored or refused (the pre-check found a VM stuck). */
   | { drain: string; consent?: boolean; expect: 'stored' | 'refused' }
   /** `xsm host undrain HOST [--return]`. */
-  | { undrain: string; return?: boolean };
+  | { undrain: string; return?: boolean }
+  /**
+   * `xsm hosts upgrade --image IMAGE [--hosts ...]` on the simulated updater (a Dom0 reboot), followed to the
+   * end. `failUpdate`: that host's update fails with this reason. `crashControlAt`: the control worker is
+   * killed as that host's update starts, and a fresh one resumes the job.
+   */
+  | {
+      upgrade: { image: string; hosts?: string[]; consent?: boolean };
+      failUpdate?: { host: string; why: string };
+      crashControlAt?: string;
+      expect: 'completed' | 'failed';
+    };
 
 /**
  * A host agent killed in the middle of a step, as `kill -9` would: its job is neither finished nor failed,
@@ -97,6 +109,8 @@ export interface Scenario {
   storage?: ScenarioStorage;
   /** The agents' live-migration limits (default 4/1/2), which `migrationLimitsHeld` checks. */
   migrationLimits?: MigrationLimits;
+  /** The control worker's job lock in ms (default 30 s): a crashed control worker's job resumes this soon. */
+  controlLockMs?: number;
 }
 
 /** A simulator store that records the whole site's domains after every change, at the moment it is made. */
@@ -228,6 +242,7 @@ export async function runScenario(sc: Scenario): Promise<{ trace: Trace; problem
     ...(redis ? { redisUrl: redis.url } : {}),
     ...(st ? { storage: (host: string) => new SimulatedStorage(st.store, host, 20, disks.hook(host)) } : {}),
     ...(sc.migrationLimits ? { migrationLimits: sc.migrationLimits } : {}),
+    ...(sc.controlLockMs ? { controlLockMs: sc.controlLockMs } : {}),
   });
   try {
     type Answer = { version?: number; unchanged?: boolean; refused?: string };
@@ -326,6 +341,9 @@ export async function runScenario(sc: Scenario): Promise<{ trace: Trace; problem
         const got = await hostStep(s, trace, i, step);
         if ('drain' in step && got !== step.expect)
           problems.push(`step ${i}: expected the drain ${step.expect}, got ${got}`);
+      } else if ('upgrade' in step) {
+        const got = await upgradeStep(s, trace, i, step);
+        if (got !== step.expect) problems.push(`step ${i}: expected the upgrade ${step.expect}, got ${got}`);
       } else if ('applyCurrent' in step) {
         const { enqueueApply } = await import('../../src/services/site-service.ts');
         const v = await s.rt.sites.currentVersion();
@@ -457,6 +475,77 @@ async function hostStep(
     on,
   });
   return 'stored';
+}
+
+/** The VMs the site's current version places on `host`. */
+async function desiredOn(s: TestSite, host: string): Promise<string[]> {
+  const { site } = await s.rt.sites.load(await s.rt.sites.currentVersion());
+  return site.vms.filter((v) => v.host === host).map((v) => v.name);
+}
+
+/**
+ * Runs an `upgrade` step as the API route does (plan, then the control job), follows the job to its end, and
+ * records what the invariants check: each host's drain as its update starts (the host must be empty then),
+ * each finished host's return, every version the upgrade stored, and the upgrade's own account.
+ */
+async function upgradeStep(
+  s: TestSite,
+  trace: Trace,
+  step: number,
+  u: Extract<Step, { upgrade: unknown }>,
+): Promise<'completed' | 'failed' | 'refused'> {
+  const before = new Set((await s.rt.sites.history(1000)).map((h) => h.version));
+  // Where each VM lived before the scenario's first upgrade (a re-run after a failure starts with VMs away).
+  const home = (trace.homes ??= new Map<string, string[]>());
+  if (!home.size)
+    for (const h of (await s.rt.sites.load(await s.rt.sites.currentVersion())).site.hosts)
+      home.set(h.name, await desiredOn(s, h.name));
+  s.updater.failures.clear();
+  if (u.failUpdate) s.updater.failures.set(u.failUpdate.host, u.failUpdate.why);
+  let crashed = false;
+  s.updater.hooks.beforeUpdate = async (host) => {
+    const on = (trace.states.at(-1)?.hosts[host] ?? []).map((d) => d.name).filter((n) => !trace.unmanaged.includes(n));
+    trace.hostChecks!.push({ step, host, kind: 'drain', moved: home.get(host) ?? [], on });
+    if (u.crashControlAt === host && !crashed) {
+      crashed = true;
+      void s.crashControl();
+      // The killed worker never sees the update return.
+      return new Promise<void>(() => {});
+    }
+  };
+  let id: string;
+  try {
+    id = (
+      await startUpgrade(s.rt, s.updater.method, {
+        image: u.upgrade.image,
+        ...(u.upgrade.hosts ? { hosts: u.upgrade.hosts } : {}),
+        author: 'scenario',
+        consent: u.upgrade.consent ? 'operator' : 'none',
+        timeouts: { applyMs: 30_000, rejoinMs: 15_000 },
+      })
+    ).id!;
+  } catch (e) {
+    trace.submits.push({ refused: refusal(e) });
+    (trace.upgrades ??= []).push({ step, refused: refusal(e), updates: [], crashed });
+    return 'refused';
+  }
+  const until = Date.now() + 120_000;
+  let view = await getUpgrade(s.rt, id);
+  while (view?.state !== 'completed' && view?.state !== 'failed') {
+    if (Date.now() > until) throw new Error(`step ${step}: upgrade ${id} did not end in 120 s: ${view?.summary}`);
+    await new Promise((r) => setTimeout(r, 100));
+    view = await getUpgrade(s.rt, id);
+  }
+  for (const h of (await s.rt.sites.history(1000)).map((x) => x.version).sort((a, b) => a - b))
+    if (!before.has(h)) trace.submits.push({ version: h });
+  for (const h of view.hosts.filter((x) => x.state === 'done')) {
+    const on = (trace.states.at(-1)?.hosts[h.host] ?? []).map((d) => d.name);
+    trace.hostChecks!.push({ step, host: h.host, kind: 'return', moved: home.get(h.host) ?? [], on });
+  }
+  (trace.upgrades ??= []).push({ step, view, updates: [...s.updater.calls], crashed });
+  s.updater.calls.length = 0;
+  s.updater.hooks.beforeUpdate = undefined;
+  return view.state;
 }
 
 async function eventually(ok: () => Promise<boolean>, ms = 10_000): Promise<void> {

@@ -73,3 +73,17 @@ test('when most hosts go silent at once, the checker suspects itself and fences 
   t.is(rt.controlQueue.jobs.size, 0);
   t.regex((await rt.failover.health('h2'))?.detail ?? '', /[34] of 4 hosts look dead at once; .* fencing nobody/);
 });
+
+test('an empty host in maintenance that goes silent (a rolling upgrade rebooting it) is neither suspected nor fenced', async (t) => {
+  const rt = memoryRuntime();
+  const hosts = HOSTS.map((h) => ({ ...host(h, 4096), maintenance: h === 'h4' }));
+  const xml = serializeSite({ sets: [], hosts, templates: [template], vms: [] });
+  await submitSite(rt, { xml, file: 'site.xml', base: 0, author: 'ann', reason: 't', consent: 'none', apply: false });
+  await beat(rt, HOSTS, 0);
+  for (const now of [40_000, 80_000, 120_000]) {
+    await beat(rt, ['h1', 'h2', 'h3'], now);
+    t.deepEqual(await checkHosts(rt, POLICY, undefined, now + 5_000), []);
+  }
+  t.is(rt.controlQueue.jobs.size, 0, 'nothing fenced');
+  t.deepEqual(await rt.failover.allHealth(), {});
+});

@@ -8,6 +8,7 @@ import { audit } from './audit.ts';
 import { migrations } from './migrations.ts';
 import { siteImport } from './site-import.ts';
 import { hostDrain, hostUndrain } from './drain.ts';
+import { hostsUpgrade, hostsUpgradeStatus } from './upgrade.ts';
 
 export const extraCommands: Command[] = [
   ...opsCommands,
@@ -18,6 +19,8 @@ export const extraCommands: Command[] = [
   imageCapture,
   hostDrain,
   hostUndrain,
+  hostsUpgrade,
+  hostsUpgradeStatus,
   audit,
   migrations,
   siteImport,

@@ -1,0 +1,73 @@
+// The rolling upgrade's pieces below the job: `NAME[:VERSION]` references, and the redeploy updater on real
+// Redis (the deploy job it asks for, named so a resumed upgrade finds it instead of adding another; what it
+// refuses, and saying so, before anything is enqueued).
+import test from 'ava';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { formatImageRef, installedMatches, parseImageRef } from '../../src/deploy/image-ref.ts';
+import { writeManifest } from '../../src/deploy/image.ts';
+import { DEPLOY_QUEUE } from '../../src/runtime/queues.ts';
+import { RedeployImageUpdater } from '../../src/services/redeploy-updater.ts';
+import { siteXml } from '../integration/fixtures.ts';
+import { startTestSite } from '../integration/harness.ts';
+
+test('image references: NAME or NAME:VERSION, refused otherwise with the place named', (t) => {
+  t.deepEqual(parseImageRef('dom0', '--image'), { name: 'dom0' });
+  t.deepEqual(parseImageRef('dom0-bookworm:12', '--image'), { name: 'dom0-bookworm', version: 12 });
+  for (const bad of ['', 'dom0:', 'dom0:x', ':3', '../etc', 'dom0:1:2', 'dom0.json'])
+    t.throws(() => parseImageRef(bad, '--image'), { message: /^--image: ".*" is not an image reference/ }, bad);
+  t.is(formatImageRef({ name: 'dom0', version: 3 }), 'dom0:3');
+  t.true(installedMatches('dom0:3', { name: 'dom0', version: 3 }));
+  t.true(installedMatches('dom0:3', { name: 'dom0' }), 'no version: any version of the name');
+  t.false(installedMatches('dom0:2', { name: 'dom0', version: 3 }));
+  t.true(installedMatches('dom0', { name: 'dom0', version: 0 }), 'an unversioned image is version 0');
+  t.false(installedMatches(undefined, { name: 'dom0' }));
+  t.false(installedMatches('dom1:3', { name: 'dom0', version: 3 }));
+});
+
+test('the redeploy updater asks for one deploy job per host and upgrade, and refuses what it cannot do', async (t) => {
+  const hosts = [
+    { name: 'h1', memMiB: 1024 },
+    { name: 'h2', memMiB: 1024 },
+  ];
+  const s = await startTestSite(hosts, { agents: false });
+  const images = await mkdtemp(join(tmpdir(), 'xsm-images-'));
+  t.teardown(async () => {
+    await s.close();
+    await rm(images, { recursive: true, force: true });
+  });
+  await writeFile(join(images, 'dom0.img'), 'not really an image');
+  await writeManifest(images, 'dom0', 'dom0.img', 'test image');
+  await s.submitAndApply(
+    siteXml(hosts, []).replace('address="10.77.0.1"', 'address="10.77.0.1" mac="52:54:00:00:00:01"'),
+    0,
+  );
+  const { site } = await s.rt.sites.load(1);
+  const [h1, h2] = site.hosts;
+  const updater = new RedeployImageUpdater(s.rt, { imagesDir: images, timeoutMs: 300, pollMs: 50 });
+
+  await t.throwsAsync(updater.update(h1!, { name: 'dom0', version: 2 }, { key: 'upgrade-x-h1' }), {
+    message: /knows images by name only .*give --image dom0/,
+  });
+  await t.throwsAsync(updater.update(h2!, { name: 'dom0' }, { key: 'upgrade-x-h2' }), {
+    message: /h2: .*the site file gives it none.*add mac=/,
+  });
+  await t.throwsAsync(updater.update(h1!, { name: 'dom9' }, { key: 'upgrade-x-h1' }), {
+    message: /h1: no image "dom9"/,
+  });
+  const queue = s.rt.queue(DEPLOY_QUEUE);
+  t.is(await queue.count(), 0, 'nothing enqueued for a refused update');
+
+  // No deploy worker runs here: the job waits, the update gives up after its timeout and says where to look;
+  // asked again (a resumed upgrade), it finds the same job.
+  for (let i = 0; i < 2; i++)
+    await t.throwsAsync(updater.update(h1!, { name: 'dom0' }, { key: 'upgrade-x-h1' }), {
+      message: /h1: deploy job deploy-h1-upgrade-x-h1 did not finish in time \(still waiting\).*workers\/deploy\.ts/,
+    });
+  const jobs = await queue.getJobs(['waiting']);
+  t.deepEqual(
+    jobs.map((j) => [j.id, j.data.host, j.data.image.name]),
+    [['deploy-h1-upgrade-x-h1', 'h1', 'dom0']],
+  );
+});
