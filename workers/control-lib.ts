@@ -11,12 +11,12 @@ import { CONTROL_QUEUE } from '../src/runtime/queues.ts';
 import type { XsmRuntime } from '../src/runtime/runtime.ts';
 import { WorkerSupervisor } from '../src/runtime/worker-supervisor.ts';
 import type { HostImageUpdater } from '../src/services/host-image-updater.ts';
-import { RedeployImageUpdater } from '../src/services/redeploy-updater.ts';
+import { imageUpdaterFor, upgradeMethodFromEnv } from '../src/services/image-updaters.ts';
 
 export interface ControlWorkerOptions {
   /** Power control for fencing; default: each host's <Power> element (the simulator passes its own). */
   power?: PowerResolver;
-  /** How a rolling upgrade updates a host; default the redeploy path (a deploy job with the image). */
+  /** How a rolling upgrade updates a host; default as XSM_UPGRADE_METHOD says (in place, or redeploy). */
   updater?: HostImageUpdater;
   /** The images the redeploy updater deploys (default XSM_IMAGES_DIR or /var/lib/xsm/images). */
   imagesDir?: string;
@@ -25,9 +25,7 @@ export interface ControlWorkerOptions {
 }
 
 export function startControlWorker(rt: XsmRuntime, log: Logger, opts: ControlWorkerOptions = {}): WorkerSupervisor {
-  const updater =
-    opts.updater ??
-    new RedeployImageUpdater(rt, { imagesDir: opts.imagesDir ?? process.env.XSM_IMAGES_DIR ?? '/var/lib/xsm/images' });
+  const updater = opts.updater ?? imageUpdaterFor(rt, upgradeMethodFromEnv(), opts.imagesDir);
   const deps = { rt, log, power: opts.power ?? sitePowerResolver(rt), updater };
   // Supervised: replaced by a fresh worker each time Redis comes back after an outage.
   return new WorkerSupervisor({

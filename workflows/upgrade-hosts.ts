@@ -150,6 +150,12 @@ async function update(c: UpgradeContext, host: string): Promise<void> {
       `${host} was taken out of maintenance during its upgrade; it is not updated while it may run VMs`,
       'run the upgrade again: it drains the host first',
     );
+  if (c.data.method !== undefined && c.data.method !== c.updater.method)
+    throw new PermanentError(
+      `${host}: the upgrade was planned to update hosts ${c.data.method}, and this control worker updates them ` +
+        `${c.updater.method}; nothing was updated`,
+      'set XSM_UPGRADE_METHOD the same on every API and control process, then run the upgrade again',
+    );
   p.update = await c.updater.update(spec, c.data.image, { key: `${c.data.id}-${host}` });
   p.updatedAt = Date.now();
   await c.save();

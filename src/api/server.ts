@@ -35,6 +35,7 @@ import { mountJobRoutes } from './routes/job-routes.ts';
 import { mountMigrationRoutes } from './routes/migration-routes.ts';
 import { mountSiteRoutes } from './routes/site-routes.ts';
 import { InputError } from './schemas.ts';
+import { upgradeMethodFromEnv } from '../services/image-updaters.ts';
 
 export { ApiError } from './http.ts';
 
@@ -46,7 +47,7 @@ export interface ApiOptions {
   imagesDir?: string;
   /** Size cap, parser threads and per-identity parse limit of site-file uploads; default from the environment. */
   siteInput?: SiteInputLimits;
-  /** How the control worker's rolling upgrades update a host, as their plans say (default redeploy). */
+  /** How the control worker's rolling upgrades update a host, as their plans say (default XSM_UPGRADE_METHOD). */
   upgradeMethod?: string;
   /** Failed browser logins one address may make per 5 minutes (default 5). */
   loginLimit?: number;
@@ -92,10 +93,12 @@ export function createApiApp(opts: ApiOptions): express.Express {
   });
 
   const kit: RouteKit = { rt, log, guard, viewer, operator, json, ...uploads };
+  const imagesDir = opts.imagesDir ?? process.env.XSM_IMAGES_DIR ?? '/var/lib/xsm/images';
   mountSiteRoutes(app, kit);
   mountInventoryRoutes(app, kit);
   mountDrainRoutes(app, kit);
-  mountUpgradeRoutes(app, kit, opts.upgradeMethod ?? 'redeploy');
+  const upgradeMethod = opts.upgradeMethod ?? upgradeMethodFromEnv();
+  mountUpgradeRoutes(app, kit, upgradeMethod, upgradeMethod === 'simulated' ? undefined : imagesDir);
   mountJobRoutes(app, kit);
   mountMigrationRoutes(app, kit);
   mountDashboard(app, rt, guard('admin'));
@@ -103,7 +106,7 @@ export function createApiApp(opts: ApiOptions): express.Express {
   const fail = (status: number, code: string, message: string, hint?: string) =>
     new ApiError(status, code, message, hint);
   mountMonitoringRoutes(app, rt, guard, fail);
-  mountDeployRoutes(app, rt, guard, fail, opts.imagesDir ?? process.env.XSM_IMAGES_DIR ?? '/var/lib/xsm/images');
+  mountDeployRoutes(app, rt, guard, fail, imagesDir);
   opts.extend?.(app, guard);
 
   app.use(methodNotAllowed(app));

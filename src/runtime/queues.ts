@@ -155,6 +155,8 @@ export interface UpgradeJobData {
   consent: 'operator' | 'none';
   /** How long each drain or return apply, and each host's return with Xen and its agent, may take. */
   timeouts: { applyMs: number; rejoinMs: number };
+  /** How the plan said hosts are updated (in-place, redeploy, simulated): the worker updates that way or not at all. */
+  method?: string;
   progress: Record<string, UpgradeHostProgress>;
 }
 

@@ -108,7 +108,8 @@ export async function updateHostInPlace(
   imagesDir: string,
   host: string,
   imageRef: string,
-  opts: { dryRun?: boolean } = {},
+  /** jobId: the caller's own (a rolling upgrade's, per host): asking again adds no second job. */
+  opts: { dryRun?: boolean; jobId?: string } = {},
 ): Promise<HostUpdateTicket> {
   const { address, memoryMiB } = await installedHost(rt, host);
   const image = await resolveImage(imagesDir, imageRef, 'image');
@@ -120,7 +121,7 @@ export async function updateHostInPlace(
     dryRun,
     ...(memoryMiB ? { expectMemMiB: memoryMiB } : {}),
   };
-  const jobId = `host-update-${dryRun ? 'preview-' : ''}${host}-${jobStamp()}`;
+  const jobId = opts.jobId ?? `host-update-${dryRun ? 'preview-' : ''}${host}-${jobStamp()}`;
   await rt.queue(DEPLOY_QUEUE).add('host-update', data, { ...IMAGE_JOB_OPTIONS, jobId });
   return { queue: DEPLOY_QUEUE, jobId, host, image: formatImageRef(image), dryRun };
 }

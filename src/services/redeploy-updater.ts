@@ -28,11 +28,6 @@ export class RedeployImageUpdater implements HostImageUpdater {
   ) {}
 
   async update(host: HostSpec, image: ImageRef, { key }: HostUpdateOptions): Promise<HostUpdateResult> {
-    if (image.version !== undefined && image.version !== 0)
-      throw new PermanentError(
-        `${host.name}: the redeploy path knows images by name only (manifests in ${this.opts.imagesDir}), not ${formatImageRef(image)}`,
-        `give --image ${image.name}, or update with the image catalogue's in-place updater`,
-      );
     if (!host.bootMac)
       throw new PermanentError(
         `${host.name}: the redeploy path boots the host from the network by its MAC, and the site file gives it none`,
@@ -42,7 +37,7 @@ export class RedeployImageUpdater implements HostImageUpdater {
     // Asking again with the same session after a crash adds nothing: the job id is the same.
     const r = await enqueueDeploy(this.rt, this.opts.imagesDir, {
       macs: [host.bootMac],
-      image: image.name,
+      image: formatImageRef(image),
       session,
     }).catch((e: unknown) => {
       if (e instanceof DeployRequestError) throw new PermanentError(`${host.name}: ${e.message}`);
@@ -52,7 +47,7 @@ export class RedeployImageUpdater implements HostImageUpdater {
     await this.waitForDeploy(host.name, jobId);
     const rec = await this.rt.deploys.record(host.name);
     return {
-      image: image.name,
+      image: formatImageRef(image),
       method: this.method,
       detail: `deploy job ${jobId}`,
       ...(rec.xenVersion

@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { Job } from 'bullmq';
 import { formatImageRef, installedMatches, parseImageRef, type ImageRef } from '../deploy/image-ref.ts';
+import { ImageCatalogue, ImageRefError } from '../deploy/image-catalogue.ts';
 import type { UpgradeJobData } from '../runtime/queues.ts';
 import type { XsmRuntime } from '../runtime/runtime.ts';
 import type { JobProgress } from '../lib/steps.ts';
@@ -37,6 +38,11 @@ export interface UpgradeRequest {
   consent: Consent;
   dryRun?: boolean;
   timeouts?: Partial<UpgradeJobData['timeouts']>;
+  /**
+   * The image catalogue (XSM_IMAGES_DIR): given, the image is looked up there and a name alone is pinned to
+   * its newest version now, so the plan shown names the version the upgrade installs.
+   */
+  imagesDir?: string;
 }
 
 export interface UpgradePlanHost {
@@ -67,6 +73,18 @@ export interface UpgradeStarted {
 
 export const DEFAULT_UPGRADE_TIMEOUTS: UpgradeJobData['timeouts'] = { applyMs: 30 * 60_000, rejoinMs: 20 * 60_000 };
 
+/** `NAME[:VERSION]` as the catalogue has it; a name alone becomes its newest version. */
+async function pinnedImage(imagesDir: string, text: string): Promise<ImageRef> {
+  const ref = imageRefOf(text);
+  try {
+    const m = await new ImageCatalogue(imagesDir).resolve(ref, 'image');
+    return { name: m.name, version: m.version };
+  } catch (e) {
+    if (e instanceof ImageRefError) throw new UpgradeRequestError(404, 'no-such-image', e.message);
+    throw e;
+  }
+}
+
 function imageRefOf(text: string): ImageRef {
   try {
     return parseImageRef(text, 'image');
@@ -77,7 +95,7 @@ function imageRefOf(text: string): ImageRef {
 
 /** The plan: each host in order, skipped when already on the image, else what its drain would move now. */
 export async function planUpgrade(rt: XsmRuntime, method: string, req: UpgradeRequest): Promise<UpgradePlan> {
-  const image = imageRefOf(req.image);
+  const image = req.imagesDir === undefined ? imageRefOf(req.image) : await pinnedImage(req.imagesDir, req.image);
   const { site } = await currentSite(rt);
   if (!site) throw new NoSiteError();
   const order = req.hosts ?? site.hosts.map((h) => h.name);
@@ -186,11 +204,13 @@ export async function startUpgrade(
   const id = `upgrade-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
   const data: UpgradeJobData = {
     id,
-    image: imageRefOf(req.image),
+    // The image the plan named (pinned to a version when the catalogue was asked), not the request again.
+    image: imageRefOf(plan.image),
     hosts: plan.hosts.map((h) => h.host),
     author: req.author,
     consent: req.consent === 'none' ? 'none' : 'operator',
     timeouts: { ...DEFAULT_UPGRADE_TIMEOUTS, ...req.timeouts },
+    method,
     progress: {},
   };
   // attempts 1: the first failure stops the upgrade; a worker that dies mid-way is not a failure (its job

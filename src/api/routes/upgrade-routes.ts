@@ -7,7 +7,13 @@ import { getUpgrade, startUpgrade } from '../../services/upgrade-service.ts';
 import { input, upgradeBody, upgradePath } from '../schemas.ts';
 import { ApiError, type RouteKit } from '../http.ts';
 
-export function mountUpgradeRoutes(app: express.Express, kit: RouteKit, updaterMethod: string): void {
+/** `imagesDir`: the catalogue the plan pins the image's version from (none for the simulator's updater). */
+export function mountUpgradeRoutes(
+  app: express.Express,
+  kit: RouteKit,
+  updaterMethod: string,
+  imagesDir: string | undefined,
+): void {
   const { rt, viewer, guard, json } = kit;
   app.post('/api/hosts/upgrade', guard('admin'), json, async (req, res) => {
     const b = input(upgradeBody, req.body, 'body');
@@ -17,6 +23,7 @@ export function mountUpgradeRoutes(app: express.Express, kit: RouteKit, updaterM
       author: req.principal!.name,
       consent: b.allowDisruption === true ? 'operator' : 'none',
       ...(b.dryRun !== undefined ? { dryRun: b.dryRun } : {}),
+      ...(imagesDir !== undefined ? { imagesDir } : {}),
     });
     if (r.id === undefined) res.status(200).json({ dryRun: true, plan: r.plan });
     else res.status(202).json({ id: r.id, plan: r.plan });
