@@ -1,7 +1,8 @@
 // Issue 20 benchmark, goal 2: `xsm site plan OLD NEW` as an operator runs it, a new process each time (start-up,
 // reading both files, validating, planning and printing all included), on generated sites of 1k, 10k, 100k and
 // 300k VMs (one host per 10 VMs, 5% of VMs moved, created, resized or removed). Wall time and peak RSS come
-// from GNU time (`/usr/bin/time -f`), the operating system's accounting of the finished process. Each step of
+// from GNU time (`/usr/bin/time -f`), the operating system's accounting of the finished process, and so does
+// its CPU time (user + system), which says more than wall time when other work loads the machine. Each step of
 // the curve says how much it grew against its input, and is flagged when it grew faster.
 // Baseline, in the same run: the same command from another commit (`--baseline REF`, e.g. the commit before
 // the planner was made linear), extracted into a temporary directory, at the sizes up to `--baseline-max`.
@@ -37,6 +38,8 @@ if (opt.form !== 'dist' && opt.form !== 'tsx') throw new Error('--form is dist o
 
 interface Sample {
   seconds: number;
+  /** User plus system CPU time: on a machine other work loads, it moves far less than wall time does. */
+  cpuSeconds: number;
   rssMiB: number;
 }
 
@@ -64,14 +67,14 @@ function sites(dir: string, vms: number): [string, string] {
 }
 
 function once(cli: string[], files: [string, string], out: string): Sample {
-  const r = spawnSync('/usr/bin/time', ['-f', '%e %M', 'node', ...cli, 'site', 'plan', ...files], {
+  const r = spawnSync('/usr/bin/time', ['-f', '%e %M %U %S', 'node', ...cli, 'site', 'plan', ...files], {
     encoding: 'utf8',
     maxBuffer: 1 << 30,
   });
   if (r.status !== 0) throw new Error(`plan exited ${r.status}: ${r.stderr.slice(-500)}`);
   writeFileSync(out, r.stdout);
   const last = r.stderr.trim().split('\n').at(-1)!.split(' ');
-  return { seconds: Number(last[0]), rssMiB: Number(last[1]) / 1024 };
+  return { seconds: Number(last[0]), rssMiB: Number(last[1]) / 1024, cpuSeconds: Number(last[2]) + Number(last[3]) };
 }
 
 const work = mkdtempSync(join(tmpdir(), 'xsm-plan-cold-'));
@@ -113,10 +116,20 @@ try {
           ours.map((x) => x.seconds),
           2,
         ),
+        spread(
+          ours.map((x) => x.cpuSeconds),
+          2,
+        ),
         spread(ours.map((x) => x.rssMiB)),
         withBase
           ? spread(
               theirs.map((x) => x.seconds),
+              2,
+            )
+          : '—',
+        withBase
+          ? spread(
+              theirs.map((x) => x.cpuSeconds),
               2,
             )
           : '—',
@@ -130,7 +143,19 @@ try {
       `${runs} runs each, median (min–max); ${vms10(sizes)}; baseline: ${opt.baseline ?? 'none'}\n`,
   );
   console.log(
-    table(['VMs', 'seconds', 'peak RSS MiB', 'baseline seconds', 'baseline peak RSS MiB', 'same plan printed'], rows),
+    table(
+      [
+        'VMs',
+        'seconds',
+        'CPU s (user+sys)',
+        'peak RSS MiB',
+        'baseline seconds',
+        'baseline CPU s',
+        'baseline peak RSS MiB',
+        'same plan printed',
+      ],
+      rows,
+    ),
   );
   console.log('\nGrowth step by step (time and memory against input; flagged when faster than the input grew):');
   const steps: string[][] = [];
