@@ -64,6 +64,8 @@ export async function startTestSite(
     storage?: (host: string) => Storage;
     redis?: Partial<RedisConfig>;
     migrationLimits?: MigrationLimits;
+    /** Each agent's cache directory, where it keeps its site copy (absent: agents keep none). */
+    cacheDir?: (host: string) => string;
     /** Config files on every Dom0 (default: the paper's apache_svr.cfg and mysql_svr.cfg, as its site needs). */
     configFiles?: readonly { name: string; text: string }[];
   } = {},
@@ -108,6 +110,7 @@ export async function startTestSite(
           lockDurationMs: 4000,
           peer: (h) => hv.get(h),
           ...(opts.storage ? { storage: opts.storage(host) } : {}),
+          ...(opts.cacheDir ? { cacheDir: opts.cacheDir(host) } : {}),
           ...(opts.migrationLimits ? { migrationLimits: opts.migrationLimits } : {}),
         }),
       );

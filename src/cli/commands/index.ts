@@ -7,6 +7,7 @@ import { audit } from './audit.ts';
 import { migrations } from './migrations.ts';
 import { siteImport } from './site-import.ts';
 import { hostDrain, hostUndrain } from './drain.ts';
+import { recover } from './recover.ts';
 
 export const extraCommands: Command[] = [
   ...opsCommands,
@@ -17,4 +18,5 @@ export const extraCommands: Command[] = [
   audit,
   migrations,
   siteImport,
+  recover,
 ];
