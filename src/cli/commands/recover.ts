@@ -34,7 +34,7 @@ export const recover = defineCommand({
     },
     'over-older': {
       type: 'boolean',
-      description: 'Redis came back from an older backup: add the agents' newer version on top of what it holds',
+      description: "Redis came back from an older backup: add the agents' newer version on top of what it holds",
     },
     'allow-missing': {
       type: 'boolean',
