@@ -22,6 +22,7 @@ import { hostQueueName, type ActionJobData } from '../src/runtime/queues.ts';
 import type { XsmRuntime } from '../src/runtime/runtime.ts';
 import { WorkerSupervisor } from '../src/runtime/worker-supervisor.ts';
 import type { MigrationLimits } from '../src/state/migration-slot-store.ts';
+import type { CopyAnswer } from '../src/state/recovery-store.ts';
 
 export interface HostAgentOptions {
   rt: XsmRuntime;
@@ -122,6 +123,26 @@ export function startHostAgent(opts: HostAgentOptions): HostAgent {
     log: log.child({ host }),
     setup: (worker) => recordJobMetrics(rt, worker, 'host', (job) => (job.data as ActionJobData).action.kind),
   });
+  // `xsm recover` asks for the copy on disk (src/services/recovery.ts): answered once per request, after this
+  // beat's report, so the recovery finds the host's observed state beside its copy.
+  let answeredRecovery: string | undefined;
+  const answerRecovery = async () => {
+    const id = await rt.recovery.pending();
+    if (!id || id === answeredRecovery) return;
+    const epoch = (await fence).joinedEpoch;
+    const answer: CopyAnswer = { host, ...(epoch !== undefined ? { epoch } : {}) };
+    if (!opts.cacheDir) answer.problem = 'this agent keeps no site copy (it runs without a cache directory)';
+    else
+      try {
+        const copy = await readSiteCopy(opts.cacheDir);
+        if (copy) answer.copy = copy;
+      } catch (e) {
+        answer.problem = errorMessage(e);
+      }
+    await rt.recovery.answer(id, answer);
+    answeredRecovery = id;
+    log.info('answered a recovery with the site copy on disk', { host, version: answer.copy?.version ?? 0 });
+  };
   const beat = async () => {
     if (opts.publishMetrics) {
       await opts
@@ -133,6 +154,7 @@ export function startHostAgent(opts: HostAgentOptions): HostAgent {
     try {
       if (!(await (await fence).beat())) return;
       await observe();
+      await answerRecovery();
       if (opts.cacheDir) {
         const applied = await rt.sites.appliedVersion();
         // Only ever newer: a Redis wiped or rebuilt empty (applied 0, or a lower number) must not overwrite

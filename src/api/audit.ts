@@ -26,6 +26,7 @@ export function auditKind(method: string, path: string): string | undefined {
   if (/^\/api\/hosts\/[^/]+\/power\/confirm$/.test(path)) return 'power-confirm';
   if (/^\/api\/hosts\/[^/]+\/(un)?drain$/.test(path)) return 'edit';
   if (path === '/api/rebalance') return 'rebalance';
+  if (path === '/api/admin/recover') return 'recover';
   if (path === '/api/rebalance/schedule') return 'schedule';
   if (path.startsWith('/admin/queues')) return 'dashboard';
   if (path === '/admin/login') return 'login';

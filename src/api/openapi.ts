@@ -289,6 +289,16 @@ export const ROUTES: RouteDoc[] = [
   },
   {
     method: 'post',
+    path: '/api/admin/recover',
+    summary:
+      "rebuild the site store from the host agents' site copies after Redis was lost (empty store; dryRun says what it would restore)",
+    role: 'admin',
+    body: json(S.recoverBody.unwrap()),
+    ok: [201, '{version, sha256, from, older, without, missing, before, epochs, drift, converged}; 200 on a dry run'],
+    errors: [409],
+  },
+  {
+    method: 'post',
     path: '/api/hosts/deploy',
     summary: 'PXE-boot, image and verify machines as Xen hosts',
     role: 'operator',

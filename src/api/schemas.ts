@@ -144,6 +144,16 @@ export const reconfigureBody = z
   });
 /** `xsm host drain` / `undrain`: the same consent and dry run as every edit; undrain may bring VMs back. */
 export const drainBody = z.strictObject({ ...editBody }).optional();
+/** POST /api/admin/recover (src/services/recovery.ts). */
+export const recoverBody = z
+  .strictObject({
+    dryRun: z.boolean().optional(),
+    /** How long to wait for the agents' answers, ms (default 15000, at most 10 min). */
+    waitMs: z.number().int().min(100).max(600_000).optional(),
+    overOlder: z.boolean().optional(),
+    allowMissing: z.boolean().optional(),
+  })
+  .optional();
 export const undrainBody = z.strictObject({ ...editBody, return: z.boolean().optional() }).optional();
 /** `xsm hosts upgrade`: the image (`NAME[:VERSION]`), the hosts in order (default all), dry run and consent. */
 export const upgradeBody = z.strictObject({

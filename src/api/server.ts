@@ -3,6 +3,8 @@
 // /admin/queues behind the same tokens), and one error handler. Everything it knows is in Redis, so any host
 // can serve it and several may at once.
 
+import { mountRecoverRoutes } from './routes/recover-routes.ts';
+import { RecoveryRefusedError } from '../services/recovery.ts';
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
@@ -101,6 +103,7 @@ export function createApiApp(opts: ApiOptions): express.Express {
   mountUpgradeRoutes(app, kit, upgradeMethod, upgradeMethod === 'simulated' ? undefined : imagesDir);
   mountJobRoutes(app, kit);
   mountMigrationRoutes(app, kit);
+  mountRecoverRoutes(app, kit);
   mountDashboard(app, rt, guard('admin'));
 
   const fail = (status: number, code: string, message: string, hint?: string) =>
@@ -275,6 +278,8 @@ function knownError(err: unknown): ApiError | undefined {
       err.message,
       'nothing was stored; change the placement or capacity in the site file',
     );
+  if (err instanceof RecoveryRefusedError)
+    return new ApiError(409, 'recovery-refused', err.message, undefined, err.details);
   if (err instanceof NoSiteError) return new ApiError(409, 'no-site', err.message, 'POST /api/site?base=0 first');
   if (err instanceof EditError)
     return new ApiError(err.status, err.status === 404 ? 'not-found' : 'bad-edit', err.message);

@@ -30,6 +30,7 @@ export class XsmRuntime implements Stores {
   readonly manualPower: Stores['manualPower'];
   readonly audit: Stores['audit'];
   readonly sessions: Stores['sessions'];
+  readonly recovery: Stores['recovery'];
   readonly flows: FlowProducer;
   /** Whether Redis is up; says each outage once, and tells worker supervisors when it is back. */
   readonly health: RedisHealth;
@@ -57,6 +58,7 @@ export class XsmRuntime implements Stores {
     this.manualPower = stores.manualPower;
     this.audit = stores.audit;
     this.sessions = stores.sessions;
+    this.recovery = stores.recovery;
     this.flows = new FlowProducer({ connection: this.redis, prefix: config.prefix, ...bullmqTelemetry() });
     this.flows.on('error', (e) => this.handleError('flow producer', e));
   }

@@ -5,7 +5,8 @@
 // So when the process's Redis connection is ready again after a loss, the supervisor starts a fresh worker
 // with the same processor and options, and retires the old one: once it had time to reconnect it is asked
 // to close, its running jobs finish under it (their locks still renewed), then it closes; a close that
-// hangs is forced, and a forced close that hangs too is given up on, so it never holds up the work.
+// hangs is forced, and when a forced close hangs too the worker is abandoned: its ioredis clients ended and its
+// timers stopped directly, so neither the work nor the process's exit waits on it.
 
 import { Worker, type Job, type WorkerOptions } from 'bullmq';
 import type { Logger } from '../lib/log.ts';
@@ -33,7 +34,48 @@ export interface SupervisedWorker {
 }
 
 /** The part of a worker the supervisor retires: close, forced close, dropping its connections. */
-type Closable = Pick<Worker, 'close' | 'disconnect'>;
+type Closable = Pick<Worker, 'close' | 'disconnect' | 'getBackend'>;
+
+/** An ioredis client as BullMQ holds it: `disconnect()` is synchronous and cancels any pending reconnect. */
+interface RawClient {
+  manuallyClosing?: boolean;
+  disconnect(reconnect?: boolean): void;
+}
+
+/** The parts of a BullMQ 6.7 worker that hold timers, as its (private) fields name them. */
+interface WorkerTimers {
+  lockManager?: { close?: () => Promise<void> };
+  stalledCheckStopper?: () => void;
+}
+
+/**
+ * Lets go of a worker whose close() and disconnect() both hung (BullMQ 6.7 after an outage: its main loop
+ * waits on a connection that never becomes ready, so close() never gets to its cleanup). Ends its ioredis
+ * clients (the command and the blocking one) and stops its own timers (lock renewal, stalled checker): left
+ * running, any of them keeps the process alive forever. BullMQ reaches these only through promises that
+ * never settle in that state, so they are read from its fields; a field a later BullMQ renames is skipped.
+ * Returns how many clients it ended.
+ */
+export function abandonWorker(worker: Pick<Worker, 'getBackend'>): number {
+  const timers = worker as unknown as WorkerTimers;
+  void timers.lockManager?.close?.().catch(() => undefined);
+  timers.stalledCheckStopper?.();
+  let backend: unknown;
+  try {
+    backend = worker.getBackend();
+  } catch {
+    return 0;
+  }
+  const { connection, blockingConnection } = (backend ?? {}) as { connection?: unknown; blockingConnection?: unknown };
+  let ended = 0;
+  for (const conn of [connection, blockingConnection]) {
+    const client = (conn as { _client?: RawClient } | undefined)?._client;
+    if (!client || typeof client.disconnect !== 'function' || client.manuallyClosing) continue;
+    client.disconnect(false);
+    ended++;
+  }
+  return ended;
+}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** Resolves true when `p` settles within `ms`, false otherwise. */
@@ -115,8 +157,13 @@ export class WorkerSupervisor {
     if (!(await within(closing, timeout))) {
       log.warn('a retired worker did not close; forcing it', { queue, afterMs: timeout });
       // close(true) on a worker already closing returns the same pending promise: drop its connections.
-      if (!(await within(old.disconnect(), timeout)))
-        log.error('a retired worker could not be closed; left behind', { queue });
+      if (!(await within(old.disconnect(), timeout))) {
+        const dropped = abandonWorker(old);
+        log.error('a retired worker could not be closed; abandoned it (Redis clients ended, timers stopped)', {
+          queue,
+          endedClients: dropped,
+        });
+      }
     }
     this.inflight.delete(old);
   }
@@ -127,8 +174,15 @@ export class WorkerSupervisor {
     this.spec.health.off('back', this.onBack);
     const w = this.current;
     await within(w.waitUntilReady(), this.spec.closeTimeoutMs ?? 5000);
-    if (force) await within(w.close(true), this.spec.closeTimeoutMs ?? 5000);
-    else await this.retire(w);
+    if (force) {
+      if (!(await within(w.close(true), this.spec.closeTimeoutMs ?? 5000))) {
+        const dropped = abandonWorker(w);
+        this.spec.log.error('the worker could not be closed; abandoned it (Redis clients ended, timers stopped)', {
+          queue: this.spec.queue,
+          endedClients: dropped,
+        });
+      }
+    } else await this.retire(w);
     await Promise.all(this.retiring);
   }
 }

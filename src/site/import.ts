@@ -5,10 +5,11 @@
 // config, MAC, IP and placement; any other domain is matched to the xl config file on its Dom0 that gives
 // its name (`name = "web3"` in /etc/xen/web3.cfg or any other file), and its MAC is the one Xen holds. A
 // domain that cannot be written as a VM (no config file names it, no MAC) is left out, with a note saying
-// what to do. Storage pools are not imported yet: the seam is `importPools` below.
+// what to do. Storage pools are written from what the hosts report of them (type, where they are, and which
+// hosts have them): see `importPools`.
 
-import type { HostSpec, SetSpec, Site, TemplateSpec, VmSpec } from './model.ts';
-import type { ObservedHost, ObservedState } from './observed.ts';
+import type { HostSpec, PoolSpec, SetSpec, Site, TemplateSpec, VmSpec } from './model.ts';
+import type { ObservedHost, ObservedPool, ObservedState } from './observed.ts';
 import { heldSize, type DomainInfo } from './domain.ts';
 import { configFileTemplate } from './templates.ts';
 import { checkName } from './validate.ts';
@@ -56,12 +57,73 @@ export function siteFromObserved(observed: ObservedState, current: Site | undefi
   }
   const sets = importSets(current?.sets ?? [], vms);
   const site: Site = { hosts, templates: [...templates.values()], sets, vms: orderBySets(sets, vms) };
-  importPools(site, observed);
+  const pools = importPools(reports, current, notes);
+  if (pools.length) site.pools = pools;
   return { site, notes };
 }
 
-/** Seam for the storage part: pools the agents report go into the imported site here. */
-function importPools(_site: Site, _observed: ObservedState): void {}
+const LOCATION = ['path', 'vg', 'thinPool', 'server', 'export'] as const;
+
+function location(p: Partial<Pick<PoolSpec, (typeof LOCATION)[number]>>): string {
+  return LOCATION.filter((k) => p[k] !== undefined)
+    .map((k) => `${k}=${p[k]}`)
+    .join(' ');
+}
+
+/**
+ * The pools the hosts report, as <Pools>: each with its type and location, and the hosts that have it (no
+ * `hosts` when every host of the site has it). Where the hosts disagree on a pool's location, the current
+ * version's (or else the first host's) is written and a note names the hosts. A host without a report keeps
+ * the pools the current version gives it: nothing is seen there to say otherwise.
+ */
+function importPools(reports: readonly ObservedHost[], current: Site | undefined, notes: string[]): PoolSpec[] {
+  const seen = new Map<string, { host: string; pool: ObservedPool }[]>();
+  for (const r of reports) {
+    if (r.fencedAt) continue;
+    for (const pool of r.pools ?? []) seen.set(pool.name, [...(seen.get(pool.name) ?? []), { host: r.name, pool }]);
+  }
+  const known = new Map((current?.pools ?? []).map((p) => [p.name, p]));
+  const reported = new Set(reports.filter((r) => !r.fencedAt).map((r) => r.name));
+  const siteHosts = new Set([...reported, ...(current?.hosts ?? []).map((h) => h.name)]);
+  // The current version's order first, so an import of an unchanged site writes its pools as they were.
+  const names = [...known.keys(), ...[...seen.keys()].filter((n) => !known.has(n)).sort()];
+  const pools: PoolSpec[] = [];
+  for (const name of names) {
+    const had = known.get(name);
+    const holders = seen.get(name) ?? [];
+    if (!holders.length && !had) continue;
+    const first = holders[0]?.pool;
+    const fields = had ? location(had) : first ? location(first) : '';
+    if (!had && first && !fields) {
+      notes.push(`pool ${name} is left out: ${holders[0]!.host}'s agent does not report where it is (upgrade it)`);
+      continue;
+    }
+    const differ = holders.filter((h) => location(h.pool) && location(h.pool) !== fields).map((h) => h.host);
+    if (differ.length)
+      notes.push(`pool ${name}: ${differ.join(', ')} report it at another place than ${fields}; check those hosts`);
+    const type = had?.type ?? first!.type;
+    // Hosts without a report keep the current version's word on the pool.
+    const unreported = [...siteHosts].filter((h) => !reported.has(h) && (!had || !had.hosts || had.hosts.includes(h)));
+    const have = [...new Set([...holders.map((h) => h.host), ...unreported])].sort();
+    const every = [...siteHosts].every((h) => have.includes(h));
+    if (!have.length) {
+      notes.push(`pool ${name}: no host reports it; kept as the current version has it`);
+      pools.push(had!);
+      continue;
+    }
+    if (had)
+      for (const h of had.hosts ?? [...siteHosts])
+        if (reported.has(h) && !have.includes(h))
+          notes.push(`pool ${name} is not reported by ${h}, which the current version lists: left off its hosts`);
+    const src = had ?? first!;
+    const spec: PoolSpec = { name, type };
+    for (const k of LOCATION) if (src[k] !== undefined) spec[k] = src[k];
+    // Every host has it: no `hosts`, unless the current version spelt them out (an import of it stays the same).
+    if (!every || had?.hosts) spec.hosts = have;
+    pools.push(spec);
+  }
+  return pools;
+}
 
 function importHost(r: ObservedHost, known: HostSpec | undefined, notes: string[]): HostSpec {
   if (known) return known;

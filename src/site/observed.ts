@@ -46,6 +46,32 @@ export interface ObservedPool {
   freeMiB: number;
   /** Files (file, nfs) or logical volumes (lvm) in the pool, by name, with their size. */
   images: { name: string; sizeMiB: number }[];
+  /**
+   * Where the pool is, as the host has it (the <Pool> attributes): `xsm site import` writes <Pools> from these.
+   * Absent from an older agent's report.
+   */
+  path?: string;
+  vg?: string;
+  thinPool?: string;
+  server?: string;
+  export?: string;
+}
+
+/** A pool's location fields (the <Pool> attributes besides name, type and hosts), for a report. */
+export function poolLocation(pool: {
+  path?: string;
+  vg?: string;
+  thinPool?: string;
+  server?: string;
+  export?: string;
+}): Pick<ObservedPool, 'path' | 'vg' | 'thinPool' | 'server' | 'export'> {
+  const out: Pick<ObservedPool, 'path' | 'vg' | 'thinPool' | 'server' | 'export'> = {};
+  if (pool.path !== undefined) out.path = pool.path;
+  if (pool.vg !== undefined) out.vg = pool.vg;
+  if (pool.thinPool !== undefined) out.thinPool = pool.thinPool;
+  if (pool.server !== undefined) out.server = pool.server;
+  if (pool.export !== undefined) out.export = pool.export;
+  return out;
 }
 
 export interface ObservedState {

@@ -32,6 +32,11 @@ export interface FenceStore {
    * same epoch back) and returns the epoch now in force.
    */
   fence(host: string, incident: number): Promise<number>;
+  /**
+   * Raises `host`'s epoch to `epoch` when it is lower (`xsm recover`: an agent's epoch outlived a lost Redis,
+   * and a later fence must still come out above it); never lowers it.
+   */
+  raiseEpoch(host: string, epoch: number): Promise<void>;
   /** Records the epochs a site version was planned under: its jobs carry them. */
   setPlannedEpochs(version: number, epochs: Record<string, number>): Promise<void>;
   plannedEpochs(version: number): Promise<Record<string, number> | undefined>;
@@ -76,6 +81,17 @@ export class RedisFenceStore implements FenceStore {
   async fence(host: string, incident: number): Promise<number> {
     return Number(await this.redis.eval(FENCE, 2, this.epochsKey, this.incidentsKey, host, String(incident)));
   }
+  async raiseEpoch(host: string, epoch: number): Promise<void> {
+    await this.redis.eval(
+      `if tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0') < tonumber(ARGV[2]) then
+         redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
+       return 1`,
+      1,
+      this.epochsKey,
+      host,
+      String(epoch),
+    );
+  }
   async setPlannedEpochs(version: number, epochs: Record<string, number>): Promise<void> {
     await this.redis.hset(this.plannedKey, String(version), JSON.stringify(epochs));
   }
@@ -116,6 +132,10 @@ export class MemoryFenceStore implements FenceStore {
     return Promise.resolve(this.epochByHost.get(host) ?? 0);
   }
   private readonly planned = new Map<number, string>();
+  raiseEpoch(host: string, epoch: number): Promise<void> {
+    if ((this.epochByHost.get(host) ?? 0) < epoch) this.epochByHost.set(host, epoch);
+    return Promise.resolve();
+  }
   setPlannedEpochs(version: number, epochs: Record<string, number>): Promise<void> {
     this.planned.set(version, JSON.stringify(epochs));
     return Promise.resolve();

@@ -56,6 +56,59 @@ redis.call('RPUSH', KEYS[3], v)
 return {v, current}
 `;
 
+// KEYS: current, seq, history, versionPrefix, applied
+// ARGV: expected current, version, xml, author, reason, time, lost author, lost reason
+// `xsm recover`: stores a version kept by the agents under its own number, the versions between the store's
+// current one and it as entries that say they were lost (the history list keeps version v at index v - 1).
+const RESTORE = `
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+if current ~= tonumber(ARGV[1]) then return {-1, current} end
+local v = tonumber(ARGV[2])
+if v <= current then return {-2, current} end
+for i = current + 1, v - 1 do
+  redis.call('HSET', KEYS[4] .. i, 'author', ARGV[7], 'reason', ARGV[8], 'time', ARGV[6], 'base', i - 1)
+  redis.call('RPUSH', KEYS[3], i)
+end
+redis.call('HSET', KEYS[4] .. v, 'xml', ARGV[3], 'author', ARGV[4], 'reason', ARGV[5], 'time', ARGV[6], 'base', v - 1)
+redis.call('RPUSH', KEYS[3], v)
+redis.call('SET', KEYS[2], v)
+redis.call('SET', KEYS[1], v)
+redis.call('SET', KEYS[5], v)
+return {v, current}
+`;
+
+/** What `restore` writes in the history for the versions between the store's newest and the recovered one. */
+export const LOST_VERSION = {
+  author: 'xsm recover',
+  reason: 'lost with Redis: no host agent kept this version',
+};
+
+/** A restore found the store other than the recovery saw it (someone stored a version meanwhile). */
+export class RestoreRefusedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'RestoreRefusedError';
+  }
+}
+
+/** What `restore` stores: a version the agents kept, under its own number. */
+export interface RestoreRequest {
+  version: number;
+  xml: string;
+  author: string;
+  reason: string;
+  /** The store's current version the recovery saw (0: empty); anything else now refuses. */
+  expectedCurrent: number;
+}
+
+function restoreRefusal(code: number, current: number, req: RestoreRequest): RestoreRefusedError {
+  return new RestoreRefusedError(
+    code === -1
+      ? `the site store's current version is now ${current}, not ${req.expectedCurrent} as the recovery saw: someone stored a version meanwhile; nothing was restored, run recover again`
+      : `the site store already holds version ${current}, not older than the agents' version ${req.version}: nothing to restore`,
+  );
+}
+
 /** The file to store, validated (unless the caller already loaded it); invalid: nothing is stored. */
 function validForStore(
   xml: string,
@@ -159,6 +212,33 @@ export class SiteStore {
     return { version: res[0], site: loaded.site, warnings: loaded.warnings };
   }
 
+  /**
+   * `xsm recover`: stores `req.xml` as version `req.version` (validated first), the versions between as lost,
+   * and marks it applied, in one atomic step; refused unless the store's current version is still
+   * `req.expectedCurrent` and older. Later submits continue from `req.version`.
+   */
+  async restore(req: RestoreRequest): Promise<void> {
+    validForStore(req.xml, `site v${req.version}`, { power: false }, undefined);
+    const res = (await this.redis.eval(
+      RESTORE,
+      5,
+      this.k.current,
+      this.k.seq,
+      this.k.history,
+      this.k.version,
+      this.k.applied,
+      String(req.expectedCurrent),
+      String(req.version),
+      req.xml,
+      req.author,
+      req.reason,
+      String(Date.now()),
+      LOST_VERSION.author,
+      LOST_VERSION.reason,
+    )) as [number, number];
+    if (res[0] < 0) throw restoreRefusal(res[0], res[1], req);
+  }
+
   /** The plan stored with `version`, exactly as it was shown when the version was submitted. */
   async plan(version: number): Promise<StoredPlan | undefined> {
     return planFromText(await this.redis.get(`${this.k.plan}${version}`), version);
@@ -241,6 +321,25 @@ export class MemorySiteStore {
     if (plan) this.plans.set(version, planText(plan));
     return { version, site: loaded.site, warnings: loaded.warnings };
   }
+  restore(req: RestoreRequest): Promise<void> {
+    validForStore(req.xml, `site v${req.version}`, { power: false }, undefined);
+    const current = this.versions.length;
+    if (current !== req.expectedCurrent || req.version <= current)
+      return Promise.reject(restoreRefusal(current !== req.expectedCurrent ? -1 : -2, current, req));
+    const time = Date.now();
+    for (let v = current + 1; v < req.version; v++)
+      this.versions.push({ version: v, xml: '', ...LOST_VERSION, time, base: v - 1 });
+    this.versions.push({
+      version: req.version,
+      xml: req.xml,
+      author: req.author,
+      reason: req.reason,
+      time,
+      base: req.version - 1,
+    });
+    this.applied = req.version;
+    return Promise.resolve();
+  }
   plan(version: number): Promise<StoredPlan | undefined> {
     return Promise.resolve(planFromText(this.plans.get(version), version));
   }
@@ -249,7 +348,7 @@ export class MemorySiteStore {
   }
   get(version: number): Promise<StoredVersion | undefined> {
     const v = this.versions[version - 1];
-    return Promise.resolve(v ? { ...v } : undefined);
+    return Promise.resolve(v?.xml ? { ...v } : undefined);
   }
   async load(version: number): Promise<{ stored: StoredVersion; site: Site }> {
     const stored = await this.get(version);

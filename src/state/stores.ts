@@ -21,6 +21,7 @@ import { MemoryFenceStore, RedisFenceStore, type FenceStore } from './fence-stor
 import { MemoryManualPowerStore, RedisManualPowerStore } from './manual-power-store.ts';
 import { MemoryMetricsStore, MetricsStore } from './metrics-store.ts';
 import { MemoryObservedStore, ObservedStore } from './observed-store.ts';
+import { MemoryRecoveryStore, RedisRecoveryStore, type RecoveryStore } from './recovery-store.ts';
 import { MemorySessionStore, SessionStore } from './session-store.ts';
 import { MemorySiteStore, SiteStore } from './site-store.ts';
 
@@ -54,6 +55,8 @@ export interface Stores {
   audit: Public<AuditStore>;
   /** Console and dashboard login sessions. */
   sessions: Public<SessionStore>;
+  /** `xsm recover`'s request for the agents' site copies, and their answers. */
+  recovery: RecoveryStore;
 }
 
 /** Settings of the stores that keep things for a while; each defaults to its environment variable. */
@@ -81,6 +84,7 @@ export function redisStores(redis: Redis, prefix: string, opts: StoreOptions = {
     manualPower: new RedisManualPowerStore(redis, prefix),
     audit: new AuditStore(redis, prefix, opts.auditRetentionDays),
     sessions: new SessionStore(redis, prefix, opts.sessionTtlSec),
+    recovery: new RedisRecoveryStore(redis, prefix),
   };
 }
 
@@ -105,5 +109,6 @@ export function memoryStores(now: () => number = Date.now, opts: StoreOptions = 
     manualPower: new MemoryManualPowerStore(),
     audit: new MemoryAuditStore(now, opts.auditRetentionDays),
     sessions: new MemorySessionStore(now, opts.sessionTtlSec),
+    recovery: new MemoryRecoveryStore(),
   };
 }

@@ -109,6 +109,8 @@ test('the command lines for each pool kind, as run on a Dom0', async (t) => {
       { name: 'deb12', sizeMiB: 2048 },
       { name: 'web1-xvda', sizeMiB: 2048 },
     ],
+    vg: 'vg0',
+    thinPool: 'thin0',
   });
   t.deepEqual(sh.calls.slice(0, 12), [
     'cp --reflink=auto --sparse=always /srv/xen/pool/deb12.img /srv/xen/pool/a-xvda.img.part',

@@ -75,6 +75,8 @@ export async function startTestSite(
     migrationLimits?: MigrationLimits;
     /** The control worker's job lock (default 30 s; lower: a killed control worker's job is taken over sooner). */
     controlLockMs?: number;
+    /** Each agent's cache directory, where it keeps its site copy (absent: agents keep none). */
+    cacheDir?: (host: string) => string;
     /** Config files on every Dom0 (default: the paper's apache_svr.cfg and mysql_svr.cfg, as its site needs). */
     configFiles?: readonly { name: string; text: string }[];
   } = {},
@@ -135,6 +137,7 @@ export async function startTestSite(
           lockDurationMs: 4000,
           peer: (h) => hv.get(h),
           ...(opts.storage ? { storage: opts.storage(host) } : {}),
+          ...(opts.cacheDir ? { cacheDir: opts.cacheDir(host) } : {}),
           ...(opts.migrationLimits ? { migrationLimits: opts.migrationLimits } : {}),
         }),
       );

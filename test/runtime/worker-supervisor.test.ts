@@ -4,7 +4,7 @@
 
 import test from 'ava';
 import { EventEmitter } from 'node:events';
-import type { Job, Worker } from 'bullmq';
+import { Worker, type Job } from 'bullmq';
 import { createLogger, silentLogger } from '../../src/lib/log.ts';
 import { redisConfigFromEnv, workerConnectionOptions, type RedisConfig } from '../../src/lib/redis.ts';
 import { RedisHealth } from '../../src/runtime/redis-health.ts';
@@ -124,14 +124,23 @@ test('a job running when the worker is replaced finishes under the old worker, w
   }
 });
 
-test('a retired worker whose close hangs is forced, then left behind: replace and close still end', async (t) => {
+test('a retired worker whose close hangs is forced, then abandoned (its clients ended): replace and close still end', async (t) => {
   const lines: string[] = [];
   const health = Object.assign(new EventEmitter(), { down: false }) as unknown as RedisHealth;
-  const made: { closeCalls: number; disconnects: number }[] = [];
+  const made: { closeCalls: number; disconnects: number; clients: { manuallyClosing: boolean }[] }[] = [];
+  const rawClient = () => ({
+    manuallyClosing: false,
+    disconnect(this: { manuallyClosing: boolean }) {
+      this.manuallyClosing = true;
+    },
+  });
   const hanging = () => {
+    const clients = [rawClient(), rawClient()];
     const w = Object.assign(new EventEmitter(), {
       closeCalls: 0,
       disconnects: 0,
+      clients,
+      getBackend: () => ({ connection: { _client: clients[0] }, blockingConnection: { _client: clients[1] } }),
       close() {
         w.closeCalls++;
         return new Promise<void>(() => {});
@@ -171,6 +180,70 @@ test('a retired worker whose close hangs is forced, then left behind: replace an
   );
   const msgs = lines.map((l) => (JSON.parse(l) as { msg: string }).msg);
   t.true(msgs.includes('a retired worker did not close; forcing it'));
-  t.true(msgs.includes('a retired worker could not be closed; left behind'));
+  t.true(msgs.includes('a retired worker could not be closed; abandoned it (Redis clients ended, timers stopped)'));
+  t.true(msgs.includes('the worker could not be closed; abandoned it (Redis clients ended, timers stopped)'));
+  t.deepEqual(
+    made.map((w) => w.clients.map((c) => c.manuallyClosing)),
+    [
+      [true, true],
+      [true, true],
+      [true, true],
+    ],
+    "every hung worker's command and blocking clients are ended (no reconnect timer left)",
+  );
   t.is(sup.replacements, 2);
+});
+
+test('a real BullMQ worker stuck reconnecting to a Redis that is gone: its hung close ends with the worker abandoned and the process free to exit', async (t) => {
+  const redis = await PrivateRedis.start();
+  const config: RedisConfig = { ...redisConfigFromEnv(), url: redis.url, prefix: freshPrefix() };
+  const health = Object.assign(new EventEmitter(), { down: false }) as unknown as RedisHealth;
+  const made: Worker[] = [];
+  const lines: string[] = [];
+  const sup = new WorkerSupervisor({
+    queue: 'work',
+    processor: async () => undefined,
+    options: { connection: workerConnectionOptions(config), prefix: config.prefix },
+    health,
+    log: createLogger({}, 'debug', (l) => lines.push(l)),
+    closeTimeoutMs: 300,
+    settleMs: 0,
+    make: (q, p, o) => {
+      const w = new Worker(q, p, o);
+      w.on('error', () => {});
+      made.push(w);
+      return w;
+    },
+  });
+  // ioredis' own fields: a client dropped while it waits to reconnect keeps status 'reconnecting', but it is
+  // closed by hand and has no reconnect timer left (nothing keeps the process alive).
+  type RawIoredis = { status: string; manuallyClosing: boolean; reconnectTimeout: NodeJS.Timeout | null };
+  const raw = (w: Worker) => {
+    const b = w.getBackend() as unknown as Record<'connection' | 'blockingConnection', { _client: RawIoredis }>;
+    return [b.connection._client, b.blockingConnection._client];
+  };
+  const clients = (w: Worker) => raw(w).map((c) => c.status);
+  try {
+    await sup.waitUntilReady();
+    await redis.stop(); // gone for good: the worker's clients reconnect forever, with a timer each
+    await until(() => clients(made[0]!).every((s) => s === 'reconnecting'), 5000, 'the clients reconnecting');
+    // What BullMQ 6.7 does after an outage: close() and disconnect() start but never settle.
+    for (const w of made) {
+      const [close, disconnect] = [w.close.bind(w), w.disconnect.bind(w)];
+      w.close = (force?: boolean) => (void close(force).catch(() => {}), new Promise<void>(() => {}));
+      w.disconnect = () => (void disconnect().catch(() => {}), new Promise<void>(() => {}));
+    }
+    await sup.close();
+    t.deepEqual(
+      raw(made[0]!).map((c) => [c.manuallyClosing, c.reconnectTimeout]),
+      [
+        [true, null],
+        [true, null],
+      ],
+      'both clients closed by hand, no reconnect timer left',
+    );
+    t.true(lines.some((l) => /abandoned it/.test(l)));
+  } finally {
+    await sup.close(true);
+  }
 });

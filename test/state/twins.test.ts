@@ -522,6 +522,61 @@ for (const [kind, build] of builds) {
     await pass(1100);
     t.deepEqual(await fence.lease('h1'), { ttlMs: 1000, remainingMs: 0 }, 'expired, and still known as a lease');
   });
+
+  test(`${kind}: restore stores a recovered version under its own number, the ones before it as lost, and continues from it`, async (t) => {
+    const { sites } = await build(t);
+    const kept = siteXml(256);
+    await sites.restore({ version: 4, xml: kept, author: 'ada', reason: 'recovered', expectedCurrent: 0 });
+    t.is(await sites.currentVersion(), 4);
+    t.is(await sites.appliedVersion(), 4);
+    t.is((await sites.get(4))!.xml, kept);
+    t.is(await sites.get(2), undefined, 'a lost version has no file');
+    t.deepEqual(
+      (await sites.history()).map((h) => [h.version, h.author]),
+      [
+        [4, 'ada'],
+        [3, 'xsm recover'],
+        [2, 'xsm recover'],
+        [1, 'xsm recover'],
+      ],
+    );
+    await t.throwsAsync(
+      sites.restore({ version: 9, xml: siteXml(256), author: 'ada', reason: 'r', expectedCurrent: 0 }),
+      { message: /current version is now 4, not 0/ },
+    );
+    await t.throwsAsync(
+      sites.restore({ version: 3, xml: siteXml(256), author: 'ada', reason: 'r', expectedCurrent: 4 }),
+      { message: /already holds version 4, not older than the agents' version 3/ },
+    );
+    const next = await sites.submit(siteXml(512), { base: 4, author: 'ada', reason: 'after' });
+    t.is(next.version, 5);
+  });
+
+  test(`${kind}: raiseEpoch raises a host's fencing epoch, never lowers it`, async (t) => {
+    const { fence } = await build(t);
+    await fence.raiseEpoch('h1', 3);
+    t.is(await fence.epoch('h1'), 3);
+    await fence.raiseEpoch('h1', 2);
+    t.is(await fence.epoch('h1'), 3);
+    t.is(await fence.fence('h1', 77), 4, 'a later fence comes out above it');
+  });
+
+  test(`${kind}: a recovery request collects one answer per host until it is ended`, async (t) => {
+    const { recovery } = await build(t);
+    t.is(await recovery.pending(), undefined);
+    await recovery.request('r1', 60_000);
+    t.is(await recovery.pending(), 'r1');
+    await recovery.answer('r1', { host: 'h2', problem: 'no copy yet' });
+    await recovery.answer('r1', { host: 'h1', epoch: 2 });
+    await recovery.answer('r1', { host: 'h1', epoch: 3 });
+    t.deepEqual(await recovery.answers('r1'), [
+      { host: 'h1', epoch: 3 },
+      { host: 'h2', problem: 'no copy yet' },
+    ]);
+    await recovery.end('r1');
+    t.is(await recovery.pending(), undefined);
+    t.deepEqual(await recovery.answers('r1'), []);
+  });
 }
 
 test('event metrics reach Redis by themselves within FLUSH_MS, many events as one write per field', async (t) => {

@@ -9,6 +9,7 @@ import { migrations } from './migrations.ts';
 import { siteImport } from './site-import.ts';
 import { hostDrain, hostUndrain } from './drain.ts';
 import { hostsUpgrade, hostsUpgradeStatus } from './upgrade.ts';
+import { recover } from './recover.ts';
 
 export const extraCommands: Command[] = [
   ...opsCommands,
@@ -24,4 +25,5 @@ export const extraCommands: Command[] = [
   audit,
   migrations,
   siteImport,
+  recover,
 ];

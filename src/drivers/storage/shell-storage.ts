@@ -5,7 +5,7 @@
 
 import { CommandError, runChecked, type Shell } from '../shell.ts';
 import type { PoolSpec } from '../../site/model.ts';
-import type { ObservedPool } from '../../site/observed.ts';
+import { poolLocation, type ObservedPool } from '../../site/observed.ts';
 import { imagePath, poolOnHost } from '../../site/storage.ts';
 import { StorageRefusal, type CopyTarget, type DiskProgress, type Storage, type VmDisk } from './storage.ts';
 
@@ -123,14 +123,14 @@ export class ShellStorage implements Storage {
       if (thin)
         space = { sizeMiB: thin.sizeMiB, freeMiB: Math.floor(thin.sizeMiB * (1 - (thin.dataPercent ?? 0) / 100)) };
       const images = lvs.filter((l) => l.name !== pool.thinPool).map((l) => ({ name: l.name, sizeMiB: l.sizeMiB }));
-      return { name: pool.name, type: pool.type, ...space, images };
+      return { name: pool.name, type: pool.type, ...space, images, ...poolLocation(pool) };
     }
     if (pool.type === 'nfs') await this.mount(pool);
     const space = parseDf((await this.run('df', ['-B1M', '--output=size,avail', pool.path!])).stdout);
     const images = parseFind(
       (await this.run('find', [pool.path!, '-maxdepth', '1', '-type', 'f', '-printf', '%s %f\\n'])).stdout,
     );
-    return { name: pool.name, type: pool.type, ...space, images };
+    return { name: pool.name, type: pool.type, ...space, images, ...poolLocation(pool) };
   }
 
   async exists(disk: VmDisk): Promise<boolean> {

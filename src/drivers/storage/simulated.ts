@@ -4,7 +4,7 @@
 
 import { createHash } from 'node:crypto';
 import type { PoolSpec } from '../../site/model.ts';
-import type { ObservedPool } from '../../site/observed.ts';
+import { poolLocation, type ObservedPool } from '../../site/observed.ts';
 import { imagePath, poolKey, poolOnHost } from '../../site/storage.ts';
 import { StorageRefusal, type CopyTarget, type DiskProgress, type Storage, type VmDisk } from './storage.ts';
 
@@ -124,6 +124,7 @@ export class SimulatedStorage implements Storage {
         sizeMiB: p.sizeMiB,
         freeMiB: p.sizeMiB - used(p),
         images: p.files.map((f) => ({ name: f.name, sizeMiB: f.sizeMiB })),
+        ...poolLocation(pool),
       });
     }
     return out;
