@@ -12,7 +12,7 @@
 //
 // Needs root (bridge, taps), qemu-system-x86, dnsmasq, rsync, redis-server. Env: XSM_XEN_LAB_DIR
 // (artifacts, default /var/tmp/xsm-xen-lab), XSM_QLAB_TIMEOUT_S (whole run, default 4800),
-// XSM_LOCAL_BOOT_NET (the lab subnet's first two octets, default 10.215: apart from qemu-deploy's 10.214).
+// XSM_LOCAL_BOOT_NET (the lab subnet's first two octets, default 10.216: apart from qemu-deploy's 10.214 and the storage lab's 10.215).
 // Writes run.log, phases.txt, the serial console (whole, and from the power cycle on), the agent's
 // journal and unit status into --out (default test/xen-lab/results/local-boot).
 // Exit: 0 every phase passed; 1 a phase failed (phases.txt says which and why); 2 setup missing;
@@ -53,7 +53,7 @@ const out = resolve(opt('--out') ?? join(repo, 'test/xen-lab/results/local-boot'
 const lab = process.env.XSM_XEN_LAB_DIR ?? '/var/tmp/xsm-xen-lab';
 const art = join(lab, 'local-boot');
 const timeoutS = Number(process.env.XSM_QLAB_TIMEOUT_S ?? 4800);
-const netPrefix = process.env.XSM_LOCAL_BOOT_NET ?? '10.215';
+const netPrefix = process.env.XSM_LOCAL_BOOT_NET ?? '10.216';
 if (!/^\d{1,3}\.\d{1,3}$/.test(netPrefix)) {
   process.stdout.write(`local-boot: XSM_LOCAL_BOOT_NET=${netPrefix}: give two octets, e.g. 10.215\n`);
   process.exit(2);
