@@ -12,7 +12,8 @@
 //
 // Needs root (bridge, taps), qemu-system-x86, dnsmasq, rsync, redis-server. Env: XSM_XEN_LAB_DIR
 // (artifacts, default /var/tmp/xsm-xen-lab), XSM_QLAB_TIMEOUT_S (whole run, default 4800),
-// XSM_LOCAL_BOOT_NET (the lab subnet's first two octets, default 10.216: apart from qemu-deploy's 10.214 and the storage lab's 10.215).
+// XSM_LOCAL_BOOT_NET (the lab subnet's first two octets, default 10.216: apart from qemu-deploy's 10.214
+// and the storage lab's 10.215).
 // Writes run.log, phases.txt, the serial console (whole, and from the power cycle on), the agent's
 // journal and unit status into --out (default test/xen-lab/results/local-boot).
 // Exit: 0 every phase passed; 1 a phase failed (phases.txt says which and why); 2 setup missing;
