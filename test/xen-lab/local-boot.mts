@@ -4,8 +4,10 @@
 // the bootloader step runs the real grub-install, the boot-xen step switches its network boot to "boot
 // from local disk"); its image carries systemd, Node and XSM, and the deploy's start-agent step starts
 // the host agent under docker/xsm-host-agent.service, driving the Dom0's own `xl` and reaching a private
-// Redis on the lab bridge. Then the lab stops dnsmasq and the rsync daemon, power-cycles the machine
-// through QMP, and waits for GRUB on its serial console, `xl info` over SSH and the agent's heartbeat.
+// Redis on the lab bridge. The lab stops dnsmasq and the rsync daemon just before the deploy power-cycles
+// the machine into its installed system, so that boot, the agent's first start and the lab's own QMP
+// power cycle after the deploy all happen without the deploy server; after each boot it waits for GRUB
+// on the serial console, `xl info` over SSH and the agent's heartbeat.
 //
 //   scripts/xen-lab-artifacts && scripts/xen-lab-deploy-artifacts && scripts/xen-lab-local-boot-artifacts
 //   flock /tmp/xsm-qemu-lab.lock npx tsx test/xen-lab/local-boot.mts [--out DIR]
@@ -245,12 +247,50 @@ const agentEnv = [
   'XSM_CONCURRENCY=2',
 ].join('\n');
 let agentStartedAt = 0;
+/**
+ * Stops dnsmasq (DHCP, TFTP) and the rsync daemon, and checks that they are gone. The lab does it just
+ * before the deploy power-cycles the machine into its installed system (boot-xen has then switched its
+ * network boot to "boot from local disk"), so both boots from the disk happen without the deploy
+ * server: the deploy's own, which the agent's first start follows, and the lab's power cycle after it.
+ */
+async function stopDeployServer(when: string): Promise<void> {
+  serverUp = false;
+  await pxe.stop();
+  await images.stop();
+  const rsyncGone = spawnSync('bash', ['-c', `exec 3<>/dev/tcp/${server}/8873`]).status !== 0;
+  const dnsmasqGone = spawnSync('sh', ['-c', `pgrep -f 'dnsmasq.*${work}'`]).status !== 0;
+  say(
+    `deploy server stopped ${when}: dnsmasq ${dnsmasqGone ? 'gone' : 'STILL RUNNING'}, rsync ${rsyncGone ? 'refused' : 'STILL ANSWERS'}`,
+  );
+  phases.push({
+    phase: 'deploy server down',
+    ms: Date.now() - t0,
+    result:
+      dnsmasqGone && rsyncGone
+        ? `ok ${when}: dnsmasq (DHCP, TFTP) stopped, rsync daemon stopped (connection refused)`
+        : `FAILED: dnsmasq ${dnsmasqGone ? 'gone' : 'running'}, rsync ${rsyncGone ? 'refused' : 'answers'}`,
+  });
+}
 const env: DeployEnv = {
   rt,
   log: log.child({ component: 'deploy' }),
   pxe,
   images,
-  power: powerOf,
+  async power(host) {
+    const p = await powerOf(host);
+    return {
+      describe: p.describe,
+      status: () => p.status(),
+      off: () => p.off(),
+      bootFromNetwork: () => p.bootFromNetwork(),
+      async on() {
+        const netboot = await rt.deploys.field(host, 'netboot');
+        if (serverUp && netboot === 'local-disk')
+          await stopDeployServer('before the power cycle into the installed system');
+        await p.on();
+      },
+    };
+  },
   ssh: { privateKey: readFileSync(keyPath), publicKey },
   netmask: '255.255.255.0',
   bootBaseUrl: `tftp://${server}`,
@@ -396,7 +436,7 @@ try {
     phases.push({
       phase: 'first boot from disk',
       ms: firstXl - firstBoot,
-      result: 'ok: power cycle to `xl info` over SSH (GRUB from the disk, Xen, Dom0 under systemd)',
+      result: 'ok: power cycle to `xl info` over SSH, deploy server down (GRUB from the disk, Xen, Dom0 under systemd)',
     });
   const joinedAt = Date.now();
   const agent = await saveAgentState('after-deploy');
@@ -408,23 +448,7 @@ try {
   const seen = await rt.observed.host(m.name);
   say(`observed ${m.name}: ${JSON.stringify(seen)}`);
 
-  // --- Phase: the deploy server goes away.
-  await pxe.stop();
-  await images.stop();
-  serverUp = false;
-  const rsyncGone = spawnSync('bash', ['-c', `exec 3<>/dev/tcp/${server}/8873`]).status !== 0;
-  const dnsmasqGone = spawnSync('sh', ['-c', `pgrep -f 'dnsmasq.*${work}'`]).status !== 0;
-  say(
-    `deploy server stopped: dnsmasq ${dnsmasqGone ? 'gone' : 'STILL RUNNING'}, rsync ${rsyncGone ? 'refused' : 'STILL ANSWERS'}`,
-  );
-  phases.push({
-    phase: 'deploy server down',
-    ms: 0,
-    result:
-      dnsmasqGone && rsyncGone
-        ? 'ok: dnsmasq (DHCP, TFTP) stopped, rsync daemon stopped (connection refused)'
-        : `FAILED: dnsmasq ${dnsmasqGone ? 'gone' : 'running'}, rsync ${rsyncGone ? 'refused' : 'answers'}`,
-  });
+  if (serverUp) await stopDeployServer('after the deploy');
 
   // --- Phase: power cycle through QMP; GRUB from the disk, Xen, `xl info`, the agent's heartbeat.
   say('=== phase power cycle through QMP ===');
