@@ -258,7 +258,8 @@ async function stopDeployServer(when: string): Promise<void> {
   await pxe.stop();
   await images.stop();
   const rsyncGone = spawnSync('bash', ['-c', `exec 3<>/dev/tcp/${server}/8873`]).status !== 0;
-  const dnsmasqGone = spawnSync('sh', ['-c', `pgrep -f 'dnsmasq.*${work}'`]).status !== 0;
+  // pgrep itself, not through sh: the shell's own command line would match the pattern (run 3).
+  const dnsmasqGone = spawnSync('pgrep', ['-f', `dnsmasq -k --conf-file=${work}/`]).status !== 0;
   say(
     `deploy server stopped ${when}: dnsmasq ${dnsmasqGone ? 'gone' : 'STILL RUNNING'}, rsync ${rsyncGone ? 'refused' : 'STILL ANSWERS'}`,
   );
