@@ -296,13 +296,13 @@ const env: DeployEnv = {
   netmask: '255.255.255.0',
   bootBaseUrl: `tftp://${server}`,
   // The lab's proven Xen line (a PVH Dom0 on shadow paging, an IOMMU); GRUB's entry carries the same.
-  // One Dom0 vCPU: in run 1, on a loaded machine, the Dom0 kernel hung in stop_machine (clocksource
-  // switch) with its second vCPU in a soft lockup (results/README.md).
+  // Both vCPUs for Dom0: with one (run 3) its initramfs died as qemu-deploy's --smp 1 runs did ("invalid
+  // opcode" in libc after a fault restoring FPU state); with two, run 1's hung in stop_machine under load.
   // net.ifnames=0: systemd's udev would rename eth0, which the Dom0's network start-up names.
   xenBoot: {
     xen: 'xen-4.17-amd64',
     xenArgs:
-      'console=com1 com1=115200,8n1 dom0=pvh,shadow dom0_mem=1024M,max:1024M dom0_max_vcpus=1 iommu=1 loglvl=all guest_loglvl=all noreboot',
+      'console=com1 com1=115200,8n1 dom0=pvh,shadow dom0_mem=1024M,max:1024M iommu=1 loglvl=all guest_loglvl=all noreboot',
     kernel: 'vmlinuz',
     kernelArgs: 'root=LABEL=root console=hvc0 earlyprintk=xen net.ifnames=0',
     initrd: 'initrd.img',
