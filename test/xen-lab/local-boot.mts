@@ -341,7 +341,10 @@ function writeResults(): void {
 process.on('SIGINT', () => {
   phases.push({ phase: 'interrupted', ms: Date.now() - t0, result: 'stopped by SIGINT' });
   writeResults();
-  void cleanup().then(() => process.exit(130));
+  void cleanup().then(() => {
+    rmSync(work, { recursive: true, force: true });
+    process.exit(130);
+  });
 });
 const deadline = t0 + timeoutS * 1000;
 
