@@ -21,7 +21,8 @@ import { DnsmasqService } from '../src/deploy/dnsmasq.ts';
 import { ImageServer } from '../src/deploy/transfer.ts';
 import { powerFor } from '../src/drivers/power/select.ts';
 import { powerPolicyFromEnv, type PowerPolicy } from '../src/site/power-policy.ts';
-import { LocalShell, runChecked } from '../src/drivers/shell.ts';
+import { LocalShell } from '../src/drivers/shell.ts';
+import { startHostAgentUnit } from '../src/deploy/host-agent-unit.ts';
 import { XsmRuntime } from '../src/runtime/runtime.ts';
 import { errorMessage } from '../src/lib/errors.ts';
 import { createLogger } from '../src/lib/log.ts';
@@ -113,13 +114,7 @@ const worker = startDeployWorker({
   chainPort: 7070,
   sessionWaitS: Number(process.env.XSM_SESSION_WAIT_S ?? 60),
   timeouts: { installerMs: 10 * 60_000, bootMs: 10 * 60_000, agentMs: 5 * 60_000 },
-  async startAgent(s, data) {
-    // The image carries the agent and its systemd unit (docker/xsm-host-agent.service); this gives it
-    // its name and Redis, then starts it.
-    const env = `XSM_HOST=${data.host}\nXSM_HYPERVISOR=xl\n${agentEnvExtra}`;
-    await runChecked(s, 'install', ['-D', '-m', '0600', '/dev/stdin', '/etc/xsm/host-agent.env'], { input: env });
-    await runChecked(s, 'systemctl', ['enable', '--now', 'xsm-host-agent.service']);
-  },
+  startAgent: (s, data) => startHostAgentUnit(s, data.host, agentEnvExtra),
 });
 log.info('deploy worker ready', { address, interface: iface });
 const stop = async () => {

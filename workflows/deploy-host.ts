@@ -524,8 +524,9 @@ export const deploySteps: readonly Step<DeployContext>[] = [
       }
       await withShell(c, async (s) => {
         const dir = bootMountDir(c.data.host);
-        const offset = await rootOffset(c);
-        const ls = await s.run('sh', ['-c', mountRootCommand(c.data.disk, offset, dir)]);
+        const table = await runChecked(s, 'sfdisk', ['--json', c.data.disk]);
+        const root = partitionFromJson(table.stdout, 'root', c.data.disk);
+        const ls = await s.run('sh', ['-c', mountRootCommand({ disk: c.data.disk, ...root }, dir)]);
         if (ls.code !== 0) {
           await s.run('sh', ['-c', unmountCommand(dir)]);
           throw new Error(

@@ -85,13 +85,26 @@ export function bootMountDir(host: string): string {
   return `/tmp/xsm-root-${host}`;
 }
 
+/** Where the new root file system is: its partition's device node and byte offset on the disk. */
+export interface RootPartition {
+  disk: string;
+  node: string;
+  offset: number;
+}
+
 /**
- * The shell lines run in the installer: mount the root partition (by its byte offset, as the other
- * steps address it), list /boot; then, with grub.cfg on stdin, write it and run grub-install.
+ * The shell lines run in the installer: mount the root partition, list /boot; then, with grub.cfg on
+ * stdin, write it and run grub-install. The partition is mounted by its device node: grub-install maps
+ * the file system under --boot-directory to a BIOS drive and partition, which it cannot do for a loop
+ * device ("cannot find a GRUB drive for /dev/loop0"). A disk that is a plain file (the netns lab's) has
+ * no partition nodes and is mounted at its offset instead. Only busybox is assumed (an installer
+ * initramfs): no `mountpoint`, and its mount has no `offset=`.
  */
-export function mountRootCommand(disk: string, offset: number, dir: string): string {
+export function mountRootCommand(root: RootPartition, dir: string): string {
   const q = shellQuote;
-  return `set -e; mkdir -p ${q(dir)}; mountpoint -q ${q(dir)} || mount -o loop,offset=${offset} ${q(disk)} ${q(dir)}; ls -1 ${q(`${dir}/boot`)}`;
+  const mounted = `grep -qs ${q(` ${dir} `)} /proc/mounts`;
+  const mount = `if [ -b ${q(root.node)} ]; then mount ${q(root.node)} ${q(dir)}; else mount -o loop,offset=${root.offset} ${q(root.disk)} ${q(dir)}; fi`;
+  return `set -e; mkdir -p ${q(dir)}; ${mounted} || { ${mount}; }; ls -1 ${q(`${dir}/boot`)}`;
 }
 
 export function grubInstallCommand(disk: string, dir: string): string {

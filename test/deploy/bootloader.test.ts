@@ -1,7 +1,11 @@
 // GRUB's Xen entry for local boot: which files it picks from the image's /boot, what grub.cfg says, and
 // that a /boot without Xen is refused before anything is written.
 import test from 'ava';
-import { bootFilesFrom, parseGrubXenEntry, renderGrubXenCfg } from '../../src/deploy/bootloader.ts';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { bootFilesFrom, mountRootCommand, parseGrubXenEntry, renderGrubXenCfg } from '../../src/deploy/bootloader.ts';
 import { PermanentError } from '../../src/lib/errors.ts';
 
 const debianBoot = [
@@ -50,4 +54,58 @@ test("grub.cfg has Debian's Xen entry: multiboot2 Xen, the kernel and initrd as 
 test('arguments that would break grub.cfg are refused', (t) => {
   const f = bootFilesFrom(debianBoot, 'xen01');
   t.throws(() => renderGrubXenCfg(f, { xenArgs: 'a}; b', kernelArgs: '' }), { message: /Xen arguments/ });
+});
+
+/**
+ * Runs the installer's mount-and-list line with `mount` on PATH replaced by one that records its
+ * arguments and puts a /boot under the mount point (the rest is the machine's sh, grep and ls).
+ */
+function mountAndList(root: { disk: string; node: string; offset: number }) {
+  const dir = mkdtempSync(join(tmpdir(), 'xsm-bootloader-'));
+  try {
+    const bin = join(dir, 'bin');
+    const log = join(dir, 'mount.log');
+    execFileSync('mkdir', ['-p', bin]);
+    writeFileSync(
+      join(bin, 'mount'),
+      `#!/bin/sh\necho "$*" >> ${log}\neval "last=\\\${$#}"\nmkdir -p "$last/boot" && touch "$last/boot/xen-4.17-amd64.gz"\n`,
+      { mode: 0o755 },
+    );
+    const mnt = join(dir, 'root');
+    const listing = execFileSync('sh', ['-c', mountRootCommand(root, mnt)], {
+      env: { PATH: `${bin}:/usr/bin:/bin` },
+      encoding: 'utf8',
+    });
+    return { listing, mount: readFileSync(log, 'utf8').trim().replaceAll(mnt, 'MNT') };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const blockDevice = readdirSync('/dev')
+  .map((n) => `/dev/${n}`)
+  .find((p) => {
+    try {
+      return statSync(p).isBlockDevice();
+    } catch {
+      return false;
+    }
+  });
+
+test('the root partition is mounted by its device node, which grub-install can map to a BIOS drive', (t) => {
+  if (!blockDevice) return t.pass('this machine has no block device in /dev to stand for a partition');
+  const r = mountAndList({ disk: '/dev/sda', node: blockDevice, offset: 10485760 });
+  t.is(r.mount, `${blockDevice} MNT`, 'no loop device: GRUB cannot find a drive for /dev/loopN');
+  t.is(r.listing, 'xen-4.17-amd64.gz\n');
+});
+
+test('a disk that is a plain file (no partition nodes) is mounted at the root offset', (t) => {
+  const r = mountAndList({ disk: '/var/lib/lab/disk.img', node: '/var/lib/lab/disk.img3', offset: 10485760 });
+  t.is(r.mount, '-o loop,offset=10485760 /var/lib/lab/disk.img MNT');
+});
+
+test('the mount line needs only busybox: no mountpoint(1), no offset= for a partition node', (t) => {
+  const line = mountRootCommand({ disk: '/dev/sda', node: '/dev/sda3', offset: 1 << 20 }, '/tmp/xsm-root-xen01');
+  t.false(/\bmountpoint\b/.test(line));
+  t.regex(line, /grep -qs ' \/tmp\/xsm-root-xen01 ' \/proc\/mounts/);
 });

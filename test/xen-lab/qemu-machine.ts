@@ -1,0 +1,48 @@
+// A bare qemu machine of the real-Xen labs: the command line that boots Debian's Xen with a PVH Dom0
+// under TCG (shared/lab/NOTES.md), powered through QMP, network first, one AHCI disk.
+
+import { spawnSync } from 'node:child_process';
+
+export interface QemuMachineSpec {
+  mac: string;
+  tap: string;
+  qmp: string;
+  serial: string;
+  disk: string;
+  /** vCPUs: with one, both Dom0s of a run died in the initramfs (busybox: invalid opcode in libc). */
+  smp: number;
+  memMiB: number;
+}
+
+/** Powered off (-S) until the power driver's `on`; boots from the network (SeaBIOS then tries the disk). */
+export function qemuArgs(m: QemuMachineSpec): string[] {
+  return [
+    ...['-accel', 'tcg', '-machine', 'q35', '-device', 'intel-iommu,intremap=off,aw-bits=48'],
+    ...['-cpu', 'max,-rdtscp', '-m', String(m.memMiB), '-smp', String(m.smp)],
+    ...['-display', 'none', '-monitor', 'none', '-S', '-boot', 'n'],
+    ...['-serial', `file:${m.serial}`, '-qmp', `unix:${m.qmp},server=on,wait=off`],
+    ...['-netdev', `tap,id=n0,ifname=${m.tap},script=no,downscript=no`, '-device', `e1000,netdev=n0,mac=${m.mac}`],
+    ...['-drive', `if=none,id=d0,file=${m.disk},format=raw`, '-device', 'ide-hd,drive=d0,bus=ide.0'],
+  ];
+}
+
+/** Why qemu cannot run a lab machine here, or undefined when it can (qemu found, TCG q35 starts). */
+export function qemuUnavailable(): { qemu?: string; why?: string } {
+  const qemu = spawnSync('sh', ['-c', 'command -v qemu-system-x86_64'], { encoding: 'utf8' }).stdout.trim();
+  if (!qemu) return { why: 'qemu-system-x86_64 not found (Debian package qemu-system-x86)' };
+  const probe = spawnSync(
+    qemu,
+    ['-accel', 'tcg', '-machine', 'q35', '-display', 'none', '-S', '-monitor', 'none', '-serial', 'none'].concat([
+      '-no-reboot',
+      '-qmp',
+      'stdio',
+    ]),
+    { input: '{"execute":"qmp_capabilities"}\n{"execute":"quit"}\n', encoding: 'utf8', timeout: 30000 },
+  );
+  if (probe.status !== 0)
+    return {
+      qemu,
+      why: `${qemu} -accel tcg -machine q35 exited ${probe.status ?? probe.signal}: ${(probe.stderr || probe.error?.message || '').trim().slice(0, 300)}`,
+    };
+  return { qemu };
+}
