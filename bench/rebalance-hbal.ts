@@ -178,7 +178,7 @@ function relocated(start: ReadonlyMap<string, string>, moves: readonly [string, 
   return [...last].filter(([vm, host]) => start.get(vm) !== host).length;
 }
 
-const CLI = join(import.meta.dirname, '..', 'dist', 'src', 'cli', 'main.js');
+const CLI = join(import.meta.dirname, '..', 'dist', 'src', 'cli', 'entry.js');
 
 function runXsmProcess(dir: string): [string, string][] {
   const out = execFileSync(

@@ -4,8 +4,7 @@
 import { readFile } from 'node:fs/promises';
 import { formatTable } from '../../site/plan-format.ts';
 import type { ApiClient } from '../api-client.ts';
-import { defineCommand, EXIT, parseDecimal, UsageError, type CliContext } from '../command.ts';
-import { followVersion, NO_WAIT } from './ops.ts';
+import { defineCommand, EXIT, NO_WAIT, parseDecimal, UsageError, type CliContext } from '../command.ts';
 
 interface Move {
   vm: string;
@@ -147,6 +146,8 @@ export const rebalance = defineCommand({
         return EXIT.ok;
       }
       io.out(`written as version ${r.version}; following its migrations`);
+      // Loaded on use: the offline --htools path (benchmarked as a cold process) never needs it.
+      const { followVersion } = await import('./ops.ts');
       const { code, outcome } = await followVersion(ctx, api, r.version);
       ctx.result({ ...r, outcome });
       return code;
