@@ -4,11 +4,11 @@
 // the sources through tsx, so an edit is live without a build and a stale dist/ is never run by mistake.
 import { existsSync } from 'node:fs';
 
-const source = new URL('../src/cli/main.ts', import.meta.url);
+const source = new URL('../src/cli/entry.ts', import.meta.url);
 if (existsSync(source)) {
   const { register } = await import('tsx/esm/api');
   register();
   await import(source.href);
 } else {
-  await import(new URL('../dist/src/cli/main.js', import.meta.url).href);
+  await import(new URL('../dist/src/cli/entry.js', import.meta.url).href);
 }

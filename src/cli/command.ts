@@ -171,6 +171,9 @@ function checkSpec(spec: {
 /** Thrown by parseCommandLine when the arguments ask for help: main prints it and exits 0. */
 export class HelpRequested extends Error {}
 
+/** `--no-wait`: shared by the commands that store a version and would otherwise follow its jobs. */
+export const NO_WAIT = { type: 'boolean', description: 'return once stored; do not follow the jobs' } as const;
+
 /**
  * Parses `args` against the declared options and positionals. `-h/--help` anywhere (before `--`) wins over
  * everything, including other mistakes; any undeclared option, repeated option, missing or extra positional,

@@ -5,20 +5,11 @@
 // exactly one JSON document: the command's answer, or {"error": ...} with the same exit code.
 
 import { PACKAGE_NAME, packageVersion } from '../lib/package-version.ts';
-import { ApiCallError, apiClient, type ApiClient } from './api-client.ts';
 import { bashCompletion, zshCompletion } from './completion.ts';
-import {
-  commandHelp,
-  defineCommand,
-  EXIT,
-  HelpRequested,
-  twoColumns,
-  usageLines,
-  UsageError,
-  type CliContext,
-  type CliIo,
-  type Command,
-} from './command.ts';
+import { defineCommand, EXIT, twoColumns, UsageError, type CliIo, type Command } from './command.ts';
+import { runCommand, type CliDeps } from './run-command.ts';
+export type { CliDeps } from './run-command.ts';
+export { apiErrorExit } from './run-command.ts';
 import { siteDiff, sitePlan, siteValidate } from './commands/site.ts';
 import { extraCommands } from './commands/index.ts';
 
@@ -103,11 +94,6 @@ function isHelpFlag(a: string | undefined): boolean {
   return a === '--help' || a === '-h';
 }
 
-export interface CliDeps {
-  /** The API client commands use; default: from XSM_API and XSM_TOKEN. */
-  api?: () => ApiClient;
-}
-
 export async function main(argv: string[], io: CliIo, deps: CliDeps = {}): Promise<number> {
   if (argv.length === 0) {
     for (const l of overview()) io.err(l);
@@ -142,82 +128,9 @@ export async function main(argv: string[], io: CliIo, deps: CliDeps = {}): Promi
     for (const l of groupHelp(argv[0]!, group)) (asked ? io.out : io.err)(l);
     return asked ? 0 : 2;
   }
-  let answer: unknown;
-  const ctx: CliContext = {
-    io,
-    api: deps.api ?? (() => apiClient()),
-    json: false,
-    result: (value) => {
-      answer = value;
-    },
-  };
-  const args = argv.slice(match.name.split(' ').length);
-  let code: number;
-  let error: { code: string; message: string; status?: number; hint?: string; details?: unknown } | undefined;
-  try {
-    code = await match.execute(args, ctx);
-  } catch (e) {
-    if (e instanceof HelpRequested) {
-      const related = commands.filter((c) => c !== match && c.name.startsWith(match.name + ' '));
-      for (const l of commandHelp(match, related)) io.out(l);
-      return EXIT.ok;
-    }
-    if (e instanceof UsageError) {
-      io.err(
-        [`xsm ${match.name}: ${e.message}`, ...usageLines(match), `(xsm ${match.name} --help for more)`].join('\n'),
-      );
-      // The arguments did not parse, so ctx.json was never set: a script that asked for JSON still gets it.
-      if (args.includes('--json')) io.out(JSON.stringify({ error: { code: 'usage', message: e.message } }));
-      return EXIT.usage;
-    }
-    if (e instanceof ApiCallError) {
-      apiErrorLines(e, io);
-      code = apiErrorExit(e);
-      error = {
-        code: e.code,
-        message: e.message.split('\n')[0]!,
-        status: e.status,
-        ...(e.hint ? { hint: e.hint } : {}),
-        ...(e.details !== undefined ? { details: e.details } : {}),
-      };
-    } else {
-      io.err(`xsm ${match.name}: ${e instanceof Error ? e.message : String(e)}`);
-      code = EXIT.failed;
-      error = { code: 'failed', message: e instanceof Error ? e.message : String(e) };
-    }
-  }
-  if (ctx.json) io.out(JSON.stringify(error ? { error } : (answer ?? {}), null, 2));
-  return code;
+  const related = commands.filter((c) => c !== match && c.name.startsWith(match.name + ' '));
+  return runCommand(match, argv.slice(match.name.split(' ').length), io, deps, related);
 }
 
-/** 3 when the API never answered, 4 when it refused (not allowed, stale, consent, invalid), else 1. */
-export function apiErrorExit(e: ApiCallError): number {
-  if (e.status === 0) return EXIT.unreachable;
-  if ([401, 403, 409, 422].includes(e.status)) return EXIT.refused;
-  return EXIT.failed;
-}
-
-/** The API's message and hint, then each located detail (file:line:col of a refused site file) a line. */
-function apiErrorLines(e: ApiCallError, io: CliIo): void {
-  io.err(e.message);
-  if (Array.isArray(e.details)) for (const d of e.details as { text?: string }[]) if (d?.text) io.err(`  ${d.text}`);
-}
-
-const io: CliIo = { out: (l) => process.stdout.write(l + '\n'), err: (l) => process.stderr.write(l + '\n') };
-if (process.argv[1] && /cli[/\\]main\.[jt]s$|bin[/\\]xsm(\.js)?$/.test(process.argv[1])) {
-  // `xsm jobs | head`: when the reader goes away, stop quietly instead of dying on EPIPE with a stack trace.
-  for (const stream of [process.stdout, process.stderr])
-    stream.on('error', (e: NodeJS.ErrnoException) => {
-      if (e.code === 'EPIPE') process.exit(typeof process.exitCode === 'number' ? process.exitCode : 0);
-      throw e;
-    });
-  main(process.argv.slice(2), io).then(
-    (code) => {
-      process.exitCode = code;
-    },
-    (e: unknown) => {
-      io.err(`xsm: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
-      process.exitCode = 1;
-    },
-  );
-}
+// Run as a program (`node dist/src/cli/main.js`): the entry point does it, with its fast paths.
+if (process.argv[1] && /cli[/\\]main\.[jt]s$/.test(process.argv[1])) await import('./entry.ts');

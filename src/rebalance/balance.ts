@@ -225,9 +225,8 @@ class Cluster {
     return s;
   }
   /** Score if `v` moved from `from` to `to`, without moving it. */
-  scoreIfMoved(v: BalanceVm, from: HostState, to: HostState): number {
+  scoreIfMoved(v: BalanceVm, from: HostState, to: HostState, xs = this.xOf(v)): number {
     let s = 0;
-    const xs = this.xOf(v);
     for (let d = 0; d < this.dims.length; d++) {
       const dim = this.dims[d]!;
       const x = xs[d]!;
@@ -252,10 +251,8 @@ class Cluster {
     return s + this.n1Weight * this.n1IfMoved(v, from, to);
   }
   /** Score if `v` (on `a`) and `w` (on `b`) swapped hosts, without moving them. */
-  scoreIfSwapped(v: BalanceVm, a: HostState, w: BalanceVm, b: HostState): number {
+  scoreIfSwapped(v: BalanceVm, a: HostState, w: BalanceVm, b: HostState, xv = this.xOf(v), xw = this.xOf(w)): number {
     let s = 0;
-    const xv = this.xOf(v);
-    const xw = this.xOf(w);
     for (let d = 0; d < this.dims.length; d++) {
       const dim = this.dims[d]!;
       const x = xw[d]! - xv[d]!;
@@ -300,14 +297,10 @@ class Cluster {
     if (to.active) this.account(to, 1);
     this.recountN1();
   }
-  /** How much a host pushes the score up: its standardised excess summed over the dimensions. */
-  pressure(h: HostState, stds: readonly number[]): number {
-    let p = 0;
-    for (let d = 0; d < this.dims.length; d++) {
-      if (stds[d]! === 0) continue;
-      p += (this.dims[d]!.weight * (this.value(h, d) - this.s1[d]! / this.n)) / stds[d]!;
-    }
-    return p;
+  /** How much a host pushes the score up, per dimension: its weighted, standardised excess, into `out`. */
+  excess(h: HostState, stds: readonly number[], out: Float64Array): void {
+    for (let d = 0; d < this.dims.length; d++)
+      out[d] = stds[d]! === 0 ? 0 : (this.dims[d]!.weight * (this.value(h, d) - this.s1[d]! / this.n)) / stds[d]!;
   }
   /** Load for density mode: memory and CPU use. */
   load(h: HostState) {
@@ -490,23 +483,36 @@ function candidateHosts(c: Cluster, K = 32): { sources: HostState[]; targets: Ho
   const active = c.list.filter((h) => h.active);
   if (active.length <= 2 * K) return { sources: active, targets: active };
   const stds = c.stds();
-  const byPressure = (p: (h: HostState) => number) =>
-    active
-      .map((h) => [h, p(h)] as const)
-      .sort((a, b) => b[1] - a[1] || a[0].spec.name.localeCompare(b[0].spec.name))
-      .map(([h]) => h);
+  const D = c.dims.length;
+  // Each host's standardised excess per dimension, computed once (this runs at every step of the search).
+  const excess = new Float64Array(active.length * D);
+  active.forEach((h, i) => c.excess(h, stds, excess.subarray(i * D, (i + 1) * D)));
+  const order = active.map((_, i) => i);
+  // Highest pressure first; ties in snapshot order, so the search stays deterministic.
+  const ranked = (p: (i: number) => number) => {
+    const key = Float64Array.from(order, p);
+    return [...order].sort((a, b) => key[b]! - key[a]! || a - b);
+  };
   const sources = new Set<HostState>();
   const targets = new Set<HostState>();
-  const total = byPressure((h) => c.pressure(h, stds));
-  total.slice(0, K).forEach((h) => sources.add(h));
-  total.slice(-K).forEach((h) => targets.add(h));
+  const pick = (r: number[], k: number) => {
+    for (const i of r.slice(0, k)) sources.add(active[i]!);
+    for (const i of r.slice(-k)) targets.add(active[i]!);
+  };
+  pick(
+    ranked((i) => {
+      let p = 0;
+      for (let d = 0; d < D; d++) p += excess[i * D + d]!;
+      return p;
+    }),
+    K,
+  );
   // Per dimension too: a host far off in one dimension may sit near the middle of the sum.
-  for (let d = 0; d < c.dims.length; d++) {
-    const one = stds.map((s, i) => (i === d ? s : 0));
-    const ranked = byPressure((h) => c.pressure(h, one));
-    ranked.slice(0, Math.ceil(K / 4)).forEach((h) => sources.add(h));
-    ranked.slice(-Math.ceil(K / 4)).forEach((h) => targets.add(h));
-  }
+  for (let d = 0; d < D; d++)
+    pick(
+      ranked((i) => excess[i * D + d]!),
+      Math.ceil(K / 4),
+    );
   return { sources: [...sources], targets: [...targets] };
 }
 
@@ -523,12 +529,17 @@ function bestMove(run: BalanceRun, minGain: number, refused: ReadonlySet<string>
       if (whyUnmovable(v, opts)) continue;
       const retarget = planned.has(v);
       if (full && !retarget) continue;
+      const xs = c.xOf(v);
       for (const to of targets) {
-        if (to === from || (refused.size && refused.has(`${v.name}\0${to.spec.name}`)) || whyNotPlace(v, to, opts))
-          continue;
-        const gain = now - c.scoreIfMoved(v, from, to);
-        if (gain < minGain) continue;
-        if (better({ v, from, to, gain, retarget }, best)) best = { v, from, to, gain, retarget };
+        if (to === from) continue;
+        // The score first: it is cheap and rules most candidates out, the rules only for those left.
+        const gain = now - c.scoreIfMoved(v, from, to, xs);
+        // `better` looks no further than 5% below the best gain so far.
+        if (gain < minGain || (best && gain < best.gain * 0.95)) continue;
+        const candidate = { v, from, to, gain, retarget };
+        if (!better(candidate, best)) continue;
+        if ((refused.size && refused.has(`${v.name}\0${to.spec.name}`)) || whyNotPlace(v, to, opts)) continue;
+        best = candidate;
       }
     }
   }
@@ -700,11 +711,12 @@ function bestSwap(run: BalanceRun, minGain: number, refused: ReadonlySet<string>
       if (a === b) continue;
       const freeB = free(b);
       for (const v of movableOn.get(a)!) {
+        const xv = c.xOf(v);
         for (const w of movableOn.get(b)!) {
           if (v.memMiB === w.memMiB && v.vcpus === w.vcpus && v.cpuLoad === w.cpuLoad) continue;
           // One of the two must fit first, with the other still in place.
           if (v.memMiB > freeB && w.memMiB > freeA) continue;
-          const gain = now - c.scoreIfSwapped(v, a, w, b);
+          const gain = now - c.scoreIfSwapped(v, a, w, b, xv);
           // Each migration the exchange adds to the plan must pay for itself.
           const cost = (planned.has(v) ? 0 : 1) + (planned.has(w) ? 0 : 1);
           if (gain < minGain * Math.max(1, cost) || (best && gain <= best.gain)) continue;

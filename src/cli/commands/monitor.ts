@@ -4,8 +4,7 @@
 import { readFile } from 'node:fs/promises';
 import { formatTable } from '../../site/plan-format.ts';
 import type { ApiClient } from '../api-client.ts';
-import { defineCommand, EXIT, parseDecimal, UsageError, type CliContext } from '../command.ts';
-import { followVersion, NO_WAIT } from './ops.ts';
+import { defineCommand, EXIT, NO_WAIT, parseDecimal, UsageError, type CliContext } from '../command.ts';
 
 interface Move {
   vm: string;
@@ -36,6 +35,44 @@ const MODE = {
   description: 'performance spreads load; density packs VMs to free whole hosts',
 } as const;
 const MAX_MOVES = { type: 'integer', value: 'N', min: 1, max: 1000, description: 'at most N live migrations' } as const;
+const ACT_ABOVE = {
+  type: 'string',
+  value: 'X',
+  description:
+    'hysteresis: start balancing when imbalance (std dev of CPU use + of memory use) reaches X (default 0.1)',
+} as const;
+const STOP_BELOW = {
+  type: 'string',
+  value: 'X',
+  description: 'hysteresis: stop balancing once imbalance is at or below X (default 0.05; at most --act-above)',
+} as const;
+
+/** Highest threshold the API takes: imbalance is a sum of two standard deviations of shares (0..1 each). */
+const MAX_THRESHOLD = 2;
+
+/** A hysteresis threshold: a plain decimal from 0 to 2 (`0.1`, `.05`, `1`); anything else is a usage error. */
+export function parseThreshold(text: string, what: string): number {
+  const n = /^(\d+(\.\d*)?|\.\d+)$/.test(text) ? Number(text) : NaN;
+  if (!Number.isFinite(n))
+    throw new UsageError(`${what} must be a decimal number such as 0.1, got ${JSON.stringify(text)}`);
+  if (n > MAX_THRESHOLD) throw new UsageError(`${what} must be from 0 to ${MAX_THRESHOLD}, got ${n}`);
+  return n;
+}
+
+/** --act-above and --stop-below as the API's actAbove/stopBelow; a stop above the act threshold is refused. */
+function hysteresis(options: { 'act-above'?: string | undefined; 'stop-below'?: string | undefined }): {
+  actAbove?: number;
+  stopBelow?: number;
+} {
+  const act = options['act-above'] === undefined ? undefined : parseThreshold(options['act-above'], '--act-above');
+  const stop = options['stop-below'] === undefined ? undefined : parseThreshold(options['stop-below'], '--stop-below');
+  // The defaults are the server's (0.1 / 0.05): compare against them when only one flag is given.
+  if ((stop ?? 0.05) > (act ?? 0.1))
+    throw new UsageError(
+      `--stop-below ${stop ?? 0.05} is above --act-above ${act ?? 0.1}: balancing would never stop; give a stop threshold at or below the act one`,
+    );
+  return { ...(act !== undefined ? { actAbove: act } : {}), ...(stop !== undefined ? { stopBelow: stop } : {}) };
+}
 
 export const rebalance = defineCommand({
   name: 'rebalance',
@@ -47,6 +84,8 @@ export const rebalance = defineCommand({
     mode: MODE,
     'max-moves': MAX_MOVES,
     'no-wait': NO_WAIT,
+    'act-above': ACT_ABOVE,
+    'stop-below': STOP_BELOW,
     htools: {
       type: 'string',
       value: 'FILE',
@@ -64,12 +103,17 @@ export const rebalance = defineCommand({
     if (options.htools !== undefined) {
       if (!options['dry-run']) throw new UsageError('--htools plans offline only: add --dry-run');
       if (options['no-wait']) throw new UsageError('--no-wait does not apply to --htools (nothing is written)');
+      if (options['act-above'] !== undefined || options['stop-below'] !== undefined)
+        throw new UsageError(
+          "--act-above/--stop-below hold a site's rebalancing between runs; --htools plans one snapshot once",
+        );
       return rebalanceHtools(ctx, options.htools, options['htools-util'], options.mode, options['max-moves']);
     }
     const body = {
       dryRun: options['dry-run'],
       ...(options.mode ? { mode: options.mode } : {}),
       ...(options['max-moves'] !== undefined ? { maxMoves: options['max-moves'] } : {}),
+      ...hysteresis(options),
     };
     return withApi(ctx, async (api) => {
       const { io } = ctx;
@@ -102,6 +146,8 @@ export const rebalance = defineCommand({
         return EXIT.ok;
       }
       io.out(`written as version ${r.version}; following its migrations`);
+      // Loaded on use: the offline --htools path (benchmarked as a cold process) never needs it.
+      const { followVersion } = await import('./ops.ts');
       const { code, outcome } = await followVersion(ctx, api, r.version);
       ctx.result({ ...r, outcome });
       return code;
@@ -170,9 +216,12 @@ export const rebalanceSchedule = defineCommand({
   name: 'rebalance schedule',
   summary: 'show the rebalancing schedule, or set it (every MINUTES; 0 turns it off)',
   positionals: [{ name: 'MINUTES', optional: true, description: 'rebalance every MINUTES minutes; 0 turns it off' }],
-  options: { mode: MODE, 'max-moves': MAX_MOVES },
+  options: { mode: MODE, 'max-moves': MAX_MOVES, 'act-above': ACT_ABOVE, 'stop-below': STOP_BELOW },
   async run({ positionals: { MINUTES }, options }, ctx) {
     const every = MINUTES === undefined ? undefined : parseDecimal(MINUTES, 'MINUTES', 0, 10080);
+    const thresholds = hysteresis(options);
+    if (every === undefined && Object.keys(thresholds).length)
+      throw new UsageError('--act-above/--stop-below set a schedule: give MINUTES too');
     return withApi(ctx, async (api) => {
       const { io } = ctx;
       if (every === undefined) {
@@ -190,6 +239,7 @@ export const rebalanceSchedule = defineCommand({
           everyMinutes: every,
           ...(options.mode ? { mode: options.mode } : {}),
           ...(options['max-moves'] !== undefined ? { maxMoves: options['max-moves'] } : {}),
+          ...thresholds,
         },
       });
       io.out(every ? `rebalancing every ${every} min` : 'rebalancing schedule removed');

@@ -6,7 +6,7 @@ import type cliProgress from 'cli-progress';
 import type { Plan } from '../../site/actions.ts';
 import { formatPlan, formatTable } from '../../site/plan-format.ts';
 import { ApiCallError, type ApiClient } from '../api-client.ts';
-import { defineCommand, EXIT, parseDecimal, UsageError, type CliContext, type CliIo } from '../command.ts';
+import { defineCommand, EXIT, NO_WAIT, parseDecimal, UsageError, type CliContext, type CliIo } from '../command.ts';
 import { JOB_STATES, type JobView, type VersionOutcome } from '../../services/inspect.ts';
 import {
   endedOutcome,
@@ -446,7 +446,7 @@ function unchangedAnswer(r: SubmitAnswer): object {
   return r.unchanged ? { unchanged: true, version: r.version, ...(r.drift ? { drift: r.drift } : {}) } : {};
 }
 
-export const NO_WAIT = { type: 'boolean', description: 'return once stored; do not follow the jobs' } as const;
+export { NO_WAIT } from '../command.ts';
 
 const YES = {
   type: 'boolean',
