@@ -135,7 +135,10 @@ async function main(): Promise<void> {
     const storedS = (Date.now() - started) / 1000;
     let lastSaid = Date.now();
     while ((await convergedVersion(rt)) < version) {
-      if ((await rt.control().getJobCounts('failed')).failed) throw new Error('a control job failed');
+      if ((await rt.control().getJobCounts('failed')).failed) {
+        const why = (await rt.control().getJobs(['failed'])).map((j) => `${j.name} ${j.id}: ${j.failedReason}`);
+        throw new Error(`control jobs failed after ${Math.round((Date.now() - started) / 1000)} s: ${why.join('; ')}`);
+      }
       if (Date.now() - lastSaid > 30_000) {
         process.stderr.write(`  ${Math.round((Date.now() - started) / 1000)} s, not converged yet\n`);
         lastSaid = Date.now();
