@@ -12,13 +12,14 @@
 //        [--read-seconds 10] [--split [--nice N]]
 // --split: the API serves reads only (XSM_CONTROL=0), optionally under `nice -n N`, and the control worker
 // runs in this process, as a site that keeps its API node apart from its control node would run them.
-import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { median, spread, table } from './figures.ts';
-import { freePort, privateRedis } from './private-redis.ts';
+import { privateRedis } from './private-redis.ts';
+import { forkAgents, startApiProcess } from './site-processes.ts';
 import { XsmRuntime } from '../src/runtime/runtime.ts';
 import { convergedVersion, submitSite } from '../src/services/site-service.ts';
 import { closeWhenReady, deleteKeysByPrefix, redisConfigFromEnv } from '../src/lib/redis.ts';
@@ -48,7 +49,6 @@ const SPLIT = values.split;
 const NICE = Number(values.nice);
 const TOKEN = 'bench-reader-token-0000000001';
 const AGENT_PROCS = 2;
-const agentsEntry = new URL('./apply.ts', import.meta.url).pathname;
 
 /** What one `wrk` run printed: latencies in ms, throughput, and answers that were not 2xx/3xx or timed out. */
 interface WrkResult {
@@ -112,48 +112,13 @@ interface Site {
 /** A fresh API process (with its control worker) and agent processes for every host, on a new key prefix. */
 async function startSite(hostNames: string[]): Promise<Site> {
   const prefix = `xsm-bench-reads-${randomBytes(3).toString('hex')}`;
-  const port = await freePort();
   // XSM_BENCH_PROF=DIR: a CPU profile of the API process into DIR.
   const prof = process.env.XSM_BENCH_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.XSM_BENCH_PROF}`] : [];
-  const apiArgs = [...prof, '--import', 'tsx', 'workers/api.ts'];
-  const api = spawn(
-    NICE ? 'nice' : process.execPath,
-    NICE ? ['-n', String(NICE), process.execPath, ...apiArgs] : apiArgs,
-    {
-      env: {
-        ...process.env,
-        ...(SPLIT ? { XSM_CONTROL: '0' } : {}),
-        XSM_API_PORT: String(port),
-        XSM_PREFIX: prefix,
-        XSM_TOKENS: `${TOKEN}:viewer:reader`,
-        XSM_FAILOVER_CHECK_S: '0',
-        XSM_LOG_LEVEL: 'error',
-      },
-      stdio: ['ignore', 'ignore', 'inherit'],
-    },
+  const { url, api } = await startApiProcess(
+    { ...(SPLIT ? { XSM_CONTROL: '0' } : {}), XSM_PREFIX: prefix, XSM_TOKENS: `${TOKEN}:viewer:reader` },
+    { nodeArgs: prof, nice: NICE },
   );
-  const url = `http://127.0.0.1:${port}`;
-  for (let i = 0; ; i++) {
-    if (
-      await fetch(`${url}/api/health`).then(
-        (r) => r.ok,
-        () => false,
-      )
-    )
-      break;
-    if (i > 300 || api.exitCode !== null) throw new Error(`the API on ${url} did not start`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  const agents: ChildProcess[] = [];
-  for (let p = 0; p < AGENT_PROCS; p++) {
-    const c = fork(agentsEntry, ['--child'], { execArgv: process.execArgv, stdio: 'inherit' });
-    agents.push(c);
-    await new Promise<void>((resolve, reject) => {
-      c.once('message', () => resolve());
-      c.once('exit', (code) => reject(new Error(`agent process exited with ${code}`)));
-      c.send({ prefix, hosts: hostNames.filter((_, i) => i % AGENT_PROCS === p) });
-    });
-  }
+  const agents = await forkAgents(prefix, hostNames, AGENT_PROCS);
   const rt = new XsmRuntime({ ...redisConfigFromEnv(), prefix });
   const control = SPLIT ? startControlWorker(rt, silentLogger) : undefined;
   return {

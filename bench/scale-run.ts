@@ -9,7 +9,6 @@
 // Run: npx tsx bench/scale-run.ts [--hosts 10000] [--vms 100000] [--procs 4]
 // Needs one Redis connection per host and some more: redis-server's maxclients is set to that, and is
 // capped by the open-files limit of this shell (`ulimit -n`); the run says so and stops when it is too low.
-import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
@@ -17,7 +16,8 @@ import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { table } from './figures.ts';
-import { freePort, privateRedis } from './private-redis.ts';
+import { privateRedis } from './private-redis.ts';
+import { forkAgents, startApiProcess } from './site-processes.ts';
 import { generateSite } from './generate.ts';
 import { XsmRuntime } from '../src/runtime/runtime.ts';
 import { convergedVersion, submitSite } from '../src/services/site-service.ts';
@@ -36,7 +36,6 @@ const HOSTS = Number(values.hosts);
 const VMS = Number(values.vms);
 const PROCS = Number(values.procs);
 const TOKEN = 'bench-scale-admin-token-000001';
-const agentsEntry = new URL('./apply.ts', import.meta.url).pathname;
 
 /** Peak and current resident set of a process, MiB (Linux /proc). */
 function rssMiB(pid: number): { peak: number; now: number } {
@@ -84,40 +83,9 @@ async function main(): Promise<void> {
   const names = site.hosts.map((h) => h.name);
   const load0 = loadavg()[0]!;
 
-  const port = await freePort();
-  const api = spawn(process.execPath, ['--import', 'tsx', 'workers/api.ts'], {
-    env: {
-      ...process.env,
-      XSM_API_PORT: String(port),
-      XSM_PREFIX: prefix,
-      XSM_TOKENS: `${TOKEN}:admin:bench`,
-      XSM_FAILOVER_CHECK_S: '0',
-      XSM_LOG_LEVEL: 'error',
-    },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-  for (let i = 0; ; i++) {
-    if (
-      await fetch(`http://127.0.0.1:${port}/api/health`).then(
-        (r) => r.ok,
-        () => false,
-      )
-    )
-      break;
-    if (i > 600 || api.exitCode !== null) throw new Error('the API did not start');
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  const agents: ChildProcess[] = [];
+  const { api } = await startApiProcess({ XSM_PREFIX: prefix, XSM_TOKENS: `${TOKEN}:admin:bench` }, { startS: 60 });
   const t0 = Date.now();
-  for (let p = 0; p < PROCS; p++) {
-    const c = fork(agentsEntry, ['--child'], { execArgv: process.execArgv, stdio: 'inherit' });
-    agents.push(c);
-    await new Promise<void>((resolve, reject) => {
-      c.once('message', () => resolve());
-      c.once('exit', (code) => reject(new Error(`agent process exited with ${code}`)));
-      c.send({ prefix, hosts: names.filter((_, i) => i % PROCS === p), shareConnection: true });
-    });
-  }
+  const agents = await forkAgents(prefix, names, PROCS, { shareConnection: true });
   const agentsReadyS = (Date.now() - t0) / 1000;
   const idle = await redisFigures();
   const rt = new XsmRuntime({ ...redisConfigFromEnv(), prefix });
