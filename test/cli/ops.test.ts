@@ -4,40 +4,17 @@ import { createServer, type AddressInfo } from 'node:net';
 import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startTestSite } from '../integration/harness.ts';
 import { siteXml } from '../integration/fixtures.ts';
-import { startApi } from '../../src/api/listen.ts';
-import { TokenTable } from '../../src/api/auth.ts';
-import { silentLogger } from '../../src/lib/log.ts';
-import { main } from '../../src/cli/main.ts';
+import { cliSite, xsm } from './with-cli.ts';
 
 const HOSTS = [
   { name: 'h1', memMiB: 1024 },
   { name: 'h2', memMiB: 1024 },
 ];
-const TOKEN = 'cli-operator-token-0123456789';
-
-async function xsm(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await main(args, { out: (l) => out.push(l), err: (l) => err.push(l) });
-  return { code, out: out.join('\n'), err: err.join('\n') };
-}
 
 // One site and API for the whole file: the CLI reads XSM_API and XSM_TOKEN from the environment.
 test.serial('xsm apply, status, jobs, site get, vm migrate against a running API', async (t) => {
-  const s = await startTestSite(HOSTS);
-  const api = await startApi({
-    rt: s.rt,
-    tokens: new TokenTable([{ token: TOKEN, role: 'admin', name: 'cli' }]),
-    log: silentLogger,
-  });
-  t.teardown(async () => {
-    await api.close();
-    await s.close();
-  });
-  process.env.XSM_API = api.url;
-  process.env.XSM_TOKEN = TOKEN;
+  const { s } = await cliSite(t, HOSTS);
   const dir = await mkdtemp(join(tmpdir(), 'xsm-cli-'));
   const file = join(dir, 'site.xml');
   await writeFile(

@@ -6,54 +6,17 @@ import test from 'ava';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startTestSite, type TestSite } from '../integration/harness.ts';
+import { type TestSite } from '../integration/harness.ts';
 import { siteXml, type HostLine } from '../integration/fixtures.ts';
-import { startApi } from '../../src/api/listen.ts';
-import { TokenTable } from '../../src/api/auth.ts';
-import { silentLogger } from '../../src/lib/log.ts';
-import { main } from '../../src/cli/main.ts';
-import type { PromptingIo } from '../../src/cli/commands/plan-submit.ts';
+import { cliSite, xsm } from './with-cli.ts';
 
-const TOKEN = 'cli-operator-token-0123456789';
 const TWO: HostLine[] = [
   { name: 'h1', memMiB: 1024 },
   { name: 'h2', memMiB: 1024 },
 ];
 
-interface Run {
-  code: number;
-  out: string;
-  err: string;
-  asked: string[];
-}
-
-/** Runs `xsm` in-process; `answer` is what the operator types when asked (no answer: not a terminal). */
-async function xsm(args: string[], answer?: 'y' | 'n'): Promise<Run> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const asked: string[] = [];
-  const io: PromptingIo = {
-    out: (l) => out.push(l),
-    err: (l) => err.push(l),
-    ...(answer ? { confirm: async (q: string) => (asked.push(q), answer === 'y') } : {}),
-  };
-  const code = await main(args, io);
-  return { code, out: out.join('\n'), err: err.join('\n'), asked };
-}
-
 async function site(t: import('ava').ExecutionContext, hosts: HostLine[]): Promise<{ s: TestSite; dir: string }> {
-  const s = await startTestSite(hosts);
-  const api = await startApi({
-    rt: s.rt,
-    tokens: new TokenTable([{ token: TOKEN, role: 'admin', name: 'cli' }]),
-    log: silentLogger,
-  });
-  t.teardown(async () => {
-    await api.close();
-    await s.close();
-  });
-  process.env.XSM_API = api.url;
-  process.env.XSM_TOKEN = TOKEN;
+  const { s } = await cliSite(t, hosts);
   return { s, dir: await mkdtemp(join(tmpdir(), 'xsm-cli-plan-')) };
 }
 

@@ -5,44 +5,21 @@ import test from 'ava';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { TokenTable } from '../../src/api/auth.ts';
-import { startApi } from '../../src/api/listen.ts';
-import { main } from '../../src/cli/main.ts';
 import { writeSiteCopy } from '../../src/lib/site-copy.ts';
-import { silentLogger } from '../../src/lib/log.ts';
 import { siteXml } from '../integration/fixtures.ts';
-import { startTestSite } from '../integration/harness.ts';
+import { cliSite, xsm } from './with-cli.ts';
 
 const HOSTS = [
   { name: 'h1', memMiB: 1024 },
   { name: 'h2', memMiB: 1024 },
 ];
-const TOKEN = 'cli-recover-token-0123456789abcdef';
-
-async function xsm(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await main(args, { out: (l) => out.push(l), err: (l) => err.push(l) });
-  return { code, out: out.join('\n'), err: err.join('\n') };
-}
 
 test('xsm recover: dry run, recovery, a refused second run, a usage error', async (t) => {
   const root = await mkdtemp(join(tmpdir(), 'xsm-cli-recover-'));
   // The agents' disks keep version 3 of a site with nothing on it yet: the hosts run what it says.
   const xml = siteXml(HOSTS, []);
   for (const h of ['h1', 'h2']) await writeSiteCopy(join(root, h), 3, xml);
-  const s = await startTestSite(HOSTS, { cacheDir: (h) => join(root, h) });
-  const api = await startApi({
-    rt: s.rt,
-    tokens: new TokenTable([{ token: TOKEN, role: 'admin', name: 'cli' }]),
-    log: silentLogger,
-  });
-  t.teardown(async () => {
-    await api.close();
-    await s.close();
-  });
-  process.env.XSM_API = api.url;
-  process.env.XSM_TOKEN = TOKEN;
+  const { s } = await cliSite(t, HOSTS, { site: { cacheDir: (h) => join(root, h) } });
 
   const help = await xsm(['recover', '--help']);
   t.is(help.code, 0);

@@ -10,21 +10,11 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startTestSite } from '../integration/harness.ts';
 import { siteXml } from '../integration/fixtures.ts';
-import { startApi } from '../../src/api/listen.ts';
-import { TokenTable } from '../../src/api/auth.ts';
-import { silentLogger } from '../../src/lib/log.ts';
-import { commands, main } from '../../src/cli/main.ts';
+import { commands } from '../../src/cli/main.ts';
+import { cliSite, xsm } from './with-cli.ts';
 
 const BIN = new URL('../../bin/xsm.js', import.meta.url).pathname;
-
-async function xsm(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await main(args, { out: (l) => out.push(l), err: (l) => err.push(l) });
-  return { code, out: out.join('\n'), err: err.join('\n') };
-}
 
 /** Runs `xsm ... --json` and parses stdout, which must be exactly one JSON document. */
 async function xsmJson(args: string[]): Promise<{ code: number; doc: Record<string, unknown>; err: string }> {
@@ -64,21 +54,12 @@ const OPERATOR = 'scriptable-operator-token-0123';
 const VIEWER = 'scriptable-viewer-token-0123456';
 
 test.serial('every command answers --json with one document, and the exit code says how it went', async (t) => {
-  const s = await startTestSite(HOSTS);
-  const api = await startApi({
-    rt: s.rt,
-    tokens: new TokenTable([
+  const { s } = await cliSite(t, HOSTS, {
+    identities: [
       { token: OPERATOR, role: 'admin', name: 'ops' },
       { token: VIEWER, role: 'viewer', name: 'eyes' },
-    ]),
-    log: silentLogger,
+    ],
   });
-  t.teardown(async () => {
-    await api.close();
-    await s.close();
-  });
-  process.env.XSM_API = api.url;
-  process.env.XSM_TOKEN = OPERATOR;
   const dir = await mkdtemp(join(tmpdir(), 'xsm-json-'));
   const file = join(dir, 'site.xml');
   const xml = siteXml(HOSTS, [

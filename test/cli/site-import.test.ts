@@ -4,39 +4,16 @@ import test from 'ava';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startTestSite } from '../integration/harness.ts';
 import { siteXml, type HostLine } from '../integration/fixtures.ts';
-import { startApi } from '../../src/api/listen.ts';
-import { TokenTable } from '../../src/api/auth.ts';
-import { silentLogger } from '../../src/lib/log.ts';
-import { main } from '../../src/cli/main.ts';
+import { cliSite, xsm } from './with-cli.ts';
 
-const TOKEN = 'cli-import-token-0123456789';
 const TWO: HostLine[] = [
   { name: 'h1', memMiB: 1024 },
   { name: 'h2', memMiB: 1024 },
 ];
 
-async function xsm(args: string[]) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await main(args, { out: (l) => out.push(l), err: (l) => err.push(l) });
-  return { code, out: out.join('\n'), err: err.join('\n') };
-}
-
 async function site(t: import('ava').ExecutionContext, agents: boolean) {
-  const s = await startTestSite(TWO, { agents });
-  const api = await startApi({
-    rt: s.rt,
-    tokens: new TokenTable([{ token: TOKEN, role: 'admin', name: 'cli' }]),
-    log: silentLogger,
-  });
-  t.teardown(async () => {
-    await api.close();
-    await s.close();
-  });
-  process.env.XSM_API = api.url;
-  process.env.XSM_TOKEN = TOKEN;
+  const { s } = await cliSite(t, TWO, { site: { agents } });
   return s;
 }
 

@@ -3,42 +3,18 @@
 // --dry-run prints the hosts in order with their drains and starts nothing (exit 4 when refused), an
 // upgrade is followed to its end (exit 0), a failed one exits 1 saying where, and --json prints one document.
 import test from 'ava';
-import { startTestSite } from '../integration/harness.ts';
 import { siteXml } from '../integration/fixtures.ts';
-import { startApi } from '../../src/api/listen.ts';
-import { TokenTable } from '../../src/api/auth.ts';
-import { silentLogger } from '../../src/lib/log.ts';
-import { main } from '../../src/cli/main.ts';
+import { cliSite, xsm } from './with-cli.ts';
 
 const HOSTS = [
   { name: 'h1', memMiB: 1024 },
   { name: 'h2', memMiB: 1024 },
   { name: 'h3', memMiB: 1024 },
 ];
-const TOKEN = 'cli-upgrade-token-0123456789abcdef';
-
-async function xsm(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await main(args, { out: (l) => out.push(l), err: (l) => err.push(l) });
-  return { code, out: out.join('\n'), err: err.join('\n') };
-}
 
 test.serial('xsm hosts upgrade against a running API', async (t) => {
   t.timeout(120_000);
-  const s = await startTestSite(HOSTS);
-  const api = await startApi({
-    rt: s.rt,
-    tokens: new TokenTable([{ token: TOKEN, role: 'admin', name: 'cli' }]),
-    log: silentLogger,
-    upgradeMethod: s.updater.method,
-  });
-  t.teardown(async () => {
-    await api.close();
-    await s.close();
-  });
-  process.env.XSM_API = api.url;
-  process.env.XSM_TOKEN = TOKEN;
+  const { s } = await cliSite(t, HOSTS);
   await s.submitAndApply(
     siteXml(HOSTS, [
       { name: 'a', host: 'h1', mem: 256 },
