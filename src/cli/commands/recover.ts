@@ -4,20 +4,7 @@
 
 import { apiTimeoutSeconds } from '../api-client.ts';
 import { defineCommand, EXIT } from '../command.ts';
-
-interface RecoveryAnswer {
-  dryRun: boolean;
-  version: number;
-  sha256: string;
-  from: string[];
-  older: { host: string; version: number }[];
-  without: { host: string; problem: string }[];
-  missing: string[];
-  before: number;
-  epochs: Record<string, number>;
-  drift: string[];
-  converged: boolean;
-}
+import type { RecoveryReport } from '../../services/recovery.ts';
 
 export const recover = defineCommand({
   name: 'recover',
@@ -48,7 +35,7 @@ export const recover = defineCommand({
       ctx.io.err(`--wait ${waitSec} needs XSM_API_TIMEOUT above ${waitSec + 5} (it is ${timeout}); nothing was done`);
       return EXIT.usage;
     }
-    const r = await ctx.api().call<RecoveryAnswer>('POST', '/api/admin/recover', {
+    const r = await ctx.api().call<RecoveryReport>('POST', '/api/admin/recover', {
       json: {
         waitMs: waitSec * 1000,
         ...(options['dry-run'] ? { dryRun: true } : {}),
