@@ -22,6 +22,9 @@ export interface ApplyStatus {
   summary?: string;
 }
 
+/** Outcomes per HSET when a wave's are recorded. */
+export const RECORD_CHUNK = 1000;
+
 export class ApplyStore {
   constructor(
     private readonly redis: Redis,
@@ -39,8 +42,19 @@ export class ApplyStore {
 
   async record(version: number, outcomes: ReadonlyMap<string, ActionOutcome>): Promise<void> {
     if (!outcomes.size) return;
-    const args = [...outcomes].flatMap(([id, o]) => [id, JSON.stringify(o)]);
-    await this.redis.hset(this.outcomesKey(version), ...args);
+    // A wave may hold 100,000 actions: spreading all their fields into one call overflows V8's stack, and
+    // one command that size blocks Redis for everyone. Bounded HSETs in one MULTI stay all-or-nothing.
+    const tx = this.redis.multi();
+    let chunk = new Map<string, string>();
+    for (const [id, o] of outcomes) {
+      chunk.set(id, JSON.stringify(o));
+      if (chunk.size < RECORD_CHUNK) continue;
+      tx.hset(this.outcomesKey(version), chunk);
+      chunk = new Map();
+    }
+    if (chunk.size) tx.hset(this.outcomesKey(version), chunk);
+    const failed = (await tx.exec())?.find(([err]) => err)?.[0];
+    if (failed) throw failed;
   }
   async outcomes(version: number): Promise<Map<string, ActionOutcome>> {
     const h = await this.redis.hgetall(this.outcomesKey(version));

@@ -9,6 +9,7 @@ import { Redis } from 'ioredis';
 import { redisConfigFromEnv } from '../../src/lib/redis.ts';
 import type { DomainInfo } from '../../src/site/domain.ts';
 import { serializeSite } from '../../src/site/serialize.ts';
+import type { ActionOutcome } from '../../src/state/apply-store.ts';
 import type { AuditEntry } from '../../src/state/audit-store.ts';
 import { FLUSH_MS } from '../../src/state/event-metrics-store.ts';
 import { InvalidSiteError, StaleVersionError } from '../../src/state/site-store.ts';
@@ -146,6 +147,20 @@ for (const [kind, build] of builds) {
     t.is(await applies.status(4), undefined);
     await applies.markConverged(2);
     t.is(await applies.convergedVersion(), 2);
+  });
+
+  // Serial: it keeps Redis busy for a moment, which would stretch the short leases timed in other tests.
+  test.serial(`${kind}: records the outcomes of one wave of 100,000 actions in one call`, async (t) => {
+    // The scale run's wave 0 creates 100,000 VMs; recording them in one call overflowed the stack.
+    const { applies } = await build(t);
+    const wave = new Map<string, ActionOutcome>();
+    for (let i = 0; i < 100_000; i++) wave.set(`create:vm${i}`, { state: 'done' });
+    wave.set('create:vm99999', { state: 'failed', reason: 'no memory' });
+    await applies.record(7, wave);
+    const got = await applies.outcomes(7);
+    t.is(got.size, 100_000);
+    t.deepEqual(got.get('create:vm0'), { state: 'done' });
+    t.deepEqual(got.get('create:vm99999'), { state: 'failed', reason: 'no memory' });
   });
 
   test(`${kind}: failover health and incident versions`, async (t) => {
