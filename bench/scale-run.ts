@@ -44,17 +44,29 @@ function rssMiB(pid: number): { peak: number; now: number } {
   return { peak: kb('VmHWM') / 1024, now: kb('VmRSS') / 1024 };
 }
 
-async function redisFigures(): Promise<{ usedMiB: number; peakMiB: number; clients: number; keys: number }> {
+interface RedisFigures {
+  usedMiB: number;
+  peakMiB: number;
+  clients: number;
+  keys: number;
+  /** Commands processed since the server started. */
+  commands: number;
+  /** CPU seconds (user + system) of redis-server since it started: its commands run on one thread. */
+  cpuS: number;
+}
+
+async function redisFigures(): Promise<RedisFigures> {
   const r = new Redis(redisConfigFromEnv().url);
   try {
-    const mem = await r.info('memory');
-    const clients = await r.info('clients');
-    const field = (text: string, name: string) => Number(new RegExp(`^${name}:(\\d+)`, 'm').exec(text)?.[1] ?? NaN);
+    const text = await r.info('all');
+    const field = (name: string) => Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(text)?.[1] ?? NaN);
     return {
-      usedMiB: field(mem, 'used_memory') / 2 ** 20,
-      peakMiB: field(mem, 'used_memory_peak') / 2 ** 20,
-      clients: field(clients, 'connected_clients'),
+      usedMiB: field('used_memory') / 2 ** 20,
+      peakMiB: field('used_memory_peak') / 2 ** 20,
+      clients: field('connected_clients'),
       keys: await r.dbsize(),
+      commands: field('total_commands_processed'),
+      cpuS: field('used_cpu_user') + field('used_cpu_sys'),
     };
   } finally {
     r.disconnect();
@@ -102,7 +114,17 @@ async function main(): Promise<void> {
     });
     const storedS = (Date.now() - started) / 1000;
     let lastSaid = Date.now();
+    // The busiest 10 s of Redis during the apply: commands/s and the share of one core it used.
+    let window = { at: Date.now(), figures: await redisFigures() };
+    const busiest = { commandsPerS: 0, cpuShare: 0 };
     while ((await convergedVersion(rt)) < version) {
+      if (Date.now() - window.at >= 10_000) {
+        const now = { at: Date.now(), figures: await redisFigures() };
+        const s = (now.at - window.at) / 1000;
+        busiest.commandsPerS = Math.max(busiest.commandsPerS, (now.figures.commands - window.figures.commands) / s);
+        busiest.cpuShare = Math.max(busiest.cpuShare, (now.figures.cpuS - window.figures.cpuS) / s);
+        window = now;
+      }
       if ((await rt.control().getJobCounts('failed')).failed) {
         const why = (await rt.control().getJobs(['failed'])).map((j) => `${j.name} ${j.id}: ${j.failedReason}`);
         throw new Error(`control jobs failed after ${Math.round((Date.now() - started) / 1000)} s: ${why.join('; ')}`);
@@ -146,6 +168,16 @@ async function main(): Promise<void> {
             `${f1(after.usedMiB)} MiB (${f0(after.keys)} keys), peak ${f1(after.peakMiB)} MiB`,
           ],
           ['Redis memory per VM, converged', `${f1(((after.usedMiB - idle.usedMiB) * 1024) / VMS)} KiB`],
+          [
+            'Redis commands, submit to converged',
+            `${f0(after.commands - idle.commands)} (${f1((after.commands - idle.commands) / VMS)} per VM, ` +
+              `${f0((after.commands - idle.commands) / convergeS)}/s on average, ${f0(busiest.commandsPerS)}/s in the busiest 10 s)`,
+          ],
+          [
+            'Redis CPU, submit to converged',
+            `${f1(after.cpuS - idle.cpuS)} s (${f0((100 * (after.cpuS - idle.cpuS)) / convergeS)}% of one core on average, ` +
+              `${f0(100 * busiest.cpuShare)}% in the busiest 10 s)`,
+          ],
           ['API + control RSS', `${f0(apiRss.now)} MiB, peak ${f0(apiRss.peak)} MiB`],
           [
             'agent processes RSS',
