@@ -1,11 +1,12 @@
 // Running a version's stored plan, exactly as stored (it was made once, at submit; nothing here plans).
-// Each wave is one BullMQ flow: a `wave` parent on the control queue and one child per action on the queue
-// of the host that acts. A child that fails for good no longer fails its wave (ignoreDependencyOnFailure):
-// the parent still runs, records what each action did, and starts the next wave without the actions whose
-// dependencies failed or were blocked (recorded as blocked, naming by what). Everything else goes on, and
-// the apply ends as converged or partially-failed, saying what did not run and why.
+// Each wave is one BullMQ flow: a `wave` parent on the control queue and one child per action on the
+// queue of the host that acts (a wave of more than WAVE_FLOW_CHUNK actions gets them in several flows).
+// A child that fails for good no longer fails its wave (ignoreDependencyOnFailure): the parent still
+// runs, records what each action did, and starts the next wave without the actions whose dependencies
+// failed or were blocked (recorded as blocked, naming by what). Everything else goes on, and the apply
+// ends as converged or partially-failed, saying what did not run and why.
 
-import type { Job } from 'bullmq';
+import type { Job, JobsOptions } from 'bullmq';
 import type { Action, StoredPlan } from '../site/actions.ts';
 import { actionHost } from '../site/actions.ts';
 import { indexSite, type Site, type SiteIndex } from '../site/model.ts';
@@ -16,9 +17,12 @@ import {
   actionJobOptions,
   CONTROL_QUEUE,
   hostQueueName,
+  waveEnqueueJobId,
+  waveEnqueueJobOptions,
   waveJobId,
   type ActionJobData,
   type ApplyJobData,
+  type WaveEnqueueJobData,
   type WaveJobData,
 } from '../runtime/queues.ts';
 import type { XsmRuntime } from '../runtime/runtime.ts';
@@ -177,6 +181,18 @@ function actionData(idx: SiteIndex, version: number, action: Action): ActionJobD
   return data;
 }
 
+/**
+ * Actions per flow. A flow is added as one MULTI, which holds Redis for everyone, and the control worker's
+ * event loop while it is built: 100,000 children in one flow held both past the job lock's renewal.
+ */
+export const WAVE_FLOW_CHUNK = 1000;
+
+/**
+ * Adds a wave: one flow when it is small. A bigger wave gets one child first, `wave-enqueue`, which adds the
+ * actions to the wave in flows of WAVE_FLOW_CHUNK: the wave waits for that child, so it cannot start while
+ * part of its actions are still to be added, and a crash mid-way retries the child, whose jobIds are the
+ * same (an action already added, or already run, is not added twice).
+ */
 export async function enqueueWave(
   rt: XsmRuntime,
   version: number,
@@ -185,19 +201,66 @@ export async function enqueueWave(
   wave: number,
   actions: readonly Action[],
 ): Promise<void> {
-  const idx = indexSite(site);
-  // The epochs the version was planned under (a version stored before epochs existed: the current ones).
-  const epochs = (await rt.fence.plannedEpochs(version)) ?? (await rt.fence.epochs());
-  await rt.flows.add({
+  const parent = {
     name: 'wave',
     queueName: CONTROL_QUEUE,
     data: { version, wave, waves: plan.waves } satisfies WaveJobData,
     opts: { jobId: waveJobId(version, wave) },
-    children: actions.map((a) => ({
-      name: a.kind,
-      queueName: hostQueueName(actionHost(a)),
-      data: { ...actionData(idx, version, a), epoch: epochs[actionHost(a)] ?? 0 },
-      opts: { ...actionJobOptions, jobId: actionJobId(version, a) },
-    })),
+  };
+  if (actions.length <= WAVE_FLOW_CHUNK) {
+    await rt.flows.add({ ...parent, children: await actionJobs(rt, version, site, actions) });
+    return;
+  }
+  await rt.flows.add({
+    ...parent,
+    children: [
+      {
+        name: 'wave-enqueue',
+        queueName: CONTROL_QUEUE,
+        data: { version, wave } satisfies WaveEnqueueJobData,
+        opts: { ...waveEnqueueJobOptions, jobId: waveEnqueueJobId(version, wave) },
+      },
+    ],
   });
+}
+
+/** Adds a big wave's actions to it, WAVE_FLOW_CHUNK at a time (see enqueueWave). */
+export async function processWaveEnqueue(rt: XsmRuntime, job: Job<WaveEnqueueJobData>): Promise<number> {
+  const { version, wave } = job.data;
+  const parent = job.parent;
+  if (!parent?.id)
+    throw new PermanentError(
+      `job ${job.id} adds the actions of wave ${wave + 1} of version ${version} but has no wave to add them to`,
+      `apply the version again (xsm apply): its waves are enqueued again, with their parents`,
+    );
+  const plan = await planOrFail(rt, version);
+  // The same actions as when the wave was enqueued: the outcomes of earlier waves do not change any more.
+  const { runnable } = byDependencies(
+    plan.actions.filter((a) => a.wave === wave),
+    await rt.applies.outcomes(version),
+  );
+  const { site } = await rt.sites.load(version);
+  const jobs = await actionJobs(rt, version, site, runnable);
+  const to = { id: parent.id, queue: parent.queueKey };
+  for (let i = 0; i < jobs.length; i += WAVE_FLOW_CHUNK)
+    await rt.flows.addBulk(jobs.slice(i, i + WAVE_FLOW_CHUNK).map((j) => ({ ...j, opts: { ...j.opts, parent: to } })));
+  return jobs.length;
+}
+
+/** One host-queue job per action, with what its workflow needs from the version's site. */
+async function actionJobs(
+  rt: XsmRuntime,
+  version: number,
+  site: Site,
+  actions: readonly Action[],
+): Promise<{ name: string; queueName: string; data: ActionJobData; opts: JobsOptions }[]> {
+  const idx = indexSite(site);
+  // The epochs the version was planned under (a version stored before epochs existed: the current ones).
+  const epochs = (await rt.fence.plannedEpochs(version)) ?? (await rt.fence.epochs());
+  return actions.map((a) => ({
+    name: a.kind,
+    queueName: hostQueueName(actionHost(a)),
+    data: { ...actionData(idx, version, a), epoch: epochs[actionHost(a)] ?? 0 },
+    opts: { ...actionJobOptions, jobId: actionJobId(version, a) },
+  }));
 }

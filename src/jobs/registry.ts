@@ -6,7 +6,7 @@ import { UnrecoverableError, type Job } from 'bullmq';
 import { ATTR, inSpan } from '../lib/tracing.ts';
 import type { ControlJobs, DeployJobs, HostJobs } from '../runtime/queues.ts';
 import type { DeployEnv } from '../../workflows/deploy-host.ts';
-import { processApply, processWave } from './apply.ts';
+import { processApply, processWave, processWaveEnqueue } from './apply.ts';
 import { processDeploy } from './deploy.ts';
 import { hostImageEnv, processHostUpdate, processImageCapture } from './host-image.ts';
 import { processFailover, processFailoverCheck, type ControlDeps } from './failover.ts';
@@ -36,6 +36,10 @@ export const CONTROL_JOB_KINDS: JobTable<ControlJobs, ControlDeps> = {
   wave: {
     summary: "a wave's parent: when its actions ended, records each outcome and enqueues the next wave",
     process: (d, job) => processWave(d.rt, job),
+  },
+  'wave-enqueue': {
+    summary: "adds a big wave's actions to it in chunks; the wave waits for it, so it never starts half-filled",
+    process: (d, job) => processWaveEnqueue(d.rt, job),
   },
   rebalance: {
     summary: 'one rebalancer run: a new site version with live migrations, or nothing worth moving',

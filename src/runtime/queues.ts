@@ -30,6 +30,9 @@ export function applyJobId(version: number): string {
 export function waveJobId(version: number, wave: number): string {
   return `v${version}-wave-${wave}`;
 }
+export function waveEnqueueJobId(version: number, wave: number): string {
+  return `v${version}-wave-${wave}-enqueue`;
+}
 
 export interface ActionJobData {
   version: number;
@@ -56,6 +59,12 @@ export interface WaveJobData {
   version: number;
   wave: number;
   waves: number;
+}
+
+/** A wave too big for one flow: the child of its wave that adds the wave's actions to it in chunks. */
+export interface WaveEnqueueJobData {
+  version: number;
+  wave: number;
 }
 
 export interface DeployJobData {
@@ -167,6 +176,7 @@ export type FailoverCheckJobData = Partial<FailoverPolicy>;
 export interface ControlJobs {
   apply: ApplyJobData;
   wave: WaveJobData;
+  'wave-enqueue': WaveEnqueueJobData;
   rebalance: RebalanceRequest;
   'failover-check': FailoverCheckJobData;
   failover: FailoverJobData;
@@ -191,6 +201,18 @@ export const actionJobOptions: JobsOptions = {
   removeOnComplete: { age: 7 * 24 * 3600, count: 100000 },
   removeOnFail: { age: 30 * 24 * 3600 },
   ignoreDependencyOnFailure: true,
+};
+
+/**
+ * The child that adds a big wave's actions: retried long, since its wave waits for it and cannot go on
+ * without it (a failure for good fails the wave, which then says why).
+ */
+export const waveEnqueueJobOptions: JobsOptions = {
+  attempts: 10,
+  backoff: { type: 'exponential', delay: 1000 },
+  removeOnComplete: { age: 7 * 24 * 3600 },
+  removeOnFail: { age: 30 * 24 * 3600 },
+  failParentOnFailure: true,
 };
 
 /** A part of a cold move, run on another host's queue: retried like an action, no wave parent. */

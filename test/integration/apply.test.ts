@@ -1,9 +1,12 @@
 import test from 'ava';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Job } from 'bullmq';
 import { startTestSite } from './harness.ts';
 import { siteXml } from './fixtures.ts';
 import { StaleVersionError, InvalidSiteError } from '../../src/state/site-store.ts';
 import { enqueueApply } from '../../src/services/site-service.ts';
-import { hostQueueName } from '../../src/runtime/queues.ts';
+import { hostQueueName, waveEnqueueJobId, waveJobId } from '../../src/runtime/queues.ts';
+import { processWaveEnqueue, WAVE_FLOW_CHUNK } from '../../src/jobs/apply.ts';
 
 const HOSTS = [
   { name: 'h1', memMiB: 1024 },
@@ -157,3 +160,41 @@ test('a migration that needs capacity freed first waits for the removal', async 
   t.truthy(remove?.finishedOn && move?.processedOn);
   t.true(move!.processedOn! >= remove!.finishedOn!, 'the migration started only after the removal finished');
 });
+
+test('a wave bigger than one flow gets its actions in chunks; its adder rerun after a crash adds none twice', async (t) => {
+  const hosts = [
+    { name: 'h1', memMiB: 65536 },
+    { name: 'h2', memMiB: 65536 },
+  ];
+  const n = WAVE_FLOW_CHUNK + 200;
+  const s = await startTestSite(hosts, { agents: false });
+  t.teardown(() => s.close());
+  const vms = Array.from({ length: n }, (_, i) => ({ name: `vm${i}`, host: i % 2 ? 'h2' : 'h1', mem: 32 }));
+  const v = await s.submitAndApply(siteXml(hosts, vms));
+  const wave = await waitFor(() => Job.fromId(s.rt.control(), waveJobId(v, 0)));
+  const adder = await waitFor(async () => {
+    const j = await Job.fromId(s.rt.control(), waveEnqueueJobId(v, 0));
+    return j && (await j.isCompleted()) ? j : undefined;
+  });
+  t.is(adder.returnvalue, n);
+  t.is(await wave.getState(), 'waiting-children', 'no action ran yet: the wave waits');
+  // The adder's retry after a control worker died mid-way: the same jobIds, nothing added twice.
+  t.is(await processWaveEnqueue(s.rt, adder), n);
+  const waiting = async () =>
+    (await s.rt.hostQueue('h1').getJobCountByTypes('waiting')) +
+    (await s.rt.hostQueue('h2').getJobCountByTypes('waiting'));
+  t.is(await waiting(), n);
+  t.is((await wave.getDependenciesCount()).unprocessed, n);
+  for (const h of hosts) s.startAgent(h.name);
+  await s.waitConverged(v, 120_000);
+  t.is(Object.keys(await s.where()).length, n);
+  t.is(await waiting(), 0);
+});
+
+async function waitFor<T>(get: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+  for (const until = Date.now() + timeoutMs; Date.now() < until; await sleep(100)) {
+    const v = await get();
+    if (v) return v;
+  }
+  throw new Error(`nothing after ${timeoutMs} ms`);
+}
