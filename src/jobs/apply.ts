@@ -1,6 +1,6 @@
 // Running a version's stored plan, exactly as stored (it was made once, at submit; nothing here plans).
 // Each wave is one BullMQ flow: a `wave` parent on the control queue and one child per action on the
-// queue of the host that acts (a wave of more than WAVE_FLOW_CHUNK actions gets them in several flows).
+// queue of the host that acts (a wave of more than waveFlow.chunk actions gets them in several flows).
 // A child that fails for good no longer fails its wave (ignoreDependencyOnFailure): the parent still
 // runs, records what each action did, and starts the next wave without the actions whose dependencies
 // failed or were blocked (recorded as blocked, naming by what). Everything else goes on, and the apply
@@ -182,14 +182,15 @@ function actionData(idx: SiteIndex, version: number, action: Action): ActionJobD
 }
 
 /**
- * Actions per flow. A flow is added as one MULTI, which holds Redis for everyone, and the control worker's
- * event loop while it is built: 100,000 children in one flow held both past the job lock's renewal.
+ * Actions per flow (a test lowers it to see a wave in several flows). A flow is added as one MULTI, which
+ * holds Redis for everyone, and the control worker's event loop while it is built: 100,000 children in one
+ * flow held both past the job lock's renewal.
  */
-export const WAVE_FLOW_CHUNK = 1000;
+export const waveFlow = { chunk: 1000 };
 
 /**
  * Adds a wave: one flow when it is small. A bigger wave gets one child first, `wave-enqueue`, which adds the
- * actions to the wave in flows of WAVE_FLOW_CHUNK: the wave waits for that child, so it cannot start while
+ * actions to the wave in flows of waveFlow.chunk: the wave waits for that child, so it cannot start while
  * part of its actions are still to be added, and a crash mid-way retries the child, whose jobIds are the
  * same (an action already added, or already run, is not added twice).
  */
@@ -207,7 +208,7 @@ export async function enqueueWave(
     data: { version, wave, waves: plan.waves } satisfies WaveJobData,
     opts: { jobId: waveJobId(version, wave) },
   };
-  if (actions.length <= WAVE_FLOW_CHUNK) {
+  if (actions.length <= waveFlow.chunk) {
     await rt.flows.add({ ...parent, children: await actionJobs(rt, version, site, actions) });
     return;
   }
@@ -224,7 +225,7 @@ export async function enqueueWave(
   });
 }
 
-/** Adds a big wave's actions to it, WAVE_FLOW_CHUNK at a time (see enqueueWave). */
+/** Adds a big wave's actions to it, waveFlow.chunk at a time (see enqueueWave). */
 export async function processWaveEnqueue(rt: XsmRuntime, job: Job<WaveEnqueueJobData>): Promise<number> {
   const { version, wave } = job.data;
   const parent = job.parent;
@@ -242,8 +243,8 @@ export async function processWaveEnqueue(rt: XsmRuntime, job: Job<WaveEnqueueJob
   const { site } = await rt.sites.load(version);
   const jobs = await actionJobs(rt, version, site, runnable);
   const to = { id: parent.id, queue: parent.queueKey };
-  for (let i = 0; i < jobs.length; i += WAVE_FLOW_CHUNK)
-    await rt.flows.addBulk(jobs.slice(i, i + WAVE_FLOW_CHUNK).map((j) => ({ ...j, opts: { ...j.opts, parent: to } })));
+  for (let i = 0; i < jobs.length; i += waveFlow.chunk)
+    await rt.flows.addBulk(jobs.slice(i, i + waveFlow.chunk).map((j) => ({ ...j, opts: { ...j.opts, parent: to } })));
   return jobs.length;
 }
 

@@ -6,7 +6,7 @@ import { siteXml } from './fixtures.ts';
 import { StaleVersionError, InvalidSiteError } from '../../src/state/site-store.ts';
 import { enqueueApply } from '../../src/services/site-service.ts';
 import { hostQueueName, waveEnqueueJobId, waveJobId } from '../../src/runtime/queues.ts';
-import { processWaveEnqueue, WAVE_FLOW_CHUNK } from '../../src/jobs/apply.ts';
+import { processWaveEnqueue, waveFlow } from '../../src/jobs/apply.ts';
 
 const HOSTS = [
   { name: 'h1', memMiB: 1024 },
@@ -166,7 +166,10 @@ test('a wave bigger than one flow gets its actions in chunks; its adder rerun af
     { name: 'h1', memMiB: 65536 },
     { name: 'h2', memMiB: 65536 },
   ];
-  const n = WAVE_FLOW_CHUNK + 200;
+  // Three flows and a bit: the same path as a 100,000-action wave's, at a size the suite runs quickly.
+  waveFlow.chunk = 40;
+  t.teardown(() => (waveFlow.chunk = 1000));
+  const n = 3 * waveFlow.chunk + 7;
   const s = await startTestSite(hosts, { agents: false });
   t.teardown(() => s.close());
   const vms = Array.from({ length: n }, (_, i) => ({ name: `vm${i}`, host: i % 2 ? 'h2' : 'h1', mem: 32 }));
@@ -180,9 +183,10 @@ test('a wave bigger than one flow gets its actions in chunks; its adder rerun af
   t.is(await wave.getState(), 'waiting-children', 'no action ran yet: the wave waits');
   // The adder's retry after a control worker died mid-way: the same jobIds, nothing added twice.
   t.is(await processWaveEnqueue(s.rt, adder), n);
-  const waiting = async () =>
-    (await s.rt.hostQueue('h1').getJobCountByTypes('waiting')) +
-    (await s.rt.hostQueue('h2').getJobCountByTypes('waiting'));
+  const waiting = async () => {
+    const counts = await Promise.all(hosts.map((h) => s.rt.hostQueue(h.name).getJobCountByTypes('waiting')));
+    return counts.reduce((a, b) => a + b, 0);
+  };
   t.is(await waiting(), n);
   t.is((await wave.getDependenciesCount()).unprocessed, n);
   for (const h of hosts) s.startAgent(h.name);
