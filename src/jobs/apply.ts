@@ -160,12 +160,23 @@ async function finish(
     if (stored) rt.events.observe('xsm_converge_duration_seconds', {}, (Date.now() - stored.time) / 1000);
     return `version ${version} applied`;
   }
-  const parts = [`${failed.length} failed (${failed.join(', ')})`];
+  const parts = [`${failed.length} failed (${someOf(failed)})`];
   if (blocked.length)
-    parts.push(`${blocked.length} did not run because an action they depend on failed (${blocked.join(', ')})`);
-  const summary = `version ${version} partially applied: ${plan.actions.length - failed.length - blocked.length} of ${plan.actions.length} actions done, ${parts.join(', ')}`;
+    parts.push(`${blocked.length} did not run because an action they depend on failed (${someOf(blocked)})`);
+  let summary = `version ${version} partially applied: ${plan.actions.length - failed.length - blocked.length} of ${plan.actions.length} actions done, ${parts.join(', ')}`;
+  if (failed.length > SUMMARY_IDS || blocked.length > SUMMARY_IDS)
+    summary += `; every action's outcome: GET /api/site/versions/${version}/outcome`;
   await rt.applies.setStatus(version, { state: 'partially-failed', summary });
   return summary;
+}
+
+/** Action ids a summary names; the rest are counted (4,000 stalled creates made a 70 KB status line). */
+export const SUMMARY_IDS = 20;
+
+/** The first SUMMARY_IDS of `ids`, then how many more. */
+export function someOf(ids: readonly string[]): string {
+  if (ids.length <= SUMMARY_IDS) return ids.join(', ');
+  return `${ids.slice(0, SUMMARY_IDS).join(', ')} and ${ids.length - SUMMARY_IDS} more`;
 }
 
 function actionData(idx: SiteIndex, version: number, action: Action): ActionJobData {

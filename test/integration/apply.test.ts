@@ -6,7 +6,7 @@ import { siteXml } from './fixtures.ts';
 import { StaleVersionError, InvalidSiteError } from '../../src/state/site-store.ts';
 import { enqueueApply } from '../../src/services/site-service.ts';
 import { hostQueueName, waveEnqueueJobId, waveJobId } from '../../src/runtime/queues.ts';
-import { processWaveEnqueue, waveFlow } from '../../src/jobs/apply.ts';
+import { processWaveEnqueue, someOf, waveFlow } from '../../src/jobs/apply.ts';
 
 const HOSTS = [
   { name: 'h1', memMiB: 1024 },
@@ -175,10 +175,11 @@ test('a wave bigger than one flow gets its actions in chunks; its adder rerun af
   const vms = Array.from({ length: n }, (_, i) => ({ name: `vm${i}`, host: i % 2 ? 'h2' : 'h1', mem: 32 }));
   const v = await s.submitAndApply(siteXml(hosts, vms));
   const wave = await waitFor(() => Job.fromId(s.rt.control(), waveJobId(v, 0)));
-  const adder = await waitFor(async () => {
-    const j = await Job.fromId(s.rt.control(), waveEnqueueJobId(v, 0));
-    return j && (await j.isCompleted()) ? j : undefined;
-  });
+  // Read again once completed: a copy read while it ran has no return value.
+  const adderId = waveEnqueueJobId(v, 0);
+  const adder = await waitFor(async () =>
+    (await s.rt.control().getJobState(adderId)) === 'completed' ? Job.fromId(s.rt.control(), adderId) : undefined,
+  );
   t.is(adder.returnvalue, n);
   t.is(await wave.getState(), 'waiting-children', 'no action ran yet: the wave waits');
   // The adder's retry after a control worker died mid-way: the same jobIds, nothing added twice.
@@ -202,3 +203,11 @@ async function waitFor<T>(get: () => Promise<T | undefined>, timeoutMs = 30_000)
   }
   throw new Error(`nothing after ${timeoutMs} ms`);
 }
+
+test("a partial apply's summary names 20 actions and counts the rest", (t) => {
+  const ids = Array.from({ length: 4003 }, (_, i) => `create:vm${i}`);
+  t.is(someOf(ids.slice(0, 2)), 'create:vm0, create:vm1');
+  const said = someOf(ids);
+  t.true(said.startsWith('create:vm0, create:vm1, '));
+  t.true(said.endsWith('create:vm19 and 3983 more'));
+});
