@@ -65,19 +65,17 @@ if (!/^\d{1,3}\.\d{1,3}$/.test(netPrefix)) {
 // userspace the emulation corrupts now and then (results/README.md).
 const AGENT_HEARTBEAT_MS = 30000;
 
-// Lab-only boot settings against what stopped runs 1-3 (results/README.md), overridable to try others:
-// - tsc_early_khz: the TSC frequency, so the Dom0 kernel need not calibrate it against the PIT (each of
-//   its 100 000 port reads traps to Xen's emulator, nested in TCG: 206 s in run 1, 380 s in run 3).
-//   From this machine's /proc/cpuinfo, as TCG's TSC is the host's.
+// Lab-only boot settings against what stopped runs 1-3 (results/README.md), overridable to try others
+// (XSM_LOCAL_BOOT_DOM0_ARGS, XSM_LOCAL_BOOT_XEN_ARGS; empty for none):
 // - noxsave: the Dom0 kernel saves FPU state with FXSAVE and tells userspace AVX is unusable (no
-//   OSXSAVE); run 3 died on a #GP in XRSTOR and libc's AVX code then trapping "invalid opcode".
-// - dom0_vcpus_pin: each Dom0 vCPU stays on its own emulated CPU (run 1's stop_machine waited 131 s on
-//   the other vCPU).
-const hostKhz = Math.round(
-  Number(/^cpu MHz\s*:\s*([0-9.]+)/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? 0) * 1000,
-);
-const LAB_DOM0_ARGS =
-  process.env.XSM_LOCAL_BOOT_DOM0_ARGS ?? `noxsave${hostKhz > 0 ? ` tsc_early_khz=${hostKhz}` : ''}`;
+//   OSXSAVE); run 3 died on a #GP in XRSTOR and libc's AVX code then trapping "invalid opcode". Runs 4-5
+//   (5 boots) had no such crash.
+// - dom0_vcpus_pin: each Dom0 vCPU stays on its own emulated CPU. Runs 4-5 (5 boots with it) passed the
+//   clock source switch's stop_machine every time; without it, run 1 and run 6's second boot hung there
+//   (soft lockup of migration/1 for 100-745 s).
+// Not tsc_early_khz: Linux 6.1 still calibrates the CPU against the PIT with it (runs 4-5: "Fast TSC
+// calibration failed" 53-70 s into each boot, as without it); it only sets the TSC frequency.
+const LAB_DOM0_ARGS = process.env.XSM_LOCAL_BOOT_DOM0_ARGS ?? 'noxsave';
 const LAB_XEN_ARGS = process.env.XSM_LOCAL_BOOT_XEN_ARGS ?? 'dom0_vcpus_pin';
 
 const { lines: logLines, t0, say, log } = runLog('local-boot');
@@ -335,7 +333,17 @@ const env: DeployEnv = {
   // trapped port reads, nested in TCG) took 3.5 min in run 1 and over 10 in run 2.
   timeouts: { installerMs: 5 * 60_000, bootMs: 30 * 60_000, agentMs: 20 * 60_000 },
   async startAgent(installed, data) {
-    await startHostAgentUnit(installed, data.host, agentEnv);
+    await startHostAgentUnit(installed, data.host, agentEnv).catch(async (e: Error) => {
+      // Why the unit did not start, before the emulated Dom0 can crash and lose its journal (run 6).
+      const why = await installed
+        .run('sh', ['-c', 'systemctl status xsm-host-agent --no-pager -l; journalctl -u xsm-host-agent --no-pager'], {
+          timeoutMs: 120000,
+        })
+        .then((r) => r.stdout + r.stderr)
+        .catch((e2: Error) => `(could not read it: ${e2.message})`);
+      say(`${data.host}: xsm-host-agent did not start:\n${why}`);
+      throw e;
+    });
     agentStartedAt = Date.now();
     say(`${data.host}: systemctl enable --now ${'xsm-host-agent.service'} returned`);
   },
