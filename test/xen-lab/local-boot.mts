@@ -65,6 +65,19 @@ if (!/^\d{1,3}\.\d{1,3}$/.test(netPrefix)) {
 // userspace the emulation corrupts now and then (results/README.md).
 const AGENT_HEARTBEAT_MS = 30000;
 
+// Lab-only boot settings against what stopped runs 1-3 (results/README.md), overridable to try others
+// (XSM_LOCAL_BOOT_DOM0_ARGS, XSM_LOCAL_BOOT_XEN_ARGS; empty for none):
+// - noxsave: the Dom0 kernel saves FPU state with FXSAVE and tells userspace AVX is unusable (no
+//   OSXSAVE); run 3 died on a #GP in XRSTOR and libc's AVX code then trapping "invalid opcode". Runs 4-5
+//   (5 boots) had no such crash.
+// - dom0_vcpus_pin: each Dom0 vCPU stays on its own emulated CPU. Runs 4-5 (5 boots with it) passed the
+//   clock source switch's stop_machine every time; without it, run 1 and run 6's second boot hung there
+//   (soft lockup of migration/1 for 100-745 s).
+// Not tsc_early_khz: Linux 6.1 still calibrates the CPU against the PIT with it (runs 4-5: "Fast TSC
+// calibration failed" 53-70 s into each boot, as without it); it only sets the TSC frequency.
+const LAB_DOM0_ARGS = process.env.XSM_LOCAL_BOOT_DOM0_ARGS ?? 'noxsave';
+const LAB_XEN_ARGS = process.env.XSM_LOCAL_BOOT_XEN_ARGS ?? 'dom0_vcpus_pin';
+
 const { lines: logLines, t0, say, log } = runLog('local-boot');
 function setupFailed(code: number, why: string): never {
   process.stdout.write(`${why}\n`);
@@ -139,6 +152,7 @@ sh(`ip tuntap add dev ${m.tap} mode tap && ip link set ${m.tap} master ${bridge}
 cleanups.push(() => void spawnSync('ip', ['link', 'del', m.tap]));
 cleanups.push(() => rmSync(disks, { recursive: true, force: true }));
 say(`lab: bridge ${bridge} ${server}/24, ${m.name} ${m.mac} -> ${m.address}`);
+say(`lab-only boot settings: Xen "${LAB_XEN_ARGS}", Dom0 kernel "${LAB_DOM0_ARGS}"`);
 
 // --- A private Redis on the bridge address only, with a password: the Dom0's agent and this script's
 // workers share it; nothing listens beyond the bridge.
@@ -208,7 +222,9 @@ const siteXml = tinyGuestSite(
 sh(`truncate -s 2G ${m.disk}`);
 const args = qemuArgs({ ...m, smp: 2, memMiB: 2048 });
 writeFileSync(join(out, `${m.name}-qemu-command.txt`), [qemu, ...args].map((a) => shellQuote(a)).join(' ') + '\n');
-m.proc = spawn('nice', ['-n', '10', qemu, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+// At normal priority: at nice 10 on a loaded machine (runs 1-3) the Dom0 kernel's PIT calibration took
+// 206-380 s and the emulated CPUs starved each other into a stop_machine soft lockup.
+m.proc = spawn(qemu, args, { stdio: ['ignore', 'ignore', 'pipe'] });
 let qemuErr = '';
 m.proc.stderr!.on('data', (d: Buffer) => (qemuErr += d.toString()));
 m.proc.on('exit', (code, sig) =>
@@ -299,12 +315,12 @@ const env: DeployEnv = {
   // Both vCPUs for Dom0: with one (run 3) its initramfs died as qemu-deploy's --smp 1 runs did ("invalid
   // opcode" in libc after a fault restoring FPU state); with two, run 1's hung in stop_machine under load.
   // net.ifnames=0: systemd's udev would rename eth0, which the Dom0's network start-up names.
+  // LAB_XEN_ARGS and LAB_DOM0_ARGS are settings for the emulation only, not for a real site's Dom0.
   xenBoot: {
     xen: 'xen-4.17-amd64',
-    xenArgs:
-      'console=com1 com1=115200,8n1 dom0=pvh,shadow dom0_mem=1024M,max:1024M iommu=1 loglvl=all guest_loglvl=all noreboot',
+    xenArgs: `console=com1 com1=115200,8n1 dom0=pvh,shadow dom0_mem=1024M,max:1024M iommu=1 loglvl=all guest_loglvl=all noreboot ${LAB_XEN_ARGS}`,
     kernel: 'vmlinuz',
-    kernelArgs: 'root=LABEL=root console=hvc0 earlyprintk=xen net.ifnames=0',
+    kernelArgs: `root=LABEL=root console=hvc0 earlyprintk=xen net.ifnames=0 ${LAB_DOM0_ARGS}`,
     initrd: 'initrd.img',
   },
   xenBootFrom: 'disk',
@@ -317,7 +333,17 @@ const env: DeployEnv = {
   // trapped port reads, nested in TCG) took 3.5 min in run 1 and over 10 in run 2.
   timeouts: { installerMs: 5 * 60_000, bootMs: 30 * 60_000, agentMs: 20 * 60_000 },
   async startAgent(installed, data) {
-    await startHostAgentUnit(installed, data.host, agentEnv);
+    await startHostAgentUnit(installed, data.host, agentEnv).catch(async (e: Error) => {
+      // Why the unit did not start, before the emulated Dom0 can crash and lose its journal (run 6).
+      const why = await installed
+        .run('sh', ['-c', 'systemctl status xsm-host-agent --no-pager -l; journalctl -u xsm-host-agent --no-pager'], {
+          timeoutMs: 120000,
+        })
+        .then((r) => r.stdout + r.stderr)
+        .catch((e2: Error) => `(could not read it: ${e2.message})`);
+      say(`${data.host}: xsm-host-agent did not start:\n${why}`);
+      throw e;
+    });
     agentStartedAt = Date.now();
     say(`${data.host}: systemctl enable --now ${'xsm-host-agent.service'} returned`);
   },
