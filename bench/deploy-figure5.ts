@@ -118,7 +118,12 @@ async function main() {
           const failed = states.filter((s) => s === 'failed').length;
           runs.push({ method, n, image, total, failed });
           // Why each failed (timeouts at scale are this machine's CPU; anything else is a finding).
-          for (const j of jobs) if (j?.failedReason) console.log(`    ${j.data.host}: FAILED: ${j.failedReason}`);
+          // A completed job keeps the reason of an attempt that failed before its retry succeeded.
+          for (const [i, j] of jobs.entries())
+            if (j?.failedReason)
+              console.log(
+                `    ${j.data.host}: ${states[i] === 'failed' ? 'FAILED' : 'an attempt failed, the retry completed'}: ${j.failedReason}`,
+              );
           console.log(
             `  round ${rep + 1}: ${method} x${n}: image ${image.toFixed(2)} s, deploy ${total.toFixed(2)} s${failed ? `, ${failed} FAILED` : ''} (load ${loadavg()[0]!.toFixed(1)})`,
           );
