@@ -65,9 +65,12 @@ async function main() {
     process.once(sig, () => void site.close().finally(() => process.exit(130)));
   const runs: { method: TransferMethod; n: number; image: number; total: number; failed: number }[] = [];
   try {
-    for (const method of methods) {
-      for (const n of sizes)
-        for (let rep = 0; rep < repeat; rep++) {
+    // Rounds outermost: every point gets its first run before any gets its second, so a run cut short
+    // (a deadline, a crash) still covers every method and size, and a burst of load from other work
+    // lands on several points' runs instead of all of one point's.
+    for (let rep = 0; rep < repeat; rep++) {
+      for (const method of methods)
+        for (const n of sizes) {
           const nodes = site.lab.nodes.slice(0, n);
           // Fresh machines: off, blank disks, no Xen state left from the last run.
           for (const node of nodes) {
@@ -85,8 +88,9 @@ async function main() {
           });
           const q = site.rt.queue(DEPLOY_QUEUE);
           let states: string[] = [];
+          let jobs: Awaited<ReturnType<typeof q.getJob>>[] = [];
           for (;;) {
-            const jobs = await Promise.all(req.jobs.map((j) => q.getJob(j.jobId)));
+            jobs = await Promise.all(req.jobs.map((j) => q.getJob(j.jobId)));
             states = await Promise.all(jobs.map((j) => j!.getState()));
             if (states.every((s) => s === 'completed' || s === 'failed')) break;
             await new Promise((r) => setTimeout(r, 200));
@@ -113,8 +117,15 @@ async function main() {
           }
           const failed = states.filter((s) => s === 'failed').length;
           runs.push({ method, n, image, total, failed });
+          // Why each failed (timeouts at scale are this machine's CPU; anything else is a finding).
+          // A completed job keeps the reason of an attempt that failed before its retry succeeded.
+          for (const [i, j] of jobs.entries())
+            if (j?.failedReason)
+              console.log(
+                `    ${j.data.host}: ${states[i] === 'failed' ? 'FAILED' : 'an attempt failed, the retry completed'}: ${j.failedReason}`,
+              );
           console.log(
-            `  ${method} x${n}: image ${image.toFixed(2)} s, deploy ${total.toFixed(2)} s${failed ? `, ${failed} FAILED` : ''}`,
+            `  round ${rep + 1}: ${method} x${n}: image ${image.toFixed(2)} s, deploy ${total.toFixed(2)} s${failed ? `, ${failed} FAILED` : ''} (load ${loadavg()[0]!.toFixed(1)})`,
           );
           for (const x of nodes) await site.rt.deploys.forget(x.name);
         }

@@ -1,5 +1,5 @@
 // Deploying one bare machine as a Xen Dom0, as a durable job on the deploy queue:
-//   pxe-install -> power-on -> wait-installer -> partition -> write-image -> configure -> bootloader
+//   pxe-install -> power-on -> wait-installer -> partition -> write-image -> grow-root -> configure -> bootloader
 //   -> volumes -> boot-xen -> verify-xen -> start-agent -> join
 // The installed host boots Xen from its own disk (GRUB); its network-boot entry is switched to "boot
 // from local disk", so it needs no deploy server at boot; a redeploy switches it back to the installer.
@@ -46,6 +46,7 @@ import {
   type ImageServer,
   type TransferMethod,
 } from '../src/deploy/transfer.ts';
+import { growFilesystem } from '../src/deploy/image.ts';
 import type { DeployJobData } from '../src/runtime/queues.ts';
 import type { XsmRuntime } from '../src/runtime/runtime.ts';
 import { PermanentError } from '../src/lib/errors.ts';
@@ -389,7 +390,7 @@ export const deploySteps: readonly Step<DeployContext>[] = [
           const r = await s.run('sfdisk', ['--json', c.data.disk]);
           if (r.code === 0 && /"name":\s*"root"/.test(r.stdout)) {
             const p = partitionFromJson(r.stdout, 'root', c.data.disk);
-            await setFields(c, { rootOffset: p.offset, rootBytes: p.bytes });
+            await setFields(c, { rootOffset: p.offset, rootBytes: p.bytes, rootNode: p.node });
             return;
           }
         }
@@ -418,7 +419,12 @@ export const deploySteps: readonly Step<DeployContext>[] = [
             `${c.data.host}: root partition has ${p.bytes} bytes, the image needs ${c.data.image.bytes}`,
             'use a larger disk or a smaller swap in the layout',
           );
-        await setFields(c, { rootOffset: p.offset, rootBytes: p.bytes, layout: layout.name ?? '(default)' });
+        await setFields(c, {
+          rootOffset: p.offset,
+          rootBytes: p.bytes,
+          rootNode: p.node,
+          layout: layout.name ?? '(default)',
+        });
       });
     },
   },
@@ -466,6 +472,30 @@ export const deploySteps: readonly Step<DeployContext>[] = [
           percent: 100,
           rate: Math.round(c.data.image.bytes / Math.max(0.001, secs)),
           message: `${method} done, checksum verified`,
+        });
+      });
+    },
+  },
+  {
+    name: 'grow-root',
+    run: async (c, srt) => {
+      const layout = layoutOf(c);
+      // A mirror's root is md0, whose metadata (1.0) sits at the end of the partition: the volumes step
+      // grows the file system on md0 once the mirror exists, to md0's size, not the partition's.
+      if (layout.raid1) return;
+      const bytes = Number(await field(c, 'rootBytes'));
+      if (!bytes) throw new Error(`${c.data.host}: root partition size not on record (partition did not finish)`);
+      await withShell(c, async (s) => {
+        const node = await field(c, 'rootNode');
+        const g = await growFilesystem(s, {
+          disk: c.data.disk,
+          offset: await rootOffset(c),
+          bytes,
+          ...(node ? { node } : {}),
+        });
+        await setFields(c, { rootFsBytes: g.toBytes });
+        await srt.report({
+          message: `root file system grown from ${Math.round(g.fromBytes / 1048576)} MiB (the image) to ${Math.round(g.toBytes / 1048576)} MiB (its partition)`,
         });
       });
     },

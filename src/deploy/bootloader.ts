@@ -122,3 +122,52 @@ export function grubInstallCommand(disk: string, dir: string): string {
 export function unmountCommand(dir: string): string {
   return `umount ${shellQuote(dir)} 2>/dev/null || true`;
 }
+
+/**
+ * The arguments of a grub.cfg's first entry: Xen's on its multiboot2 line, the Dom0 kernel's on the first
+ * module2 line, each without GRUB's argv[0] word ("placeholder") that Xen drops.
+ */
+export function parseGrubXenArgs(cfg: string): { xenArgs: string; kernelArgs: string } | undefined {
+  const entry = /menuentry [^{]*\{([^}]*)\}/.exec(cfg)?.[1];
+  if (!entry) return undefined;
+  const words = (kw: string) =>
+    entry
+      .split('\n')
+      .map((l) => l.trim().split(/\s+/))
+      .find((w) => w[0] === kw && w[1] && !w[1].startsWith('--'));
+  const xen = words('multiboot2');
+  const kernel = words('module2');
+  if (!xen || !kernel) return undefined;
+  const args = (w: string[]) => w.slice(w[2] === 'placeholder' ? 3 : 2).join(' ');
+  return { xenArgs: args(xen), kernelArgs: args(kernel) };
+}
+
+/** What an in-place update does to a host's grub.cfg once its /boot holds the image's Xen and kernel. */
+export interface GrubUpdate {
+  /** grub.cfg naming the Xen and kernel in /boot now, with the arguments the host's entry had. */
+  cfg: string;
+  files: BootFiles;
+  /** What the host's entry loads before the update. */
+  was: { xen: string; kernel: string };
+  changed: boolean;
+}
+
+/**
+ * Re-renders a host's Xen entry for the /boot an update leaves (`listing`): an update replaces /boot's
+ * Xen and kernel with the image's (rsync --delete removes the old ones) but keeps /boot/grub (GRUB's
+ * modules must match the boot code on the disk), so without this the host would look for a kernel that is
+ * gone at its next boot. Xen's and the kernel's arguments are the host's own, kept from its entry.
+ */
+export function grubAfterUpdate(current: string, listing: readonly string[], host: string): GrubUpdate {
+  const entry = parseGrubXenEntry(current);
+  const args = parseGrubXenArgs(current);
+  if (!entry || !args)
+    throw new PermanentError(
+      `${host}: /boot/grub/grub.cfg has no Xen entry (multiboot2 with a module2 kernel) that XSM can carry over to the new Xen and kernel`,
+      "run update-grub on the host (Debian's 20_linux_xen), or redeploy it with xsm host deploy, before it reboots",
+    );
+  const files = bootFilesFrom(listing, host);
+  const cfg = renderGrubXenCfg(files, args);
+  const base = (p: string | undefined) => (p ?? '').replace(/^\/boot\//, '');
+  return { cfg, files, was: { xen: base(entry.xen), kernel: base(entry.modules[0]) }, changed: cfg !== current };
+}

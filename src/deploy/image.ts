@@ -9,6 +9,7 @@ import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { runChecked, LocalShell, type Shell } from '../drivers/shell.ts';
+import { PermanentError } from '../lib/errors.ts';
 import { ImageCatalogue } from './image-catalogue.ts';
 
 /** Where an image version came from: scripts/build-image (or the lab), or a capture from an installed Dom0. */
@@ -146,4 +147,74 @@ export async function unpackImage(shell: Shell, imagePath: string, into: string)
   const bad = r.stderr.split('\n').filter((l) => l.trim() && !/^debugfs \d/.test(l));
   if (bad.length) throw new Error(`unpacking ${imagePath} into ${into}: ${bad.slice(0, 3).join(' ')}`);
   await rm(join(into, 'lost+found'), { recursive: true, force: true });
+}
+
+/** Block size and count of the ext4 file system at `device`, from its superblock (dumpe2fs -h). */
+export async function filesystemSize(shell: Shell, device: string): Promise<{ blockSize: number; blocks: number }> {
+  const r = await runChecked(shell, 'dumpe2fs', ['-h', device]);
+  const blocks = Number(/^Block count:\s+(\d+)/m.exec(r.stdout)?.[1]);
+  const blockSize = Number(/^Block size:\s+(\d+)/m.exec(r.stdout)?.[1]);
+  if (!blocks || !blockSize) throw new Error(`${shell.where}: dumpe2fs -h ${device} shows no block count or size`);
+  return { blockSize, blocks };
+}
+
+/**
+ * Grows the ext4 file system in the region `offset`..`offset + bytes` of `disk` (its root partition) to
+ * fill it: an image is sized to its content, the root partition to the disk, and without this the rest of
+ * the partition stays unused. On a disk that is a block device it works on the partition's node (`node`,
+ * from sfdisk); on a disk that is a file (the netns lab's) the region is attached as a loop device of
+ * exactly the partition's size. Never DISK?offset=N: resize2fs takes a disk that is a regular file for the
+ * file system's own and truncates it to the file system's size, which cut the partition's tail and the
+ * GPT's backup header off the lab's disk files.
+ * Safe to run again after a crash: loop devices left on the region are detached first, e2fsck -f repairs
+ * what an interrupted resize left, and resize2fs to the size the file system already has does nothing.
+ */
+export async function growFilesystem(
+  shell: Shell,
+  region: { disk: string; offset: number; bytes: number; node?: string },
+): Promise<{ fromBytes: number; toBytes: number }> {
+  const { disk, offset, bytes, node } = region;
+  const isBlock = node !== undefined && (await shell.run('test', ['-b', disk])).code === 0;
+  const stale = await shell.run('losetup', ['-n', '-O', 'NAME', '-j', disk, '-o', String(offset)]);
+  for (const dev of stale.stdout
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean))
+    await runChecked(shell, 'losetup', ['-d', dev]);
+  const before = await filesystemSize(shell, `${disk}?offset=${offset}`);
+  if (before.blocks * before.blockSize > bytes)
+    throw new PermanentError(
+      `${shell.where}: the file system at ${disk} offset ${offset} has ${before.blocks * before.blockSize} bytes, more than its partition's ${bytes}`,
+      'use a larger disk or a smaller swap in the layout',
+    );
+  const dev = isBlock
+    ? node
+    : (
+        await runChecked(shell, 'losetup', [
+          '--find',
+          '--show',
+          '-o',
+          String(offset),
+          '--sizelimit',
+          String(bytes),
+          disk,
+        ])
+      ).stdout.trim();
+  try {
+    const fsck = await shell.run('e2fsck', ['-f', '-y', dev]);
+    // 0: clean, 1: errors corrected, 2: corrected, reboot advised (meaningless here, nothing is mounted).
+    if (fsck.code > 2)
+      throw new PermanentError(
+        `${shell.where}: e2fsck -f -y on the root partition of ${disk} exited ${fsck.code}: ${(fsck.stderr || fsck.stdout).trim().split('\n').slice(-2).join(' ')}`,
+        'deploy the host again: the image is rewritten, since its checksum no longer matches what is on the disk',
+      );
+    await runChecked(shell, 'resize2fs', [dev]);
+    const after = await filesystemSize(shell, dev);
+    const want = Math.floor(bytes / after.blockSize);
+    if (after.blocks !== want)
+      throw new Error(`${shell.where}: resize2fs left the root file system at ${after.blocks} blocks, not ${want}`);
+    return { fromBytes: before.blocks * before.blockSize, toBytes: after.blocks * after.blockSize };
+  } finally {
+    if (!isBlock) await shell.run('losetup', ['-d', dev]);
+  }
 }

@@ -68,6 +68,10 @@ export function volumeCommands(
     out.push(copy(0, 440), copy(root.biosOffset, 1 << 20), copy(root.offset, root.bytes));
     out.push(
       `mdadm --create /dev/md0 --run --level=1 --metadata=1.0 --assume-clean --raid-devices=2 ${nodes.root.map(q).join(' ')}`,
+      // The image's file system grown to the mirror (not the partition: md's metadata 1.0 is at its end),
+      // as grow-root does for a root without a mirror; e2fsck's 1 and 2 mean it corrected something.
+      'e2fsck -f -y /dev/md0 || [ $? -lt 4 ]',
+      'resize2fs /dev/md0',
     );
     if (layout.volumeGroup) {
       out.push(`mdadm --create /dev/md1 --run --level=1 --metadata=1.0 --raid-devices=2 ${nodes.vg.map(q).join(' ')}`);

@@ -55,6 +55,8 @@ export interface HostUpdateResult {
   dryRun: boolean;
   /** Counts and paths; a job resumed past its sync has the counts only (`listed` empty, `truncated`). */
   changes?: Omit<HostChangeSummary, 'changes'> & { listed: HostChangeSummary['changes']; truncated: boolean };
+  /** What the update did (or would do) to the host's grub.cfg, in a line; absent when resumed past it. */
+  bootloader?: string;
 }
 
 export async function runHostUpdate(
@@ -80,6 +82,7 @@ export async function runHostUpdate(
     host: data.host,
     image: formatImageRef(data.image),
     dryRun: data.dryRun,
+    ...(ctx.bootloader ? { bootloader: ctx.bootloader } : {}),
     ...(c
       ? {
           changes: {

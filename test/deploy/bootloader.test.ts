@@ -5,7 +5,14 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { bootFilesFrom, mountRootCommand, parseGrubXenEntry, renderGrubXenCfg } from '../../src/deploy/bootloader.ts';
+import {
+  bootFilesFrom,
+  grubAfterUpdate,
+  mountRootCommand,
+  parseGrubXenArgs,
+  parseGrubXenEntry,
+  renderGrubXenCfg,
+} from '../../src/deploy/bootloader.ts';
 import { PermanentError } from '../../src/lib/errors.ts';
 
 const debianBoot = [
@@ -108,4 +115,46 @@ test('the mount line needs only busybox: no mountpoint(1), no offset= for a part
   const line = mountRootCommand({ disk: '/dev/sda', node: '/dev/sda3', offset: 1 << 20 }, '/tmp/xsm-root-xen01');
   t.false(/\bmountpoint\b/.test(line));
   t.regex(line, /grep -qs ' \/tmp\/xsm-root-xen01 ' \/proc\/mounts/);
+});
+
+test('after an in-place update the Xen entry names the new Xen and kernel and keeps the host arguments', (t) => {
+  const deployed = renderGrubXenCfg(bootFilesFrom(debianBoot, 'xen01'), {
+    xenArgs: 'dom0=pvh dom0_mem=2048M',
+    kernelArgs: 'root=LABEL=root ro console=hvc0',
+  });
+  t.deepEqual(parseGrubXenArgs(deployed), {
+    xenArgs: 'dom0=pvh dom0_mem=2048M',
+    kernelArgs: 'root=LABEL=root ro console=hvc0',
+  });
+  // The image's /boot: a newer Xen and kernel, the old ones gone (rsync --delete), GRUB's directory kept.
+  const after = [
+    'grub',
+    'xen-4.19-amd64.gz',
+    'vmlinuz-6.1.0-30-amd64',
+    'initrd.img-6.1.0-30-amd64',
+    'config-6.1.0-30-amd64',
+  ];
+  const u = grubAfterUpdate(deployed, after, 'xen01');
+  t.true(u.changed);
+  t.deepEqual(u.was, { xen: 'xen-4.17-amd64.gz', kernel: 'vmlinuz-6.1.0-28-amd64' });
+  t.deepEqual(parseGrubXenEntry(u.cfg), {
+    xen: '/boot/xen-4.19-amd64.gz',
+    modules: ['/boot/vmlinuz-6.1.0-30-amd64', '/boot/initrd.img-6.1.0-30-amd64'],
+  });
+  t.deepEqual(parseGrubXenArgs(u.cfg), parseGrubXenArgs(deployed));
+  // Run again on the result (a resumed job): nothing to change.
+  const again = grubAfterUpdate(u.cfg, after, 'xen01');
+  t.false(again.changed);
+  t.is(again.cfg, u.cfg);
+});
+
+test('an update refuses a grub.cfg without a Xen entry and says what to run instead', (t) => {
+  const e = t.throws(() =>
+    grubAfterUpdate(
+      "menuentry 'Debian' {\n\tlinux /boot/vmlinuz-6.1.0-28-amd64 root=/dev/sda2\n}\n",
+      debianBoot,
+      'xen01',
+    ),
+  );
+  t.regex(e!.message, /^xen01: \/boot\/grub\/grub\.cfg has no Xen entry .*\(run update-grub on the host/);
 });

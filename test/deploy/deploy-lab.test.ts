@@ -6,7 +6,9 @@ import { enqueueDeploy, DeployRequestError } from '../../src/services/deploy-ser
 import { DEPLOY_QUEUE } from '../../src/runtime/queues.ts';
 import type { DeployJobData } from '../../src/runtime/queues.ts';
 import type { Job } from 'bullmq';
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
+import { filesystemSize } from '../../src/deploy/image.ts';
+import { partitionFromJson } from '../../src/deploy/layout.ts';
 import { join } from 'node:path';
 import { labSupported } from '../lab/netns-lab.ts';
 import { macHexhyp, renderLocalBootIpxe } from '../../src/deploy/dnsmasq.ts';
@@ -152,6 +154,20 @@ labTest(
     t.is(st.bootloader, 'grub');
     t.is(st.netboot, 'local-disk');
     t.is(st.bootXen, 'xen-4.17-amd64.gz');
+    // grow-root: the 24 MiB image fills its root partition (the 128 MiB disk less GPT, BIOS boot and
+    // swap), and the disk file keeps its size (its tail holds the GPT's backup header).
+    const local = new LocalShell();
+    const root = partitionFromJson(
+      (await runChecked(local, 'sfdisk', ['--json', node.disk])).stdout,
+      'root',
+      node.disk,
+    );
+    const fs = await filesystemSize(local, `${node.disk}?offset=${root.offset}`);
+    t.true(root.bytes > 3 * s.image.bytes, `the root partition (${root.bytes} bytes) is larger than the image`);
+    t.is(fs.blocks * fs.blockSize, Math.floor(root.bytes / fs.blockSize) * fs.blockSize);
+    t.is(Number(st.rootFsBytes), fs.blocks * fs.blockSize);
+    t.is((await stat(node.disk)).size, 128 * 1048576);
+    t.is((await runChecked(local, 'e2fsck', ['-f', '-n', `${node.disk}?offset=${root.offset}`])).code, 0);
     const log = await s.rt.queue(DEPLOY_QUEUE).getJobLogs(job.id!);
     t.log(log.logs.filter((l) => /boot/.test(l)).join('\n'));
     t.deepEqual(node.power.console.slice(-4), [

@@ -25,6 +25,7 @@ import { main } from '../../src/cli/main.ts';
 import { startTestSite } from '../integration/harness.ts';
 import { freePort, loopbackDom0Unsupported, startLoopbackDom0, type LoopbackDom0 } from '../lab/loopback-dom0.ts';
 import { captureSteps } from '../../workflows/capture-image.ts';
+import { bootFilesFrom, parseGrubXenArgs, parseGrubXenEntry, renderGrubXenCfg } from '../../src/deploy/bootloader.ts';
 import { updateSteps } from '../../workflows/update-host.ts';
 import type { HostImageEnv } from '../../workflows/host-image-env.ts';
 
@@ -163,7 +164,7 @@ maybe('a capture resumed after a crash between steps does not pull again, and re
 });
 
 /** An image version made from a "golden" tree: the next system, with identity files of its own. */
-async function goldenVersion(env: HostImageEnv): Promise<ImageManifest> {
+async function goldenVersion(env: HostImageEnv, extra: Record<string, string> = {}): Promise<ImageManifest> {
   const tree = await mkdtemp(join(tmpdir(), 'xsm-golden-'));
   try {
     await plant(tree, {
@@ -173,6 +174,7 @@ async function goldenVersion(env: HostImageEnv): Promise<ImageManifest> {
       'etc/hostname': 'golden\n',
       'etc/ssh/ssh_host_ed25519_key': 'golden private key\n',
       'etc/machine-id': 'ffffffffffffffffffffffffffffffff\n',
+      ...extra,
     });
     await mkdir(join(env.imagesDir, 'dom0'), { recursive: true });
     const packed = await packTree(env.local, tree, join(env.imagesDir, 'dom0/golden.img'));
@@ -250,14 +252,61 @@ maybe('an update resumed after a crash between sync and verify does not sync aga
   const journal = memoryJournal();
   await runSteps('host-update', updateSteps.slice(0, 2), { env, data, jobId: 'update-crash' }, journal, silentLogger);
   t.is(await readFile(join(root, 'etc/new-file'), 'utf8'), 'new in v2\n');
-  // The worker died as verify-xen started; a file changed on the host since must stay as it is.
-  journal.state.current = 'verify-xen';
+  // The worker died as the step after the sync started; a file changed on the host since must stay as it is.
+  journal.state.current = 'bootloader';
   await plant(root, { 'usr/bin/tool': 'edited on the host after the sync\n' });
   const r = await runHostUpdate(env, data, 'update-crash', journal);
   t.like(r.changes, { added: 1, changed: 1, deleted: 1, listed: [], truncated: true }, 'the counts of the first sync');
   t.is(await readFile(join(root, 'usr/bin/tool'), 'utf8'), 'edited on the host after the sync\n');
-  t.deepEqual(journal.state.done, ['unpack', 'sync', 'verify-xen', 'record']);
+  t.deepEqual(journal.state.done, ['unpack', 'sync', 'bootloader', 'verify-xen', 'record']);
   t.is(await env.deploys.field('node1', 'image'), 'dom0:1');
+});
+
+maybe('an update to a new Xen and kernel re-renders grub.cfg so the host boots them; a dry run says so', async (t) => {
+  const { root, env } = await setup(t);
+  const args = { xenArgs: 'dom0=pvh dom0_mem=2048M', kernelArgs: 'root=LABEL=root ro console=hvc0' };
+  const oldBoot = ['xen-4.17-amd64.gz', 'vmlinuz-6.1.0-28-amd64', 'initrd.img-6.1.0-28-amd64'];
+  // The host as deploy left it: Xen and a kernel in /boot, GRUB's entry for them and its modules.
+  await plant(root, {
+    ...Object.fromEntries(oldBoot.map((f) => [`boot/${f}`, `${f}\n`])),
+    'boot/grub/grub.cfg': renderGrubXenCfg(bootFilesFrom(oldBoot, 'node1'), args),
+    'boot/grub/i386-pc/core.img': 'core matching the boot code on the disk\n',
+  });
+  const newBoot = ['xen-4.19-amd64.gz', 'vmlinuz-6.1.0-30-amd64', 'initrd.img-6.1.0-30-amd64'];
+  const image = await goldenVersion(env, Object.fromEntries(newBoot.map((f) => [`boot/${f}`, `${f}\n`])));
+  const data = { host: 'node1', address: '127.0.0.1', image, dryRun: true };
+  const cfgBefore = await readFile(join(root, 'boot/grub/grub.cfg'), 'utf8');
+
+  const dry = await runHostUpdate(env, data, 'update-boot-dry', memoryJournal());
+  t.is(
+    dry.bootloader,
+    'grub.cfg would boot xen-4.19-amd64.gz and vmlinuz-6.1.0-30-amd64 (was xen-4.17-amd64.gz and vmlinuz-6.1.0-28-amd64)',
+  );
+  t.is(await readFile(join(root, 'boot/grub/grub.cfg'), 'utf8'), cfgBefore, 'the dry run leaves grub.cfg alone');
+
+  const r = await runHostUpdate(env, { ...data, dryRun: false }, 'update-boot', memoryJournal());
+  t.is(r.bootloader, dry.bootloader!.replace('would boot', 'now boots'));
+  const cfg = await readFile(join(root, 'boot/grub/grub.cfg'), 'utf8');
+  const entry = parseGrubXenEntry(cfg)!;
+  t.deepEqual(entry, {
+    xen: '/boot/xen-4.19-amd64.gz',
+    modules: ['/boot/vmlinuz-6.1.0-30-amd64', '/boot/initrd.img-6.1.0-30-amd64'],
+  });
+  // What GRUB will load at the next boot is on the host; the old kernel went with the sync.
+  for (const f of [entry.xen, ...entry.modules]) t.is(await readFile(join(root, f), 'utf8'), `${f.slice(6)}\n`);
+  t.false(
+    await stat(join(root, 'boot/vmlinuz-6.1.0-28-amd64')).then(
+      () => true,
+      () => false,
+    ),
+  );
+  t.deepEqual(parseGrubXenArgs(cfg), args, "the host's Xen and kernel arguments are kept");
+  t.is(await readFile(join(root, 'boot/grub/i386-pc/core.img'), 'utf8'), 'core matching the boot code on the disk\n');
+  t.is(await env.deploys.field('node1', 'bootKernel'), 'vmlinuz-6.1.0-30-amd64');
+  // The same update again: grub.cfg is already right and is not rewritten.
+  const again = await runHostUpdate(env, { ...data, dryRun: false }, 'update-boot-2', memoryJournal());
+  t.is(again.bootloader, 'grub.cfg already boots xen-4.19-amd64.gz and vmlinuz-6.1.0-30-amd64');
+  t.is(await readFile(join(root, 'boot/grub/grub.cfg'), 'utf8'), cfg);
 });
 
 maybe('an image whose file no longer matches its manifest is refused before the host is touched', async (t) => {

@@ -44,7 +44,7 @@ test('RAID1: both disks partitioned alike (raid type), GRUB and root copied, md 
     { root: ['/dev/sda2', '/dev/sdb2'], vg: ['/dev/sda3', '/dev/sdb3'] },
     { offset: 2097152, bytes: 8589934592, biosOffset: 1048576, disks: ['/dev/sda', '/dev/sdb'] },
   );
-  t.is(cmds.length, 7);
+  t.is(cmds.length, 9);
   t.regex(cmds[0]!, /^dd if='\/dev\/sda' of='\/dev\/sdb' bs=4M skip=0 seek=0 count=440 /);
   t.regex(cmds[1]!, /skip=1048576 seek=1048576 count=1048576 /);
   t.regex(cmds[2]!, /skip=2097152 seek=2097152 count=8589934592 /);
@@ -52,5 +52,7 @@ test('RAID1: both disks partitioned alike (raid type), GRUB and root copied, md 
     cmds[3],
     "mdadm --create /dev/md0 --run --level=1 --metadata=1.0 --assume-clean --raid-devices=2 '/dev/sda2' '/dev/sdb2'",
   );
-  t.is(cmds[5], "pvcreate -ff -y '/dev/md1'");
+  // The root file system grows to md0's size once the mirror exists, before anything else uses md0.
+  t.deepEqual(cmds.slice(4, 6), ['e2fsck -f -y /dev/md0 || [ $? -lt 4 ]', 'resize2fs /dev/md0']);
+  t.is(cmds[7], "pvcreate -ff -y '/dev/md1'");
 });

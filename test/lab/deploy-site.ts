@@ -61,7 +61,9 @@ export async function startDeploySite(
   await mkdir(keyDir, { recursive: true });
   await run('sh', ['-c', `rm -f ${keyDir}/id && ssh-keygen -q -t ed25519 -N '' -f ${keyDir}/id`]);
   const publicKey = (await readFile(`${keyDir}/id.pub`, 'utf8')).trim();
-  const lab = Object.assign(lab0, { opts: { ...lab0.opts, authorizedKey: publicKey } }) as NetnsLab;
+  const agentEntry = await labBundle('workers/host-agent.ts', `agent-${lab0.id}.mjs`);
+  const xlEntry = await labBundle('src/drivers/hypervisor/sim-xl.ts', `sim-xl-${lab0.id}.mjs`);
+  const lab = Object.assign(lab0, { opts: { ...lab0.opts, authorizedKey: publicKey, xlEntry } }) as NetnsLab;
   try {
     await lab.up();
   } catch (e) {
@@ -133,6 +135,7 @@ export async function startDeploySite(
     memMiB: opts.memMiB ?? 4096,
     sessionWaitS: opts.sessionWaitS ?? 20,
     nodes: lab.nodes.map((n) => ({ name: n.name, dir: n.dir })),
+    agentEntry,
   };
   const env = await labDeployEnv(cfg, rt, log, async (host) => {
     const n = lab.nodes.find((x) => x.name === host);
@@ -167,7 +170,7 @@ export async function startDeploySite(
       await lab.down();
       await rt.close();
       await deleteKeys(prefix);
-      await run('rm', ['-rf', keyDir]);
+      await run('rm', ['-rf', keyDir, agentEntry, xlEntry]);
     },
   };
   return site;
@@ -187,6 +190,45 @@ export interface LabDeployConfig {
   sessionWaitS: number;
   nodes: { name: string; dir: string }[];
   bmcUrl?: string;
+  /** The host agent as one compiled file (labBundle), else it starts under tsx. */
+  agentEntry?: string;
+}
+
+/**
+ * The lab's time limits for a machine to come up in its installer, answer SSH after its reboot and have
+ * its agent report. Every lab machine is a set of processes on this one machine (an installer's sshd,
+ * debugfs at boot, sshd, the simulated xl, a Node agent), so N machines booting together take about N
+ * times the CPU of one: 30 s for one machine, 4 s more for each further one (32 machines: 154 s). Real
+ * machines bring their own CPU; the deploy worker's defaults (workers/deploy.ts) are minutes anyway.
+ */
+export function labTimeouts(machines: number): DeployEnv['timeouts'] {
+  const ms = 30_000 + 4_000 * Math.max(0, machines - 1);
+  return { installerMs: ms, bootMs: ms, agentMs: ms };
+}
+
+/**
+ * Compiles a TypeScript entry (the host agent, the simulated xl) to one ES module with esbuild, so each
+ * of the lab's 32 agents and every `xl` call starts plain Node instead of loading tsx and transforming
+ * the sources again: that start-up, times 32 on 2 cores, made agents miss their report time. The file
+ * goes under node_modules/.cache so its package imports (bullmq, ioredis, ssh2 with native parts) resolve
+ * from the repository's node_modules, as under tsx.
+ */
+export async function labBundle(entry: string, name: string): Promise<string> {
+  const out = join(REPO, 'node_modules/.cache/xsm-lab', name);
+  await run(
+    join(REPO, 'node_modules/.bin/esbuild'),
+    [
+      join(REPO, entry),
+      '--bundle',
+      '--platform=node',
+      '--format=esm',
+      '--packages=external',
+      `--outfile=${out}`,
+      '--log-level=warning',
+    ],
+    { cwd: REPO },
+  );
+  return out;
 }
 
 export async function labDeployEnv(
@@ -216,7 +258,7 @@ export async function labDeployEnv(
     relayCommand: ['node', join(REPO, 'src/deploy/chain-relay.mjs')],
     chainPort: 7070,
     sessionWaitS: cfg.sessionWaitS,
-    timeouts: { installerMs: 30000, bootMs: 30000, agentMs: 30000 },
+    timeouts: labTimeouts(cfg.nodes.length),
     async startAgent(shell: SshShell, data) {
       const n = cfg.nodes.find((x) => x.name === data.host)!;
       const envs = {
@@ -234,7 +276,7 @@ export async function labDeployEnv(
         .map(([k, v]) => `${k}=${shellQuote(v)}`)
         .join(
           ' ',
-        )} setsid nohup node --import tsx workers/host-agent.ts > ${shellQuote(join(n.dir, 'agent.log'))} 2>&1 < /dev/null &`;
+        )} setsid nohup node ${cfg.agentEntry ? shellQuote(cfg.agentEntry) : '--import tsx workers/host-agent.ts'} > ${shellQuote(join(n.dir, 'agent.log'))} 2>&1 < /dev/null &`;
       await runChecked(shell, 'sh', ['-c', line]);
     },
   };

@@ -90,6 +90,8 @@ export interface LabOptions {
   memMiB?: number;
   /** Public key (OpenSSH line) the deploy worker logs in with. */
   authorizedKey: string;
+  /** The simulated xl compiled to one file (deploy-site's labBundle); else each `xl` call starts tsx. */
+  xlEntry?: string;
 }
 
 /**
@@ -483,9 +485,10 @@ export class LabPower implements PowerControl {
     const bin = join(this.node.dir, 'bin');
     await mkdir(bin, { recursive: true });
     const tsx = join(REPO, 'node_modules/tsx/dist/loader.mjs');
+    const xl = this.lab.opts.xlEntry ?? `--import ${tsx} ${join(REPO, 'src/drivers/hypervisor/sim-xl.ts')}`;
     await writeFile(
       join(bin, 'xl'),
-      `#!/bin/sh\nexport XSM_SIM_DIR=${join(this.node.dir, 'xen')} XSM_SIM_HOST=${this.node.name} XSM_SIM_MEM_MIB=${this.lab.opts.memMiB ?? 4096}\nexec node --import ${tsx} ${join(REPO, 'src/drivers/hypervisor/sim-xl.ts')} "$@"\n`,
+      `#!/bin/sh\nexport XSM_SIM_DIR=${join(this.node.dir, 'xen')} XSM_SIM_HOST=${this.node.name} XSM_SIM_MEM_MIB=${this.lab.opts.memMiB ?? 4096}\nexec node ${xl} "$@"\n`,
     );
     await chmod(join(bin, 'xl'), 0o755);
     this.console.push('disk: booted the installed system');

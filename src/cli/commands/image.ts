@@ -89,6 +89,7 @@ function printChanges(io: CliIo, r: HostUpdateResult): void {
   const c = r.changes;
   if (!c) {
     io.out(`${r.host}: ${r.image}`);
+    if (r.bootloader) io.out(r.bootloader);
     return;
   }
   const mark = { add: '+', change: '~', delete: '-' } as const;
@@ -97,6 +98,7 @@ function printChanges(io: CliIo, r: HostUpdateResult): void {
   io.out(
     `${r.host} ${r.dryRun ? 'would get' : 'got'} ${r.image}: ${c.added} added, ${c.changed} changed, ${c.deleted} deleted, ${mib(c.bytes)} to write`,
   );
+  if (r.bootloader) io.out(r.bootloader);
 }
 
 export const hostUpdate = defineCommand({
