@@ -4,7 +4,13 @@
 import test from 'ava';
 import { readFileSync } from 'node:fs';
 import { XlHypervisor } from '../../src/drivers/hypervisor/xl.ts';
-import { isRefusal, parseXlInfo, parseXlList, parseXlListLong } from '../../src/drivers/hypervisor/xl-parse.ts';
+import {
+  hotplugTimeoutHint,
+  isRefusal,
+  parseXlInfo,
+  parseXlList,
+  parseXlListLong,
+} from '../../src/drivers/hypervisor/xl-parse.ts';
 import { HypervisorRefusal } from '../../src/drivers/hypervisor/hypervisor.ts';
 import type { CommandResult, RunOptions, Shell } from '../../src/drivers/shell.ts';
 
@@ -117,4 +123,26 @@ test('a guest `xl list` shows but `xl list -l` does not yet (being built) has it
     'xenlab',
   );
   t.like(await both.find('tiny'), { maxVcpus: 2, limitsUnknown: undefined });
+});
+
+test("a real block hotplug timeout: the create's error says the disk was not attached and what to time", async (t) => {
+  const stderr = real('xl-create-block-hotplug-timeout.txt');
+  const dom0 = new RecordedDom0(
+    { list: 'xl-list-running.txt', long: 'xl-list-l-running.json' },
+    { create: { code: 3, stdout: '', stderr: `Parsing config from /etc/xen/xsm/tiny.cfg\n${stderr}` } },
+  );
+  const err = await t.throwsAsync(new XlHypervisor(dom0, 'nhost1').create({ name: 'tiny', text: 'name = "tiny"\n' }));
+  // libxl's own lines stay, for whoever reads the job's error.
+  t.true(err.message.includes('unable to add disk devices'));
+  t.regex(err.message, /hotplug script `\/etc\/xen\/scripts\/block add` outlasted libxl's timeout/);
+  t.regex(err.message, /disk was not attached: time `losetup -f --show FILE`/);
+  t.regex(err.message, /xen-hotplug\.log/);
+  t.false(err instanceof HypervisorRefusal, 'a timeout is not a refusal: the create may succeed when retried');
+  t.is(hotplugTimeoutHint('libxl: error: libxl_create.c: Domain 1:some other failure'), undefined);
+  t.regex(
+    hotplugTimeoutHint(
+      'libxl: error: libxl_aoutils.c:539:async_exec_timeout: killing execution of /etc/xen/scripts/vif-bridge online because of timeout',
+    ) ?? '',
+    /network interface was not attached/,
+  );
 });

@@ -132,3 +132,23 @@ const REFUSALS = [
 export function isRefusal(stderr: string): boolean {
   return REFUSALS.some((re) => re.test(stderr));
 }
+
+/**
+ * What to do when libxl killed a hotplug script for its timeout (`async_exec_timeout`: 40 s in Xen 4.17),
+ * or undefined. The bare libxl lines name neither the cause nor the next step; on the qemu lab
+ * (test/xen-lab/results/storage-proof-run2) every create of a guest with its disk on an NFS pool died so.
+ */
+export function hotplugTimeoutHint(stderr: string): string | undefined {
+  const m = /killing execution of (\S+) (add|remove|online|offline) because of timeout/.exec(stderr);
+  if (!m) return undefined;
+  const script = m[1]!;
+  const what = /\/block(-\w+)?$/.test(script)
+    ? "the guest's disk was not attached: time `losetup -f --show FILE` on the disk's file in the Dom0 (a slow or hung network pool shows there)"
+    : /\/vif/.test(script)
+      ? "the guest's network interface was not attached: check the bridge the site file names exists in the Dom0"
+      : 'the device was not attached';
+  return (
+    `Xen's hotplug script \`${script} ${m[2]}\` outlasted libxl's timeout, so ${what}; ` +
+    "a starved Dom0 (high load, soft lockups in `dmesg`) does this too. The script's own messages are in the Dom0's /var/log/xen/xen-hotplug.log."
+  );
+}

@@ -14,7 +14,7 @@ import {
   type Hypervisor,
   type MigrationTarget,
 } from './hypervisor.ts';
-import { isRefusal, parseXlInfo, parseXlList, parseXlListLong } from './xl-parse.ts';
+import { hotplugTimeoutHint, isRefusal, parseXlInfo, parseXlList, parseXlListLong } from './xl-parse.ts';
 
 export interface XlOptions {
   /** Where XSM writes the domain configs it renders (its own directory: never the operator's files). */
@@ -44,6 +44,8 @@ export class XlHypervisor implements Hypervisor {
     const r = await this.shell.run('xl', args, { timeoutMs, ...(input !== undefined ? { input } : {}) });
     if (r.code !== 0) {
       const err = new CommandError(this.shell.where, 'xl', args, r);
+      const hint = hotplugTimeoutHint(r.stderr);
+      if (hint) err.message += `\n${hint}`;
       if (isRefusal(r.stderr)) throw new HypervisorRefusal(this.hostName, err.message);
       throw err;
     }
