@@ -135,7 +135,8 @@ test("a real block hotplug timeout: the create's error says the disk was not att
   // libxl's own lines stay, for whoever reads the job's error.
   t.true(err.message.includes('unable to add disk devices'));
   t.regex(err.message, /hotplug script `\/etc\/xen\/scripts\/block add` outlasted libxl's timeout/);
-  t.regex(err.message, /disk was not attached: time `losetup -f --show FILE`/);
+  t.regex(err.message, /disk was not attached; if the Dom0 is not starved, time `losetup -f --show FILE`/);
+  t.regex(err.message, /First look for a starved Dom0: soft lockups in its `dmesg`/);
   t.regex(err.message, /xen-hotplug\.log/);
   t.false(err instanceof HypervisorRefusal, 'a timeout is not a refusal: the create may succeed when retried');
   t.is(hotplugTimeoutHint('libxl: error: libxl_create.c: Domain 1:some other failure'), undefined);

@@ -135,20 +135,23 @@ export function isRefusal(stderr: string): boolean {
 
 /**
  * What to do when libxl killed a hotplug script for its timeout (`async_exec_timeout`: 40 s in Xen 4.17),
- * or undefined. The bare libxl lines name neither the cause nor the next step; on the qemu lab
- * (test/xen-lab/results/storage-proof-run2) every create of a guest with its disk on an NFS pool died so.
+ * or undefined. The bare libxl lines name neither the cause nor the next step. On the qemu lab every create of
+ * a guest with its disk on an NFS pool died so (test/xen-lab/results/storage-proof-run2, -run3); run 3 found
+ * the script was not slow but starved: the Dom0 was stuck in soft lockups while `xl` unmapped the guest's
+ * memory page by page, and `losetup` on the same file took 0.6 s. Hence the starved Dom0 is named first.
  */
 export function hotplugTimeoutHint(stderr: string): string | undefined {
   const m = /killing execution of (\S+) (add|remove|online|offline) because of timeout/.exec(stderr);
   if (!m) return undefined;
   const script = m[1]!;
   const what = /\/block(-\w+)?$/.test(script)
-    ? "the guest's disk was not attached: time `losetup -f --show FILE` on the disk's file in the Dom0 (a slow or hung network pool shows there)"
+    ? "the guest's disk was not attached; if the Dom0 is not starved, time `losetup -f --show FILE` on the disk's file there (a slow or hung network pool shows there)"
     : /\/vif/.test(script)
       ? "the guest's network interface was not attached: check the bridge the site file names exists in the Dom0"
       : 'the device was not attached';
   return (
-    `Xen's hotplug script \`${script} ${m[2]}\` outlasted libxl's timeout, so ${what}; ` +
-    "a starved Dom0 (high load, soft lockups in `dmesg`) does this too. The script's own messages are in the Dom0's /var/log/xen/xen-hotplug.log."
+    `Xen's hotplug script \`${script} ${m[2]}\` outlasted libxl's timeout, so ${what}. ` +
+    'First look for a starved Dom0: soft lockups in its `dmesg` or a high load mean the script never got the CPU ' +
+    "(retry when it is calmer, or give Dom0 more CPU). The script's own messages are in the Dom0's /var/log/xen/xen-hotplug.log."
   );
 }
