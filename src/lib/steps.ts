@@ -221,7 +221,9 @@ async function runForward<C>(
   });
   if (pending[0]) {
     state = begin(pending[0].step.name);
-    await journal.record(state, { workflow, step: pending[0].step.name, index: pending[0].index, total });
+    // A pure first step is not written either: a crash inside it leaves nothing done, and it runs again.
+    if (!pending[0].step.pure)
+      await journal.record(state, { workflow, step: pending[0].step.name, index: pending[0].index, total });
   }
   for (const [k, { step, index }] of pending.entries()) {
     const resumed = step.name === interrupted;
@@ -230,14 +232,21 @@ async function runForward<C>(
     stepLog.info(resumed ? 'step resumed' : 'step started', { attempt: state.attempts?.[step.name] });
     const started = Date.now();
     const running = state;
-    await inSpan(`step ${step.name}`, { [ATTR.step]: step.name, [ATTR.workflow]: workflow }, (span) => {
-      if (resumed) span.setAttribute('xsm.step.resumed', true);
-      return step.run(ctx, {
-        log: stepLog,
-        resumed,
-        report: (detail) => journal.record(running, { ...base, ...detail }),
+    try {
+      await inSpan(`step ${step.name}`, { [ATTR.step]: step.name, [ATTR.workflow]: workflow }, (span) => {
+        if (resumed) span.setAttribute('xsm.step.resumed', true);
+        return step.run(ctx, {
+          log: stepLog,
+          resumed,
+          report: (detail) => journal.record(running, { ...base, ...detail }),
+        });
       });
-    });
+    } catch (e) {
+      // A pure step's start was not written: a job that fails in it still shows the step it failed in (the
+      // operator reads it in `xsm jobs`). Only failures pay this write.
+      if (step.pure) await journal.record(running, base);
+      throw e;
+    }
     onStepDone?.(workflow, step.name, (Date.now() - started) / 1000);
     state = { ...state, done: [...state.done, step.name], current: undefined };
     const next = pending[k + 1];
