@@ -1,8 +1,9 @@
 // The first step of every VM workflow: does the world still look as the plan assumed when it was made?
 // Each action carries its preconditions (src/site/preconditions.ts). This host is asked directly (`xl`);
 // other hosts through what their agents last reported. If one no longer holds, the action fails for good
-// as stale, and the actions that depend on it do not run: a plan is never silently replaced. The step is
-// journaled, so a job resumed after a crash (when it may itself have changed things) does not check again.
+// as stale, and the actions that depend on it do not run: a plan is never silently replaced. Its end is
+// journaled with the next step's start, so a job resumed after a crash (when it may itself have changed
+// things) does not check again.
 
 import { heldSize, type DomainInfo } from '../src/drivers/hypervisor/hypervisor.ts';
 import { PermanentError } from '../src/lib/errors.ts';
@@ -79,6 +80,9 @@ export async function checkPrecondition(ctx: VmWorkflowContext, p: Precondition)
 
 export const checkPlanStep: Step<VmWorkflowContext> = {
   name: 'check-plan',
+  // It only reads (the hosts' state, their agents' reports): its start is not written, and its end goes
+  // with the start of the next step, before that step acts (src/lib/steps.ts).
+  pure: true,
   run: async (ctx) => {
     const changes: string[] = [];
     // Jobs enqueued before plans carried preconditions have none: nothing to check.

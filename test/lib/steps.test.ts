@@ -149,3 +149,54 @@ test('a pure step is written with its neighbours, and a crash anywhere resumes e
   await runSteps('w', steps, {}, memoryJournal({ done: [], current: 'check' }), silentLogger);
   t.deepEqual(ran, ['check (resumed)', 'render', 'create', 'wait', 'verify']);
 });
+
+test('a pure first step is not written before it runs, and a crash inside it runs it again from the start', async (t) => {
+  const ran: string[] = [];
+  const step = (name: string, pure = false) => ({
+    name,
+    ...(pure ? { pure: true } : {}),
+    run: async (_c: unknown, rt: { resumed: boolean }) => {
+      ran.push(`${name}${rt.resumed ? ' (resumed)' : ''}`);
+    },
+  });
+  const steps = [step('check', true), step('render', true), step('create'), step('verify')];
+  const journal = memoryJournal();
+  await runSteps('w', steps, {}, journal, silentLogger);
+  t.deepEqual(
+    journal.reports.map((r) => r.step),
+    ['create', 'verify', 'done'],
+    'nothing written before the pure check and render; create starts on record with both done',
+  );
+  t.deepEqual(journal.state.done, ['check', 'render', 'create', 'verify']);
+  // Died inside `check` or `render`: nothing was written, so the job starts over, and nothing had acted.
+  ran.length = 0;
+  const j = memoryJournal();
+  await runSteps('w', steps, {}, j, silentLogger);
+  t.deepEqual(ran, ['check', 'render', 'create', 'verify']);
+  // Died inside `create`: the pure steps before it are on record as done and not run again.
+  ran.length = 0;
+  await runSteps('w', steps, {}, memoryJournal({ done: ['check', 'render'], current: 'create' }), silentLogger);
+  t.deepEqual(ran, ['create (resumed)', 'verify']);
+});
+
+test('a job that fails in a pure step shows that step, with the steps before it done', async (t) => {
+  const steps = [
+    { name: 'check', pure: true, run: async () => {} },
+    {
+      name: 'render',
+      pure: true,
+      run: async () => {
+        throw new Error('no template');
+      },
+    },
+    { name: 'create', run: async () => {} },
+  ];
+  const journal = memoryJournal();
+  await t.throwsAsync(runSteps('w', steps, {}, journal, silentLogger), { message: 'no template' });
+  t.deepEqual(
+    journal.reports.map((r) => r.step),
+    ['render'],
+  );
+  t.deepEqual(journal.state.done, ['check']);
+  t.is(journal.state.current, 'render');
+});
