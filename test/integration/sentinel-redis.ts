@@ -33,6 +33,10 @@ async function ask<T>(port: number, cmd: (r: Redis) => Promise<T>, ok: (v: T) =>
       lazyConnect: true,
       maxRetriesPerRequest: 0,
       retryStrategy: () => null,
+      // A port taken by another test's server after freePort() let it go answers nothing Redis-like: without
+      // these, the ask waited on it forever (a CI run hung here).
+      connectTimeout: 1000,
+      commandTimeout: 1000,
     });
     r.on('error', () => {});
     try {
@@ -59,20 +63,30 @@ export class SentinelRedis {
     readonly sentinelPorts: number[],
   ) {}
 
+  /**
+   * Starts the deployment; a start that fails (a port freePort() gave out was taken by another test's server
+   * before the node bound it, so that node died) is stopped and made again on new ports, up to 3 times.
+   */
   static async start(): Promise<SentinelRedis> {
+    for (let attempt = 1; ; attempt++) {
+      const s = await SentinelRedis.startOnce();
+      try {
+        await s.ready();
+        return s;
+      } catch (e) {
+        await s.stop();
+        if (attempt === 3) throw e;
+      }
+    }
+  }
+
+  private static async startOnce(): Promise<SentinelRedis> {
     const dir = await mkdtemp(join(tmpdir(), 'xsm-sentinel-'));
     const s = new SentinelRedis(dir, [await freePort(), await freePort()], []);
     for (let i = 0; i < 3; i++) s.sentinelPorts.push(await freePort());
     const [master, replica] = s.dataPorts as [number, number];
     s.data(master);
     s.data(replica, ['--replicaof', '127.0.0.1', String(master)]);
-    await ask(
-      replica,
-      (r) => r.info('replication'),
-      (v) => /master_link_status:up/.test(v),
-      10_000,
-      'replication',
-    );
     for (const port of s.sentinelPorts) {
       const conf = join(dir, `sentinel-${port}.conf`);
       await writeFile(
@@ -89,11 +103,23 @@ export class SentinelRedis {
       );
       s.children.set(port, spawn('redis-server', [conf, '--sentinel'], { stdio: 'ignore' }));
     }
+    return s;
+  }
+
+  /** Waits until the replica follows the master and every sentinel knows the replica and the others. */
+  private async ready(): Promise<void> {
+    await ask(
+      this.dataPorts[1]!,
+      (r) => r.info('replication'),
+      (v) => /master_link_status:up/.test(v),
+      10_000,
+      'replication',
+    );
     // Every sentinel knows the replica and the other sentinels, so a failover can be agreed on.
-    for (const port of s.sentinelPorts)
+    for (const port of this.sentinelPorts)
       await ask(
         port,
-        (r) => r.call('SENTINEL', 'MASTER', s.name) as Promise<string[]>,
+        (r) => r.call('SENTINEL', 'MASTER', this.name) as Promise<string[]>,
         (v) => {
           const f = new Map<string, string>();
           for (let i = 0; i + 1 < v.length; i += 2) f.set(v[i]!, v[i + 1]!);
@@ -102,7 +128,6 @@ export class SentinelRedis {
         15_000,
         `sentinel ${port} discovering the replica and the others`,
       );
-    return s;
   }
 
   private data(port: number, extra: string[] = []): void {
