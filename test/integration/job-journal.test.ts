@@ -2,7 +2,7 @@
 // progress field, where a worker that picks the job up after a crash reads it back; it costs 3 Redis
 // commands, not BullMQ updateProgress's 5; and a job removed under it is refused, not recreated.
 
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { Job, Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { jobJournal, type JobProgress } from '../../src/lib/steps.ts';
@@ -18,9 +18,18 @@ test.before(async () => {
 });
 test.after.always(() => stopRedis());
 
-function connect() {
+/** A queue on a fresh prefix of this file's Redis and a plain client beside it, removed when the test ends. */
+function journalQueue(t: ExecutionContext): { queue: Queue; redis: Redis; prefix: string } {
   const config = redisConfigFromEnv();
-  return { url: config.url, connection: workerConnectionOptions(config) };
+  const prefix = freshPrefix();
+  const queue = new Queue('journal', { connection: workerConnectionOptions(config), prefix });
+  const redis = new Redis(config.url, { maxRetriesPerRequest: null });
+  t.teardown(async () => {
+    await queue.close();
+    await redis.quit();
+    await deleteKeys(prefix, config.url);
+  });
+  return { queue, redis, prefix };
 }
 
 /** Calls per command since the last RESETSTAT, leaving out the test's own CONFIG and INFO. */
@@ -37,15 +46,7 @@ async function commandStats(redis: Redis): Promise<Record<string, number>> {
 test.serial(
   'a journal write is in the job hash for the next worker, with no event on the stream, in 3 commands',
   async (t) => {
-    const { url, connection } = connect();
-    const prefix = freshPrefix();
-    const queue = new Queue('journal', { connection, prefix });
-    const redis = new Redis(url, { maxRetriesPerRequest: null });
-    t.teardown(async () => {
-      await queue.close();
-      await redis.quit();
-      await deleteKeys(prefix, url);
-    });
+    const { queue, redis, prefix } = journalQueue(t);
     const job = await queue.add('create', { vm: 'a' }, { jobId: 'j1' });
     const journal = jobJournal(job);
     t.deepEqual(journal.load(), { done: [] });
@@ -71,15 +72,7 @@ test.serial(
 );
 
 test.serial('a job removed while its journal is written is refused with its id, and not recreated', async (t) => {
-  const { url, connection } = connect();
-  const prefix = freshPrefix();
-  const queue = new Queue('journal', { connection, prefix });
-  const redis = new Redis(url, { maxRetriesPerRequest: null });
-  t.teardown(async () => {
-    await queue.close();
-    await redis.quit();
-    await deleteKeys(prefix, url);
-  });
+  const { queue, redis, prefix } = journalQueue(t);
   const job = await queue.add('create', { vm: 'a' }, { jobId: 'j2' });
   await job.remove();
   const e = await t.throwsAsync(

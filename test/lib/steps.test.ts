@@ -116,15 +116,20 @@ test('a rollback interrupted by a crash resumes at its own step, and a rollback 
   );
 });
 
-test('a pure step is written with its neighbours, and a crash anywhere resumes exactly', async (t) => {
-  const ran: string[] = [];
-  const step = (name: string, pure = false) => ({
+/** Makes steps that record their names in `ran` as they run, " (resumed)" when the journal said so. */
+function recordingStep(ran: string[]) {
+  return (name: string, pure = false) => ({
     name,
     ...(pure ? { pure: true } : {}),
     run: async (_c: unknown, rt: { resumed: boolean }) => {
       ran.push(`${name}${rt.resumed ? ' (resumed)' : ''}`);
     },
   });
+}
+
+test('a pure step is written with its neighbours, and a crash anywhere resumes exactly', async (t) => {
+  const ran: string[] = [];
+  const step = recordingStep(ran);
   const steps = [step('check'), step('render', true), step('create'), step('wait', true), step('verify')];
   const journal = memoryJournal();
   await runSteps('w', steps, {}, journal, silentLogger);
@@ -152,13 +157,7 @@ test('a pure step is written with its neighbours, and a crash anywhere resumes e
 
 test('a pure first step is not written before it runs, and a crash inside it runs it again from the start', async (t) => {
   const ran: string[] = [];
-  const step = (name: string, pure = false) => ({
-    name,
-    ...(pure ? { pure: true } : {}),
-    run: async (_c: unknown, rt: { resumed: boolean }) => {
-      ran.push(`${name}${rt.resumed ? ' (resumed)' : ''}`);
-    },
-  });
+  const step = recordingStep(ran);
   const steps = [step('check', true), step('render', true), step('create'), step('verify')];
   const journal = memoryJournal();
   await runSteps('w', steps, {}, journal, silentLogger);
