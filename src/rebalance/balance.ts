@@ -106,7 +106,7 @@ function dimsFor(vms: readonly BalanceVm[], o: BalanceOptions): Dim[] {
       offset: (h) => -h.memMiB,
       scale: (h) => h.totalMemMiB ?? h.memMiB,
     },
-    { weight: o.vcpuWeight ?? 1, x: (v) => v.vcpus, offset: () => 0, scale: (h) => h.cpus },
+    { weight: o.vcpuWeight ?? 1, x: (v) => v.vcpus, offset: (h) => h.dom0Vcpus ?? 0, scale: (h) => h.cpus },
     { weight: o.cpuWeight ?? 1, x: (v) => v.cpuLoad, offset: () => 0, scale: (h) => h.loadPool ?? h.cpus },
   ];
   // hbal's other dynamic loads, when the snapshot has them (absolute, like its utilisation pool of 1).
@@ -780,7 +780,12 @@ function emptyHosts(run: BalanceRun, maxCpu: number): void {
 function runningHosts(c: Cluster, emptied: ReadonlySet<HostState>, h: HostState) {
   return c.list
     .filter((x) => x !== h && !emptied.has(x) && x.active && x.vms.size > 0)
-    .map((x) => ({ name: x.spec.name, memMiB: x.spec.memMiB, usedMiB: x.mem }));
+    .map((x) => ({
+      name: x.spec.name,
+      memMiB: x.spec.memMiB,
+      usedMiB: x.mem,
+      largestVmMiB: Math.max(0, ...[...x.vms].map((v) => v.memMiB)),
+    }));
 }
 
 /** The score of a placement (the planner's objective), and XSM's former measure beside it. */

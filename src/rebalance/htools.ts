@@ -102,6 +102,8 @@ export function parseHtools(text: string, file: string, utilText?: string, utilF
       memMiB: fMem,
       totalMemMiB: tMem,
       loadPool: 1,
+      // hbal's node uses one CPU itself (its uCpu starts at 1): the same vCPU ratio as hcheck scores.
+      dom0Vcpus: 1,
       ...(offline === 'Y' ? { maintenance: true } : {}),
     });
   }

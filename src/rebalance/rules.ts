@@ -22,6 +22,9 @@ export interface BalanceHost {
   totalMemMiB?: number;
   /** Memory kept free on top of the VMs (a reserve for Dom0 growth or restarts); default 0. */
   reservedMemMiB?: number;
+  /** vCPUs the host's own Dom0 uses: they count in its vCPU-to-CPU ratio like the VMs' (default 0; hbal
+   *  counts one CPU per node for the node itself, so htools snapshots get 1). */
+  dom0Vcpus?: number;
   /** What CPU load is divided by before it is compared across hosts: the CPU count (default), or 1 for
    *  hbal's absolute load (its utilisation pool). */
   loadPool?: number;
@@ -137,7 +140,7 @@ export function whyNotPlace(vm: BalanceVm, to: HostView, o: RuleOptions): string
   if (h.maintenance) return `${h.name} is in maintenance`;
   if (to.mem + vm.memMiB > h.memMiB - (h.reservedMemMiB ?? 0)) return `${h.name} lacks memory`;
   if (vm.vcpus > h.cpus) return `${h.name} has fewer CPUs than ${vm.name} has vCPUs`;
-  if (o.maxVcpuRatio !== undefined && (to.vcpus + vm.vcpus) / h.cpus > o.maxVcpuRatio + 1e-9)
+  if (o.maxVcpuRatio !== undefined && (to.vcpus + (h.dom0Vcpus ?? 0) + vm.vcpus) / h.cpus > o.maxVcpuRatio + 1e-9)
     return `${h.name} would exceed ${o.maxVcpuRatio} vCPUs per CPU`;
   if (vm.antiAffinity && (to.groups.get(vm.antiAffinity) ?? 0) > 0)
     return `anti-affinity group ${vm.antiAffinity} already on ${h.name}`;
@@ -306,18 +309,27 @@ export interface SpareHost {
   name: string;
   memMiB: number;
   usedMiB: number;
+  /** Its biggest VM: a VM restarts whole on one host, so free memory summed across hosts is not enough. */
+  largestVmMiB?: number;
 }
 
 /**
  * Density mode's reserve: the hosts left running (those with VMs) must together have as much free memory
- * as each one of them uses, so that any one can fail (or be drained) and its VMs still fit (in memory).
- * Returns why not, or undefined when the reserve holds.
+ * as each one of them uses, and one of the others must have room for its biggest VM, so that any one can
+ * fail (or be drained) and its VMs still fit (in memory). Returns why not, or undefined when it holds.
  */
 export function whyNoSpare(running: readonly SpareHost[]): string | undefined {
   const freeOf = (h: SpareHost) => Math.max(0, h.memMiB - h.usedMiB);
   const free = running.reduce((s, h) => s + freeOf(h), 0);
-  for (const h of running)
+  // The two roomiest hosts: the roomiest other host is the first, or the second when the first fails.
+  const [first, second] = [...running].sort((a, b) => freeOf(b) - freeOf(a));
+  for (const h of running) {
     if (free - freeOf(h) < h.usedMiB)
       return `the other hosts could not take ${h.name}'s ${h.usedMiB} MiB if it failed (spare capacity)`;
+    const roomiest = h === first ? second : first;
+    const biggest = h.largestVmMiB ?? 0;
+    if (biggest > 0 && (!roomiest || freeOf(roomiest) < biggest))
+      return `no other host has room for ${h.name}'s biggest VM (${biggest} MiB) if it failed (spare capacity)`;
+  }
   return undefined;
 }

@@ -56,6 +56,17 @@ test("scores a placement exactly as hcheck does (hbal's cluster score)", (t) => 
   );
 });
 
+test('scores hosts of different sizes as hcheck does: each node counts one CPU of its own in its vCPU ratio', (t) => {
+  const c = parseHtools(fixture('mixed.txt'), 'mixed.txt', fixture('mixed.util'));
+  // hcheck -t mixed.txt -U mixed.util --machine-readable --no-simulation: HCHECK_INIT_GROUP_0_SCORE=2.77405532
+  // (without the node's own CPU the vCPU term differs on nodes of 4, 8 and 32 CPUs, and so does the score).
+  t.true(Math.abs(scoreOf(c.hosts, c.vms).score - 2.77405532) < 1e-7, String(scoreOf(c.hosts, c.vms).score));
+  // hbal -t mixed.txt -U mixed.util: web1 to node3, db1 to node2, ending at 0.73566183.
+  const r = balance(c.hosts, c.vms, { maxVcpuRatio: c.maxVcpuRatio });
+  t.true(r.imbalanceAfter <= 0.73566183 + 1e-8, String(r.imbalanceAfter));
+  t.true(r.moves.length <= 2);
+});
+
 test('each move shows the predicted score before and after it, chained', (t) => {
   const c = parseHtools(fixture('small.txt'), 'small.txt', fixture('small.util'));
   const r = balance(c.hosts, c.vms);

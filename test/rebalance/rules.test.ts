@@ -92,6 +92,14 @@ test('the spare reserve: any one running host could fail and its VMs still fit',
     ])!,
     /could not take h0's 9 MiB/,
   );
+  // Enough memory free in all, but in pieces: h0's 6 MiB VM fits in neither h1's nor h2's 4 MiB free.
+  const pieces = [
+    { name: 'h0', memMiB: 16, usedMiB: 8, largestVmMiB: 6 },
+    { name: 'h1', memMiB: 16, usedMiB: 12, largestVmMiB: 4 },
+    { name: 'h2', memMiB: 16, usedMiB: 12, largestVmMiB: 4 },
+  ];
+  t.regex(whyNoSpare(pieces)!, /no other host has room for h0's biggest VM \(6 MiB\)/);
+  t.is(whyNoSpare(pieces.map((h) => (h.name === 'h0' ? { ...h, largestVmMiB: 4 } : h))), undefined);
 });
 
 test('the rebalancer: a pinned VM stays on a host in maintenance, reported stuck', (t) => {
