@@ -92,3 +92,18 @@ test('state in a directory outlives the object driving it; power off empties the
   );
   void hostSpec;
 });
+
+test('find answers like list for one domain and Domain-0, and a changed answer does not change the host', async (t) => {
+  const { a } = await twoHosts();
+  await a.create(cfg('v1', 256));
+  const listed = (await a.list()).find((d) => d.name === 'v1')!;
+  const found = (await a.find('v1'))!;
+  t.deepEqual({ ...found, cpuTimeSec: 0 }, { ...listed, cpuTimeSec: 0 });
+  t.is((await a.find('Domain-0'))!.domid, 0);
+  t.is(await a.find('nope'), undefined);
+  // Listings share one parse of each config: what a caller does to its copy stays with it.
+  const mac = found.nics![0]!.mac;
+  found.nics![0]!.mac = 'ff:ff:ff:ff:ff:ff';
+  t.is((await a.find('v1'))!.nics![0]!.mac, mac);
+  t.is((await a.list()).find((d) => d.name === 'v1')!.nics![0]!.mac, mac);
+});
