@@ -297,6 +297,35 @@ class Cluster {
     if (to.active) this.account(to, 1);
     this.recountN1();
   }
+  /**
+   * A floor under the score after any change that only moves VMs between the active hosts `a` and `b`:
+   * each dimension's standard deviation at the best split of that dimension between the two (a quadratic
+   * in the amount moved, minimised in closed form), and N+1 with both hosts passing (the others' N+1 cannot
+   * change: free memory in all stays the same). The search skips a pair of hosts whose floor already
+   * rules out the gain it needs, without scoring each VM (or exchange) between them.
+   */
+  floorBetween(a: HostState, b: HostState): number {
+    const n = this.n;
+    let s = 0;
+    for (let d = 0; d < this.dims.length; d++) {
+      const ua = this.value(a, d);
+      const ub = this.value(b, d);
+      const ia = 1 / a.scale[d]!;
+      const ib = 1 / b.scale[d]!;
+      const m1 = this.s1[d]! / n;
+      const p = (ib - ia) / n;
+      // Moving x from a to b: variance(x) = A x^2 + B x + C.
+      const A = (ia * ia + ib * ib) / n - p * p;
+      const B = (2 * (ub * ib - ua * ia)) / n - 2 * m1 * p;
+      const C = this.s2[d]! / n - m1 * m1;
+      const v = A > 0 ? C - (B * B) / (4 * A) : C;
+      s += this.dims[d]!.weight * Math.sqrt(Math.max(0, v));
+    }
+    if (this.n1Weight === 0) return s;
+    let n1 = this.n1;
+    for (const h of [a, b]) if (Cluster.failsN1(h.mem, Cluster.freeOf(h), this.free)) n1 -= h.vms.size;
+    return s + this.n1Weight * n1;
+  }
   /** How much a host pushes the score up, per dimension: its weighted, standardised excess, into `out`. */
   excess(h: HostState, stds: readonly number[], out: Float64Array): void {
     for (let d = 0; d < this.dims.length; d++)
@@ -517,6 +546,9 @@ function candidateHosts(c: Cluster, K = 32): { sources: HostState[]; targets: Ho
 }
 
 /** The best move from the current placement, or undefined when none gains at least `minGain`. */
+/** Room for rounding between a pair's floor and the score of a move between them (scores are O(1)-O(100)). */
+const CAP_SLACK = 1e-9;
+
 function bestMove(run: BalanceRun, minGain: number, refused: ReadonlySet<string>): Candidate | undefined {
   const { c, opts, plan } = run;
   const planned = new Set(plan.map((m) => m.v));
@@ -525,13 +557,17 @@ function bestMove(run: BalanceRun, minGain: number, refused: ReadonlySet<string>
   const now = c.score();
   let best: Candidate | undefined;
   for (const from of sources) {
+    // The most any move from `from` to each target can gain (see floorBetween): pairs that cannot reach
+    // the bar are skipped without scoring each VM. It changes no answer, only how many are scored.
+    const cap = targets.map((to) => (to === from ? -Infinity : now - c.floorBetween(from, to) + CAP_SLACK));
     for (const v of from.vms) {
       if (whyUnmovable(v, opts)) continue;
       const retarget = planned.has(v);
       if (full && !retarget) continue;
       const xs = c.xOf(v);
-      for (const to of targets) {
-        if (to === from) continue;
+      for (let ti = 0; ti < targets.length; ti++) {
+        const to = targets[ti]!;
+        if (to === from || cap[ti]! < minGain || (best && cap[ti]! < best.gain * 0.95)) continue;
         // The score first: it is cheap and rules most candidates out, the rules only for those left.
         const gain = now - c.scoreIfMoved(v, from, to, xs);
         // `better` looks no further than 5% below the best gain so far.
@@ -709,6 +745,9 @@ function bestSwap(run: BalanceRun, minGain: number, refused: ReadonlySet<string>
     const freeA = free(a);
     for (const b of targets) {
       if (a === b) continue;
+      // No exchange between a and b can gain more than this (see floorBetween): skip the pair when short.
+      const cap = now - c.floorBetween(a, b) + CAP_SLACK;
+      if (cap < minGain || (best && cap <= best.gain)) continue;
       const freeB = free(b);
       for (const v of movableOn.get(a)!) {
         const xv = c.xOf(v);
@@ -797,6 +836,19 @@ export function scoreOf(
   const copy = vms.map((v) => ({ ...v }));
   const c = new Cluster(hosts, copy, dimsFor(copy, opts), opts.n1Weight ?? 1);
   return { score: c.score(), former: formerMeasure(hosts, vms, opts.cpuWeight, opts.memWeight).imbalance };
+}
+
+/** The floor `Cluster.floorBetween` puts under any change between hosts `a` and `b` (for its tests). */
+export function pairFloor(
+  hosts: readonly BalanceHost[],
+  vms: readonly BalanceVm[],
+  a: string,
+  b: string,
+  opts: BalanceOptions = {},
+): number {
+  const copy = vms.map((v) => ({ ...v }));
+  const c = new Cluster(hosts, copy, dimsFor(copy, opts), opts.n1Weight ?? 1);
+  return c.floorBetween(c.hosts.get(a)!, c.hosts.get(b)!);
 }
 
 /** XSM's former imbalance measure, for any placement (a column of the benchmark). */
