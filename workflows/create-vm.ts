@@ -75,8 +75,23 @@ export const createSteps: Step<VmWorkflowContext>[] = [
         d = undefined;
       }
       if (!d) {
-        await ctx.hv.create(cfg);
-        return;
+        try {
+          await ctx.hv.create(cfg);
+          return;
+        } catch (e) {
+          // A second run of this job beside the first: BullMQ hands a job whose lock lapsed (a worker
+          // starved of CPU) to another worker while the first still runs, and both found no domain and
+          // created it; xl refuses the later one. The domain is there now: go on as for one found above
+          // (it matches, or is resized, or refused with the reason) instead of failing a create that
+          // happened (seen at 10,000 VMs under load: 42-162 creates failed this way).
+          if (!/already exists/.test((e as Error).message)) throw e;
+          d = await ctx.hv.find(cfg.name);
+          if (!d) throw e;
+          rt.log.warn('xl create: the domain was created meanwhile (another run of this job?); checking it', {
+            vm: cfg.name,
+            domid: d.domid,
+          });
+        }
       }
       // Already there: this job's own create before a crash (it matches), or a domain from an earlier
       // version that a stale observed state hid from the planner (seen on real Xen: v2 planned "create"

@@ -176,3 +176,28 @@ test('a create that finds its domain left paused by an interrupted xl create des
   t.is(now!.state, 'running');
   t.is((await sim.list()).length, 2, 'Domain-0 and the one tiny');
 });
+
+test('two runs of one create at once (a stalled job handed to a second worker) end with one domain, both succeeding', async (t) => {
+  // Both find no domain and call xl create; xl refuses the later one ("already exists"). That run must
+  // take the domain the other made (it matches) rather than fail the action.
+  const store = new MemorySimStore();
+  await provisionSimHost(store, { name: 'xenlab', totalMemMiB: 4096, dom0MemMiB: 1024, nrCpus: 2 });
+  const sim = new SimulatedXenHost(store, 'xenlab', { createMs: 30, shutdownMs: 0, migrateMsPerGiB: 0 });
+  const spec = vm('tiny', 'xenlab', 96, 1);
+  const ctx = {
+    hv: sim,
+    waitMs: 1000,
+    data: { version: 2, template, action: { kind: 'create', vm: 'tiny', host: 'xenlab', spec, reason: 'test' } },
+  } as unknown as VmWorkflowContext;
+  const rt = { log: silentLogger, report: async () => {} } as unknown as StepRuntime;
+  const run = async () => {
+    for (const step of createSteps) await step.run(ctx, rt);
+  };
+  const results = await Promise.allSettled([run(), run()]);
+  t.deepEqual(
+    results.map((r) => r.status),
+    ['fulfilled', 'fulfilled'],
+    JSON.stringify(results.map((r) => (r.status === 'rejected' ? String(r.reason) : 'ok'))),
+  );
+  t.is((await sim.list()).filter((d) => d.name === 'tiny').length, 1);
+});
