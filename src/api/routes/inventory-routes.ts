@@ -5,7 +5,7 @@ import type express from 'express';
 import type { Request, Response } from 'express';
 import { currentSite, editSite, previewEdit } from '../../services/site-service.ts';
 import { listVms } from '../../services/vm-list.ts';
-import { JsonSnapshot, notModified, TickBatchedRead } from '../json-snapshot.ts';
+import { acceptsGzip, JsonSnapshot, notModified, TickBatchedRead } from '../json-snapshot.ts';
 import type { SiteEdit } from '../../site/edit.ts';
 import { input, migrateBody, reconfigureBody, removeBody, vmPath } from '../schemas.ts';
 import { authorizeChange, isEmptyBody, planAnswer, submitAnswer, type RouteKit } from '../http.ts';
@@ -54,6 +54,7 @@ function mountHostList(app: express.Express, kit: RouteKit): void {
  * Each VM the site file declares, where it runs and whether as declared; and VMs running that it does not
  * declare. Pollers get it from a snapshot at most VM_LIST_MAX_AGE_MS old (a new or converged version is never
  * answered from an older one), with an ETag: a client sending it back in If-None-Match gets 304 and no body.
+ * Gzipped when the request accepts it (each encoding its own ETag), plain JSON otherwise.
  */
 function mountVmList(app: express.Express, kit: RouteKit): void {
   const { rt, viewer } = kit;
@@ -66,9 +67,12 @@ function mountVmList(app: express.Express, kit: RouteKit): void {
   });
   app.get('/api/vms', viewer, async (req, res) => {
     const snap = await snapshot.get(await versions.get());
-    res.set('ETag', snap.etag).set('Cache-Control', 'no-cache');
-    if (notModified(req.headers['if-none-match'], snap.etag)) return res.status(304).end();
-    res.type('application/json').send(snap.body);
+    const gzipped = acceptsGzip(req.headers['accept-encoding']);
+    const { body, etag } = gzipped ? snap.gzip : snap;
+    res.set('ETag', etag).set('Cache-Control', 'no-cache').set('Vary', 'Accept-Encoding');
+    if (notModified(req.headers['if-none-match'], etag)) return res.status(304).end();
+    if (gzipped) res.set('Content-Encoding', 'gzip');
+    res.type('application/json').send(body);
   });
 }
 
