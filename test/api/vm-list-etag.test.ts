@@ -2,7 +2,7 @@
 // that a poller sends back to get 304 and no body, and never an answer older than the stored or converged
 // version. The CLI's client sends the ETag back by itself.
 import test from 'ava';
-import { JsonSnapshot, TickBatchedRead } from '../../src/api/json-snapshot.ts';
+import { JsonSnapshot, stringifyInSlices, TickBatchedRead } from '../../src/api/json-snapshot.ts';
 import { apiClient } from '../../src/cli/api-client.ts';
 import { siteXml } from '../integration/fixtures.ts';
 import { TOKENS, withApi } from './with-api.ts';
@@ -42,6 +42,27 @@ test('the snapshot is built once for concurrent readers, kept within its age, an
   content = 'c';
   t.is((await snap.get('v2')).body.toString(), '{"content":"c"}', 'a new key is never answered from the old snapshot');
   t.is(builds, 3);
+});
+
+test('the list is stringified to the same bytes as JSON.stringify, letting other work run between slices', async (t) => {
+  const vms = Array.from({ length: 1234 }, (_, i) => ({ name: `vm${i}`, é: 'ü', n: i, u: undefined, at: [i] }));
+  const values: unknown[] = [
+    { vms, unmanaged: [], skipped: undefined, f: () => 1, holes: [1, undefined, 3], s: 'x"\n' },
+    { vms: [...vms, undefined, null] },
+    { big: Array.from({ length: 1000 }, () => undefined) },
+    {},
+    { skipped: undefined },
+    { d: new Date(0), nested: { a: [1, 2] } },
+    [1, 2],
+    'text',
+    null,
+  ];
+  for (const v of values) t.is((await stringifyInSlices(v)).toString(), JSON.stringify(v));
+  let ranBetween = false;
+  setImmediate(() => (ranBetween = true));
+  const out = await stringifyInSlices({ vms });
+  t.true(ranBetween, 'a callback queued before it ran before it finished');
+  t.deepEqual(JSON.parse(out.toString()), JSON.parse(JSON.stringify({ vms })));
 });
 
 test('equal bodies get equal ETags across rebuilds', async (t) => {
