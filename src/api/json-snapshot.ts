@@ -20,8 +20,10 @@ export interface Representation {
   etag: string;
 }
 
-export interface Snapshot {
+export interface Snapshot<T = unknown> {
   key: string;
+  /** What was built, for answers made of part of it (a page of the list); never to be changed. */
+  value: T;
   /** Kept as bytes: a string would be encoded to UTF-8 again for every reader (2 MB each at 10,000 VMs). */
   body: Buffer;
   /** A strong validator of `body`: equal bodies get equal tags, across rebuilds and processes. */
@@ -31,21 +33,21 @@ export interface Snapshot {
   builtAt: number;
 }
 
-export class JsonSnapshot {
-  private last: Snapshot | undefined;
-  private building: { key: string; done: Promise<Snapshot> } | undefined;
+export class JsonSnapshot<T = unknown> {
+  private last: Snapshot<T> | undefined;
+  private building: { key: string; done: Promise<Snapshot<T>> } | undefined;
   /** Builds are numbered as they start; only a later one replaces the kept snapshot. */
   private started = 0;
   private kept = 0;
 
   constructor(
-    private readonly build: () => Promise<unknown>,
+    private readonly build: () => Promise<T>,
     private readonly maxAgeMs: number,
     private readonly now: () => number = Date.now,
   ) {}
 
   /** The snapshot for `key`: the kept one when it has that key (rebuilt behind it when old), else a new one. */
-  async get(key: string): Promise<Snapshot> {
+  async get(key: string): Promise<Snapshot<T>> {
     const last = this.last;
     if (last && last.key === key) {
       if (this.now() - last.builtAt >= this.maxAgeMs) void this.rebuild(key).catch(() => {});
@@ -54,15 +56,16 @@ export class JsonSnapshot {
     return this.rebuild(key);
   }
 
-  private rebuild(key: string): Promise<Snapshot> {
+  private rebuild(key: string): Promise<Snapshot<T>> {
     if (this.building?.key === key) return this.building.done;
     const seq = ++this.started;
     const done = (async () => {
       const startedAt = this.now();
-      const body = await stringifyInSlices(await this.build());
+      const value = await this.build();
+      const body = await stringifyInSlices(value);
       const hash = createHash('sha256').update(body).digest('base64url').slice(0, 27);
       const etag = `"${hash}"`;
-      const snap: Snapshot = { key, body, etag, gzip: await this.gzipped(body, hash), builtAt: startedAt };
+      const snap: Snapshot<T> = { key, value, body, etag, gzip: await this.gzipped(body, hash), builtAt: startedAt };
       // A slow build that started earlier never replaces one that started later (its data may be older).
       if (seq > this.kept) {
         this.kept = seq;

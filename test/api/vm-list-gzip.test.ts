@@ -111,3 +111,44 @@ test('GET /api/vms: gzip to a client that accepts it, plain JSON to one that doe
   t.is(f.headers.get('etag'), gz.headers.etag ?? null);
   t.is((await fetch(url, { headers: { ...auth, 'if-none-match': f.headers.get('etag')! } })).status, 304);
 });
+
+test('GET /api/vms?limit&after pages the list in name order, and refuses a bad limit', async (t) => {
+  const hosts = [
+    { name: 'h1', memMiB: 4096 },
+    { name: 'h2', memMiB: 4096 },
+  ];
+  const { s, call } = await withApi(t, hosts);
+  const names = ['d', 'a', 'e', 'c', 'b'];
+  const up = await call('POST', '/api/site?base=0', 'admin', {
+    xml: siteXml(
+      hosts,
+      names.map((n, i) => ({ name: n, host: i % 2 ? 'h1' : 'h2', mem: 256 })),
+    ),
+  });
+  t.is(up.status, 201);
+  await s.waitConverged(1);
+  const seen: string[] = [];
+  let after: string | undefined;
+  let pages = 0;
+  for (;;) {
+    const r = await call('GET', `/api/vms?limit=2${after ? `&after=${after}` : ''}`, 'viewer');
+    t.is(r.status, 200);
+    const page = r.body as { vms: { name: string }[]; unmanaged: unknown[]; next?: string };
+    seen.push(...page.vms.map((v) => v.name));
+    pages++;
+    if (!page.next) break;
+    t.is(page.next, page.vms.at(-1)!.name);
+    after = page.next;
+  }
+  t.deepEqual(seen, ['a', 'b', 'c', 'd', 'e'], 'every VM once, in name order');
+  t.is(pages, 3);
+  const rest = await call('GET', '/api/vms?after=b', 'viewer');
+  t.deepEqual(
+    (rest.body as { vms: { name: string }[] }).vms.map((v) => v.name),
+    ['c', 'd', 'e'],
+  );
+  t.is((rest.body as { next?: string }).next, undefined, 'the last page has no next');
+  t.is((await call('GET', '/api/vms?limit=0', 'viewer')).status, 400);
+  t.is((await call('GET', '/api/vms?limit=x', 'viewer')).status, 400);
+  t.is((await call('GET', '/api/vms?page=2', 'viewer')).status, 400);
+});
