@@ -129,9 +129,10 @@ export const ROUTES: RouteDoc[] = [
   {
     method: 'get',
     path: '/api/vms',
-    summary: "each VM's desired and observed placement",
+    summary: "each VM's desired and observed placement (gzipped when accepted; ?limit&after: a page)",
     role: 'viewer',
-    ok: [200, '{vms, unmanaged}'],
+    query: S.vmsQuery,
+    ok: [200, '{vms, unmanaged, next?}'],
   },
   {
     method: 'post',

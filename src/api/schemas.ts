@@ -195,6 +195,13 @@ export const scheduleBody = z.strictObject({
   stopBelow: threshold.optional(),
 });
 
+/** GET /api/vms: the whole list without them; a page of it (name order) with either. */
+export const vmsQuery = z.strictObject({
+  limit: decimal(10_000).pipe(z.number().min(1)).optional(),
+  /** The `next` of the previous page: VMs named after this one. */
+  after: name.optional(),
+});
+
 export const migrationsQuery = z.strictObject({
   vm: name.optional(),
   limit: decimal(10_000).optional(),

@@ -48,3 +48,39 @@ export async function listVms(rt: ServiceRuntime): Promise<VmListing> {
   });
   return { vms, unmanaged: [...seen].map(([name, at]) => ({ name, observed: at })) };
 }
+
+/** One page of the list: `vms` in name order, `next` (the cursor of the following page) when more follow. */
+export interface VmListPage extends VmListing {
+  next?: string;
+}
+
+const byName = new WeakMap<VmListing, VmListing['vms']>();
+
+/**
+ * Up to `limit` VMs named after `after` (all from the first when absent), in name order (code-unit order, so
+ * the same on every node); the domains no version declares come with the first page. Pages are cut from one
+ * listing as it was built, sorted once per listing.
+ */
+export function vmListPage(listing: VmListing, limit: number, after?: string): VmListPage {
+  let sorted = byName.get(listing);
+  if (!sorted) {
+    sorted = [...listing.vms].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    byName.set(listing, sorted);
+  }
+  let lo = 0;
+  if (after !== undefined) {
+    let hi = sorted.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (sorted[mid]!.name <= after) lo = mid + 1;
+      else hi = mid;
+    }
+  }
+  const vms = sorted.slice(lo, lo + limit);
+  const more = lo + limit < sorted.length;
+  return {
+    vms,
+    unmanaged: after === undefined ? listing.unmanaged : [],
+    ...(more && vms.length ? { next: vms[vms.length - 1]!.name } : {}),
+  };
+}

@@ -4,14 +4,16 @@
 import type express from 'express';
 import type { Request, Response } from 'express';
 import { currentSite, editSite, previewEdit } from '../../services/site-service.ts';
-import { listVms } from '../../services/vm-list.ts';
-import { JsonSnapshot, notModified, TickBatchedRead } from '../json-snapshot.ts';
+import { listVms, vmListPage } from '../../services/vm-list.ts';
+import { acceptsGzip, JsonSnapshot, notModified, TickBatchedRead } from '../json-snapshot.ts';
 import type { SiteEdit } from '../../site/edit.ts';
-import { input, migrateBody, reconfigureBody, removeBody, vmPath } from '../schemas.ts';
+import { input, migrateBody, reconfigureBody, removeBody, vmPath, vmsQuery } from '../schemas.ts';
 import { authorizeChange, isEmptyBody, planAnswer, submitAnswer, type RouteKit } from '../http.ts';
 
 /** How old a VM list a poller may get: one rebuild per interval, whatever the number of readers. */
 export const VM_LIST_MAX_AGE_MS = 1000;
+/** A page of GET /api/vms when `after` comes without `limit`. */
+export const VM_PAGE_DEFAULT = 1000;
 
 /** Each host the site file declares or an agent reports: its spec, its last report and its health. */
 function mountHostList(app: express.Express, kit: RouteKit): void {
@@ -54,6 +56,8 @@ function mountHostList(app: express.Express, kit: RouteKit): void {
  * Each VM the site file declares, where it runs and whether as declared; and VMs running that it does not
  * declare. Pollers get it from a snapshot at most VM_LIST_MAX_AGE_MS old (a new or converged version is never
  * answered from an older one), with an ETag: a client sending it back in If-None-Match gets 304 and no body.
+ * Gzipped when the request accepts it (each encoding its own ETag), plain JSON otherwise. `?limit=N&after=NAME`
+ * pages it in name order (`next`: the following page's `after`), cut from the same snapshot.
  */
 function mountVmList(app: express.Express, kit: RouteKit): void {
   const { rt, viewer } = kit;
@@ -65,10 +69,17 @@ function mountVmList(app: express.Express, kit: RouteKit): void {
     return `${stored}:${converged}`;
   });
   app.get('/api/vms', viewer, async (req, res) => {
+    const { limit, after } = input(vmsQuery, req.query, 'query');
     const snap = await snapshot.get(await versions.get());
-    res.set('ETag', snap.etag).set('Cache-Control', 'no-cache');
-    if (notModified(req.headers['if-none-match'], snap.etag)) return res.status(304).end();
-    res.type('application/json').send(snap.body);
+    if (limit !== undefined || after !== undefined) {
+      return res.set('Cache-Control', 'no-cache').json(vmListPage(snap.value, limit ?? VM_PAGE_DEFAULT, after));
+    }
+    const gzipped = acceptsGzip(req.headers['accept-encoding']);
+    const { body, etag } = gzipped ? snap.gzip : snap;
+    res.set('ETag', etag).set('Cache-Control', 'no-cache').set('Vary', 'Accept-Encoding');
+    if (notModified(req.headers['if-none-match'], etag)) return res.status(304).end();
+    if (gzipped) res.set('Content-Encoding', 'gzip');
+    res.type('application/json').send(body);
   });
 }
 
