@@ -333,15 +333,10 @@ const env: DeployEnv = {
   // trapped port reads, nested in TCG) took 3.5 min in run 1 and over 10 in run 2.
   timeouts: { installerMs: 5 * 60_000, bootMs: 30 * 60_000, agentMs: 20 * 60_000 },
   async startAgent(installed, data) {
-    await startHostAgentUnit(installed, data.host, agentEnv).catch(async (e: Error) => {
-      // Why the unit did not start, before the emulated Dom0 can crash and lose its journal (run 6).
-      const why = await installed
-        .run('sh', ['-c', 'systemctl status xsm-host-agent --no-pager -l; journalctl -u xsm-host-agent --no-pager'], {
-          timeoutMs: 120000,
-        })
-        .then((r) => r.stdout + r.stderr)
-        .catch((e2: Error) => `(could not read it: ${e2.message})`);
-      say(`${data.host}: xsm-host-agent did not start:\n${why}`);
+    // On failure the error carries the unit's status and journal (HostAgentStartError), read before the
+    // emulated Dom0 can crash and lose its journal (run 6); the deploy's log and phases.txt show it.
+    await startHostAgentUnit(installed, data.host, agentEnv).catch((e: Error) => {
+      say(`${data.host}: xsm-host-agent did not start:\n${e.message}`);
       throw e;
     });
     agentStartedAt = Date.now();
