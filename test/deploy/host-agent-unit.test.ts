@@ -1,4 +1,5 @@
 // The host agent's environment file as the deploy writes it on a new Dom0 (/etc/xsm/host-agent.env).
+import { readFileSync } from 'node:fs';
 import test from 'ava';
 import { HostAgentStartError, hostAgentEnv, startHostAgentUnit } from '../../src/deploy/host-agent-unit.ts';
 import type { Shell } from '../../src/drivers/shell.ts';
@@ -56,4 +57,24 @@ test('a failed start says what systemd said about the unit and what to do next',
   // A journal that cannot be read does not hide the status (nor the original error).
   t.regex(e.message, /journalctl -u xsm-host-agent.service -n 50 --no-pager\n\(could not run it: connection lost\)/);
   t.regex(e.message, /systemctl restart xsm-host-agent.service/);
+});
+
+test('the unit starts on a Dom0 where the paths it makes writable do not exist yet', (t) => {
+  const unit = readFileSync(new URL('../../docker/xsm-host-agent.service', import.meta.url), 'utf8');
+  const values = (key: string) =>
+    unit
+      .split('\n')
+      .filter((l) => l.startsWith(`${key}=`))
+      .flatMap((l) => l.slice(key.length + 1).split(/\s+/));
+  const writable = values('ReadWritePaths');
+  t.true(writable.length > 0);
+  // systemd sets up the mount namespace before any Exec line runs, ExecStartPre=+ included: a missing
+  // path without "-" fails the start with 226/NAMESPACE (lab run 6), before the mkdir can make it.
+  for (const p of writable) t.true(p.startsWith('-'), `${p} needs "-"`);
+  // ...and the ExecStartPre makes them, so the agent gets them writable from its first start on.
+  const made = values('ExecStartPre').filter((w) => w.startsWith('/'));
+  t.deepEqual(
+    made,
+    writable.map((p) => p.slice(1)),
+  );
 });
