@@ -407,18 +407,23 @@ async function saveAgentState(label: string): Promise<string> {
       ['show', 'xsm-host-agent', '-p', 'ActiveState,SubState,MainPID,NRestarts,ExecMainStartTimestampMonotonic'],
       { timeoutMs: 60000 },
     );
+    const active = (await s.run('systemctl', ['is-active', 'xsm-host-agent'], { timeoutMs: 60000 })).stdout.trim();
     const ps = await s.run('sh', ['-c', 'ps -o pid,etimes,args -C node 2>/dev/null || ps'], { timeoutMs: 60000 });
     const boot = await s.run('systemd-analyze', [], { timeoutMs: 60000 });
     writeFileSync(
       join(out, `${m.name}-agent-${label}.txt`),
       [
+        `# systemctl is-active xsm-host-agent\n${active}`,
         `# systemctl show xsm-host-agent\n${status.stdout}`,
         `# systemd-analyze\n${boot.stdout}${boot.stderr}`,
         `# node processes\n${ps.stdout}`,
         `# journalctl -u xsm-host-agent -o short-monotonic\n${journal.stdout}`,
       ].join('\n'),
     );
-    return status.stdout.replace(/\n/g, ' ').trim();
+    // The heartbeat alone could come from an agent started by hand; the lab wants systemd's.
+    if (active !== 'active')
+      throw new Error(`${label}: \`systemctl is-active xsm-host-agent\` says ${active || '(nothing)'}`);
+    return `is-active ${active}; ${status.stdout.replace(/\n/g, ' ').trim()}`;
   });
 }
 
