@@ -333,15 +333,10 @@ const env: DeployEnv = {
   // trapped port reads, nested in TCG) took 3.5 min in run 1 and over 10 in run 2.
   timeouts: { installerMs: 5 * 60_000, bootMs: 30 * 60_000, agentMs: 20 * 60_000 },
   async startAgent(installed, data) {
-    await startHostAgentUnit(installed, data.host, agentEnv).catch(async (e: Error) => {
-      // Why the unit did not start, before the emulated Dom0 can crash and lose its journal (run 6).
-      const why = await installed
-        .run('sh', ['-c', 'systemctl status xsm-host-agent --no-pager -l; journalctl -u xsm-host-agent --no-pager'], {
-          timeoutMs: 120000,
-        })
-        .then((r) => r.stdout + r.stderr)
-        .catch((e2: Error) => `(could not read it: ${e2.message})`);
-      say(`${data.host}: xsm-host-agent did not start:\n${why}`);
+    // On failure the error carries the unit's status and journal (HostAgentStartError), read before the
+    // emulated Dom0 can crash and lose its journal (run 6); the deploy's log and phases.txt show it.
+    await startHostAgentUnit(installed, data.host, agentEnv).catch((e: Error) => {
+      say(`${data.host}: xsm-host-agent did not start:\n${e.message}`);
       throw e;
     });
     agentStartedAt = Date.now();
@@ -412,18 +407,23 @@ async function saveAgentState(label: string): Promise<string> {
       ['show', 'xsm-host-agent', '-p', 'ActiveState,SubState,MainPID,NRestarts,ExecMainStartTimestampMonotonic'],
       { timeoutMs: 60000 },
     );
+    const active = (await s.run('systemctl', ['is-active', 'xsm-host-agent'], { timeoutMs: 60000 })).stdout.trim();
     const ps = await s.run('sh', ['-c', 'ps -o pid,etimes,args -C node 2>/dev/null || ps'], { timeoutMs: 60000 });
     const boot = await s.run('systemd-analyze', [], { timeoutMs: 60000 });
     writeFileSync(
       join(out, `${m.name}-agent-${label}.txt`),
       [
+        `# systemctl is-active xsm-host-agent\n${active}`,
         `# systemctl show xsm-host-agent\n${status.stdout}`,
         `# systemd-analyze\n${boot.stdout}${boot.stderr}`,
         `# node processes\n${ps.stdout}`,
         `# journalctl -u xsm-host-agent -o short-monotonic\n${journal.stdout}`,
       ].join('\n'),
     );
-    return status.stdout.replace(/\n/g, ' ').trim();
+    // The heartbeat alone could come from an agent started by hand; the lab wants systemd's.
+    if (active !== 'active')
+      throw new Error(`${label}: \`systemctl is-active xsm-host-agent\` says ${active || '(nothing)'}`);
+    return `is-active ${active}; ${status.stdout.replace(/\n/g, ' ').trim()}`;
   });
 }
 
