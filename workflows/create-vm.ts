@@ -6,7 +6,7 @@ import { buildDomainConfig } from '../src/drivers/hypervisor/domain-config.ts';
 import { PermanentError } from '../src/lib/errors.ts';
 import type { Step } from '../src/lib/steps.ts';
 import type { VmSpec } from '../src/site/model.ts';
-import { heldSize } from '../src/drivers/hypervisor/hypervisor.ts';
+import { heldSize, HypervisorRefusal } from '../src/drivers/hypervisor/hypervisor.ts';
 import { checkPlanStep } from './check-plan.ts';
 import { storageOf, verifyMatches, waitRunning, type VmWorkflowContext } from './steps-common.ts';
 
@@ -84,7 +84,7 @@ export const createSteps: Step<VmWorkflowContext>[] = [
           // created it; xl refuses the later one. The domain is there now: go on as for one found above
           // (it matches, or is resized, or refused with the reason) instead of failing a create that
           // happened (seen at 10,000 VMs under load: 42-162 creates failed this way).
-          if (!/already exists/.test((e as Error).message)) throw e;
+          if (!(e instanceof HypervisorRefusal) || !/already exists/.test(e.message)) throw e;
           d = await ctx.hv.find(cfg.name);
           if (!d) throw e;
           rt.log.warn('xl create: the domain was created meanwhile (another run of this job?); checking it', {
