@@ -8,16 +8,9 @@ import type { ApplyState } from '../state/apply-store.ts';
 import { actionJobId, hostQueueName } from '../runtime/queues.ts';
 import type { XsmRuntime } from '../runtime/runtime.ts';
 
-export const JOB_STATES = [
-  'active',
-  'waiting',
-  'waiting-children',
-  'delayed',
-  'prioritized',
-  'failed',
-  'completed',
-] as const;
-export type JobState = (typeof JOB_STATES)[number];
+import { JOB_STATES, type JobState } from '../jobs/job-states.ts';
+
+export { JOB_STATES, type JobState };
 
 export interface JobView {
   queue: string;

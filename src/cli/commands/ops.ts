@@ -7,7 +7,8 @@ import type { Plan } from '../../site/actions.ts';
 import { formatPlan, formatTable } from '../../site/plan-format.ts';
 import { ApiCallError, type ApiClient } from '../api-client.ts';
 import { defineCommand, EXIT, NO_WAIT, parseDecimal, UsageError, type CliContext, type CliIo } from '../command.ts';
-import { JOB_STATES, type JobView, type VersionOutcome } from '../../services/inspect.ts';
+import { JOB_STATES } from '../../jobs/job-states.ts';
+import type { JobView, VersionOutcome } from '../../services/inspect.ts';
 import {
   endedOutcome,
   parseSavedPlan,

@@ -4,7 +4,6 @@
 // exit 0 when every host is done or skipped, 1 when it stopped at a host, saying where and why.
 // `xsm hosts upgrade-status ID` prints where one is.
 
-import { parseImageRef } from '../../deploy/image-ref.ts';
 import { formatTable } from '../../site/plan-format.ts';
 import { defineCommand, EXIT, UsageError, type CliContext } from '../command.ts';
 import { NO_WAIT } from './ops.ts';
@@ -92,6 +91,9 @@ export const hostsUpgrade = defineCommand({
   },
   async run({ options }, ctx) {
     if (options.image === undefined) throw new UsageError('give --image NAME[:VERSION]');
+    // Loaded here, not at the top: the image catalogue's errors are BullMQ's unrecoverable ones, and every
+    // other command would pay for loading BullMQ.
+    const { parseImageRef } = await import('../../deploy/image-ref.ts');
     try {
       parseImageRef(options.image, '--image');
     } catch (e) {
