@@ -30,7 +30,7 @@ import { privateRedis } from './private-redis.ts';
 import { runBurst, type LayoutResult, type LayoutShape, type QueueKit } from './queue-layout.ts';
 import { MemorySimStore, SimulatedXenHost, provisionSimHost } from '../src/drivers/hypervisor/simulated.ts';
 import { XsmRuntime } from '../src/runtime/runtime.ts';
-import { convergedVersion } from '../src/services/site-service.ts';
+import { awaitConverged } from './await-converged.ts';
 import { submitSite } from '../src/services/site-service.ts';
 import { closeWhenReady, deleteKeysByPrefix, redisConfigFromEnv, workerConnectionOptions } from '../src/lib/redis.ts';
 import { silentLogger } from '../src/lib/log.ts';
@@ -172,14 +172,7 @@ async function run(label: string, hostCount: number, vmCount: number, procs: num
       consent: 'none',
       apply: true,
     });
-    while ((await convergedVersion(rt)) < version) {
-      const failed = await rt.control().getJobCounts('failed');
-      if (failed.failed) {
-        const why = (await rt.control().getJobs(['failed'])).map((j) => `${j.id}: ${j.failedReason}`);
-        throw new Error(`${failed.failed} control jobs failed: ${why.join('; ')}`);
-      }
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await awaitConverged(rt, version);
     const seconds = (Date.now() - started) / 1000;
     const commands = delta(await commandStats(), stats0);
     // Latency of every action job: from its creation (enqueue) to its finish.
@@ -275,8 +268,26 @@ function applyRun(major: Major, label: string, hosts: number, vms: number, procs
   });
 }
 
-async function main(): Promise<void> {
-  const [bh = '100', bv = '1000', h = '1000', v = '10000'] = process.argv.slice(2);
+const USAGE = `usage: npx tsx bench/apply.ts [baselineHosts baselineVms] [hosts vms]   (default 100 1000 1000 10000)
+environment: XSM_BENCH_RUNS (default 5), XSM_BENCH_PROCS agent processes (default 2), XSM_BENCH_MAJORS=6
+(BullMQ 6 only), XSM_BENCH_SHARED_REDIS=1 (XSM_REDIS_URL's Redis instead of a private one)`;
+
+/** The four sizes from the command line; exits with the usage on --help or anything not a positive integer. */
+function sizesFromArgs(args: string[]): [string, string, string, string] {
+  if (args.includes('--help') || args.includes('-h')) {
+    console.log(USAGE);
+    process.exit(0);
+  }
+  const bad = args.find((a) => !/^[1-9]\d*$/.test(a));
+  if (bad !== undefined || (args.length !== 0 && args.length !== 2 && args.length !== 4)) {
+    console.error(`${bad === undefined ? 'give 0, 2 or 4 sizes' : `not a positive count: ${bad}`}\n${USAGE}`);
+    process.exit(2);
+  }
+  const [bh = '100', bv = '1000', h = '1000', v = '10000'] = args;
+  return [bh, bv, h, v];
+}
+
+async function main([bh, bv, h, v]: [string, string, string, string]): Promise<void> {
   const procs = Number(process.env.XSM_BENCH_PROCS ?? 2);
   const runs = Number(process.env.XSM_BENCH_RUNS ?? 5);
   console.log(`apply benchmark: ${versions[6]} beside ${versions[5]}, same Redis, ${runs} runs of each figure;`);
@@ -445,9 +456,10 @@ if (process.argv.includes('--child')) {
   await flushTracing();
   process.send!(r, () => process.exit(0));
 } else {
+  const sizes = sizesFromArgs(process.argv.slice(2));
   const stop = process.env.XSM_BENCH_SHARED_REDIS === '1' ? () => {} : await privateRedis();
   try {
-    await main();
+    await main(sizes);
   } finally {
     stop();
   }

@@ -23,15 +23,19 @@ import { median, spread, table } from './figures.ts';
 import { privateRedis } from './private-redis.ts';
 import { forkAgents, startApiProcess } from './site-processes.ts';
 import { XsmRuntime } from '../src/runtime/runtime.ts';
-import { convergedVersion, submitSite } from '../src/services/site-service.ts';
+import { submitSite } from '../src/services/site-service.ts';
+import { awaitConverged } from './await-converged.ts';
 import { closeWhenReady, deleteKeysByPrefix, redisConfigFromEnv } from '../src/lib/redis.ts';
 import { silentLogger } from '../src/lib/log.ts';
 import { startControlWorker } from '../workers/control-lib.ts';
 import { serializeSite } from '../src/site/serialize.ts';
 import { generateSite } from './generate.ts';
 
+const USAGE = `usage: npx tsx bench/reads-under-apply.ts [--runs 5] [--hosts 1000] [--vms 10000] [--connections 100]
+       [--read-seconds 10] [--split [--nice N]]`;
 const { values } = parseArgs({
   options: {
+    help: { type: 'boolean', short: 'h', default: false },
     runs: { type: 'string', default: '5' },
     hosts: { type: 'string', default: '1000' },
     vms: { type: 'string', default: '10000' },
@@ -42,13 +46,24 @@ const { values } = parseArgs({
   },
   strict: true,
 });
-const RUNS = Number(values.runs);
-const HOSTS = Number(values.hosts);
-const VMS = Number(values.vms);
-const CONNECTIONS = Number(values.connections);
-const READ_SECONDS = Number(values['read-seconds']);
+if (values.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
+/** A count option's value; exits with the usage unless it is a whole number (at least 1, or 0 for --nice). */
+function count(name: keyof typeof values, min = 1): number {
+  const n = Number(values[name]);
+  if (Number.isInteger(n) && n >= min) return n;
+  console.error(`--${name} must be a whole number >= ${min}, not ${String(values[name])}\n${USAGE}`);
+  process.exit(2);
+}
+const RUNS = count('runs');
+const HOSTS = count('hosts');
+const VMS = count('vms');
+const CONNECTIONS = count('connections');
+const READ_SECONDS = count('read-seconds');
 const SPLIT = values.split;
-const NICE = Number(values.nice);
+const NICE = count('nice', 0);
 const TOKEN = 'bench-reader-token-0000000001';
 const AGENT_PROCS = 2;
 
@@ -138,7 +153,7 @@ async function startSite(hostNames: string[]): Promise<Site> {
   };
 }
 
-/** Submits the site and waits for it to converge; seconds from the submit. */
+/** Submits the site and waits for it to converge; seconds from the submit. Throws, naming them, when actions fail. */
 async function applySite(rt: XsmRuntime, xml: string): Promise<number> {
   const t0 = Date.now();
   const { version } = await submitSite(rt, {
@@ -150,10 +165,7 @@ async function applySite(rt: XsmRuntime, xml: string): Promise<number> {
     consent: 'none',
     apply: true,
   });
-  while ((await convergedVersion(rt)) < version) {
-    if ((await rt.control().getJobCounts('failed')).failed) throw new Error('a control job failed');
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  await awaitConverged(rt, version);
   return (Date.now() - t0) / 1000;
 }
 
@@ -203,8 +215,11 @@ async function oneRun(i: number, hostNames: string[], xml: string): Promise<Run>
         continue;
       }
       const load = wrk(`${site.url}/api/vms`, 3600, [auth]);
-      r.loadedApplyS = await applySite(site.rt, xml);
-      load.stop();
+      try {
+        r.loadedApplyS = await applySite(site.rt, xml);
+      } finally {
+        load.stop(); // a failed apply must not leave wrk loading the API for an hour
+      }
       r.duringApply = await load.result;
       // Steady state at the full size: every answer is the whole list, then only the ETag check.
       const first = await fetch(`${site.url}/api/vms`, { headers: { authorization: `Bearer ${TOKEN}` } });

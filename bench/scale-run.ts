@@ -21,6 +21,7 @@ import { forkAgents, startApiProcess } from './site-processes.ts';
 import { generateSite } from './generate.ts';
 import { XsmRuntime } from '../src/runtime/runtime.ts';
 import { convergedVersion, submitSite } from '../src/services/site-service.ts';
+import { throwIfApplyEnded } from './await-converged.ts';
 import { redisConfigFromEnv } from '../src/lib/redis.ts';
 import { serializeSite } from '../src/site/serialize.ts';
 
@@ -125,10 +126,7 @@ async function main(): Promise<void> {
         busiest.cpuShare = Math.max(busiest.cpuShare, (now.figures.cpuS - window.figures.cpuS) / s);
         window = now;
       }
-      if ((await rt.control().getJobCounts('failed')).failed) {
-        const why = (await rt.control().getJobs(['failed'])).map((j) => `${j.name} ${j.id}: ${j.failedReason}`);
-        throw new Error(`control jobs failed after ${Math.round((Date.now() - started) / 1000)} s: ${why.join('; ')}`);
-      }
+      await throwIfApplyEnded(rt, version);
       if (Date.now() - lastSaid > 30_000) {
         process.stderr.write(`  ${Math.round((Date.now() - started) / 1000)} s, not converged yet\n`);
         lastSaid = Date.now();

@@ -5,7 +5,7 @@ import test from 'ava';
 import { JsonSnapshot, stringifyInSlices, TickBatchedRead } from '../../src/api/json-snapshot.ts';
 import { apiClient } from '../../src/cli/api-client.ts';
 import { siteXml } from '../integration/fixtures.ts';
-import { TOKENS, withApi } from './with-api.ts';
+import { TOKENS, withConvergedSite } from './with-api.ts';
 
 test('the snapshot is built once for concurrent readers, kept within its age, and rebuilt behind it after', async (t) => {
   let clock = 0;
@@ -73,16 +73,7 @@ test('equal bodies get equal ETags across rebuilds', async (t) => {
 });
 
 test('GET /api/vms answers 304 without a body to a poller holding its ETag, and a new version gets a new one', async (t) => {
-  const hosts = [
-    { name: 'h1', memMiB: 1024 },
-    { name: 'h2', memMiB: 1024 },
-  ];
-  const { s, api, call } = await withApi(t, hosts);
-  const up = await call('POST', '/api/site?base=0', 'admin', {
-    xml: siteXml(hosts, [{ name: 'a', host: 'h1', mem: 256 }]),
-  });
-  t.is(up.status, 201);
-  await s.waitConverged(1);
+  const { api, call, hosts } = await withConvergedSite(t, [{ name: 'a', host: 'h1', mem: 256 }]);
   const get = (etag?: string) =>
     fetch(`${api.url}/api/vms`, {
       headers: { authorization: `Bearer ${TOKENS.viewer}`, ...(etag ? { 'if-none-match': etag } : {}) },

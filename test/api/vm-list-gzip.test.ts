@@ -5,8 +5,7 @@ import test from 'ava';
 import { request, type IncomingHttpHeaders } from 'node:http';
 import { gunzipSync } from 'node:zlib';
 import { acceptsGzip, JsonSnapshot } from '../../src/api/json-snapshot.ts';
-import { siteXml } from '../integration/fixtures.ts';
-import { TOKENS, withApi } from './with-api.ts';
+import { TOKENS, withConvergedSite } from './with-api.ts';
 
 test('Accept-Encoding allows gzip when it names it or *, with a q above zero', (t) => {
   t.true(acceptsGzip('gzip, deflate, br, zstd'));
@@ -56,19 +55,10 @@ function rawGet(
 }
 
 test('GET /api/vms: gzip to a client that accepts it, plain JSON to one that does not, 304 per encoding', async (t) => {
-  const hosts = [
-    { name: 'h1', memMiB: 1024 },
-    { name: 'h2', memMiB: 1024 },
-  ];
-  const { s, api, call } = await withApi(t, hosts);
-  const up = await call('POST', '/api/site?base=0', 'admin', {
-    xml: siteXml(hosts, [
-      { name: 'a', host: 'h1', mem: 256 },
-      { name: 'b', host: 'h2', mem: 256 },
-    ]),
-  });
-  t.is(up.status, 201);
-  await s.waitConverged(1);
+  const { api } = await withConvergedSite(t, [
+    { name: 'a', host: 'h1', mem: 256 },
+    { name: 'b', host: 'h2', mem: 256 },
+  ]);
   const url = `${api.url}/api/vms`;
   const auth = { authorization: `Bearer ${TOKENS.viewer}` };
 
@@ -113,20 +103,12 @@ test('GET /api/vms: gzip to a client that accepts it, plain JSON to one that doe
 });
 
 test('GET /api/vms?limit&after pages the list in name order, and refuses a bad limit', async (t) => {
-  const hosts = [
-    { name: 'h1', memMiB: 4096 },
-    { name: 'h2', memMiB: 4096 },
-  ];
-  const { s, call } = await withApi(t, hosts);
   const names = ['d', 'a', 'e', 'c', 'b'];
-  const up = await call('POST', '/api/site?base=0', 'admin', {
-    xml: siteXml(
-      hosts,
-      names.map((n, i) => ({ name: n, host: i % 2 ? 'h1' : 'h2', mem: 256 })),
-    ),
-  });
-  t.is(up.status, 201);
-  await s.waitConverged(1);
+  const { call } = await withConvergedSite(
+    t,
+    names.map((n, i) => ({ name: n, host: i % 2 ? 'h1' : 'h2', mem: 256 })),
+    4096,
+  );
   const seen: string[] = [];
   let after: string | undefined;
   let pages = 0;

@@ -4,6 +4,7 @@ import { startTestSite, type TestSite } from '../integration/harness.ts';
 import { startApi, type RunningApi } from '../../src/api/listen.ts';
 import { TokenTable } from '../../src/api/auth.ts';
 import { silentLogger } from '../../src/lib/log.ts';
+import { siteXml, type VmLine } from '../integration/fixtures.ts';
 
 export const TOKENS = {
   viewer: 'viewer-token-0123456789',
@@ -54,6 +55,33 @@ export async function withApi(
     return { status: res.status, body: parsed as any };
   };
   return { s, api, call };
+}
+
+/** The two hosts of withConvergedSite, `memMiB` each. */
+function twoHosts(memMiB: number): { name: string; memMiB: number }[] {
+  return [
+    { name: 'h1', memMiB },
+    { name: 'h2', memMiB },
+  ];
+}
+
+/**
+ * withApi on two hosts (h1, h2, `memMiB` each) whose version 1, placing `vms`, an admin stored through the
+ * API and which converged: the start of every test that reads a site's VMs back. Throws, with the API's
+ * answer, when the submit is not stored.
+ */
+export async function withConvergedSite(
+  t: ExecutionContext,
+  vms: VmLine[],
+  memMiB = 1024,
+): Promise<{ s: TestSite; api: RunningApi; call: Call; hosts: { name: string; memMiB: number }[] }> {
+  const hosts = twoHosts(memMiB);
+  const { s, api, call } = await withApi(t, hosts);
+  const up = await call('POST', '/api/site?base=0', 'admin', { xml: siteXml(hosts, vms) });
+  if (up.status !== 201)
+    throw new Error(`POST /api/site answered ${up.status}, not 201 (stored): ${JSON.stringify(up.body)}`);
+  await s.waitConverged(1);
+  return { s, api, call, hosts };
 }
 
 /** Polls `fn` until it returns something truthy, or fails after `ms`. */

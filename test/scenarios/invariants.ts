@@ -92,6 +92,8 @@ export interface Trace {
   upgrades?: { step: number; view?: UpgradeView; refused?: string; updates: string[]; crashed: boolean }[];
   /** Each host's VMs before the scenario's first upgrade step: what its return must bring back. */
   homes?: Map<string, string[]>;
+  /** The toolstack calls on a stalled host and the stall's own lines (runner.ts, Stall), compared whole. */
+  log?: string[];
 }
 
 /** A drain must leave its host empty; a return must bring back each VM it moved. */
