@@ -94,7 +94,10 @@ export const coldMoveSteps: Step<VmWorkflowContext>[] = [
     name: 'stop-on-source',
     run: async (ctx) => {
       const a = action(ctx);
-      if (await ctx.hv.find(a.vm)) await ctx.hv.shutdown(a.vm, 60000);
+      // By domid: a late run (its lock lapsed, the job taken over) must not stop an instance started since,
+      // such as the one a rollback started again on the source (see reconfigure-vm.ts, stop-old).
+      const d = await ctx.hv.find(a.vm);
+      if (d) await ctx.hv.shutdown(a.vm, 60000, d.domid);
     },
   },
   {

@@ -54,9 +54,13 @@ export const reconfigureRestartSteps: Step<VmWorkflowContext>[] = [
   {
     name: 'stop-old',
     // Journalled: once done it never runs again, so the domain create-new makes is never stopped by mistake.
+    // By domid too: a run whose job lock lapsed while it waited here (a frozen agent) may wake after another
+    // worker took the job over, stopped this instance and started the resized one under the same name; xl
+    // then refuses the old domid instead of stopping the new domain a second time.
     run: async (ctx) => {
       const a = action(ctx);
-      if (await ctx.hv.find(a.vm)) await ctx.hv.shutdown(a.vm, 60000);
+      const d = await ctx.hv.find(a.vm);
+      if (d) await ctx.hv.shutdown(a.vm, 60000, d.domid);
     },
   },
   {

@@ -12,11 +12,13 @@ export const removeSteps: Step<VmWorkflowContext>[] = [
     name: 'shutdown',
     run: async (ctx, rt) => {
       const name = ctx.data.action.vm;
-      if (!(await ctx.hv.find(name))) {
+      const d = await ctx.hv.find(name);
+      if (!d) {
         rt.log.info('domain already gone', { vm: name });
         return;
       }
-      await ctx.hv.shutdown(name, 60000);
+      // This instance only (see reconfigure-vm.ts, stop-old): a late run never stops a domain started since.
+      await ctx.hv.shutdown(name, 60000, d.domid);
     },
   },
   {

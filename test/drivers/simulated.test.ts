@@ -107,3 +107,19 @@ test('find answers like list for one domain and Domain-0, and a changed answer d
   t.is((await a.find('v1'))!.nics![0]!.mac, mac);
   t.is((await a.list()).find((d) => d.name === 'v1')!.nics![0]!.mac, mac);
 });
+
+test('the simulator stops a domain by domid only while that instance runs, as xl does', async (t) => {
+  const { a } = await twoHosts();
+  await a.create(cfg('vm1', 256));
+  const first = (await a.find('vm1'))!.domid;
+  await a.shutdown('vm1', 1000, first);
+  t.is(await a.find('vm1'), undefined);
+  // A new instance under the same name (a resize's restart): the old domid is gone, so nothing stops.
+  await a.create(cfg('vm1', 512));
+  const second = (await a.find('vm1'))!;
+  t.not(second.domid, first);
+  await a.shutdown('vm1', 1000, first);
+  t.like(await a.find('vm1'), { domid: second.domid, state: 'running', memMiB: 512 });
+  await a.shutdown('vm1', 1000, second.domid);
+  t.is(await a.find('vm1'), undefined);
+});

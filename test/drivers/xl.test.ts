@@ -158,3 +158,32 @@ test("reads each running domain's NICs from `xl list -l`", async (t) => {
   const withNics = (await xl.list()).filter((d) => d.nics).map((d) => [d.name, d.nics]);
   t.deepEqual(withNics, [['linux', [{ mac: '00:16:3e:12:34:56' }]]]);
 });
+
+test('a shutdown by domid names the domid to xl: a gone instance is nothing to stop, and a timeout destroys that instance only', async (t) => {
+  // What xl 4.17 prints for a domid that no longer exists (the instance stopped; a new one may have the name).
+  const gone: CommandResult = { code: 1, stdout: '', stderr: 'xl: 7 is an invalid domain identifier (rc=-6)\n' };
+  const shell = recorded((args) => (args[0] === 'shutdown' && args[2] === '7' ? gone : undefined));
+  const xl = new XlHypervisor(shell, 'xenhost01');
+  await xl.shutdown('vm1', 1000, 7);
+  t.deepEqual(
+    shell.calls.map((c) => c.args.join(' ')),
+    ['shutdown -w 7'],
+    'no destroy, and never the name',
+  );
+
+  const slow = recorded((args) =>
+    args[0] === 'shutdown' ? { code: 124, stdout: '', stderr: 'timed out' } : undefined,
+  );
+  await new XlHypervisor(slow, 'xenhost01').shutdown('vm1', 1000, 9);
+  t.deepEqual(
+    slow.calls.map((c) => c.args.join(' ')),
+    ['shutdown -w 9', 'destroy 9'],
+  );
+
+  const byName = recorded();
+  await new XlHypervisor(byName, 'xenhost01').shutdown('vm1', 1000);
+  t.deepEqual(
+    byName.calls.map((c) => c.args.join(' ')),
+    ['shutdown -w vm1'],
+  );
+});

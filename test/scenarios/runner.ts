@@ -143,7 +143,7 @@ export interface Scenario {
 const CHANGING_CALLS: Record<Stall['op'], (args: unknown[]) => string> = {
   create: (a) => (a[0] as { name: string }).name,
   migrate: (a) => `${String(a[0])} to ${(a[1] as { host: string }).host}`,
-  shutdown: (a) => String(a[0]),
+  shutdown: (a) => (a[2] === undefined ? String(a[0]) : `${String(a[0])} (domid ${String(a[2])})`),
   destroy: (a) => String(a[0]),
   setMemory: (a) => `${String(a[0])} ${String(a[1])} MiB`,
   setVcpus: (a) => `${String(a[0])} ${String(a[1])} vCPUs`,
@@ -257,8 +257,12 @@ async function armStall(s: TestSite, stall: Stall, log: string[]): Promise<() =>
         if (stalled) fired = true;
         if (stalled && stall.when === 'before') await hold();
         try {
+          const domains = async () => (await real.list()).map((d) => `${d.domid} ${d.name} ${d.state}`).join(',');
+          const before = await domains();
           const out = await call(...args);
-          log.push(`${line}: done`);
+          // A call that returns having changed nothing (xl's shutdown of a domid that is gone) is logged as
+          // such: it is not an action done, twice or otherwise.
+          log.push(`${line}: ${(await domains()) === before ? 'no effect' : 'done'}`);
           if (stalled && stall.when === 'after') await hold();
           return out;
         } catch (e) {
@@ -506,7 +510,8 @@ export async function runScenario(sc: Scenario): Promise<{ trace: Trace; problem
 
 /**
  * Once a held job was taken over, the run it was taken from must change nothing more: each call it still
- * makes must be refused (the takeover already did that work). A call that takes effect is an action done twice.
+ * makes must be refused or have no effect (the takeover already did that work). A call that takes effect is
+ * an action done twice.
  */
 function staleRunActed(log: string[]): string[] {
   const at = log.findIndex((l) => l.endsWith('after its job was taken over'));

@@ -38,8 +38,12 @@ export interface Hypervisor {
   find(name: string): Promise<DomainInfo | undefined>;
   /** Writes the config file and runs `xl create`; refuses a duplicate name or a domain that does not fit. */
   create(config: DomainConfig): Promise<void>;
-  /** Graceful shutdown, waiting up to timeoutMs, then destroy. */
-  shutdown(name: string, timeoutMs: number): Promise<void>;
+  /**
+   * Graceful shutdown, waiting up to timeoutMs, then destroy. With `domid`, only that instance of the domain:
+   * `xl shutdown DOMID`, so a domain of the same name started since (by a retry that took the job over, say)
+   * is left running, and an instance already gone is nothing to stop, as when the name is gone.
+   */
+  shutdown(name: string, timeoutMs: number, domid?: number): Promise<void>;
   destroy(name: string): Promise<void>;
   /** Balloon target, MiB (`xl mem-set NAME <MiB>m`); must be <= maxmem. */
   setMemory(name: string, memMiB: number): Promise<void>;

@@ -331,7 +331,13 @@ export class SimulatedXenHost implements Hypervisor {
     await sleep(this.timing.createSettleMs);
   }
 
-  async shutdown(name: string, _timeoutMs: number): Promise<void> {
+  async shutdown(name: string, _timeoutMs: number, domid?: number): Promise<void> {
+    if (domid !== undefined) {
+      // As XlHypervisor: an instance that is gone ("invalid domain identifier" from xl) is nothing to stop,
+      // and a later domain of the same name is another instance, never touched.
+      const s = await this.state();
+      if (!s.domains.some((x) => x.domid === domid && x.name === name)) return;
+    }
     await this.update((s) => {
       const d = SimulatedXenHost.domain(s, name, this.hostName);
       d.state = 'shutdown';

@@ -104,12 +104,14 @@ export class XlHypervisor implements Hypervisor {
     await this.xl(['create', path]);
   }
 
-  async shutdown(name: string, timeoutMs: number): Promise<void> {
-    const r = await this.shell.run('xl', ['shutdown', '-w', name], { timeoutMs });
+  async shutdown(name: string, timeoutMs: number, domid?: number): Promise<void> {
+    // xl takes a domid where it takes a name: that instance or, once it is gone, none.
+    const target = domid === undefined ? name : String(domid);
+    const r = await this.shell.run('xl', ['shutdown', '-w', target], { timeoutMs });
     if (r.code === 0) return;
     if (/invalid domain identifier/.test(r.stderr)) return;
     // Did not stop in time (or has no PV control interface): pull the plug.
-    await this.destroy(name);
+    await this.xl(['destroy', target]);
   }
 
   async destroy(name: string): Promise<void> {
