@@ -65,6 +65,7 @@ function mountVmList(app: express.Express, kit: RouteKit): void {
   let snapshot: JsonSnapshot<VmListing>;
   if (kit.vmListThread) {
     const thread = new VmListThread(rt.config);
+    thread.start();
     kit.onClose(() => thread.close());
     snapshot = new JsonSnapshot<VmListing>({ encoded: () => thread.build() }, VM_LIST_MAX_AGE_MS);
   } else snapshot = new JsonSnapshot(() => listVms(rt), VM_LIST_MAX_AGE_MS);
