@@ -11,6 +11,9 @@
 //
 // Run: npx tsx bench/reads-under-apply.ts [--runs 5] [--hosts 1000] [--vms 10000] [--connections 100]
 //        [--read-seconds 10] [--split [--nice N]] [--in-loop-baseline]
+// --reads-only: no apply and no agents: the site is stored and its observed state written as converged (the
+//   same 10,000-VM list), then only the steady reads are measured, the in-loop build beside the thread in each
+//   run. For a machine too busy for the applies (they fail there when job locks lapse).
 // --in-loop-baseline: each run also measures an API that builds the list on its event loop
 // (XSM_VM_LIST_THREAD=0, as before the worker thread), loaded apply and steady reads alike, beside the default.
 // --split: the API serves reads only (XSM_CONTROL=0), optionally under `nice -n N`, and the control worker
@@ -42,6 +45,7 @@ const { values } = parseArgs({
     split: { type: 'boolean', default: false },
     nice: { type: 'string', default: '0' },
     'in-loop-baseline': { type: 'boolean', default: false },
+    'reads-only': { type: 'boolean', default: false },
   },
   strict: true,
 });
@@ -53,6 +57,7 @@ const READ_SECONDS = Number(values['read-seconds']);
 const SPLIT = values.split;
 const NICE = Number(values.nice);
 const IN_LOOP_BASELINE = values['in-loop-baseline'];
+const READS_ONLY = values['reads-only'];
 const TOKEN = 'bench-reader-token-0000000001';
 const AGENT_PROCS = 2;
 
@@ -116,7 +121,7 @@ interface Site {
 }
 
 /** A fresh API process (with its control worker) and agent processes for every host, on a new key prefix. */
-async function startSite(hostNames: string[], inLoop = false): Promise<Site> {
+async function startSite(hostNames: string[], inLoop = false, agentProcs = AGENT_PROCS): Promise<Site> {
   const prefix = `xsm-bench-reads-${randomBytes(3).toString('hex')}`;
   // XSM_BENCH_PROF=DIR: a CPU profile of the API process into DIR.
   const prof = process.env.XSM_BENCH_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.XSM_BENCH_PROF}`] : [];
@@ -129,7 +134,7 @@ async function startSite(hostNames: string[], inLoop = false): Promise<Site> {
     },
     { nodeArgs: prof, nice: NICE },
   );
-  const agents = await forkAgents(prefix, hostNames, AGENT_PROCS);
+  const agents = agentProcs ? await forkAgents(prefix, hostNames, agentProcs) : [];
   const rt = new XsmRuntime({ ...redisConfigFromEnv(), prefix });
   const control = SPLIT ? startControlWorker(rt, silentLogger) : undefined;
   return {
@@ -208,6 +213,68 @@ function gzipAnswer(url: string, auth: string): Promise<{ bytes: number; etag: s
   });
 }
 
+/** The steady reads at the full size: every answer is the whole list, then only the ETag check. */
+async function steadyReads(url: string): Promise<Omit<Loaded, 'loadedApplyS' | 'duringApply'>> {
+  const auth = `Authorization: Bearer ${TOKEN}`;
+  const first = await fetch(`${url}/api/vms`, { headers: { authorization: `Bearer ${TOKEN}` } });
+  const body = await first.text();
+  const etag = first.headers.get('etag');
+  if (!first.ok || !etag) throw new Error(`GET /api/vms answered ${first.status} without an ETag`);
+  const listed = (JSON.parse(body) as { vms: unknown[] }).vms.length;
+  if (listed !== VMS) throw new Error(`GET /api/vms listed ${listed} VMs, not ${VMS}`);
+  const full = await wrk(`${url}/api/vms`, READ_SECONDS, [auth]).result;
+  const gz = await gzipAnswer(url, auth);
+  const fullGzip = await wrk(`${url}/api/vms`, READ_SECONDS, [auth, GZIP]).result;
+  const conditional = await wrk(`${url}/api/vms`, READ_SECONDS, [auth, GZIP, `If-None-Match: ${gz.etag}`]).result;
+  return { full, fullGzip, conditional, bodyBytes: Buffer.byteLength(body), gzipBytes: gz.bytes };
+}
+
+/** --reads-only: the site stored, not applied, and every VM written as observed where declared. */
+async function convergedWithoutApply(
+  hostNames: string[],
+  site: ReturnType<typeof generateSite>,
+  xml: string,
+  inLoop: boolean,
+): Promise<Loaded> {
+  const s = await startSite(hostNames, inLoop, 0);
+  try {
+    const { version } = await submitSite(s.rt, {
+      xml,
+      file: 'bench.xml',
+      base: 0,
+      author: 'bench',
+      reason: 'reads-under-apply --reads-only',
+      consent: 'none',
+      apply: false,
+    });
+    for (const h of site.hosts) {
+      const vms = site.vms.filter((v) => v.host === h.name);
+      await s.rt.observed.report({
+        name: h.name,
+        heartbeatAt: Date.now(),
+        totalMemMiB: h.memoryMiB,
+        freeMemMiB: h.memoryMiB - vms.reduce((sum, v) => sum + v.memMiB, 0),
+        nrCpus: h.cpus,
+        domains: vms.map((v, i) => ({
+          name: v.name,
+          domid: i + 1,
+          state: 'running',
+          memMiB: v.memMiB,
+          maxMemMiB: v.memMiB,
+          vcpus: v.vcpus,
+          maxVcpus: v.vcpus,
+          cpuTimeSec: 0,
+        })),
+      });
+    }
+    await s.rt.applies.markConverged(version);
+    const zero = { p50: 0, p99: 0, max: 0, requests: 0, perSec: 0, bad: 0 };
+    return { loadedApplyS: 0, duringApply: zero, ...(await steadyReads(s.url)) };
+  } finally {
+    await s.stop();
+  }
+}
+
 /** A fresh site under the read load: the apply, then the steady reads at the full size. */
 async function loadedSite(hostNames: string[], xml: string, inLoop: boolean): Promise<Loaded> {
   const auth = `Authorization: Bearer ${TOKEN}`;
@@ -217,34 +284,26 @@ async function loadedSite(hostNames: string[], xml: string, inLoop: boolean): Pr
     const loadedApplyS = await applySite(site.rt, xml);
     load.stop();
     const duringApply = await load.result;
-    // Steady state at the full size: every answer is the whole list, then only the ETag check.
-    const first = await fetch(`${site.url}/api/vms`, { headers: { authorization: `Bearer ${TOKEN}` } });
-    const body = await first.text();
-    const etag = first.headers.get('etag');
-    if (!first.ok || !etag) throw new Error(`GET /api/vms answered ${first.status} without an ETag`);
-    const listed = (JSON.parse(body) as { vms: unknown[] }).vms.length;
-    if (listed !== VMS) throw new Error(`GET /api/vms listed ${listed} VMs, not ${VMS}`);
-    const full = await wrk(`${site.url}/api/vms`, READ_SECONDS, [auth]).result;
-    const gz = await gzipAnswer(site.url, auth);
-    const fullGzip = await wrk(`${site.url}/api/vms`, READ_SECONDS, [auth, GZIP]).result;
-    const conditional = await wrk(`${site.url}/api/vms`, READ_SECONDS, [auth, GZIP, `If-None-Match: ${gz.etag}`])
-      .result;
-    return {
-      loadedApplyS,
-      duringApply,
-      full,
-      fullGzip,
-      conditional,
-      bodyBytes: Buffer.byteLength(body),
-      gzipBytes: gz.bytes,
-    };
+    return { loadedApplyS, duringApply, ...(await steadyReads(site.url)) };
   } finally {
     await site.stop();
   }
 }
 
 /** Alternates the order of the quiet apply and the loaded ones from run to run, so drift hits all alike. */
-async function oneRun(i: number, hostNames: string[], xml: string): Promise<Run> {
+async function oneRun(
+  i: number,
+  hostNames: string[],
+  xml: string,
+  site: ReturnType<typeof generateSite>,
+): Promise<Run> {
+  if (READS_ONLY) {
+    const order = i % 2 === 1 ? [true, false] : [false, true];
+    const r: Partial<Run> = { quietApplyS: 0 };
+    for (const inLoop of order)
+      r[inLoop ? 'inLoop' : 'thread'] = await convergedWithoutApply(hostNames, site, xml, inLoop);
+    return r as Run;
+  }
   const phases: ('quiet' | 'thread' | 'inLoop')[] = IN_LOOP_BASELINE
     ? ['quiet', 'thread', 'inLoop']
     : ['quiet', 'thread'];
@@ -275,7 +334,7 @@ async function main(): Promise<void> {
   const runs: Run[] = [];
   const load0 = loadavg()[0]!;
   for (let i = 0; i < RUNS; i++) {
-    const r = await oneRun(i, hostNames, xml);
+    const r = await oneRun(i, hostNames, xml, site);
     runs.push(r);
     const said = (l: Loaded) =>
       `${l.loadedApplyS.toFixed(1)} s under reads; p99 ${l.full.p99.toFixed(1)} ms full, ` +
@@ -289,6 +348,7 @@ async function main(): Promise<void> {
   const all = (m: (typeof MODES)[number]) => runs.map((r) => r[m.key]!);
   console.log(
     `\n${HOSTS} hosts / ${VMS} VMs, ${CONNECTIONS} connections (wrk, 2 threads), ${RUNS} runs, medians (min–max); ` +
+      (READS_ONLY ? 'reads only (no apply; observed state written as converged); ' : '') +
       (SPLIT
         ? `API reads only${NICE ? ` under nice -n ${NICE}` : ''}, control worker in its own process; `
         : 'API with its control worker (the default); ') +
@@ -303,10 +363,11 @@ async function main(): Promise<void> {
       readRow(all(m), `${prefix}full list plain, steady`, 'full', true),
       readRow(all(m), `${prefix}full list gzip, steady`, 'fullGzip', true),
       readRow(all(m), `${prefix}If-None-Match (gzip), steady`, 'conditional', false),
-      readRow(all(m), `${prefix}full list plain, during the apply`, 'duringApply', false),
     );
+    if (!READS_ONLY) rows.push(readRow(all(m), `${prefix}full list plain, during the apply`, 'duringApply', false));
   }
   console.log(table(['reads', 'p50 ms', 'p99 ms', 'max ms', 'req/s', 'bad answers', 'goal'], rows));
+  if (READS_ONLY) return; // no apply was run
   const applyRows: string[][] = [
     [
       'no reads (baseline)',
