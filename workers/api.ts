@@ -9,12 +9,14 @@
 //   thresholds on imbalance, default 0.1 / 0.05)
 //   XSM_SECRETS_DIR (default /etc/xsm/secrets), XSM_QMP_DIR (default /run/xsm/qmp): where <Power> may point;
 //   XSM_POWER_ALLOW_LOCAL=1 (lab only): BMCs on loopback or link-local addresses
+//   XSM_VM_LIST_THREAD (default 1; 0 = build GET /api/vms on the event loop instead of a worker thread)
 //   XSM_REDIS_URL, XSM_PREFIX
 
 import { startTracing } from '../src/lib/tracing.ts';
 import { tokensFromEnv } from '../src/api/auth.ts';
 import { powerPolicyFromEnv } from '../src/site/power-policy.ts';
 import { startApi } from '../src/api/listen.ts';
+import { vmListThreadFromEnv } from '../src/api/server.ts';
 import { XsmRuntime } from '../src/runtime/runtime.ts';
 import { errorMessage } from '../src/lib/errors.ts';
 import { createLogger } from '../src/lib/log.ts';
@@ -47,6 +49,7 @@ try {
   fail(e instanceof Error ? e.message : String(e));
 }
 try {
+  vmListThreadFromEnv(); // read again by the API; a malformed setting stops the process here
   powerPolicyFromEnv(); // site files and fencing read it; a malformed setting stops the process here
 } catch (e) {
   fail(e instanceof Error ? e.message : String(e));

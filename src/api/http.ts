@@ -50,6 +50,10 @@ export interface RouteKit {
   json: express.RequestHandler;
   /** Site files are parsed in worker threads, at most a few per identity at once (429 beyond). */
   pool: SiteLoadPool;
+  /** Whether GET /api/vms is built in a worker thread rather than on the event loop. */
+  vmListThread: boolean;
+  /** Registers what to end when the server closes (a thread a route started). */
+  onClose: (close: () => Promise<void>) => void;
   loadXml<T>(req: Request, file: string, parse: (xml: string) => Promise<T>): Promise<T>;
   loadedOrThrow(req: Request, file: string): Promise<Extract<LoadResult, { ok: true }>>;
 }

@@ -23,7 +23,7 @@ export interface Representation {
 export interface Snapshot<T = unknown> {
   key: string;
   /** What was built, for answers made of part of it (a page of the list); never to be changed. */
-  value: T;
+  readonly value: T;
   /** Kept as bytes: a string would be encoded to UTF-8 again for every reader (2 MB each at 10,000 VMs). */
   body: Buffer;
   /** A strong validator of `body`: equal bodies get equal tags, across rebuilds and processes. */
@@ -33,18 +33,74 @@ export interface Snapshot<T = unknown> {
   builtAt: number;
 }
 
+/** A JSON body as a snapshot keeps it: its bytes, their hash (the ETag's), and the same bytes gzipped. */
+export interface EncodedJson {
+  body: Buffer;
+  hash: string;
+  gzip: Buffer;
+}
+
+/**
+ * Hashes and gzips a JSON body. The gzip runs on libuv's thread pool; `previous`'s is reused when the hash
+ * is the same (a steady site rebuilds the same list every interval; the same body gives the same bytes at a
+ * fixed zlib level, so the tag stays exact).
+ */
+export async function encodeJson(body: Buffer, previous?: Pick<EncodedJson, 'hash' | 'gzip'>): Promise<EncodedJson> {
+  const hash = createHash('sha256').update(body).digest('base64url').slice(0, 27);
+  const gzipped = previous?.hash === hash ? previous.gzip : await gzip(body, { level: 6 });
+  return { body, hash, gzip: gzipped };
+}
+
+/** What a build gives a snapshot: the value (then stringified here) or bytes already encoded elsewhere. */
+type Built<T> = { value: T } | { encoded: EncodedJson };
+
+/** A kept snapshot. A body built in another thread comes without its value: parsed once, when a page asks. */
+class KeptSnapshot<T> implements Snapshot<T> {
+  readonly etag: string;
+  readonly gzip: Representation;
+
+  constructor(
+    readonly key: string,
+    private parsed: { value: T } | undefined,
+    readonly body: Buffer,
+    readonly hash: string,
+    gzipBody: Buffer,
+    readonly builtAt: number,
+    previous: KeptSnapshot<T> | undefined,
+  ) {
+    this.etag = `"${hash}"`;
+    // The same body: the same gzip representation, kept as one object (and one buffer) across rebuilds.
+    this.gzip = previous?.hash === hash ? previous.gzip : { body: gzipBody, etag: `"${hash}-gzip"` };
+  }
+
+  get value(): T {
+    this.parsed ??= { value: JSON.parse(this.body.toString()) as T };
+    return this.parsed.value;
+  }
+}
+
 export class JsonSnapshot<T = unknown> {
-  private last: Snapshot<T> | undefined;
+  private last: KeptSnapshot<T> | undefined;
   private building: { key: string; done: Promise<Snapshot<T>> } | undefined;
   /** Builds are numbered as they start; only a later one replaces the kept snapshot. */
   private started = 0;
   private kept = 0;
+  private readonly make: () => Promise<Built<T>>;
 
+  /**
+   * `source`: a function giving the value, stringified here a slice per event-loop turn (`stringifyInSlices`);
+   * or `{ encoded }`, giving bodies made elsewhere (a worker thread), of which this thread only keeps the bytes.
+   */
   constructor(
-    private readonly build: () => Promise<T>,
+    source: (() => Promise<T>) | { encoded: () => Promise<EncodedJson> },
     private readonly maxAgeMs: number,
     private readonly now: () => number = Date.now,
-  ) {}
+  ) {
+    this.make =
+      typeof source === 'function'
+        ? async () => ({ value: await source() })
+        : async () => ({ encoded: await source.encoded() });
+  }
 
   /** The snapshot for `key`: the kept one when it has that key (rebuilt behind it when old), else a new one. */
   async get(key: string): Promise<Snapshot<T>> {
@@ -56,16 +112,21 @@ export class JsonSnapshot<T = unknown> {
     return this.rebuild(key);
   }
 
+  /** The kept snapshot's hash and gzip, for a rebuild to reuse when its body is the same. */
+  private previous(): Pick<EncodedJson, 'hash' | 'gzip'> | undefined {
+    return this.last && { hash: this.last.hash, gzip: this.last.gzip.body };
+  }
+
   private rebuild(key: string): Promise<Snapshot<T>> {
     if (this.building?.key === key) return this.building.done;
     const seq = ++this.started;
     const done = (async () => {
       const startedAt = this.now();
-      const value = await this.build();
-      const body = await stringifyInSlices(value);
-      const hash = createHash('sha256').update(body).digest('base64url').slice(0, 27);
-      const etag = `"${hash}"`;
-      const snap: Snapshot<T> = { key, value, body, etag, gzip: await this.gzipped(body, hash), builtAt: startedAt };
+      const built = await this.make();
+      const encoded =
+        'encoded' in built ? built.encoded : await encodeJson(await stringifyInSlices(built.value), this.previous());
+      const value = 'value' in built ? { value: built.value } : undefined;
+      const snap = new KeptSnapshot<T>(key, value, encoded.body, encoded.hash, encoded.gzip, startedAt, this.last);
       // A slow build that started earlier never replaces one that started later (its data may be older).
       if (seq > this.kept) {
         this.kept = seq;
@@ -81,17 +142,6 @@ export class JsonSnapshot<T = unknown> {
       })
       .catch(() => {});
     return done;
-  }
-
-  /**
-   * The gzipped body: the kept one when the body is unchanged (a steady site rebuilds the same list every
-   * interval), else compressed on libuv's thread pool, so the event loop goes on serving while it runs.
-   * Its tag derives from the plain body's: the same body gives the same bytes at a fixed zlib level.
-   */
-  private async gzipped(body: Buffer, hash: string): Promise<Representation> {
-    const etag = `"${hash}-gzip"`;
-    if (this.last?.gzip.etag === etag) return this.last.gzip;
-    return { body: await gzip(body, { level: 6 }), etag };
   }
 }
 

@@ -53,8 +53,21 @@ export interface ApiOptions {
   upgradeMethod?: string;
   /** Failed browser logins one address may make per 5 minutes (default 5). */
   loginLimit?: number;
+  /**
+   * Whether GET /api/vms is built in a worker thread (default; XSM_VM_LIST_THREAD=0 builds it on the event
+   * loop, as before, for comparison or where threads are unwanted).
+   */
+  vmListThread?: boolean;
   /** Extra routes added by other parts of XSM. */
   extend?: (app: express.Express, guard: (role: Role) => express.RequestHandler) => void;
+}
+
+/** XSM_VM_LIST_THREAD: 1 (default) or 0; anything else is refused, naming the variable. */
+export function vmListThreadFromEnv(env: NodeJS.ProcessEnv = process.env): boolean {
+  const raw = env.XSM_VM_LIST_THREAD;
+  if (raw === undefined || raw === '' || raw === '1') return true;
+  if (raw === '0') return false;
+  throw new Error(`XSM_VM_LIST_THREAD=${raw} is not 0 or 1 (1, the default: build GET /api/vms in a worker thread)`);
 }
 
 export function createApiApp(opts: ApiOptions): express.Express {
@@ -75,7 +88,9 @@ export function createApiApp(opts: ApiOptions): express.Express {
   const operator = guard('operator');
   mountAuditRoutes(app, rt, viewer, (message) => new ApiError(400, 'bad-parameter', message));
   const uploads = siteUploads(opts.siteInput ?? siteInputLimitsFromEnv());
-  app.locals.close = () => uploads.pool.close();
+  // Threads the routes start (site-file parsers, the VM list's builder), ended when the server closes.
+  const closers: (() => Promise<void>)[] = [() => uploads.pool.close()];
+  app.locals.close = () => Promise.all(closers.map((c) => c())).then(() => undefined);
   const json = express.json({ limit: '1mb' });
 
   // The contract, generated from the route schemas (src/api/openapi.ts); public like /api/health.
@@ -94,7 +109,17 @@ export function createApiApp(opts: ApiOptions): express.Express {
     res.json({ ok: true });
   });
 
-  const kit: RouteKit = { rt, log, guard, viewer, operator, json, ...uploads };
+  const kit: RouteKit = {
+    rt,
+    log,
+    guard,
+    viewer,
+    operator,
+    json,
+    ...uploads,
+    vmListThread: opts.vmListThread ?? vmListThreadFromEnv(),
+    onClose: (close) => closers.push(close),
+  };
   const imagesDir = opts.imagesDir ?? process.env.XSM_IMAGES_DIR ?? '/var/lib/xsm/images';
   mountSiteRoutes(app, kit);
   mountInventoryRoutes(app, kit);

@@ -283,7 +283,7 @@ export async function convergedVersion(rt: ServiceRuntime): Promise<number> {
 }
 
 /** The current version and its site (parsed once per process: src/state/site-store.ts keeps it). */
-export async function currentSite(rt: ServiceRuntime): Promise<{ version: number; site?: Site }> {
+export async function currentSite(rt: Pick<ServiceRuntime, 'sites'>): Promise<{ version: number; site?: Site }> {
   const version = await rt.sites.currentVersion();
   return version ? { version, site: (await rt.sites.load(version)).site } : { version };
 }

@@ -22,7 +22,8 @@ export interface VmListing {
   unmanaged: { name: string; observed: ObservedAt[] }[];
 }
 
-export async function listVms(rt: ServiceRuntime): Promise<VmListing> {
+/** Reads only the site and observed stores, so a worker thread holding just those can build it. */
+export async function listVms(rt: Pick<ServiceRuntime, 'sites' | 'observed'>): Promise<VmListing> {
   const { site } = await currentSite(rt);
   const observed = await rt.observed.all();
   const seen = new Map<string, ObservedAt[]>();

@@ -73,7 +73,7 @@ test('equal bodies get equal ETags across rebuilds', async (t) => {
 });
 
 test('GET /api/vms answers 304 without a body to a poller holding its ETag, and a new version gets a new one', async (t) => {
-  const { api, call, hosts } = await withConvergedSite(t, [{ name: 'a', host: 'h1', mem: 256 }]);
+  const { s, api, call, hosts } = await withConvergedSite(t, [{ name: 'a', host: 'h1', mem: 256 }]);
   const get = (etag?: string) =>
     fetch(`${api.url}/api/vms`, {
       headers: { authorization: `Bearer ${TOKENS.viewer}`, ...(etag ? { 'if-none-match': etag } : {}) },
@@ -105,7 +105,9 @@ test('GET /api/vms answers 304 without a body to a poller holding its ETag, and 
   t.not(changed.headers.get('etag'), etag);
   t.deepEqual(((await changed.json()) as { vms: { name: string }[] }).vms.map((v) => v.name).sort(), ['a', 'b']);
 
-  // The CLI's client sends the ETag back and hands the command the same body on 304.
+  // The CLI's client sends the ETag back and hands the command the same body on 304. Version 2 converged
+  // first: its apply finishing between the two calls would rightly change the list (a new snapshot, a 200).
+  await s.waitConverged(2);
   const cli = apiClient({ XSM_API: api.url, XSM_TOKEN: TOKENS.viewer });
   const seen: (string | null)[] = [];
   const real = globalThis.fetch;

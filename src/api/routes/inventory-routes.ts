@@ -4,8 +4,9 @@
 import type express from 'express';
 import type { Request, Response } from 'express';
 import { currentSite, editSite, previewEdit } from '../../services/site-service.ts';
-import { listVms, vmListPage } from '../../services/vm-list.ts';
+import { listVms, vmListPage, type VmListing } from '../../services/vm-list.ts';
 import { acceptsGzip, JsonSnapshot, notModified, TickBatchedRead } from '../json-snapshot.ts';
+import { VmListThread } from '../vm-list-thread.ts';
 import type { SiteEdit } from '../../site/edit.ts';
 import { input, migrateBody, reconfigureBody, removeBody, vmPath, vmsQuery } from '../schemas.ts';
 import { authorizeChange, isEmptyBody, planAnswer, submitAnswer, type RouteKit } from '../http.ts';
@@ -61,7 +62,13 @@ function mountHostList(app: express.Express, kit: RouteKit): void {
  */
 function mountVmList(app: express.Express, kit: RouteKit): void {
   const { rt, viewer } = kit;
-  const snapshot = new JsonSnapshot(() => listVms(rt), VM_LIST_MAX_AGE_MS);
+  let snapshot: JsonSnapshot<VmListing>;
+  if (kit.vmListThread) {
+    const thread = new VmListThread(rt.config);
+    thread.start();
+    kit.onClose(() => thread.close());
+    snapshot = new JsonSnapshot<VmListing>({ encoded: () => thread.build() }, VM_LIST_MAX_AGE_MS);
+  } else snapshot = new JsonSnapshot(() => listVms(rt), VM_LIST_MAX_AGE_MS);
   // Every poll reads the stored and converged versions (they keep a snapshot from being stale): together,
   // and once for all the polls of one event-loop turn.
   const versions = new TickBatchedRead(async () => {
