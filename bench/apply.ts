@@ -25,10 +25,16 @@ import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import * as bullmq5 from 'bullmq-v5';
 import * as bullmq6 from 'bullmq';
+import { AgentOutageTally } from './agent-outages.ts';
 import { median, ratio, spread, table } from './figures.ts';
 import { privateRedis } from './private-redis.ts';
 import { runBurst, type LayoutResult, type LayoutShape, type QueueKit } from './queue-layout.ts';
-import { MemorySimStore, SimulatedXenHost, provisionSimHost } from '../src/drivers/hypervisor/simulated.ts';
+import {
+  MemorySimStore,
+  SimulatedXenHost,
+  provisionSimHost,
+  type SimHostState,
+} from '../src/drivers/hypervisor/simulated.ts';
 import { XsmRuntime } from '../src/runtime/runtime.ts';
 import { awaitConverged } from './await-converged.ts';
 import { submitSite } from '../src/services/site-service.ts';
@@ -51,10 +57,22 @@ interface ChildInit {
   heartbeatMs?: number;
 }
 
+/** The simulator's store, counting the changes to its hosts: the agents' progress, seen from outside Redis. */
+class CountingSimStore extends MemorySimStore {
+  changes = 0;
+  override async update<T>(host: string, fn: (s: SimHostState) => T): Promise<T> {
+    const out = await super.update(host, fn);
+    this.changes++;
+    return out;
+  }
+}
+
 /** Child mode: run the agents of the given hosts until told to stop. */
 async function child(init: ChildInit): Promise<void> {
-  const rt = new XsmRuntime({ ...redisConfigFromEnv(), prefix: init.prefix });
-  const store = new MemorySimStore();
+  // The agents' warnings and errors (outages, workers replaced or abandoned) are counted, not printed.
+  const tally = new AgentOutageTally({ pid: process.pid });
+  const rt = new XsmRuntime({ ...redisConfigFromEnv(), prefix: init.prefix }, tally.log);
+  const store = new CountingSimStore();
   const agents: ReturnType<typeof startHostAgent>[] = [];
   const shared = init.shareConnection ? new Redis(redisConfigFromEnv().url, { maxRetriesPerRequest: null }) : undefined;
   for (const name of init.hosts) {
@@ -64,7 +82,7 @@ async function child(init: ChildInit): Promise<void> {
       startHostAgent({
         rt,
         hv,
-        log: silentLogger,
+        log: tally.log,
         heartbeatMs: init.heartbeatMs ?? 30000,
         concurrency: 8,
         ...(shared ? { workerConnection: shared } : {}),
@@ -76,8 +94,15 @@ async function child(init: ChildInit): Promise<void> {
   await Promise.all(agents.map((a) => a.worker.waitUntilReady()));
   process.send!({ ready: true });
   const cpu0 = process.cpuUsage();
-  process.on('message', async (m: { stop?: boolean }) => {
+  const supervisors = agents.map((a) => a.supervisor);
+  const report = () =>
+    process.send!({ outages: tally.snapshot(supervisors, rt.health, shared), hostChanges: store.changes });
+  const reporting = setInterval(report, 5000);
+  process.on('message', async (m: { stop?: boolean; report?: boolean }) => {
+    if (m.report) report();
     if (!m.stop) return;
+    clearInterval(reporting);
+    report();
     const cpu = process.cpuUsage(cpu0);
     await Promise.all(agents.map((a) => a.close()));
     shared?.disconnect();

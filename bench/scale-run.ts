@@ -6,7 +6,11 @@
 // and after, and the peak RSS of the API and of the agent processes; then submits the same file again,
 // which must store nothing.
 //
-// Run: npx tsx bench/scale-run.ts [--hosts 10000] [--vms 100000] [--procs 4]
+// The agents' warnings and errors (Redis outages, workers replaced, closes forced) are counted in their
+// processes and printed every 30 s and at the end, with their workers' blocking connections by status; a run
+// whose hosts change nothing for --stall-s seconds is stopped and reported as not converged.
+//
+// Run: npx tsx bench/scale-run.ts [--hosts 10000] [--vms 100000] [--procs 4] [--stall-s 300]
 // Needs one Redis connection per host and some more: redis-server's maxclients is set to that, and is
 // capped by the open-files limit of this shell (`ulimit -n`); the run says so and stops when it is too low.
 import { once } from 'node:events';
@@ -15,6 +19,7 @@ import { randomBytes } from 'node:crypto';
 import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
+import { describeOutages, sumOutages, type AgentOutageSnapshot } from './agent-outages.ts';
 import { table } from './figures.ts';
 import { privateRedis } from './private-redis.ts';
 import { forkAgents, startApiProcess } from './site-processes.ts';
@@ -30,12 +35,14 @@ const { values } = parseArgs({
     hosts: { type: 'string', default: '10000' },
     vms: { type: 'string', default: '100000' },
     procs: { type: 'string', default: '4' },
+    'stall-s': { type: 'string', default: '300' },
   },
   strict: true,
 });
 const HOSTS = Number(values.hosts);
 const VMS = Number(values.vms);
 const PROCS = Number(values.procs);
+const STALL_S = Number(values['stall-s']);
 const TOKEN = 'bench-scale-admin-token-000001';
 
 /** Peak and current resident set of a process, MiB (Linux /proc). */
@@ -49,6 +56,8 @@ interface RedisFigures {
   usedMiB: number;
   peakMiB: number;
   clients: number;
+  /** Clients blocked in a command (the workers waiting in BZPOPMIN for a job). */
+  blocked: number;
   keys: number;
   /** Commands processed since the server started. */
   commands: number;
@@ -65,6 +74,7 @@ async function redisFigures(): Promise<RedisFigures> {
       usedMiB: field('used_memory') / 2 ** 20,
       peakMiB: field('used_memory_peak') / 2 ** 20,
       clients: field('connected_clients'),
+      blocked: field('blocked_clients'),
       keys: await r.dbsize(),
       commands: field('total_commands_processed'),
       cpuS: field('used_cpu_user') + field('used_cpu_sys'),
@@ -100,6 +110,15 @@ async function main(): Promise<void> {
   const t0 = Date.now();
   const agents = await forkAgents(prefix, names, PROCS, { shareConnection: true });
   const agentsReadyS = (Date.now() - t0) / 1000;
+  // Each agent process's latest report: its outage tally and how many host changes its simulator made.
+  const reports = new Map<number, { outages: AgentOutageSnapshot; hostChanges: number }>();
+  agents.forEach((c, i) =>
+    c.on('message', (m: { outages?: AgentOutageSnapshot; hostChanges?: number }) => {
+      if (m.outages) reports.set(i, { outages: m.outages, hostChanges: m.hostChanges ?? 0 });
+    }),
+  );
+  const agentOutages = () => sumOutages([...reports.values()].map((r) => r.outages));
+  const hostChanges = () => [...reports.values()].reduce((n, r) => n + r.hostChanges, 0);
   const idle = await redisFigures();
   const rt = new XsmRuntime({ ...redisConfigFromEnv(), prefix });
   try {
@@ -118,32 +137,55 @@ async function main(): Promise<void> {
     // The busiest 10 s of Redis during the apply: commands/s and the share of one core it used.
     let window = { at: Date.now(), figures: await redisFigures() };
     const busiest = { commandsPerS: 0, cpuShare: 0 };
+    let fewestClients = window.figures.clients;
+    let progress = { changes: hostChanges(), at: Date.now() };
+    let stalled = false;
     while ((await convergedVersion(rt)) < version) {
+      if (hostChanges() > progress.changes) progress = { changes: hostChanges(), at: Date.now() };
+      if (Date.now() - progress.at > STALL_S * 1000) {
+        stalled = true;
+        break;
+      }
       if (Date.now() - window.at >= 10_000) {
         const now = { at: Date.now(), figures: await redisFigures() };
         const s = (now.at - window.at) / 1000;
         busiest.commandsPerS = Math.max(busiest.commandsPerS, (now.figures.commands - window.figures.commands) / s);
         busiest.cpuShare = Math.max(busiest.cpuShare, (now.figures.cpuS - window.figures.cpuS) / s);
+        fewestClients = Math.min(fewestClients, now.figures.clients);
         window = now;
       }
       await throwIfApplyEnded(rt, version);
       if (Date.now() - lastSaid > 30_000) {
-        process.stderr.write(`  ${Math.round((Date.now() - started) / 1000)} s, not converged yet\n`);
+        const f = window.figures;
+        process.stderr.write(
+          `  ${Math.round((Date.now() - started) / 1000)} s, not converged yet: ${f0(hostChanges())} host changes; ` +
+            `Redis ${f0(f.clients)} clients, ${f0(f.blocked)} blocked; load ${loadavg()[0]!.toFixed(1)}; agents: ` +
+            `${describeOutages(agentOutages())}\n`,
+        );
         lastSaid = Date.now();
       }
       await new Promise((r) => setTimeout(r, 500));
     }
     const convergeS = (Date.now() - started) / 1000;
     const after = await redisFigures();
-    const again = await submitSite(rt, {
-      xml,
-      file: 'scale.xml',
-      base: version,
-      author: 'bench',
-      reason: 'the same file again',
-      consent: 'none',
-      apply: true,
-    });
+    // Submitted again only after a converged apply: it must store nothing.
+    const again = stalled
+      ? undefined
+      : await submitSite(rt, {
+          xml,
+          file: 'scale.xml',
+          base: version,
+          author: 'bench',
+          reason: 'the same file again',
+          consent: 'none',
+          apply: true,
+        });
+    // A fresh report from every agent process (they send one every 5 s otherwise).
+    await Promise.race([
+      Promise.all(agents.map((c) => (c.send({ report: true }), once(c, 'message')))),
+      new Promise((r) => setTimeout(r, 10_000)),
+    ]);
+    const outages = agentOutages();
     const apiRss = rssMiB(api.pid!);
     const agentRss = agents.map((c) => rssMiB(c.pid!));
     console.log(
@@ -157,9 +199,27 @@ async function main(): Promise<void> {
         [
           ['agents started and connected', `${f1(agentsReadyS)} s`],
           ['submit (parse, validate, plan, store)', `${f1(storedS)} s`],
-          ['submit to converged', `${f1(convergeS)} s (${f0(VMS / convergeS)} actions/s)`],
-          ['same file again', again.unchanged ? 'unchanged: nothing stored, nothing run' : `STORED v${again.version}`],
+          stalled
+            ? [
+                'submit to converged',
+                `NOT CONVERGED: stopped after ${f1(convergeS)} s, no host changed in the last ${STALL_S} s ` +
+                  `(${f0(hostChanges())} host changes in all)`,
+              ]
+            : ['submit to converged', `${f1(convergeS)} s (${f0(VMS / convergeS)} actions/s)`],
+          [
+            'same file again',
+            !again
+              ? 'not submitted'
+              : again.unchanged
+                ? 'unchanged: nothing stored, nothing run'
+                : `STORED v${again.version}`,
+          ],
           ['Redis clients, agents idle', f0(idle.clients)],
+          [
+            'Redis clients during the apply',
+            `fewest ${f0(fewestClients)} (10 s samples); at the end ${f0(after.clients)}, ${f0(after.blocked)} blocked`,
+          ],
+          ['agents: outages and workers', describeOutages(outages)],
           ['Redis memory, agents idle', `${f1(idle.usedMiB)} MiB (${f0(idle.keys)} keys)`],
           [
             'Redis memory, converged',
@@ -185,7 +245,9 @@ async function main(): Promise<void> {
         ],
       ),
     );
-    if (!again.unchanged) process.exitCode = 1;
+    if (outages.firstLines.length)
+      console.log(`\nthe agents' first lines of each kind:\n${outages.firstLines.join('\n')}`);
+    if (!again?.unchanged) process.exitCode = 1;
   } finally {
     for (const c of agents) c.send({ stop: true });
     api.kill('SIGINT');

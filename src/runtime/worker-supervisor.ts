@@ -6,7 +6,10 @@
 // with the same processor and options, and retires the old one: once it had time to reconnect it is asked
 // to close, its running jobs finish under it (their locks still renewed), then it closes; a close that
 // hangs is forced, and when a forced close hangs too the worker is abandoned: its ioredis clients ended and its
-// timers stopped directly, so neither the work nor the process's exit waits on it.
+// timers stopped directly, so neither the work nor the process's exit waits on it. A worker given a
+// connection to share (a process hosting thousands of simulated agents) is forced and abandoned by ending only
+// its own blocking connection: BullMQ's disconnect() would end the shared one, and every other worker of the
+// process would then fail each command, for good ("Connection is closed"), and take no job again.
 
 import { Worker, type Job, type WorkerOptions } from 'bullmq';
 import type { Logger } from '../lib/log.ts';
@@ -54,9 +57,10 @@ interface WorkerTimers {
  * clients (the command and the blocking one) and stops its own timers (lock renewal, stalled checker): left
  * running, any of them keeps the process alive forever. BullMQ reaches these only through promises that
  * never settle in that state, so they are read from its fields; a field a later BullMQ renames is skipped.
+ * With `keepSharedConnection` the command connection, which other workers share, is left open.
  * Returns how many clients it ended.
  */
-export function abandonWorker(worker: Pick<Worker, 'getBackend'>): number {
+export function abandonWorker(worker: Pick<Worker, 'getBackend'>, keepSharedConnection = false): number {
   const timers = worker as unknown as WorkerTimers;
   void timers.lockManager?.close?.().catch(() => undefined);
   timers.stalledCheckStopper?.();
@@ -68,13 +72,35 @@ export function abandonWorker(worker: Pick<Worker, 'getBackend'>): number {
   }
   const { connection, blockingConnection } = (backend ?? {}) as { connection?: unknown; blockingConnection?: unknown };
   let ended = 0;
-  for (const conn of [connection, blockingConnection]) {
+  for (const conn of keepSharedConnection ? [blockingConnection] : [connection, blockingConnection]) {
     const client = (conn as { _client?: RawClient } | undefined)?._client;
     if (!client || typeof client.disconnect !== 'function' || client.manuallyClosing) continue;
     client.disconnect(false);
     ended++;
   }
   return ended;
+}
+
+/**
+ * True when the worker was handed a connection (an ioredis client, maybe shared with other workers) rather
+ * than connection options: BullMQ then uses that client for its commands and owns only its blocking one.
+ */
+export function sharesConnection(options: WorkerOptions): boolean {
+  const connection = options.connection as { duplicate?: unknown } | undefined;
+  return typeof connection?.duplicate === 'function';
+}
+
+/**
+ * Drops a worker's blocking connection only (what a forced close may do to a worker that shares its command
+ * connection). Resolves once it is dropped; never rejects.
+ */
+async function dropBlockingConnection(worker: Pick<Worker, 'getBackend'>): Promise<void> {
+  try {
+    const backend = worker.getBackend() as unknown as { disconnectBlocking?: (wait?: boolean) => Promise<void> };
+    await backend.disconnectBlocking?.(false);
+  } catch {
+    // Already closed or never connected: nothing left to drop.
+  }
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -96,8 +122,11 @@ export class WorkerSupervisor {
   /** How many times the worker was replaced (each time Redis came back). */
   replacements = 0;
   private readonly onBack = (downMs: number) => void this.replace(`Redis back after ${downMs} ms`);
+  /** The workers are handed a connection they share with others: forcing one must never end it. */
+  private readonly shared: boolean;
 
   constructor(private readonly spec: SupervisedWorker) {
+    this.shared = sharesConnection(spec.options);
     this.current = this.start();
     spec.health.on('back', this.onBack);
   }
@@ -156,9 +185,11 @@ export class WorkerSupervisor {
     while ((this.inflight.get(old) ?? 0) > 0 && !(await within(closing, 200)));
     if (!(await within(closing, timeout))) {
       log.warn('a retired worker did not close; forcing it', { queue, afterMs: timeout });
-      // close(true) on a worker already closing returns the same pending promise: drop its connections.
-      if (!(await within(old.disconnect(), timeout))) {
-        const dropped = abandonWorker(old);
+      // close(true) on a worker already closing returns the same pending promise: drop its connections
+      // (only its blocking one when it shares the other with the process's other workers).
+      const forced = this.shared ? dropBlockingConnection(old) : old.disconnect();
+      if (!(await within(forced, timeout))) {
+        const dropped = abandonWorker(old, this.shared);
         log.error('a retired worker could not be closed; abandoned it (Redis clients ended, timers stopped)', {
           queue,
           endedClients: dropped,
@@ -176,7 +207,7 @@ export class WorkerSupervisor {
     await within(w.waitUntilReady(), this.spec.closeTimeoutMs ?? 5000);
     if (force) {
       if (!(await within(w.close(true), this.spec.closeTimeoutMs ?? 5000))) {
-        const dropped = abandonWorker(w);
+        const dropped = abandonWorker(w, this.shared);
         this.spec.log.error('the worker could not be closed; abandoned it (Redis clients ended, timers stopped)', {
           queue: this.spec.queue,
           endedClients: dropped,

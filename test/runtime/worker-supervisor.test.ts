@@ -4,7 +4,8 @@
 
 import test from 'ava';
 import { EventEmitter } from 'node:events';
-import { Worker, type Job } from 'bullmq';
+import { Queue, Worker, type Job } from 'bullmq';
+import { Redis } from 'ioredis';
 import { createLogger, silentLogger } from '../../src/lib/log.ts';
 import { redisConfigFromEnv, workerConnectionOptions, type RedisConfig } from '../../src/lib/redis.ts';
 import { RedisHealth } from '../../src/runtime/redis-health.ts';
@@ -245,5 +246,55 @@ test('a real BullMQ worker stuck reconnecting to a Redis that is gone: its hung 
     t.true(lines.some((l) => /abandoned it/.test(l)));
   } finally {
     await sup.close(true);
+  }
+});
+
+test('forcing a retired worker that shares its connection ends only its blocking connection: the shared one stays up and the new worker takes jobs', async (t) => {
+  const config: RedisConfig = { ...redisConfigFromEnv(), prefix: freshPrefix() };
+  // One connection for every worker's commands, as a process hosting thousands of simulated agents has.
+  const shared = new Redis(config.url, { maxRetriesPerRequest: null });
+  const health = Object.assign(new EventEmitter(), { down: false }) as unknown as RedisHealth;
+  const made: Worker[] = [];
+  const lines: string[] = [];
+  const done: string[] = [];
+  const sup = new WorkerSupervisor({
+    queue: 'work',
+    processor: async (job) => void done.push(job.id!),
+    options: { connection: shared, prefix: config.prefix },
+    health,
+    log: createLogger({}, 'debug', (l) => lines.push(l)),
+    closeTimeoutMs: 300,
+    settleMs: 0,
+    make: (q, p, o) => {
+      const w = new Worker(q, p, o);
+      w.on('error', () => {});
+      made.push(w);
+      return w;
+    },
+  });
+  const queue = new Queue('work', { connection: shared, prefix: config.prefix });
+  try {
+    await sup.waitUntilReady();
+    const old = made[0]!;
+    // As BullMQ 6.7 can after an outage: close() and disconnect() start but never settle.
+    const [close, disconnect] = [old.close.bind(old), old.disconnect.bind(old)];
+    old.close = (force?: boolean) => (void close(force).catch(() => {}), new Promise<void>(() => {}));
+    old.disconnect = () => (void disconnect().catch(() => {}), new Promise<void>(() => {}));
+    await sup.replace('test');
+    t.true(
+      lines.some((l) => /did not close; forcing it/.test(l)),
+      'the retired worker was forced',
+    );
+    t.is(shared.status, 'ready', 'the shared connection was left open');
+    t.is(await shared.ping(), 'PONG');
+    await sup.worker.waitUntilReady();
+    await queue.add('x', {}, { jobId: 'after' });
+    await until(() => done.includes('after'), 5000, 'the job after the replacement');
+    t.pass();
+  } finally {
+    await sup.close(true);
+    await queue.close();
+    await deleteKeys(config.prefix);
+    shared.disconnect();
   }
 });
