@@ -8,27 +8,8 @@ import { vmListThreadFromEnv } from '../../src/api/server.ts';
 import { redisConfigFromEnv } from '../../src/lib/redis.ts';
 import { XsmRuntime } from '../../src/runtime/runtime.ts';
 import { listVms } from '../../src/services/vm-list.ts';
-import type { DomainInfo } from '../../src/drivers/hypervisor/hypervisor.ts';
+import { hostReport as report } from '../state/observed-fixtures.ts';
 import { deleteKeys, freshPrefix } from '../integration/harness.ts';
-
-const dom = (name: string): DomainInfo => ({
-  name,
-  domid: 1,
-  state: 'running',
-  memMiB: 64,
-  maxMemMiB: 64,
-  vcpus: 1,
-  maxVcpus: 1,
-  cpuTimeSec: 0,
-});
-const report = (name: string, domains: string[]) => ({
-  name,
-  heartbeatAt: Date.now(),
-  totalMemMiB: 2048,
-  freeMemMiB: 1024,
-  nrCpus: 4,
-  domains: domains.map(dom),
-});
 
 async function site(t: import('ava').ExecutionContext): Promise<{ rt: XsmRuntime; thread: VmListThread }> {
   const prefix = freshPrefix();

@@ -2,26 +2,7 @@ import test from 'ava';
 import { XsmRuntime } from '../../src/runtime/runtime.ts';
 import { redisConfigFromEnv } from '../../src/lib/redis.ts';
 import { deleteKeys, freshPrefix } from '../integration/harness.ts';
-import type { DomainInfo } from '../../src/drivers/hypervisor/hypervisor.ts';
-
-const dom = (name: string): DomainInfo => ({
-  name,
-  domid: 1,
-  state: 'running',
-  memMiB: 64,
-  maxMemMiB: 64,
-  vcpus: 1,
-  maxVcpus: 1,
-  cpuTimeSec: 0,
-});
-const report = (name: string, domains: string[]) => ({
-  name,
-  heartbeatAt: Date.now(),
-  totalMemMiB: 2048,
-  freeMemMiB: 1024,
-  nrCpus: 4,
-  domains: domains.map(dom),
-});
+import { hostReport as report, runningDomain as dom } from './observed-fixtures.ts';
 
 test('where a VM runs is answered from the last reports, without reading every host', async (t) => {
   const prefix = freshPrefix();

@@ -7,11 +7,11 @@ import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { redisConfigFromEnv } from '../../src/lib/redis.ts';
-import type { DomainInfo } from '../../src/site/domain.ts';
 import { serializeSite } from '../../src/site/serialize.ts';
 import type { ActionOutcome } from '../../src/state/apply-store.ts';
 import type { AuditEntry } from '../../src/state/audit-store.ts';
 import { FLUSH_MS } from '../../src/state/event-metrics-store.ts';
+import { runningDomain } from './observed-fixtures.ts';
 import { InvalidSiteError, StaleVersionError } from '../../src/state/site-store.ts';
 import { memoryStores, redisStores, type StoreOptions, type Stores } from '../../src/state/stores.ts';
 import { deleteKeys, freshPrefix } from '../integration/harness.ts';
@@ -58,16 +58,7 @@ const siteXml = (memMiB: number) =>
     vms: [vm('a', 'h1', memMiB)],
   });
 
-const dom = (name: string): DomainInfo => ({
-  name,
-  domid: 3,
-  state: 'running',
-  memMiB: 64,
-  maxMemMiB: 64,
-  vcpus: 1,
-  maxVcpus: 1,
-  cpuTimeSec: 0,
-});
+const dom = (name: string) => runningDomain(name, 3);
 
 for (const [kind, build] of builds) {
   test(`${kind}: site versions are numbered, a stale base is refused, an invalid file stores nothing`, async (t) => {
