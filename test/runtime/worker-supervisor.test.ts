@@ -4,7 +4,7 @@
 
 import test from 'ava';
 import { EventEmitter } from 'node:events';
-import { Queue, Worker, type Job } from 'bullmq';
+import { Queue, Worker, type Job, type WorkerOptions } from 'bullmq';
 import { Redis } from 'ioredis';
 import { createLogger, silentLogger } from '../../src/lib/log.ts';
 import { redisConfigFromEnv, workerConnectionOptions, type RedisConfig } from '../../src/lib/redis.ts';
@@ -28,6 +28,29 @@ function closing(w: Worker): { closed: boolean } {
   const state = { closed: false };
   w.once('closed', () => (state.closed = true));
   return state;
+}
+
+/** A supervisor of real BullMQ workers on queue `work` (Redis never down), with the workers it made and its log. */
+function realWorkers(options: WorkerOptions, processor: (job: Job) => Promise<unknown>) {
+  const health = Object.assign(new EventEmitter(), { down: false }) as unknown as RedisHealth;
+  const made: Worker[] = [];
+  const lines: string[] = [];
+  const sup = new WorkerSupervisor({
+    queue: 'work',
+    processor,
+    options,
+    health,
+    log: createLogger({}, 'debug', (l) => lines.push(l)),
+    closeTimeoutMs: 300,
+    settleMs: 0,
+    make: (q, p, o) => {
+      const w = new Worker(q, p, o);
+      w.on('error', () => {});
+      made.push(w);
+      return w;
+    },
+  });
+  return { sup, made, lines };
 }
 
 function supervised(rt: XsmRuntime, processor: (job: Job) => Promise<unknown>, logLines: string[] = []) {
@@ -198,24 +221,10 @@ test('a retired worker whose close hangs is forced, then abandoned (its clients 
 test('a real BullMQ worker stuck reconnecting to a Redis that is gone: its hung close ends with the worker abandoned and the process free to exit', async (t) => {
   const redis = await PrivateRedis.start();
   const config: RedisConfig = { ...redisConfigFromEnv(), url: redis.url, prefix: freshPrefix() };
-  const health = Object.assign(new EventEmitter(), { down: false }) as unknown as RedisHealth;
-  const made: Worker[] = [];
-  const lines: string[] = [];
-  const sup = new WorkerSupervisor({
-    queue: 'work',
-    processor: async () => undefined,
-    options: { connection: workerConnectionOptions(config), prefix: config.prefix },
-    health,
-    log: createLogger({}, 'debug', (l) => lines.push(l)),
-    closeTimeoutMs: 300,
-    settleMs: 0,
-    make: (q, p, o) => {
-      const w = new Worker(q, p, o);
-      w.on('error', () => {});
-      made.push(w);
-      return w;
-    },
-  });
+  const { sup, made, lines } = realWorkers(
+    { connection: workerConnectionOptions(config), prefix: config.prefix },
+    async () => undefined,
+  );
   // ioredis' own fields: a client dropped while it waits to reconnect keeps status 'reconnecting', but it is
   // closed by hand and has no reconnect timer left (nothing keeps the process alive).
   type RawIoredis = { status: string; manuallyClosing: boolean; reconnectTimeout: NodeJS.Timeout | null };
@@ -253,25 +262,11 @@ test('forcing a retired worker that shares its connection ends only its blocking
   const config: RedisConfig = { ...redisConfigFromEnv(), prefix: freshPrefix() };
   // One connection for every worker's commands, as a process hosting thousands of simulated agents has.
   const shared = new Redis(config.url, { maxRetriesPerRequest: null });
-  const health = Object.assign(new EventEmitter(), { down: false }) as unknown as RedisHealth;
-  const made: Worker[] = [];
-  const lines: string[] = [];
   const done: string[] = [];
-  const sup = new WorkerSupervisor({
-    queue: 'work',
-    processor: async (job) => void done.push(job.id!),
-    options: { connection: shared, prefix: config.prefix },
-    health,
-    log: createLogger({}, 'debug', (l) => lines.push(l)),
-    closeTimeoutMs: 300,
-    settleMs: 0,
-    make: (q, p, o) => {
-      const w = new Worker(q, p, o);
-      w.on('error', () => {});
-      made.push(w);
-      return w;
-    },
-  });
+  const { sup, made, lines } = realWorkers(
+    { connection: shared, prefix: config.prefix },
+    async (job) => void done.push(job.id!),
+  );
   const queue = new Queue('work', { connection: shared, prefix: config.prefix });
   try {
     await sup.waitUntilReady();
