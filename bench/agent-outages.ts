@@ -8,6 +8,17 @@ import type { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { createLogger, type Logger } from '../src/lib/log.ts';
 import type { WorkerSupervisor } from '../src/runtime/worker-supervisor.ts';
+import { MemorySimStore, type SimHostState } from '../src/drivers/hypervisor/simulated.ts';
+
+/** The simulator's store, counting the changes to its hosts: the agents' progress, seen from outside Redis. */
+export class CountingSimStore extends MemorySimStore {
+  changes = 0;
+  override async update<T>(host: string, fn: (s: SimHostState) => T): Promise<T> {
+    const out = await super.update(host, fn);
+    this.changes++;
+    return out;
+  }
+}
 
 /** One agent process's tally; the benchmark sums them over its processes. */
 export interface AgentOutageSnapshot {

@@ -25,16 +25,11 @@ import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import * as bullmq5 from 'bullmq-v5';
 import * as bullmq6 from 'bullmq';
-import { AgentOutageTally } from './agent-outages.ts';
+import { AgentOutageTally, CountingSimStore } from './agent-outages.ts';
 import { median, ratio, spread, table } from './figures.ts';
 import { privateRedis } from './private-redis.ts';
 import { runBurst, type LayoutResult, type LayoutShape, type QueueKit } from './queue-layout.ts';
-import {
-  MemorySimStore,
-  SimulatedXenHost,
-  provisionSimHost,
-  type SimHostState,
-} from '../src/drivers/hypervisor/simulated.ts';
+import { SimulatedXenHost, provisionSimHost } from '../src/drivers/hypervisor/simulated.ts';
 import { XsmRuntime } from '../src/runtime/runtime.ts';
 import { awaitConverged } from './await-converged.ts';
 import { submitSite } from '../src/services/site-service.ts';
@@ -55,16 +50,6 @@ interface ChildInit {
   shareConnection?: boolean;
   /** Heartbeat period of each agent (default 30 s). */
   heartbeatMs?: number;
-}
-
-/** The simulator's store, counting the changes to its hosts: the agents' progress, seen from outside Redis. */
-class CountingSimStore extends MemorySimStore {
-  changes = 0;
-  override async update<T>(host: string, fn: (s: SimHostState) => T): Promise<T> {
-    const out = await super.update(host, fn);
-    this.changes++;
-    return out;
-  }
 }
 
 /** Child mode: run the agents of the given hosts until told to stop. */

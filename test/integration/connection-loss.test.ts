@@ -5,7 +5,7 @@
 
 import test from 'ava';
 import { Redis } from 'ioredis';
-import { MemorySimStore, type SimHostState } from '../../src/drivers/hypervisor/simulated.ts';
+import { CountingSimStore } from '../../bench/agent-outages.ts';
 import { silentLogger } from '../../src/lib/log.ts';
 import { startHostAgent } from '../../workers/host-agent-lib.ts';
 import { PrivateRedis } from '../scenarios/private-redis.ts';
@@ -15,16 +15,6 @@ import { startTestSite, type TestSite } from './harness.ts';
 const HOSTS = [1, 2, 3, 4].map((i) => ({ name: `h${i}`, memMiB: 65536 }));
 const VMS: VmLine[] = Array.from({ length: 400 }, (_, i) => ({ name: `vm${i}`, host: `h${(i % 4) + 1}`, mem: 64 }));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** The simulator's store, counting host changes: how far the apply got, seen from outside Redis. */
-class CountingStore extends MemorySimStore {
-  changes = 0;
-  override async update<T>(host: string, fn: (s: SimHostState) => T): Promise<T> {
-    const out = await super.update(host, fn);
-    this.changes++;
-    return out;
-  }
-}
 
 /**
  * A site on a private Redis whose agents share one command connection; `fault` runs once the apply has
@@ -37,7 +27,7 @@ async function applyThrough(
   const redis = await PrivateRedis.start();
   const admin = new Redis(redis.url);
   const shared = new Redis(redis.url, { maxRetriesPerRequest: null });
-  const store = new CountingStore();
+  const store = new CountingSimStore();
   const s = await startTestSite(HOSTS, { store, redisUrl: redis.url, agents: false });
   try {
     for (const h of HOSTS)
