@@ -97,8 +97,13 @@ export class XsmRuntime implements Stores {
   upgradeQueueData(log?: Logger): Promise<QueueDataReport> {
     return upgradeQueueData(this.redis, this.config.prefix, log);
   }
-  /** Removes every key of this runtime's prefix: the demo's cleanup, never a real site's. */
-  wipe(): Promise<number> {
+  /**
+   * Removes every key of this runtime's prefix: the demo's cleanup, never a real site's. Metrics recorded but
+   * not yet written (up to 250 ms of them, see EventMetrics) are written first: close() would otherwise write
+   * them after the wipe and leave their keys behind.
+   */
+  async wipe(): Promise<number> {
+    await this.events.flush();
     return deleteKeysByPrefix(this.config, this.config.prefix);
   }
   async close(): Promise<void> {
