@@ -37,7 +37,7 @@ import { serializeSite } from '../src/site/serialize.ts';
 import { generateSite } from './generate.ts';
 
 const USAGE = `usage: npx tsx bench/reads-under-apply.ts [--runs 5] [--hosts 1000] [--vms 10000] [--connections 100]
-       [--read-seconds 10] [--split [--nice N]]`;
+       [--read-seconds 10] [--split [--nice N]] [--in-loop-baseline] [--reads-only]`;
 const { values } = parseArgs({
   options: {
     help: { type: 'boolean', short: 'h', default: false },
