@@ -91,7 +91,13 @@ if (kind === 'sim') {
   const xenConfigDir = process.env.XSM_XEN_CONFIG_DIR ?? '/etc/xen';
   if (!/^\/[^\0]*$/.test(xenConfigDir) || xenConfigDir.includes('..'))
     fail(`XSM_XEN_CONFIG_DIR=${xenConfigDir} must be an absolute path without ..`);
-  hv = new XlHypervisor(shell, host, { xenConfigDir: xenConfigDir.replace(/\/+$/, '') || '/' });
+  const createTimeoutS = intEnv('XSM_XL_CREATE_TIMEOUT_S', 120);
+  if (createTimeoutS < 10)
+    fail(`XSM_XL_CREATE_TIMEOUT_S=${createTimeoutS} is under 10 s: xl create could never finish`);
+  hv = new XlHypervisor(shell, host, {
+    xenConfigDir: xenConfigDir.replace(/\/+$/, '') || '/',
+    createTimeoutMs: createTimeoutS * 1000,
+  });
   storage = new ShellStorage(shell, host);
 } else fail(`XSM_HYPERVISOR=${kind}: use xl or sim`);
 

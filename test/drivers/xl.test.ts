@@ -11,8 +11,11 @@ const fx = (f: string) => readFileSync(new URL(`./fixtures/${f}`, import.meta.ur
 class RecordedShell implements Shell {
   readonly where = 'recorded';
   calls: { program: string; args: string[]; input?: string }[] = [];
+  /** The time limit each call was given, in call order (undefined: none). */
+  timeouts: (number | undefined)[] = [];
   constructor(private readonly answers: (program: string, args: string[]) => CommandResult) {}
   async run(program: string, args: readonly string[], options: RunOptions = {}): Promise<CommandResult> {
+    this.timeouts.push(options.timeoutMs);
     this.calls.push({
       program,
       args: [...args],
@@ -75,6 +78,18 @@ test('parses xl list, xl list -l (KiB, omitted fields) and xl info', (t) => {
     xenVersion: '4.17.3',
     scheduler: 'credit2',
   });
+});
+
+test('xl create is given 120 s by default, and the time an agent configures (XSM_XL_CREATE_TIMEOUT_S)', async (t) => {
+  const shell = recorded();
+  await new XlHypervisor(shell, 'xenhost01').create({ name: 'vm1', text: 'name = "vm1"\n' });
+  t.is(shell.timeouts.at(-1), 120_000);
+  await new XlHypervisor(shell, 'xenhost01', { createTimeoutMs: 600_000 }).create({
+    name: 'vm1',
+    text: 'name = "vm1"\n',
+  });
+  t.deepEqual(shell.calls.at(-1)?.args, ['create', '/etc/xen/xsm/vm1.cfg']);
+  t.is(shell.timeouts.at(-1), 600_000);
 });
 
 test('the xl driver merges list and list -l, writes configs with tee and sets memory in explicit MiB', async (t) => {

@@ -23,6 +23,11 @@ export interface XlOptions {
   xenConfigDir: string;
   /** `xl migrate -s`: the command that reaches the target Dom0 (key-based, non-interactive). */
   migrateSsh: string;
+  /**
+   * How long `xl create` may take before XSM kills it and the step retries. It includes Xen's hotplug scripts
+   * (libxl gives each 40 s), so a Dom0 whose tools allow them longer needs more (default 120 s).
+   */
+  createTimeoutMs: number;
 }
 
 export class XlHypervisor implements Hypervisor {
@@ -36,6 +41,7 @@ export class XlHypervisor implements Hypervisor {
       configDir: '/etc/xen/xsm',
       xenConfigDir: '/etc/xen',
       migrateSsh: 'ssh -o BatchMode=yes -o StrictHostKeyChecking=yes',
+      createTimeoutMs: 120_000,
       ...opts,
     };
   }
@@ -101,7 +107,7 @@ export class XlHypervisor implements Hypervisor {
     if (mk.code !== 0) throw new CommandError(this.shell.where, 'mkdir', ['-p', this.opts.configDir], mk);
     const tee = await this.shell.run('tee', [path], { input: config.text });
     if (tee.code !== 0) throw new CommandError(this.shell.where, 'tee', [path], tee);
-    await this.xl(['create', path]);
+    await this.xl(['create', path], this.opts.createTimeoutMs);
   }
 
   async shutdown(name: string, timeoutMs: number, domid?: number): Promise<void> {
