@@ -1,4 +1,4 @@
-// What the real-Xen lab scripts share: their run log, and the site file of the tiny lab guest.
+// What the real-Xen lab scripts share: their run log, their stop on SIGINT, and the site file of the tiny lab guest.
 
 import { createLogger, type Logger } from '../../src/lib/log.ts';
 
@@ -18,6 +18,20 @@ export function runLog(tag: string): { lines: string[]; t0: number; say(msg: str
     say: (msg) => emit(`[${tag} +${secs(Date.now() - t0)}s] ${msg}`),
     log: createLogger({}, 'info', emit),
   };
+}
+
+/**
+ * `stop` on the first SIGINT, once: `pkill -INT -f SCRIPT` reaches both tsx and the script it forwards the
+ * signal to, and a second run of `stop` wrote the "interrupted" phase twice (storage-proof runs 5-6).
+ */
+export function onFirstSigint(stop: () => void): void {
+  let stopping = false;
+  process.removeAllListeners('SIGINT');
+  process.on('SIGINT', () => {
+    if (stopping) return;
+    stopping = true;
+    stop();
+  });
 }
 
 export const TINY_GUEST = 'tiny';

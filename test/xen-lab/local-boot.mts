@@ -43,7 +43,7 @@ import { enqueueDeploy } from '../../src/services/deploy-service.ts';
 import { listJobs } from '../../src/services/inspect.ts';
 import type { DeployEnv } from '../../workflows/deploy-host.ts';
 import { startDeployWorker } from '../../workers/deploy-lib.ts';
-import { runLog, secs, tinyGuestSite } from './lab-common.ts';
+import { onFirstSigint, runLog, secs, tinyGuestSite } from './lab-common.ts';
 import { qemuArgs, qemuUnavailable } from './qemu-machine.ts';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -359,7 +359,7 @@ function writeResults(): void {
   writeFileSync(join(out, 'phases.txt'), table + '\n');
   writeFileSync(join(out, 'run.log'), logLines.join('\n') + '\n');
 }
-process.on('SIGINT', () => {
+onFirstSigint(() => {
   phases.push({ phase: 'interrupted', ms: Date.now() - t0, result: 'stopped by SIGINT' });
   writeResults();
   void cleanup().then(() => {

@@ -52,7 +52,7 @@ import { startDeployWorker } from '../../workers/deploy-lib.ts';
 import { startHostAgent } from '../../workers/host-agent-lib.ts';
 import { deleteKeys } from '../integration/harness.ts';
 import { RecordingShell, transcript } from './recording-shell.ts';
-import { runLog, secs, tinyGuestSite, TINY_GUEST } from './lab-common.ts';
+import { onFirstSigint, runLog, secs, tinyGuestSite, TINY_GUEST } from './lab-common.ts';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const argv = process.argv.slice(2);
@@ -412,8 +412,7 @@ function writeResults(): void {
   writeFileSync(join(out, 'phases.txt'), table + '\n');
   writeFileSync(join(out, 'run.log'), logLines.join('\n') + '\n');
 }
-process.removeAllListeners('SIGINT');
-process.on('SIGINT', () => {
+onFirstSigint(() => {
   phases.push({
     phase: 'interrupted',
     ms: Date.now() - t0,

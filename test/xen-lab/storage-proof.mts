@@ -53,7 +53,7 @@ import { startDeployWorker } from '../../workers/deploy-lib.ts';
 import { startHostAgent } from '../../workers/host-agent-lib.ts';
 import { deleteKeys } from '../integration/harness.ts';
 import { RecordingShell, transcript } from './recording-shell.ts';
-import { runLog, secs, TINY_GUEST } from './lab-common.ts';
+import { onFirstSigint, runLog, secs, TINY_GUEST } from './lab-common.ts';
 import { ShellStorage } from '../../src/drivers/storage/shell-storage.ts';
 import { reportObserved } from '../../src/jobs/vm-action.ts';
 
@@ -597,8 +597,7 @@ function writeResults(): void {
   writeFileSync(join(out, 'phases.txt'), table + '\n');
   writeFileSync(join(out, 'run.log'), logLines.join('\n') + '\n');
 }
-process.removeAllListeners('SIGINT');
-process.on('SIGINT', () => {
+onFirstSigint(() => {
   phases.push({
     phase: 'interrupted',
     ms: Date.now() - t0,
