@@ -21,6 +21,35 @@ export function runLog(tag: string): { lines: string[]; t0: number; say(msg: str
 }
 
 /**
+ * What a lab run must undo (machines, taps, the bridge, its servers), undone newest first by `cleanup`. Calls
+ * that come while one runs share it: two concurrent runs over one array (each reversing it in place) once
+ * exited the process half-way and left two machines running (storage-proof runs 5-6, on a double SIGINT).
+ * Undos added after a cleanup ended are run by the next one.
+ */
+export function labCleanup(say: (msg: string) => void): {
+  cleanups: (() => Promise<void> | void)[];
+  cleanup(): Promise<void>;
+} {
+  const cleanups: (() => Promise<void> | void)[] = [];
+  let running: Promise<void> | undefined;
+  const cleanup = () =>
+    (running ??= (async () => {
+      try {
+        for (let undo = cleanups.pop(); undo; undo = cleanups.pop()) {
+          try {
+            await undo();
+          } catch (e) {
+            say(`cleanup: ${e instanceof Error ? e.message : String(e)}`);
+          }
+        }
+      } finally {
+        running = undefined;
+      }
+    })());
+  return { cleanups, cleanup };
+}
+
+/**
  * `stop` on the first SIGINT, once: `pkill -INT -f SCRIPT` reaches both tsx and the script it forwards the
  * signal to, and a second run of `stop` wrote the "interrupted" phase twice (storage-proof runs 5-6).
  */

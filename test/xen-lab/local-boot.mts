@@ -43,7 +43,7 @@ import { enqueueDeploy } from '../../src/services/deploy-service.ts';
 import { listJobs } from '../../src/services/inspect.ts';
 import type { DeployEnv } from '../../workflows/deploy-host.ts';
 import { startDeployWorker } from '../../workers/deploy-lib.ts';
-import { onFirstSigint, runLog, secs, tinyGuestSite } from './lab-common.ts';
+import { labCleanup, onFirstSigint, runLog, secs, tinyGuestSite } from './lab-common.ts';
 import { qemuArgs, qemuUnavailable } from './qemu-machine.ts';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -124,17 +124,7 @@ const m = {
 };
 process.env.XSM_QMP_DIR = work;
 
-const cleanups: (() => Promise<void> | void)[] = [];
-async function cleanup(): Promise<void> {
-  for (const c of cleanups.reverse()) {
-    try {
-      await c();
-    } catch (e) {
-      say(`cleanup: ${e instanceof Error ? e.message : String(e)}`);
-    }
-  }
-  cleanups.length = 0;
-}
+const { cleanups, cleanup } = labCleanup(say);
 process.on('SIGTERM', () => void cleanup().then(() => process.exit(143)));
 process.on('uncaughtException', (e) => {
   say(`uncaught: ${e.stack ?? e.message}`);

@@ -53,7 +53,7 @@ import { startDeployWorker } from '../../workers/deploy-lib.ts';
 import { startHostAgent } from '../../workers/host-agent-lib.ts';
 import { deleteKeys } from '../integration/harness.ts';
 import { RecordingShell, transcript } from './recording-shell.ts';
-import { onFirstSigint, runLog, secs, TINY_GUEST } from './lab-common.ts';
+import { labCleanup, onFirstSigint, runLog, secs, TINY_GUEST } from './lab-common.ts';
 import { ShellStorage } from '../../src/drivers/storage/shell-storage.ts';
 import { reportObserved } from '../../src/jobs/vm-action.ts';
 
@@ -195,16 +195,7 @@ const machines: Machine[] = Array.from({ length: nHosts }, (_, i) => ({
   disk: join(disks, `nhost${i + 1}.img`),
 }));
 
-const cleanups: (() => Promise<void> | void)[] = [];
-async function cleanup(): Promise<void> {
-  for (const c of cleanups.reverse()) {
-    try {
-      await c();
-    } catch (e) {
-      say(`cleanup: ${e instanceof Error ? e.message : String(e)}`);
-    }
-  }
-}
+const { cleanups, cleanup } = labCleanup(say);
 process.on('SIGINT', () => void cleanup().then(() => process.exit(130)));
 process.on('SIGTERM', () => void cleanup().then(() => process.exit(143)));
 // A crash must not leave machines, taps and the bridge behind.
