@@ -711,7 +711,9 @@ try {
       const js = (await listJobs(rt, { limit: 100, queue: DEPLOY_QUEUE })).filter((j) => ids.has(j.id));
       return js.length === ids.size && js.every((j) => j.state === 'completed');
     },
-    20 * 60_000,
+    // Room for one Dom0 boot lost to the emulation and retried by verify-xen (its 600 s wait, then a power
+    // cycle): run 7 lost its deploy to a 20-minute limit that way.
+    30 * 60_000,
   );
   for (const m of machines) {
     const st = await rt.deploys.record(m.name);
