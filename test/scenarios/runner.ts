@@ -528,6 +528,9 @@ export async function runScenario(sc: Scenario): Promise<{ trace: Trace; problem
             queue: q.name,
             version: (j.data as { version: number }).version,
             state: await j.getState(),
+            ...(typeof j.progress === 'object' && j.progress && 'step' in j.progress
+              ? { step: String(j.progress.step) }
+              : {}),
           });
     }
     const last = trace.storedVersions.at(-1);
