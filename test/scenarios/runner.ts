@@ -112,10 +112,10 @@ export interface Stall {
   when: 'before' | 'after';
   ms: number;
   /**
-   * Hold the takeover's own `op` call (the next one, made while the first is held) until a second after the
+   * Hold the takeover's own `op` call (the next one, made while the first is held) until this long after the
    * first run's release: the first run goes on first, and the takeover then sees what it did or did not do.
    */
-  holdTakeover?: boolean;
+  holdTakeoverMs?: number;
 }
 
 /** Pools for a scenario: the site file's <Pools> and templates, and the simulated pools behind them. */
@@ -283,13 +283,13 @@ async function armStall(s: TestSite, stall: Stall, log: string[]): Promise<() =>
     holding = false;
     release();
   };
-  // The takeover's own call, made while the first run is held, waits until a second after its release.
+  // The takeover's own call, made while the first run is held, waits until after its release.
   const holdTakeover = async (): Promise<void> => {
-    if (!stall.holdTakeover || !holding || takeoverHeld) return;
+    if (stall.holdTakeoverMs === undefined || !holding || takeoverHeld) return;
     takeoverHeld = true;
     log.push(`${stall.host} ${stall.op} of the takeover held until the first run is released`);
     await released;
-    await new Promise((r) => setTimeout(r, 1000));
+    await new Promise((r) => setTimeout(r, stall.holdTakeoverMs));
     log.push(`${stall.host} ${stall.op} of the takeover released`);
   };
   const logged = new Proxy(real, {
