@@ -4,8 +4,6 @@
 
 import { UnrecoverableError, type Job } from 'bullmq';
 import { ATTR, inSpan } from '../lib/tracing.ts';
-import { JobLostError } from '../lib/errors.ts';
-import { untilTakeoverEnds } from '../lib/steps.ts';
 import type { ControlJobs, DeployJobs, HostJobs } from '../runtime/queues.ts';
 import type { DeployEnv } from '../../workflows/deploy-host.ts';
 import { processApply, processWave, processWaveEnqueue } from './apply.ts';
@@ -114,10 +112,6 @@ export function jobRouter<Jobs, Deps>(
         `queue ${queue} has no job kind "${job.name}" (this XSM knows ${Object.keys(kinds).join(', ')}); ` +
           'was it added by a newer XSM? Run the same version everywhere, or remove the job',
       );
-    return kind.process(deps, job).catch(async (e: unknown) => {
-      // A run that lost its job ends after the takeover in its own worker (see untilTakeoverEnds).
-      if (e instanceof JobLostError) await untilTakeoverEnds(job);
-      throw e;
-    });
+    return kind.process(deps, job);
   };
 }

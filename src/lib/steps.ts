@@ -113,10 +113,7 @@ return -2`;
  * (`client`), on a field its typings keep protected; BullMQ 5 (the benchmarks' comparison) has it on the
  * job's queue. Undefined for a backend without one.
  */
-type RedisEval = {
-  eval(script: string, numKeys: number, ...args: string[]): Promise<unknown>;
-  get(key: string): Promise<string | null>;
-};
+type RedisEval = { eval(script: string, numKeys: number, ...args: string[]): Promise<unknown> };
 function redisOf(job: Job): Promise<RedisEval> | undefined {
   const j = job as unknown as { backend?: { client?: Promise<RedisEval> }; queue?: { client?: Promise<RedisEval> } };
   return j.backend?.client ?? j.queue?.client;
@@ -152,26 +149,6 @@ export function jobJournal<T>(job: Job<T>): StepJournal {
       job.progress = value;
     },
   };
-}
-
-/**
- * Resolves once no other run of `job` in this run's own worker holds its lock. For a run that lost its job
- * (JobLostError) to end with: BullMQ's worker tracks lock renewals by job id, so when the takeover runs in the
- * same worker (one agent per host queue: the usual case), the first run ending would stop the renewal of the
- * takeover's lock, which would then lapse and fail the job as stalled twice. Tokens are `<worker id>:<n>`
- * (BullMQ's Worker); this run's worker is the part before the last colon. Polls every `everyMs`.
- */
-export async function untilTakeoverEnds(job: Job, everyMs = 500): Promise<void> {
-  const redis = redisOf(job);
-  const token = job.token;
-  if (!redis || !token) return;
-  const worker = token.slice(0, token.lastIndexOf(':') + 1);
-  const lockKey = `${job.queueQualifiedName}:${job.id}:lock`;
-  for (;;) {
-    const holder = await (await redis).get(lockKey);
-    if (!holder || holder === token || !holder.startsWith(worker)) return;
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
 }
 
 /** A journal in memory, for tests and for running a workflow without a queue. */

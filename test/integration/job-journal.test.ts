@@ -7,7 +7,7 @@ import test, { type ExecutionContext } from 'ava';
 import { Job, Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { JobLostError } from '../../src/lib/errors.ts';
-import { jobJournal, untilTakeoverEnds, type JobProgress } from '../../src/lib/steps.ts';
+import { jobJournal, type JobProgress } from '../../src/lib/steps.ts';
 import { redisConfigFromEnv, workerConnectionOptions } from '../../src/lib/redis.ts';
 import { deleteKeys, freshPrefix } from './harness.ts';
 import { privateRedis } from '../../bench/private-redis.ts';
@@ -163,25 +163,3 @@ test.serial('a job no worker took (no lock token) has its journal written by nob
   t.regex(e!.message, /job j5 was not taken by a worker/);
   t.is((await Job.fromId(queue, 'j5'))!.progress, 0);
 });
-
-test.serial(
-  "a run that lost its job ends only once a takeover in its own worker has; another worker's does not hold it",
-  async (t) => {
-    const { queue, redis, prefix } = journalQueue(t);
-    await queue.add('create', { vm: 'a' }, { jobId: 'j6' });
-    const first = await take(manualWorker(t, prefix), 'worker-1:0', 'j6');
-    const lock = `${prefix}:journal:j6:lock`;
-    /** Whether the wait has ended within `ms`. */
-    const endsWithin = (wait: Promise<void>, ms: number) =>
-      Promise.race([wait.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms))]);
-    // Taken over in the same worker: the first run waits while the takeover holds the lock.
-    await redis.set(lock, 'worker-1:1');
-    const waiting = untilTakeoverEnds(first, 20);
-    t.false(await endsWithin(waiting, 200), 'still waiting while the takeover in its worker runs');
-    await redis.del(lock);
-    t.true(await endsWithin(waiting, 1000), 'ends once the takeover ended');
-    // Taken over by another worker: its lock renewal does not depend on this one, so no wait.
-    await redis.set(lock, 'worker-2:0');
-    t.true(await endsWithin(untilTakeoverEnds(first, 20), 1000));
-  },
-);
