@@ -25,7 +25,7 @@ export async function holdMigrationSlot(
   limits: MigrationLimits,
   log: Logger,
   timing: SlotTiming = SLOT_TIMING,
-): Promise<() => Promise<void>> {
+): Promise<(lost?: boolean) => Promise<void>> {
   let pause = timing.pollMs;
   let told = false;
   for (;;) {
@@ -43,8 +43,10 @@ export async function holdMigrationSlot(
     Math.max(50, Math.floor(timing.ttlMs / 3)),
   );
   renew.unref();
-  return async () => {
+  // A run that lost its job (src/lib/steps.ts, JobLostError) leaves the slot to the run that took the job
+  // over: it holds the same slot, under the same id.
+  return async (lost = false) => {
     clearInterval(renew);
-    await store.release(slot.id);
+    if (!lost) await store.release(slot.id);
   };
 }

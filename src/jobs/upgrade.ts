@@ -4,7 +4,7 @@
 // the hosts already on the image).
 
 import { UnrecoverableError, type Job } from 'bullmq';
-import { errorMessage } from '../lib/errors.ts';
+import { errorMessage, JobLostError } from '../lib/errors.ts';
 import type { Logger } from '../lib/log.ts';
 import { jobJournal, runSteps, type JournalState } from '../lib/steps.ts';
 import type { UpgradeJobData } from '../runtime/queues.ts';
@@ -26,6 +26,8 @@ export async function processUpgrade(
   try {
     await runSteps('upgrade', upgradeSteps(data.hosts), ctx, journal, log.child({ job: job.id }));
   } catch (e) {
+    // A run that lost its job writes nothing more to it: the run that took it over owns its data now.
+    if (e instanceof JobLostError) throw e;
     const state: JournalState = journal.load();
     const [host, step] = (state.current ?? ':').split(':') as [string, string];
     if (host) data.progress[host] = { ...data.progress[host], failed: { step, why: errorMessage(e) } };

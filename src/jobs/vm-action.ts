@@ -5,7 +5,7 @@
 import { UnrecoverableError, type Job } from 'bullmq';
 import { HypervisorRefusal, type Hypervisor } from '../drivers/hypervisor/hypervisor.ts';
 import { StorageRefusal, type Storage } from '../drivers/storage/storage.ts';
-import { PermanentError } from '../lib/errors.ts';
+import { JobLostError, PermanentError } from '../lib/errors.ts';
 import type { Logger } from '../lib/log.ts';
 import { jobJournal, runSteps, type Rollback, type Step } from '../lib/steps.ts';
 import { ATTR, inSpan } from '../lib/tracing.ts';
@@ -172,6 +172,7 @@ async function runVmAction(deps: VmActionDeps, job: Job<ActionJobData>): Promise
   // A part still running on another host is never rolled back over (two copies of one disk image).
   const isFinal = (e: unknown) =>
     !(e instanceof PartStillRunning) &&
+    !(e instanceof JobLostError) &&
     (e instanceof UnrecoverableError || e instanceof HypervisorRefusal || e instanceof StorageRefusal || lastAttempt);
   // A live migration waits for a slot within the site's limits before anything else, check-plan included.
   const release =
@@ -185,6 +186,7 @@ async function runVmAction(deps: VmActionDeps, job: Job<ActionJobData>): Promise
         )
       : undefined;
   const started = Date.now();
+  let lost = false;
   if (a.kind === 'migrate') await recordMigrationStart(rt, job.data, a, started, jobLog);
   // A failover restart is a migration of its own kind: its record was written when it was placed.
   const restart = a.kind === 'create' && (await isRestart(rt, job.data.version, a.vm));
@@ -206,6 +208,12 @@ async function runVmAction(deps: VmActionDeps, job: Job<ActionJobData>): Promise
     if (a.kind === 'migrate') await recordMigrationEnd(rt, job.data, a, started, undefined, true, jobLog);
     if (restart) await recordRestart(rt, job.data.version, a.vm, started, null, true, jobLog);
   } catch (e) {
+    if (e instanceof JobLostError) {
+      // The run that took the job over records how it ends; this one only stops.
+      lost = true;
+      jobLog.warn('this run lost its job; stopping without acting', { error: e.message });
+      throw e;
+    }
     if (a.kind === 'migrate') await recordMigrationEnd(rt, job.data, a, started, e, isFinal(e), jobLog);
     if (restart) await recordRestart(rt, job.data.version, a.vm, started, e, isFinal(e), jobLog);
     // Xen said no (no memory, over maxmem): retrying will not change its mind.
@@ -216,7 +224,7 @@ async function runVmAction(deps: VmActionDeps, job: Job<ActionJobData>): Promise
     jobLog.warn('step failed', { error: e instanceof Error ? e.message : String(e), attempt: job.attemptsMade + 1 });
     throw e;
   } finally {
-    await release?.();
+    await release?.(lost);
     await deps
       .observe()
       .catch((e: unknown) =>

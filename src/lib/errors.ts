@@ -14,6 +14,18 @@ export class PermanentError extends UnrecoverableError {
   }
 }
 
+/**
+ * This run no longer owns its job: the job's lock is another worker's (BullMQ's stalled-job check handed the
+ * job over after this run's lock lapsed) or gone. The journal refused this run's write, so the run stops
+ * without acting and without finishing the job; the owner carries on from the journal (src/lib/steps.ts).
+ */
+export class JobLostError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'JobLostError';
+  }
+}
+
 export function errorMessage(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }

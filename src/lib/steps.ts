@@ -3,11 +3,13 @@
 // at the step that was running, and that step first looks at the real world before acting. A workflow
 // that changes something it must not leave half done (a VM stopped for a resize) names rollback steps:
 // once armed, a final failure runs them (journaled too, so a crash mid-rollback resumes it) and the job
-// fails with what was put back.
+// fails with what was put back. A job's journal is written only by the run that holds the job's BullMQ lock
+// (jobJournal): a run whose lock lapsed and whose job was handed to another stops at its next write.
 
 import { ATTR, inSpan } from './tracing.ts';
 import type { Job } from 'bullmq';
 import type { Logger } from './log.ts';
+import { JobLostError } from './errors.ts';
 
 export interface StepProgress {
   workflow: string;
@@ -88,27 +90,39 @@ export interface StepJournal {
 export type JobProgress = StepProgress & { journal: JournalState };
 
 /**
- * Writes a job's progress field if the job is still there. BullMQ's `updateProgress` does the same and also
- * reads the queue's event-stream limit and appends a `progress` event to that stream: 5 Redis commands per
- * write against 3 here (EVAL, EXISTS, HSET), and the journal writes 4 or more per action. Nothing in XSM
- * reads the queue's event stream (the console and `xsm jobs --watch` read the job's progress field).
+ * Writes a job's progress field if the run writing it still holds the job's lock (KEYS[2], BullMQ's
+ * `<job key>:lock`, which holds the token of the worker run that owns the job). The fence: a run whose lock
+ * lapsed (a starved or frozen process) may have been handed over to another run by BullMQ's stalled-job
+ * check; its writes are refused from then on, and as every step that acts is journaled before it starts
+ * (runForward), a run acts only after a write it made while it still owned the job. 3 Redis commands (EVAL,
+ * GET, HSET) against BullMQ `updateProgress`'s 5 (it also reads the queue's event-stream limit and appends a
+ * `progress` event; nothing in XSM reads that stream). A lock held by the run implies the job hash exists
+ * (BullMQ removes no locked job; obliterating a queue deletes the locks too), so only a refusal looks further.
  */
-const WRITE_PROGRESS = `if redis.call('EXISTS', KEYS[1]) == 1 then
+const WRITE_PROGRESS = `if redis.call('GET', KEYS[2]) == ARGV[2] then
   redis.call('HSET', KEYS[1], 'progress', ARGV[1])
   return 0
 end
-return -1`;
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return -1
+end
+return -2`;
 
 /**
- * The raw Redis client under a job: BullMQ's Redis backend offers it as its Redis-specific escape hatch
- * (`client`), on a field its typings keep protected. Undefined for a backend without one.
+ * The raw Redis client under a job: BullMQ 6's Redis backend offers it as its Redis-specific escape hatch
+ * (`client`), on a field its typings keep protected; BullMQ 5 (the benchmarks' comparison) has it on the
+ * job's queue. Undefined for a backend without one.
  */
 type RedisEval = { eval(script: string, numKeys: number, ...args: string[]): Promise<unknown> };
 function redisOf(job: Job): Promise<RedisEval> | undefined {
-  return (job as unknown as { backend?: { client?: Promise<RedisEval> } }).backend?.client;
+  const j = job as unknown as { backend?: { client?: Promise<RedisEval> }; queue?: { client?: Promise<RedisEval> } };
+  return j.backend?.client ?? j.queue?.client;
 }
 
-/** A journal kept in the job's progress (one HSET per write, no re-serialising of the job's data). */
+/**
+ * A journal kept in the job's progress (one HSET per write, no re-serialising of the job's data), written
+ * only while the run holds the job's lock: a refused write throws JobLostError, and the run must stop.
+ */
 export function jobJournal<T>(job: Job<T>): StepJournal {
   return {
     load: () => {
@@ -118,13 +132,19 @@ export function jobJournal<T>(job: Job<T>): StepJournal {
     record: async (state, progress) => {
       const value = { ...progress, journal: state } satisfies JobProgress;
       const redis = redisOf(job as Job);
-      if (!redis) return job.updateProgress(value);
-      const r = await (
-        await redis
-      ).eval(WRITE_PROGRESS, 1, `${job.queueQualifiedName}:${job.id}`, JSON.stringify(value));
+      // Unfenced writes would let a run that lost its job act on: none is made.
+      if (!redis) throw new Error(`job ${job.id}: its queue's backend offers no Redis client to fence the journal`);
+      if (!job.token)
+        throw new Error(`job ${job.id} was not taken by a worker (no lock token): only its worker writes its journal`);
+      const key = `${job.queueQualifiedName}:${job.id}`;
+      const r = await (await redis).eval(WRITE_PROGRESS, 2, key, `${key}:lock`, JSON.stringify(value), job.token);
       if (r === -1)
         throw new Error(
           `job ${job.id} is gone from queue ${job.queueName}: its journal cannot be written, so its step is not run (removed or obliterated while running; look at who removed it)`,
+        );
+      if (r === -2)
+        throw new JobLostError(
+          `job ${job.id} of queue ${job.queueName} is no longer this run's (its lock lapsed and the job was handed over, or is about to be): this run stops without acting, and the job goes on from its journal`,
         );
       job.progress = value;
     },
@@ -167,6 +187,8 @@ export async function runSteps<C>(
     await runForward(workflow, steps, ctx, journal, log, options.onStepDone);
   } catch (e) {
     const state = journal.load();
+    // A run that lost its job puts nothing back: the job's owner decides, from the journal.
+    if (e instanceof JobLostError) throw e;
     if (!rollback || !state.done.includes(rollback.armedAfter) || !(options.isFinal?.(e) ?? false)) throw e;
     const cause = e instanceof Error ? e.message : String(e);
     log.warn('step failed for good; rolling back', { workflow, error: cause });
@@ -192,7 +214,8 @@ async function runRollback<C>(
   try {
     await runForward(`${workflow} rollback`, prefixed, ctx, journal, log, options.onStepDone);
   } catch (e) {
-    if (options.isFinal?.(e) ?? false) throw rollback.failed(cause, e instanceof Error ? e.message : String(e), ctx);
+    if (!(e instanceof JobLostError) && (options.isFinal?.(e) ?? false))
+      throw rollback.failed(cause, e instanceof Error ? e.message : String(e), ctx);
     throw e;
   }
   throw rollback.outcome(cause, ctx);
@@ -243,7 +266,9 @@ async function runForward<C>(
       });
     } catch (e) {
       // A pure step's start was not written: a job that fails in it still shows the step it failed in (the
-      // operator reads it in `xsm jobs`). Only failures pay this write.
+      // operator reads it in `xsm jobs`). Only failures pay this write. A run that lost its job is refused
+      // here too: what its step found (a plan gone stale under the run that took the job over) is not its to
+      // report, and it stops with JobLostError instead.
       if (step.pure) await journal.record(running, base);
       throw e;
     }

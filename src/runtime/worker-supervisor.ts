@@ -14,6 +14,7 @@
 import { Worker, type Job, type WorkerOptions } from 'bullmq';
 import type { Logger } from '../lib/log.ts';
 import { errorMessage } from '../lib/errors.ts';
+import { TakeoverSafeWorker } from './takeover-safe-worker.ts';
 import type { RedisHealth } from './redis-health.ts';
 
 /** What a supervised worker is made of; `setup` attaches listeners (metrics, logs) to each worker made. */
@@ -147,7 +148,7 @@ export class WorkerSupervisor {
 
   private start(): Worker {
     const { queue, processor, options, log } = this.spec;
-    const make = this.spec.make ?? ((q, p, o) => new Worker(q, p, o));
+    const make = this.spec.make ?? ((q, p, o) => new TakeoverSafeWorker(q, p, o));
     // Counts the jobs each worker is running, so a retiring one is forced only once it has none.
     const counted = (job: Job, token?: string): Promise<unknown> => {
       this.inflight.set(w, (this.inflight.get(w) ?? 0) + 1);

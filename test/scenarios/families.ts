@@ -433,6 +433,26 @@ export function stallScenarios(): Scenario[] {
     ],
     ends: 'converged' as const,
   });
+  // check-plan and render-config only read, so nothing is journaled before provision-disks' start: a lock lost
+  // in check-plan hands over a job whose journal is empty, and both runs go through check-plan.
+  const check = (when: 'before' | 'after', holdTakeoverMs?: number) => ({
+    hosts: HOSTS,
+    steps: [
+      {
+        submit: [vm(0, 'h1')],
+        expect: 'stored' as const,
+        stall: { host: 'h1', op: 'find' as const, when, ms, ...(holdTakeoverMs ? { holdTakeoverMs } : {}) },
+      },
+    ],
+    ends: 'converged' as const,
+  });
+  const checkTakeover = [
+    'h1 find held after it took effect; the agent renews no lock',
+    'h1 find of the takeover held until the first run is released',
+    'h1 find released after its job was taken over',
+    'h1 find of the takeover released',
+    'h1 create vm0: done',
+  ];
   const [holdBefore, releaseBefore] = held('create', 'before');
   const [holdAfter, releaseAfter] = held('create', 'after');
   const [migrateHold, migrateRelease] = held('migrate', 'before');
@@ -440,6 +460,33 @@ export function stallScenarios(): Scenario[] {
   const [stopHold, stopRelease] = held('shutdown', 'before');
   const [stopHoldAfter, stopReleaseAfter] = held('shutdown', 'after');
   return [
+    {
+      // Seen at 10,000 creates under load: the first run, its lock lapsed in check-plan, went on to create
+      // the VM; the takeover's check-plan then found it and failed the job as stale. The first run's journal
+      // write is now refused (the lock is the takeover's), so it stops there and the takeover creates the VM.
+      name: 'lock lapses in check-plan and the first run goes on before the takeover looks: it is fenced off, the takeover creates the VM, nothing is stale',
+      ...check('after', 1000),
+      log: checkTakeover,
+    },
+    {
+      // The takeover runs in the same worker (one agent per host queue), whose lock manager tracks locks by
+      // job id: the first run ending untracked the takeover's lock, which then lapsed, and BullMQ failed the
+      // job as stalled twice. A run that lost its job now ends only once the takeover in its worker has.
+      name: 'lock lapses in check-plan and the takeover goes on long after the first run stopped: its lock is still renewed',
+      ...check('after', 6000),
+      log: checkTakeover,
+    },
+    {
+      // The other order: the takeover creates the VM while the first run is held; the first run then finds
+      // it in check-plan, and its failure is not written over the finished job's journal.
+      name: 'lock lapses in check-plan and the takeover creates the VM first: the first run finds it and stops without acting',
+      ...check('before'),
+      log: [
+        'h1 find held before it took effect; the agent renews no lock',
+        'h1 create vm0: done',
+        'h1 find released after its job was taken over',
+      ],
+    },
     {
       name: 'lock lapses while xl create is held before it ran: the takeover creates the VM, the late create is refused',
       ...create('before'),

@@ -9,6 +9,7 @@ import {
   oneBalancerAtATime,
   noVmRunsTwice,
   onlyPlannedActionsRan,
+  completedJournalsDone,
   refusedStoresNothing,
   type Trace,
 } from './invariants.ts';
@@ -109,6 +110,21 @@ test('only planned actions ran: a job outside its version plan fails; parts of a
   t.deepEqual(onlyPlannedActionsRan(stray), ["job host-h1/v1-remove-z is no action of version 1's plan (create:a)"]);
   const part = trace({ jobs: [{ id: 'v1-create-a-part-1', queue: 'host-h2', version: 1, state: 'completed' }] });
   t.deepEqual(onlyPlannedActionsRan(part), []);
+});
+
+test('completed journals: a completed job whose journal a late run wrote over fails; one shown done holds', (t) => {
+  const overwritten = trace({
+    jobs: [{ id: 'v1-create-a', queue: 'host-h1', version: 1, state: 'completed', step: 'check-plan' }],
+  });
+  t.deepEqual(completedJournalsDone(overwritten), [
+    'job host-h1/v1-create-a completed, but its journal shows step check-plan',
+  ]);
+  const done = trace({ jobs: [{ id: 'v1-create-a', queue: 'host-h1', version: 1, state: 'completed', step: 'done' }] });
+  t.deepEqual(completedJournalsDone(done), []);
+  const failed = trace({
+    jobs: [{ id: 'v1-create-a', queue: 'host-h1', version: 1, state: 'failed', step: 'check-plan' }],
+  });
+  t.deepEqual(completedJournalsDone(failed), []);
 });
 
 test('migration limits: two VMs leaving one host at once fail per source; one each from two hosts holds', (t) => {

@@ -50,6 +50,8 @@ export interface JobRecord {
   queue: string;
   version: number;
   state: string;
+  /** The step its journal last showed (its progress), when it has one. */
+  step?: string;
 }
 
 export interface OutcomeRecord {
@@ -325,6 +327,16 @@ export function drainEmptiesReturnRestores(t: Trace): string[] {
   return out;
 }
 
+/**
+ * 11. A completed job's journal says it is done: no run that had lost the job (its lock lapsed and the job
+ * was handed over) wrote over the journal of the run that finished it.
+ */
+export function completedJournalsDone(t: Trace): string[] {
+  return t.jobs
+    .filter((j) => j.state === 'completed' && j.step !== undefined && j.step !== 'done')
+    .map((j) => `job ${j.queue}/${j.id} completed, but its journal shows step ${j.step}`);
+}
+
 export const INVARIANTS = {
   noVmRunsTwice,
   noUnplannedDown,
@@ -336,4 +348,5 @@ export const INVARIANTS = {
   noOscillation,
   noHostOverloaded,
   drainEmptiesReturnRestores,
+  completedJournalsDone,
 };

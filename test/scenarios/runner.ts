@@ -23,6 +23,8 @@ import { drainHost, undrainHost } from '../../src/services/drain-service.ts';
 import { getUpgrade, startUpgrade } from '../../src/services/upgrade-service.ts';
 import { XsmRuntime } from '../../src/runtime/runtime.ts';
 import { DEFAULT_MIGRATION_LIMITS, type MigrationLimits } from '../../src/state/migration-slot-store.ts';
+import type { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
 
 export type Step =
   /** Submit a version with these VMs (on the scenario's hosts). */
@@ -92,19 +94,28 @@ export interface Crash {
   when: 'before' | 'after';
 }
 
+/** The toolstack calls that change a domain. */
+type ChangingOp = 'create' | 'migrate' | 'shutdown' | 'destroy' | 'setMemory' | 'setVcpus';
+
 /**
  * A job's lock lapsing while its worker still runs it: the agent's first `op` call (before or after it
- * took effect) holds for `ms`, and the agent stops renewing its job locks meanwhile, as a process whose
- * event loop is frozen (a long GC pause, a starved Dom0, SIGSTOP) would. BullMQ's stalled-job check finds
- * the lock gone and hands the job to a worker that runs it again from its journal, while the first run is
- * still inside its step; when the hold ends the first run carries on. `ms` must pass the agent's lock
+ * took effect) holds for `ms`, and the locks of the jobs running then are not renewed meanwhile, as in a
+ * process whose event loop is frozen (a long GC pause, a starved Dom0, SIGSTOP). BullMQ's stalled-job check
+ * finds the lock gone and hands the job to a worker that runs it again from its journal, while the first run
+ * is still inside its step; when the hold ends the first run carries on. `ms` must pass the agent's lock
  * duration and stalled-check interval for the takeover to happen (the runner fails the scenario if it did not).
  */
 export interface Stall {
   host: string;
-  op: 'create' | 'migrate' | 'shutdown' | 'destroy' | 'setMemory' | 'setVcpus';
+  /** A changing call, or `find`: check-plan's look at the host, made before the job's first journal write. */
+  op: ChangingOp | 'find';
   when: 'before' | 'after';
   ms: number;
+  /**
+   * Hold the takeover's own `op` call (the next one, made while the first is held) until this long after the
+   * first run's release: the first run goes on first, and the takeover then sees what it did or did not do.
+   */
+  holdTakeoverMs?: number;
 }
 
 /** Pools for a scenario: the site file's <Pools> and templates, and the simulated pools behind them. */
@@ -140,7 +151,7 @@ export interface Scenario {
 }
 
 /** The toolstack calls that change a domain, and the domain each names. */
-const CHANGING_CALLS: Record<Stall['op'], (args: unknown[]) => string> = {
+const CHANGING_CALLS: Record<ChangingOp, (args: unknown[]) => string> = {
   create: (a) => (a[0] as { name: string }).name,
   migrate: (a) => `${String(a[0])} to ${(a[1] as { host: string }).host}`,
   shutdown: (a) => (a[2] === undefined ? String(a[0]) : `${String(a[0])} (domid ${String(a[2])})`),
@@ -222,20 +233,46 @@ async function armCrash(s: TestSite, crash: Crash, disks: DiskTrap): Promise<() 
   return () => fired;
 }
 
+/** The lock tokens of a queue's active jobs: the runs going on now. */
+async function activeLockTokens(queue: Queue, redis: Redis): Promise<Set<string>> {
+  const tokens = new Set<string>();
+  for (const job of await queue.getActive())
+    if (job?.id) {
+      const token = await redis.get(`${queue.qualifiedName}:${job.id}:lock`);
+      if (token) tokens.add(token);
+    }
+  return tokens;
+}
+
 /**
  * Arms `stall` (see Stall): the host's agent is replaced by one whose hypervisor logs every changing call
- * into `log` and holds the first `op` call for `stall.ms` with the agent's lock renewal stopped. Returns
- * whether the held job was taken over (BullMQ moved it back to wait and a worker started it again).
+ * into `log` and holds the first `op` call for `stall.ms`, the locks of the jobs running then not renewed.
+ * Returns whether the held job was taken over (BullMQ moved it back to wait and a worker started it again).
  */
 async function armStall(s: TestSite, stall: Stall, log: string[]): Promise<() => boolean> {
   const real = s.hv.get(stall.host)!;
   let fired = false;
   let takenOver = false;
+  let holding = false;
+  let takeoverHeld = false;
+  let release = () => {};
+  const released = new Promise<void>((r) => (release = r));
   const hold = async (): Promise<void> => {
+    holding = true;
     const worker = s.agents.get(stall.host)!.worker;
     const renew = worker.extendJobLocks.bind(worker);
-    // A frozen process renews nothing; BullMQ's lock manager still believes it does.
-    worker.extendJobLocks = () => Promise.resolve([]);
+    // A frozen process renews none of its runs' locks (BullMQ's lock manager still believes it does). A run
+    // started meanwhile is the takeover's, as if in another process: it renews its own.
+    const frozen = await activeLockTokens(s.rt.hostQueue(stall.host), s.rt.redis);
+    worker.extendJobLocks = (ids, tokens, ms) => {
+      const live = ids.flatMap((id, i) => (frozen.has(tokens[i]!) ? [] : [{ id, token: tokens[i]! }]));
+      if (!live.length) return Promise.resolve([]);
+      return renew(
+        live.map((l) => l.id),
+        live.map((l) => l.token),
+        ms,
+      );
+    };
     const onStalled = () => void (takenOver = true);
     worker.on('stalled', onStalled);
     log.push(`${stall.host} ${stall.op} held ${stall.when} it took effect; the agent renews no lock`);
@@ -243,19 +280,37 @@ async function armStall(s: TestSite, stall: Stall, log: string[]): Promise<() =>
     worker.extendJobLocks = renew;
     worker.off('stalled', onStalled);
     log.push(`${stall.host} ${stall.op} released${takenOver ? ' after its job was taken over' : ''}`);
+    holding = false;
+    release();
+  };
+  // The takeover's own call, made while the first run is held, waits until after its release.
+  const holdTakeover = async (): Promise<void> => {
+    if (stall.holdTakeoverMs === undefined || !holding || takeoverHeld) return;
+    takeoverHeld = true;
+    log.push(`${stall.host} ${stall.op} of the takeover held until the first run is released`);
+    await released;
+    await new Promise((r) => setTimeout(r, stall.holdTakeoverMs));
+    log.push(`${stall.host} ${stall.op} of the takeover released`);
   };
   const logged = new Proxy(real, {
     get(target, prop) {
       const v: unknown = Reflect.get(target, prop);
       if (typeof v !== 'function') return v;
       const call = (v as (...a: unknown[]) => Promise<unknown>).bind(target);
-      const describe = CHANGING_CALLS[prop as Stall['op']];
-      if (!describe) return call;
+      const describe = CHANGING_CALLS[prop as ChangingOp] as ((args: unknown[]) => string) | undefined;
+      if (!describe && prop !== stall.op) return call;
       return async (...args: unknown[]) => {
-        const line = `${stall.host} ${String(prop)} ${describe(args)}`;
         const stalled = prop === stall.op && !fired;
         if (stalled) fired = true;
+        else if (prop === stall.op) await holdTakeover();
         if (stalled && stall.when === 'before') await hold();
+        if (!describe) {
+          // A read (check-plan's look at the host): held, never logged.
+          const out = await call(...args);
+          if (stalled && stall.when === 'after') await hold();
+          return out;
+        }
+        const line = `${stall.host} ${String(prop)} ${describe(args)}`;
         try {
           const domains = async () => (await real.list()).map((d) => `${d.domid} ${d.name} ${d.state}`).join(',');
           const before = await domains();
@@ -473,6 +528,9 @@ export async function runScenario(sc: Scenario): Promise<{ trace: Trace; problem
             queue: q.name,
             version: (j.data as { version: number }).version,
             state: await j.getState(),
+            ...(typeof j.progress === 'object' && j.progress && 'step' in j.progress
+              ? { step: String(j.progress.step) }
+              : {}),
           });
     }
     const last = trace.storedVersions.at(-1);
@@ -491,8 +549,13 @@ export async function runScenario(sc: Scenario): Promise<{ trace: Trace; problem
             ...(a.reason ? { reason: a.reason } : {}),
           })),
         };
-        if (sc.ends && o.state !== sc.ends && !(o.state === 'not-started' && trace.plans[last]?.length === 0))
-          problems.push(`the last apply ended ${o.state}, the scenario means ${sc.ends}`);
+        if (sc.ends && o.state !== sc.ends && !(o.state === 'not-started' && trace.plans[last]?.length === 0)) {
+          // Why it ended otherwise: each action that did not complete, with its reason.
+          const why = o.actions
+            .filter((a) => a.outcome !== 'done')
+            .map((a) => `${a.vm} ${a.outcome}${a.reason ? `: ${a.reason}` : ''}`);
+          problems.push(`the last apply ended ${o.state} (${why.join('; ')}), the scenario means ${sc.ends}`);
+        }
       }
     }
   } finally {
@@ -516,8 +579,10 @@ export async function runScenario(sc: Scenario): Promise<{ trace: Trace; problem
 function staleRunActed(log: string[]): string[] {
   const at = log.findIndex((l) => l.endsWith('after its job was taken over'));
   if (at < 0) return [];
+  // A takeover held past the release acts only once released: up to then, every call is the first run's.
+  const until = log.findIndex((l) => l.endsWith('of the takeover released'));
   return log
-    .slice(at + 1)
+    .slice(at + 1, until > at ? until : undefined)
     .filter((l) => l.endsWith(': done'))
     .map((l) => `the run whose job was taken over still acted: ${l}`);
 }
