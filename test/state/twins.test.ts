@@ -321,6 +321,8 @@ for (const [kind, build] of builds) {
     );
     t.deepEqual(await migrations.get(4, 'a'), a);
     t.is(await migrations.get(4, 'b'), undefined);
+    t.deepEqual(await migrations.getMany(4, ['b', 'a', 'c']), [undefined, a, undefined], 'in the order asked');
+    t.deepEqual(await migrations.getMany(4, []), []);
   });
 
   test(`${kind}: a manual power request waits until it is confirmed; the last confirmed state is kept`, async (t) => {
