@@ -407,7 +407,7 @@ function printRawComparison(raw: (LayoutResult & { commands: Record<string, numb
   );
   console.log(
     table(
-      ['run', 'actions/s', 'seconds', 'Redis commands per action'],
+      ['run', 'actions/s', 'seconds', 'Redis commands per action', 'client CPU ms per action'],
       [
         [
           'raw BullMQ 6',
@@ -420,6 +420,10 @@ function printRawComparison(raw: (LayoutResult & { commands: Record<string, numb
             raw.map((r) => sum(r.commands) / vms),
             1,
           ),
+          spread(
+            raw.map((r) => r.clientCpuMsPerJob),
+            2,
+          ),
         ],
         [
           'XSM apply',
@@ -431,6 +435,10 @@ function printRawComparison(raw: (LayoutResult & { commands: Record<string, numb
           spread(
             xsm.map((r) => sum(r.commands ?? {}) / vms),
             1,
+          ),
+          spread(
+            xsm.map((r) => r.cpuMsPerAction),
+            2,
           ),
         ],
       ],
