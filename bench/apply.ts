@@ -28,6 +28,7 @@ import * as bullmq6 from 'bullmq';
 import { AgentOutageTally, CountingSimStore } from './agent-outages.ts';
 import { median, ratio, spread, table } from './figures.ts';
 import { privateRedis } from './private-redis.ts';
+import { profileWindow } from './window-profile.ts';
 import { runBurst, type LayoutResult, type LayoutShape, type QueueKit } from './queue-layout.ts';
 import { SimulatedXenHost, provisionSimHost } from '../src/drivers/hypervisor/simulated.ts';
 import { XsmRuntime } from '../src/runtime/runtime.ts';
@@ -77,6 +78,7 @@ async function child(init: ChildInit): Promise<void> {
   // Agents are long-running daemons: let them finish connecting (and loading BullMQ's scripts)
   // before the clock starts, as they would have on a running site.
   await Promise.all(agents.map((a) => a.worker.waitUntilReady()));
+  const profiled = process.env.XSM_BENCH_PROF ? await profileWindow(process.env.XSM_BENCH_PROF, 'agents') : undefined;
   process.send!({ ready: true });
   const cpu0 = process.cpuUsage();
   const supervisors = agents.map((a) => a.supervisor);
@@ -89,6 +91,7 @@ async function child(init: ChildInit): Promise<void> {
     clearInterval(reporting);
     report();
     const cpu = process.cpuUsage(cpu0);
+    await profiled?.();
     await Promise.all(agents.map((a) => a.close()));
     shared?.disconnect();
     await rt.close();
@@ -145,10 +148,7 @@ async function run(label: string, hostCount: number, vmCount: number, procs: num
     const share = names.filter((_, i) => i % procs === p);
     const c = fork(self, ['--child'], {
       // The same loaders as this process (tsx, and bullmq-major.mjs when running on BullMQ 5).
-      execArgv: [
-        ...process.execArgv,
-        ...(process.env.XSM_BENCH_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.XSM_BENCH_PROF}`] : []),
-      ],
+      execArgv: process.execArgv,
       stdio: 'inherit',
     });
     children.push(c);
@@ -169,8 +169,10 @@ async function run(label: string, hostCount: number, vmCount: number, procs: num
     if (!stopped) for (const c of children) c.send({ stop: true });
     stopped = true;
   };
+  let profiled: (() => Promise<string>) | undefined;
   try {
     const stats0 = await commandStats();
+    if (process.env.XSM_BENCH_PROF) profiled = await profileWindow(process.env.XSM_BENCH_PROF, `control-${label}`);
     const started = Date.now();
     controlCpu = process.cpuUsage();
     const { version } = await submitSite(rt, {
@@ -184,6 +186,10 @@ async function run(label: string, hostCount: number, vmCount: number, procs: num
     });
     await awaitConverged(rt, version);
     const seconds = (Date.now() - started) / 1000;
+    // Up to converged, as the agents' (reading every job's latency below is the benchmark's own work).
+    const own = process.cpuUsage(controlCpu);
+    await profiled?.();
+    profiled = undefined;
     const commands = delta(await commandStats(), stats0);
     // Latency of every action job: from its creation (enqueue) to its finish.
     const latencies: number[] = [];
@@ -194,7 +200,6 @@ async function run(label: string, hostCount: number, vmCount: number, procs: num
     if (latencies.length !== vmCount)
       throw new Error(`expected ${vmCount} completed actions, found ${latencies.length}`);
     latencies.sort((a, b) => a - b);
-    const own = process.cpuUsage(controlCpu);
     stopChildren();
     const cpuMs = (own.user + own.system) / 1000 + (await Promise.all(agentCpuMs)).reduce((a, b) => a + b, 0);
     return {
@@ -209,6 +214,7 @@ async function run(label: string, hostCount: number, vmCount: number, procs: num
       commands,
     };
   } finally {
+    await profiled?.();
     await closeWhenReady(control);
     stopChildren();
     await Promise.all(children.map((c) => new Promise((r) => (c.exitCode !== null ? r(null) : c.once('exit', r)))));
@@ -280,7 +286,8 @@ function applyRun(major: Major, label: string, hosts: number, vms: number, procs
 
 const USAGE = `usage: npx tsx bench/apply.ts [baselineHosts baselineVms] [hosts vms]   (default 100 1000 1000 10000)
 environment: XSM_BENCH_RUNS (default 5), XSM_BENCH_PROCS agent processes (default 2), XSM_BENCH_MAJORS=6
-(BullMQ 6 only), XSM_BENCH_SHARED_REDIS=1 (XSM_REDIS_URL's Redis instead of a private one)`;
+(BullMQ 6 only), XSM_BENCH_SHARED_REDIS=1 (XSM_REDIS_URL's Redis instead of a private one), XSM_BENCH_PROF=DIR
+(CPU profiles of the agent and control processes over each measured window, written to DIR)`;
 
 /** The four sizes from the command line; exits with the usage on --help or anything not a positive integer. */
 function sizesFromArgs(args: string[]): [string, string, string, string] {
@@ -400,7 +407,7 @@ function printRawComparison(raw: (LayoutResult & { commands: Record<string, numb
   );
   console.log(
     table(
-      ['run', 'actions/s', 'seconds', 'Redis commands per action'],
+      ['run', 'actions/s', 'seconds', 'Redis commands per action', 'client CPU ms per action'],
       [
         [
           'raw BullMQ 6',
@@ -413,6 +420,10 @@ function printRawComparison(raw: (LayoutResult & { commands: Record<string, numb
             raw.map((r) => sum(r.commands) / vms),
             1,
           ),
+          spread(
+            raw.map((r) => r.clientCpuMsPerJob),
+            2,
+          ),
         ],
         [
           'XSM apply',
@@ -424,6 +435,10 @@ function printRawComparison(raw: (LayoutResult & { commands: Record<string, numb
           spread(
             xsm.map((r) => sum(r.commands ?? {}) / vms),
             1,
+          ),
+          spread(
+            xsm.map((r) => r.cpuMsPerAction),
+            2,
           ),
         ],
       ],

@@ -27,6 +27,11 @@ export async function domainConfigFor(ctx: VmWorkflowContext) {
   return buildDomainConfig(ctx.hv, spec, ctx.data.template);
 }
 
+function disksToMake(ctx: VmWorkflowContext) {
+  const a = ctx.data.action;
+  return a.kind === 'create' ? (a.disks ?? []) : [];
+}
+
 export const createSteps: Step<VmWorkflowContext>[] = [
   checkPlanStep,
   {
@@ -40,13 +45,15 @@ export const createSteps: Step<VmWorkflowContext>[] = [
     // Before xl create, so a domain never starts without its disk. A disk at its final path is complete
     // (drivers make it under another name and rename it), so a resumed step keeps it and goes on.
     name: 'provision-disks',
+    // A VM without pooled disks has nothing to make: the step only returns, and is not written.
+    pure: (ctx) => !disksToMake(ctx).length,
     run: async (ctx, rt) => {
-      const a = ctx.data.action;
-      if (a.kind !== 'create' || !a.disks?.length) return;
+      const disks = disksToMake(ctx);
+      if (!disks.length) return;
       const storage = storageOf(ctx);
-      for (const d of a.disks) {
+      for (const d of disks) {
         if (await storage.exists(d)) {
-          rt.log.info('disk already there; not making it again', { vm: a.vm, disk: d.path });
+          rt.log.info('disk already there; not making it again', { vm: ctx.data.action.vm, disk: d.path });
           continue;
         }
         await storage.provision(d, (percent, message) => rt.report({ percent, message }));
@@ -124,7 +131,9 @@ export const createSteps: Step<VmWorkflowContext>[] = [
     },
   },
   {
+    // Only reads: a crash inside it resumes at xl-create, which finds its domain and goes on.
     name: 'verify',
+    pure: true,
     run: async (ctx) => {
       const spec = specOf(ctx);
       verifyMatches(ctx.hv.hostName, await ctx.hv.find(spec.name), spec.name, spec.memMiB, spec.vcpus);

@@ -18,6 +18,8 @@ export const migrateSteps: Step<VmWorkflowContext>[] = [
   checkPlanStep,
   {
     name: 'check-source',
+    // Only reads (here, and the target where it can): its end goes with xl-migrate's start.
+    pure: true,
     run: async (ctx) => {
       const a = action(ctx);
       if (await ctx.hv.find(a.vm)) return;
@@ -40,6 +42,8 @@ export const migrateSteps: Step<VmWorkflowContext>[] = [
   },
   {
     name: 'verify',
+    // Only reads: a crash inside it resumes at xl-migrate, which finds the VM gone and goes on.
+    pure: true,
     run: async (ctx) => {
       const a = action(ctx);
       const left = await ctx.hv.find(a.vm);

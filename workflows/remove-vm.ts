@@ -38,6 +38,11 @@ export const removeSteps: Step<VmWorkflowContext>[] = [
   },
   {
     name: 'delete-disks',
+    // Disks kept (or none in a pool): the step only logs, and is not written.
+    pure: (ctx) => {
+      const a = ctx.data.action;
+      return a.kind !== 'remove' || !a.disks?.length || !a.deleteDisks;
+    },
     run: async (ctx, rt) => {
       const a = ctx.data.action;
       if (a.kind !== 'remove' || !a.disks?.length) return;

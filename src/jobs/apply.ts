@@ -26,6 +26,7 @@ import {
   type WaveJobData,
 } from '../runtime/queues.ts';
 import type { XsmRuntime } from '../runtime/runtime.ts';
+import { restartsAmong } from './migration-record.ts';
 
 async function planOrFail(rt: XsmRuntime, version: number): Promise<StoredPlan> {
   const plan = await rt.sites.plan(version);
@@ -269,10 +270,16 @@ async function actionJobs(
   const idx = indexSite(site);
   // The epochs the version was planned under (a version stored before epochs existed: the current ones).
   const epochs = (await rt.fence.plannedEpochs(version)) ?? (await rt.fence.epochs());
+  const creates = actions.filter((a) => a.kind === 'create').map((a) => a.vm);
+  const restarts = await restartsAmong(rt, version, creates);
   return actions.map((a) => ({
     name: a.kind,
     queueName: hostQueueName(actionHost(a)),
-    data: { ...actionData(idx, version, a), epoch: epochs[actionHost(a)] ?? 0 },
+    data: {
+      ...actionData(idx, version, a),
+      epoch: epochs[actionHost(a)] ?? 0,
+      ...(a.kind === 'create' ? { restart: restarts.has(a.vm) } : {}),
+    },
     opts: { ...actionJobOptions, jobId: actionJobId(version, a) },
   }));
 }

@@ -62,6 +62,21 @@ export function recordMigrationEnd(
   );
 }
 
+/**
+ * The VMs among `vms` whose create in `version` restarts them after their host failed, in one lookup: the
+ * control worker asks when it enqueues a wave (failover records its restarts before it applies the version),
+ * so an agent does not ask once per create. A lookup that fails finds none, as isRestart does.
+ */
+export async function restartsAmong(rt: XsmRuntime, version: number, vms: readonly string[]): Promise<Set<string>> {
+  if (!vms.length) return new Set();
+  try {
+    const records = await rt.migrations.getMany(version, vms);
+    return new Set(vms.filter((_, i) => records[i]?.mode === 'restart'));
+  } catch {
+    return new Set();
+  }
+}
+
 /** True when `vm`'s create in `version` restarts it after its host failed (failover recorded it so). */
 export async function isRestart(rt: XsmRuntime, version: number, vm: string): Promise<boolean> {
   try {

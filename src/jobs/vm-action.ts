@@ -189,7 +189,7 @@ async function runVmAction(deps: VmActionDeps, job: Job<ActionJobData>): Promise
   let lost = false;
   if (a.kind === 'migrate') await recordMigrationStart(rt, job.data, a, started, jobLog);
   // A failover restart is a migration of its own kind: its record was written when it was placed.
-  const restart = a.kind === 'create' && (await isRestart(rt, job.data.version, a.vm));
+  const restart = a.kind === 'create' && (job.data.restart ?? (await isRestart(rt, job.data.version, a.vm)));
   if (restart) await recordRestart(rt, job.data.version, a.vm, started, undefined, true, jobLog);
   try {
     const ctx: VmWorkflowContext = {

@@ -23,17 +23,38 @@ export function createLogger(
   level: LogLevel = envLevel(),
   sink: (line: string) => void = (l) => process.stderr.write(l + '\n'),
 ): Logger {
-  const emit = (lvl: LogLevel, msg: string, fields?: LogFields) => {
-    if (order[lvl] < order[level]) return;
-    sink(JSON.stringify({ t: new Date().toISOString(), level: lvl, msg, ...base, ...fields }));
-  };
-  return {
-    child: (fields) => createLogger({ ...base, ...fields }, level, sink),
-    debug: (m, f) => emit('debug', m, f),
-    info: (m, f) => emit('info', m, f),
-    warn: (m, f) => emit('warn', m, f),
-    error: (m, f) => emit('error', m, f),
-  };
+  return new JsonLogger(base, order[level], sink);
+}
+
+/**
+ * Methods on the prototype: a host agent makes a child logger per job and per step, and one built of fresh
+ * closures each time was a few percent of an agent's CPU in the apply benchmark.
+ */
+class JsonLogger implements Logger {
+  constructor(
+    private readonly base: LogFields,
+    private readonly min: number,
+    private readonly sink: (line: string) => void,
+  ) {}
+  child(fields: LogFields): Logger {
+    return new JsonLogger({ ...this.base, ...fields }, this.min, this.sink);
+  }
+  debug(msg: string, fields?: LogFields): void {
+    this.emit('debug', msg, fields);
+  }
+  info(msg: string, fields?: LogFields): void {
+    this.emit('info', msg, fields);
+  }
+  warn(msg: string, fields?: LogFields): void {
+    this.emit('warn', msg, fields);
+  }
+  error(msg: string, fields?: LogFields): void {
+    this.emit('error', msg, fields);
+  }
+  private emit(lvl: LogLevel, msg: string, fields?: LogFields): void {
+    if (order[lvl] < this.min) return;
+    this.sink(JSON.stringify({ t: new Date().toISOString(), level: lvl, msg, ...this.base, ...fields }));
+  }
 }
 
 /** For tests and quiet tools. */

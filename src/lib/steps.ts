@@ -42,8 +42,10 @@ export interface Step<C> {
    * the step before it, its own end and the start of the next step reach Redis in one write (one round
    * trip less). A crash inside it resumes at the step before it, which nothing has acted after, so
    * rerunning that step is exact; every step that acts is still on record before it starts.
+   * A function says it for one job: a step that acts only for some jobs (disks to make, when the VM has
+   * any) is pure for the others. It must give the same answer every time for the same context.
    */
-  pure?: boolean;
+  pure?: boolean | ((ctx: C) => boolean);
 }
 
 export interface JournalState {
@@ -233,6 +235,7 @@ async function runForward<C>(
   // A step recorded as current when the journal is loaded was started by a worker that died.
   const interrupted = state.current;
   const total = steps.length;
+  const pure = (step: Step<C>) => (typeof step.pure === 'function' ? step.pure(ctx) : step.pure === true);
   const pending = steps
     .map((step, i) => ({ step, index: i + 1 }))
     .filter(({ step }) => !state.done.includes(step.name));
@@ -245,7 +248,7 @@ async function runForward<C>(
   if (pending[0]) {
     state = begin(pending[0].step.name);
     // A pure first step is not written either: a crash inside it leaves nothing done, and it runs again.
-    if (!pending[0].step.pure)
+    if (!pure(pending[0].step))
       await journal.record(state, { workflow, step: pending[0].step.name, index: pending[0].index, total });
   }
   for (const [k, { step, index }] of pending.entries()) {
@@ -269,7 +272,7 @@ async function runForward<C>(
       // operator reads it in `xsm jobs`). Only failures pay this write. A run that lost its job is refused
       // here too: what its step found (a plan gone stale under the run that took the job over) is not its to
       // report, and it stops with JobLostError instead.
-      if (step.pure) await journal.record(running, base);
+      if (pure(step)) await journal.record(running, base);
       throw e;
     }
     onStepDone?.(workflow, step.name, (Date.now() - started) / 1000);
@@ -279,7 +282,7 @@ async function runForward<C>(
       // The finished step and the start of the next one reach Redis in the same write (before a pure step:
       // after it, with its end too).
       state = begin(next.step.name);
-      if (!next.step.pure) await journal.record(state, { workflow, step: next.step.name, index: next.index, total });
+      if (!pure(next.step)) await journal.record(state, { workflow, step: next.step.name, index: next.index, total });
     } else {
       await journal.record(state, { workflow, step: 'done', index: total, total });
     }

@@ -48,6 +48,12 @@ export interface ActionJobData {
    * a job whose host was fenced since. Absent on jobs issued before epochs existed, and on cold moves' parts.
    */
   epoch?: number;
+  /**
+   * Creates: whether this create restarts the VM after its host failed (failover recorded it so), as the
+   * control worker found when it enqueued the job. Absent on jobs enqueued before it was carried: the
+   * agent then looks it up itself.
+   */
+  restart?: boolean;
 }
 
 export interface ApplyJobData {

@@ -123,3 +123,34 @@ test('the simulator stops a domain by domid only while that instance runs, as xl
   await a.shutdown('vm1', 1000, second.domid);
   t.is(await a.find('vm1'), undefined);
 });
+
+test('a change to a simulated host that fails half-way leaves its state as it was, and a read cannot change it', async (t) => {
+  const { store, a } = await twoHosts();
+  await a.create(cfg('v1', 256));
+  await a.writeConfigFile('web.cfg', 'memory = 256\n');
+  const before = structuredClone(await store.read('a'));
+  await t.throwsAsync(
+    store.update('a', (s) => {
+      s.domains[0]!.state = 'shutdown';
+      s.domains.push({ ...s.domains[0]!, name: 'v2' });
+      s.configFiles![0]!.text = 'memory = 1\n';
+      s.nextDomid += 5;
+      throw new HypervisorRefusal('a', 'refused half-way');
+    }),
+    { instanceOf: HypervisorRefusal },
+  );
+  t.deepEqual(await store.read('a'), before);
+  const read = (await store.read('a'))!;
+  t.throws(() => {
+    read.domains[0]!.memMiB = 1;
+  });
+  t.throws(() => {
+    read.configFiles![0]!.text = '';
+  });
+  // A change that ends well is kept, and the state it replaced is left alone.
+  await store.update('a', (s) => {
+    s.domains[0]!.memMiB = 128;
+  });
+  t.is((await store.read('a'))!.domains[0]!.memMiB, 128);
+  t.is(read.domains[0]!.memMiB, 256);
+});

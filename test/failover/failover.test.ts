@@ -176,6 +176,8 @@ test('a failed host is fenced and every one of its VMs runs once, on the survivo
   const restarts = (await s.rt.migrations.list()).filter((m) => m.version === v2);
   t.deepEqual(restarts.map((m) => m.vm).sort(), ['a', 'b', 'c']);
   for (const m of restarts) {
+    // The control worker found it a restart when it enqueued the create; the agent did not have to ask.
+    t.true((await s.rt.hostQueue(where[m.vm]!).getJob(`v${v2}-create-${m.vm}`))?.data.restart);
     t.like(m, { from: 'h1', mode: 'restart', source: 'failover', outcome: 'ok', to: where[m.vm] });
     t.regex(m.reason!, /h1 failed and was fenced/);
     t.is(typeof m.durationMs, 'number');

@@ -113,6 +113,7 @@ test('one host failing does not stop the others', async (t) => {
   t.is(where.c, 'h3');
   const job = await s.rt.queue(hostQueueName('h2')).getJob(`v${v}-create-b`);
   t.truthy(job);
+  t.is(job!.data.restart, false, 'the control worker found no failover restart: the agent need not look it up');
   await new Promise((r) => setTimeout(r, 300));
   t.true((await job!.getState()) !== 'completed');
   // The host recovers: the retry (with backoff) completes the job, exactly one VM b.

@@ -199,3 +199,47 @@ test('a job that fails in a pure step shows that step, with the steps before it 
   t.deepEqual(journal.state.done, ['check']);
   t.is(journal.state.current, 'render');
 });
+
+test('a step pure for some jobs is written only for the jobs it acts for, and resumes exactly for both', async (t) => {
+  const ran: string[] = [];
+  const disks: Step<{ disks: number }> = {
+    name: 'disks',
+    pure: (ctx) => ctx.disks === 0,
+    run: async (ctx) => void ran.push(`disks x${ctx.disks}`),
+  };
+  const plain = (name: string, pure = false): Step<{ disks: number }> => ({
+    name,
+    ...(pure ? { pure: true } : {}),
+    run: async () => void ran.push(name),
+  });
+  const steps = [plain('check', true), disks, plain('create'), plain('verify', true)];
+  const none = memoryJournal();
+  await runSteps('w', steps, { disks: 0 }, none, silentLogger);
+  t.deepEqual(
+    none.reports.map((r) => r.step),
+    ['create', 'done'],
+    'no disks to make: written before create and at the end only',
+  );
+  t.deepEqual(none.state.done, ['check', 'disks', 'create', 'verify']);
+  const two = memoryJournal();
+  await runSteps('w', steps, { disks: 2 }, two, silentLogger);
+  t.deepEqual(
+    two.reports.map((r) => r.step),
+    ['disks', 'create', 'done'],
+    'disks to make: on record as running before it acts',
+  );
+  // Died inside `disks` while making them: resumed there, the pure check not run again.
+  ran.length = 0;
+  await runSteps('w', steps, { disks: 2 }, memoryJournal({ done: ['check'], current: 'disks' }), silentLogger);
+  t.deepEqual(ran, ['disks x2', 'create', 'verify']);
+  // Died inside `verify` (pure): create is on record as running, so it is resumed (it finds its effect) first.
+  ran.length = 0;
+  await runSteps(
+    'w',
+    steps,
+    { disks: 0 },
+    memoryJournal({ done: ['check', 'disks'], current: 'create' }),
+    silentLogger,
+  );
+  t.deepEqual(ran, ['create', 'verify']);
+});

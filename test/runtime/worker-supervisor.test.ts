@@ -293,3 +293,32 @@ test('forcing a retired worker that shares its connection ends only its blocking
     shared.disconnect();
   }
 });
+
+test("a supervised worker's own command connection sends one turn's commands in one write; a shared one is left alone", async (t) => {
+  const config = { ...redisConfigFromEnv(), prefix: freshPrefix() };
+  t.teardown(() => deleteKeys(config.prefix));
+  /** Socket writes of two commands issued in one turn on the worker's command connection. */
+  const writesOfTwo = async (w: Worker) => {
+    const client = (await (w.getBackend() as unknown as { client: Promise<Redis> }).client) as Redis;
+    await client.ping();
+    const socket = client.stream as unknown as Record<'_write' | '_writev', (...a: unknown[]) => unknown>;
+    let writes = 0;
+    for (const m of ['_write', '_writev'] as const) {
+      const orig = socket[m].bind(socket);
+      socket[m] = (...a: unknown[]) => {
+        writes++;
+        return orig(...a);
+      };
+    }
+    await Promise.all([client.ping(), client.ping()]);
+    return writes;
+  };
+  const own = realWorkers({ connection: workerConnectionOptions(config), prefix: config.prefix }, async () => 'ok');
+  t.teardown(() => own.sup.close());
+  t.is(await writesOfTwo(own.made[0]!), 1);
+  const shared = new Redis(config.url, { maxRetriesPerRequest: null });
+  t.teardown(() => shared.disconnect());
+  const sharing = realWorkers({ connection: shared, prefix: config.prefix }, async () => 'ok');
+  t.teardown(() => sharing.sup.close());
+  t.is(await writesOfTwo(sharing.made[0]!), 2);
+});

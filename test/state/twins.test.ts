@@ -321,6 +321,8 @@ for (const [kind, build] of builds) {
     );
     t.deepEqual(await migrations.get(4, 'a'), a);
     t.is(await migrations.get(4, 'b'), undefined);
+    t.deepEqual(await migrations.getMany(4, ['b', 'a', 'c']), [undefined, a, undefined], 'in the order asked');
+    t.deepEqual(await migrations.getMany(4, []), []);
   });
 
   test(`${kind}: a manual power request waits until it is confirmed; the last confirmed state is kept`, async (t) => {
@@ -606,8 +608,11 @@ test('event metrics reach Redis by themselves within FLUSH_MS, many events as on
   };
   const { events } = redisStores(redis, prefix);
   for (let i = 0; i < 100; i++) {
-    events.count('xsm_jobs_finished_total', { queue_kind: 'host', job: 'create', outcome: 'completed' });
-    events.observe('xsm_step_duration_seconds', { workflow: 'create-vm', step: 'xl-create' }, 0.02);
+    // The same label sets, given in either order, are one series.
+    if (i % 2) events.count('xsm_jobs_finished_total', { queue_kind: 'host', job: 'create', outcome: 'completed' });
+    else events.count('xsm_jobs_finished_total', { outcome: 'completed', job: 'create', queue_kind: 'host' });
+    if (i % 2) events.observe('xsm_step_duration_seconds', { workflow: 'create-vm', step: 'xl-create' }, 0.02);
+    else events.observe('xsm_step_duration_seconds', { step: 'xl-create', workflow: 'create-vm' }, 0.02);
   }
   await sleep(FLUSH_MS + 200);
   t.deepEqual(await events.counter('xsm_jobs_finished_total'), [

@@ -74,7 +74,7 @@ export class MemorySimStore implements SimStore {
     const s = this.hosts.get(host);
     if (!s) throw new HypervisorRefusal(host, 'no such simulated host');
     // Work on a copy so a refusal thrown half-way leaves the state as it was.
-    const copy = structuredClone(s);
+    const copy = copyState(s);
     const out = fn(copy);
     this.hosts.set(host, deepFreeze(copy));
     return out;
@@ -82,6 +82,20 @@ export class MemorySimStore implements SimStore {
   async put(state: SimHostState) {
     this.hosts.set(state.name, deepFreeze(structuredClone(state)));
   }
+}
+
+/**
+ * A copy `update` may change anywhere: the state's fields are plain values and arrays of flat records, so
+ * copying the arrays and their records is a deep copy (structuredClone of the whole host at every change
+ * was most of the simulator's update in the apply benchmark). A field added later that nests deeper stays
+ * frozen in the copy, so a change to it throws rather than reaching the stored state.
+ */
+function copyState(s: SimHostState): SimHostState {
+  return {
+    ...s,
+    domains: s.domains.map((d) => ({ ...d })),
+    ...(s.configFiles ? { configFiles: s.configFiles.map((f) => ({ ...f })) } : {}),
+  };
 }
 
 function deepFreeze<T>(o: T): T {
@@ -211,9 +225,17 @@ function configNics(text: string): DomainInfo['nics'] {
   } catch {
     nics = undefined;
   }
-  if (nicsOfConfig.size >= 20_000) nicsOfConfig.clear();
-  nicsOfConfig.set(text, nics);
+  rememberNics(text, nics);
   return nics?.map((n) => ({ ...n }));
+}
+
+/** `create` parsed the config already: its first listing need not parse it again. */
+function rememberNics(text: string, nics: DomainInfo['nics']): void {
+  if (nicsOfConfig.size >= 20_000) nicsOfConfig.clear();
+  nicsOfConfig.set(
+    text,
+    nics?.map((n) => ({ ...n })),
+  );
 }
 
 function toInfo(d: SimDomain, now: number): DomainInfo {
@@ -303,6 +325,7 @@ export class SimulatedXenHost implements Hypervisor {
 
   async create(config: DomainConfig): Promise<void> {
     const cfg = readDomainConfig(config.text);
+    rememberNics(config.text, cfg.nics);
     if (cfg.name !== config.name)
       throw new HypervisorRefusal(this.hostName, `config names ${cfg.name}, not ${config.name}`);
     await sleep(this.timing.createMs);
