@@ -65,7 +65,7 @@ export function recordMigrationEnd(
 /**
  * The VMs among `vms` whose create in `version` restarts them after their host failed, in one lookup: the
  * control worker asks when it enqueues a wave (failover records its restarts before it applies the version),
- * so an agent does not ask once per create. A lookup that fails finds none, as isRestart does.
+ * so an agent does not ask once per create. A lookup that fails finds none.
  */
 export async function restartsAmong(rt: XsmRuntime, version: number, vms: readonly string[]): Promise<Set<string>> {
   if (!vms.length) return new Set();
@@ -79,11 +79,7 @@ export async function restartsAmong(rt: XsmRuntime, version: number, vms: readon
 
 /** True when `vm`'s create in `version` restarts it after its host failed (failover recorded it so). */
 export async function isRestart(rt: XsmRuntime, version: number, vm: string): Promise<boolean> {
-  try {
-    return (await rt.migrations.get(version, vm))?.mode === 'restart';
-  } catch {
-    return false;
-  }
+  return (await restartsAmong(rt, version, [vm])).has(vm);
 }
 
 /**
