@@ -73,16 +73,15 @@ export function reconnectDelay(times: number): number {
  * commands issued in one turn of the event loop leave in one socket write (coalesceWrites).
  */
 export function connectRedis(config: RedisConfig, extra: RedisOptions = {}): Redis {
-  if (config.sentinels)
-    return coalesceWrites(new Redis({ ...workerConnectionOptions(config), lazyConnect: false, ...extra }));
-  return coalesceWrites(
-    new Redis(config.url, {
-      maxRetriesPerRequest: null,
-      retryStrategy: reconnectDelay,
-      lazyConnect: false,
-      ...extra,
-    }),
-  );
+  const redis = config.sentinels
+    ? new Redis({ ...workerConnectionOptions(config), lazyConnect: false, ...extra })
+    : new Redis(config.url, {
+        maxRetriesPerRequest: null,
+        retryStrategy: reconnectDelay,
+        lazyConnect: false,
+        ...extra,
+      });
+  return coalesceWrites(redis);
 }
 
 /**
