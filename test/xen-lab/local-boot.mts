@@ -44,7 +44,7 @@ import { listJobs } from '../../src/services/inspect.ts';
 import type { DeployEnv } from '../../workflows/deploy-host.ts';
 import { startDeployWorker } from '../../workers/deploy-lib.ts';
 import { labCleanup, onFirstSigint, runLog, secs, tinyGuestSite } from './lab-common.ts';
-import { qemuArgs, qemuUnavailable } from './qemu-machine.ts';
+import { labQemuNice, qemuArgs, qemuUnavailable } from './qemu-machine.ts';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const argv = process.argv.slice(2);
@@ -212,9 +212,9 @@ const siteXml = tinyGuestSite(
 sh(`truncate -s 2G ${m.disk}`);
 const args = qemuArgs({ ...m, smp: 2, memMiB: 2048 });
 writeFileSync(join(out, `${m.name}-qemu-command.txt`), [qemu, ...args].map((a) => shellQuote(a)).join(' ') + '\n');
-// At normal priority: at nice 10 on a loaded machine (runs 1-3) the Dom0 kernel's PIT calibration took
-// 206-380 s and the emulated CPUs starved each other into a stop_machine soft lockup.
-m.proc = spawn(qemu, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+// At labQemuNice (0 unless set): at nice 10 on a loaded machine (runs 1-3) the Dom0 kernel's PIT calibration
+// took 206-380 s and the emulated CPUs starved each other into a stop_machine soft lockup.
+m.proc = spawn('nice', ['-n', String(labQemuNice()), qemu, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
 let qemuErr = '';
 m.proc.stderr!.on('data', (d: Buffer) => (qemuErr += d.toString()));
 m.proc.on('exit', (code, sig) =>

@@ -53,6 +53,7 @@ import { startHostAgent } from '../../workers/host-agent-lib.ts';
 import { deleteKeys } from '../integration/harness.ts';
 import { RecordingShell, transcript } from './recording-shell.ts';
 import { labCleanup, onFirstSigint, runLog, secs, tinyGuestSite, TINY_GUEST } from './lab-common.ts';
+import { labQemuNice, qemuArgs } from './qemu-machine.ts';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const argv = process.argv.slice(2);
@@ -245,41 +246,9 @@ function siteXml(vm?: { host: string; mem: number; vcpus: number }): string {
 // The machines: bare, powered off (-S), booting from the network; QMP is their BMC.
 for (const m of machines) {
   sh(`truncate -s 2G ${m.disk}`);
-  const args = [
-    '-accel',
-    'tcg',
-    '-machine',
-    'q35',
-    '-device',
-    'intel-iommu,intremap=off,aw-bits=48',
-    '-cpu',
-    'max,-rdtscp',
-    '-m',
-    '2048',
-    '-smp',
-    String(smp),
-    '-display',
-    'none',
-    '-monitor',
-    'none',
-    '-S',
-    '-boot',
-    'n',
-    '-serial',
-    `file:${m.serial}`,
-    '-qmp',
-    `unix:${m.qmp},server=on,wait=off`,
-    '-netdev',
-    `tap,id=n0,ifname=${m.tap},script=no,downscript=no`,
-    '-device',
-    `e1000,netdev=n0,mac=${m.mac}`,
-    '-drive',
-    `if=none,id=d0,file=${m.disk},format=raw`,
-    '-device',
-    'ide-hd,drive=d0,bus=ide.0',
-  ];
+  const args = qemuArgs({ ...m, smp, memMiB: 2048 });
   writeFileSync(join(out, `${m.name}-qemu-command.txt`), [qemu, ...args].map((a) => shellQuote(a)).join(' ') + '\n');
-  m.proc = spawn('nice', ['-n', '10', qemu, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  m.proc = spawn('nice', ['-n', String(labQemuNice()), qemu, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   m.proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
   m.proc.on('exit', (code, sig) =>

@@ -54,6 +54,7 @@ import { startHostAgent } from '../../workers/host-agent-lib.ts';
 import { deleteKeys } from '../integration/harness.ts';
 import { RecordingShell, transcript } from './recording-shell.ts';
 import { labCleanup, onFirstSigint, runLog, secs, TINY_GUEST } from './lab-common.ts';
+import { labCpuModel, labQemuNice, qemuArgs } from './qemu-machine.ts';
 import { ShellStorage } from '../../src/drivers/storage/shell-storage.ts';
 import { reportObserved } from '../../src/jobs/vm-action.ts';
 
@@ -90,12 +91,7 @@ const tscKhz = ((): number | undefined => {
   return mhz ? Math.round(Number(mhz) * 1000) : undefined;
 })();
 
-// qemu's priority (XSM_QLAB_NICE, default 0). The emulated Dom0 races fixed clocks (libxl's 40 s hotplug
-// timeout, the kernel's soft-lockup watchdog), so this lab gives it the CPU before anything else on the machine;
-// runs 1 and 5 ran it at nice 10 beside other work and lost minutes to it (Xen boot to `xl info` 365-485 s).
-const qemuNice = Number(process.env.XSM_QLAB_NICE ?? 0);
-if (!Number.isInteger(qemuNice) || qemuNice < 0 || qemuNice > 19)
-  throw new Error(`storage-proof: XSM_QLAB_NICE must be a whole number 0-19, not ${process.env.XSM_QLAB_NICE}`);
+const qemuNice = labQemuNice();
 const loadAtStart = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 
 // --- The run log: XSM's structured lines and this script's own, in order, on stderr and in run.log.
@@ -418,39 +414,7 @@ on_crash = "destroy"
 // The machines: bare, powered off (-S), booting from the network; QMP is their BMC.
 for (const m of machines) {
   sh(`truncate -s 2G ${m.disk}`);
-  const args = [
-    '-accel',
-    'tcg',
-    '-machine',
-    'q35',
-    '-device',
-    'intel-iommu,intremap=off,aw-bits=48',
-    '-cpu',
-    'max,-rdtscp',
-    '-m',
-    '2048',
-    '-smp',
-    String(smp),
-    '-display',
-    'none',
-    '-monitor',
-    'none',
-    '-S',
-    '-boot',
-    'n',
-    '-serial',
-    `file:${m.serial}`,
-    '-qmp',
-    `unix:${m.qmp},server=on,wait=off`,
-    '-netdev',
-    `tap,id=n0,ifname=${m.tap},script=no,downscript=no`,
-    '-device',
-    `e1000,netdev=n0,mac=${m.mac}`,
-    '-drive',
-    `if=none,id=d0,file=${m.disk},format=raw`,
-    '-device',
-    'ide-hd,drive=d0,bus=ide.0',
-  ];
+  const args = qemuArgs({ ...m, smp, memMiB: 2048 });
   writeFileSync(join(out, `${m.name}-qemu-command.txt`), [qemu, ...args].map((a) => shellQuote(a)).join(' ') + '\n');
   m.proc = spawn('nice', ['-n', String(qemuNice), qemu, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
@@ -580,7 +544,7 @@ function writeResults(): void {
   const table = [
     `# XSM storage pools and config files on real Xen under qemu: ${new Date().toISOString()}; ${nHosts} machines, ${method}`,
     `# image ${image.name}: ${image.bytes} bytes, sha256 ${image.sha256}; ${image.description}`,
-    `# Dom0 kernel: ${tscKhz ? `tsc_early_khz=${tscKhz} (this machine's MHz)` : 'no tsc_early_khz'}; load average at the start ${loadAtStart}`,
+    `# Dom0 kernel: ${tscKhz ? `tsc_early_khz=${tscKhz} (this machine's MHz)` : 'no tsc_early_khz'}; qemu -cpu ${labCpuModel()} at nice ${qemuNice}; load average at the start ${loadAtStart}`,
     `${'phase'.padEnd(18)} ${'seconds'.padStart(8)}  result`,
     ...phases.map((p) => `${p.phase.padEnd(18)} ${secs(p.ms).padStart(8)}  ${p.result}`),
   ].join('\n');
