@@ -49,6 +49,20 @@ const host = process.env.XSM_HOST ?? fail("set XSM_HOST to this host's name in t
 const nameErr = checkName(host, 'XSM_HOST');
 if (nameErr) fail(nameErr);
 const kind = process.env.XSM_HYPERVISOR ?? 'xl';
+if (kind !== 'xl' && kind !== 'sim') fail(`XSM_HYPERVISOR=${kind}: use xl or sim`);
+// xl's settings are checked before anything touches Redis: a misconfigured agent is refused whole, it does not
+// first upgrade the queues' data or join the site.
+const xlOptions = kind === 'xl' ? xlOptionsFromEnv() : undefined;
+
+function xlOptionsFromEnv(): { xenConfigDir: string; createTimeoutMs: number } {
+  const xenConfigDir = process.env.XSM_XEN_CONFIG_DIR ?? '/etc/xen';
+  if (!/^\/[^\0]*$/.test(xenConfigDir) || xenConfigDir.includes('..'))
+    fail(`XSM_XEN_CONFIG_DIR=${xenConfigDir} must be an absolute path without ..`);
+  const createTimeoutS = intEnv('XSM_XL_CREATE_TIMEOUT_S', 120);
+  if (createTimeoutS < 10)
+    fail(`XSM_XL_CREATE_TIMEOUT_S=${createTimeoutS} is under 10 s: xl create could never finish`);
+  return { xenConfigDir: xenConfigDir.replace(/\/+$/, '') || '/', createTimeoutMs: createTimeoutS * 1000 };
+}
 const log = createLogger({ component: 'host-agent', host });
 // Before any queue or worker exists: they take BullMQ's telemetry when they are made.
 if (await startTracing('xsm-host-agent'))
@@ -74,7 +88,7 @@ if (kind === 'sim') {
   const timing = { createMs: intEnv('XSM_SIM_CREATE_MS', 20), createSettleMs: intEnv('XSM_SIM_CREATE_SETTLE_MS', 0) };
   hv = new SimulatedXenHost(store, host, timing);
   peer = (h) => new SimulatedXenHost(store, h, timing);
-} else if (kind === 'xl') {
+} else if (xlOptions) {
   // Normally the agent runs on its Dom0 and drives xl locally. XSM_SSH_HOST lets it drive a Dom0 from
   // elsewhere over SSH instead (key XSM_SSH_KEY, pinned host key XSM_SSH_HOSTKEY="SHA256:...").
   const sshHost = process.env.XSM_SSH_HOST;
@@ -88,16 +102,7 @@ if (kind === 'sim') {
           fail('XSM_SSH_HOST needs XSM_SSH_HOSTKEY, the pinned host key fingerprint (SHA256:...)'),
       })
     : new LocalShell();
-  const xenConfigDir = process.env.XSM_XEN_CONFIG_DIR ?? '/etc/xen';
-  if (!/^\/[^\0]*$/.test(xenConfigDir) || xenConfigDir.includes('..'))
-    fail(`XSM_XEN_CONFIG_DIR=${xenConfigDir} must be an absolute path without ..`);
-  const createTimeoutS = intEnv('XSM_XL_CREATE_TIMEOUT_S', 120);
-  if (createTimeoutS < 10)
-    fail(`XSM_XL_CREATE_TIMEOUT_S=${createTimeoutS} is under 10 s: xl create could never finish`);
-  hv = new XlHypervisor(shell, host, {
-    xenConfigDir: xenConfigDir.replace(/\/+$/, '') || '/',
-    createTimeoutMs: createTimeoutS * 1000,
-  });
+  hv = new XlHypervisor(shell, host, xlOptions);
   storage = new ShellStorage(shell, host);
 } else fail(`XSM_HYPERVISOR=${kind}: use xl or sim`);
 
