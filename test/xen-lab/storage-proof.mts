@@ -14,13 +14,13 @@
 //      moving vm4 there is refused at plan time and nothing is stored. Two small guests, not the paper's site:
 //      under TCG each guest costs minutes.
 //
-//   XSM_XEN_LAB_DIR=/var/tmp/xsm-xen-lab-nfs scripts/xen-lab-artifacts && scripts/xen-lab-deploy-artifacts
+//   scripts/xen-lab-artifacts && scripts/xen-lab-guest-kernel && scripts/xen-lab-deploy-artifacts
 //   flock /tmp/xsm-qemu-lab.lock npx tsx test/xen-lab/storage-proof.mts [--out DIR] [--method multicast|unicast]
 //
 // Needs root, Redis (XSM_REDIS_URL), qemu-system-x86, dnsmasq, rsync, udpcast and nfs-ganesha +
-// nfs-ganesha-vfs (.ci/packages.d/lab). Env: XSM_XEN_LAB_DIR, XSM_QLAB_TIMEOUT_S (default 2400),
-// XSM_QLAB_BRIDGE_PREFIX (default xn: the bridge is PREFIX + 4 hex digits), XSM_QLAB_NET (the second octet
-// of the lab's 10.X.Y.0/24, default 215: qemu-deploy.mts uses 214). Writes into --out (default
+// nfs-ganesha-vfs (.ci/packages.d/lab). Env: XSM_XEN_LAB_DIR, XSM_QLAB_TIMEOUT_S (default 2400), XSM_QLAB_CPU
+// and XSM_QLAB_NICE (qemu-machine.ts), XSM_QLAB_BRIDGE_PREFIX (default xn: the bridge is PREFIX + 4 hex
+// digits), XSM_QLAB_NET (the second octet of the lab's 10.X.Y.0/24, default 215: qemu-deploy.mts uses 214). Writes into --out (default
 // test/xen-lab/results/storage-proof). Exit: 0 every check passed; 1 one failed; 2 setup missing; 77 no qemu.
 
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
