@@ -20,8 +20,9 @@
 // Needs root, Redis (XSM_REDIS_URL), qemu-system-x86, dnsmasq, rsync, udpcast and nfs-ganesha +
 // nfs-ganesha-vfs (.ci/packages.d/lab). Env: XSM_XEN_LAB_DIR, XSM_QLAB_TIMEOUT_S (default 2400), XSM_QLAB_CPU
 // and XSM_QLAB_NICE (qemu-machine.ts), XSM_QLAB_BRIDGE_PREFIX (default xn: the bridge is PREFIX + 4 hex
-// digits), XSM_QLAB_NET (the second octet of the lab's 10.X.Y.0/24, default 215: qemu-deploy.mts uses 214). Writes into --out (default
-// test/xen-lab/results/storage-proof). Exit: 0 every check passed; 1 one failed; 2 setup missing; 77 no qemu.
+// digits), XSM_QLAB_NET (the second octet of the lab's 10.X.Y.0/24, default 215: qemu-deploy.mts uses 214).
+// Writes into --out (default test/xen-lab/results/storage-proof). Exit: 0 every check passed; 1 one failed;
+// 2 setup missing; 77 no qemu.
 
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -720,10 +721,23 @@ try {
 
   const [h1, h2] = machines as [Machine, Machine];
   /** A shell line in a Dom0, through the agent's recording shell (so it is in the transcript). */
+  // The lab's own commands on a Dom0 (all safe to repeat) try again when the SSH connection itself fails: in
+  // run 11 the emulated Dom0's sshd reset one connection after XSM's create had retried through the same
+  // fault, and the run ended on the lab's check rather than on anything XSM did.
   const onDom0 = async (m: Machine, line: string, timeoutMs = 120_000, input?: string) => {
-    const r = await agents
-      .get(m.name)!
-      .shell.run('sh', ['-c', line], { timeoutMs, ...(input !== undefined ? { input } : {}) });
+    const run = () =>
+      agents.get(m.name)!.shell.run('sh', ['-c', line], { timeoutMs, ...(input !== undefined ? { input } : {}) });
+    let r;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        r = await run();
+        break;
+      } catch (e) {
+        if (attempt >= 3 || !/cannot connect|ECONNRESET|ETIMEDOUT|not connected/.test((e as Error).message)) throw e;
+        say(`${m.name}: ${(e as Error).message}; trying again in 15 s (attempt ${attempt + 1} of 3)`);
+        await new Promise((resolve) => setTimeout(resolve, 15_000));
+      }
+    }
     say(
       `${m.name}$ ${line}\n  exit ${r.code}${r.stdout.trim() ? `\n  ${r.stdout.trimEnd().replaceAll('\n', '\n  ')}` : ''}${r.stderr.trim() ? `\n  stderr: ${r.stderr.trim().slice(0, 500)}` : ''}`,
     );
