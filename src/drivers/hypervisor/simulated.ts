@@ -91,11 +91,11 @@ export class MemorySimStore implements SimStore {
  * frozen in the copy, so a change to it throws rather than reaching the stored state.
  */
 function copyState(s: SimHostState): SimHostState {
-  return {
-    ...s,
+  // Object.assign, not a literal starting with `...s`: V8 writes the fields after such a spread on a slow path.
+  return Object.assign({}, s, {
     domains: s.domains.map((d) => ({ ...d })),
     ...(s.configFiles ? { configFiles: s.configFiles.map((f) => ({ ...f })) } : {}),
-  };
+  });
 }
 
 function deepFreeze<T>(o: T): T {
@@ -343,16 +343,17 @@ export class SimulatedXenHost implements Hypervisor {
           this.hostName,
           `libxl: error: failed to free memory for the domain: need ${cfg.memMiB} MiB, ${free} MiB free`,
         );
-      s.domains.push({
-        ...cfg,
+      // Object.assign, not `{ ...cfg, domid, ... }`: see copyState.
+      const domain: SimDomain = Object.assign({}, cfg, {
         domid: s.nextDomid++,
-        state: 'running',
+        state: 'running' as const,
         cpuTimeSec: 0,
         tickAt: Date.now(),
         utilisation: 0.1,
         weight: 256,
         config: config.text,
       });
+      s.domains.push(domain);
     });
     await sleep(this.timing.createSettleMs);
   }
