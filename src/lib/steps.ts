@@ -10,6 +10,7 @@ import { ATTR, inSpan } from './tracing.ts';
 import type { Job } from 'bullmq';
 import type { Logger } from './log.ts';
 import { JobLostError } from './errors.ts';
+import { LuaScript, type ScriptClient } from './lua-script.ts';
 
 export interface StepProgress {
   workflow: string;
@@ -105,28 +106,30 @@ export type JobProgress = StepProgress & { journal: JournalState };
  * `<job key>:lock`, which holds the token of the worker run that owns the job). The fence: a run whose lock
  * lapsed (a starved or frozen process) may have been handed over to another run by BullMQ's stalled-job
  * check; its writes are refused from then on, and as every step that acts is journaled before it starts
- * (runForward), a run acts only after a write it made while it still owned the job. 3 Redis commands (EVAL,
+ * (runForward), a run acts only after a write it made while it still owned the job. 3 Redis commands (EVALSHA,
  * GET, HSET) against BullMQ `updateProgress`'s 5 (it also reads the queue's event-stream limit and appends a
  * `progress` event; nothing in XSM reads that stream). A lock held by the run implies the job hash exists
  * (BullMQ removes no locked job; obliterating a queue deletes the locks too), so only a refusal looks further.
  */
-const WRITE_PROGRESS = `if redis.call('GET', KEYS[2]) == ARGV[2] then
+const WRITE_PROGRESS = new LuaScript(`if redis.call('GET', KEYS[2]) == ARGV[2] then
   redis.call('HSET', KEYS[1], 'progress', ARGV[1])
   return 0
 end
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return -1
 end
-return -2`;
+return -2`);
 
 /**
  * The raw Redis client under a job: BullMQ 6's Redis backend offers it as its Redis-specific escape hatch
  * (`client`), on a field its typings keep protected; BullMQ 5 (the benchmarks' comparison) has it on the
  * job's queue. Undefined for a backend without one.
  */
-type RedisEval = { eval(script: string, numKeys: number, ...args: string[]): Promise<unknown> };
-function redisOf(job: Job): Promise<RedisEval> | undefined {
-  const j = job as unknown as { backend?: { client?: Promise<RedisEval> }; queue?: { client?: Promise<RedisEval> } };
+function redisOf(job: Job): Promise<ScriptClient> | undefined {
+  const j = job as unknown as {
+    backend?: { client?: Promise<ScriptClient> };
+    queue?: { client?: Promise<ScriptClient> };
+  };
   return j.backend?.client ?? j.queue?.client;
 }
 
@@ -148,7 +151,7 @@ export function jobJournal<T>(job: Job<T>): StepJournal {
       if (!job.token)
         throw new Error(`job ${job.id} was not taken by a worker (no lock token): only its worker writes its journal`);
       const key = `${job.queueQualifiedName}:${job.id}`;
-      const r = await (await redis).eval(WRITE_PROGRESS, 2, key, `${key}:lock`, JSON.stringify(value), job.token);
+      const r = await WRITE_PROGRESS.run(await redis, [key, `${key}:lock`], [JSON.stringify(value), job.token]);
       if (r === -1)
         throw new Error(
           `job ${job.id} is gone from queue ${job.queueName}: its journal cannot be written, so its step is not run (removed or obliterated while running; look at who removed it)`,
