@@ -45,10 +45,20 @@ class XlReader {
   private i = 0;
   constructor(private readonly text: string) {}
 
+  /**
+   * The last place `where` answered for. Entries are read in order, so each call counts only the line ends
+   * after it: counting from the file's start for every entry made reading a file quadratic in its length.
+   */
+  private seen = { at: 0, line: 1, lineStart: 0 };
   private where(at = this.i): { line: number; col: number } {
-    const before = this.text.slice(0, at);
-    const line = before.split('\n').length;
-    return { line, col: at - before.lastIndexOf('\n') };
+    let { at: from, line, lineStart } = at >= this.seen.at ? this.seen : { at: 0, line: 1, lineStart: 0 };
+    for (; from < at; from++)
+      if (this.text.charCodeAt(from) === 10) {
+        line++;
+        lineStart = from + 1;
+      }
+    this.seen = { at, line, lineStart };
+    return { line, col: at - lineStart + 1 };
   }
   private fail(problem: string, at = this.i): never {
     const { line, col } = this.where(at);

@@ -55,6 +55,39 @@ function key(labels: Labels): string {
   return k;
 }
 
+/** One histogram series' fields: `labels|le=B` per bucket bound (the last one +Inf), `labels|sum`, `labels|count`. */
+interface SeriesFields {
+  le: string[];
+  sum: string;
+  count: string;
+}
+
+/**
+ * The fields of a histogram's label set, made once: building three field strings per observation (and
+ * hashing each fresh string again in the pending map) was most of what recording a step cost an agent.
+ * Bounded like `keys`.
+ */
+const seriesOf = new Map<string, Map<string, SeriesFields>>();
+function seriesFields(name: string, buckets: readonly number[], labels: Labels): SeriesFields {
+  let byLabels = seriesOf.get(name);
+  if (!byLabels) seriesOf.set(name, (byLabels = new Map()));
+  const lookup = JSON.stringify(labels);
+  let f = byLabels.get(lookup);
+  if (f === undefined) {
+    if (byLabels.size >= 10_000) byLabels.clear();
+    const l = key(labels);
+    f = { le: [...buckets, Infinity].map((b) => `${l}|le=${b}`), sum: `${l}|sum`, count: `${l}|count` };
+    byLabels.set(lookup, f);
+  }
+  return f;
+}
+
+/** The index of the bucket `seconds` falls in: the first bound it does not exceed, else the +Inf one. */
+function bucketIndex(buckets: readonly number[], seconds: number): number {
+  const i = buckets.findIndex((b) => seconds <= b);
+  return i < 0 ? buckets.length : i;
+}
+
 /** How long events wait in the process before they are written: short against a scrape interval. */
 export const FLUSH_MS = 250;
 
@@ -92,11 +125,18 @@ export class EventMetrics {
     await p.exec().catch(() => undefined);
   }
 
+  /** Hash names by metric name, made once (the pending map then hashes the same strings each time). */
+  private readonly hashNames = { counter: new Map<string, string>(), histogram: new Map<string, string>() };
+  private hashName(kind: 'counter' | 'histogram', name: string): string {
+    let h = this.hashNames[kind].get(name);
+    if (h === undefined) this.hashNames[kind].set(name, (h = `${this.prefix}:metrics:${kind}:${name}`));
+    return h;
+  }
   private counterKey(name: string) {
-    return `${this.prefix}:metrics:counter:${name}`;
+    return this.hashName('counter', name);
   }
   private histogramKey(name: string) {
-    return `${this.prefix}:metrics:histogram:${name}`;
+    return this.hashName('histogram', name);
   }
 
   /** Adds to a counter; a Redis error is swallowed: the work being counted has happened either way. */
@@ -108,12 +148,11 @@ export class EventMetrics {
   observe(name: string, labels: Labels, seconds: number): void {
     const buckets = BUCKETS[name];
     if (!buckets || !Number.isFinite(seconds)) return;
-    const l = key(labels);
-    const le = buckets.find((b) => seconds <= b) ?? Infinity;
+    const f = seriesFields(name, buckets, labels);
     const hash = this.histogramKey(name);
-    this.add(hash, `${l}|le=${le}`, 1);
-    this.add(hash, `${l}|sum`, seconds);
-    this.add(hash, `${l}|count`, 1);
+    this.add(hash, f.le[bucketIndex(buckets, seconds)]!, 1);
+    this.add(hash, f.sum, seconds);
+    this.add(hash, f.count, 1);
   }
 
   async counter(name: string): Promise<{ labels: Labels; value: number }[]> {

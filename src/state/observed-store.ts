@@ -5,12 +5,13 @@
 
 import type { Redis } from 'ioredis';
 import type { ObservedHost, ObservedState } from '../site/observed.ts';
+import { LuaScript } from '../lib/lua-script.ts';
 
 // KEYS: hostKey, hostsSet, hostDomainsSet, domainIndexPrefix  ARGV: host, report JSON, domain names...
 // Replaces the host's report and moves the index to its domains, in one step. Only the domains that came or
 // went touch the index: a report after one create costs two SADDs, not three commands per domain the host
 // runs (which made the index most of an apply's Redis commands on hosts with many VMs).
-const REPORT = `
+const REPORT = new LuaScript(`
 redis.call('SET', KEYS[1], ARGV[2])
 redis.call('SADD', KEYS[2], ARGV[1])
 local now = {}
@@ -30,7 +31,7 @@ for i = 3, #ARGV do
   end
 end
 return 1
-`;
+`);
 
 /** A fenced host's report: no domains, no free memory, the last heartbeat kept, and when it was fenced. */
 function fencedReport(host: string, last: ObservedHost | undefined, at: number): ObservedHost {
@@ -70,16 +71,10 @@ export class ObservedStore {
     return `${this.prefix}:observed:domain:`;
   }
   async report(host: ObservedHost): Promise<void> {
-    await this.redis.eval(
-      REPORT,
-      4,
-      this.key(host.name),
-      this.hostsKey,
-      this.domainsKey(host.name),
-      this.indexPrefix,
-      host.name,
-      JSON.stringify(host),
-      ...host.domains.map((d) => d.name),
+    await REPORT.run(
+      this.redis,
+      [this.key(host.name), this.hostsKey, this.domainsKey(host.name), this.indexPrefix],
+      [host.name, JSON.stringify(host), ...host.domains.map((d) => d.name)],
     );
   }
   /** Hosts whose last report shows `domain` (two while it migrates), sorted. */

@@ -56,6 +56,23 @@ test('reads the xl.cfg(5) value forms: hex and octal numbers, bare words, += and
   t.deepEqual(xlValue(e, 'cpus'), { kind: 'string', value: 'all' });
 });
 
+test('gives every setting its line and column, and a problem after many lines its own', (t) => {
+  const text =
+    '# header\n\nname = "vm1"\n  memory = 512 ; vcpus = 2\ndisk = [ "a",\n  # inside\n  "b" ]\n\tmaxmem = 1024\n';
+  t.deepEqual(
+    parseXlConfig(text).map((e) => [e.key, e.line, e.col]),
+    [
+      ['name', 3, 1],
+      ['memory', 4, 3],
+      ['vcpus', 4, 18],
+      ['disk', 5, 1],
+      ['maxmem', 8, 2],
+    ],
+  );
+  const err = t.throws(() => parseXlConfig(`${text}extra = "x\n`), { instanceOf: XlConfigError });
+  t.is(err?.message, '9:9: string opened here is not closed with "');
+});
+
 test('refuses a broken file at its line and column', (t) => {
   const cases: [string, string][] = [
     ['name = "vm1\nmemory = 5\n', '1:8: string opened here is not closed with "'],

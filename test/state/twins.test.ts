@@ -378,6 +378,25 @@ for (const [kind, build] of builds) {
     t.is(h?.buckets[0]?.[1], 1);
   });
 
+  test(`${kind}: an observation on a bucket's bound counts in that bucket, and histograms with the same labels stay apart`, async (t) => {
+    const { events } = await build(t);
+    const labels = { workflow: 'create-vm', step: 'verify' };
+    events.observe('xsm_step_duration_seconds', labels, 0.05);
+    events.observe('xsm_step_duration_seconds', labels, 0.051);
+    events.observe('xsm_job_duration_seconds', labels, 0.05);
+    await events.flush();
+    const [step] = await events.histogram('xsm_step_duration_seconds');
+    t.deepEqual(step?.labels, { step: 'verify', workflow: 'create-vm' });
+    t.deepEqual(step?.buckets.slice(0, 3), [
+      [0.01, 0],
+      [0.05, 1],
+      [0.1, 2],
+    ]);
+    const [job] = await events.histogram('xsm_job_duration_seconds');
+    t.is(job?.count, 1);
+    t.deepEqual(job?.buckets[0], [0.05, 1]);
+  });
+
   test(`${kind}: the audit log answers newest first, by user, kind and Set, and gives back what was appended`, async (t) => {
     const { audit } = await build(t);
     const base = { role: 'operator', from: '10.0.0.9', what: 'POST /api/site', outcome: 'ok' };
