@@ -24,6 +24,18 @@ export function labCpuModel(): string {
 }
 
 /**
+ * qemu's accelerator in the labs (XSM_QLAB_ACCEL, default `tcg`: multi-threaded TCG, one host thread per
+ * vCPU). `tcg,thread=single` runs a machine's vCPUs round-robin on one thread, for the experiment of whether
+ * the emulated nested SVM's crashes of the Dom0 (storage runs 3, 9, 10, 12) come from vCPUs racing each other.
+ */
+export function labAccel(): string {
+  const accel = process.env.XSM_QLAB_ACCEL || 'tcg';
+  if (!/^(tcg|kvm)(,[a-z-]+=[a-z0-9-]+)*$/.test(accel))
+    throw new Error(`XSM_QLAB_ACCEL must be qemu's -accel value (tcg, tcg,thread=single, kvm), not ${accel}`);
+  return accel;
+}
+
+/**
  * qemu's priority in the labs (XSM_QLAB_NICE, default 0). The emulated Dom0 races fixed clocks (libxl's
  * hotplug timeout, the kernel's soft-lockup watchdog, the PIT calibration), so the labs give it the CPU before
  * anything else on the machine: at nice 10 beside other work, storage runs 1 and 5 took 365-485 s from Xen's
@@ -39,7 +51,7 @@ export function labQemuNice(): number {
 /** Powered off (-S) until the power driver's `on`; boots from the network (SeaBIOS then tries the disk). */
 export function qemuArgs(m: QemuMachineSpec): string[] {
   return [
-    ...['-accel', 'tcg', '-machine', 'q35', '-device', 'intel-iommu,intremap=off,aw-bits=48'],
+    ...['-accel', labAccel(), '-machine', 'q35', '-device', 'intel-iommu,intremap=off,aw-bits=48'],
     ...['-cpu', labCpuModel(), '-m', String(m.memMiB), '-smp', String(m.smp)],
     ...['-display', 'none', '-monitor', 'none', '-S', '-boot', 'n'],
     ...['-serial', `file:${m.serial}`, '-qmp', `unix:${m.qmp},server=on,wait=off`],
