@@ -950,19 +950,33 @@ try {
   // --- Phase Figure 3: the paper's two config files, and a missing one refused at plan time.
   if (proofs.has('figure3')) {
     say('=== phase figure3 ===');
-    for (const m of machines)
-      for (const role of ['apache', 'mysql'] as const)
-        await onDom0(
-          m,
-          `cat > /etc/xen/${role}_svr.cfg && sha256sum /etc/xen/${role}_svr.cfg`,
-          60_000,
-          paperConfig(role),
-        );
+    // Each file synced before its host reports it, and the report checked: in run 13 nhost2's Dom0
+    // triple-faulted seconds after the files were written, came back without them (never flushed), and its
+    // agent reported none, so the later refusal proved less than it seemed. A host whose report lacks
+    // either file gets both written again, up to three times.
+    const reportLine = (h: Awaited<ReturnType<typeof reportNow>>) =>
+      h?.configFiles?.map((f) => `${f.name} ${f.sha256.slice(0, 12)}`).join(', ') ?? '(no config files reported)';
+    const written: Record<string, string> = {};
     for (const m of machines) {
-      const h = await reportNow(m);
-      say(
-        `${m.name} reports config files: ${h?.configFiles?.map((f) => `${f.name} ${f.sha256.slice(0, 12)}`).join(', ')}`,
-      );
+      let h: Awaited<ReturnType<typeof reportNow>>;
+      for (let attempt = 1; ; attempt++) {
+        for (const role of ['apache', 'mysql'] as const) {
+          const r = await onDom0(
+            m,
+            `cat > /etc/xen/${role}_svr.cfg && sync /etc/xen/${role}_svr.cfg && sha256sum /etc/xen/${role}_svr.cfg`,
+            60_000,
+            paperConfig(role),
+          );
+          written[`${role}_svr.cfg`] = r.stdout.split(' ')[0] ?? '';
+        }
+        h = await reportNow(m);
+        const holds = (name: string) => h?.configFiles?.some((f) => f.name === name && f.sha256 === written[name]);
+        if (holds('apache_svr.cfg') && holds('mysql_svr.cfg')) break;
+        say(`${m.name}'s agent reports ${reportLine(h)}, not both files as written (attempt ${attempt})`);
+        if (attempt === 3) throw new Error(`${m.name}'s agent never reported both config files`);
+        await new Promise((r) => setTimeout(r, 30_000));
+      }
+      say(`${m.name} reports config files: ${reportLine(h)}`);
     }
     // The disk proof's guest stays in the site where it ended, so that these versions change only Figure 3's VMs.
     const keep = proofs.has('disk') ? [tiny(migrated ? h2.name : h1.name)] : [];
@@ -1013,8 +1027,13 @@ try {
     // A config file missing on a target host: planning refuses the version, and nothing is stored or run.
     {
       const start = Date.now();
-      await onDom0(h2, 'rm -f /etc/xen/mysql_svr.cfg');
-      await reportNow(h2);
+      await onDom0(h2, 'rm -f /etc/xen/mysql_svr.cfg && sync /etc/xen');
+      // The refusal must come from this removal, on a fresh report: apache_svr.cfg still there, mysql_svr.cfg not.
+      const report = await reportNow(h2);
+      const fresh =
+        report?.configFiles?.some((f) => f.name === 'apache_svr.cfg' && f.sha256 === written['apache_svr.cfg']) &&
+        !report.configFiles.some((f) => f.name === 'mysql_svr.cfg');
+      say(`${h2.name} reports config files after the removal: ${reportLine(report)}`);
       const before = await rt.sites.currentVersion();
       const jobsBefore = (await listJobs(rt, { limit: 200 })).length;
       let refusal: string | undefined;
@@ -1036,6 +1055,7 @@ try {
       const after = await rt.sites.currentVersion();
       const jobsAfter = (await listJobs(rt, { limit: 200 })).length;
       const ok =
+        !!fresh &&
         !!refusal &&
         /mysql_svr\.cfg/.test(refusal) &&
         refusal.includes(h2.name) &&
@@ -1048,8 +1068,8 @@ try {
         phase: 'missing cfg refused',
         ms: Date.now() - start,
         result: ok
-          ? `ok: refused at plan time, nothing stored or run: ${refusal!.split('\n').slice(0, 3).join(' | ')}`
-          : `FAILED: ${refusal ?? 'not refused'} (version ${before} -> ${after}, jobs ${jobsBefore} -> ${jobsAfter})`,
+          ? `ok: with ${h2.name} reporting ${reportLine(report)}, refused at plan time, nothing stored or run: ${refusal!.split('\n').slice(0, 3).join(' | ')}`
+          : `FAILED: ${fresh ? '' : `${h2.name}'s report after the removal is ${reportLine(report)}; `}${refusal ?? 'not refused'} (version ${before} -> ${after}, jobs ${jobsBefore} -> ${jobsAfter})`,
       });
       if (!ok) failed = true;
     }
