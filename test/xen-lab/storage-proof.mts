@@ -48,14 +48,14 @@ import { convergedVersion, storedPlan } from '../../src/services/site-service.ts
 import { submitSite } from '../../src/services/site-service.ts';
 import { listJobs, type JobView } from '../../src/services/inspect.ts';
 import { XsmRuntime } from '../../src/runtime/runtime.ts';
-import { closeWhenReady, redisConfigFromEnv } from '../../src/lib/redis.ts';
+import { redisConfigFromEnv } from '../../src/lib/redis.ts';
 import type { DeployEnv } from '../../workflows/deploy-host.ts';
 import { startControlWorker } from '../../workers/control-lib.ts';
 import { startDeployWorker } from '../../workers/deploy-lib.ts';
 import { startHostAgent } from '../../workers/host-agent-lib.ts';
 import { deleteKeys } from '../integration/harness.ts';
 import { RecordingShell, transcript } from './recording-shell.ts';
-import { labCleanup, onFirstSigint, runLog, secs, TINY_GUEST } from './lab-common.ts';
+import { closeWithin, labCleanup, onFirstSigint, runLog, secs, TINY_GUEST } from './lab-common.ts';
 import { labAccel, labCpuModel, labQemuNice, qemuArgs } from './qemu-machine.ts';
 import { ShellStorage } from '../../src/drivers/storage/shell-storage.ts';
 import { reportObserved } from '../../src/jobs/vm-action.ts';
@@ -541,8 +541,8 @@ const env: DeployEnv = {
 const deployWorker = startDeployWorker(env, { lockDurationMs: 60000 });
 const control = startControlWorker(rt, log.child({ component: 'control' }));
 cleanups.push(async () => {
-  await closeWhenReady(deployWorker);
-  await closeWhenReady(control);
+  await closeWithin('the deploy worker', deployWorker, 15000, say);
+  await closeWithin('the control worker', control, 15000, say);
   for (const [host, a] of agents) {
     writeFileSync(join(out, `${host}-xl-transcript.txt`), transcript(a.shell.calls));
     // An agent closes once its running job ends, which a hung `xl` on a broken Dom0 never does.
