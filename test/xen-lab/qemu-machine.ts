@@ -25,8 +25,9 @@ export function labCpuModel(): string {
 
 /**
  * qemu's accelerator in the labs (XSM_QLAB_ACCEL, default `tcg`: multi-threaded TCG, one host thread per
- * vCPU). `tcg,thread=single` runs a machine's vCPUs round-robin on one thread, for the experiment of whether
- * the emulated nested SVM's crashes of the Dom0 (storage runs 3, 9, 10, 12) come from vCPUs racing each other.
+ * vCPU). `tcg,thread=single` runs a machine's vCPUs round-robin on one thread: tried in storage run 14 to see
+ * whether the Dom0 crashes of runs 3, 9, 10, 12 came from vCPUs racing each other, it made them worse (both
+ * Dom0s' kernels died in their first boot on a recursive page fault), so the default stays.
  */
 export function labAccel(): string {
   const accel = process.env.XSM_QLAB_ACCEL || 'tcg';
