@@ -51,8 +51,16 @@ export const migrateSteps: Step<VmWorkflowContext>[] = [
       const there = ctx.peer?.(a.to);
       if (there) {
         const d = await there.find(a.vm);
-        if (!d || (d.state !== 'running' && d.state !== 'blocked'))
-          throw new Error(`${a.to}: ${a.vm} is ${d ? d.state : 'absent'} after migration`);
+        // On neither host: lost with one of them (qemu lab run 15: the target's Dom0 died mid-stream and the
+        // source's while resuming the guest; a Dom0 that restarts holds no domains). Still retried, since a
+        // restore that an earlier attempt left running may yet finish, but the message says what to do.
+        if (!d)
+          throw new Error(
+            `${a.vm} is on neither ${a.from} nor ${a.to} after the migration: lost with a host (a Dom0 that restarted ` +
+              `holds no domains; check \`xl list\` and \`xl dmesg\` on both); re-apply the site file to start it on ${a.to}`,
+          );
+        if (d.state !== 'running' && d.state !== 'blocked')
+          throw new Error(`${a.to}: ${a.vm} is ${d.state} after migration`);
       }
     },
   },

@@ -12,6 +12,7 @@ import type { StepRuntime } from '../../src/lib/steps.ts';
 import { verifyMatches } from '../../workflows/steps-common.ts';
 import { removeSteps } from '../../workflows/remove-vm.ts';
 import { createSteps } from '../../workflows/create-vm.ts';
+import { migrateSteps } from '../../workflows/migrate-vm.ts';
 import { PermanentError } from '../../src/lib/errors.ts';
 import type { VmWorkflowContext } from '../../workflows/steps-common.ts';
 import { template, vm } from '../site/helpers.ts';
@@ -200,4 +201,32 @@ test('two runs of one create at once (a stalled job handed to a second worker) e
     JSON.stringify(results.map((r) => (r.status === 'rejected' ? String(r.reason) : 'ok'))),
   );
   t.is((await sim.list()).filter((d) => d.name === 'tiny').length, 1);
+});
+
+test('a migration whose VM ended on neither host says it was lost with a host, and what to do', async (t) => {
+  // The qemu lab's run 15: the target's Dom0 died mid-stream, `xl migrate` failed, and the source's Dom0 died
+  // resuming the guest; after it restarted, neither Dom0 held the guest.
+  const store = new MemorySimStore();
+  for (const name of ['nhost1', 'nhost2'])
+    await provisionSimHost(store, { name, totalMemMiB: 2047, dom0MemMiB: 1024, nrCpus: 2 });
+  const source = new SimulatedXenHost(store, 'nhost1', { createMs: 0, shutdownMs: 0, migrateMsPerGiB: 0 });
+  const target = new SimulatedXenHost(store, 'nhost2', { createMs: 0, shutdownMs: 0, migrateMsPerGiB: 0 });
+  const ctx = {
+    hv: source,
+    peer: (host: string) => (host === 'nhost2' ? target : undefined),
+    data: {
+      version: 3,
+      action: { kind: 'migrate', mode: 'live', vm: 'tiny', from: 'nhost1', to: 'nhost2', reason: 'test' },
+    },
+  } as unknown as VmWorkflowContext;
+  const verify = migrateSteps.find((s) => s.name === 'verify')!;
+  const rt = { log: silentLogger, report: async () => {} } as unknown as StepRuntime;
+  await t.throwsAsync(() => Promise.resolve(verify.run(ctx, rt)), {
+    message:
+      'tiny is on neither nhost1 nor nhost2 after the migration: lost with a host (a Dom0 that restarted holds no ' +
+      'domains; check `xl list` and `xl dmesg` on both); re-apply the site file to start it on nhost2',
+  });
+  // Where it did arrive, verify passes.
+  await target.create(renderDomainConfig(vm('tiny', 'nhost2', 96, 1), template));
+  await t.notThrowsAsync(() => Promise.resolve(verify.run(ctx, rt)));
 });
