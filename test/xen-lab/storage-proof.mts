@@ -782,14 +782,20 @@ try {
     await reportObserved(rt, a.hv, a.storage);
     return (await rt.observed.all()).hosts[m.name];
   };
-  /** Waits for a line of the guest's console on a Dom0 (xenconsoled's log) that matches `re`. */
-  const consoleLine = async (m: Machine, file: string, re: RegExp, limitMs: number) => {
+  /**
+   * Waits for a line of a guest's console on a Dom0 (xenconsoled's log) that matches `re`. xenconsoled names
+   * the log after the domain's name when it first sees it: a guest that arrived by live migration logs to
+   * `guest-NAME--incoming.log` (xl's name for it until the stream is in), so both are read. Run 17 looked
+   * only at `guest-tiny.log` until a link was made by hand (operator-actions.txt).
+   */
+  const consoleLine = async (m: Machine, domain: string, re: RegExp, limitMs: number) => {
     const start = Date.now();
     const until = start + Math.min(limitMs, timeLeft());
+    const logs = [`guest-${domain}.log`, `guest-${domain}--incoming.log`].map((f) => `/var/log/xen/console/${f}`);
     for (;;) {
       const r = await agents
         .get(m.name)!
-        .ssh.run('cat', [`/var/log/xen/console/${file}`], { timeoutMs: 30000 })
+        .ssh.run('sh', ['-c', `cat ${logs.join(' ')} 2>/dev/null; true`], { timeoutMs: 30000 })
         .catch(() => undefined);
       const hit =
         r?.code === 0
@@ -892,7 +898,7 @@ try {
       return f.code === 0 ? undefined : `no disk ${diskPath} on ${h1.name}`;
     });
     if (!created) throw new Error('create failed');
-    const written = await consoleLine(h1, `guest-${VM}.log`, /XSM-TINY-GUEST: disk written/, 20 * 60_000);
+    const written = await consoleLine(h1, VM, /XSM-TINY-GUEST: disk written/, 20 * 60_000);
     const w = /nonce=([0-9a-f]+) sha256=([0-9a-f]{64}) mib=(\d+)/.exec(written.line ?? '');
     phases.push({
       phase: 'guest writes disk',
@@ -935,7 +941,7 @@ try {
       });
       if (names !== diskPath) failed = true;
       // The guest reads its disk again after its resume on the target (page cache dropped first).
-      const back = await consoleLine(h2, `guest-${VM}.log`, /XSM-TINY-GUEST: disk read \(after resume/, 10 * 60_000);
+      const back = await consoleLine(h2, VM, /XSM-TINY-GUEST: disk read \(after resume/, 10 * 60_000);
       const r = /header \[XSM-DISK nonce=([0-9a-f]+) sha256=([0-9a-f]{64}) mib=(\d+)\] data sha256=([0-9a-f]{64})/.exec(
         back.line ?? '',
       );
