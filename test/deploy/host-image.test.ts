@@ -6,7 +6,7 @@
 
 import test from 'ava';
 import { execFileSync } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { LocalShell } from '../../src/drivers/shell.ts';
@@ -39,10 +39,19 @@ if (!canRun)
   });
 
 /** Writes files (path -> content) under root. */
+/**
+ * One mtime for every planted file, in the host's tree and in the golden one: a file the image does not change
+ * then has the same size and time on both sides, as on a host installed from the previous image. Written at
+ * their own moments, the two copies of etc/xen/xl.conf straddled a second under CI's load and rsync's quick
+ * check listed it as changed.
+ */
+const PLANTED_AT = new Date('2026-01-01T00:00:00Z');
+
 async function plant(root: string, files: Record<string, string>): Promise<void> {
   for (const [path, text] of Object.entries(files)) {
     await mkdir(dirname(join(root, path)), { recursive: true });
     await writeFile(join(root, path), text);
+    await utimes(join(root, path), PLANTED_AT, PLANTED_AT);
   }
 }
 
