@@ -1,6 +1,5 @@
 // What the real-Xen lab scripts share: their run log, their stop on SIGINT, and the site file of the tiny lab guest.
 
-import { closeWhenReady } from '../../src/lib/redis.ts';
 import { createLogger, type Logger } from '../../src/lib/log.ts';
 
 export const secs = (ms: number) => (ms / 1000).toFixed(1);
@@ -51,19 +50,20 @@ export function labCleanup(say: (msg: string) => void): {
 }
 
 /**
- * Closes a worker, or gives up waiting after `ms`: a worker closes once its running job ends, and a deploy
- * job's verify-xen waits up to 10 minutes for a Dom0 that crashed in its boot (storage run 14: stopped while
- * both Dom0s lay panicked, the run's cleanup sat in that wait with both machines and the bridge still up).
+ * Closes a worker or an agent, or gives up waiting after `ms`: each closes once its running job ends, which a
+ * hung `xl` on a broken Dom0 never does, and a deploy job's verify-xen waits up to 10 minutes for a Dom0 that
+ * crashed in its boot (storage run 14: stopped while both Dom0s lay panicked, the run's cleanup sat in that
+ * wait with both machines and the bridge still up).
  */
 export async function closeWithin(
   what: string,
-  handle: Parameters<typeof closeWhenReady>[0],
+  close: () => Promise<unknown>,
   ms: number,
   say: (msg: string) => void,
 ): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<'late'>((r) => (timer = setTimeout(() => r('late'), ms)));
-  const done = await Promise.race([closeWhenReady(handle).then(() => 'closed' as const), late]);
+  const done = await Promise.race([close().then(() => 'closed' as const), late]);
   clearTimeout(timer);
   if (done === 'late') say(`cleanup: ${what} did not close within ${ms / 1000} s (a job still running); going on`);
 }

@@ -43,7 +43,7 @@ import { enqueueDeploy } from '../../src/services/deploy-service.ts';
 import { listJobs } from '../../src/services/inspect.ts';
 import type { DeployEnv } from '../../workflows/deploy-host.ts';
 import { startDeployWorker } from '../../workers/deploy-lib.ts';
-import { labCleanup, onFirstSigint, runLog, secs, tinyGuestSite } from './lab-common.ts';
+import { closeWithin, labCleanup, onFirstSigint, runLog, secs, tinyGuestSite } from './lab-common.ts';
 import { labQemuNice, qemuArgs, qemuUnavailable } from './qemu-machine.ts';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -334,8 +334,7 @@ const env: DeployEnv = {
   },
 };
 const deployWorker = startDeployWorker(env, { lockDurationMs: 60000 });
-// A worker closes once its running step ends, which a Dom0 that never comes back does not let happen.
-cleanups.push(() => Promise.race([closeWhenReady(deployWorker), new Promise<void>((r) => setTimeout(r, 15000))]));
+cleanups.push(() => closeWithin('the deploy worker', () => closeWhenReady(deployWorker), 15000, say));
 
 const phases: { phase: string; ms: number; result: string }[] = [];
 function writeResults(): void {

@@ -45,7 +45,7 @@ import { convergedVersion, storedPlan } from '../../src/services/site-service.ts
 import { submitSite } from '../../src/services/site-service.ts';
 import { listJobs, type JobView } from '../../src/services/inspect.ts';
 import { XsmRuntime } from '../../src/runtime/runtime.ts';
-import { redisConfigFromEnv } from '../../src/lib/redis.ts';
+import { closeWhenReady, redisConfigFromEnv } from '../../src/lib/redis.ts';
 import type { DeployEnv } from '../../workflows/deploy-host.ts';
 import { startControlWorker } from '../../workers/control-lib.ts';
 import { startDeployWorker } from '../../workers/deploy-lib.ts';
@@ -349,12 +349,12 @@ const env: DeployEnv = {
 const deployWorker = startDeployWorker(env, { lockDurationMs: 60000 });
 const control = startControlWorker(rt, log.child({ component: 'control' }));
 cleanups.push(async () => {
-  await closeWithin('the deploy worker', deployWorker, 15000, say);
-  await closeWithin('the control worker', control, 15000, say);
+  await closeWithin('the deploy worker', () => closeWhenReady(deployWorker), 15000, say);
+  await closeWithin('the control worker', () => closeWhenReady(control), 15000, say);
   for (const [host, a] of agents) {
     writeFileSync(join(out, `${host}-xl-transcript.txt`), transcript(a.shell.calls));
     // An agent closes once its running job ends, which a hung `xl` on a broken Dom0 never does.
-    await Promise.race([a.agent.close(), new Promise((r) => setTimeout(r, 15000))]);
+    await closeWithin(`${host}'s agent`, () => a.agent.close(), 15000, say);
     await a.ssh.close();
   }
 });
