@@ -50,7 +50,7 @@ import { convergedVersion, storedPlan } from '../../src/services/site-service.ts
 import { submitSite } from '../../src/services/site-service.ts';
 import { listJobs, type JobView } from '../../src/services/inspect.ts';
 import { XsmRuntime } from '../../src/runtime/runtime.ts';
-import { redisConfigFromEnv } from '../../src/lib/redis.ts';
+import { closeWhenReady, redisConfigFromEnv } from '../../src/lib/redis.ts';
 import type { DeployEnv } from '../../workflows/deploy-host.ts';
 import { startControlWorker } from '../../workers/control-lib.ts';
 import { startDeployWorker } from '../../workers/deploy-lib.ts';
@@ -88,31 +88,27 @@ const smp = Number(opt('--smp') ?? 2);
 // Dom0 (runs 3, 9, 10, 12 lost one to the emulation), and a run stops at the first lost Dom0: a run that makes
 // one proof alone gets it with fewer chances to lose a machine first.
 const PROOFS = ['disk', 'figure3'] as const;
+const badOption = (why: string): never => {
+  console.error(`storage-proof: ${why}`);
+  process.exit(2);
+};
 const proofs = new Set((opt('--proofs') ?? PROOFS.join(',')).split(','));
-// The disk guest's memory. A live migration maps every page of it from the emulated PVH Dom0, one hypercall a
-// page (run 9: `xl migrate` of 96 MiB took 372 s, about the 0.27 MB/s of run 6's soft-locked unmap), and every
-// minute of emulation is a chance to lose a Dom0: less memory, a shorter migration. The small guest kernel needs
-// far less than the 96 MiB that Debian's own kernel did.
+for (const p of proofs)
+  if (!(PROOFS as readonly string[]).includes(p))
+    badOption(`--proofs takes ${PROOFS.join(',')} (comma-separated), not ${p}`);
 // More kernel options for every guest of the run, e.g. `xen_no_percpu_upcall` (the lab guest kernel's own
 // option, scripts/xen-lab-guest-kernel): the Dom0 triple faults of runs 9, 12, 15 and 16 came right after a
 // guest registered its per-vCPU upcall vector.
 const guestArgs = opt('--guest-args') ?? '';
-if (!/^[A-Za-z0-9_=., -]*$/.test(guestArgs)) {
-  console.error(
-    `storage-proof: --guest-args takes kernel options (letters, digits, _=.,- and spaces), not ${guestArgs}`,
-  );
-  process.exit(2);
-}
+if (!/^[A-Za-z0-9_=., -]*$/.test(guestArgs))
+  badOption(`--guest-args takes kernel options (letters, digits, _=.,- and spaces), not ${guestArgs}`);
+// The disk guest's memory. A live migration maps every page of it from the emulated PVH Dom0, one hypercall a
+// page (run 9: `xl migrate` of 96 MiB took 372 s, about the 0.27 MB/s of run 6's soft-locked unmap), and every
+// minute of emulation is a chance to lose a Dom0: less memory, a shorter migration. The small guest kernel needs
+// far less than the 96 MiB that Debian's own kernel did.
 const guestMiB = Number(opt('--guest-mib') ?? 96);
-if (!Number.isInteger(guestMiB) || guestMiB < 32 || guestMiB > 128) {
-  console.error(`storage-proof: --guest-mib takes a whole number of MiB from 32 to 128, not ${opt('--guest-mib')}`);
-  process.exit(2);
-}
-for (const p of proofs)
-  if (!(PROOFS as readonly string[]).includes(p)) {
-    console.error(`storage-proof: --proofs takes ${PROOFS.join(',')} (comma-separated), not ${p}`);
-    process.exit(2);
-  }
+if (!Number.isInteger(guestMiB) || guestMiB < 32 || guestMiB > 128)
+  badOption(`--guest-mib takes a whole number of MiB from 32 to 128, not ${opt('--guest-mib')}`);
 
 // The Dom0 kernel's early TSC calibration fails under TCG ("tsc: Fast TSC calibration failed") and its slow
 // fallback spent minutes of every boot under load; TCG's guest TSC ticks at the host's rate, so this machine's
@@ -562,12 +558,12 @@ const env: DeployEnv = {
 const deployWorker = startDeployWorker(env, { lockDurationMs: 60000 });
 const control = startControlWorker(rt, log.child({ component: 'control' }));
 cleanups.push(async () => {
-  await closeWithin('the deploy worker', deployWorker, 15000, say);
-  await closeWithin('the control worker', control, 15000, say);
+  await closeWithin('the deploy worker', () => closeWhenReady(deployWorker), 15000, say);
+  await closeWithin('the control worker', () => closeWhenReady(control), 15000, say);
   for (const [host, a] of agents) {
     writeFileSync(join(out, `${host}-xl-transcript.txt`), transcript(a.shell.calls));
     // An agent closes once its running job ends, which a hung `xl` on a broken Dom0 never does.
-    await Promise.race([a.agent.close(), new Promise((r) => setTimeout(r, 15000))]);
+    await closeWithin(`${host}'s agent`, () => a.agent.close(), 15000, say);
     await a.ssh.close();
   }
 });
