@@ -38,7 +38,6 @@ if (!canRun)
     t.pass();
   });
 
-/** Writes files (path -> content) under root. */
 /**
  * One mtime for every planted file, in the host's tree and in the golden one: a file the image does not change
  * then has the same size and time on both sides, as on a host installed from the previous image. Written at
@@ -47,6 +46,7 @@ if (!canRun)
  */
 const PLANTED_AT = new Date('2026-01-01T00:00:00Z');
 
+/** Writes files (path -> content) under root, each with the mtime PLANTED_AT. */
 async function plant(root: string, files: Record<string, string>): Promise<void> {
   for (const [path, text] of Object.entries(files)) {
     await mkdir(dirname(join(root, path)), { recursive: true });
