@@ -143,8 +143,14 @@ test('while a large site file parses, the API keeps answering: the parse runs in
     t.is(r.status, 200);
     return worst;
   };
-  const threaded = await probe((await site(t, { maxBytes: 32 << 20, threads: 2, perToken: 2 })).send);
+  // The stall seen is the parse's plus whatever else the machine did meanwhile (a loaded CI runs other test
+  // files beside this one), and the machine's share only adds: the threaded figure is the least of up to three
+  // tries. A parse on the loop stalls every try, so the least of them still shows it.
   const inline = await probe((await site(t, { maxBytes: 32 << 20, threads: 0, perToken: 2 })).send);
+  const threadedSend = (await site(t, { maxBytes: 32 << 20, threads: 2, perToken: 2 })).send;
+  let threaded = Infinity;
+  for (let i = 0; i < 3 && (threaded >= 250 || inline <= 3 * threaded); i++)
+    threaded = Math.min(threaded, await probe(threadedSend));
   t.log(
     `${(file.length / 1048576).toFixed(1)} MB: longest stall ${threaded.toFixed(0)} ms threaded, ${inline.toFixed(0)} ms inline`,
   );
