@@ -17,7 +17,7 @@ import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { loadavg } from 'node:os';
-import { parseArgs } from 'node:util';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { Redis } from 'ioredis';
 import { describeOutages, sumOutages, type AgentOutageSnapshot } from './agent-outages.ts';
 import { table } from './figures.ts';
@@ -30,8 +30,19 @@ import { throwIfApplyEnded } from './await-converged.ts';
 import { redisConfigFromEnv } from '../src/lib/redis.ts';
 import { serializeSite } from '../src/site/serialize.ts';
 
-const { values } = parseArgs({
+/** parseArgs, except that an unknown option or a missing value prints the usage, not a stack trace. */
+function parseOrExit<T extends ParseArgsConfig>(config: T): ReturnType<typeof parseArgs<T>> {
+  try {
+    return parseArgs(config);
+  } catch (e) {
+    console.error(`${e instanceof Error ? e.message : String(e)}\n${USAGE}`);
+    process.exit(2);
+  }
+}
+const USAGE = 'usage: npx tsx bench/scale-run.ts [--hosts 10000] [--vms 100000] [--procs 4] [--stall-s 300]';
+const { values } = parseOrExit({
   options: {
+    help: { type: 'boolean', short: 'h', default: false },
     hosts: { type: 'string', default: '10000' },
     vms: { type: 'string', default: '100000' },
     procs: { type: 'string', default: '4' },
@@ -39,10 +50,21 @@ const { values } = parseArgs({
   },
   strict: true,
 });
-const HOSTS = Number(values.hosts);
-const VMS = Number(values.vms);
-const PROCS = Number(values.procs);
-const STALL_S = Number(values['stall-s']);
+if (values.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
+/** A count option's value; exits with the usage unless it is a whole number of at least 1. */
+function count(name: 'hosts' | 'vms' | 'procs' | 'stall-s'): number {
+  const n = Number(values[name]);
+  if (Number.isInteger(n) && n >= 1) return n;
+  console.error(`--${name} must be a whole number >= 1, not ${values[name]}\n${USAGE}`);
+  process.exit(2);
+}
+const HOSTS = count('hosts');
+const VMS = count('vms');
+const PROCS = count('procs');
+const STALL_S = count('stall-s');
 const TOKEN = 'bench-scale-admin-token-000001';
 
 /** Peak and current resident set of a process, MiB (Linux /proc). */
