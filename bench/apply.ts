@@ -40,7 +40,14 @@ import { serializeSite } from '../src/site/serialize.ts';
 import { startControlWorker } from '../workers/control-lib.ts';
 import { startHostAgent } from '../workers/host-agent-lib.ts';
 import { generateSite } from './generate.ts';
+import { planChanges } from '../src/site/plan.ts';
+import { indexSite } from '../src/site/model.ts';
+import type { ActionJobData } from '../src/runtime/queues.ts';
 import { Redis } from 'ioredis';
+import { WorkerSupervisor } from '../src/runtime/worker-supervisor.ts';
+import { hostQueueName } from '../src/runtime/queues.ts';
+import { recordJobMetrics } from '../src/jobs/job-metrics.ts';
+import type { Logger } from '../src/lib/log.ts';
 
 const self = new URL(import.meta.url).pathname;
 
@@ -51,6 +58,38 @@ interface ChildInit {
   shareConnection?: boolean;
   /** Heartbeat period of each agent (default 30 s). */
   heartbeatMs?: number;
+}
+
+/**
+ * XSM_BENCH_AGENT=noop: each host's worker as the agent builds it (supervised, takeover-safe, the agent's
+ * options and job metrics) but completing every job at once, without the fence, the workflow, the journal,
+ * the simulator or the observed report: what is left of XSM's CPU per action is the control process's and
+ * the worker machinery's. A measurement of where the cost is, not an apply (no VM is made).
+ */
+const NOOP_AGENTS = process.env.XSM_BENCH_AGENT === 'noop';
+
+function noopAgent(rt: XsmRuntime, host: string, log: Logger): ReturnType<typeof startHostAgent> {
+  const supervisor = new WorkerSupervisor({
+    queue: hostQueueName(host),
+    processor: async () => 'noop',
+    options: {
+      connection: workerConnectionOptions(rt.config),
+      prefix: rt.config.prefix,
+      concurrency: 8,
+      lockDuration: 30000,
+      stalledInterval: 15000,
+    },
+    health: rt.health,
+    log,
+    setup: (worker) => recordJobMetrics(rt, worker, 'host', (job) => (job.data as ActionJobData).action.kind),
+  });
+  return {
+    get worker() {
+      return supervisor.worker;
+    },
+    supervisor,
+    close: () => supervisor.close(),
+  };
 }
 
 /** Child mode: run the agents of the given hosts until told to stop. */
@@ -65,14 +104,16 @@ async function child(init: ChildInit): Promise<void> {
     await provisionSimHost(store, { name, totalMemMiB: 65536 + 1024, dom0MemMiB: 1024, nrCpus: 32 });
     const hv = new SimulatedXenHost(store, name, { createMs: 0, shutdownMs: 0, migrateMsPerGiB: 0 });
     agents.push(
-      startHostAgent({
-        rt,
-        hv,
-        log: tally.log,
-        heartbeatMs: init.heartbeatMs ?? 30000,
-        concurrency: 8,
-        ...(shared ? { workerConnection: shared } : {}),
-      }),
+      NOOP_AGENTS
+        ? noopAgent(rt, name, tally.log)
+        : startHostAgent({
+            rt,
+            hv,
+            log: tally.log,
+            heartbeatMs: init.heartbeatMs ?? 30000,
+            concurrency: 8,
+            ...(shared ? { workerConnection: shared } : {}),
+          }),
     );
   }
   // Agents are long-running daemons: let them finish connecting (and loading BullMQ's scripts)
@@ -85,18 +126,23 @@ async function child(init: ChildInit): Promise<void> {
   const report = () =>
     process.send!({ outages: tally.snapshot(supervisors, rt.health, shared), hostChanges: store.changes });
   const reporting = setInterval(report, 5000);
-  process.on('message', async (m: { stop?: boolean; report?: boolean }) => {
+  process.on('message', async (m: { stop?: boolean; report?: boolean; cpu?: boolean }) => {
     if (m.report) report();
+    // The measured window's edges (submit, converged): the CPU from ready to stop also holds the idle
+    // agents' polling while the site is parsed and planned and while the benchmark reads latencies.
+    if (m.cpu) {
+      const cpu = process.cpuUsage(cpu0);
+      process.send!({ cpuAtMs: (cpu.user + cpu.system) / 1000 });
+    }
     if (!m.stop) return;
     clearInterval(reporting);
     report();
-    const cpu = process.cpuUsage(cpu0);
     await profiled?.();
     await Promise.all(agents.map((a) => a.close()));
     shared?.disconnect();
     await rt.close();
     await flushTracing();
-    process.send!({ cpuMs: (cpu.user + cpu.system) / 1000 }, () => process.exit(0));
+    process.exit(0);
   });
 }
 
@@ -108,8 +154,12 @@ interface Result {
   actionsPerSec: number;
   p50: number;
   p99: number;
-  /** CPU time of the control process and the agent processes per action, from enqueue to converged. */
+  /** CPU time of the control process and the agent processes per action, from submit to converged. */
   cpuMsPerAction: number;
+  /** The same, the control process alone (parse, plan, store, enqueue, wave bookkeeping). */
+  controlCpuMsPerAction: number;
+  /** The same, the agent processes alone (every host's jobs). */
+  agentsCpuMsPerAction: number;
   /** Redis commands by command name during the run (from enqueue to converged), when counted. */
   commands?: Record<string, number>;
 }
@@ -159,10 +209,22 @@ async function run(label: string, hostCount: number, vmCount: number, procs: num
     });
   }
   const control = startControlWorker(rt, silentLogger);
-  const agentCpuMs: Promise<number>[] = children.map(
-    (c) =>
-      new Promise((resolve) => c.on('message', (m: { cpuMs?: number }) => m.cpuMs !== undefined && resolve(m.cpuMs))),
-  );
+  /** The agents' CPU ms so far, each process asked now. */
+  const agentsCpuNow = () =>
+    Promise.all(
+      children.map(
+        (c) =>
+          new Promise<number>((resolve) => {
+            const on = (m: { cpuAtMs?: number }) => {
+              if (m.cpuAtMs === undefined) return;
+              c.off('message', on);
+              resolve(m.cpuAtMs);
+            };
+            c.on('message', on);
+            c.send({ cpu: true });
+          }),
+      ),
+    ).then((ms) => ms.reduce((a, b) => a + b, 0));
   let controlCpu = process.cpuUsage();
   let stopped = false;
   const stopChildren = () => {
@@ -173,6 +235,7 @@ async function run(label: string, hostCount: number, vmCount: number, procs: num
   try {
     const stats0 = await commandStats();
     if (process.env.XSM_BENCH_PROF) profiled = await profileWindow(process.env.XSM_BENCH_PROF, `control-${label}`);
+    const agentsCpu0 = await agentsCpuNow();
     const started = Date.now();
     controlCpu = process.cpuUsage();
     const { version } = await submitSite(rt, {
@@ -188,6 +251,7 @@ async function run(label: string, hostCount: number, vmCount: number, procs: num
     const seconds = (Date.now() - started) / 1000;
     // Up to converged, as the agents' (reading every job's latency below is the benchmark's own work).
     const own = process.cpuUsage(controlCpu);
+    const agentsCpuMs = (await agentsCpuNow()) - agentsCpu0;
     await profiled?.();
     profiled = undefined;
     const commands = delta(await commandStats(), stats0);
@@ -201,7 +265,7 @@ async function run(label: string, hostCount: number, vmCount: number, procs: num
       throw new Error(`expected ${vmCount} completed actions, found ${latencies.length}`);
     latencies.sort((a, b) => a - b);
     stopChildren();
-    const cpuMs = (own.user + own.system) / 1000 + (await Promise.all(agentCpuMs)).reduce((a, b) => a + b, 0);
+    const controlCpuMs = (own.user + own.system) / 1000;
     return {
       label,
       hosts: hostCount,
@@ -210,7 +274,9 @@ async function run(label: string, hostCount: number, vmCount: number, procs: num
       actionsPerSec: vmCount / seconds,
       p50: pct(latencies, 50),
       p99: pct(latencies, 99),
-      cpuMsPerAction: cpuMs / vmCount,
+      cpuMsPerAction: (controlCpuMs + agentsCpuMs) / vmCount,
+      controlCpuMsPerAction: controlCpuMs / vmCount,
+      agentsCpuMsPerAction: agentsCpuMs / vmCount,
       commands,
     };
   } finally {
@@ -287,7 +353,8 @@ function applyRun(major: Major, label: string, hosts: number, vms: number, procs
 const USAGE = `usage: npx tsx bench/apply.ts [baselineHosts baselineVms] [hosts vms]   (default 100 1000 1000 10000)
 environment: XSM_BENCH_RUNS (default 5), XSM_BENCH_PROCS agent processes (default 2), XSM_BENCH_MAJORS=6
 (BullMQ 6 only), XSM_BENCH_SHARED_REDIS=1 (XSM_REDIS_URL's Redis instead of a private one), XSM_BENCH_PROF=DIR
-(CPU profiles of the agent and control processes over each measured window, written to DIR)`;
+(CPU profiles of the agent and control processes over each measured window, written to DIR),
+XSM_BENCH_AGENT=noop (agents' workers complete each job at once: the control process's share of the cost)`;
 
 /** The four sizes from the command line; exits with the usage on --help or anything not a positive integer. */
 function sizesFromArgs(args: string[]): [string, string, string, string] {
@@ -351,12 +418,20 @@ async function main([bh, bv, h, v]: [string, string, string, string]): Promise<v
   // The raw baseline of issue 20: XSM's measured apply as one flow of no-op jobs, run between XSM's runs.
   const rawShape: LayoutShape = { hosts: Number(h), children: Number(v), concurrency: 8 };
   const raw: (LayoutResult & { commands: Record<string, number> })[] = [];
+  // The same no-op jobs carrying what XSM's create jobs carry, to weigh the payload apart from XSM's work.
+  const payload = createJobData(Number(h), Number(v));
+  const rawWithData: (LayoutResult & { commands: Record<string, number> })[] = [];
   for (const major of schedule(runs)) {
     apply[major].baseline.push(await applyRun(major, 'baseline', Number(bh), Number(bv), procs));
     if (major === 6) raw.push(await layoutRun(6, rawShape, 1));
+    if (major === 6) rawWithData.push(await layoutRun(6, { ...rawShape, payload: { ...payload } }, 1));
     apply[major].measured.push(await applyRun(major, 'measured', Number(h), Number(v), procs));
   }
-  console.log(`XSM's own apply, end to end: ${procs} agent processes, simulated hosts with zero-delay xl`);
+  console.log(
+    NOOP_AGENTS
+      ? `XSM's control process with NO-OP agents (XSM_BENCH_AGENT=noop: the agents' workers complete each job at once; no VM is made): ${procs} agent processes`
+      : `XSM's own apply, end to end: ${procs} agent processes, simulated hosts with zero-delay xl`,
+  );
   const rows: string[][] = [];
   for (const major of MAJORS)
     for (const label of ['baseline', 'measured'] as const) {
@@ -395,39 +470,60 @@ async function main([bh, bv, h, v]: [string, string, string, string]): Promise<v
   console.log(
     `BullMQ 6 measured/baseline: size x${(m6[0]!.vms / b6[0]!.vms).toFixed(0)}, time x${ratio((r) => r.seconds, m6, b6)}, throughput x${ratio((r) => r.actionsPerSec, m6, b6)}`,
   );
-  printRawComparison(raw, m6);
+  printRawComparison(raw, m6, { runs: rawWithData, bytes: JSON.stringify(payload).length });
   const goal = median(m6.map((r) => r.actionsPerSec));
   console.log(
     `goal >= 1000 actions/s at ${m6[0]!.hosts} hosts / ${m6[0]!.vms} VMs on BullMQ 6: ${goal >= 1000 ? 'MET' : 'NOT MET'}`,
   );
 }
 
+/** One create job's data as the control worker enqueues it for the measured site (its first create). */
+function createJobData(hosts: number, vms: number): Record<string, unknown> {
+  const site = generateSite(hosts, vms, 7);
+  const action = planChanges(undefined, site).actions.find((a) => a.kind === 'create');
+  if (action?.kind !== 'create') throw new Error('the generated site plans no create');
+  const data: ActionJobData = {
+    version: 1,
+    action,
+    template: indexSite(site).templates.get(action.spec.config),
+    epoch: 0,
+    restart: false,
+  };
+  return { ...data };
+}
+
 /** XSM's apply against raw BullMQ in the same layout: throughput, and Redis commands per action by command. */
-function printRawComparison(raw: (LayoutResult & { commands: Record<string, number> })[], xsm: Result[]): void {
+function printRawComparison(
+  raw: (LayoutResult & { commands: Record<string, number> })[],
+  xsm: Result[],
+  withData: { runs: (LayoutResult & { commands: Record<string, number> })[]; bytes: number },
+): void {
   const vms = xsm[0]!.vms;
   console.log(
     `\nRaw BullMQ 6 in XSM's layout (one flow: a parent on the control queue, ${vms.toLocaleString('en-US')} no-op children over ${xsm[0]!.hosts.toLocaleString('en-US')} host queues, XSM's action job options, concurrency 8) beside XSM's apply of the same size:`,
   );
+  const rawRow = (label: string, runs: (LayoutResult & { commands: Record<string, number> })[]) => [
+    label,
+    spread(runs.map((r) => r.jobsPerSec)),
+    spread(
+      runs.map((r) => r.seconds),
+      2,
+    ),
+    spread(
+      runs.map((r) => sum(r.commands) / vms),
+      1,
+    ),
+    spread(
+      runs.map((r) => r.clientCpuMsPerJob),
+      2,
+    ),
+  ];
   console.log(
     table(
       ['run', 'actions/s', 'seconds', 'Redis commands per action', 'client CPU ms per action'],
       [
-        [
-          'raw BullMQ 6',
-          spread(raw.map((r) => r.jobsPerSec)),
-          spread(
-            raw.map((r) => r.seconds),
-            2,
-          ),
-          spread(
-            raw.map((r) => sum(r.commands) / vms),
-            1,
-          ),
-          spread(
-            raw.map((r) => r.clientCpuMsPerJob),
-            2,
-          ),
-        ],
+        rawRow('raw BullMQ 6', raw),
+        rawRow(`raw BullMQ 6, each job carrying a create's data (${withData.bytes} bytes of JSON)`, withData.runs),
         [
           'XSM apply',
           spread(xsm.map((r) => r.actionsPerSec)),
@@ -447,8 +543,20 @@ function printRawComparison(raw: (LayoutResult & { commands: Record<string, numb
       ],
     ),
   );
+  console.log(
+    `XSM's CPU per action by process, submit to converged: control ${spread(
+      xsm.map((r) => r.controlCpuMsPerAction),
+      2,
+    )} ms, agents ${spread(
+      xsm.map((r) => r.agentsCpuMsPerAction),
+      2,
+    )} ms (raw: producer and workers in one process)`,
+  );
   const share = median(xsm.map((r) => r.actionsPerSec)) / median(raw.map((r) => r.jobsPerSec));
   console.log(`XSM / raw throughput: ${share.toFixed(2)} (goal >= 0.8: ${share >= 0.8 ? 'MET' : 'NOT MET'})`);
+  console.log(
+    `XSM / raw carrying a create's data: ${(median(xsm.map((r) => r.actionsPerSec)) / median(withData.runs.map((r) => r.jobsPerSec))).toFixed(2)}`,
+  );
   const kinds = new Set([...raw, ...xsm].flatMap((r) => Object.keys(r.commands ?? {})));
   const per = (rs: { commands?: Record<string, number> }[], k: string) =>
     median(rs.map((r) => (r.commands?.[k] ?? 0) / vms));

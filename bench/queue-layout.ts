@@ -9,7 +9,7 @@ import { actionJobOptions, CONTROL_QUEUE, hostQueueName } from '../src/runtime/q
 interface LayoutJob {
   id?: string;
   name: string;
-  data: { key: string };
+  data: { key: string; [field: string]: unknown };
   timestamp: number;
 }
 interface Closable {
@@ -23,7 +23,7 @@ interface WorkerLike extends Closable {
 interface FlowNode {
   name: string;
   queueName: string;
-  data: { key: string };
+  data: { key: string; [field: string]: unknown };
   opts: Record<string, unknown>;
   children?: FlowNode[];
 }
@@ -42,6 +42,8 @@ export interface LayoutShape {
   children: number;
   /** Jobs each host queue's worker runs at once (XSM's agent default is 4). */
   concurrency: number;
+  /** Carried by every child besides its key (XSM's action job data, to weigh what a payload costs). */
+  payload?: Record<string, unknown>;
 }
 
 /** What one run saw. Latency is from a job's enqueue (job.timestamp) to its worker reporting it completed. */
@@ -75,7 +77,7 @@ function flow(run: string, f: number, shape: LayoutShape): FlowNode {
     children: Array.from({ length: shape.children }, (_, c) => ({
       name: 'create',
       queueName: hostQueueName(`h${(f * shape.children + c) % shape.hosts}`),
-      data: { key: `${run}-f${f}-c${c}` },
+      data: { ...shape.payload, key: `${run}-f${f}-c${c}` },
       opts: { ...actionJobOptions, jobId: `${run}-f${f}-c${c}` },
     })),
   };
