@@ -370,8 +370,10 @@ export function redisRestartScenarios(): Scenario[] {
         {
           submit: spread(6).map((v, i) => ({ ...v, host: H[(i + 1) % 3]! })),
           expect: 'stored',
-          // Parked workers, or BullMQ's reconnect backoff (up to 20 s), would hold it up past this.
-          endsWithinMs: 8000,
+          // Parked workers never end it, and BullMQ's own reconnect backoff (up to 20 s) would mostly hold it
+          // past this. Alone it ends about 1 s after the submit; beside the whole suite on a loaded CI it once
+          // took over 8 s.
+          endsWithinMs: 12_000,
         },
       ],
       ends: 'converged',
