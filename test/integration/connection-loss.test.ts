@@ -54,6 +54,10 @@ async function applyThrough(
     await fault(admin, s);
     t.true(store.changes < 2 * VMS.length, `the fault came mid-apply (${before} host changes before it)`);
     const st = await s.waitApplyEnded(v, 60_000);
+    if (st.state !== 'converged')
+      // Each failed action's reason, so a failure says what went wrong, not only which actions.
+      for (const [id, o] of await s.rt.applies.outcomes(v))
+        if (o.state !== 'done') t.log(`${id}: ${JSON.stringify(o)}`);
     t.is(st.state, 'converged', `the apply ended ${st.state}: ${st.summary ?? ''}`);
     const where = await s.where();
     for (const vm of VMS) t.is(where[vm.name], vm.host, `${vm.name} runs once, on ${vm.host}`);
