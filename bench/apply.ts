@@ -38,15 +38,13 @@ import { closeWhenReady, deleteKeysByPrefix, redisConfigFromEnv, workerConnectio
 import { silentLogger } from '../src/lib/log.ts';
 import { serializeSite } from '../src/site/serialize.ts';
 import { startControlWorker } from '../workers/control-lib.ts';
-import { startHostAgent } from '../workers/host-agent-lib.ts';
+import { hostWorkerSpec, startHostAgent } from '../workers/host-agent-lib.ts';
 import { generateSite } from './generate.ts';
 import { planChanges } from '../src/site/plan.ts';
 import { indexSite } from '../src/site/model.ts';
 import type { ActionJobData } from '../src/runtime/queues.ts';
 import { Redis } from 'ioredis';
 import { WorkerSupervisor } from '../src/runtime/worker-supervisor.ts';
-import { hostQueueName } from '../src/runtime/queues.ts';
-import { recordJobMetrics } from '../src/jobs/job-metrics.ts';
 import type { Logger } from '../src/lib/log.ts';
 
 const self = new URL(import.meta.url).pathname;
@@ -69,20 +67,7 @@ interface ChildInit {
 const NOOP_AGENTS = process.env.XSM_BENCH_AGENT === 'noop';
 
 function noopAgent(rt: XsmRuntime, host: string, log: Logger): ReturnType<typeof startHostAgent> {
-  const supervisor = new WorkerSupervisor({
-    queue: hostQueueName(host),
-    processor: async () => 'noop',
-    options: {
-      connection: workerConnectionOptions(rt.config),
-      prefix: rt.config.prefix,
-      concurrency: 8,
-      lockDuration: 30000,
-      stalledInterval: 15000,
-    },
-    health: rt.health,
-    log,
-    setup: (worker) => recordJobMetrics(rt, worker, 'host', (job) => (job.data as ActionJobData).action.kind),
-  });
+  const supervisor = new WorkerSupervisor(hostWorkerSpec({ rt, log, concurrency: 8 }, host, async () => 'noop'));
   return {
     get worker() {
       return supervisor.worker;

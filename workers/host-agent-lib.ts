@@ -20,7 +20,7 @@ import type { Redis } from 'ioredis';
 import { ATTR, bullmqTelemetry, tracedDriver } from '../src/lib/tracing.ts';
 import { hostQueueName, type ActionJobData } from '../src/runtime/queues.ts';
 import type { XsmRuntime } from '../src/runtime/runtime.ts';
-import { WorkerSupervisor } from '../src/runtime/worker-supervisor.ts';
+import { WorkerSupervisor, type SupervisedWorker } from '../src/runtime/worker-supervisor.ts';
 import type { MigrationLimits } from '../src/state/migration-slot-store.ts';
 import type { CopyAnswer } from '../src/state/recovery-store.ts';
 
@@ -52,6 +52,34 @@ export interface HostAgentOptions {
    * to Redis (its blocking one) instead of two. A real Dom0's agent has its own.
    */
   workerConnection?: Redis;
+}
+
+/**
+ * The host queue's supervised worker as an agent runs it: its options (lock, stalled check, concurrency,
+ * connection), job metrics and logger, around `processor`. bench/apply.ts builds its no-op agents from it,
+ * so they measure the same worker machinery.
+ */
+export function hostWorkerSpec(
+  opts: Pick<HostAgentOptions, 'rt' | 'log' | 'concurrency' | 'lockDurationMs' | 'workerConnection'>,
+  host: string,
+  processor: SupervisedWorker['processor'],
+): SupervisedWorker {
+  const { rt } = opts;
+  return {
+    queue: hostQueueName(host),
+    processor,
+    options: {
+      connection: opts.workerConnection ?? workerConnectionOptions(rt.config),
+      prefix: rt.config.prefix,
+      concurrency: opts.concurrency ?? 4,
+      lockDuration: opts.lockDurationMs ?? 30000,
+      stalledInterval: Math.max(1000, Math.floor((opts.lockDurationMs ?? 30000) / 2)),
+      ...bullmqTelemetry(),
+    },
+    health: rt.health,
+    log: opts.log.child({ host }),
+    setup: (worker) => recordJobMetrics(rt, worker, 'host', (job) => (job.data as ActionJobData).action.kind),
+  };
 }
 
 async function cachedEpoch(dir: string | undefined): Promise<number | undefined> {
@@ -108,21 +136,7 @@ export function startHostAgent(opts: HostAgentOptions): HostAgent {
     return route(job);
   };
   // Supervised: replaced by a fresh worker each time Redis comes back after an outage.
-  const supervisor = new WorkerSupervisor({
-    queue: hostQueueName(host),
-    processor: admitted,
-    options: {
-      connection: opts.workerConnection ?? workerConnectionOptions(rt.config),
-      prefix: rt.config.prefix,
-      concurrency: opts.concurrency ?? 4,
-      lockDuration: opts.lockDurationMs ?? 30000,
-      stalledInterval: Math.max(1000, Math.floor((opts.lockDurationMs ?? 30000) / 2)),
-      ...bullmqTelemetry(),
-    },
-    health: rt.health,
-    log: log.child({ host }),
-    setup: (worker) => recordJobMetrics(rt, worker, 'host', (job) => (job.data as ActionJobData).action.kind),
-  });
+  const supervisor = new WorkerSupervisor(hostWorkerSpec(opts, host, admitted));
   // `xsm recover` asks for the copy on disk (src/services/recovery.ts): answered once per request, after this
   // beat's report, so the recovery finds the host's observed state beside its copy.
   let answeredRecovery: string | undefined;
