@@ -309,11 +309,7 @@ function kit(major: Major, prefix: string): QueueKit {
   };
 }
 
-async function layoutRun(
-  major: Major,
-  shape: LayoutShape,
-  flows: number,
-): Promise<LayoutResult & { commands: Record<string, number> }> {
+async function layoutRun(major: Major, shape: LayoutShape, flows: number): Promise<RawRun> {
   const prefix = `xsm-bench-${randomBytes(4).toString('hex')}`;
   try {
     let before: Record<string, number> = {};
@@ -406,14 +402,14 @@ async function main([bh, bv, h, v]: [string, string, string, string]): Promise<v
   };
   // The raw baseline of issue 20: XSM's measured apply as one flow of no-op jobs, run between XSM's runs.
   const rawShape: LayoutShape = { hosts: Number(h), children: Number(v), concurrency: 8 };
-  const raw: (LayoutResult & { commands: Record<string, number> })[] = [];
+  const raw: RawRun[] = [];
   // The same no-op jobs carrying what XSM's create jobs carry, to weigh the payload apart from XSM's work.
   const payload = createJobData(Number(h), Number(v));
-  const rawWithData: (LayoutResult & { commands: Record<string, number> })[] = [];
+  const rawWithData: RawRun[] = [];
   for (const major of schedule(runs)) {
     apply[major].baseline.push(await applyRun(major, 'baseline', Number(bh), Number(bv), procs));
     if (major === 6) raw.push(await layoutRun(6, rawShape, 1));
-    if (major === 6) rawWithData.push(await layoutRun(6, { ...rawShape, payload: { ...payload } }, 1));
+    if (major === 6) rawWithData.push(await layoutRun(6, { ...rawShape, payload }, 1));
     apply[major].measured.push(await applyRun(major, 'measured', Number(h), Number(v), procs));
   }
   console.log(
@@ -466,32 +462,24 @@ async function main([bh, bv, h, v]: [string, string, string, string]): Promise<v
   );
 }
 
+/** One run of raw BullMQ in XSM's layout, with the Redis commands it sent. */
+type RawRun = LayoutResult & { commands: Record<string, number> };
+
 /** One create job's data as the control worker enqueues it for the measured site (its first create). */
-function createJobData(hosts: number, vms: number): Record<string, unknown> {
+function createJobData(hosts: number, vms: number): ActionJobData {
   const site = generateSite(hosts, vms, 7);
   const action = planChanges(undefined, site).actions.find((a) => a.kind === 'create');
   if (action?.kind !== 'create') throw new Error('the generated site plans no create');
-  const data: ActionJobData = {
-    version: 1,
-    action,
-    template: indexSite(site).templates.get(action.spec.config),
-    epoch: 0,
-    restart: false,
-  };
-  return { ...data };
+  return { version: 1, action, template: indexSite(site).templates.get(action.spec.config), epoch: 0, restart: false };
 }
 
 /** XSM's apply against raw BullMQ in the same layout: throughput, and Redis commands per action by command. */
-function printRawComparison(
-  raw: (LayoutResult & { commands: Record<string, number> })[],
-  xsm: Result[],
-  withData: { runs: (LayoutResult & { commands: Record<string, number> })[]; bytes: number },
-): void {
+function printRawComparison(raw: RawRun[], xsm: Result[], withData: { runs: RawRun[]; bytes: number }): void {
   const vms = xsm[0]!.vms;
   console.log(
     `\nRaw BullMQ 6 in XSM's layout (one flow: a parent on the control queue, ${vms.toLocaleString('en-US')} no-op children over ${xsm[0]!.hosts.toLocaleString('en-US')} host queues, XSM's action job options, concurrency 8) beside XSM's apply of the same size:`,
   );
-  const rawRow = (label: string, runs: (LayoutResult & { commands: Record<string, number> })[]) => [
+  const rawRow = (label: string, runs: RawRun[]) => [
     label,
     spread(runs.map((r) => r.jobsPerSec)),
     spread(
@@ -550,10 +538,11 @@ function printRawComparison(
       2,
     )} ms (raw: producer and workers in one process)`,
   );
-  const share = median(xsm.map((r) => r.actionsPerSec)) / median(raw.map((r) => r.jobsPerSec));
+  const xsmRate = median(xsm.map((r) => r.actionsPerSec));
+  const share = xsmRate / median(raw.map((r) => r.jobsPerSec));
   console.log(`XSM / raw throughput: ${share.toFixed(2)} (goal >= 0.8: ${share >= 0.8 ? 'MET' : 'NOT MET'})`);
   console.log(
-    `XSM / raw carrying a create's data: ${(median(xsm.map((r) => r.actionsPerSec)) / median(withData.runs.map((r) => r.jobsPerSec))).toFixed(2)}`,
+    `XSM / raw carrying a create's data: ${(xsmRate / median(withData.runs.map((r) => r.jobsPerSec))).toFixed(2)}`,
   );
   const kinds = new Set([...raw, ...xsm].flatMap((r) => Object.keys(r.commands ?? {})));
   const per = (rs: { commands?: Record<string, number> }[], k: string) =>

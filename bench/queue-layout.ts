@@ -43,7 +43,7 @@ export interface LayoutShape {
   /** Jobs each host queue's worker runs at once (XSM's agent default is 4). */
   concurrency: number;
   /** Carried by every child besides its key (XSM's action job data, to weigh what a payload costs). */
-  payload?: Record<string, unknown>;
+  payload?: object;
 }
 
 /** What one run saw. Latency is from a job's enqueue (job.timestamp) to its worker reporting it completed. */
