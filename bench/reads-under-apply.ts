@@ -23,7 +23,7 @@ import { once } from 'node:events';
 import { request } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { loadavg } from 'node:os';
-import { parseArgs } from 'node:util';
+import { benchOptions } from './options.ts';
 import { median, spread, table } from './figures.ts';
 import { privateRedis } from './private-redis.ts';
 import { forkAgents, startApiProcess } from './site-processes.ts';
@@ -38,9 +38,8 @@ import { generateSite } from './generate.ts';
 
 const USAGE = `usage: npx tsx bench/reads-under-apply.ts [--runs 5] [--hosts 1000] [--vms 10000] [--connections 100]
        [--read-seconds 10] [--split [--nice N]] [--in-loop-baseline] [--reads-only]`;
-const { values } = parseArgs({
-  options: {
-    help: { type: 'boolean', short: 'h', default: false },
+const { values, count } = benchOptions(
+  {
     runs: { type: 'string', default: '5' },
     hosts: { type: 'string', default: '1000' },
     vms: { type: 'string', default: '10000' },
@@ -51,19 +50,8 @@ const { values } = parseArgs({
     'in-loop-baseline': { type: 'boolean', default: false },
     'reads-only': { type: 'boolean', default: false },
   },
-  strict: true,
-});
-if (values.help) {
-  console.log(USAGE);
-  process.exit(0);
-}
-/** A count option's value; exits with the usage unless it is a whole number (at least 1, or 0 for --nice). */
-function count(name: keyof typeof values, min = 1): number {
-  const n = Number(values[name]);
-  if (Number.isInteger(n) && n >= min) return n;
-  console.error(`--${name} must be a whole number >= ${min}, not ${String(values[name])}\n${USAGE}`);
-  process.exit(2);
-}
+  USAGE,
+);
 const RUNS = count('runs');
 const HOSTS = count('hosts');
 const VMS = count('vms');

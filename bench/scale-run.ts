@@ -17,10 +17,10 @@ import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { loadavg } from 'node:os';
-import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { Redis } from 'ioredis';
 import { describeOutages, sumOutages, type AgentOutageSnapshot } from './agent-outages.ts';
 import { table } from './figures.ts';
+import { benchOptions } from './options.ts';
 import { privateRedis } from './private-redis.ts';
 import { forkAgents, startApiProcess } from './site-processes.ts';
 import { generateSite } from './generate.ts';
@@ -30,37 +30,16 @@ import { throwIfApplyEnded } from './await-converged.ts';
 import { redisConfigFromEnv } from '../src/lib/redis.ts';
 import { serializeSite } from '../src/site/serialize.ts';
 
-/** parseArgs, except that an unknown option or a missing value prints the usage, not a stack trace. */
-function parseOrExit<T extends ParseArgsConfig>(config: T): ReturnType<typeof parseArgs<T>> {
-  try {
-    return parseArgs(config);
-  } catch (e) {
-    console.error(`${e instanceof Error ? e.message : String(e)}\n${USAGE}`);
-    process.exit(2);
-  }
-}
 const USAGE = 'usage: npx tsx bench/scale-run.ts [--hosts 10000] [--vms 100000] [--procs 4] [--stall-s 300]';
-const { values } = parseOrExit({
-  options: {
-    help: { type: 'boolean', short: 'h', default: false },
+const { count } = benchOptions(
+  {
     hosts: { type: 'string', default: '10000' },
     vms: { type: 'string', default: '100000' },
     procs: { type: 'string', default: '4' },
     'stall-s': { type: 'string', default: '300' },
   },
-  strict: true,
-});
-if (values.help) {
-  console.log(USAGE);
-  process.exit(0);
-}
-/** A count option's value; exits with the usage unless it is a whole number of at least 1. */
-function count(name: 'hosts' | 'vms' | 'procs' | 'stall-s'): number {
-  const n = Number(values[name]);
-  if (Number.isInteger(n) && n >= 1) return n;
-  console.error(`--${name} must be a whole number >= 1, not ${values[name]}\n${USAGE}`);
-  process.exit(2);
-}
+  USAGE,
+);
 const HOSTS = count('hosts');
 const VMS = count('vms');
 const PROCS = count('procs');
