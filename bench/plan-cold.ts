@@ -3,7 +3,7 @@
 // 300k VMs (one host per 10 VMs, 5% of VMs moved, created, resized or removed). Wall time and peak RSS come
 // from GNU time (`/usr/bin/time -f`), the operating system's accounting of the finished process, and so does
 // its CPU time (user + system), which says more than wall time when other work loads the machine. Each step of
-// the curve says how much it grew against its input, and is flagged when it grew faster.
+// the curve says how much it grew against its input, and is flagged when it grew more than 10% faster.
 // Baseline, in the same run: the same command from another commit (`--baseline REF`, e.g. the commit before
 // the planner was made linear), extracted into a temporary directory, at the sizes up to `--baseline-max`.
 //
@@ -157,7 +157,9 @@ try {
       rows,
     ),
   );
-  console.log('\nGrowth step by step (time and memory against input; flagged when faster than the input grew):');
+  console.log(
+    '\nGrowth step by step (time and memory against input; flagged when more than 10% faster than the input grew):',
+  );
   const steps: string[][] = [];
   for (let i = 1; i < medians.length; i++) {
     const [a, b] = [medians[i - 1]!, medians[i]!];
