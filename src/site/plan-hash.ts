@@ -32,8 +32,7 @@ const MAX_LISTED_KEYS = 512;
 function collectPlainKeys(v: unknown, keys: Set<string>): boolean {
   if (v === null) return true;
   const type = typeof v;
-  if (type === 'string' || type === 'boolean') return true;
-  if (type === 'number') return true;
+  if (type === 'string' || type === 'number' || type === 'boolean') return true;
   if (type !== 'object') return false;
   if (Array.isArray(v)) {
     for (let i = 0; i < v.length; i++) {

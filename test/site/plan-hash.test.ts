@@ -19,7 +19,7 @@ test('a generated site, its plan from nothing and a plan of changes: the same te
   const after = loaded(serializeSite(changeSite(generateSite(20, 300, 3), 0.3, 4)));
   const fresh = planChanges(undefined, before);
   const changes = planChanges(before, after);
-  t.true(changes.actions.length > 10, 'the change plans actions of several kinds');
+  t.true(new Set(changes.actions.map((a) => a.kind)).size >= 3, 'the change plans actions of several kinds');
   for (const value of [before, after, fresh, changes, fresh.actions, changes.actions]) {
     const text = canonicalJson(value);
     t.is(text, canonicalJsonByWalk(value));
