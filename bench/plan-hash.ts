@@ -13,15 +13,10 @@ import { planChanges } from '../src/site/plan.ts';
 import { serializeSite } from '../src/site/serialize.ts';
 import { median, spread, table } from './figures.ts';
 import { generateSite } from './generate.ts';
+import { benchOptions } from './options.ts';
 
-const USAGE = 'usage: npx tsx bench/plan-hash.ts   (environment: XSM_BENCH_RUNS, default 5)';
-if (process.argv.length > 2) {
-  const help = process.argv.includes('--help') || process.argv.includes('-h');
-  (help ? console.log : console.error)(
-    help ? USAGE : `unknown arguments: ${process.argv.slice(2).join(' ')}\n${USAGE}`,
-  );
-  process.exit(help ? 0 : 2);
-}
+// No options: --help prints this, anything else is refused with it.
+benchOptions({}, 'usage: npx tsx bench/plan-hash.ts   (environment: XSM_BENCH_RUNS, default 5)');
 const RUNS = Number(process.env.XSM_BENCH_RUNS ?? 5);
 
 /** Milliseconds of each call, RUNS times per writer, the writers alternating, after one untimed call each. */
