@@ -65,6 +65,7 @@ export function hostWorkerSpec(
   processor: SupervisedWorker['processor'],
 ): SupervisedWorker {
   const { rt } = opts;
+  const lockDuration = opts.lockDurationMs ?? 30000;
   return {
     queue: hostQueueName(host),
     processor,
@@ -72,8 +73,8 @@ export function hostWorkerSpec(
       connection: opts.workerConnection ?? workerConnectionOptions(rt.config),
       prefix: rt.config.prefix,
       concurrency: opts.concurrency ?? 4,
-      lockDuration: opts.lockDurationMs ?? 30000,
-      stalledInterval: Math.max(1000, Math.floor((opts.lockDurationMs ?? 30000) / 2)),
+      lockDuration,
+      stalledInterval: Math.max(1000, Math.floor(lockDuration / 2)),
       ...bullmqTelemetry(),
     },
     health: rt.health,
